@@ -1,0 +1,103 @@
+//! Backends run a strategy's job plan somewhere real: the local Docker engine or a Kubernetes cluster.
+
+pub mod docker;
+pub mod kube;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::events::EventSink;
+use crate::scenario::{Dockerfile, PipelineRun};
+use crate::strategy::{JobPlan, Phase, StrategyKind};
+use crate::{Bytes, Millis};
+
+/// A backend could not do something outside a single job; the run cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {message}")]
+pub struct BackendError {
+    /// What was being done, e.g. "start the registry container".
+    pub action: String,
+    /// Why it failed, and what to do about it when we know.
+    pub message: String,
+}
+
+impl BackendError {
+    pub fn new(action: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        BackendError { action: action.into(), message: message.to_string() }
+    }
+}
+
+/// One CI job to run.
+pub struct JobSpec<'a> {
+    pub iteration: u32,
+    pub pipeline_index: u32,
+    pub pipeline_run: &'a PipelineRun,
+    pub strategy: StrategyKind,
+    pub plan: &'a JobPlan,
+    /// The per-iteration copy of the build context, with the pipeline run's change applied.
+    pub context: &'a Path,
+    /// Dockerfile path relative to the context.
+    pub dockerfile_path: &'a Path,
+    pub dockerfile: &'a Dockerfile,
+}
+
+/// A step as the job's builder reported it, mapped onto the Dockerfile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    pub step: u32,
+    pub cached: bool,
+    pub duration_ms: Option<Millis>,
+}
+
+/// What one job measured. A failed job still reports what it measured before failing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobOutcome {
+    /// Summed wall time per phase; a phase the job never entered is absent.
+    pub phases: BTreeMap<Phase, Millis>,
+    /// One entry per Dockerfile step the builder reported, first report wins.
+    pub steps: Vec<StepOutcome>,
+    /// The first error, in words a user can act on.
+    pub error: Option<String>,
+    pub image_bytes: Option<Bytes>,
+    pub bytes_pulled: Option<Bytes>,
+    pub bytes_pushed: Option<Bytes>,
+}
+
+/// A long-lived service started for an iteration, with its start-up time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceStart {
+    pub strategy: StrategyKind,
+    pub service: String,
+    pub startup_ms: Millis,
+}
+
+/// Cache state of one strategy after a pipeline run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheState {
+    pub registry_bytes: Option<Bytes>,
+    pub daemon_volume_bytes: Option<Bytes>,
+}
+
+/// Where jobs run. The runner drives it; the backend owns every resource it creates.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// `docker` or `kube`: the value of the CSV `backend` column.
+    fn name(&self) -> &'static str;
+    /// Image repository as jobs see it, registry host included, for a strategy's own repositories.
+    fn repository(&self, strategy: StrategyKind, repository: &str) -> String;
+    /// Empty caches for a new iteration: a fresh registry, and shared services for `strategies`.
+    async fn begin_iteration(
+        &mut self,
+        iteration: u32,
+        strategies: &[StrategyKind],
+        events: &EventSink,
+    ) -> Result<Vec<ServiceStart>, BackendError>;
+    /// Runs one job to completion. Never fails as a whole: failures are in the outcome.
+    async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome;
+    /// Measures what a strategy's caches hold now.
+    async fn cache_state(&mut self, strategy: StrategyKind) -> CacheState;
+    /// Removes the iteration's services and registry.
+    async fn end_iteration(&mut self, iteration: u32) -> Result<(), BackendError>;
+    /// Removes everything the backend created.
+    async fn shutdown(&mut self) -> Result<(), BackendError>;
+}

@@ -1,0 +1,23 @@
+//! layerbench: measures container image builds under the caching strategies CI systems use.
+
+pub mod backend;
+pub mod builder_log;
+pub mod compare;
+pub mod error;
+pub mod events;
+pub mod progress;
+pub mod report;
+pub mod resources;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod strategy;
+pub mod toolchain;
+
+/// Durations are whole milliseconds everywhere in layerbench's records.
+pub type Millis = u64;
+/// Sizes and transfer volumes are bytes.
+pub type Bytes = u64;
+
+/// The label every container, network and volume layerbench creates carries.
+pub const RUN_ID_LABEL: &str = "layerbench.run-id";

@@ -1,0 +1,1 @@
+//! Terminal reporters: indicatif progress on a TTY, plain log lines otherwise.

@@ -1,0 +1,1 @@
+//! Ownership of labelled engine resources, and their removal on success, failure and Ctrl-C.

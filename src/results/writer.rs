@@ -1,0 +1,250 @@
+//! Appends records to the results directory as they happen, so an interrupted run leaves valid files.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{CacheRecord, JobRecord, RunInfo, ServiceRecord, StepRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot write a row to {path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: csv::Error },
+}
+
+pub const STEPS_CSV: &str = "steps.csv";
+pub const JOBS_CSV: &str = "jobs.csv";
+pub const CACHE_CSV: &str = "cache.csv";
+pub const SERVICES_CSV: &str = "services.csv";
+pub const RUN_JSON: &str = "run.json";
+
+/// One CSV file that is appended to and flushed row by row.
+struct Table {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+}
+
+impl Table {
+    fn create(dir: &Path, name: &str, header: &[&str]) -> Result<Self, ResultsError> {
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ResultsError::Io { path: path.clone(), source })?;
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        if let Err(source) = writer.write_record(header) {
+            return Err(ResultsError::Csv { path, source });
+        }
+        let mut table = Table { path, writer };
+        table.flush()?;
+        Ok(table)
+    }
+
+    fn append<T: Serialize>(&mut self, row: &T) -> Result<(), ResultsError> {
+        self.writer
+            .serialize(row)
+            .map_err(|source| ResultsError::Csv { path: self.path.clone(), source })?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), ResultsError> {
+        self.writer
+            .flush()
+            .map_err(|source| ResultsError::Io { path: self.path.clone(), source })
+    }
+}
+
+/// The files of `results/<run-id>/`.
+pub struct ResultsWriter {
+    dir: PathBuf,
+    steps: Table,
+    jobs: Table,
+    cache: Table,
+    services: Table,
+}
+
+pub const STEP_COLUMNS: &[&str] = &[
+    "run_id", "backend", "iteration", "pipeline_run", "strategy", "stage", "step", "total_steps",
+    "instruction", "cached", "duration_ms",
+];
+pub const JOB_COLUMNS: &[&str] = &[
+    "run_id", "backend", "iteration", "pipeline_index", "pipeline_run", "strategy", "status",
+    "error", "started_at", "wall_ms", "provision_ms", "pull_ms", "build_ms", "push_ms",
+    "cached_steps", "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed",
+];
+pub const CACHE_COLUMNS: &[&str] = &[
+    "run_id", "backend", "iteration", "pipeline_run", "strategy", "registry_bytes",
+    "daemon_volume_bytes",
+];
+pub const SERVICE_COLUMNS: &[&str] =
+    &["run_id", "backend", "iteration", "strategy", "service", "startup_ms"];
+
+impl ResultsWriter {
+    pub fn create(dir: &Path) -> Result<Self, ResultsError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| ResultsError::Io { path: dir.to_path_buf(), source })?;
+        Ok(ResultsWriter {
+            dir: dir.to_path_buf(),
+            steps: Table::create(dir, STEPS_CSV, STEP_COLUMNS)?,
+            jobs: Table::create(dir, JOBS_CSV, JOB_COLUMNS)?,
+            cache: Table::create(dir, CACHE_CSV, CACHE_COLUMNS)?,
+            services: Table::create(dir, SERVICES_CSV, SERVICE_COLUMNS)?,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a finished job and its steps; both files are flushed before this returns.
+    pub fn append_job(&mut self, job: &JobRecord, steps: &[StepRecord]) -> Result<(), ResultsError> {
+        for step in steps {
+            self.steps.append(step)?;
+        }
+        self.jobs.append(job)
+    }
+
+    pub fn append_cache(&mut self, row: &CacheRecord) -> Result<(), ResultsError> {
+        self.cache.append(row)
+    }
+
+    pub fn append_service(&mut self, row: &ServiceRecord) -> Result<(), ResultsError> {
+        self.services.append(row)
+    }
+
+    /// Rewrites `run.json` whole (via a temporary file, so it is never half-written).
+    pub fn write_run_info(&self, info: &RunInfo) -> Result<(), ResultsError> {
+        let path = self.dir.join(RUN_JSON);
+        let tmp = self.dir.join(".run.json.tmp");
+        let text = serde_json::to_string_pretty(info).expect("RunInfo serializes");
+        std::fs::write(&tmp, text + "\n")
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| ResultsError::Io { path, source })
+    }
+}
+
+fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ResultsError> {
+    let err = |source| ResultsError::Read { path: path.to_path_buf(), source };
+    let mut reader = csv::Reader::from_path(path).map_err(err)?;
+    reader.deserialize().collect::<Result<Vec<T>, _>>().map_err(err)
+}
+
+pub fn read_steps(dir: &Path) -> Result<Vec<StepRecord>, ResultsError> {
+    read_csv(&dir.join(STEPS_CSV))
+}
+
+pub fn read_jobs(dir: &Path) -> Result<Vec<JobRecord>, ResultsError> {
+    read_csv(&dir.join(JOBS_CSV))
+}
+
+pub fn read_cache(dir: &Path) -> Result<Vec<CacheRecord>, ResultsError> {
+    read_csv(&dir.join(CACHE_CSV))
+}
+
+pub fn read_services(dir: &Path) -> Result<Vec<ServiceRecord>, ResultsError> {
+    read_csv(&dir.join(SERVICES_CSV))
+}
+
+pub fn read_run_info(dir: &Path) -> Result<RunInfo, ResultsError> {
+    let path = dir.join(RUN_JSON);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| ResultsError::Io { path: path.clone(), source })?;
+    serde_json::from_str(&text).map_err(|e| ResultsError::Io {
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::JobStatus;
+
+    fn header_of<T: Serialize>(row: &T) -> Vec<String> {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.serialize(row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        text.lines().next().unwrap().split(',').map(str::to_string).collect()
+    }
+
+    fn job() -> JobRecord {
+        JobRecord {
+            run_id: "r".into(),
+            backend: "docker".into(),
+            iteration: 1,
+            pipeline_index: 0,
+            pipeline_run: "cold".into(),
+            strategy: "shared-dind".into(),
+            status: JobStatus::Failed,
+            error: "build failed: \"quoted\", with comma\nand newline".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            wall_ms: 10,
+            provision_ms: None,
+            pull_ms: Some(1),
+            build_ms: Some(2),
+            push_ms: None,
+            cached_steps: 0,
+            total_steps: 3,
+            image_bytes: None,
+            bytes_pulled: None,
+            bytes_pushed: Some(5),
+        }
+    }
+
+    #[test]
+    fn declared_columns_match_the_records() {
+        assert_eq!(header_of(&job()), JOB_COLUMNS);
+        let step = StepRecord {
+            run_id: "r".into(),
+            backend: "docker".into(),
+            iteration: 1,
+            pipeline_run: "cold".into(),
+            strategy: "s".into(),
+            stage: "builder".into(),
+            step: 1,
+            total_steps: 2,
+            instruction: "RUN x".into(),
+            cached: true,
+            duration_ms: None,
+        };
+        assert_eq!(header_of(&step), STEP_COLUMNS);
+        let cache = CacheRecord {
+            run_id: "r".into(),
+            backend: "docker".into(),
+            iteration: 1,
+            pipeline_run: "cold".into(),
+            strategy: "s".into(),
+            registry_bytes: None,
+            daemon_volume_bytes: Some(1),
+        };
+        assert_eq!(header_of(&cache), CACHE_COLUMNS);
+        let service = ServiceRecord {
+            run_id: "r".into(),
+            backend: "docker".into(),
+            iteration: 1,
+            strategy: "s".into(),
+            service: "dind".into(),
+            startup_ms: 3,
+        };
+        assert_eq!(header_of(&service), SERVICE_COLUMNS);
+    }
+
+    #[test]
+    fn rows_are_readable_back_after_every_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ResultsWriter::create(dir.path()).unwrap();
+        assert!(read_jobs(dir.path()).unwrap().is_empty(), "header-only file is valid");
+        w.append_job(&job(), &[]).unwrap();
+        // Not dropped: the row must already be on disk.
+        let back = read_jobs(dir.path()).unwrap();
+        assert_eq!(back, vec![job()]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Drives a scenario: iterations x pipeline runs x strategies, writing results as each job ends.

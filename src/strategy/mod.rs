@@ -1,0 +1,210 @@
+//! Caching strategies: each is data plus a plan of job operations that any backend can execute.
+
+mod daemonless;
+mod ephemeral_dind;
+mod registry_final;
+mod registry_multistage;
+mod shared_dind;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Dockerfile;
+
+/// The strategies layerbench knows. Adding one means one variant here and one file beside this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    EphemeralDind,
+    RegistryFinal,
+    RegistryMultistage,
+    SharedDind,
+    Daemonless,
+    DaemonlessKaniko,
+}
+
+impl StrategyKind {
+    pub const ALL: [StrategyKind; 6] = [
+        StrategyKind::EphemeralDind,
+        StrategyKind::RegistryFinal,
+        StrategyKind::RegistryMultistage,
+        StrategyKind::SharedDind,
+        StrategyKind::Daemonless,
+        StrategyKind::DaemonlessKaniko,
+    ];
+
+    pub fn name(self) -> &'static str {
+        self.strategy().name()
+    }
+
+    pub fn parse(name: &str) -> Option<StrategyKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Comma-separated list of every valid name, for error messages.
+    pub fn valid_names() -> String {
+        Self::ALL.map(|k| k.name()).join(", ")
+    }
+
+    pub fn strategy(self) -> &'static dyn Strategy {
+        match self {
+            StrategyKind::EphemeralDind => &ephemeral_dind::EphemeralDind,
+            StrategyKind::RegistryFinal => &registry_final::RegistryFinal,
+            StrategyKind::RegistryMultistage => &registry_multistage::RegistryMultistage,
+            StrategyKind::SharedDind => &shared_dind::SharedDind,
+            StrategyKind::Daemonless => &daemonless::Daemonless { builder: DaemonlessBuilder::Buildah },
+            StrategyKind::DaemonlessKaniko => {
+                &daemonless::Daemonless { builder: DaemonlessBuilder::Kaniko }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a job's Docker daemon comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Daemon {
+    /// A brand-new dind service for this job, removed when the job ends.
+    FreshDind,
+    /// One long-lived dind per iteration and strategy, with a volume on `/var/lib/docker`.
+    SharedDind,
+    /// No daemon: the job container runs a daemonless builder.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonlessBuilder {
+    Buildah,
+    Kaniko,
+}
+
+/// One operation of a job, in the order a CI job's script would run it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `docker pull IMAGE`; a missing image is fine (the first pipeline run has none).
+    Pull { image: String },
+    /// `docker build [--target T] --cache-from ... -t TAG...`
+    Build { target: Option<String>, tags: Vec<String>, cache_from: Vec<String> },
+    /// `docker push IMAGE`
+    Push { image: String },
+    /// A daemonless builder builds and pushes `destination`, with layers cached in `cache_repo`.
+    DaemonlessBuild { builder: DaemonlessBuilder, destinations: Vec<String>, cache_repo: String },
+}
+
+impl Op {
+    pub fn phase(&self) -> Phase {
+        match self {
+            Op::Pull { .. } => Phase::Pull,
+            Op::Build { .. } | Op::DaemonlessBuild { .. } => Phase::Build,
+            Op::Push { .. } => Phase::Push,
+        }
+    }
+}
+
+/// The phases a job's wall time is split into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Provision,
+    Pull,
+    Build,
+    Push,
+}
+
+/// What one job of a strategy does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPlan {
+    pub daemon: Daemon,
+    pub ops: Vec<Op>,
+}
+
+/// What a strategy needs to plan a job.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// Image repository as the job sees it, registry host included (`registry:5000/app`).
+    pub repository: &'a str,
+    /// The tag a CI job would derive from the commit, e.g. `run-3`.
+    pub commit_tag: &'a str,
+    pub dockerfile: &'a Dockerfile,
+}
+
+/// What a strategy asks of the machine that runs it; shown in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privileges {
+    /// Needs a privileged container (a dind daemon).
+    pub privileged: bool,
+    /// Kernel capabilities beyond Docker's default set, when not privileged.
+    pub extra_capabilities: &'static [&'static str],
+    /// Security profiles it must run without.
+    pub unconfined: &'static [&'static str],
+    /// One sentence for the report on the risk this carries.
+    pub risk: &'static str,
+}
+
+impl Privileges {
+    pub fn summary(&self) -> String {
+        let mut parts = vec![];
+        if self.privileged {
+            parts.push("privileged container".to_string());
+        }
+        if !self.extra_capabilities.is_empty() {
+            parts.push(format!("capabilities {}", self.extra_capabilities.join(", ")));
+        }
+        if !self.unconfined.is_empty() {
+            parts.push(format!("{} unconfined", self.unconfined.join(" and ")));
+        }
+        if parts.is_empty() {
+            parts.push("no extra privileges".to_string());
+        }
+        format!("{}. {}", parts.join("; "), self.risk)
+    }
+}
+
+/// A caching strategy: a name, what it needs, and the plan of one job.
+pub trait Strategy: Sync {
+    fn kind(&self) -> StrategyKind;
+    fn name(&self) -> &'static str;
+    /// One line for `--help` and the report.
+    fn description(&self) -> &'static str;
+    fn privileges(&self) -> Privileges;
+    fn plan(&self, input: &PlanInput) -> JobPlan;
+}
+
+/// The privileges of every strategy that runs a dind daemon.
+pub(crate) const DIND_PRIVILEGES: Privileges = Privileges {
+    privileged: true,
+    extra_capabilities: &[],
+    unconfined: &[],
+    risk: "A privileged daemon is root on its node; anything that can reach its API can be too.",
+};
+
+/// `docker build` of the final stage, tagged `<repo>:<commit>` and `<repo>:latest`, then pushed.
+pub(crate) fn build_and_push_final(input: &PlanInput, cache_from: Vec<String>) -> Vec<Op> {
+    let commit = format!("{}:{}", input.repository, input.commit_tag);
+    let latest = format!("{}:latest", input.repository);
+    vec![
+        Op::Build { target: None, tags: vec![commit.clone(), latest.clone()], cache_from },
+        Op::Push { image: commit },
+        Op::Push { image: latest },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for kind in StrategyKind::ALL {
+            assert_eq!(StrategyKind::parse(kind.name()), Some(kind));
+            assert_eq!(kind.strategy().kind(), kind);
+        }
+        assert_eq!(StrategyKind::parse("nope"), None);
+        let serialized = serde_json::to_string(&StrategyKind::RegistryMultistage).unwrap();
+        assert_eq!(serialized, "\"registry-multistage\"");
+    }
+}
