@@ -6,6 +6,7 @@ pub mod compare;
 pub mod error;
 pub mod events;
 pub mod progress;
+pub mod registry;
 pub mod report;
 pub mod resources;
 pub mod results;

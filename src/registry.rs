@@ -1,0 +1,157 @@
+//! The run's registries, seen from their own side: traffic from the access log, storage from the blob store.
+//!
+//! Both backends run CNCF Distribution. Its access log (Apache combined format, one line per request)
+//! is the source for bytes moved:
+//! - pulled: the response size of every `GET .../blobs/...` and `GET .../manifests/...` answered 200;
+//! - pushed: the `Offset` of each finished blob upload, which Distribution carries in the `_state`
+//!   token of the closing `PUT .../blobs/uploads/...?digest=` request (the bytes it received by
+//!   `PATCH`). Manifest uploads are not counted: the access log does not record request sizes.
+
+use crate::Bytes;
+
+/// Where the registry keeps its blobs inside its container (set through the environment).
+pub const STORAGE_ROOT: &str = "/var/lib/registry";
+
+/// Environment for a Distribution container: plain HTTP on 5000, filesystem storage, access log on.
+pub fn container_env() -> Vec<String> {
+    vec![
+        "REGISTRY_HTTP_ADDR=0.0.0.0:5000".into(),
+        format!("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY={STORAGE_ROOT}"),
+        "REGISTRY_STORAGE_DELETE_ENABLED=true".into(),
+        "REGISTRY_LOG_ACCESSLOG_DISABLED=false".into(),
+    ]
+}
+
+/// Bytes moved through a registry, summed over the access-log lines given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub pulled_bytes: Bytes,
+    pub pushed_bytes: Bytes,
+}
+
+impl Traffic {
+    /// Sums the traffic of access-log lines; lines of any other kind are ignored.
+    pub fn from_access_log<'a>(lines: impl IntoIterator<Item = &'a str>) -> Traffic {
+        let mut traffic = Traffic::default();
+        for line in lines {
+            let Some(request) = AccessLine::parse(line) else { continue };
+            if request.method == "GET"
+                && request.status == 200
+                && (request.path.contains("/blobs/") || request.path.contains("/manifests/"))
+            {
+                traffic.pulled_bytes += request.size;
+            }
+            if request.method == "PUT" && request.status == 201 && request.path.contains("/blobs/uploads/") {
+                traffic.pushed_bytes += upload_offset(request.path).unwrap_or(0);
+            }
+        }
+        traffic
+    }
+}
+
+struct AccessLine<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    size: Bytes,
+}
+
+impl<'a> AccessLine<'a> {
+    /// `IP - - [date] "METHOD PATH HTTP/1.1" STATUS SIZE "referer" "agent"`
+    fn parse(line: &'a str) -> Option<Self> {
+        let start = line.find("] \"")? + 3;
+        let rest = &line[start..];
+        let end = rest.find('"')?;
+        let mut request = rest[..end].split(' ');
+        let method = request.next()?;
+        let path = request.next()?;
+        let mut after = rest[end + 1..].split_whitespace();
+        let status = after.next()?.parse().ok()?;
+        let size = after.next()?.parse().unwrap_or(0);
+        Some(AccessLine { method, path, status, size })
+    }
+}
+
+/// The `Offset` inside an upload URL's `_state` token (URL-safe base64 of an HMAC and a JSON object).
+fn upload_offset(path: &str) -> Option<Bytes> {
+    let query = path.split_once('?')?.1;
+    let state = query.split('&').find_map(|kv| kv.strip_prefix("_state="))?;
+    let state = state.replace("%3D", "=");
+    // Distribution signs the state: a 32-byte HMAC-SHA256, then the JSON.
+    let token = decode_base64_url(&state)?;
+    let json = token.get(32..)?;
+    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    value.get("Offset")?.as_u64()
+}
+
+/// Decodes URL-safe base64 (padding optional): all the `_state` token needs, without a dependency.
+fn decode_base64_url(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().take_while(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// A shell script, run inside the registry container, that prints the total size in bytes of the
+/// distinct blobs (layers, configs, manifests) linked from the repositories under `prefix/`.
+/// Blobs that a later push made unreachable still count: they occupy storage until garbage collection.
+pub fn storage_script(prefix: &str) -> String {
+    format!(
+        r#"set -e
+cd {STORAGE_ROOT}/docker/registry/v2 2>/dev/null || {{ echo 0; exit 0; }}
+[ -d repositories/{prefix} ] || {{ echo 0; exit 0; }}
+find repositories/{prefix} -name link -path '*/_layers/*' -o -name link -path '*/_manifests/revisions/*' \
+  | xargs -r cat | sed 's/^sha256://' | sort -u \
+  | while read h; do p=$(echo "$h" | cut -c1-2); stat -c %s "blobs/sha256/$p/$h/data"; done \
+  | awk '{{s+=$1}} END {{print s+0}}'
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from Distribution 2.8.2 (Debian's docker-registry) serving a `docker push` and a
+    // `docker pull` from dockerd 20.10.24 on this machine.
+    const PUSH_AND_PULL: &str = r#"172.17.0.1 - - [27/Nov/2026:18:53:14 +0000] "POST /v2/library/python/blobs/uploads/ HTTP/1.1" 202 0 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:26 +0000] "PUT /v2/library/python/blobs/uploads/b54abdef-1bca-47f6-9451-cf31c31bcd52?_state=n2fLPAFcb5kUpWXAYWq67H4uumnpUY-lq4MCeHo-eD57Ik5hbWUiOiJsaWJyYXJ5L3B5dGhvbiIsIlVVSUQiOiJiNTRhYmRlZi0xYmNhLTQ3ZjYtOTQ1MS1jZjMxYzMxYmNkNTIiLCJPZmZzZXQiOjkwOTU1NDA3LCJTdGFydGVkQXQiOiIyMDI2LTExLTI3VDE4OjUzOjE0WiJ9&digest=sha256%3Aca63b3dcd7594250d4f0220e6c23967e6bd35116e6177063d84a4ac0d2e98257 HTTP/1.1" 201 0 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:27 +0000] "HEAD /v2/library/python/blobs/sha256:a63922c84b714e53ebb01573d2a8038aa8ec867922a47c875b0d4101a3d4d69d HTTP/1.1" 404 157 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:27 +0000] "PUT /v2/library/python/blobs/uploads/85107ae9-bbfd-489e-87de-b95e6be33388?_state=U3bb-9ucc-Z2sJivIFapyMwGhM4juqGegpMu7d__T2Z7Ik5hbWUiOiJsaWJyYXJ5L3B5dGhvbiIsIlVVSUQiOiI4NTEwN2FlOS1iYmZkLTQ4OWUtODdkZS1iOTVlNmJlMzMzODgiLCJPZmZzZXQiOjkxNCwiU3RhcnRlZEF0IjoiMjAyNi0xMS0yN1QxODo1MzoyN1oifQ%3D%3D&digest=sha256%3Aa63922c84b714e53ebb01573d2a8038aa8ec867922a47c875b0d4101a3d4d69d HTTP/1.1" 201 0 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:27 +0000] "PUT /v2/library/python/manifests/3.11-slim HTTP/1.1" 201 0 "" "docker/20.10.24+dfsg1"
+time="2026-11-27T18:53:27.005089592Z" level=error msg="response completed with error" err.code="blob unknown"
+172.17.0.1 - - [27/Nov/2026:18:53:27 +0000] "HEAD /v2/library/python/manifests/3.11-slim HTTP/1.1" 200 528 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:27 +0000] "GET /v2/library/python/manifests/sha256:82dba9efe2ae6665b1fda096b3220eeaf6fb8628ab791655b642eb5281c3824b HTTP/1.1" 200 528 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:28 +0000] "GET /v2/library/python/blobs/sha256:ca63b3dcd7594250d4f0220e6c23967e6bd35116e6177063d84a4ac0d2e98257 HTTP/1.1" 200 90955407 "" "docker/20.10.24+dfsg1"
+172.17.0.1 - - [27/Nov/2026:18:53:28 +0000] "GET /v2/library/python/blobs/sha256:0000 HTTP/1.1" 404 157 "" "docker/20.10.24+dfsg1""#;
+
+    #[test]
+    fn counts_uploaded_offsets_and_served_bodies() {
+        let traffic = Traffic::from_access_log(PUSH_AND_PULL.lines());
+        // The layer (90955407 bytes by PATCH) and the config (914 bytes).
+        assert_eq!(traffic.pushed_bytes, 90_955_407 + 914);
+        // The manifest GET and the layer GET; HEADs and 404s move no body.
+        assert_eq!(traffic.pulled_bytes, 528 + 90_955_407);
+    }
+
+    #[test]
+    fn ignores_lines_that_are_not_requests() {
+        assert_eq!(Traffic::from_access_log(["level=info msg=\"listening on [::]:5000\"", ""]), Traffic::default());
+    }
+}
