@@ -3,6 +3,9 @@
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dockerfile {
+    /// `ARG`s before the first `FROM`. The classic builder counts them as steps 1..=k, so the
+    /// first stage's `FROM` is step k+1 (verified on dockerd 20.10, see tests/fixtures/dockerfile/).
+    pub global_args: Vec<Instruction>,
     pub stages: Vec<Stage>,
 }
 
@@ -10,9 +13,9 @@ pub struct Dockerfile {
 pub struct Stage {
     /// 0-based position among the Dockerfile's stages.
     pub index: usize,
-    /// The `AS name`, if any.
+    /// The `AS name`, if any, lower-cased: builders match stage names case-insensitively.
     pub name: Option<String>,
-    /// The image named by `FROM`.
+    /// The image named by `FROM`, as written (`$VAR`s are not expanded).
     pub base: String,
     /// Every instruction of the stage, its `FROM` first.
     pub instructions: Vec<Instruction>,
@@ -22,11 +25,27 @@ pub struct Stage {
 pub struct Instruction {
     /// 1-based position in the whole Dockerfile, as the classic builder's `Step N/M` counts.
     pub step: u32,
-    /// The instruction as written, continuation lines joined.
+    /// The instruction as the classic builder prints it after `Step N/M : `: continuation
+    /// escapes removed, the lines joined, comment and blank lines inside it dropped, trimmed.
     pub text: String,
     /// 1-based line in the Dockerfile where the instruction starts.
     pub line: usize,
 }
+
+/// A Dockerfile the builders would reject, with the line to look at.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct DockerfileError {
+    /// 1-based line of the offending instruction.
+    pub line: usize,
+    pub message: String,
+}
+
+/// Every instruction keyword the classic builder of Docker 20.10 accepts.
+const KEYWORDS: [&str; 18] = [
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+];
 
 impl Stage {
     /// The stage's name, or its index when it has none (what `--target` and CSV `stage` use).
@@ -36,20 +55,283 @@ impl Stage {
 }
 
 impl Dockerfile {
-    pub fn total_steps(&self) -> u32 {
-        self.stages.iter().map(|s| s.instructions.len() as u32).sum()
+    /// Parses a Dockerfile the way Docker 20.10's parser splits it into instructions.
+    ///
+    /// Supported: comments, blank lines, continuation lines (also with the `# escape=` parser
+    /// directive), other parser directives such as `# syntax=` (ignored), global `ARG`s,
+    /// `FROM [--flag=...] IMAGE [AS name]`. Heredocs are not (the classic builder has none).
+    pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
+        let mut global_args = vec![];
+        let mut stages: Vec<Stage> = vec![];
+        let mut step = 0;
+        for (line, text) in logical_lines(text)? {
+            step += 1;
+            let instruction = Instruction { step, text, line };
+            let keyword = instruction.keyword();
+            if !KEYWORDS.contains(&keyword.as_str()) {
+                return Err(DockerfileError {
+                    line,
+                    message: format!(
+                        "unknown instruction `{keyword}`: expected one of {}",
+                        KEYWORDS.join(", ")
+                    ),
+                });
+            }
+            if keyword == "FROM" {
+                let (base, name) = parse_from(&instruction.text, line)?;
+                if let Some(name) = &name {
+                    if stages.iter().any(|s| s.name.as_ref() == Some(name)) {
+                        return Err(DockerfileError {
+                            line,
+                            message: format!("duplicate stage name `{name}`: stage names must be unique"),
+                        });
+                    }
+                }
+                stages.push(Stage { index: stages.len(), name, base, instructions: vec![instruction] });
+            } else if let Some(stage) = stages.last_mut() {
+                stage.instructions.push(instruction);
+            } else if keyword == "ARG" {
+                global_args.push(instruction);
+            } else {
+                return Err(DockerfileError {
+                    line,
+                    message: format!("`{keyword}` before the first FROM: only ARG may come before it"),
+                });
+            }
+        }
+        if stages.is_empty() {
+            return Err(DockerfileError {
+                line: 1,
+                message: "no FROM instruction: a Dockerfile needs at least one `FROM IMAGE`".into(),
+            });
+        }
+        Ok(Dockerfile { global_args, stages })
     }
 
-    /// All instructions in order with the stage each belongs to.
+    pub fn total_steps(&self) -> u32 {
+        self.global_args.len() as u32 + self.stages.iter().map(|s| s.instructions.len() as u32).sum::<u32>()
+    }
+
+    /// All instructions of the stages in order with the stage each belongs to
+    /// (the global ARGs, which belong to no stage, are in `global_args`).
     pub fn steps(&self) -> impl Iterator<Item = (&Stage, &Instruction)> {
         self.stages.iter().flat_map(|s| s.instructions.iter().map(move |i| (s, i)))
     }
 
+    /// The stage instruction numbered `step`; `None` for a global ARG or a number out of range.
     pub fn step(&self, step: u32) -> Option<(&Stage, &Instruction)> {
         self.steps().find(|(_, i)| i.step == step)
     }
 
+    /// Any instruction by step number, global ARGs included, with its stage when it has one.
+    pub fn instruction(&self, step: u32) -> Option<(Option<&Stage>, &Instruction)> {
+        match self.global_args.iter().find(|i| i.step == step) {
+            Some(arg) => Some((None, arg)),
+            None => self.step(step).map(|(s, i)| (Some(s), i)),
+        }
+    }
+
     pub fn final_stage(&self) -> &Stage {
         self.stages.last().expect("a parsed Dockerfile has at least one stage")
+    }
+}
+
+impl Instruction {
+    /// The instruction's keyword, upper-cased (`run` and `RUN` are the same instruction).
+    pub fn keyword(&self) -> String {
+        self.text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
+    }
+}
+
+/// Splits the text into instructions: (line where each starts, its text as the builder prints it).
+fn logical_lines(text: &str) -> Result<Vec<(usize, String)>, DockerfileError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
+    let mut escape = '\\';
+    let mut in_directives = true;
+    let mut out = vec![];
+    while let Some((index, raw)) = lines.next() {
+        if in_directives {
+            if let Some((key, value)) = parser_directive(raw) {
+                if key == "escape" {
+                    escape = match value {
+                        "\\" => '\\',
+                        "`" => '`',
+                        _ => {
+                            return Err(DockerfileError {
+                                line: index + 1,
+                                message: format!("invalid escape directive `{value}`: must be ` or \\"),
+                            })
+                        }
+                    };
+                }
+                continue;
+            }
+            // Directives are only recognised before anything else, comments and blank lines included.
+            in_directives = false;
+        }
+        let first = raw.trim_start();
+        if first.is_empty() || first.starts_with('#') {
+            continue;
+        }
+        let (mut joined, mut continues) = strip_continuation(first, escape);
+        let mut joined_text = joined.to_string();
+        while continues {
+            let Some((_, next)) = lines.next() else { break };
+            let trimmed = next.trim();
+            // The builder drops comment lines and (with a warning) empty lines inside a continuation.
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            (joined, continues) = strip_continuation(next, escape);
+            joined_text.push_str(joined);
+        }
+        let instruction = joined_text.trim();
+        if !instruction.is_empty() {
+            out.push((index + 1, instruction.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+/// `# key=value` at the top of the file; returns the lower-cased key and the value.
+fn parser_directive(line: &str) -> Option<(String, &str)> {
+    let rest = line.strip_prefix('#')?;
+    let (key, value) = rest.split_once('=')?;
+    let key = key.trim_matches([' ', '\t']);
+    let mut chars = key.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric());
+    let value = value.trim_matches([' ', '\t']);
+    (well_formed && !value.is_empty()).then(|| (key.to_ascii_lowercase(), value))
+}
+
+/// Removes a trailing escape character (and blanks after it); says whether the line continues.
+fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
+    match line.trim_end_matches([' ', '\t']).strip_suffix(escape) {
+        Some(rest) => (rest, true),
+        None => (line, false),
+    }
+}
+
+/// `FROM [--platform=...] IMAGE [AS name]` → (image, lower-cased name).
+fn parse_from(text: &str, line: usize) -> Result<(String, Option<String>), DockerfileError> {
+    let args: Vec<&str> = text.split_whitespace().skip(1).skip_while(|a| a.starts_with("--")).collect();
+    let malformed = || DockerfileError {
+        line,
+        message: format!("malformed FROM `{text}`: expected `FROM [--platform=P] IMAGE [AS NAME]`"),
+    };
+    match args.as_slice() {
+        [image] => Ok((image.to_string(), None)),
+        [image, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => {
+            let name = name.to_ascii_lowercase();
+            let mut chars = name.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            if !valid {
+                return Err(DockerfileError {
+                    line,
+                    message: format!(
+                        "invalid stage name `{name}`: use a letter followed by letters, digits, '-', '_' or '.'"
+                    ),
+                });
+            }
+            Ok((image.to_string(), Some(name)))
+        }
+        _ => Err(malformed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Step N/M : TEXT` lines of a classic builder log, as (N, M, TEXT). The capture mixes
+    /// in the CLI's stderr (a colour reset can precede `Step`), so the prefix is searched for.
+    fn classic_steps(log: &str) -> Vec<(u32, u32, String)> {
+        log.lines()
+            .filter_map(|l| {
+                let rest = &l[l.find("Step ")? + "Step ".len()..];
+                let (numbers, text) = rest.split_once(" : ")?;
+                let (n, m) = numbers.split_once('/')?;
+                Some((n.parse().ok()?, m.parse().ok()?, text.to_string()))
+            })
+            .collect()
+    }
+
+    fn parsed_steps(dockerfile: &Dockerfile) -> Vec<(u32, u32, String)> {
+        let total = dockerfile.total_steps();
+        (1..=total)
+            .map(|n| {
+                let (_, i) = dockerfile.instruction(n).expect("every step number up to the total exists");
+                (i.step, total, i.text.clone())
+            })
+            .collect()
+    }
+
+    fn assert_matches_capture(name: &str) {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dockerfile/");
+        let text = std::fs::read_to_string(format!("{dir}{name}.Dockerfile")).unwrap();
+        let log = std::fs::read_to_string(format!("{dir}{name}.classic.log")).unwrap();
+        let expected = classic_steps(&log);
+        assert!(!expected.is_empty(), "the capture has Step lines");
+        assert_eq!(parsed_steps(&Dockerfile::parse(&text).unwrap()), expected);
+    }
+
+    /// Captured with `DOCKER_BUILDKIT=0 /usr/bin/docker build` on dockerd 20.10.24: continuations,
+    /// comments and empty lines inside them, global ARGs, three stages, lower-case keywords.
+    #[test]
+    fn numbers_and_texts_equal_the_classic_builder_capture() {
+        assert_matches_capture("continuations");
+    }
+
+    #[test]
+    fn escape_directive_matches_the_classic_builder_capture() {
+        assert_matches_capture("escape-backtick");
+    }
+
+    #[test]
+    fn stages_global_args_and_lines() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dockerfile/");
+        let text = std::fs::read_to_string(format!("{dir}continuations.Dockerfile")).unwrap();
+        let d = Dockerfile::parse(&text).unwrap();
+        assert_eq!(d.global_args.iter().map(|i| (i.step, i.line)).collect::<Vec<_>>(), [(1, 3), (2, 4)]);
+        let labels: Vec<String> = d.stages.iter().map(Stage::label).collect();
+        assert_eq!(labels, ["builder", "second", "2"], "`AS Builder` is matched case-insensitively");
+        assert_eq!(d.stages[1].base, "${BASE}", "flags before the image are skipped");
+        let (stage, run) = d.step(4).unwrap();
+        assert_eq!((stage.index, run.line), (0, 8), "a continued instruction reports its first line");
+        assert_eq!(d.step(1), None, "a global ARG belongs to no stage");
+        assert_eq!(d.instruction(1).unwrap().0, None);
+        assert_eq!(d.final_stage().instructions[0].step, 14);
+        assert_eq!(d.total_steps(), 20);
+    }
+
+    #[test]
+    fn rejects_what_the_builder_rejects_with_the_line() {
+        let cases = [
+            ("RUN echo hi\nFROM x\n", 1, "before the first FROM"),
+            ("# just a comment\n\n", 1, "no FROM"),
+            ("FROM a\nFORM b\n", 2, "unknown instruction `FORM`"),
+            ("FROM a AS one\nFROM b as ONE\n", 2, "duplicate stage name `one`"),
+            ("FROM a AS 1st\n", 1, "invalid stage name"),
+            ("FROM a b c d\n", 1, "malformed FROM"),
+            ("FROM\n", 1, "malformed FROM"),
+            ("# escape=x\nFROM a\n", 1, "invalid escape"),
+        ];
+        for (text, line, words) in cases {
+            let err = Dockerfile::parse(text).unwrap_err();
+            assert_eq!(err.line, line, "{text:?}: {err}");
+            assert!(err.message.contains(words), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn directives_only_count_at_the_top() {
+        // After an ordinary comment, `# escape=` is just a comment and `\` still continues lines.
+        let d = Dockerfile::parse("# hello\n# escape=`\nFROM a\nRUN x \\\n y\n").unwrap();
+        assert_eq!(d.stages[0].instructions[1].text, "RUN x  y");
+        let d = Dockerfile::parse("\u{feff}# syntax=docker/dockerfile:1\r\nFROM a\r\nRUN b\r\n").unwrap();
+        assert_eq!(d.total_steps(), 2);
+        assert_eq!(d.stages[0].instructions[1].text, "RUN b");
     }
 }
