@@ -63,9 +63,8 @@ impl Dockerfile {
     pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
         let mut global_args = vec![];
         let mut stages: Vec<Stage> = vec![];
-        let mut step = 0;
-        for (line, text) in logical_lines(text)? {
-            step += 1;
+        for (index, (line, text)) in logical_lines(text)?.into_iter().enumerate() {
+            let step = index as u32 + 1;
             let instruction = Instruction { step, text, line };
             let keyword = instruction.keyword();
             if !KEYWORDS.contains(&keyword.as_str()) {
