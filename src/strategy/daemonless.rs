@@ -43,9 +43,12 @@ impl Strategy for Daemonless {
             },
         }
     }
+    fn daemon(&self) -> Daemon {
+        Daemon::None
+    }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         JobPlan {
-            daemon: Daemon::None,
+            daemon: self.daemon(),
             ops: vec![Op::DaemonlessBuild {
                 builder: self.builder,
                 destinations: vec![

@@ -17,7 +17,10 @@ impl Strategy for EphemeralDind {
     fn privileges(&self) -> Privileges {
         DIND_PRIVILEGES
     }
+    fn daemon(&self) -> Daemon {
+        Daemon::FreshDind
+    }
     fn plan(&self, input: &PlanInput) -> JobPlan {
-        JobPlan { daemon: Daemon::FreshDind, ops: build_and_push_final(input, vec![]) }
+        JobPlan { daemon: self.daemon(), ops: build_and_push_final(input, vec![]) }
     }
 }

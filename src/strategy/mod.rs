@@ -171,6 +171,8 @@ pub trait Strategy: Sync {
     /// One line for `--help` and the report.
     fn description(&self) -> &'static str;
     fn privileges(&self) -> Privileges;
+    /// Where its jobs get a daemon; the same for every job of the strategy.
+    fn daemon(&self) -> Daemon;
     fn plan(&self, input: &PlanInput) -> JobPlan;
 }
 

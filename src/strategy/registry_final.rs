@@ -17,10 +17,13 @@ impl Strategy for RegistryFinal {
     fn privileges(&self) -> Privileges {
         DIND_PRIVILEGES
     }
+    fn daemon(&self) -> Daemon {
+        Daemon::FreshDind
+    }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         let latest = format!("{}:latest", input.repository);
         let mut ops = vec![Op::Pull { image: latest.clone() }];
         ops.extend(build_and_push_final(input, vec![latest]));
-        JobPlan { daemon: Daemon::FreshDind, ops }
+        JobPlan { daemon: self.daemon(), ops }
     }
 }

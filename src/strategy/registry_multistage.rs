@@ -28,6 +28,9 @@ impl Strategy for RegistryMultistage {
     fn privileges(&self) -> Privileges {
         DIND_PRIVILEGES
     }
+    fn daemon(&self) -> Daemon {
+        Daemon::FreshDind
+    }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         let stages = Self::stage_images(input);
         let latest = format!("{}:latest", input.repository);
@@ -49,6 +52,6 @@ impl Strategy for RegistryMultistage {
         ops.extend_from_slice(build);
         ops.extend(stages.into_iter().map(|(_, image)| Op::Push { image }));
         ops.extend_from_slice(pushes);
-        JobPlan { daemon: Daemon::FreshDind, ops }
+        JobPlan { daemon: self.daemon(), ops }
     }
 }

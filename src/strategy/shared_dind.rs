@@ -21,7 +21,10 @@ impl Strategy for SharedDind {
             ..DIND_PRIVILEGES
         }
     }
+    fn daemon(&self) -> Daemon {
+        Daemon::SharedDind
+    }
     fn plan(&self, input: &PlanInput) -> JobPlan {
-        JobPlan { daemon: Daemon::SharedDind, ops: build_and_push_final(input, vec![]) }
+        JobPlan { daemon: self.daemon(), ops: build_and_push_final(input, vec![]) }
     }
 }

@@ -1,0 +1,225 @@
+//! Executes a job plan's pull, build and push operations against one Docker daemon, as a CI job's client would.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, PushImageOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::engine::describe;
+use crate::backend::{JobOutcome, JobSpec, StepOutcome};
+use crate::builder_log::{LogFormat, LogParser, ParsedStep};
+use crate::events::{Event, EventSink};
+use crate::strategy::Op;
+use crate::Millis;
+
+/// Runs every daemon operation of the job's plan in order, adding phase times and steps to
+/// `outcome`. Stops at the first failure and returns it in words a user can act on.
+pub async fn run_ops(
+    docker: &Docker,
+    job: &JobSpec<'_>,
+    events: &EventSink,
+    outcome: &mut JobOutcome,
+) -> Result<(), String> {
+    let mut context_tar = None;
+    for op in &job.plan.ops {
+        let phase = op.phase();
+        let started = Instant::now();
+        let result = match op {
+            Op::Pull { image } => {
+                events.emit(Event::PhaseStarted { phase, detail: format!("pull {image}") });
+                pull_if_present(docker, image).await
+            }
+            Op::Build { target, tags, cache_from } => {
+                let what = match target {
+                    Some(t) => format!("build --target {t}"),
+                    None => "build".to_string(),
+                };
+                events.emit(Event::PhaseStarted { phase, detail: what });
+                if context_tar.is_none() {
+                    let tar = crate::scenario::context::tar_context(job.context)
+                        .map_err(|e| format!("pack the build context: {e}"))?;
+                    context_tar = Some(bytes::Bytes::from(tar));
+                }
+                let tar = context_tar.clone().expect("set above");
+                build(docker, job, target.as_deref(), tags, cache_from, tar, events, outcome).await
+            }
+            Op::Push { image } => {
+                events.emit(Event::PhaseStarted { phase, detail: format!("push {image}") });
+                push(docker, image).await
+            }
+            Op::DaemonlessBuild { .. } => Err("a daemonless build cannot run on a Docker daemon".to_string()),
+        };
+        *outcome.phases.entry(phase).or_default() += started.elapsed().as_millis() as Millis;
+        result?;
+    }
+    Ok(())
+}
+
+/// `docker pull`; an image the registry does not have yet is fine (the first pipeline run).
+async fn pull_if_present(docker: &Docker, image: &str) -> Result<(), String> {
+    let options = CreateImageOptionsBuilder::default().from_image(image).build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            let message = describe(&e);
+            if message.contains("not found") || message.contains("manifest unknown") {
+                return Ok(());
+            }
+            return Err(format!("pull {image}: {message}"));
+        }
+    }
+    Ok(())
+}
+
+async fn push(docker: &Docker, image: &str) -> Result<(), String> {
+    let (name, tag) = split_tag(image);
+    let options = PushImageOptionsBuilder::default().tag(tag).build();
+    let mut stream = docker.push_image(name, Some(options), None);
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| format!("push {image}: {}", describe(&e)))?;
+    }
+    Ok(())
+}
+
+/// `repo:tag` -> (`repo`, `tag`); the registry host's port is not a tag.
+pub fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn build(
+    docker: &Docker,
+    job: &JobSpec<'_>,
+    target: Option<&str>,
+    tags: &[String],
+    cache_from: &[String],
+    context_tar: bytes::Bytes,
+    events: &EventSink,
+    outcome: &mut JobOutcome,
+) -> Result<(), String> {
+    let dockerfile = job.dockerfile_path.to_string_lossy();
+    let mut options = BuildImageOptionsBuilder::default()
+        .dockerfile(&dockerfile)
+        .rm(true)
+        .forcerm(true)
+        .version(BuilderVersion::BuilderV1)
+        .cachefrom(&cache_from.to_vec());
+    if let Some(first) = tags.first() {
+        options = options.t(first);
+    }
+    if let Some(target) = target {
+        options = options.target(target);
+    }
+    let mut parser = LogFormat::Classic.parser(job.dockerfile);
+    let started = Instant::now();
+    let mut stream = docker.build_image(options.build(), None, Some(bollard::body_full(context_tar)));
+    let mut pending = String::new();
+    let mut error = None;
+    let mut current_step = 0;
+    while let Some(item) = stream.next().await {
+        let at_ms = started.elapsed().as_millis() as Millis;
+        match item {
+            Ok(info) => {
+                let Some(text) = info.stream else { continue };
+                pending.push_str(&text);
+                while let Some(newline) = pending.find('\n') {
+                    let line: String = pending.drain(..=newline).collect();
+                    parser.push_line(at_ms, line.trim_end_matches(['\n', '\r']));
+                }
+                announce_step(parser.as_ref(), job, &mut current_step, events);
+            }
+            Err(e) => {
+                error = Some(describe(&e));
+                break;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        parser.push_line(started.elapsed().as_millis() as Millis, &pending);
+    }
+    let steps = parser.finish(started.elapsed().as_millis() as Millis);
+    let failed_step = steps.last().map(|s| (s.step, s.instruction.clone()));
+    merge_steps(outcome, &steps);
+    if let Some(message) = error {
+        return Err(match failed_step {
+            Some((step, instruction)) => format!(
+                "build failed at step {step}/{} `{instruction}`: {message}",
+                job.dockerfile.total_steps()
+            ),
+            None => format!("build failed: {message}"),
+        });
+    }
+    for extra in tags.iter().skip(1) {
+        tag(docker, &tags[0], extra).await?;
+    }
+    if target.is_none() {
+        if let Some(first) = tags.first() {
+            outcome.image_bytes = docker.inspect_image(first).await.ok().and_then(|i| i.size).map(|s| s as u64);
+        }
+    }
+    Ok(())
+}
+
+fn announce_step(parser: &dyn LogParser, job: &JobSpec<'_>, current: &mut u32, events: &EventSink) {
+    if let Some(step) = parser.current() {
+        if step.step != *current {
+            *current = step.step;
+            events.emit(Event::StepStarted {
+                step: step.step,
+                total_steps: job.dockerfile.total_steps(),
+                instruction: step.instruction.clone(),
+            });
+        }
+    }
+}
+
+async fn tag(docker: &Docker, source: &str, target: &str) -> Result<(), String> {
+    let (repo, tag) = split_tag(target);
+    let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+    docker.tag_image(source, Some(options)).await.map_err(|e| format!("tag {source} as {target}: {}", describe(&e)))
+}
+
+/// Adds steps the job has not reported yet: when one job builds several targets, a step's row
+/// comes from the first build that ran it (later builds reuse it from the local cache).
+pub fn merge_steps(outcome: &mut JobOutcome, steps: &[ParsedStep]) {
+    let seen: HashMap<u32, ()> = outcome.steps.iter().map(|s| (s.step, ())).collect();
+    for step in steps {
+        if !seen.contains_key(&step.step) {
+            outcome.steps.push(StepOutcome { step: step.step, cached: step.cached, duration_ms: step.duration_ms });
+        }
+    }
+    outcome.steps.sort_by_key(|s| s.step);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_tag_keeps_registry_ports() {
+        assert_eq!(split_tag("registry:5000/a/b:latest"), ("registry:5000/a/b", "latest"));
+        assert_eq!(split_tag("registry:5000/a/b"), ("registry:5000/a/b", "latest"));
+        assert_eq!(split_tag("b:c1"), ("b", "c1"));
+    }
+
+    fn parsed(step: u32, cached: bool) -> ParsedStep {
+        ParsedStep { step, instruction: format!("RUN {step}"), cached, started_ms: 0, duration_ms: Some(1), error: None }
+    }
+
+    #[test]
+    fn first_build_to_report_a_step_wins() {
+        let mut outcome = JobOutcome::default();
+        merge_steps(&mut outcome, &[parsed(1, false), parsed(2, false)]);
+        merge_steps(&mut outcome, &[parsed(1, true), parsed(2, true), parsed(3, true)]);
+        let cached: Vec<_> = outcome.steps.iter().map(|s| (s.step, s.cached)).collect();
+        assert_eq!(cached, vec![(1, false), (2, false), (3, true)]);
+    }
+}

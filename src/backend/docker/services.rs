@@ -1,0 +1,184 @@
+//! The services a run starts on the engine: registries and dind daemons.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding};
+use bollard::query_parameters::{PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures_util::StreamExt;
+
+use super::engine::{container_ip, create_and_start, describe, failed, remove_container, DindMode};
+use super::{DockerBackend, READY_TIMEOUT};
+use crate::backend::BackendError;
+use crate::events::EventSink;
+use crate::resources::run_labels;
+
+/// Flags every dind daemon of a run gets: the API on the private network, the run's mirror and registry.
+const DIND_ARGS: &[&str] = &[
+    "--host=tcp://0.0.0.0:2375",
+    "--host=unix:///var/run/docker.sock",
+    "--tls=false",
+    "--registry-mirror=http://mirror:5000",
+    "--insecure-registry=mirror:5000",
+    "--insecure-registry=registry:5000",
+];
+
+/// A running dind daemon and the client the harness drives it with.
+pub struct Dind {
+    pub container: String,
+    pub volume: String,
+    pub client: Docker,
+}
+
+impl Dind {
+    pub async fn remove(self, engine: &Docker) -> Result<(), BackendError> {
+        remove_container(engine, &self.container).await?;
+        match engine.remove_volume(&self.volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            Err(e) if !crate::resources::is_not_found(&e) => Err(failed(format!("remove volume {}", self.volume))(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn endpoint(network: &str, alias: &str) -> NetworkingConfig {
+    NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            network.to_string(),
+            EndpointSettings { aliases: Some(vec![alias.to_string()]), ..Default::default() },
+        )])),
+    }
+}
+
+/// Starts a dind daemon with its own labelled volume on `/var/lib/docker`. The first start on an
+/// engine tries `--privileged` and falls back to the explicit capability list when refused.
+pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -> Result<Dind, BackendError> {
+    let volume = format!("{name}-data");
+    backend
+        .engine
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(volume.clone()),
+            labels: Some(run_labels(&backend.run_id)),
+            ..Default::default()
+        })
+        .await
+        .map_err(failed(format!("create volume {volume}")))?;
+    let alias = if shared { "dind" } else { "docker" };
+    let body = |mode: DindMode| {
+        let mut host = HostConfig {
+            binds: Some(vec![format!("{volume}:/var/lib/docker")]),
+            network_mode: Some(backend.network.clone()),
+            ..Default::default()
+        };
+        mode.apply(&mut host);
+        ContainerCreateBody {
+            image: Some(backend.images.dind.clone()),
+            cmd: Some(DIND_ARGS.iter().map(|s| s.to_string()).collect()),
+            env: Some(vec!["DOCKER_TLS_CERTDIR=".into()]),
+            labels: Some(run_labels(&backend.run_id)),
+            host_config: Some(host),
+            networking_config: Some(endpoint(&backend.network, alias)),
+            ..Default::default()
+        }
+    };
+    let mode = backend.dind_mode.unwrap_or(DindMode::Privileged);
+    match create_and_start(&backend.engine, name, body(mode)).await {
+        Ok(()) => backend.dind_mode = Some(mode),
+        Err(e) if backend.dind_mode.is_none() && refuses_privileged(&e.message) => {
+            remove_container(&backend.engine, name).await?;
+            create_and_start(&backend.engine, name, body(DindMode::ExplicitCapabilities)).await?;
+            backend.dind_mode = Some(DindMode::ExplicitCapabilities);
+        }
+        Err(e) => return Err(e),
+    }
+    let ip = container_ip(&backend.engine, name, &backend.network).await?;
+    let client = Docker::connect_with_http(&format!("tcp://{ip}:2375"), 3600, API_DEFAULT_VERSION)
+        .map_err(failed(format!("connect to dind daemon {name}")))?;
+    super::engine::wait_until_ready(&client, &format!("dind daemon {name} at tcp://{ip}:2375"), READY_TIMEOUT).await?;
+    let client = client
+        .negotiate_version()
+        .await
+        .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
+    Ok(Dind { container: name.to_string(), volume, client })
+}
+
+/// runc's words when the engine's capability bounding set cannot grant `--privileged`.
+fn refuses_privileged(message: &str) -> bool {
+    message.contains("unable to apply caps") || message.contains("operation not permitted")
+}
+
+/// Starts a Distribution registry reachable as `alias:5000` on the run's network. The mirror is
+/// also published on 127.0.0.1 (never beyond the host) so the host engine can seed it.
+pub async fn start_registry(backend: &DockerBackend, name: &str, alias: &str, publish_on_loopback: bool) -> Result<(), BackendError> {
+    let port_bindings = publish_on_loopback.then(|| {
+        HashMap::from([(
+            "5000/tcp".to_string(),
+            Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+        )])
+    });
+    let body = ContainerCreateBody {
+        image: Some(backend.images.registry.clone()),
+        env: Some(crate::registry::container_env()),
+        labels: Some(run_labels(&backend.run_id)),
+        exposed_ports: Some(vec!["5000/tcp".to_string()]),
+        host_config: Some(HostConfig {
+            network_mode: Some(backend.network.clone()),
+            port_bindings,
+            ..Default::default()
+        }),
+        networking_config: Some(endpoint(&backend.network, alias)),
+        ..Default::default()
+    };
+    create_and_start(&backend.engine, name, body).await?;
+    let ip = container_ip(&backend.engine, name, &backend.network).await?;
+    wait_for_port(&format!("{ip}:5000"), &format!("registry {name}"), READY_TIMEOUT).await
+}
+
+async fn wait_for_port(address: &str, what: &str, timeout: Duration) -> Result<(), BackendError> {
+    let connect = async {
+        while tokio::net::TcpStream::connect(address).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(timeout, connect).await.map_err(|_| {
+        BackendError::new(format!("wait for {what} at {address}"), format!("it did not accept connections within {} s", timeout.as_secs()))
+    })
+}
+
+/// Pushes each mirrored image into the mirror under its Docker Hub path, from the host engine.
+pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSink) -> Result<(), BackendError> {
+    let info = backend.engine.inspect_container(mirror, None).await.map_err(failed(format!("inspect {mirror}")))?;
+    let port = info
+        .network_settings
+        .and_then(|s| s.ports)
+        .and_then(|p| p.get("5000/tcp").cloned().flatten())
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+        .ok_or_else(|| BackendError::new(format!("find the loopback port of {mirror}"), "it has none"))?;
+    wait_for_port(&format!("127.0.0.1:{port}"), &format!("mirror {mirror} on loopback"), READY_TIMEOUT).await?;
+    for (local, hub_name) in &backend.images.mirrored {
+        let (repo, tag) = super::ops::split_tag(hub_name);
+        let path = if repo.contains('/') { repo.to_string() } else { format!("library/{repo}") };
+        let target = format!("127.0.0.1:{port}/{path}");
+        events.setup(format!("seeding the mirror with {local} as {hub_name}"));
+        backend
+            .engine
+            .tag_image(local, Some(TagImageOptionsBuilder::default().repo(&target).tag(tag).build()))
+            .await
+            .map_err(failed(format!("tag {local} as {target}:{tag}")))?;
+        let mut push = backend.engine.push_image(&target, Some(PushImageOptionsBuilder::default().tag(tag).build()), None);
+        let mut result = Ok(());
+        while let Some(item) = push.next().await {
+            if let Err(e) = item {
+                result = Err(BackendError::new(format!("push {target}:{tag} to the mirror"), describe(&e)));
+                break;
+            }
+        }
+        // The seeding tag is ours; the image itself stays.
+        let _ = backend
+            .engine
+            .remove_image(&format!("{target}:{tag}"), Some(RemoveImageOptionsBuilder::default().noprune(true).build()), None)
+            .await;
+        result?;
+    }
+    Ok(())
+}
