@@ -1,0 +1,377 @@
+//! Toolchain images: pulled under their official names, or built from Debian packages when that fails.
+
+mod stand_in;
+
+use std::fmt;
+use std::time::Duration;
+
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventSink;
+use crate::results::{ImageInfo, ImageSource};
+
+pub use stand_in::stand_in_name;
+
+/// Label on every stand-in image, so nobody mistakes one for the official image.
+pub const STAND_IN_LABEL: &str = "layerbench.stand-in";
+/// Label holding the hash of the recipe a stand-in was built from; another hash means rebuild it.
+pub const RECIPE_LABEL: &str = "layerbench.recipe";
+
+/// A pull that reports nothing for this long is stuck; large layers still report progress more often.
+const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What an image is for. Each role's official image and its stand-in share one way of running them:
+/// - `Base`: the Python base image scenario Dockerfiles start `FROM`.
+/// - `Dind`: create it with [`ResolvedImage::env`] and `Cmd` = [`ResolvedImage::args`] plus your dockerd flags
+///   (e.g. `--insecure-registry=registry:5000`); the daemon listens on `tcp://0.0.0.0:2375` (no TLS) and
+///   `unix:///var/run/docker.sock`.
+/// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
+///   overridable with `REGISTRY_*` variables (both are CNCF Distribution).
+/// - `Buildah`: always give an explicit command (`buildah bud …`, or `sh -c …`); neither has an entry point.
+/// - `Kaniko`: the entry point is `/kaniko/executor`; `Cmd` holds its flags. It has no stand-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Base,
+    Dind,
+    Registry,
+    Buildah,
+    Kaniko,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Base => "base",
+            Role::Dind => "dind",
+            Role::Registry => "registry",
+            Role::Buildah => "buildah",
+            Role::Kaniko => "kaniko",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The official image names layerbench asks the engine for, and where its stand-ins go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolchainConfig {
+    pub base: String,
+    pub dind: String,
+    pub registry: String,
+    pub buildah: String,
+    pub kaniko: String,
+    /// Repository prefix of the local stand-ins, e.g. `layerbench-local` for `layerbench-local/dind:28-dind`.
+    pub stand_in_prefix: String,
+}
+
+impl Default for ToolchainConfig {
+    fn default() -> Self {
+        ToolchainConfig {
+            base: "python:3.11-slim".into(),
+            // Docker 29 refuses clients older than API 1.44, which includes Debian's docker CLI 20.10 (API 1.41)
+            // that BuildKit jobs use; 28 still accepts API 1.24 and up. A pinned major keeps results comparable.
+            dind: "docker:28-dind".into(),
+            // Distribution 2.8, the same as Debian's docker-registry stand-in (registry:3 is Distribution 3).
+            registry: "registry:2".into(),
+            // The same minor version as Debian bookworm's buildah, so both worlds build alike.
+            buildah: "quay.io/buildah/stable:v1.28".into(),
+            // GoogleContainerTools/kaniko was archived in June 2025. Chainguard's fork publishes no public image;
+            // osscontainertools/kaniko is maintained and publishes to ghcr.io. The -debug flavour has the busybox
+            // shell CI jobs (GitLab's kaniko template) run their script in.
+            kaniko: "ghcr.io/osscontainertools/kaniko:v1.28.5-debug".into(),
+            stand_in_prefix: "layerbench-local".into(),
+        }
+    }
+}
+
+impl ToolchainConfig {
+    fn official(&self, role: Role) -> &str {
+        match role {
+            Role::Base => &self.base,
+            Role::Dind => &self.dind,
+            Role::Registry => &self.registry,
+            Role::Buildah => &self.buildah,
+            Role::Kaniko => &self.kaniko,
+        }
+    }
+}
+
+/// An image ready to run, and how to run it (see [`Role`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    pub role: Role,
+    /// The configured official name; when `source` is a stand-in, the image it stands in for.
+    pub official: String,
+    /// The name to create containers (or write `FROM`) with.
+    pub name: String,
+    pub source: ImageSource,
+    /// The engine's image ID (`sha256:…`).
+    pub id: Option<String>,
+    /// Environment both flavours of the role need to behave alike (`KEY=value`).
+    pub env: Vec<String>,
+    /// Leading container arguments for the role's service; the backend appends its own.
+    pub args: Vec<String>,
+}
+
+impl ResolvedImage {
+    fn new(role: Role, official: &str, name: String, source: ImageSource, id: Option<String>) -> Self {
+        let (env, args): (&[&str], &[&str]) = match role {
+            // Without it the official image generates TLS certificates and listens on 2376 instead.
+            // `--tls=false` stops Docker 27+ from refusing (and 20.10 from warning about) plain TCP.
+            Role::Dind => (&["DOCKER_TLS_CERTDIR="], &["--tls=false"]),
+            Role::Buildah => (&["BUILDAH_ISOLATION=chroot"], &[]),
+            Role::Base | Role::Registry | Role::Kaniko => (&[], &[]),
+        };
+        ResolvedImage {
+            role,
+            official: official.to_string(),
+            name,
+            source,
+            id,
+            env: env.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// This image as `run.json` records it.
+    pub fn info(&self) -> ImageInfo {
+        ImageInfo {
+            role: self.role.as_str().to_string(),
+            name: self.name.clone(),
+            source: self.source,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Every image a run may need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toolchain {
+    pub base: ResolvedImage,
+    pub dind: ResolvedImage,
+    pub registry: ResolvedImage,
+    pub buildah: ResolvedImage,
+    /// Kaniko has no stand-in: when it cannot be pulled, this says why in one line.
+    pub kaniko: Result<ResolvedImage, String>,
+}
+
+impl Toolchain {
+    /// The available images, for `run.json`.
+    pub fn images(&self) -> Vec<ImageInfo> {
+        let mut images: Vec<ImageInfo> =
+            [&self.base, &self.dind, &self.registry, &self.buildah].iter().map(|i| i.info()).collect();
+        if let Ok(kaniko) = &self.kaniko {
+            images.push(kaniko.info());
+        }
+        images
+    }
+}
+
+/// What layerbench was doing to a toolchain image when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Inspect,
+    Debootstrap,
+    Import,
+    Build,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Inspect => "inspect image",
+            Operation::Debootstrap => "debootstrap the root filesystem of",
+            Operation::Import => "import image",
+            Operation::Build => "build image",
+        })
+    }
+}
+
+/// A toolchain image could not be found or made; the run cannot start.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} {image}: {message}. {hint}")]
+pub struct ToolchainError {
+    pub operation: Operation,
+    pub image: String,
+    /// Why it failed, in the engine's or the tool's words.
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl ToolchainError {
+    fn new(operation: Operation, image: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        ToolchainError { operation, image: image.to_string(), message: message.into(), hint: hint.into() }
+    }
+
+    /// Wraps an engine error with what was being done to which image.
+    fn engine(operation: Operation, image: &str, error: &bollard::errors::Error) -> Self {
+        let hint = if is_connection_error(error) {
+            "Is the Docker engine running? `scripts/with-engine.sh` starts a private one and sets DOCKER_HOST"
+        } else {
+            "See the engine's message above"
+        };
+        Self::new(operation, image, engine_message(error), hint)
+    }
+}
+
+/// Finds every toolchain image: the official one when present or pullable, else a local stand-in built
+/// from Debian packages (and said so once, as a notice). Kaniko has no stand-in.
+pub async fn resolve(
+    docker: &Docker,
+    config: &ToolchainConfig,
+    events: &EventSink,
+) -> Result<Toolchain, ToolchainError> {
+    let mut stand_ins = stand_in::Builder::new(docker, config, events);
+    let base = resolve_role(docker, config, Role::Base, &mut stand_ins, events).await?;
+    let dind = resolve_role(docker, config, Role::Dind, &mut stand_ins, events).await?;
+    let registry = resolve_role(docker, config, Role::Registry, &mut stand_ins, events).await?;
+    let buildah = resolve_role(docker, config, Role::Buildah, &mut stand_ins, events).await?;
+    let kaniko = official_image(docker, Role::Kaniko, &config.kaniko, events).await?.map_err(|reason| {
+        format!("could not pull {} ({reason}); kaniko has no Debian package, so no local stand-in", config.kaniko)
+    });
+    Ok(Toolchain { base, dind, registry, buildah, kaniko })
+}
+
+async fn resolve_role(
+    docker: &Docker,
+    config: &ToolchainConfig,
+    role: Role,
+    stand_ins: &mut stand_in::Builder<'_>,
+    events: &EventSink,
+) -> Result<ResolvedImage, ToolchainError> {
+    let official = config.official(role);
+    match official_image(docker, role, official, events).await? {
+        Ok(image) => Ok(image),
+        Err(reason) => {
+            let image = stand_ins.ensure(role).await?;
+            events.notice(format!(
+                "could not pull {official} ({reason}); using local stand-in {} built from Debian packages",
+                image.name
+            ));
+            Ok(image)
+        }
+    }
+}
+
+/// The official image, present or freshly pulled; `Ok(Err(reason))` when it cannot be had.
+/// Engine failures other than a failed pull are errors: a stand-in would fail the same way.
+async fn official_image(
+    docker: &Docker,
+    role: Role,
+    official: &str,
+    events: &EventSink,
+) -> Result<Result<ResolvedImage, String>, ToolchainError> {
+    let name = with_default_tag(official);
+    if let Some(image) = inspect(docker, role, official, &name).await? {
+        return Ok(Ok(image));
+    }
+    events.setup(format!("pulling {name}"));
+    if let Err(reason) = pull(docker, &name).await {
+        return Ok(Err(reason));
+    }
+    match inspect(docker, role, official, &name).await? {
+        Some(image) => Ok(Ok(image)),
+        None => Ok(Err("the engine reported a pull but has no such image".into())),
+    }
+}
+
+/// The image under `name`, or None when the engine has none.
+async fn inspect(
+    docker: &Docker,
+    role: Role,
+    official: &str,
+    name: &str,
+) -> Result<Option<ResolvedImage>, ToolchainError> {
+    match docker.inspect_image(name).await {
+        Ok(image) => {
+            // A stand-in re-tagged under the official name is still a stand-in, and run.json must say so.
+            let labels = image.config.as_ref().and_then(|c| c.labels.as_ref());
+            let stand_in = labels.and_then(|l| l.get(STAND_IN_LABEL)).is_some_and(|v| v == "true");
+            let source = if stand_in { ImageSource::LocalStandIn } else { ImageSource::Official };
+            Ok(Some(ResolvedImage::new(role, official, name.to_string(), source, image.id)))
+        }
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(ToolchainError::engine(Operation::Inspect, name, &e)),
+    }
+}
+
+/// Pulls `name`; the error is a one-line reason.
+async fn pull(docker: &Docker, name: &str) -> Result<(), String> {
+    let options = CreateImageOptionsBuilder::new().from_image(name).build();
+    let mut progress = docker.create_image(Some(options), None, None);
+    loop {
+        match tokio::time::timeout(PULL_IDLE_TIMEOUT, progress.next()).await {
+            Err(_) => return Err(format!("no progress for {} s", PULL_IDLE_TIMEOUT.as_secs())),
+            Ok(None) => return Ok(()),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(engine_message(&e)),
+        }
+    }
+}
+
+/// `name` with `:latest` when it has neither tag nor digest: a bare name would pull every tag.
+fn with_default_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+fn is_connection_error(error: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        error,
+        E::HyperResponseError { .. } | E::IOError { .. } | E::RequestTimeoutError | E::SocketNotFoundError(_)
+    )
+}
+
+/// The engine's own words, without bollard's "Docker responded with status code" framing; one line.
+fn engine_message(error: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    let text = match error {
+        E::DockerResponseServerError { message, .. } => message.clone(),
+        E::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    };
+    one_line(&text)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_names_get_latest_so_a_pull_never_fetches_every_tag() {
+        assert_eq!(with_default_tag("registry"), "registry:latest");
+        assert_eq!(with_default_tag("localhost:5000/registry"), "localhost:5000/registry:latest");
+        assert_eq!(with_default_tag("registry:2"), "registry:2");
+        assert_eq!(with_default_tag("quay.io/buildah/stable:v1.28"), "quay.io/buildah/stable:v1.28");
+        assert_eq!(with_default_tag("busybox@sha256:abc"), "busybox@sha256:abc");
+    }
+
+    #[test]
+    fn dind_runs_the_same_way_in_both_flavours() {
+        let image = ResolvedImage::new(Role::Dind, "docker:28-dind", "x".into(), ImageSource::Official, None);
+        assert_eq!(image.env, ["DOCKER_TLS_CERTDIR="]);
+        assert_eq!(image.args, ["--tls=false"]);
+    }
+}

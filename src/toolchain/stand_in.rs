@@ -1,0 +1,491 @@
+//! Local stand-ins for toolchain images, built from Debian packages when the official images cannot be pulled.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::query_parameters::{BuildImageOptionsBuilder, CreateImageOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::{body_full, body_try_stream, Docker};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::time::timeout;
+
+use super::{
+    engine_message, is_not_found, one_line, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError,
+    RECIPE_LABEL, STAND_IN_LABEL,
+};
+use crate::events::EventSink;
+use crate::results::ImageSource;
+
+const ROOTFS_SCRIPT: &str = include_str!("../../toolchain/base/rootfs.sh");
+/// The official image's config, which a root filesystem alone cannot carry.
+const BASE_CHANGES: &[&str] = &[
+    "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    r#"CMD ["python3"]"#,
+];
+
+/// debootstrap took about 70 s here; a slow mirror may take several times that.
+const DEBOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Importing the 300 MB root filesystem took about 3 s.
+const IMPORT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// apt-get prints a line per package; this long without a line means the build is stuck.
+const BUILD_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+const NETWORK_HINT: &str = "Check that deb.debian.org is reachable from this host and from containers";
+
+/// A Dockerfile-built stand-in: the Dockerfile (`FROM ${BASE}`) and the files it copies.
+struct Recipe {
+    dockerfile: &'static str,
+    files: &'static [(&'static str, &'static str)],
+}
+
+fn recipe(role: Role) -> Option<Recipe> {
+    match role {
+        Role::Dind => Some(Recipe {
+            dockerfile: include_str!("../../toolchain/dind/Dockerfile"),
+            files: &[("dockerd-entrypoint.sh", include_str!("../../toolchain/dind/dockerd-entrypoint.sh"))],
+        }),
+        Role::Registry => Some(Recipe {
+            dockerfile: include_str!("../../toolchain/registry/Dockerfile"),
+            files: &[("entrypoint.sh", include_str!("../../toolchain/registry/entrypoint.sh"))],
+        }),
+        Role::Buildah => Some(Recipe { dockerfile: include_str!("../../toolchain/buildah/Dockerfile"), files: &[] }),
+        Role::Base | Role::Kaniko => None,
+    }
+}
+
+/// The local stand-in's name for a role: `PREFIX/REPO:TAG`, where TAG is the official image's tag and REPO is the
+/// official repository's last part for the base image (`python`) and the role's name otherwise.
+pub fn stand_in_name(prefix: &str, role: Role, official: &str) -> String {
+    let reference = official.split('@').next().unwrap_or(official);
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    let (repo, tag) = last.split_once(':').unwrap_or((last, "latest"));
+    let repo = if role == Role::Base { repo } else { role.as_str() };
+    format!("{prefix}/{repo}:{tag}")
+}
+
+/// Builds stand-ins on demand; the base stand-in at most once, since the others are built FROM it.
+pub(super) struct Builder<'a> {
+    docker: &'a Docker,
+    config: &'a ToolchainConfig,
+    events: &'a EventSink,
+    /// The base stand-in's name and image ID, once it is known to be current.
+    base: Option<(String, String)>,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(docker: &'a Docker, config: &'a ToolchainConfig, events: &'a EventSink) -> Self {
+        Builder { docker, config, events, base: None }
+    }
+
+    /// The role's stand-in, built now when missing or made from an older recipe.
+    pub(super) async fn ensure(&mut self, role: Role) -> Result<ResolvedImage, ToolchainError> {
+        let official = self.config.official(role);
+        let (base_name, base_id) = self.base().await?;
+        if role == Role::Base {
+            return Ok(stand_in(role, official, base_name, base_id));
+        }
+        let name = stand_in_name(&self.config.stand_in_prefix, role, official);
+        let Some(recipe) = recipe(role) else {
+            return Err(ToolchainError::new(
+                Operation::Build,
+                &name,
+                format!("layerbench has no recipe for a local {role} image"),
+                format!("Make {official} available to the engine (docker pull or docker load)"),
+            ));
+        };
+        // The base's ID is part of the recipe: a rebuilt base must rebuild everything made FROM it.
+        let mut parts = vec![role.as_str(), recipe.dockerfile];
+        for (file, content) in recipe.files {
+            parts.extend([*file, *content]);
+        }
+        parts.push(&base_id);
+        let hash = recipe_hash(&parts);
+        let id = match current(self.docker, &name, &hash, self.events).await? {
+            Some(id) => id,
+            None => build(self.docker, &name, &recipe, &base_name, &hash, self.events).await?,
+        };
+        Ok(stand_in(role, official, name, id))
+    }
+
+    async fn base(&mut self) -> Result<(String, String), ToolchainError> {
+        if let Some(base) = &self.base {
+            return Ok(base.clone());
+        }
+        let name = stand_in_name(&self.config.stand_in_prefix, Role::Base, &self.config.base);
+        let mut parts = vec!["base", ROOTFS_SCRIPT];
+        parts.extend(BASE_CHANGES);
+        let hash = recipe_hash(&parts);
+        let id = match current(self.docker, &name, &hash, self.events).await? {
+            Some(id) => id,
+            None => build_base(self.docker, &name, &hash, self.events).await?,
+        };
+        self.base = Some((name.clone(), id.clone()));
+        Ok((name, id))
+    }
+}
+
+fn stand_in(role: Role, official: &str, name: String, id: String) -> ResolvedImage {
+    ResolvedImage::new(role, official, name, ImageSource::LocalStandIn, Some(id))
+}
+
+fn recipe_hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// The ID of the stand-in `name` when it exists and was built from the recipe `hash`.
+async fn current(
+    docker: &Docker,
+    name: &str,
+    hash: &str,
+    events: &EventSink,
+) -> Result<Option<String>, ToolchainError> {
+    match docker.inspect_image(name).await {
+        Ok(image) => {
+            let labels = image.config.as_ref().and_then(|c| c.labels.as_ref());
+            if labels.and_then(|l| l.get(RECIPE_LABEL)).map(String::as_str) == Some(hash) {
+                Ok(Some(image.id.unwrap_or_else(|| name.to_string())))
+            } else {
+                events.setup(format!("{name} was built from another recipe; rebuilding it"));
+                Ok(None)
+            }
+        }
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(ToolchainError::engine(Operation::Inspect, name, &e)),
+    }
+}
+
+async fn image_id(docker: &Docker, name: &str, operation: Operation) -> Result<String, ToolchainError> {
+    let image = docker.inspect_image(name).await.map_err(|e| ToolchainError::engine(operation, name, &e))?;
+    Ok(image.id.unwrap_or_else(|| name.to_string()))
+}
+
+/// debootstrap into a temporary directory, then import it as `name`. Returns the image ID.
+async fn build_base(docker: &Docker, name: &str, hash: &str, events: &EventSink) -> Result<String, ToolchainError> {
+    if find_program("debootstrap").is_none() {
+        return Err(ToolchainError::new(
+            Operation::Debootstrap,
+            name,
+            "`debootstrap` is not installed on this host",
+            "Install it (`apt-get install -y debootstrap`), or run through `scripts/with-engine.sh`, which does",
+        ));
+    }
+    let mut rootfs = TempRootfs::create(name)?;
+    events.setup(format!(
+        "building local stand-in {name}: debootstrap Debian bookworm into {} (about 70 s)",
+        rootfs.path.display()
+    ));
+    let started = Instant::now();
+    run_rootfs_script(&rootfs.path, name).await?;
+    events.setup(format!("debootstrap finished in {:.1} s", started.elapsed().as_secs_f64()));
+
+    let started = Instant::now();
+    import(docker, &rootfs.path, name, hash).await?;
+    events.setup(format!("imported {name} in {:.1} s", started.elapsed().as_secs_f64()));
+    if let Err(e) = rootfs.remove() {
+        events.notice(format!("could not remove {}: {e}; delete it by hand", rootfs.path.display()));
+    }
+    image_id(docker, name, Operation::Import).await
+}
+
+async fn run_rootfs_script(rootfs: &Path, name: &str) -> Result<(), ToolchainError> {
+    let fail = |message: String| ToolchainError::new(Operation::Debootstrap, name, message, NETWORK_HINT);
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(ROOTFS_SCRIPT)
+        .arg("rootfs.sh")
+        .arg(rootfs)
+        .env("PATH", search_path())
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start sh: {e}")))?;
+    let output = match timeout(DEBOOTSTRAP_TIMEOUT, child.wait_with_output()).await {
+        Err(_) => return Err(fail(format!("not finished after {} min", DEBOOTSTRAP_TIMEOUT.as_secs() / 60))),
+        Ok(Err(e)) => return Err(fail(format!("waiting for debootstrap: {e}"))),
+        Ok(Ok(output)) => output,
+    };
+    if output.status.success() {
+        return Ok(());
+    }
+    // debootstrap's own log names the failing package; it is deleted with the directory, so quote it now.
+    let log = std::fs::read_to_string(rootfs.join("debootstrap/debootstrap.log")).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(fail(format!("{} ({})", output.status, last_lines(&[&stderr, &log], 4))))
+}
+
+/// Streams a tar of `rootfs` into the engine's image import, as `docker import` does.
+async fn import(docker: &Docker, rootfs: &Path, name: &str, hash: &str) -> Result<(), ToolchainError> {
+    let fail = |message: String| ToolchainError::new(Operation::Import, name, message, "See the message");
+    let mut tar = tokio::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-C")
+        .arg(rootfs)
+        .args(["-cf", "-", "."])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start tar: {e}")))?;
+    let Some(stdout) = tar.stdout.take() else {
+        return Err(fail("tar's output is not readable".into()));
+    };
+    let body = futures_util::stream::unfold(Some(stdout), |state| async move {
+        let mut out = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match out.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf.into()), Some(out)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+
+    let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+    let mut changes: Vec<String> = BASE_CHANGES.iter().map(|c| c.to_string()).collect();
+    changes.push(format!("LABEL {STAND_IN_LABEL}=true"));
+    changes.push(format!("LABEL {RECIPE_LABEL}={hash}"));
+    let options = CreateImageOptionsBuilder::new().from_src("-").repo(repo).tag(tag).changes(changes).build();
+    let mut replies = docker.create_image(Some(options), Some(body_try_stream(body)), None);
+    let imported = timeout(IMPORT_TIMEOUT, async {
+        while let Some(reply) = replies.next().await {
+            reply?;
+        }
+        Ok::<(), bollard::errors::Error>(())
+    })
+    .await;
+    let tar_output = tar.wait_with_output().await;
+
+    match imported {
+        Err(_) => return Err(fail(format!("not finished after {} min", IMPORT_TIMEOUT.as_secs() / 60))),
+        Ok(Err(e)) => return Err(ToolchainError::engine(Operation::Import, name, &e)),
+        Ok(Ok(())) => {}
+    }
+    let tar_error = match tar_output {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => {
+            Some(format!("tar {}: {}", output.status, last_lines(&[&String::from_utf8_lossy(&output.stderr)], 2)))
+        }
+        Err(e) => Some(format!("waiting for tar: {e}")),
+    };
+    if let Some(message) = tar_error {
+        // The engine took whatever tar sent before it failed; an incomplete base must not stay behind.
+        let _ = docker.remove_image(name, Some(RemoveImageOptionsBuilder::new().force(true).build()), None).await;
+        return Err(fail(message));
+    }
+    Ok(())
+}
+
+/// Builds a Dockerfile stand-in FROM the base stand-in. Returns the image ID.
+async fn build(
+    docker: &Docker,
+    name: &str,
+    recipe: &Recipe,
+    base_name: &str,
+    hash: &str,
+    events: &EventSink,
+) -> Result<String, ToolchainError> {
+    let context = context_tar(recipe).map_err(|e| {
+        ToolchainError::new(Operation::Build, name, format!("cannot pack the build context: {e}"), "Report this bug")
+    })?;
+    let labels = HashMap::from([(STAND_IN_LABEL, "true"), (RECIPE_LABEL, hash)]);
+    let build_args = HashMap::from([("BASE", base_name)]);
+    let options =
+        BuildImageOptionsBuilder::new().t(name).buildargs(&build_args).labels(&labels).rm(true).forcerm(true).build();
+    events.setup(format!("building local stand-in {name} FROM {base_name}"));
+    let started = Instant::now();
+    let mut output = docker.build_image(options, None, Some(body_full(context.into())));
+    let mut tail: VecDeque<String> = VecDeque::new();
+    loop {
+        let item = match timeout(BUILD_IDLE_TIMEOUT, output.next()).await {
+            Err(_) => {
+                return Err(ToolchainError::new(
+                    Operation::Build,
+                    name,
+                    format!("no output for {} min", BUILD_IDLE_TIMEOUT.as_secs() / 60),
+                    NETWORK_HINT,
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(item)) => item,
+        };
+        match item {
+            Ok(info) => {
+                for line in info.stream.iter().flat_map(|s| s.lines()).map(str::trim).filter(|l| !l.is_empty()) {
+                    if line.starts_with("Step ") {
+                        events.setup(format!("{name}: {line}"));
+                    }
+                    if tail.len() == 4 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.to_string());
+                }
+            }
+            Err(e) => {
+                let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
+                let message = format!("{} (last output: {})", engine_message(&e), tail.join(" | "));
+                return Err(ToolchainError::new(Operation::Build, name, message, NETWORK_HINT));
+            }
+        }
+    }
+    events.setup(format!("built {name} in {:.1} s", started.elapsed().as_secs_f64()));
+    image_id(docker, name, Operation::Build).await
+}
+
+fn context_tar(recipe: &Recipe) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let files = std::iter::once(("Dockerfile", recipe.dockerfile)).chain(recipe.files.iter().copied());
+    for (file, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(if file.ends_with(".sh") { 0o755 } else { 0o644 });
+        header.set_cksum();
+        archive.append_data(&mut header, file, content.as_bytes())?;
+    }
+    archive.into_inner()
+}
+
+/// The last `n` non-empty lines across `texts`, on one line.
+fn last_lines(texts: &[&str], n: usize) -> String {
+    let lines: Vec<&str> = texts.iter().flat_map(|t| t.lines()).map(str::trim).filter(|l| !l.is_empty()).collect();
+    one_line(&lines[lines.len().saturating_sub(n)..].join(" | "))
+}
+
+/// PATH plus the sbin directories: debootstrap lives in /usr/sbin, which non-login shells may not search.
+fn search_path() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{path}:/usr/local/sbin:/usr/sbin:/sbin")
+}
+
+fn find_program(program: &str) -> Option<PathBuf> {
+    search_path().split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+}
+
+/// A debootstrap target, deleted when done, never through a mount left inside it.
+struct TempRootfs {
+    path: PathBuf,
+    removed: bool,
+}
+
+impl TempRootfs {
+    fn create(image: &str) -> Result<Self, ToolchainError> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("layerbench-rootfs-{}-{nanos}", std::process::id()));
+        let created = std::fs::create_dir_all(&path).and_then(|()| path.canonicalize());
+        match created {
+            Ok(path) => Ok(TempRootfs { path, removed: false }),
+            Err(e) => Err(ToolchainError::new(
+                Operation::Debootstrap,
+                image,
+                format!("cannot create {}: {e}", path.display()),
+                "Point TMPDIR at a writable directory with 1 GB free",
+            )),
+        }
+    }
+
+    fn remove(&mut self) -> std::io::Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        // debootstrap mounts /proc and /sys (and may bind /dev) inside the target; deleting through a mount
+        // that an interrupted debootstrap left behind would delete the host's files.
+        for mount in mounts_under(&self.path)?.iter().rev() {
+            let _ = std::process::Command::new("umount").arg("-l").arg(mount).status();
+        }
+        let left = mounts_under(&self.path)?;
+        if !left.is_empty() {
+            return Err(std::io::Error::other(format!("still mounted inside it: {}", left.join(", "))));
+        }
+        std::fs::remove_dir_all(&self.path)
+    }
+}
+
+impl Drop for TempRootfs {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Mount points at or below `dir`, outermost first.
+fn mounts_under(dir: &Path) -> std::io::Result<Vec<String>> {
+    let table = std::fs::read_to_string("/proc/self/mounts")?;
+    let dir = dir.to_string_lossy();
+    let inside = format!("{dir}/");
+    Ok(table
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|point| *point == dir || point.starts_with(&inside))
+        .map(str::to_string)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_names_keep_the_official_tag() {
+        let name = |role, official| stand_in_name("layerbench-local", role, official);
+        assert_eq!(name(Role::Base, "python:3.11-slim"), "layerbench-local/python:3.11-slim");
+        assert_eq!(name(Role::Dind, "docker:28-dind"), "layerbench-local/dind:28-dind");
+        assert_eq!(name(Role::Registry, "registry"), "layerbench-local/registry:latest");
+        assert_eq!(name(Role::Buildah, "quay.io/buildah/stable:v1.28"), "layerbench-local/buildah:v1.28");
+        assert_eq!(name(Role::Base, "localhost:5000/acme/python@sha256:ab"), "layerbench-local/python:latest");
+    }
+
+    #[test]
+    fn every_role_but_kaniko_has_a_recipe() {
+        for role in [Role::Dind, Role::Registry, Role::Buildah] {
+            let recipe = recipe(role).expect("recipe");
+            assert!(recipe.dockerfile.contains("FROM ${BASE}"), "{role} must build FROM the base stand-in");
+        }
+        assert!(recipe(Role::Kaniko).is_none());
+    }
+
+    #[test]
+    fn recipe_hash_changes_with_any_part() {
+        let hash = recipe_hash(&["dind", "FROM x", "sha256:1"]);
+        assert_eq!(hash, recipe_hash(&["dind", "FROM x", "sha256:1"]));
+        assert_ne!(hash, recipe_hash(&["dind", "FROM x", "sha256:2"]));
+        assert_ne!(recipe_hash(&["ab", "c"]), recipe_hash(&["a", "bc"]));
+    }
+
+    #[test]
+    fn context_scripts_are_executable() {
+        let context = context_tar(&recipe(Role::Dind).expect("recipe")).expect("tar");
+        let mut archive = tar::Archive::new(context.as_slice());
+        let modes: HashMap<String, u32> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                (e.path().expect("path").to_string_lossy().into_owned(), e.header().mode().expect("mode"))
+            })
+            .collect();
+        assert_eq!(modes.get("Dockerfile"), Some(&0o644));
+        assert_eq!(modes.get("dockerd-entrypoint.sh"), Some(&0o755));
+    }
+
+    #[test]
+    fn mounts_inside_a_directory_are_found() {
+        // /proc is always mounted; a sibling with the same prefix must not count.
+        assert_eq!(mounts_under(Path::new("/proc")).expect("mount table").first().map(String::as_str), Some("/proc"));
+        assert!(mounts_under(Path::new("/pro")).expect("mount table").is_empty());
+    }
+}
