@@ -1,6 +1,15 @@
 //! Reads `results/<run-id>/` and writes a self-contained HTML report with charts.
 
+pub(crate) mod cache_map;
+pub mod charts;
+pub(crate) mod data;
+pub(crate) mod format;
+mod html;
+mod verdict;
+
 use std::path::{Path, PathBuf};
+
+use charts::{CacheMapChart, Chart, CostChart, PhasesChart, TimeChart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -10,11 +19,48 @@ pub enum ReportError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Data(String),
+    #[error("cannot draw the {chart} chart: {message}")]
+    Chart { chart: &'static str, message: String },
 }
+
+/// The files `generate` writes into the output directory, besides `index.html`.
+pub const CHART_FILES: [&str; 8] = [
+    "time-per-run.svg",
+    "time-per-run.png",
+    "cache-map.svg",
+    "cache-map.png",
+    "phases.svg",
+    "phases.png",
+    "cost.svg",
+    "cost.png",
+];
 
 /// Writes `out_dir/index.html` and the charts next to it from `results_dir` alone.
 /// Returns the path of the HTML file.
 pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportError> {
-    let _ = (results_dir, out_dir);
-    Err(ReportError::Data("report generation is not implemented yet".into()))
+    let data = data::RunData::load(results_dir)?;
+    if data.jobs.is_empty() {
+        return Err(ReportError::Data(format!(
+            "{} has no finished job in {}: nothing to report (did the run stop before its first job ended?)",
+            results_dir.display(),
+            crate::results::JOBS_CSV
+        )));
+    }
+    std::fs::create_dir_all(out_dir)
+        .map_err(|source| ReportError::Write { path: out_dir.to_path_buf(), source })?;
+    let verdict = verdict::Verdict::compute(&data);
+    let map = cache_map::CacheMap::build(&data);
+    let strategies = data.strategies();
+    let time = charts::render(&TimeChart::from_data(&data), out_dir)?;
+    charts::render(&CacheMapChart { map: &map }, out_dir)?;
+    let phases = charts::render(&PhasesChart::from_data(&data), out_dir)?;
+    let cost = charts::render(&CostChart::from_verdict(&verdict, &strategies), out_dir)?;
+    let files = [TimeChart::NAME, CacheMapChart::NAME, PhasesChart::NAME, CostChart::NAME]
+        .iter()
+        .map(|n| format!("{n}.svg/.png"))
+        .collect();
+    let page = html::render(&data, &verdict, &map, &html::Charts { time, phases, cost, files })?;
+    let path = out_dir.join("index.html");
+    std::fs::write(&path, page).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+    Ok(path)
 }

@@ -1,0 +1,74 @@
+//! How durations, sizes and missing values are written in the report, the terminal and Markdown.
+
+/// What a missing measurement reads as: never a zero.
+pub const MISSING: &str = "n/a";
+
+/// Milliseconds below one second, seconds with one decimal above.
+pub fn duration(ms: f64) -> String {
+    if ms.abs() < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+pub fn opt_duration(ms: Option<f64>) -> String {
+    ms.map_or_else(|| MISSING.to_string(), duration)
+}
+
+/// SI units (1 MB = 1,000,000 bytes), as registries and `docker images` count.
+pub fn bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n;
+    let mut unit = 0;
+    while value.abs() >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn opt_bytes(n: Option<f64>) -> String {
+    n.map_or_else(|| MISSING.to_string(), bytes)
+}
+
+/// A signed relative change, `0.123` -> `+12.3%`.
+pub fn change(ratio: f64) -> String {
+    format!("{:+.1}%", ratio * 100.0)
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_readable() {
+        assert_eq!(duration(850.0), "850 ms");
+        assert_eq!(duration(12_345.0), "12.3 s");
+        assert_eq!(opt_duration(None), "n/a");
+        assert_eq!(bytes(999.0), "999 B");
+        assert_eq!(bytes(1_500_000.0), "1.5 MB");
+        assert_eq!(change(-0.5), "-50.0%");
+        assert_eq!(html("<a href=\"x\">&"), "&lt;a href=&quot;x&quot;&gt;&amp;");
+    }
+}

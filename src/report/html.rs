@@ -1,0 +1,583 @@
+//! Fills the report's HTML template (`template.html`) with the tables and inline charts.
+
+use super::cache_map::{CacheMap, StepState};
+use super::data::{phase_ms, RunData, Spread, PHASES};
+use super::format::{self, html, MISSING};
+use super::verdict::{self, Standing, Verdict};
+use super::ReportError;
+use crate::results::{ImageSource, JobStatus};
+
+const TEMPLATE: &str = include_str!("template.html");
+
+/// Inline SVG text of each chart, and the file names written next to the HTML.
+pub struct Charts {
+    pub time: String,
+    pub phases: String,
+    pub cost: String,
+    pub files: Vec<String>,
+}
+
+pub fn render(
+    data: &RunData,
+    verdict: &Verdict,
+    map: &CacheMap,
+    charts: &Charts,
+) -> Result<String, ReportError> {
+    let info = &data.info;
+    let iterations = match info.iterations {
+        1 => "1 iteration".to_string(),
+        n => format!("{n} iterations"),
+    };
+    let values = [
+        ("scenario", html(&info.scenario)),
+        ("run_id", html(&info.run_id)),
+        ("backend", html(&info.backend)),
+        ("iterations", iterations),
+        ("pipeline", html(&data.pipeline().join(" → "))),
+        ("warnings", warnings(data)),
+        ("verdict", verdict_html(data, verdict)),
+        ("time_chart", charts.time.clone()),
+        ("time_table", time_table(data)),
+        ("cache_map", cache_map(map)),
+        ("phases_chart", charts.phases.clone()),
+        ("phases_table", phases_table(data)),
+        ("services", services(data)),
+        ("cost_chart", charts.cost.clone()),
+        ("cost_table", cost_tables(data, verdict)),
+        ("environment", environment(data)),
+        ("version", html(env!("CARGO_PKG_VERSION"))),
+        ("chart_files", html(&charts.files.join(", "))),
+    ];
+    fill(TEMPLATE, &values)
+}
+
+/// Replaces every `{{key}}` once; a placeholder left over is a bug in the template or here.
+fn fill(template: &str, values: &[(&str, String)]) -> Result<String, ReportError> {
+    let mut out = template.to_string();
+    for (key, value) in values {
+        let placeholder = format!("{{{{{key}}}}}");
+        if !out.contains(&placeholder) {
+            return Err(ReportError::Data(format!("report template has no {placeholder}")));
+        }
+        out = out.replace(&placeholder, value);
+    }
+    if let Some(at) = out.find("{{") {
+        let rest: String = out[at..].chars().take(30).collect();
+        return Err(ReportError::Data(format!("report template placeholder not filled: {rest}")));
+    }
+    Ok(out)
+}
+
+/// A table whose cells are already HTML.
+fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::from("<div class=\"scroll\"><table");
+    if let Some(id) = id {
+        out.push_str(&format!(" id=\"{id}\""));
+    }
+    out.push_str("><thead><tr>");
+    for h in headers {
+        out.push_str(&format!("<th>{}</th>", html(h)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            out.push_str(cell);
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div>");
+    out
+}
+
+fn td(text: &str) -> String {
+    format!("<td>{}</td>", html(text))
+}
+
+/// A numeric cell; "n/a" is greyed so that it never reads as a figure.
+fn td_num(text: String) -> String {
+    if text == MISSING {
+        format!("<td class=\"num na\">{MISSING}</td>")
+    } else {
+        format!("<td class=\"num\">{}</td>", html(&text))
+    }
+}
+
+fn spread_text(s: &Spread) -> String {
+    if s.n > 1 && s.max > s.min {
+        format!(
+            "{} ({}–{})",
+            format::duration(s.median),
+            format::duration(s.min),
+            format::duration(s.max)
+        )
+    } else {
+        format::duration(s.median)
+    }
+}
+
+fn warnings(data: &RunData) -> String {
+    let mut out = String::new();
+    if data.info.interrupted {
+        out.push_str(
+            "<p class=\"warning bad\">This run was interrupted before it finished: the figures cover \
+             only the jobs that finished.</p>",
+        );
+    }
+    let failed = data.jobs.iter().filter(|j| j.status == JobStatus::Failed).count();
+    if failed > 0 {
+        out.push_str(&format!(
+            "<p class=\"warning\">{failed} of {} jobs failed. Failed jobs are left out of every \
+             time and byte figure and counted in the tables.</p>",
+            data.jobs.len()
+        ));
+    }
+    let stand_ins = data.info.images.iter().filter(|i| i.source == ImageSource::LocalStandIn).count();
+    if stand_ins > 0 {
+        out.push_str(&format!(
+            "<p class=\"warning\">{stand_ins} of {} toolchain images were local stand-ins built \
+             from Debian packages, not the official images (see <a href=\"#environment\">Environment</a>).</p>",
+            data.info.images.len()
+        ));
+    }
+    out
+}
+
+fn strategy_html(name: &str) -> String {
+    format!("<strong class=\"strategy\" data-strategy=\"{0}\">{0}</strong>", html(name))
+}
+
+fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
+    let mut out = String::new();
+    let runs = data.pipeline().len();
+    match (verdict.fastest(), verdict.runner_up()) {
+        (None, _) => out.push_str(
+            "<p class=\"headline\" id=\"verdict-headline\">No strategy can be ranked: every strategy \
+             has a pipeline run in which all its jobs failed.</p>",
+        ),
+        (Some(best), next) => {
+            let total = best.total_ms.unwrap_or_default();
+            out.push_str(&format!(
+                "<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs} run{}): \
+                 <span class=\"fastest\" data-strategy=\"{}\">{}</span>, {} in total",
+                if runs == 1 { "" } else { "s" },
+                html(&best.strategy),
+                strategy_html(&best.strategy),
+                format::duration(total)
+            ));
+            match next.and_then(|n| n.total_ms.map(|t| (n, t))) {
+                Some((next, next_total)) => out.push_str(&format!(
+                    ", {} ({:.1}%) faster than {} ({}).",
+                    format::duration(next_total - total),
+                    if total > 0.0 { (next_total - total) / total * 100.0 } else { 0.0 },
+                    strategy_html(&next.strategy),
+                    format::duration(next_total)
+                )),
+                None => out.push_str(
+                    ". It is the only strategy with a successful job in every pipeline run.",
+                ),
+            }
+            let complete = verdict.complete_iterations.len();
+            if complete > 0 && verdict.ranked.len() > 1 {
+                out.push_str(&format!(
+                    " It was also fastest in {} of {complete} iteration{} taken on its own.",
+                    verdict.fastest_wins,
+                    if complete == 1 { "" } else { "s" }
+                ));
+            }
+            out.push_str("</p>");
+            out.push_str(&cost_sentence(best, next));
+        }
+    }
+    if !verdict.unranked.is_empty() {
+        let names: Vec<String> = verdict
+            .unranked
+            .iter()
+            .map(|s| format!("{} (all jobs failed in: {})", strategy_html(&s.strategy), html(&s.runs_without_ok_job.join(", "))))
+            .collect();
+        out.push_str(&format!("<p class=\"failed\">Not ranked: {}.</p>", names.join("; ")));
+    }
+    let best_total = verdict.fastest().and_then(|b| b.total_ms);
+    let rows: Vec<Vec<String>> = verdict
+        .ranked
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (Some(i + 1), s))
+        .chain(verdict.unranked.iter().map(|s| (None, s)))
+        .map(|(rank, s)| {
+            let vs = match (rank, s.total_ms, best_total) {
+                (Some(1), _, _) => "fastest".to_string(),
+                (_, Some(t), Some(b)) if b > 0.0 => {
+                    format!("+{} (+{:.1}%)", format::duration(t - b), (t - b) / b * 100.0)
+                }
+                _ => MISSING.to_string(),
+            };
+            let spread = verdict::total_spread(data, &s.strategy)
+                .filter(|sp| sp.n > 1)
+                .map_or(MISSING.to_string(), |sp| {
+                    format!("{}–{}", format::duration(sp.min), format::duration(sp.max))
+                });
+            let failed = if s.failed_jobs > 0 {
+                format!("<td class=\"num failed\">{} of {}</td>", s.failed_jobs, s.jobs)
+            } else {
+                format!("<td class=\"num\">0 of {}</td>", s.jobs)
+            };
+            vec![
+                td_num(rank.map_or("—".into(), |r| r.to_string())),
+                format!("<td>{}</td>", strategy_html(&s.strategy)),
+                td_num(format::opt_duration(s.total_ms)),
+                td_num(vs),
+                td_num(spread),
+                failed,
+                td_num(format::opt_bytes(s.registry_bytes)),
+                td_num(format::opt_bytes(s.bytes_pushed)),
+                td_num(format::opt_bytes(s.bytes_pulled)),
+                td(s.privileges.as_deref().unwrap_or(MISSING)),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        Some("ranking"),
+        &[
+            "rank",
+            "strategy",
+            "pipeline total",
+            "vs fastest",
+            "per-iteration totals",
+            "jobs failed",
+            "registry storage",
+            "pushed",
+            "pulled",
+            "privileges",
+        ],
+        &rows,
+    ));
+    out
+}
+
+fn cost_sentence(best: &Standing, next: Option<&Standing>) -> String {
+    let describe = |s: &Standing| {
+        format!(
+            "{} stores {} in the registry after the last run and pushes {} over the pipeline; it needs: {}",
+            strategy_html(&s.strategy),
+            html(&format::opt_bytes(s.registry_bytes)),
+            html(&format::opt_bytes(s.bytes_pushed)),
+            html(s.privileges.as_deref().unwrap_or("n/a (not recorded in run.json)"))
+        )
+    };
+    let mut out = format!("<p id=\"verdict-cost\">At what cost: {}", describe(best));
+    if let Some(next) = next {
+        out.push_str(&format!(". For comparison, {}", describe(next)));
+    }
+    out.push_str("</p>");
+    out
+}
+
+fn time_table(data: &RunData) -> String {
+    let pipeline = data.pipeline();
+    let mut headers = vec!["strategy"];
+    headers.extend(pipeline.iter().map(String::as_str));
+    headers.push("pipeline total");
+    let rows: Vec<Vec<String>> = data
+        .strategies()
+        .iter()
+        .map(|s| {
+            let mut row = vec![format!("<td>{}</td>", strategy_html(s))];
+            let mut medians = vec![];
+            for run in &pipeline {
+                let cell = data.wall(s, run);
+                medians.push(cell.wall_ms.map(|w| w.median));
+                let figure = cell
+                    .wall_ms
+                    .map_or_else(|| format!("<span class=\"na\">{MISSING}</span>"), |w| html(&spread_text(&w)));
+                let mut counts = format!("{} ok", cell.ok);
+                if cell.failed > 0 {
+                    counts.push_str(&format!(", <span class=\"failed\">{} failed</span>", cell.failed));
+                }
+                row.push(format!("<td class=\"num\">{figure}<br><small>{counts}</small></td>"));
+            }
+            row.push(td_num(format::opt_duration(super::data::sum_all(medians))));
+            row
+        })
+        .collect();
+    table(Some("time-table"), &headers, &rows)
+}
+
+fn cache_map(map: &CacheMap) -> String {
+    if map.steps.is_empty() || map.columns.is_empty() {
+        return "<p class=\"na\">No step records: the builder logs gave nothing to map.</p>".into();
+    }
+    let mut out = String::from("<div class=\"scroll\"><table id=\"cache-map\" class=\"cache-map\"><thead><tr><th rowspan=\"2\">step</th>");
+    let mut groups: Vec<(&str, usize)> = vec![];
+    for c in &map.columns {
+        match groups.last_mut() {
+            Some((name, n)) if *name == c.strategy => *n += 1,
+            _ => groups.push((&c.strategy, 1)),
+        }
+    }
+    for (name, n) in &groups {
+        out.push_str(&format!("<th class=\"strategy\" colspan=\"{n}\">{}</th>", html(name)));
+    }
+    out.push_str("</tr><tr>");
+    let first_of_strategy: Vec<bool> = map
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| i == 0 || map.columns[i - 1].strategy != c.strategy)
+        .collect();
+    for (c, first) in map.columns.iter().zip(&first_of_strategy) {
+        let class = if *first { " class=\"first-of-strategy\"" } else { "" };
+        out.push_str(&format!("<th{class}>{}</th>", html(&c.pipeline_run)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    let mut stage = None;
+    for (step, cells) in map.steps.iter().zip(&map.cells) {
+        if stage != Some(&step.stage) {
+            stage = Some(&step.stage);
+            out.push_str(&format!(
+                "<tr class=\"stage\"><th colspan=\"{}\">stage {}</th></tr>",
+                map.columns.len() + 1,
+                html(&step.stage)
+            ));
+        }
+        out.push_str(&format!(
+            "<tr data-step=\"{0}\"><th class=\"step\" title=\"{1}\">{0} <code>{1}</code></th>",
+            step.step,
+            html(&step.instruction)
+        ));
+        for ((cell, column), first) in cells.iter().zip(&map.columns).zip(&first_of_strategy) {
+            let state = cell.majority;
+            let short = match state {
+                StepState::Hit => "hit",
+                StepState::Miss(super::cache_map::Cause::InputChanged) => "changed",
+                StepState::Miss(super::cache_map::Cause::AfterMiss) => "after miss",
+                StepState::Base => "FROM",
+                StepState::NotRun => "not run",
+            };
+            let duration = format::opt_duration(cell.median_ms);
+            let mut marks = String::new();
+            for m in &cell.marks {
+                let d = m.duration_ms.map_or(MISSING.to_string(), |d| format::duration(d as f64));
+                marks.push_str(&format!(
+                    "<span class=\"job {}\" data-iteration=\"{}\" title=\"iteration {}: {}, {}\"></span>",
+                    m.state.class(),
+                    m.iteration,
+                    m.iteration,
+                    m.state.label(),
+                    html(&d)
+                ));
+            }
+            let edge = if *first { " first-of-strategy" } else { "" };
+            out.push_str(&format!(
+                "<td class=\"cell {}{edge}\" data-strategy=\"{}\" data-pipeline-run=\"{}\" title=\"{} / {}: {} (majority of {} iterations), median {}\"><span class=\"state\">{short}</span><span class=\"dur\">{}</span><span class=\"jobs\">{marks}</span></td>",
+                state.class(),
+                html(&column.strategy),
+                html(&column.pipeline_run),
+                html(&column.strategy),
+                html(&column.pipeline_run),
+                state.label(),
+                cell.marks.len(),
+                html(&duration),
+                html(&duration),
+            ));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div>");
+    out
+}
+
+fn phases_table(data: &RunData) -> String {
+    let rows: Vec<Vec<String>> = data
+        .strategies()
+        .iter()
+        .map(|s| {
+            let phases = PHASES.map(|p| data.pipeline_total(s, |j| phase_ms(j, p)));
+            let wall = data.pipeline_total(s, |j| Some(j.wall_ms));
+            let outside = data.pipeline_total(s, outside_phases_ms);
+            let mut row = vec![format!("<td>{}</td>", strategy_html(s))];
+            row.extend(phases.iter().map(|p| td_num(format::opt_duration(*p))));
+            row.push(td_num(format::opt_duration(outside)));
+            row.push(td_num(format::opt_duration(wall)));
+            row
+        })
+        .collect();
+    table(
+        Some("phases-table"),
+        &["strategy", "provision", "pull", "build", "push", "not in a phase", "pipeline total"],
+        &rows,
+    )
+}
+
+/// A job's wall time not covered by the phases it recorded; `None` when it recorded none.
+fn outside_phases_ms(job: &crate::results::JobRecord) -> Option<u64> {
+    let phases: Vec<u64> = PHASES.iter().filter_map(|p| phase_ms(job, *p)).collect();
+    (!phases.is_empty()).then(|| job.wall_ms.saturating_sub(phases.iter().sum()))
+}
+
+fn services(data: &RunData) -> String {
+    let startups = data.service_startups();
+    if startups.is_empty() {
+        return "<p>No strategy started a long-lived service.</p>".into();
+    }
+    let rows: Vec<Vec<String>> = startups
+        .iter()
+        .map(|(strategy, service, s)| {
+            vec![
+                format!("<td>{}</td>", strategy_html(strategy)),
+                td(service),
+                td_num(spread_text(s)),
+                td_num(s.n.to_string()),
+            ]
+        })
+        .collect();
+    format!(
+        "<h3>Long-lived services</h3><p>Started once per iteration and used by every job of the \
+         strategy; their start-up is not part of any job's wall time.</p>{}",
+        table(Some("services-table"), &["strategy", "service", "start-up", "iterations"], &rows)
+    )
+}
+
+fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
+    let standings: Vec<&Standing> = data
+        .strategies()
+        .iter()
+        .filter_map(|s| verdict.ranked.iter().chain(&verdict.unranked).find(|x| &x.strategy == s))
+        .collect();
+    let rows: Vec<Vec<String>> = standings
+        .iter()
+        .map(|s| {
+            vec![
+                format!("<td>{}</td>", strategy_html(&s.strategy)),
+                td_num(format::opt_bytes(s.bytes_pushed)),
+                td_num(format::opt_bytes(s.bytes_pulled)),
+                td_num(format::opt_bytes(s.registry_bytes)),
+                td_num(format::opt_bytes(s.daemon_volume_bytes)),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        Some("cost-table"),
+        &["strategy", "pushed", "pulled", "registry storage", "daemon volume"],
+        &rows,
+    );
+    let pipeline = data.pipeline();
+    let mut headers = vec!["strategy"];
+    headers.extend(pipeline.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = data
+        .strategies()
+        .iter()
+        .map(|s| {
+            let mut row = vec![format!("<td>{}</td>", strategy_html(s))];
+            for run in &pipeline {
+                let pushed = data.job_median(s, run, |j| j.bytes_pushed);
+                let pulled = data.job_median(s, run, |j| j.bytes_pulled);
+                let stored = super::data::Spread::of(
+                    data.cache
+                        .iter()
+                        .filter(|c| &c.strategy == s && &c.pipeline_run == run)
+                        .filter_map(|c| c.registry_bytes.map(|b| b as f64)),
+                )
+                .map(|sp| sp.median);
+                row.push(format!(
+                    "<td class=\"num\">↑ {}<br>↓ {}<br>stored {}</td>",
+                    html(&format::opt_bytes(pushed)),
+                    html(&format::opt_bytes(pulled)),
+                    html(&format::opt_bytes(stored))
+                ));
+            }
+            row
+        })
+        .collect();
+    out.push_str("<h3>Per pipeline run</h3><p>↑ pushed and ↓ pulled per job (median over successful jobs); stored: registry storage after that run (median across iterations).</p>");
+    out.push_str(&table(Some("cost-per-run"), &headers, &rows));
+    out
+}
+
+fn environment(data: &RunData) -> String {
+    let info = &data.info;
+    let images = &info.images;
+    let stand_ins: Vec<&crate::results::ImageInfo> =
+        images.iter().filter(|i| i.source == ImageSource::LocalStandIn).collect();
+    let mut out = String::new();
+    out.push_str("<p id=\"image-sources\"><b>");
+    if images.is_empty() {
+        out.push_str("run.json lists no toolchain images, so whether they were official is not known.");
+    } else if stand_ins.is_empty() {
+        out.push_str("All toolchain images were the official ones.");
+    } else {
+        let names: Vec<String> =
+            stand_ins.iter().map(|i| format!("{} ({})", html(&i.role), html(&i.name))).collect();
+        out.push_str(&format!(
+            "{} of {} toolchain images were local stand-ins built by layerbench from Debian \
+             packages, because the official images could not be pulled: {}. Times with the \
+             official images may differ.",
+            stand_ins.len(),
+            images.len(),
+            names.join(", ")
+        ));
+    }
+    out.push_str("</b></p>");
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            vec![
+                td(&i.role),
+                format!("<td><code>{}</code></td>", html(&i.name)),
+                td(match i.source {
+                    ImageSource::Official => "official",
+                    ImageSource::LocalStandIn => "local stand-in (built from Debian packages)",
+                }),
+                format!("<td><code>{}</code></td>", html(i.id.as_deref().unwrap_or(MISSING))),
+            ]
+        })
+        .collect();
+    out.push_str(&table(Some("images"), &["role", "image", "source", "id"], &rows));
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| MISSING.to_string());
+    let builders = if info.builder_versions.is_empty() {
+        MISSING.to_string()
+    } else {
+        info.builder_versions.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
+    let memory = info.host.memory_bytes.map(|b| format::bytes(b as f64)).unwrap_or_else(|| MISSING.into());
+    let facts = [
+        ("run id", info.run_id.clone()),
+        ("scenario", format!("{} ({})", info.scenario, info.scenario_path)),
+        ("scenario hash (sha256)", info.scenario_hash.clone()),
+        ("backend", info.backend.clone()),
+        ("strategies", info.strategies.join(", ")),
+        ("pipeline", info.pipeline.join(" → ")),
+        ("iterations", info.iterations.to_string()),
+        ("jobs recorded", data.jobs.len().to_string()),
+        ("layerbench version", info.layerbench_version.clone()),
+        ("git commit", opt(&info.git_commit)),
+        ("engine version", opt(&info.engine_version)),
+        ("builder versions", builders),
+        ("host", format!("{} CPUs, {} memory, {}", info.host.cpus, memory, info.host.os)),
+        ("started", info.started_at.clone()),
+        ("ended", opt(&info.ended_at)),
+        ("interrupted", if info.interrupted { "yes".into() } else { "no".into() }),
+    ];
+    let rows: Vec<Vec<String>> =
+        facts.iter().map(|(k, v)| vec![format!("<th>{}</th>", html(k)), td(v)]).collect();
+    out.push_str(&table(Some("environment-table"), &["", ""], &rows));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_of_the_template_is_filled() {
+        let keys = [
+            "scenario", "run_id", "backend", "iterations", "pipeline", "warnings", "verdict",
+            "time_chart", "time_table", "cache_map", "phases_chart", "phases_table", "services",
+            "cost_chart", "cost_table", "environment", "version", "chart_files",
+        ];
+        let values: Vec<(&str, String)> = keys.iter().map(|k| (*k, "x".to_string())).collect();
+        let page = fill(TEMPLATE, &values).unwrap();
+        assert!(!page.contains("{{"));
+        assert!(fill(TEMPLATE, &values[1..]).is_err(), "a missing value is an error");
+    }
+}

@@ -1,0 +1,131 @@
+//! Ranks the strategies over the scenario's whole pipeline, with what each costs.
+
+use std::collections::BTreeMap;
+
+use super::data::{RunData, Spread};
+use crate::results::JobStatus;
+
+/// One strategy's standing over the whole pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub strategy: String,
+    /// Sum over the pipeline runs of the median wall time of the successful jobs; `None`
+    /// when some pipeline run has no successful job.
+    pub total_ms: Option<f64>,
+    /// Pipeline runs in which every job of this strategy failed (or none ran).
+    pub runs_without_ok_job: Vec<String>,
+    pub failed_jobs: usize,
+    pub jobs: usize,
+    /// Sum over the pipeline runs of the median bytes pushed per job.
+    pub bytes_pushed: Option<f64>,
+    pub bytes_pulled: Option<f64>,
+    /// Registry storage after the last pipeline run (median over iterations).
+    pub registry_bytes: Option<f64>,
+    pub daemon_volume_bytes: Option<f64>,
+    pub privileges: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Ranked strategies, fastest first.
+    pub ranked: Vec<Standing>,
+    /// Strategies that could not be ranked, because a pipeline run has no successful job.
+    pub unranked: Vec<Standing>,
+    /// Iterations in which every job of every ranked strategy succeeded.
+    pub complete_iterations: Vec<u32>,
+    /// Of those, how many had the overall fastest strategy also fastest on its own.
+    pub fastest_wins: usize,
+}
+
+impl Verdict {
+    pub fn fastest(&self) -> Option<&Standing> {
+        self.ranked.first()
+    }
+
+    pub fn runner_up(&self) -> Option<&Standing> {
+        self.ranked.get(1)
+    }
+
+    pub fn compute(data: &RunData) -> Verdict {
+        let pipeline = data.pipeline();
+        let mut ranked = vec![];
+        let mut unranked = vec![];
+        for strategy in data.strategies() {
+            let cells: Vec<_> = pipeline.iter().map(|run| (run, data.wall(&strategy, run))).collect();
+            let standing = Standing {
+                total_ms: super::data::sum_all(
+                    cells.iter().map(|(_, c)| c.wall_ms.map(|s| s.median)),
+                ),
+                runs_without_ok_job: cells
+                    .iter()
+                    .filter(|(_, c)| c.ok == 0)
+                    .map(|(run, _)| run.to_string())
+                    .collect(),
+                failed_jobs: cells.iter().map(|(_, c)| c.failed).sum(),
+                jobs: cells.iter().map(|(_, c)| c.ok + c.failed).sum(),
+                bytes_pushed: data.pipeline_total(&strategy, |j| j.bytes_pushed),
+                bytes_pulled: data.pipeline_total(&strategy, |j| j.bytes_pulled),
+                registry_bytes: data.storage_after_last_run(&strategy, |c| c.registry_bytes),
+                daemon_volume_bytes: data
+                    .storage_after_last_run(&strategy, |c| c.daemon_volume_bytes),
+                privileges: data.info.privileges.get(&strategy).cloned(),
+                strategy,
+            };
+            if standing.total_ms.is_some() {
+                ranked.push(standing);
+            } else {
+                unranked.push(standing);
+            }
+        }
+        ranked.sort_by(|a, b| {
+            a.total_ms.unwrap_or(f64::INFINITY).total_cmp(&b.total_ms.unwrap_or(f64::INFINITY))
+        });
+        let (complete_iterations, fastest_wins) = iteration_wins(data, &ranked);
+        Verdict { ranked, unranked, complete_iterations, fastest_wins }
+    }
+}
+
+/// Checks the ranking against each iteration on its own: the ranking uses medians, so it
+/// is worth saying whether the winner also won iteration by iteration.
+fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
+    let Some(fastest) = ranked.first() else { return (vec![], 0) };
+    let runs = data.pipeline().len();
+    // iteration -> strategy -> (wall total, ok jobs)
+    let mut totals: BTreeMap<u32, BTreeMap<&str, (u64, usize)>> = BTreeMap::new();
+    for job in &data.jobs {
+        if job.status != JobStatus::Ok || !ranked.iter().any(|s| s.strategy == job.strategy) {
+            continue;
+        }
+        let entry = totals.entry(job.iteration).or_default().entry(&job.strategy).or_default();
+        entry.0 += job.wall_ms;
+        entry.1 += 1;
+    }
+    let mut complete = vec![];
+    let mut wins = 0;
+    for (iteration, per_strategy) in totals {
+        let all_complete = ranked
+            .iter()
+            .all(|s| per_strategy.get(s.strategy.as_str()).is_some_and(|(_, n)| *n == runs));
+        if !all_complete {
+            continue;
+        }
+        complete.push(iteration);
+        let winner = per_strategy.iter().min_by_key(|(_, (total, _))| *total).map(|(s, _)| *s);
+        if winner == Some(fastest.strategy.as_str()) {
+            wins += 1;
+        }
+    }
+    (complete, wins)
+}
+
+/// The spread of a strategy's per-iteration pipeline totals, for the verdict's wording.
+pub fn total_spread(data: &RunData, strategy: &str) -> Option<Spread> {
+    let runs = data.pipeline().len();
+    let mut per_iteration: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
+    for job in data.jobs.iter().filter(|j| j.strategy == strategy && j.status == JobStatus::Ok) {
+        let e = per_iteration.entry(job.iteration).or_default();
+        e.0 += job.wall_ms;
+        e.1 += 1;
+    }
+    Spread::of(per_iteration.values().filter(|(_, n)| *n == runs).map(|(t, _)| *t as f64))
+}
