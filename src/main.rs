@@ -1,1 +1,399 @@
-fn main() {}
+//! The `layerbench` command line: the only place that prints, picks reporters and maps errors to exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::{Parser, Subcommand};
+
+use layerbench::backend::docker::{BackendImages, DockerBackend};
+use layerbench::backend::Backend;
+use layerbench::error::exit;
+use layerbench::events::{Event, EventSink, Reporter};
+use layerbench::progress::{PlainReporter, ProgressReporter};
+use layerbench::results::{HostInfo, ResultsWriter, RunInfo, StepInfo};
+use layerbench::runner::{self, RunPlan};
+use layerbench::scenario::{self, Scenario};
+use layerbench::strategy::StrategyKind;
+use layerbench::toolchain::{self, ToolchainConfig};
+use layerbench::{compare, report, resources};
+
+const EXAMPLES: &str = "\
+Examples:
+  layerbench run scenarios/flask.toml
+  layerbench run scenarios/flask.toml --strategies shared-dind,registry-multistage --iterations 5
+  layerbench report results/20261127T190501Z-flask
+  layerbench compare results/baseline results/candidate --threshold 10% --markdown summary.md
+  layerbench clean
+
+Exit codes: 0 success (compare: no regression); 1 a job failed (compare: regression);
+2 usage or data error; 3 environment error (engine, registry, images); 130 interrupted.";
+
+#[derive(Parser)]
+#[command(name = "layerbench", version, about = "Measures how container image builds behave under the caching strategies CI systems use", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario through every strategy and write results/<run-id>/ and a report.
+    #[command(after_help = "Strategies: ephemeral-dind, registry-final, registry-multistage, shared-dind, daemonless, daemonless-kaniko")]
+    Run {
+        /// The scenario file (TOML), e.g. scenarios/flask.toml.
+        scenario: PathBuf,
+        /// Comma-separated strategies to run instead of the scenario's.
+        #[arg(long, value_delimiter = ',')]
+        strategies: Option<Vec<String>>,
+        /// Iterations instead of the scenario's (each starts from empty caches).
+        #[arg(long)]
+        iterations: Option<u32>,
+        /// Where results/<run-id>/ goes.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Where reports/<run-id>/ goes.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Do not write the HTML report at the end.
+        #[arg(long)]
+        no_report: bool,
+        /// Keep every container, volume and network for debugging (also: LAYERBENCH_KEEP=1).
+        #[arg(long)]
+        keep: bool,
+        #[command(flatten)]
+        images: ImageArgs,
+    },
+    /// Write reports/<run-id>/index.html and its charts from a results directory alone.
+    Report {
+        results_dir: PathBuf,
+        /// Output directory (default: reports/<run-id>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare two results directories; exit 1 on a regression.
+    Compare {
+        baseline: PathBuf,
+        candidate: PathBuf,
+        /// Relative change of a median below which it is noise: `10%` or `0.1`.
+        #[arg(long, default_value = "10%")]
+        threshold: String,
+        /// Also write a Markdown summary (for $GITHUB_STEP_SUMMARY or a merge request comment).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Also write GitLab's metrics report (OpenMetrics text).
+        #[arg(long)]
+        openmetrics: Option<PathBuf>,
+    },
+    /// Remove every container, volume and network left by any layerbench run.
+    Clean,
+    /// Pull the toolchain images, or build local stand-ins from Debian packages when pulls fail.
+    Images {
+        #[command(flatten)]
+        images: ImageArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// Python base image the scenario's Dockerfile names.
+    #[arg(long, default_value_t = ToolchainConfig::default().base)]
+    base_image: String,
+    #[arg(long, default_value_t = ToolchainConfig::default().dind)]
+    dind_image: String,
+    #[arg(long, default_value_t = ToolchainConfig::default().registry)]
+    registry_image: String,
+    #[arg(long, default_value_t = ToolchainConfig::default().buildah)]
+    buildah_image: String,
+    #[arg(long, default_value_t = ToolchainConfig::default().kaniko)]
+    kaniko_image: String,
+}
+
+impl ImageArgs {
+    fn config(&self) -> ToolchainConfig {
+        ToolchainConfig {
+            base: self.base_image.clone(),
+            dind: self.dind_image.clone(),
+            registry: self.registry_image.clone(),
+            buildah: self.buildah_image.clone(),
+            kaniko: self.kaniko_image.clone(),
+            ..ToolchainConfig::default()
+        }
+    }
+}
+
+/// An error with the exit code it maps to.
+struct Failure {
+    code: i32,
+    error: anyhow::Error,
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: exit::USAGE, error: error.into() }
+}
+
+fn environment(error: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: exit::ENVIRONMENT, error: error.into() }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error:#}");
+            code
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+async fn dispatch(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Run { scenario, strategies, iterations, results, reports, no_report, keep, images } => {
+            run(&scenario, strategies, iterations, &results, (!no_report).then_some(reports.as_path()), keep, &images.config()).await
+        }
+        Command::Report { results_dir, out } => {
+            let out = out.unwrap_or_else(|| default_report_dir(Path::new("reports"), &results_dir));
+            let index = report::generate(&results_dir, &out).map_err(usage)?;
+            println!("{}", index.display());
+            Ok(exit::OK)
+        }
+        Command::Compare { baseline, candidate, threshold, markdown, openmetrics } => {
+            let threshold = parse_threshold(&threshold).map_err(|e| usage(anyhow!(e)))?;
+            let options = compare::CompareOptions { baseline, candidate, threshold, markdown, openmetrics };
+            let outcome = compare::compare(&options).map_err(usage)?;
+            print!("{}", outcome.table);
+            Ok(if outcome.regressed { exit::REGRESSION_OR_FAILED_JOB } else { exit::OK })
+        }
+        Command::Clean => {
+            let engine = connect_engine().await?;
+            let removed = resources::remove_labelled(&engine, None).await.map_err(environment)?;
+            println!("removed {removed}");
+            Ok(exit::OK)
+        }
+        Command::Images { images } => {
+            let engine = connect_engine().await?;
+            let events = reporters();
+            let toolchain = toolchain::resolve(&engine, &images.config(), &events).await.map_err(environment)?;
+            for image in toolchain.images() {
+                println!("{:<9} {:<45} {}", image.role, image.name, serde_json::to_string(&image.source).unwrap_or_default().trim_matches('"'));
+            }
+            if let Err(reason) = &toolchain.kaniko {
+                println!("kaniko    unavailable: {reason}");
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn default_report_dir(reports_root: &Path, results_dir: &Path) -> PathBuf {
+    let run_id = results_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "report".into());
+    reports_root.join(run_id)
+}
+
+/// Progress bars on a terminal, plain lines elsewhere (CI logs, pipes).
+fn reporters() -> EventSink {
+    let reporter: Box<dyn Reporter> = if std::io::stderr().is_terminal() {
+        Box::new(ProgressReporter::default())
+    } else {
+        Box::new(PlainReporter::new(std::io::stderr()))
+    };
+    EventSink::new(vec![reporter])
+}
+
+async fn connect_engine() -> Result<bollard::Docker, Failure> {
+    let hint = "start one (`make run` starts a private engine) or point DOCKER_HOST at one";
+    let engine = bollard::Docker::connect_with_defaults()
+        .map_err(|e| environment(anyhow!("cannot use the Docker engine address: {e}; {hint}")))?;
+    match tokio::time::timeout(Duration::from_secs(10), engine.ping()).await {
+        Ok(Ok(_)) => Ok(engine),
+        Ok(Err(e)) => Err(environment(anyhow!("cannot reach the Docker engine ({}): {e}; {hint}", engine_address()))),
+        Err(_) => Err(environment(anyhow!("the Docker engine ({}) did not answer within 10 s; {hint}", engine_address()))),
+    }
+}
+
+fn engine_address() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<Vec<StrategyKind>, Failure> {
+    let Some(names) = names else { return Ok(scenario.strategies.clone()) };
+    names
+        .iter()
+        .map(|n| {
+            StrategyKind::parse(n.trim()).ok_or_else(|| {
+                usage(anyhow!("--strategies: unknown strategy `{n}`; valid strategies: {}", StrategyKind::valid_names()))
+            })
+        })
+        .collect()
+}
+
+fn host_info() -> HostInfo {
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    HostInfo {
+        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(0),
+        memory_bytes,
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    scenario_path: &Path,
+    strategies: Option<Vec<String>>,
+    iterations: Option<u32>,
+    results_root: &Path,
+    reports_root: Option<&Path>,
+    keep: bool,
+    images: &ToolchainConfig,
+) -> Result<i32, Failure> {
+    let scenario = scenario::load(scenario_path).map_err(usage)?;
+    let mut strategies = select_strategies(&scenario, strategies)?;
+    let iterations = iterations.unwrap_or(scenario.iterations);
+    if iterations == 0 {
+        return Err(usage(anyhow!("--iterations must be at least 1")));
+    }
+    let keep = resources::keep_requested(keep);
+    let engine = connect_engine().await?;
+    let events = reporters();
+    let toolchain = toolchain::resolve(&engine, images, &events).await.map_err(environment)?;
+    if let (Err(reason), true) = (&toolchain.kaniko, strategies.contains(&StrategyKind::DaemonlessKaniko)) {
+        events.notice(format!("skipping daemonless-kaniko: {reason}"));
+        strategies.retain(|s| *s != StrategyKind::DaemonlessKaniko);
+    }
+
+    let run_id = runner::new_run_id(&scenario.name);
+    let results_dir = runner::results_dir(results_root, &run_id);
+    let mut writer = ResultsWriter::create(&results_dir).map_err(environment)?;
+    let mut info = RunInfo {
+        run_id: run_id.clone(),
+        backend: "docker".into(),
+        scenario: scenario.name.clone(),
+        scenario_path: scenario.source.display().to_string(),
+        scenario_hash: scenario.hash.clone(),
+        layerbench_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: git_commit(),
+        engine_version: engine.version().await.ok().and_then(|v| v.version),
+        builder_versions: Default::default(),
+        images: toolchain.images(),
+        strategies: strategies.iter().map(|s| s.name().to_string()).collect(),
+        pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
+        iterations,
+        steps: scenario
+            .dockerfile
+            .steps()
+            .map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() })
+            .collect(),
+        host: host_info(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ended_at: None,
+        interrupted: false,
+        privileges: strategies.iter().map(|s| (s.name().to_string(), s.strategy().privileges().summary())).collect(),
+    };
+    writer.write_run_info(&info).map_err(environment)?;
+    let total_jobs = (iterations as usize * scenario.pipeline.len() * strategies.len()) as u64;
+    events.emit(Event::RunStarted { run_id: run_id.clone(), results_dir: results_dir.clone(), total_jobs });
+
+    let work_dir = std::env::temp_dir().join(format!("layerbench-{run_id}"));
+    let plan = RunPlan { run_id: run_id.clone(), scenario: &scenario, strategies, iterations, work_dir: work_dir.clone() };
+    let mut backend_slot: Option<DockerBackend> = None;
+    let outcome = {
+        let work = async {
+            let backend = DockerBackend::start(engine.clone(), &run_id, BackendImages::from_toolchain(&toolchain), &events).await?;
+            let backend = backend_slot.insert(backend);
+            runner::run(backend, &plan, &mut writer, &events).await
+        };
+        tokio::select! {
+            result = work => Some(result),
+            () = interrupted() => None,
+        }
+    };
+    let _ = std::fs::remove_dir_all(&work_dir);
+
+    if let Some(backend) = &backend_slot {
+        record_dind_mode(&mut info, backend);
+    }
+    info.interrupted = !matches!(outcome, Some(Ok(_)));
+    info.ended_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let _ = writer.write_run_info(&info);
+    if keep {
+        events.notice(format!("--keep: leaving every resource labelled layerbench.run-id={run_id}; `layerbench clean` removes them"));
+    } else {
+        // By label, so whatever a cancelled job was creating goes too.
+        let cleanup = match &mut backend_slot {
+            Some(backend) => backend.shutdown().await.map_err(anyhow::Error::from),
+            None => resources::remove_labelled(&engine, Some(&run_id)).await.map(|_| ()).map_err(anyhow::Error::from),
+        };
+        cleanup.map_err(|e| environment(e.context("clean up after the run; `layerbench clean` retries")))?;
+    }
+    events.emit(Event::RunFinished { results_dir: results_dir.clone(), interrupted: outcome.is_none() });
+
+    let summary = match outcome {
+        None => {
+            eprintln!("interrupted: the results written so far are valid in {}", results_dir.display());
+            return Ok(exit::INTERRUPTED);
+        }
+        Some(Err(e)) => {
+            let code = match e {
+                runner::RunError::Scenario(_) => exit::USAGE,
+                _ => exit::ENVIRONMENT,
+            };
+            return Err(Failure { code, error: anyhow::Error::from(e).context(format!("run stopped; results so far are in {}", results_dir.display())) });
+        }
+        Some(Ok(summary)) => summary,
+    };
+    if let Some(reports_root) = reports_root {
+        let out = reports_root.join(&run_id);
+        match report::generate(&results_dir, &out) {
+            Ok(index) => println!("report: {}", index.display()),
+            Err(e) => eprintln!("warning: could not write the report ({e}); `layerbench report {}` retries", results_dir.display()),
+        }
+    }
+    println!("results: {}", results_dir.display());
+    if summary.failed_jobs > 0 {
+        eprintln!("{} of {} jobs failed; see the error column of {}", summary.failed_jobs, summary.jobs, results_dir.join("jobs.csv").display());
+        return Ok(exit::REGRESSION_OR_FAILED_JOB);
+    }
+    Ok(exit::OK)
+}
+
+/// How dind actually ran on this engine belongs next to each dind strategy's privileges.
+fn record_dind_mode(info: &mut RunInfo, backend: &DockerBackend) {
+    let Some(mode) = backend.dind_mode() else { return };
+    for (name, summary) in info.privileges.iter_mut() {
+        let uses_dind = StrategyKind::parse(name).is_some_and(|k| k.strategy().privileges().privileged);
+        if uses_dind {
+            summary.push_str(&format!(" On this engine dind ran with: {}.", mode.describe()));
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM as CI systems send when they cancel a job.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn parse_threshold(text: &str) -> Result<f64, String> {
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    };
+    value.ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| format!("--threshold: `{text}` is not a percentage like 10% or a fraction like 0.1"))
+}

@@ -1,1 +1,225 @@
 //! Drives a scenario: iterations x pipeline runs x strategies, writing results as each job ends.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::backend::{Backend, BackendError, JobOutcome, JobSpec};
+use crate::events::{Event, EventSink};
+use crate::results::{
+    CacheRecord, JobRecord, JobStatus, ResultsError, ResultsWriter, ServiceRecord, StepRecord,
+};
+use crate::scenario::{context, Scenario, ScenarioError};
+use crate::strategy::{PlanInput, StrategyKind};
+use crate::Millis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+}
+
+/// What to run: the scenario's choices, possibly narrowed on the command line.
+pub struct RunPlan<'a> {
+    pub run_id: String,
+    pub scenario: &'a Scenario,
+    pub strategies: Vec<StrategyKind>,
+    pub iterations: u32,
+    /// Where per-iteration copies of the context live while the run goes on.
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub jobs: u32,
+    pub failed_jobs: u32,
+}
+
+/// `20261127T190501Z-flask`: sorts by time, says which scenario.
+pub fn new_run_id(scenario_name: &str) -> String {
+    let name: String = scenario_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    format!("{}-{name}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+}
+
+/// The strategies in the order they run for one pipeline run: rotated each time, so that a
+/// machine that drifts (warming up, throttling) does not always favour the same strategy.
+pub fn rotation(strategies: &[StrategyKind], iteration: u32, pipeline_index: usize, pipeline_len: usize) -> Vec<StrategyKind> {
+    if strategies.is_empty() {
+        return vec![];
+    }
+    let turn = (iteration as usize - 1) * pipeline_len + pipeline_index;
+    let mut order = strategies.to_vec();
+    order.rotate_left(turn % strategies.len());
+    order
+}
+
+pub async fn run<B: Backend>(
+    backend: &mut B,
+    plan: &RunPlan<'_>,
+    writer: &mut ResultsWriter,
+    events: &EventSink,
+) -> Result<RunSummary, RunError> {
+    let scenario = plan.scenario;
+    let mut summary = RunSummary::default();
+    for iteration in 1..=plan.iterations {
+        let context_dir = plan.work_dir.join(format!("iteration-{iteration}"));
+        let context_dir = context::prepare_iteration_context(scenario, &context_dir)?;
+        for service in backend.begin_iteration(iteration, &plan.strategies, events).await? {
+            let record = ServiceRecord {
+                run_id: plan.run_id.clone(),
+                backend: backend.name().to_string(),
+                iteration,
+                strategy: service.strategy.name().to_string(),
+                service: service.service.clone(),
+                startup_ms: service.startup_ms,
+            };
+            writer.append_service(&record)?;
+            events.emit(Event::ServiceStarted {
+                iteration,
+                strategy: record.strategy,
+                service: service.service,
+                startup_ms: service.startup_ms,
+            });
+        }
+        for (index, pipeline_run) in scenario.pipeline.iter().enumerate() {
+            context::apply_change(&context_dir, &pipeline_run.change)?;
+            for strategy in rotation(&plan.strategies, iteration, index, scenario.pipeline.len()) {
+                events.emit(Event::JobStarted {
+                    iteration,
+                    pipeline_run: pipeline_run.name.clone(),
+                    strategy: strategy.name().to_string(),
+                });
+                let repository = backend.repository(strategy, &scenario.repository);
+                let commit_tag = format!("c{}-{}", index + 1, pipeline_run.name);
+                let job_plan = strategy.strategy().plan(&PlanInput {
+                    repository: &repository,
+                    commit_tag: &commit_tag,
+                    dockerfile: &scenario.dockerfile,
+                });
+                let job = JobSpec {
+                    iteration,
+                    pipeline_index: index as u32,
+                    pipeline_run,
+                    strategy,
+                    plan: &job_plan,
+                    context: &context_dir,
+                    dockerfile_path: &scenario.dockerfile_path,
+                    dockerfile: &scenario.dockerfile,
+                };
+                let started_at = chrono::Utc::now();
+                let clock = Instant::now();
+                let outcome = backend.run_job(&job, events).await;
+                let wall_ms = clock.elapsed().as_millis() as Millis;
+                let (record, steps) = records(plan, backend.name(), &job, &outcome, started_at, wall_ms);
+                writer.append_job(&record, &steps)?;
+                summary.jobs += 1;
+                if record.status == JobStatus::Failed {
+                    summary.failed_jobs += 1;
+                }
+                events.emit(Event::JobFinished { record });
+                let cache = backend.cache_state(strategy).await;
+                writer.append_cache(&CacheRecord {
+                    run_id: plan.run_id.clone(),
+                    backend: backend.name().to_string(),
+                    iteration,
+                    pipeline_run: pipeline_run.name.clone(),
+                    strategy: strategy.name().to_string(),
+                    registry_bytes: cache.registry_bytes,
+                    daemon_volume_bytes: cache.daemon_volume_bytes,
+                })?;
+            }
+        }
+        backend.end_iteration(iteration).await?;
+        let _ = std::fs::remove_dir_all(&context_dir);
+    }
+    Ok(summary)
+}
+
+/// Turns a job's outcome into its CSV rows.
+fn records(
+    plan: &RunPlan<'_>,
+    backend: &str,
+    job: &JobSpec<'_>,
+    outcome: &JobOutcome,
+    started_at: chrono::DateTime<chrono::Utc>,
+    wall_ms: Millis,
+) -> (JobRecord, Vec<StepRecord>) {
+    use crate::strategy::Phase;
+    let dockerfile = job.dockerfile;
+    let steps: Vec<StepRecord> = outcome
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let (stage, instruction) = dockerfile.step(s.step)?;
+            Some(StepRecord {
+                run_id: plan.run_id.clone(),
+                backend: backend.to_string(),
+                iteration: job.iteration,
+                pipeline_run: job.pipeline_run.name.clone(),
+                strategy: job.strategy.name().to_string(),
+                stage: stage.label(),
+                step: s.step,
+                total_steps: dockerfile.total_steps(),
+                instruction: instruction.text.clone(),
+                cached: s.cached,
+                duration_ms: s.duration_ms,
+            })
+        })
+        .collect();
+    let record = JobRecord {
+        run_id: plan.run_id.clone(),
+        backend: backend.to_string(),
+        iteration: job.iteration,
+        pipeline_index: job.pipeline_index,
+        pipeline_run: job.pipeline_run.name.clone(),
+        strategy: job.strategy.name().to_string(),
+        status: if outcome.error.is_some() { JobStatus::Failed } else { JobStatus::Ok },
+        error: outcome.error.clone().unwrap_or_default(),
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        wall_ms,
+        provision_ms: outcome.phases.get(&Phase::Provision).copied(),
+        pull_ms: outcome.phases.get(&Phase::Pull).copied(),
+        build_ms: outcome.phases.get(&Phase::Build).copied(),
+        push_ms: outcome.phases.get(&Phase::Push).copied(),
+        cached_steps: steps.iter().filter(|s| s.cached).count() as u32,
+        total_steps: dockerfile.total_steps(),
+        image_bytes: outcome.image_bytes,
+        bytes_pulled: outcome.bytes_pulled,
+        bytes_pushed: outcome.bytes_pushed,
+    };
+    (record, steps)
+}
+
+/// Where a run's results go: `<root>/<run-id>/`.
+pub fn results_dir(root: &Path, run_id: &str) -> PathBuf {
+    root.join(run_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StrategyKind::*;
+
+    #[test]
+    fn every_strategy_leads_once_per_rotation() {
+        let all = [EphemeralDind, SharedDind, RegistryFinal];
+        let firsts: Vec<_> = (0..3).map(|p| rotation(&all, 1, p, 4)[0]).collect();
+        assert_eq!(firsts, vec![EphemeralDind, SharedDind, RegistryFinal]);
+        // The next iteration carries on where the previous one stopped.
+        assert_eq!(rotation(&all, 2, 0, 4)[0], SharedDind);
+        assert_eq!(rotation(&all, 1, 0, 4).len(), 3);
+    }
+
+    #[test]
+    fn run_ids_are_safe_names() {
+        let id = new_run_id("My Flask_app");
+        assert!(id.ends_with("-my-flask-app"), "{id}");
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+}

@@ -27,6 +27,7 @@ use crate::events::EventSink;
 use crate::registry::{storage_script, Traffic};
 use crate::resources::run_labels;
 use crate::strategy::{Daemon, Phase, StrategyKind};
+use crate::toolchain::{ResolvedImage, Toolchain};
 use crate::Millis;
 
 /// How long a daemon or registry may take to answer after its container started.
@@ -35,11 +36,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Images the backend runs, already present in the engine (see `toolchain`).
 #[derive(Debug, Clone)]
 pub struct BackendImages {
-    pub dind: String,
-    pub registry: String,
-    pub buildah: String,
+    pub dind: ResolvedImage,
+    pub registry: ResolvedImage,
+    pub buildah: ResolvedImage,
     /// `None` when no kaniko image could be had.
-    pub kaniko: Option<String>,
+    pub kaniko: Option<ResolvedImage>,
     /// Images to serve from the mirror: (local image, name the Dockerfile uses, e.g. `python:3.11-slim`).
     pub mirrored: Vec<(String, String)>,
 }
@@ -55,6 +56,20 @@ pub struct DockerBackend {
     registry: Option<String>,
     shared: HashMap<StrategyKind, Dind>,
     jobs_started: u32,
+}
+
+impl BackendImages {
+    /// The toolchain's images; the base image is served from the mirror under its official name,
+    /// so the scenario's Dockerfile builds unchanged with a local stand-in.
+    pub fn from_toolchain(toolchain: &Toolchain) -> Self {
+        BackendImages {
+            dind: toolchain.dind.clone(),
+            registry: toolchain.registry.clone(),
+            buildah: toolchain.buildah.clone(),
+            kaniko: toolchain.kaniko.clone().ok(),
+            mirrored: vec![(toolchain.base.name.clone(), toolchain.base.official.clone())],
+        }
+    }
 }
 
 impl DockerBackend {

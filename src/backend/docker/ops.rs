@@ -168,7 +168,7 @@ async fn build(
     Ok(())
 }
 
-fn announce_step(parser: &dyn LogParser, job: &JobSpec<'_>, current: &mut u32, events: &EventSink) {
+pub(crate) fn announce_step(parser: &dyn LogParser, job: &JobSpec<'_>, current: &mut u32, events: &EventSink) {
     if let Some(step) = parser.current() {
         if step.step != *current {
             *current = step.step;

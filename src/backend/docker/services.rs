@@ -14,11 +14,11 @@ use crate::backend::BackendError;
 use crate::events::EventSink;
 use crate::resources::run_labels;
 
-/// Flags every dind daemon of a run gets: the API on the private network, the run's mirror and registry.
+/// Flags every dind daemon of a run gets, after the image's own: the API on the private network
+/// only, the run's mirror and registry.
 const DIND_ARGS: &[&str] = &[
     "--host=tcp://0.0.0.0:2375",
     "--host=unix:///var/run/docker.sock",
-    "--tls=false",
     "--registry-mirror=http://mirror:5000",
     "--insecure-registry=mirror:5000",
     "--insecure-registry=registry:5000",
@@ -72,9 +72,9 @@ pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -
         };
         mode.apply(&mut host);
         ContainerCreateBody {
-            image: Some(backend.images.dind.clone()),
-            cmd: Some(DIND_ARGS.iter().map(|s| s.to_string()).collect()),
-            env: Some(vec!["DOCKER_TLS_CERTDIR=".into()]),
+            image: Some(backend.images.dind.name.clone()),
+            cmd: Some(backend.images.dind.args.iter().cloned().chain(DIND_ARGS.iter().map(|s| s.to_string())).collect()),
+            env: Some(backend.images.dind.env.clone()),
             labels: Some(run_labels(&backend.run_id)),
             host_config: Some(host),
             networking_config: Some(endpoint(&backend.network, alias)),
@@ -117,8 +117,8 @@ pub async fn start_registry(backend: &DockerBackend, name: &str, alias: &str, pu
         )])
     });
     let body = ContainerCreateBody {
-        image: Some(backend.images.registry.clone()),
-        env: Some(crate::registry::container_env()),
+        image: Some(backend.images.registry.name.clone()),
+        env: Some(backend.images.registry.env.iter().cloned().chain(crate::registry::container_env()).collect()),
         labels: Some(run_labels(&backend.run_id)),
         exposed_ports: Some(vec!["5000/tcp".to_string()]),
         host_config: Some(HostConfig {
