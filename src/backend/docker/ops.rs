@@ -137,7 +137,9 @@ async fn build(
                 announce_step(parser.as_ref(), job, &mut current_step, events);
             }
             Err(e) => {
-                error = Some(describe(&e));
+                let message = describe(&e);
+                parser.push_error(at_ms, &message);
+                error = Some(message);
                 break;
             }
         }
@@ -146,7 +148,7 @@ async fn build(
         parser.push_line(started.elapsed().as_millis() as Millis, &pending);
     }
     let steps = parser.finish(started.elapsed().as_millis() as Millis);
-    let failed_step = steps.last().map(|s| (s.step, s.instruction.clone()));
+    let failed_step = steps.iter().find(|s| s.error.is_some()).map(|s| (s.step, s.instruction.clone()));
     merge_steps(outcome, &steps);
     if let Some(message) = error {
         return Err(match failed_step {

@@ -1,1 +1,828 @@
 //! The Kubernetes backend: each CI job is a pod in a per-run namespace.
+//!
+//! Layout of a run on the cluster (every object labelled `layerbench.run-id=<id>`):
+//! - one namespace per run (or the one `--namespace` names);
+//! - `registry`: Deployment and Service, replaced at each iteration so caches start empty;
+//! - dind strategies: one pod per job with a privileged dind container; layerbench drives its API
+//!   through a port-forward with bollard, exactly as on the docker backend;
+//! - `shared-dind`: a Deployment with a PVC on `/var/lib/docker`, a Service on 2375 and a
+//!   NetworkPolicy admitting only the run's job pods;
+//! - daemonless: one pod per job; its build context arrives in ConfigMaps (see docs/kubernetes.md).
+
+pub mod forward;
+pub mod manifests;
+pub mod names;
+pub mod orchestrate;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures_util::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{AttachParams, DeleteParams, ListParams, LogParams};
+use kube::config::KubeConfigOptions;
+use kube::{Api, Client, Config, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+
+use self::forward::LocalForward;
+use self::manifests::{JobMeta, Object, RunMeta};
+use self::orchestrate::{api_error, delete, ensure_created, wait_pod, wait_selected_pod, KubeError, PodStage};
+use crate::backend::{Backend, BackendError, CacheState, JobOutcome, JobSpec, ServiceStart};
+use crate::builder_log::{LogFormat, ParsedStep};
+use crate::events::{Event, EventSink};
+use crate::registry::{storage_script, Traffic};
+use crate::scenario::Scenario;
+use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, PlanInput, StrategyKind};
+use crate::Millis;
+
+/// Images the cluster runs. The cluster pulls them itself: load them into it when it is offline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeImages {
+    pub dind: String,
+    pub registry: String,
+    pub buildah: String,
+    /// `None` when there is no kaniko image: kaniko jobs then fail and say so.
+    pub kaniko: Option<String>,
+    /// Needs `sh` and `tar`: unpacks daemonless build contexts and stands in for a CI job container.
+    pub helper: String,
+}
+
+impl Default for KubeImages {
+    fn default() -> Self {
+        let official = crate::toolchain::ToolchainConfig::default();
+        KubeImages {
+            helper: official.dind.clone(),
+            dind: official.dind,
+            registry: official.registry,
+            buildah: official.buildah,
+            kaniko: Some(official.kaniko),
+        }
+    }
+}
+
+impl KubeImages {
+    /// The images the local engine resolved: official names or layerbench's stand-ins, which is
+    /// what `kind load docker-image` copies into a kind cluster.
+    pub fn from_toolchain(toolchain: &crate::toolchain::Toolchain) -> Self {
+        KubeImages {
+            dind: toolchain.dind.name.clone(),
+            registry: toolchain.registry.name.clone(),
+            buildah: toolchain.buildah.name.clone(),
+            kaniko: toolchain.kaniko.as_ref().ok().map(|k| k.name.clone()),
+            helper: toolchain.dind.name.clone(),
+        }
+    }
+}
+
+/// Bounds of every wait; each failure names the one that ran out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeTimeouts {
+    pub api: Duration,
+    pub schedule: Duration,
+    /// Image pulls happen here: generous for a cold node.
+    pub start: Duration,
+    pub ready: Duration,
+    /// One job from pod creation to its end; also the pod's `activeDeadlineSeconds`.
+    pub job: Duration,
+    pub delete: Duration,
+    /// Namespaces delete everything in them first.
+    pub namespace_delete: Duration,
+}
+
+impl Default for KubeTimeouts {
+    fn default() -> Self {
+        KubeTimeouts {
+            api: Duration::from_secs(15),
+            schedule: Duration::from_secs(60),
+            start: Duration::from_secs(300),
+            ready: Duration::from_secs(120),
+            job: Duration::from_secs(1800),
+            delete: Duration::from_secs(120),
+            namespace_delete: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeOptions {
+    /// kubeconfig context; the current context when `None`.
+    pub context: Option<String>,
+    /// Namespace to run in; a new `layerbench-<scenario>-<run id>` when `None`.
+    pub namespace: Option<String>,
+    pub images: KubeImages,
+    /// Keep the namespace and job pods for debugging.
+    pub keep: bool,
+    /// Storage class of the shared daemon's volume; the cluster default when `None`.
+    pub storage_class: Option<String>,
+    /// Size requested for the shared daemon's `/var/lib/docker`, as a Kubernetes quantity.
+    pub shared_dind_storage: String,
+    pub timeouts: KubeTimeouts,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            context: None,
+            namespace: None,
+            images: KubeImages::default(),
+            keep: false,
+            storage_class: None,
+            shared_dind_storage: "20Gi".into(),
+            timeouts: KubeTimeouts::default(),
+        }
+    }
+}
+
+/// Run id of objects printed by `layerbench manifests`; a real run labels with its own id.
+pub const MANIFESTS_RUN_ID: &str = "manifests";
+
+/// Everything the kube backend would apply for `strategy`, as multi-document YAML for
+/// `kubectl apply -f`: the namespace, the registry, and the objects of the first job.
+pub fn manifests_yaml(
+    scenario: &Scenario,
+    strategy: StrategyKind,
+    options: &KubeOptions,
+) -> Result<String, BackendError> {
+    let run = RunMeta {
+        run_id: MANIFESTS_RUN_ID.into(),
+        namespace: options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| names::run_namespace(&scenario.name, MANIFESTS_RUN_ID)),
+        scenario: scenario.name.clone(),
+    };
+    let repository = format!("{}/{}/{}", manifests::REGISTRY_HOST, strategy.name(), scenario.repository);
+    let plan = strategy.strategy().plan(&PlanInput {
+        repository: &repository,
+        commit_tag: "run-1",
+        dockerfile: &scenario.dockerfile,
+    });
+    let first_run = scenario.pipeline.first().map(|p| p.name.as_str()).unwrap_or("run-1");
+    let job = JobMeta { name: names::job_name(1, 0, strategy.name()), iteration: 1, pipeline_run: first_run, strategy: strategy.name() };
+    let timeout_s = options.timeouts.job.as_secs();
+
+    let mut objects = vec![];
+    if options.namespace.is_none() {
+        objects.push(Object::Namespace(manifests::namespace(&run)));
+    }
+    let (registry, registry_service) = manifests::registry(&run, &options.images, 1);
+    objects.extend([Object::Deployment(registry), Object::Service(registry_service)]);
+    let mut notes = vec![
+        format!("layerbench manifests: scenario {}, strategy {strategy}", scenario.name),
+        format!("{}", strategy.strategy().privileges().summary()),
+        format!("Objects carry {}={MANIFESTS_RUN_ID}; a run labels them with its own run id.", crate::RUN_ID_LABEL),
+    ];
+    match plan.daemon {
+        Daemon::FreshDind => {
+            objects.push(Object::Pod(manifests::dind_job_pod(&run, &options.images, &job, timeout_s)));
+            notes.push("Each job gets a pod like the one below; layerbench drives its daemon through a \
+                        port-forward, uploading the build context with the Docker API. The job's script:"
+                .into());
+        }
+        Daemon::SharedDind => {
+            let shared = manifests::shared_dind(&run, options, 1);
+            objects.extend([
+                Object::PersistentVolumeClaim(shared.claim),
+                Object::Deployment(shared.deployment),
+                Object::Service(shared.service),
+                Object::NetworkPolicy(shared.policy),
+            ]);
+            notes.push(
+                "WARNING: an unauthenticated Docker daemon is root on its node for anyone who can reach \
+                 port 2375; the NetworkPolicy below admits only this run's job pods, and only works \
+                 where the cluster's network plugin enforces NetworkPolicies. Each job runs, with \
+                 DOCKER_HOST=tcp://dind:2375:"
+                    .into(),
+            );
+        }
+        Daemon::None => {
+            let Some(op) = plan.ops.first() else {
+                return Err(BackendError::new(format!("plan a {strategy} job"), "the plan has no build"));
+            };
+            let image_missing = matches!(op, Op::DaemonlessBuild { builder: DaemonlessBuilder::Kaniko, .. })
+                && options.images.kaniko.is_none();
+            if image_missing {
+                return Err(BackendError::new(
+                    format!("print manifests for {strategy}"),
+                    "no kaniko image is configured; name one in the toolchain configuration",
+                ));
+            }
+            let tar = crate::scenario::context::tar_context(&scenario.context)
+                .map_err(|e| BackendError::new("pack the build context", e))?;
+            let parts = manifests::context_config_maps(&run, &job.name, &tar)
+                .map_err(|e| BackendError::new(format!("carry the build context of {}", scenario.name), e))?;
+            let pod = manifests::daemonless_job_pod(
+                &run,
+                &options.images,
+                &job,
+                op,
+                &scenario.dockerfile_path,
+                &parts,
+                timeout_s,
+            );
+            objects.extend(parts.into_iter().map(Object::ConfigMap));
+            objects.push(Object::Pod(pod));
+            notes.push("The build context travels in the ConfigMaps below; the job pod builds and pushes:".into());
+        }
+    }
+    notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path))));
+
+    let mut yaml: String = notes.iter().map(|n| format!("# {n}\n")).collect();
+    for object in &objects {
+        let doc = serde_yaml::to_string(object)
+            .map_err(|e| BackendError::new("print the manifests as YAML", e))?;
+        yaml.push_str("---\n");
+        yaml.push_str(&doc);
+    }
+    Ok(yaml)
+}
+
+/// Runs jobs as pods in one namespace of a cluster. Owns everything it creates there.
+pub struct KubeBackend {
+    client: Client,
+    options: KubeOptions,
+    run: RunMeta,
+    /// The namespace was created by this run, so deleting it removes exactly what the run made.
+    owns_namespace: bool,
+    iteration: u32,
+    registry_pod: Option<String>,
+    /// The shared daemon's pod, or why it did not start (its jobs fail with that reason).
+    shared_dind: Option<Result<String, String>>,
+}
+
+impl KubeBackend {
+    /// Connects with the kubeconfig (`options.context`, or the current context) and creates the
+    /// run's namespace.
+    pub async fn connect(options: KubeOptions, run_id: &str, scenario: &str) -> Result<Self, BackendError> {
+        let client = client_for(&options).await?;
+        Self::with_client(client, options, run_id, scenario).await
+    }
+
+    /// As [`KubeBackend::connect`], on a client made elsewhere (tests give a mock service).
+    pub async fn with_client(
+        client: Client,
+        options: KubeOptions,
+        run_id: &str,
+        scenario: &str,
+    ) -> Result<Self, BackendError> {
+        let limit = options.timeouts.api;
+        let version = tokio::time::timeout(limit, client.apiserver_version()).await;
+        match version {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(BackendError::new("reach the Kubernetes API server", api_error("get /version", e))),
+            Err(_) => {
+                return Err(BackendError::new(
+                    "reach the Kubernetes API server",
+                    format!("no answer within {} s; check `kubectl cluster-info` for this context", limit.as_secs()),
+                ))
+            }
+        }
+        let namespace = match &options.namespace {
+            Some(ns) if names::is_dns_label(ns) => ns.clone(),
+            Some(ns) => {
+                return Err(BackendError::new(
+                    format!("use namespace {ns:?}"),
+                    "it is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63)",
+                ))
+            }
+            None => names::run_namespace(scenario, run_id),
+        };
+        let run = RunMeta { run_id: run_id.into(), namespace: namespace.clone(), scenario: scenario.into() };
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let existing = namespaces
+            .get_opt(&namespace)
+            .await
+            .map_err(|e| BackendError::new(format!("look up namespace {namespace}"), api_error("get", e)))?;
+        let owns_namespace = existing.is_none();
+        if owns_namespace {
+            ensure_created(&namespaces, &manifests::namespace(&run), options.timeouts.namespace_delete)
+                .await
+                .map_err(|e| BackendError::new(format!("create namespace {namespace}"), e))?;
+        }
+        Ok(KubeBackend { client, options, run, owns_namespace, iteration: 0, registry_pod: None, shared_dind: None })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.run.namespace
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.run.namespace)
+    }
+
+    /// Removes the registry and the shared daemon; with `wait`, until they are gone, so that
+    /// the next iteration's objects of the same names start empty.
+    async fn remove_iteration_services(&self, wait: bool) -> Result<(), KubeError> {
+        let limit = wait.then_some(self.options.timeouts.delete);
+        // Foreground: the Deployment is gone only once its pods are, which frees the PVC.
+        let cascade = DeleteParams::foreground();
+        for name in [manifests::REGISTRY_NAME, manifests::SHARED_DIND_NAME] {
+            delete(&self.api::<Deployment>(), name, &cascade, limit).await?;
+            delete(&self.api::<Service>(), name, &DeleteParams::default(), limit).await?;
+        }
+        delete(&self.api::<NetworkPolicy>(), manifests::SHARED_DIND_POLICY, &DeleteParams::default(), limit).await?;
+        delete(&self.api::<PersistentVolumeClaim>(), manifests::SHARED_DIND_PVC, &DeleteParams::default(), limit).await
+    }
+
+    /// Waits for this iteration's pod of a Deployment, stage by stage; returns its name.
+    async fn wait_deployment_pod(&self, component: &str, iteration: u32) -> Result<String, KubeError> {
+        let t = &self.options.timeouts;
+        let pods = self.api::<Pod>();
+        let selector = format!("{},{}={iteration}", self.run.selector_string(component), manifests::ITERATION_LABEL);
+        let what = format!("a {component} pod to be scheduled");
+        let pod = match wait_selected_pod(&pods, &selector, &what, PodStage::Scheduled, t.schedule).await {
+            Err(KubeError::Timeout { what, seconds, state }) => {
+                // No pod at all usually means admission refused it; the Deployment says why.
+                let refused = self.api::<Deployment>().get_opt(component).await.ok().flatten().and_then(|d| {
+                    let conditions = d.status?.conditions?;
+                    let failure = conditions.into_iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+                    Some(format!(" ({}: {})", failure.reason.unwrap_or_default(), failure.message.unwrap_or_default()))
+                });
+                return Err(KubeError::Timeout { what, seconds, state: refused.unwrap_or(state) });
+            }
+            other => other?,
+        };
+        let name = pod.name_any();
+        wait_pod(&pods, &name, PodStage::Started, t.start).await?;
+        wait_pod(&pods, &name, PodStage::Ready, t.ready).await?;
+        Ok(name)
+    }
+
+    async fn start_shared_dind(&self, iteration: u32) -> Result<String, KubeError> {
+        let limit = self.options.timeouts.delete;
+        let shared = manifests::shared_dind(&self.run, &self.options, iteration);
+        ensure_created(&self.api(), &shared.claim, limit).await?;
+        ensure_created(&self.api(), &shared.policy, limit).await?;
+        ensure_created(&self.api(), &shared.service, limit).await?;
+        ensure_created(&self.api(), &shared.deployment, limit).await?;
+        self.wait_deployment_pod("dind", iteration).await
+    }
+
+    /// Number of lines in the registry's log so far: the start mark of a job's traffic.
+    async fn registry_log(&self) -> Option<Vec<String>> {
+        let pod = self.registry_pod.as_ref()?;
+        let params = LogParams { container: Some(manifests::REGISTRY_NAME.into()), ..Default::default() };
+        let text = self.api::<Pod>().logs(pod, &params).await.ok()?;
+        Some(text.lines().map(String::from).collect())
+    }
+
+    async fn exec_output(&self, pod: &str, container: &str, script: &str) -> Result<String, KubeError> {
+        let params = AttachParams::default().container(container).stdin(false).stdout(true).stderr(false);
+        let run = async {
+            let mut process = self
+                .api::<Pod>()
+                .exec(pod, ["sh", "-c", script], &params)
+                .await
+                .map_err(|e| api_error(format!("exec in pod {pod}"), e))?;
+            let mut out = String::new();
+            if let Some(mut stdout) = process.stdout() {
+                stdout.read_to_string(&mut out).await.map_err(|e| KubeError::Api {
+                    action: format!("read the output of exec in pod {pod}"),
+                    message: e.to_string(),
+                })?;
+            }
+            let _ = process.join().await;
+            Ok(out)
+        };
+        tokio::time::timeout(self.options.timeouts.api, run).await.unwrap_or_else(|_| {
+            Err(KubeError::Timeout { what: format!("exec in pod {pod}"), seconds: self.options.timeouts.api.as_secs(), state: String::new() })
+        })
+    }
+
+    /// Deletes a job's pod and context ConfigMaps without waiting: the namespace's deletion is
+    /// the backstop, and nothing reuses their names.
+    async fn remove_job_objects(&self, pod: &str, config_maps: &[ConfigMap]) {
+        if self.options.keep {
+            return;
+        }
+        let _ = delete(&self.api::<Pod>(), pod, &DeleteParams::default(), None).await;
+        for cm in config_maps {
+            let _ = delete(&self.api::<ConfigMap>(), &cm.name_any(), &DeleteParams::default(), None).await;
+        }
+    }
+
+    fn job_meta<'a>(&self, job: &'a JobSpec<'_>) -> JobMeta<'a> {
+        JobMeta {
+            name: names::job_name(job.iteration, job.pipeline_index, job.strategy.name()),
+            iteration: job.iteration,
+            pipeline_run: &job.pipeline_run.name,
+            strategy: job.strategy.name(),
+        }
+    }
+
+    async fn run_fresh_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+        let meta = self.job_meta(job);
+        let pod = manifests::dind_job_pod(&self.run, &self.options.images, &meta, self.options.timeouts.job.as_secs());
+        events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
+        let clock = Instant::now();
+        let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started, PodStage::Ready]).await;
+        add_phase(outcome, Phase::Provision, clock);
+        let result = match started {
+            Ok(()) => self.drive_daemon(&meta.name, job, events, outcome).await,
+            Err(e) => Err(e.to_string()),
+        };
+        self.remove_job_objects(&meta.name, &[]).await;
+        result
+    }
+
+    async fn run_shared_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+        match &self.shared_dind {
+            Some(Ok(pod)) => self.drive_daemon(pod, job, events, outcome).await,
+            Some(Err(reason)) => Err(format!("the shared dind service did not start: {reason}")),
+            None => Err(format!("no shared dind service was started for {} in this iteration", job.strategy)),
+        }
+    }
+
+    async fn start_job_pod(&self, pod: &Pod, stages: &[PodStage]) -> Result<(), KubeError> {
+        let t = &self.options.timeouts;
+        let pods = self.api::<Pod>();
+        ensure_created(&pods, pod, t.delete).await?;
+        let name = pod.name_any();
+        for &stage in stages {
+            let limit = match stage {
+                PodStage::Scheduled => t.schedule,
+                PodStage::Started => t.start,
+                PodStage::Ready => t.ready,
+                PodStage::Exited(_) => t.job,
+            };
+            wait_pod(&pods, &name, stage, limit).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the dind daemon in `pod` to the docker backend's op executor through a local port.
+    async fn drive_daemon(&self, pod: &str, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+        let forward = LocalForward::to_pod(self.api(), pod.to_string(), manifests::DIND_PORT)
+            .await
+            .map_err(|e| format!("listen for a port-forward to pod {pod}: {e}"))?;
+        let docker = Docker::connect_with_http(&forward.url(), self.options.timeouts.job.as_secs(), API_DEFAULT_VERSION)
+            .map_err(|e| format!("connect to the dind daemon of pod {pod} through {}: {e}", forward.url()))?;
+        // dind images carry older daemons than bollard's default API version.
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| format!("agree an API version with the dind daemon of pod {pod}: {e}"))?;
+        run_docker_ops(&docker, job, events, outcome).await
+    }
+
+    async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+        let meta = self.job_meta(job);
+        let Some(op @ Op::DaemonlessBuild { builder, .. }) = job.plan.ops.first() else {
+            return Err(format!("a {} job has no daemonless build to run", job.strategy));
+        };
+        let format = match builder {
+            DaemonlessBuilder::Buildah => LogFormat::Buildah,
+            DaemonlessBuilder::Kaniko if self.options.images.kaniko.is_none() => {
+                return Err("no kaniko image is available; name one in the toolchain configuration".into())
+            }
+            DaemonlessBuilder::Kaniko => LogFormat::Kaniko,
+        };
+        events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
+        let clock = Instant::now();
+        let tar = crate::scenario::context::tar_context(job.context).map_err(|e| format!("pack the build context: {e}"))?;
+        let parts = manifests::context_config_maps(&self.run, &meta.name, &tar)?;
+        let pod = manifests::daemonless_job_pod(
+            &self.run,
+            &self.options.images,
+            &meta,
+            op,
+            job.dockerfile_path,
+            &parts,
+            self.options.timeouts.job.as_secs(),
+        );
+        let mut provisioned = Ok(());
+        for part in &parts {
+            provisioned = ensure_created(&self.api(), part, self.options.timeouts.delete).await;
+            if provisioned.is_err() {
+                break;
+            }
+        }
+        if provisioned.is_ok() {
+            provisioned = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await;
+        }
+        add_phase(outcome, Phase::Provision, clock);
+        let result = match provisioned {
+            Ok(()) => {
+                events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} in pod {}", meta.name).to_lowercase() });
+                let clock = Instant::now();
+                let built = self.follow_build(&meta.name, format, job, events, outcome).await;
+                add_phase(outcome, Phase::Build, clock);
+                built
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        self.remove_job_objects(&meta.name, &parts).await;
+        result
+    }
+
+    /// Streams the build container's log through the builder's parser until it exits.
+    async fn follow_build(
+        &self,
+        pod: &str,
+        format: LogFormat,
+        job: &JobSpec<'_>,
+        events: &EventSink,
+        outcome: &mut JobOutcome,
+    ) -> Result<(), String> {
+        let pods = self.api::<Pod>();
+        let limit = self.options.timeouts.job;
+        let params = LogParams {
+            container: Some(manifests::BUILD_CONTAINER.into()),
+            follow: true,
+            timestamps: true,
+            ..Default::default()
+        };
+        let mut parser = format.parser(job.dockerfile);
+        let mut current_step = 0;
+        let mut origin = None;
+        let mut last_ms: Millis = 0;
+        let mut tail = std::collections::VecDeque::new();
+        let follow = async {
+            let mut lines = pods.log_stream(pod, &params).await.map_err(|e| api_error(format!("stream the log of pod {pod}"), e))?.lines();
+            while let Some(line) = lines.try_next().await.map_err(|e| KubeError::Api { action: format!("read the log of pod {pod}"), message: e.to_string() })? {
+                let (at, text) = split_log_timestamp(&line);
+                let origin = *origin.get_or_insert(at);
+                last_ms = match (at, origin) {
+                    (Some(at), Some(origin)) => (at - origin).num_milliseconds().max(0) as Millis,
+                    _ => last_ms,
+                };
+                parser.push_line(last_ms, text);
+                crate::backend::docker::ops::announce_step(parser.as_ref(), job, &mut current_step, events);
+                tail.push_back(text.to_string());
+                if tail.len() > 5 {
+                    tail.pop_front();
+                }
+            }
+            Ok::<(), KubeError>(())
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        // A log that breaks off early is no verdict: the container's exit status is.
+        let _ = tokio::time::timeout_at(deadline, follow).await;
+        let steps = parser.finish(last_ms);
+        crate::backend::docker::ops::merge_steps(outcome, &steps);
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()).max(self.options.timeouts.api);
+        let exited = wait_pod(&pods, pod, PodStage::Exited(manifests::BUILD_CONTAINER), remaining)
+            .await
+            .map_err(|e| e.to_string())?;
+        match orchestrate::exit_of(&exited, manifests::BUILD_CONTAINER) {
+            Some((0, _)) => Ok(()),
+            Some((code, message)) => Err(build_failure(&steps, job, code, &message, &tail)),
+            None => Err(format!("the build container of pod {pod} reported no exit status")),
+        }
+    }
+}
+
+/// The one place a dind daemon is handed to the docker backend's op executor.
+async fn run_docker_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+    crate::backend::docker::ops::run_ops(docker, job, events, outcome).await
+}
+
+fn build_failure(steps: &[ParsedStep], job: &JobSpec<'_>, code: i32, message: &str, tail: &std::collections::VecDeque<String>) -> String {
+    if let Some(step) = steps.iter().find(|s| s.error.is_some()) {
+        return format!(
+            "build failed at step {}/{} `{}`: {}",
+            step.step,
+            job.dockerfile.total_steps(),
+            step.instruction,
+            step.error.as_deref().unwrap_or_default()
+        );
+    }
+    let last = tail.iter().map(String::as_str).collect::<Vec<_>>().join(" | ");
+    let detail = if message.is_empty() { last } else { message.to_string() };
+    format!("the build container exited with code {code}: {detail}")
+}
+
+/// `2026-11-27T18:53:26.123456789Z text` (what `timestamps=true` gives) into time and text.
+fn split_log_timestamp(line: &str) -> (Option<chrono::DateTime<chrono::FixedOffset>>, &str) {
+    match line.split_once(' ') {
+        Some((stamp, text)) => match chrono::DateTime::parse_from_rfc3339(stamp) {
+            Ok(at) => (Some(at), text),
+            Err(_) => (None, line),
+        },
+        None => match chrono::DateTime::parse_from_rfc3339(line) {
+            Ok(at) => (Some(at), ""),
+            Err(_) => (None, line),
+        },
+    }
+}
+
+fn add_phase(outcome: &mut JobOutcome, phase: Phase, since: Instant) {
+    *outcome.phases.entry(phase).or_default() += since.elapsed().as_millis() as Millis;
+}
+
+impl Backend for KubeBackend {
+    fn name(&self) -> &'static str {
+        "kube"
+    }
+
+    fn repository(&self, strategy: StrategyKind, repository: &str) -> String {
+        format!("{}/{}/{repository}", manifests::REGISTRY_HOST, strategy.name())
+    }
+
+    async fn begin_iteration(
+        &mut self,
+        iteration: u32,
+        strategies: &[StrategyKind],
+        events: &EventSink,
+    ) -> Result<Vec<ServiceStart>, BackendError> {
+        self.iteration = iteration;
+        self.registry_pod = None;
+        self.shared_dind = None;
+        self.remove_iteration_services(true)
+            .await
+            .map_err(|e| BackendError::new(format!("remove the services of the previous iteration in {}", self.run.namespace), e))?;
+
+        events.setup(format!("starting the registry in namespace {} (iteration {iteration})", self.run.namespace));
+        let limit = self.options.timeouts.delete;
+        let (registry, service) = manifests::registry(&self.run, &self.options.images, iteration);
+        let registry_started = async {
+            ensure_created(&self.api(), &registry, limit).await?;
+            ensure_created(&self.api(), &service, limit).await?;
+            self.wait_deployment_pod("registry", iteration).await
+        };
+        let pod = registry_started
+            .await
+            .map_err(|e| BackendError::new(format!("start the registry in namespace {}", self.run.namespace), e))?;
+        self.registry_pod = Some(pod);
+
+        let mut started = vec![];
+        for &strategy in strategies {
+            if strategy.strategy().daemon() != Daemon::SharedDind {
+                continue;
+            }
+            events.setup(format!("starting the shared dind service for {strategy} (iteration {iteration})"));
+            let clock = Instant::now();
+            match self.start_shared_dind(iteration).await {
+                Ok(pod) => {
+                    started.push(ServiceStart {
+                        strategy,
+                        service: manifests::SHARED_DIND_NAME.into(),
+                        startup_ms: clock.elapsed().as_millis() as Millis,
+                    });
+                    self.shared_dind = Some(Ok(pod));
+                }
+                Err(e) => {
+                    events.notice(format!("the shared dind service did not start, so {strategy} jobs fail: {e}"));
+                    self.shared_dind = Some(Err(e.to_string()));
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome {
+        let mut outcome = JobOutcome::default();
+        let log_before = self.registry_log().await;
+        let result = match job.plan.daemon {
+            Daemon::FreshDind => self.run_fresh_dind(job, events, &mut outcome).await,
+            Daemon::SharedDind => self.run_shared_dind(job, events, &mut outcome).await,
+            Daemon::None => self.run_daemonless(job, events, &mut outcome).await,
+        };
+        if let Err(e) = result {
+            outcome.error.get_or_insert(e);
+        }
+        if let (Some(before), Some(after)) = (log_before, self.registry_log().await) {
+            // Jobs run one at a time, so the lines this job added are its traffic.
+            let traffic = Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str));
+            outcome.bytes_pulled = Some(traffic.pulled_bytes);
+            outcome.bytes_pushed = Some(traffic.pushed_bytes);
+        }
+        outcome
+    }
+
+    async fn cache_state(&mut self, strategy: StrategyKind) -> CacheState {
+        let mut state = CacheState::default();
+        if let Some(pod) = &self.registry_pod {
+            if let Ok(out) = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await {
+                state.registry_bytes = out.trim().parse().ok();
+            }
+        }
+        if strategy.strategy().daemon() == Daemon::SharedDind {
+            if let Some(Ok(pod)) = &self.shared_dind {
+                let script = format!("du -sb {}", manifests::DIND_DATA_PATH);
+                if let Ok(out) = self.exec_output(pod, manifests::DIND_CONTAINER, &script).await {
+                    state.daemon_volume_bytes = out.split_whitespace().next().and_then(|n| n.parse().ok());
+                }
+            }
+        }
+        state
+    }
+
+    async fn end_iteration(&mut self, iteration: u32) -> Result<(), BackendError> {
+        self.registry_pod = None;
+        self.shared_dind = None;
+        if self.options.keep {
+            return Ok(());
+        }
+        // Not waited for: the next iteration waits for the names to be free, the last one's
+        // namespace deletion takes them along.
+        self.remove_iteration_services(false)
+            .await
+            .map_err(|e| BackendError::new(format!("remove the services of iteration {iteration}"), e))
+    }
+
+    async fn shutdown(&mut self) -> Result<(), BackendError> {
+        if self.options.keep {
+            return Ok(());
+        }
+        let ns = &self.run.namespace;
+        if self.owns_namespace {
+            let namespaces: Api<Namespace> = Api::all(self.client.clone());
+            return delete(&namespaces, ns, &DeleteParams::background(), Some(self.options.timeouts.namespace_delete))
+                .await
+                .map_err(|e| {
+                    BackendError::new(
+                        format!("delete namespace {ns}"),
+                        format!("{e}; `kubectl get namespace {ns} -o yaml` shows what holds it, `layerbench clean --backend kube` retries"),
+                    )
+                });
+        }
+        delete_labelled(&self.client, ns, &format!("{}={}", crate::RUN_ID_LABEL, names::label_value(&self.run.run_id)))
+            .await
+            .map(|_| ())
+            .map_err(|e| BackendError::new(format!("delete the run's objects in namespace {ns}"), e))
+    }
+}
+
+async fn client_for(options: &KubeOptions) -> Result<Client, BackendError> {
+    let action = "load the Kubernetes client configuration";
+    let config = match &options.context {
+        Some(context) => Config::from_kubeconfig(&KubeConfigOptions { context: Some(context.clone()), ..Default::default() })
+            .await
+            .map_err(|e| BackendError::new(action, format!("{e}; check that context {context:?} is in your kubeconfig (`kubectl config get-contexts`)")))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| BackendError::new(action, format!("{e}; point KUBECONFIG at a cluster or pass --context")))?,
+    };
+    Client::try_from(config).map_err(|e| BackendError::new("create the Kubernetes client", e))
+}
+
+/// Removes what earlier runs left: namespaces labelled with any run id, and in
+/// `options.namespace`, every object labelled so. Returns how many deletions it started.
+pub async fn clean(options: &KubeOptions) -> Result<usize, BackendError> {
+    let client = client_for(options).await?;
+    clean_with(client, options).await
+}
+
+/// As [`clean`], on a client made elsewhere.
+pub async fn clean_with(client: Client, options: &KubeOptions) -> Result<usize, BackendError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let labelled = namespaces
+        .list(&ListParams::default().labels(crate::RUN_ID_LABEL))
+        .await
+        .map_err(|e| BackendError::new("list layerbench namespaces", api_error("list namespaces", e)))?;
+    let mut removed = 0;
+    for ns in &labelled.items {
+        let terminating = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+        if terminating {
+            continue;
+        }
+        delete(&namespaces, &ns.name_any(), &DeleteParams::background(), None)
+            .await
+            .map_err(|e| BackendError::new(format!("delete namespace {}", ns.name_any()), e))?;
+        removed += 1;
+    }
+    if let Some(ns) = &options.namespace {
+        if !labelled.items.iter().any(|n| n.name_any() == *ns) {
+            removed += delete_labelled(&client, ns, crate::RUN_ID_LABEL)
+                .await
+                .map_err(|e| BackendError::new(format!("delete layerbench objects in namespace {ns}"), e))?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Deletes every kind of object the backend creates that matches `selector` in `namespace`.
+async fn delete_labelled(client: &Client, namespace: &str, selector: &str) -> Result<usize, KubeError> {
+    async fn kind<K>(client: &Client, namespace: &str, selector: &str) -> Result<usize, KubeError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + DeserializeOwned,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        let kind = K::kind(&Default::default()).to_string();
+        let deleted = api
+            .delete_collection(&DeleteParams::background(), &ListParams::default().labels(selector))
+            .await
+            .map_err(|e| api_error(format!("delete {kind}s labelled {selector} in {namespace}"), e))?;
+        Ok(deleted.left().map(|list| list.items.len()).unwrap_or(0))
+    }
+    Ok(kind::<Pod>(client, namespace, selector).await?
+        + kind::<Deployment>(client, namespace, selector).await?
+        + kind::<Service>(client, namespace, selector).await?
+        + kind::<ConfigMap>(client, namespace, selector).await?
+        + kind::<NetworkPolicy>(client, namespace, selector).await?
+        + kind::<PersistentVolumeClaim>(client, namespace, selector).await?)
+}

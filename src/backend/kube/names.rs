@@ -1,0 +1,156 @@
+//! Kubernetes naming rules: every name and label value layerbench derives is made valid here.
+
+use sha2::{Digest, Sha256};
+
+/// DNS-1123 labels (namespaces, Services, and by convention everything else) and label values.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// A valid DNS-1123 label made from `raw`: lowercase `[a-z0-9-]`, starting and ending
+/// alphanumeric, at most 63 characters. Names cut short end in a hash of `raw`, so two long
+/// names that share a prefix still differ.
+pub fn dns_label(raw: &str) -> String {
+    let mut name = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
+            name.push(c);
+        }
+    }
+    let name = name.trim_end_matches('-');
+    let name = if name.is_empty() { "x" } else { name };
+    shorten(name, raw, |c| c == '-')
+}
+
+/// A valid label value made from `raw`: `[A-Za-z0-9._-]`, alphanumeric at both ends, at most
+/// 63 characters. An empty `raw` stays empty, which Kubernetes allows.
+pub fn label_value(raw: &str) -> String {
+    let mapped: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if trimmed.is_empty() {
+        return String::new();
+    }
+    shorten(trimmed, raw, |c| !c.is_ascii_alphanumeric())
+}
+
+/// Cuts `name` to fit 63 characters with `-` and 8 hex digits of sha256(`raw`) at the end.
+fn shorten(name: &str, raw: &str, is_separator: impl Fn(char) -> bool) -> String {
+    if name.len() <= MAX_NAME_LEN {
+        return name.to_string();
+    }
+    let hash = Sha256::digest(raw.as_bytes());
+    let suffix: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // Every character is ASCII by now, so byte slicing is char slicing.
+    let head = name[..MAX_NAME_LEN - suffix.len() - 1].trim_end_matches(is_separator);
+    format!("{head}-{suffix}")
+}
+
+/// True when `name` is a DNS-1123 label.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// True when `value` is a valid label value.
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= MAX_NAME_LEN
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// The run's namespace when the user names none: `layerbench-<scenario>-<run id>`.
+pub fn run_namespace(scenario: &str, run_id: &str) -> String {
+    // The run id must survive truncation: it is what tells two runs of one scenario apart.
+    let run = dns_label(run_id);
+    let room = MAX_NAME_LEN.saturating_sub("layerbench--".len() + run.len());
+    let scenario = dns_label(scenario);
+    let scenario = scenario[..scenario.len().min(room)].trim_end_matches('-');
+    if scenario.is_empty() {
+        dns_label(&format!("layerbench-{run}"))
+    } else {
+        dns_label(&format!("layerbench-{scenario}-{run}"))
+    }
+}
+
+/// Name of one job's pod (and the prefix of its context ConfigMaps). Unique within a run by
+/// construction: iteration and pipeline position, not the user's pipeline-run name.
+pub fn job_name(iteration: u32, pipeline_index: u32, strategy: &str) -> String {
+    dns_label(&format!("job-i{iteration}-p{pipeline_index}-{strategy}"))
+}
+
+/// Name of the `index`th ConfigMap that carries part of a job's build context.
+pub fn context_part_name(job: &str, index: usize) -> String {
+    // Leaves room for the suffix so the part number is never the part that gets cut.
+    let suffix = format!("-ctx-{index}");
+    let job = &job[..job.len().min(MAX_NAME_LEN - suffix.len())];
+    format!("{}{suffix}", job.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: &str = "A Very_Long scenario name: with spaces, UPPER case, dots.and/slashes \
+                        that goes well past sixty-three characters of DNS label";
+
+    #[test]
+    fn dns_labels_are_valid_for_any_input() {
+        for raw in [LONG, "flask-app", "Flask App", "--x--", "", "ü-ñ", "a.b_c", &"z".repeat(200)] {
+            let name = dns_label(raw);
+            assert!(is_dns_label(&name), "{raw:?} gave invalid {name:?}");
+        }
+        assert_eq!(dns_label("Flask App"), "flask-app");
+        assert_eq!(dns_label("flask-app"), "flask-app");
+    }
+
+    #[test]
+    fn long_names_keep_a_hash_so_they_stay_distinct() {
+        let a = dns_label(&format!("{LONG} one"));
+        let b = dns_label(&format!("{LONG} two"));
+        assert_eq!(a.len(), MAX_NAME_LEN);
+        assert_ne!(a, b);
+        assert!(a.starts_with("a-very-long-scenario-name"));
+    }
+
+    #[test]
+    fn label_values_are_valid_for_any_input() {
+        for raw in [LONG, "20261127-185125-ab12", "_x_", "a/b", "", "run 1"] {
+            let value = label_value(raw);
+            assert!(is_label_value(&value), "{raw:?} gave invalid {value:?}");
+        }
+        assert_eq!(label_value("20261127-185125-ab12"), "20261127-185125-ab12");
+        assert_eq!(label_value("Edit_App.py"), "Edit_App.py");
+        assert_eq!(label_value(LONG).len(), MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn run_namespace_keeps_the_run_id_whole_for_long_scenarios() {
+        let ns = run_namespace(LONG, "20261127-185125-ab12");
+        assert!(is_dns_label(&ns), "{ns}");
+        assert!(ns.starts_with("layerbench-a-very-long"));
+        assert!(ns.ends_with("-20261127-185125-ab12"), "{ns}");
+        assert_eq!(run_namespace("flask", "r1"), "layerbench-flask-r1");
+    }
+
+    #[test]
+    fn job_and_context_names_are_valid_and_distinct() {
+        let job = job_name(12, 345, "registry-multistage");
+        assert_eq!(job, "job-i12-p345-registry-multistage");
+        let long_job = job_name(u32::MAX, u32::MAX, LONG);
+        assert!(is_dns_label(&long_job));
+        for i in [0, 1, 15] {
+            let part = context_part_name(&long_job, i);
+            assert!(is_dns_label(&part), "{part}");
+            assert!(part.ends_with(&format!("-ctx-{i}")));
+        }
+        assert_ne!(context_part_name(&long_job, 1), context_part_name(&long_job, 11));
+    }
+}

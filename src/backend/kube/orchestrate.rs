@@ -1,0 +1,311 @@
+//! API round trips with the semantics the backend relies on: idempotent create and delete, bounded waits.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions, Condition};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Why an orchestration step failed, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KubeError {
+    #[error("{action}: {message}")]
+    Api { action: String, message: String },
+    /// A bounded wait ran out; `state` says where the object was at that moment.
+    #[error("timed out after {seconds} s waiting for {what}{state}")]
+    Timeout { what: String, seconds: u64, state: String },
+    /// The pod will not start by itself: the reason and message are the kubelet's.
+    #[error("{what}: {reason}")]
+    PodFailed { what: String, reason: String },
+}
+
+/// Formats a kube error so the API server's own message comes first.
+pub fn api_error(action: impl Into<String>, error: kube::Error) -> KubeError {
+    let message = match &error {
+        kube::Error::Api(status) => format!("{} ({}, HTTP {})", status.message, status.reason, status.code),
+        other => other.to_string(),
+    };
+    KubeError::Api { action: action.into(), message }
+}
+
+fn status_of(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Creates `object`. A 409 means it already exists, which is the state we wanted: unless the
+/// existing one is being deleted, in which case we wait for it to go and create it again.
+pub async fn ensure_created<K>(api: &Api<K>, object: &K, limit: Duration) -> Result<(), KubeError>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let name = object.name_any();
+    let kind = K::kind(&Default::default()).to_string();
+    let action = || format!("create {kind} {name}");
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => return Ok(()),
+        Err(e) if status_of(&e) == Some(409) => {}
+        Err(e) => return Err(api_error(action(), e)),
+    }
+    let existing = match api.get_opt(&name).await {
+        Ok(Some(existing)) => existing,
+        // Gone between the two calls: try once more.
+        Ok(None) => return api.create(&PostParams::default(), object).await.map(|_| ()).map_err(|e| api_error(action(), e)),
+        Err(e) => return Err(api_error(action(), e)),
+    };
+    if existing.meta().deletion_timestamp.is_none() {
+        return Ok(());
+    }
+    let uid = existing.meta().uid.clone().unwrap_or_default();
+    wait_deleted(api, &name, &uid, &format!("the old {kind} {name} to finish deleting"), limit).await?;
+    api.create(&PostParams::default(), object).await.map(|_| ()).map_err(|e| api_error(action(), e))
+}
+
+/// Deletes `name`; a 404 means it is already gone. With `wait`, returns once it no longer exists.
+pub async fn delete<K>(
+    api: &Api<K>,
+    name: &str,
+    params: &DeleteParams,
+    wait: Option<Duration>,
+) -> Result<(), KubeError>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&Default::default()).to_string();
+    let deleting = match api.delete(name, params).await {
+        Ok(either) => either.left(),
+        Err(e) if status_of(&e) == Some(404) => return Ok(()),
+        // A namespace already terminating answers 409: it is on its way out, as we asked.
+        Err(e) if status_of(&e) == Some(409) => api.get_opt(name).await.ok().flatten(),
+        Err(e) => return Err(api_error(format!("delete {kind} {name}"), e)),
+    };
+    match (wait, deleting) {
+        (Some(limit), Some(object)) => {
+            let uid = object.meta().uid.clone().unwrap_or_default();
+            wait_deleted(api, name, &uid, &format!("{kind} {name} to be deleted"), limit).await
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn wait_deleted<K>(api: &Api<K>, name: &str, uid: &str, what: &str, limit: Duration) -> Result<(), KubeError>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    match tokio::time::timeout(limit, await_condition(api.clone(), name, conditions::is_deleted::<K>(uid))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(KubeError::Api { action: format!("watch {name}"), message: e.to_string() }),
+        Err(_) => {
+            let state = match api.get_opt(name).await {
+                Ok(Some(o)) if !o.finalizers().is_empty() => {
+                    format!(" (finalizers still pending: {})", o.finalizers().join(", "))
+                }
+                _ => String::new(),
+            };
+            Err(KubeError::Timeout { what: what.into(), seconds: limit.as_secs(), state })
+        }
+    }
+}
+
+/// A stage of a pod's start, each waited for on its own bound so a timeout names the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodStage {
+    /// Bound to a node.
+    Scheduled,
+    /// Images pulled and every container started (init containers done).
+    Started,
+    /// Every container passes its readiness probe.
+    Ready,
+    /// The named container has exited.
+    Exited(&'static str),
+}
+
+impl PodStage {
+    pub fn describe(self, pod: &str) -> String {
+        match self {
+            PodStage::Scheduled => format!("pod {pod} to be scheduled"),
+            PodStage::Started => format!("pod {pod} to pull its images and start its containers"),
+            PodStage::Ready => format!("pod {pod} to become ready"),
+            PodStage::Exited(container) => format!("container {container} of pod {pod} to finish"),
+        }
+    }
+
+    pub fn reached(self, pod: &Pod) -> bool {
+        match self {
+            PodStage::Scheduled => has_condition(pod, "PodScheduled"),
+            PodStage::Started => {
+                let statuses = container_statuses(pod);
+                !statuses.is_empty()
+                    && statuses.iter().all(|s| s.state.as_ref().is_some_and(|st| st.waiting.is_none()))
+            }
+            PodStage::Ready => has_condition(pod, "Ready"),
+            PodStage::Exited(container) => container_statuses(pod).iter().any(|s| {
+                s.name == container && s.state.as_ref().is_some_and(|st| st.terminated.is_some())
+            }),
+        }
+    }
+
+    /// Readiness as a composable condition: this stage reached, or the pod failed to start.
+    pub fn or_failed(self) -> impl Condition<Pod> {
+        (move |pod: Option<&Pod>| pod.is_some_and(|p| self.reached(p)))
+            .or(|pod: Option<&Pod>| pod.is_some_and(|p| start_failure(p).is_some()))
+    }
+}
+
+/// Waiting reasons the kubelet does not recover from without a change to the pod or the node.
+const FATAL_WAITING: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+    "RunContainerError",
+];
+
+/// Why a pod will not start, in the kubelet's words; `None` while it may still start.
+pub fn start_failure(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    for s in container_statuses(pod) {
+        let Some(state) = &s.state else { continue };
+        if let Some(w) = &state.waiting {
+            let reason = w.reason.as_deref().unwrap_or_default();
+            if FATAL_WAITING.contains(&reason) {
+                let mut text = format!("container {}: {reason}: {}", s.name, w.message.as_deref().unwrap_or(""));
+                if reason.contains("Image") {
+                    text.push_str(&format!(
+                        ". Make the image available to the cluster (for kind: `kind load docker-image {}`) \
+                         or set another image name",
+                        s.image
+                    ));
+                }
+                return Some(text);
+            }
+        }
+    }
+    // An init container that fails stops the pod before any build runs.
+    for s in status.init_container_statuses.iter().flatten() {
+        if let Some(t) = s.state.as_ref().and_then(|st| st.terminated.as_ref()) {
+            if t.exit_code != 0 {
+                return Some(format!(
+                    "init container {} exited with code {}: {}",
+                    s.name,
+                    t.exit_code,
+                    t.message.as_deref().or(t.reason.as_deref()).unwrap_or("")
+                ));
+            }
+        }
+    }
+    if status.phase.as_deref() == Some("Failed") && status.container_statuses.is_none() {
+        return Some(format!(
+            "pod failed: {}: {}",
+            status.reason.as_deref().unwrap_or("Failed"),
+            status.message.as_deref().unwrap_or("")
+        ));
+    }
+    None
+}
+
+/// Waits until pod `name` reaches `stage`, failing early with the pod's own reason.
+pub async fn wait_pod(api: &Api<Pod>, name: &str, stage: PodStage, limit: Duration) -> Result<Pod, KubeError> {
+    let what = stage.describe(name);
+    match tokio::time::timeout(limit, await_condition(api.clone(), name, stage.or_failed())).await {
+        Ok(Ok(Some(pod))) => match start_failure(&pod) {
+            Some(reason) if !stage.reached(&pod) => Err(KubeError::PodFailed { what: format!("pod {name}"), reason }),
+            _ => Ok(pod),
+        },
+        Ok(Ok(None)) => Err(KubeError::PodFailed { what: format!("pod {name}"), reason: "it was deleted".into() }),
+        Ok(Err(e)) => Err(KubeError::Api { action: format!("watch pod {name}"), message: e.to_string() }),
+        Err(_) => {
+            let state = match api.get_opt(name).await {
+                Ok(Some(pod)) => pending_state(&pod),
+                _ => String::new(),
+            };
+            Err(KubeError::Timeout { what, seconds: limit.as_secs(), state })
+        }
+    }
+}
+
+/// Waits for the first pod matching `selector` that reaches `stage`; for pods a controller names.
+pub async fn wait_selected_pod(
+    api: &Api<Pod>,
+    selector: &str,
+    what: &str,
+    stage: PodStage,
+    limit: Duration,
+) -> Result<Pod, KubeError> {
+    let cond = stage.or_failed();
+    let stream = watcher(api.clone(), watcher::Config::default().labels(selector))
+        .applied_objects()
+        .try_filter(|pod| std::future::ready(pod.meta().deletion_timestamp.is_none() && cond.matches_object(Some(pod))));
+    let mut stream = std::pin::pin!(stream);
+    match tokio::time::timeout(limit, stream.next()).await {
+        Ok(Some(Ok(pod))) => match start_failure(&pod) {
+            Some(reason) if !stage.reached(&pod) => Err(KubeError::PodFailed { what: format!("pod {}", pod.name_any()), reason }),
+            _ => Ok(pod),
+        },
+        Ok(Some(Err(e))) => Err(KubeError::Api { action: format!("watch pods {selector}"), message: e.to_string() }),
+        Ok(None) => Err(KubeError::Api { action: format!("watch pods {selector}"), message: "the watch ended".into() }),
+        Err(_) => Err(KubeError::Timeout { what: what.into(), seconds: limit.as_secs(), state: String::new() }),
+    }
+}
+
+/// Where a pod that has not got far enough stands, for a timeout message.
+pub fn pending_state(pod: &Pod) -> String {
+    let Some(status) = &pod.status else { return String::new() };
+    for c in status.conditions.iter().flatten() {
+        if c.status == "False" && c.reason.is_some() {
+            return format!(
+                " ({}={}: {}: {})",
+                c.type_,
+                c.status,
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    for s in container_statuses(pod) {
+        if let Some(w) = s.state.as_ref().and_then(|st| st.waiting.as_ref()) {
+            return format!(
+                " (container {}: {}: {})",
+                s.name,
+                w.reason.as_deref().unwrap_or("waiting"),
+                w.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    status.phase.as_ref().map(|p| format!(" (phase {p})")).unwrap_or_default()
+}
+
+fn has_condition(pod: &Pod, type_: &str) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+}
+
+/// Status of every regular container, or nothing before the kubelet reported any.
+fn container_statuses(pod: &Pod) -> &[ContainerStatus] {
+    pod.status.as_ref().and_then(|s| s.container_statuses.as_deref()).unwrap_or(&[])
+}
+
+/// Exit code and message of a terminated container.
+pub fn exit_of(pod: &Pod, container: &str) -> Option<(i32, String)> {
+    container_statuses(pod).iter().find(|s| s.name == container).and_then(|s| {
+        let t = s.state.as_ref()?.terminated.as_ref()?;
+        let text = t.message.clone().or_else(|| t.reason.clone()).unwrap_or_default();
+        Some((t.exit_code, text))
+    })
+}

@@ -1,0 +1,1 @@
+//! Orchestration tests against a scripted API server (kube-rs mock-service pattern).
