@@ -1,0 +1,202 @@
+//! Toolchain resolution against the real engine at DOCKER_HOST (started by `scripts/with-engine.sh`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
+use bollard::{body_full, Docker};
+use futures_util::StreamExt;
+use layerbench::events::{Event, EventSink, Reporter};
+use layerbench::results::ImageSource;
+use layerbench::toolchain::{self, ResolvedImage, ToolchainConfig, RECIPE_LABEL, STAND_IN_LABEL};
+
+/// Keeps every event, so tests can check what the user was told.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Reporter for Recorder {
+    fn event(&mut self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Recorder {
+    fn sink(&self) -> EventSink {
+        EventSink::new(vec![Box::new(self.clone())])
+    }
+
+    fn notices(&self) -> Vec<String> {
+        let events = self.0.lock().unwrap();
+        events.iter().filter_map(|e| if let Event::Notice { message } = e { Some(message.clone()) } else { None }).collect()
+    }
+}
+
+async fn engine() -> Docker {
+    Docker::connect_with_defaults()
+        .expect("DOCKER_HOST names an engine")
+        .negotiate_version()
+        .await
+        .expect("the engine answers; run through scripts/with-engine.sh")
+}
+
+/// Runs `cmd` in a throwaway container of `image` and returns its output and exit code.
+async fn run(docker: &Docker, image: &ResolvedImage, cmd: &[&str]) -> (String, i64) {
+    let name = format!("layerbench-test-toolchain-{}-{}", image.role, std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(image.name.clone()),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        env: Some(image.env.clone()),
+        labels: Some(HashMap::from([(layerbench::RUN_ID_LABEL.to_string(), "test-toolchain".to_string())])),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    docker.create_container(Some(options), body).await.expect("create container");
+    docker.start_container(&name, None).await.expect("start container");
+    let code = match docker.wait_container(&name, None).next().await {
+        Some(Ok(exit)) => exit.status_code,
+        // bollard reports a non-zero exit as an error carrying the code.
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        other => panic!("waiting for {name}: {other:?}"),
+    };
+    let mut logs = docker.logs(&name, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    let mut output = String::new();
+    while let Some(chunk) = logs.next().await {
+        output.push_str(&chunk.expect("container logs").to_string());
+    }
+    let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+    docker.remove_container(&name, Some(remove)).await.expect("remove container");
+    (output, code)
+}
+
+fn labels(image: &bollard::models::ImageInspect) -> HashMap<String, String> {
+    image.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default()
+}
+
+/// What a user relies on before any job runs: every role resolves to an image that exists and starts,
+/// stand-ins say so exactly once, and kaniko is either real or plainly unavailable.
+/// Builds the stand-ins when they are missing (minutes); `make test` runs `layerbench images` first.
+#[tokio::test]
+async fn resolved_images_exist_run_and_are_announced_once() {
+    let docker = engine().await;
+    let recorder = Recorder::default();
+    let config = ToolchainConfig::default();
+    let toolchain = toolchain::resolve(&docker, &config, &recorder.sink()).await.expect("toolchain resolves");
+
+    let notices = recorder.notices();
+    for image in [&toolchain.base, &toolchain.dind, &toolchain.registry, &toolchain.buildah] {
+        let inspected = docker.inspect_image(&image.name).await.expect("resolved image exists");
+        assert_eq!(inspected.id, image.id, "{} id", image.role);
+        let announced = notices.iter().filter(|n| n.contains(&image.name)).count();
+        match image.source {
+            ImageSource::LocalStandIn => {
+                assert_eq!(labels(&inspected).get(STAND_IN_LABEL).map(String::as_str), Some("true"));
+                assert_eq!(announced, 1, "{} stand-in must be announced once: {notices:?}", image.role);
+                assert!(notices.iter().any(|n| n.contains(&image.official) && n.contains("built from Debian")));
+            }
+            ImageSource::Official => assert_eq!(image.name, image.official),
+        }
+    }
+
+    let (output, code) = run(&docker, &toolchain.base, &["python", "-c", "import venv, pip; print(1)"]).await;
+    assert_eq!((output.trim(), code), ("1", 0), "base image runs python with venv and pip");
+    let (output, code) = run(&docker, &toolchain.buildah, &["buildah", "--version"]).await;
+    assert_eq!(code, 0, "buildah runs: {output}");
+    assert!(output.starts_with("buildah version 1."), "{output}");
+
+    match &toolchain.kaniko {
+        Ok(kaniko) => assert_eq!(kaniko.source, ImageSource::Official),
+        Err(reason) => {
+            assert!(reason.contains(&config.kaniko) && !reason.contains('\n'), "one-line reason: {reason}");
+            assert_eq!(toolchain.images().len(), 4, "run.json lists only available images");
+        }
+    }
+}
+
+/// Builds a stale image under a stand-in's name, as an older layerbench would have left it.
+async fn plant_stale(docker: &Docker, name: &str, from: &str) {
+    let dockerfile = format!("FROM {from}\nLABEL {RECIPE_LABEL}=stale\n");
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "Dockerfile", dockerfile.as_bytes()).unwrap();
+    let options = BuildImageOptionsBuilder::new().t(name).rm(true).build();
+    let mut build = docker.build_image(options, None, Some(body_full(archive.into_inner().unwrap().into())));
+    while let Some(step) = build.next().await {
+        step.expect("build stale image");
+    }
+}
+
+/// The fresh-machine path: nothing can be pulled and no stand-in exists yet. Builds every stand-in from
+/// scratch under its own prefix, so it never touches the images other runs use, then removes them.
+#[tokio::test]
+#[ignore = "heavy: debootstrap and three image builds, about 6 min; run with --ignored"]
+async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
+    let docker = engine().await;
+    let prefix = format!("layerbench-test-{}", std::process::id());
+    // `.invalid` never resolves (RFC 2606), so every pull fails fast, with or without internet.
+    let config = ToolchainConfig {
+        base: "registry.invalid/python:3.11-slim".into(),
+        dind: "registry.invalid/docker:28-dind".into(),
+        registry: "registry.invalid/registry:2".into(),
+        buildah: "registry.invalid/buildah:v1.28".into(),
+        kaniko: "registry.invalid/kaniko:v1".into(),
+        stand_in_prefix: prefix.clone(),
+    };
+
+    let recorder = Recorder::default();
+    let started = Instant::now();
+    let first = toolchain::resolve(&docker, &config, &recorder.sink()).await.expect("stand-ins build");
+    eprintln!("first resolve (builds everything): {:.1} s", started.elapsed().as_secs_f64());
+    for event in recorder.0.lock().unwrap().iter() {
+        if let Event::Setup { message } = event {
+            eprintln!("  setup: {message}");
+        }
+    }
+    let images = [&first.base, &first.dind, &first.registry, &first.buildah];
+    for image in images {
+        assert_eq!(image.source, ImageSource::LocalStandIn, "{}", image.role);
+        assert!(image.name.starts_with(&format!("{prefix}/")), "{}", image.name);
+    }
+    assert_eq!(first.base.name, format!("{prefix}/python:3.11-slim"));
+    assert_eq!(recorder.notices().len(), 4, "one notice per stand-in: {:?}", recorder.notices());
+    assert!(first.kaniko.as_ref().is_err_and(|r| r.contains("no local stand-in")));
+
+    let (output, code) = run(&docker, &first.base, &["pip", "install", "--dry-run", "--no-index", "pip"]).await;
+    assert_eq!(code, 0, "pip may install system-wide, as in the official image: {output}");
+    let (output, code) = run(&docker, &first.dind, &["dockerd", "--version"]).await;
+    assert_eq!(code, 0, "dind entry point runs commands: {output}");
+    let (output, code) = run(&docker, &first.registry, &["registry", "--version"]).await;
+    assert_eq!(code, 0, "registry entry point runs subcommands: {output}");
+
+    // A second resolve finds everything current and builds nothing.
+    let started = Instant::now();
+    let again = toolchain::resolve(&docker, &config, &EventSink::default()).await.expect("second resolve");
+    let second_ms = started.elapsed().as_millis();
+    eprintln!("second resolve (reuses everything): {second_ms} ms");
+    assert_eq!(again, first);
+    assert!(second_ms < 10_000, "reusing stand-ins took {second_ms} ms");
+
+    // An image from another recipe under a stand-in's name gets rebuilt, not trusted.
+    plant_stale(&docker, &first.registry.name, &first.base.name).await;
+    let stale_id = docker.inspect_image(&first.registry.name).await.unwrap().id;
+    let rebuilt = toolchain::resolve(&docker, &config, &EventSink::default()).await.expect("stale registry rebuilt");
+    assert_ne!(rebuilt.registry.id, stale_id);
+    let inspected = docker.inspect_image(&rebuilt.registry.name).await.unwrap();
+    assert_ne!(labels(&inspected).get(RECIPE_LABEL).map(String::as_str), Some("stale"));
+    assert_eq!((rebuilt.base.id.clone(), rebuilt.dind.id.clone()), (first.base.id.clone(), first.dind.id.clone()));
+
+    for image in [&rebuilt.buildah, &rebuilt.registry, &rebuilt.dind, &rebuilt.base] {
+        let options = RemoveImageOptionsBuilder::new().force(true).build();
+        docker.remove_image(&image.name, Some(options), None).await.expect("remove test image");
+    }
+    if let Some(stale_id) = stale_id {
+        let _ = docker.remove_image(&stale_id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    }
+}
