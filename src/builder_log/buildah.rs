@@ -1,27 +1,162 @@
-//! Parser for the buildah builder's log.
+//! Parser for `buildah bud --layers` output (buildah 1.28, as captured in tests/fixtures/).
+//!
+//! ```text
+//! [1/2] STEP 2/5: RUN mkdir -p /out
+//! --> Cache pulled from remote registry:5000/app-cache:a5dd5d...   <- served by --cache-from
+//! --> Using cache e802c9b31c3f...                                   <- served by local storage
+//! --> e802c9b31c3
+//! [2/2] STEP 1/6: FROM python:3.11-slim
+//! [2/2] STEP 2/6: ENV VENV=/venv
+//! ...RUN output...
+//! --> Pushing cache registry:5000/app-cache:800420...               <- executed, pushed by --cache-to
+//! --> 225330e6f18
+//! [2/2] COMMIT app:1
+//! Successfully tagged localhost/app:1
+//! Error: building at STEP "RUN exit 3": exit status 3
+//! ```
+//!
+//! `[x/y]` is the stage's 1-based position in the Dockerfile (stages the target does not
+//! need are skipped and keep their numbers); `STEP a/b` counts within the stage. A build of a
+//! single stage (also `--target` of the first stage) prints no `[x/y]`.
 
-use super::{LogParser, ParsedStep};
+use super::tracker::StepTracker;
+use super::{lines, LogParser, ParsedStep};
 use crate::scenario::Dockerfile;
 use crate::Millis;
 
 pub struct BuildahParser {
-    steps: Vec<ParsedStep>,
+    steps: StepTracker,
+    /// For each stage, the global step number of its `FROM` minus one.
+    stage_offsets: Vec<u32>,
+    last_header: Option<Header>,
+    /// Global step number of the last header's stage `FROM`, minus one.
+    last_offset: u32,
+    /// Only lines right after a header can be cache markers: later ones may be a RUN's output.
+    awaiting_marker: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Header {
+    /// 0-based stage index, and the stage count, from `[x/y]` (`(0, 1)` when absent).
+    stage: usize,
+    stages: usize,
+    /// `STEP a/b`.
+    step: u32,
+    steps: u32,
 }
 
 impl BuildahParser {
-    pub fn new(_dockerfile: &Dockerfile) -> Self {
-        BuildahParser { steps: vec![] }
+    pub fn new(dockerfile: &Dockerfile) -> Self {
+        BuildahParser {
+            steps: StepTracker::default(),
+            stage_offsets: dockerfile.stages.iter().map(|s| s.instructions[0].step - 1).collect(),
+            last_header: None,
+            last_offset: 0,
+            awaiting_marker: false,
+        }
+    }
+
+    /// A look-alike header printed by a RUN does not continue the sequence buildah follows.
+    fn follows(&self, next: &Header) -> bool {
+        match self.last_header {
+            None => next.step == 1,
+            Some(last) if next.stage == last.stage => {
+                next.stages == last.stages && next.steps == last.steps && next.step == last.step + 1
+            }
+            Some(last) => next.stages == last.stages && next.stage > last.stage && next.step == 1,
+        }
+    }
+
+    fn line(&mut self, at_ms: Millis, line: &str) {
+        if let Some((header, instruction)) = parse_header(line) {
+            if self.follows(&header) {
+                // A stage the Dockerfile lacks (a mismatch) is numbered on from the log.
+                let offset = match (self.stage_offsets.get(header.stage), self.last_header) {
+                    (Some(offset), _) => *offset,
+                    (None, Some(last)) if last.stage == header.stage => self.last_offset,
+                    (None, Some(last)) => self.last_offset + last.steps,
+                    (None, None) => 0,
+                };
+                self.steps.start(at_ms, offset + header.step, instruction);
+                self.last_header = Some(header);
+                self.last_offset = offset;
+                self.awaiting_marker = true;
+                return;
+            }
+        }
+        if self.awaiting_marker {
+            if line.starts_with("--> Using cache ") || line.starts_with("--> Cache pulled from remote ") {
+                self.steps.mark_cached();
+                return;
+            }
+            self.awaiting_marker = false;
+        }
+        if let Some(message) = line.strip_prefix("Error: ") {
+            self.steps.fail(at_ms, message);
+        } else if line.starts_with("Successfully tagged ")
+            && matches!(self.last_header, Some(h) if h.stage + 1 == h.stages && h.step == h.steps)
+        {
+            self.steps.end(at_ms);
+        }
     }
 }
 
+/// `[x/y] STEP a/b: INSTRUCTION` or `STEP a/b: INSTRUCTION` at the very start of the line.
+fn parse_header(line: &str) -> Option<(Header, &str)> {
+    let (stage, stages, rest) = match line.strip_prefix('[') {
+        Some(rest) => {
+            let (stage, rest) = rest.split_once('/')?;
+            let (stages, rest) = rest.split_once("] ")?;
+            let stage = parse_number(stage)?;
+            (stage.checked_sub(1)? as usize, parse_number(stages)? as usize, rest)
+        }
+        None => (0, 1, line),
+    };
+    let rest = rest.strip_prefix("STEP ")?;
+    let (step, rest) = rest.split_once('/')?;
+    let (steps, instruction) = rest.split_once(": ")?;
+    let header = Header { stage, stages, step: parse_number(step)?, steps: parse_number(steps)? };
+    Some((header, instruction))
+}
+
+fn parse_number(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 impl LogParser for BuildahParser {
-    fn push_line(&mut self, _at_ms: Millis, _line: &str) {
-        todo!("parse buildah log lines")
+    fn push_line(&mut self, at_ms: Millis, chunk: &str) {
+        for line in lines(chunk) {
+            self.line(at_ms, line);
+        }
+    }
+    fn push_error(&mut self, at_ms: Millis, message: &str) {
+        self.steps.fail(at_ms, message);
     }
     fn current(&self) -> Option<&ParsedStep> {
-        self.steps.last()
+        self.steps.running()
     }
-    fn finish(&mut self, _end_ms: Millis) -> Vec<ParsedStep> {
-        std::mem::take(&mut self.steps)
+    fn error(&self) -> Option<&str> {
+        self.steps.error()
+    }
+    fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
+        self.steps.finish(end_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_with_and_without_stage_prefix() {
+        let (h, text) = parse_header("[2/3] STEP 4/6: COPY --from=builder /a /b").unwrap();
+        assert_eq!((h.stage, h.stages, h.step, h.steps, text), (1, 3, 4, 6, "COPY --from=builder /a /b"));
+        let (h, text) = parse_header("STEP 1/4: FROM python AS builder").unwrap();
+        assert_eq!((h.stage, h.stages, h.step, h.steps, text), (0, 1, 1, 4, "FROM python AS builder"));
+        assert!(parse_header("[0/3] STEP 1/4: FROM x").is_none());
+        assert!(parse_header(" STEP 1/4: FROM x").is_none());
     }
 }

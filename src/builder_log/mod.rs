@@ -3,6 +3,7 @@
 pub mod buildah;
 pub mod classic;
 pub mod kaniko;
+mod tracker;
 
 use crate::scenario::Dockerfile;
 use crate::Millis;
@@ -12,9 +13,11 @@ use crate::Millis;
 pub struct ParsedStep {
     /// 1-based position in the whole Dockerfile (see `scenario::Instruction::step`).
     pub step: u32,
-    /// The instruction as the builder printed it.
+    /// The instruction as the builder printed it (kaniko prints no `FROM`: that one is the
+    /// Dockerfile's text).
     pub instruction: String,
-    /// The builder said it reused a cached layer for this step.
+    /// The builder said it reused a cached layer for this step. No builder says so for a
+    /// `FROM`, so a `FROM` step is never cached.
     pub cached: bool,
     /// Log time of the line that started the step, in ms since the log began.
     pub started_ms: Millis,
@@ -26,11 +29,28 @@ pub struct ParsedStep {
 }
 
 /// A streaming parser: fed the log line by line as it arrives, with each line's time.
+///
+/// A `line` may also be a chunk holding several whole lines (each is parsed in turn); it must
+/// not end in the middle of a line.
 pub trait LogParser: Send {
     /// `at_ms` is the line's time in ms since the log began (builder timestamp or arrival time).
     fn push_line(&mut self, at_ms: Millis, line: &str);
-    /// The step running now, for progress display.
+    /// The builder's error, delivered apart from its log: the Engine API's `error` /
+    /// `errorDetail.message` of a classic build (`The command '/bin/sh -c exit 3' returned a
+    /// non-zero code: 3`). It fails the running step and ends it at `at_ms`. Builders that
+    /// print their errors into the log (buildah, kaniko) need no call; the default treats the
+    /// message as a log line.
+    fn push_error(&mut self, at_ms: Millis, message: &str) {
+        self.push_line(at_ms, message);
+    }
+    /// The step running now, for progress display; `None` before the first step and once the
+    /// build has ended or failed.
     fn current(&self) -> Option<&ParsedStep>;
+    /// The first error the builder reported, also when no step was running (a failed pull
+    /// of the base image, a failed push).
+    fn error(&self) -> Option<&str> {
+        None
+    }
     /// Closes the last step at `end_ms` and returns every step seen, in order.
     fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep>;
 }
@@ -54,4 +74,21 @@ impl LogFormat {
             LogFormat::Kaniko => Box::new(kaniko::KanikoParser::new(dockerfile)),
         }
     }
+}
+
+/// Splits a line of `docker logs --timestamps` (the Engine API's `timestamps=true`) into its
+/// time, in ms since the Unix epoch, and the text the container printed. `None` when the
+/// line does not start with an RFC 3339 timestamp followed by a space.
+///
+/// Subtract the first line's time to get the `at_ms` the parsers take.
+pub fn split_docker_timestamp(line: &str) -> Option<(Millis, &str)> {
+    let (stamp, text) = line.split_once(' ')?;
+    let time = chrono::DateTime::parse_from_rfc3339(stamp).ok()?;
+    let ms = u64::try_from(time.timestamp_millis()).ok()?;
+    Some((ms, text))
+}
+
+/// The lines of a chunk, without their `\n` or `\r\n` ends.
+fn lines(chunk: &str) -> impl Iterator<Item = &str> {
+    chunk.split_terminator('\n').map(|l| l.strip_suffix('\r').unwrap_or(l))
 }

@@ -1,0 +1,73 @@
+//! Step bookkeeping the parsers share: steps open, close, fail and get cached in log order.
+
+use super::ParsedStep;
+use crate::Millis;
+
+#[derive(Debug, Default)]
+pub(crate) struct StepTracker {
+    steps: Vec<ParsedStep>,
+    /// The last step has not ended yet: the next step's start (or the build's end) ends it.
+    running: bool,
+    error: Option<String>,
+}
+
+impl StepTracker {
+    /// Ends the running step at `at_ms` and starts `step`.
+    pub fn start(&mut self, at_ms: Millis, step: u32, instruction: &str) {
+        self.end(at_ms);
+        self.steps.push(ParsedStep {
+            step,
+            instruction: instruction.to_string(),
+            cached: false,
+            started_ms: at_ms,
+            duration_ms: None,
+            error: None,
+        });
+        self.running = true;
+    }
+
+    /// Ends the running step, if any. Times that go backwards (stdout and stderr of a
+    /// container are stamped apart) give 0 rather than wrapping.
+    pub fn end(&mut self, at_ms: Millis) {
+        if let (true, Some(step)) = (self.running, self.steps.last_mut()) {
+            step.duration_ms = Some(at_ms.saturating_sub(step.started_ms));
+        }
+        self.running = false;
+    }
+
+    pub fn running(&self) -> Option<&ParsedStep> {
+        if self.running {
+            self.steps.last()
+        } else {
+            None
+        }
+    }
+
+    pub fn mark_cached(&mut self) {
+        if let (true, Some(step)) = (self.running, self.steps.last_mut()) {
+            step.cached = true;
+        }
+    }
+
+    /// Records the builder's error on the running step and ends it; the build's first error
+    /// is kept even when no step was running.
+    pub fn fail(&mut self, at_ms: Millis, message: &str) {
+        let message = message.trim();
+        if let (true, Some(step)) = (self.running, self.steps.last_mut()) {
+            step.error = Some(message.to_string());
+        }
+        self.end(at_ms);
+        if self.error.is_none() {
+            self.error = Some(message.to_string());
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    pub fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
+        self.end(end_ms);
+        std::mem::take(&mut self.steps)
+    }
+}
