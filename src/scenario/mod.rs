@@ -3,9 +3,15 @@
 pub mod context;
 pub mod dockerfile;
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
-pub use dockerfile::{Dockerfile, Instruction, Stage};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+pub use dockerfile::{Dockerfile, DockerfileError, Instruction, Stage};
 
 use crate::strategy::StrategyKind;
 
@@ -25,7 +31,8 @@ pub struct Scenario {
     pub iterations: u32,
     pub strategies: Vec<StrategyKind>,
     pub pipeline: Vec<PipelineRun>,
-    /// sha256 (hex) over the scenario file, the Dockerfile and every context file.
+    /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
+    /// included), by sorted relative path.
     pub hash: String,
 }
 
@@ -45,4 +52,404 @@ pub enum Change {
     Append { file: PathBuf, line: String },
     /// Replace the whole content of a file of the context (creating it if needed).
     Write { file: PathBuf, content: String },
+}
+
+/// Why a scenario cannot be loaded or its context prepared. Each displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// A mistake in a file the user wrote: the scenario, its Dockerfile or `.dockerignore`.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    /// A file or directory could not be read or written.
+    #[error("{}: cannot {action}: {error}", path.display())]
+    Io { action: &'static str, path: PathBuf, error: std::io::Error },
+    /// A change that would leave the context.
+    #[error("change to `{}`: {reason}", file.display())]
+    Change { file: PathBuf, reason: String },
+}
+
+impl ScenarioError {
+    pub(crate) fn io(action: &'static str, path: &Path, error: std::io::Error) -> Self {
+        ScenarioError::Io { action, path: path.to_path_buf(), error }
+    }
+}
+
+/// For `map_err`: the I/O error of `action` on `path`.
+pub(crate) fn io_at<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ScenarioError + 'a {
+    move |error| ScenarioError::io(action, path, error)
+}
+
+/// The strategies a scenario runs when it names none: every one that needs no extra image.
+pub fn default_strategies() -> Vec<StrategyKind> {
+    StrategyKind::ALL.into_iter().filter(|k| *k != StrategyKind::DaemonlessKaniko).collect()
+}
+
+pub const DEFAULT_ITERATIONS: u32 = 3;
+
+/// The scenario file as written; spans point errors at the value at fault.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    /// Relative to the scenario file's directory.
+    context: Spanned<String>,
+    /// Relative to the context; `Dockerfile` when omitted.
+    dockerfile: Option<Spanned<String>>,
+    /// The scenario's name when omitted.
+    repository: Option<Spanned<String>>,
+    iterations: Option<Spanned<u32>>,
+    strategies: Option<Spanned<Vec<Spanned<String>>>>,
+    pipeline: Option<Spanned<Vec<RawRun>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    name: Spanned<String>,
+    change: Option<Spanned<RawChange>>,
+}
+
+/// `{ append = FILE, line = TEXT }` or `{ write = FILE, content = TEXT }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChange {
+    append: Option<Spanned<String>>,
+    line: Option<String>,
+    write: Option<Spanned<String>>,
+    content: Option<String>,
+}
+
+/// Reads a scenario file and checks everything a run would otherwise trip over later:
+/// the context and Dockerfile exist and parse, strategies are known, the pipeline is not empty,
+/// and every change names a file inside the context.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let bytes = std::fs::read(path).map_err(io_at("read the scenario file", path))?;
+    let text = String::from_utf8(bytes.clone()).map_err(|e| {
+        let (line, column) = line_col(&String::from_utf8_lossy(&bytes), e.utf8_error().valid_up_to());
+        let message = "the file is not UTF-8 text; save it as UTF-8".into();
+        ScenarioError::Invalid { path: path.to_path_buf(), line, column, message }
+    })?;
+    let at = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(&text, span.start);
+        ScenarioError::Invalid { path: path.to_path_buf(), line, column, message }
+    };
+    let raw: RawScenario =
+        toml::from_str(&text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
+
+    let name = raw.name.get_ref().clone();
+    if let Err(why) = check_name(&name) {
+        return Err(at(raw.name.span(), format!("invalid scenario name `{name}`: {why}")));
+    }
+    let repository = match &raw.repository {
+        Some(repo) => {
+            check_repository(repo.get_ref()).map_err(|why| at(repo.span(), format!("invalid repository `{}`: {why}", repo.get_ref())))?;
+            repo.get_ref().clone()
+        }
+        None => {
+            let repo = name.to_ascii_lowercase();
+            check_repository(&repo)
+                .map_err(|why| at(raw.name.span(), format!("the name `{name}` is not a valid image repository ({why}); set `repository`")))?;
+            repo
+        }
+    };
+    let iterations = match &raw.iterations {
+        Some(n) if *n.get_ref() == 0 => return Err(at(n.span(), "iterations must be at least 1".into())),
+        Some(n) => *n.get_ref(),
+        None => DEFAULT_ITERATIONS,
+    };
+    let strategies = match &raw.strategies {
+        None => default_strategies(),
+        Some(list) => parse_strategies(list, &at)?,
+    };
+
+    // Context and Dockerfile.
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    let context_shown = base_dir.join(raw.context.get_ref());
+    let context = context_shown.canonicalize().ok().filter(|c| c.is_dir()).ok_or_else(|| {
+        at(
+            raw.context.span(),
+            format!(
+                "context directory {} does not exist; `context` is relative to the scenario file's directory",
+                context_shown.display()
+            ),
+        )
+    })?;
+    let (dockerfile_path, dockerfile_span) = match &raw.dockerfile {
+        Some(d) => (PathBuf::from(d.get_ref()), d.span()),
+        None => (PathBuf::from("Dockerfile"), raw.context.span()),
+    };
+    context::check_inside(&dockerfile_path)
+        .map_err(|why| at(dockerfile_span.clone(), format!("invalid dockerfile path: {why}")))?;
+    let dockerfile_shown = context_shown.join(&dockerfile_path);
+    let dockerfile_text = std::fs::read_to_string(context.join(&dockerfile_path)).map_err(|e| {
+        let hint = if raw.dockerfile.is_some() { "" } else { " (set `dockerfile` if it has another name)" };
+        at(dockerfile_span.clone(), format!("cannot read the Dockerfile {}: {e}{hint}", dockerfile_shown.display()))
+    })?;
+    let dockerfile = Dockerfile::parse(&dockerfile_text).map_err(|e| ScenarioError::Invalid {
+        path: dockerfile_shown.clone(),
+        line: e.line,
+        column: 1,
+        message: e.message,
+    })?;
+    let ignore = context::DockerIgnore::load(&context)?;
+    if let Some(line) = ignore.excluded_by(&slash_path(&dockerfile_path)) {
+        return Err(at(
+            dockerfile_span,
+            format!("the Dockerfile is excluded by .dockerignore line {line}, so the build could not read it"),
+        ));
+    }
+
+    // Pipeline.
+    let Some(runs) = raw.pipeline.filter(|p| !p.get_ref().is_empty()).map(Spanned::into_inner) else {
+        let span = raw_span_of_key(&text, "pipeline").unwrap_or(0..0);
+        return Err(at(
+            span,
+            "the pipeline is empty: add at least one [[pipeline]] table with a `name` \
+             (e.g. cold, no-change, code-change, deps-change) and an optional `change`"
+                .into(),
+        ));
+    };
+    let mut pipeline = vec![];
+    let mut seen = HashSet::new();
+    for run in runs {
+        let run_name = run.name.get_ref();
+        check_name(run_name).map_err(|why| at(run.name.span(), format!("invalid pipeline run name `{run_name}`: {why}")))?;
+        if !seen.insert(run_name.clone()) {
+            return Err(at(run.name.span(), format!("duplicate pipeline run `{run_name}`: each run needs its own name")));
+        }
+        let change = match run.change {
+            None => Change::None,
+            Some(change) => parse_change(change, &context, &ignore, &at)?,
+        };
+        pipeline.push(PipelineRun { name: run_name.clone(), change });
+    }
+
+    let hash = hash_scenario(&bytes, &context)?;
+    Ok(Scenario {
+        name,
+        source: path.to_path_buf(),
+        context,
+        dockerfile_path,
+        dockerfile,
+        repository,
+        iterations,
+        strategies,
+        pipeline,
+        hash,
+    })
+}
+
+fn parse_strategies(
+    list: &Spanned<Vec<Spanned<String>>>,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Vec<StrategyKind>, ScenarioError> {
+    if list.get_ref().is_empty() {
+        return Err(at(list.span(), format!("strategies is empty: list at least one of {}", StrategyKind::valid_names())));
+    }
+    let mut kinds = vec![];
+    for name in list.get_ref() {
+        let kind = StrategyKind::parse(name.get_ref()).ok_or_else(|| {
+            at(name.span(), format!("unknown strategy `{}`: expected one of {}", name.get_ref(), StrategyKind::valid_names()))
+        })?;
+        if kinds.contains(&kind) {
+            return Err(at(name.span(), format!("strategy `{kind}` is listed twice")));
+        }
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
+fn parse_change(
+    change: Spanned<RawChange>,
+    context: &Path,
+    ignore: &context::DockerIgnore,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Change, ScenarioError> {
+    let span = change.span();
+    let expected = "a change is `{ append = \"FILE\", line = \"TEXT\" }` or `{ write = \"FILE\", content = \"TEXT\" }`";
+    let (file, parsed) = match change.into_inner() {
+        RawChange { append: Some(file), line: Some(line), write: None, content: None } => {
+            let parsed = Change::Append { file: PathBuf::from(file.get_ref()), line };
+            (file, parsed)
+        }
+        RawChange { write: Some(file), content: Some(content), append: None, line: None } => {
+            let parsed = Change::Write { file: PathBuf::from(file.get_ref()), content };
+            (file, parsed)
+        }
+        _ => return Err(at(span, expected.into())),
+    };
+    let rel = Path::new(file.get_ref());
+    context::check_inside(rel).map_err(|why| at(file.span(), format!("change file `{}`: {why}", file.get_ref())))?;
+    if matches!(parsed, Change::Append { .. }) && !context.join(rel).is_file() {
+        return Err(at(
+            file.span(),
+            format!("change file `{}` is not a file of the context {}; appending needs an existing file", file.get_ref(), context.display()),
+        ));
+    }
+    if let Some(line) = ignore.excluded_by(&slash_path(rel)) {
+        return Err(at(
+            file.span(),
+            format!("change file `{}` is excluded by .dockerignore line {line}, so the change would never reach the build", file.get_ref()),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// sha256 over the scenario file's bytes, then each context entry's kind, relative path and content.
+fn hash_scenario(scenario_bytes: &[u8], context: &Path) -> Result<String, ScenarioError> {
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        // Length-prefixed, so that no two different contexts feed the same byte stream.
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(scenario_bytes);
+    for entry in context::context_entries(context)? {
+        let (kind, content) = if entry.meta.is_dir() {
+            ("dir", vec![])
+        } else if entry.meta.is_symlink() {
+            let target = std::fs::read_link(&entry.path).map_err(io_at("read the link", &entry.path))?;
+            ("link", target.to_string_lossy().into_owned().into_bytes())
+        } else {
+            ("file", std::fs::read(&entry.path).map_err(io_at("read", &entry.path))?)
+        };
+        field(kind.as_bytes());
+        field(entry.rel.as_bytes());
+        field(&content);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+/// The span of `key`'s value when it is written as `key = ...` at the start of a line.
+fn raw_span_of_key(text: &str, key: &str) -> Option<Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                let start = offset + (line.len() - trimmed.len());
+                return Some(start..start + trimmed.trim_end().len());
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn slash_path(path: &Path) -> String {
+    path.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Names end up in run ids, file names and image tags.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    ok.then_some(()).ok_or("use letters, digits, '.', '_' and '-' only")
+}
+
+/// Docker's repository grammar: lower-case components of `[a-z0-9]` joined by `.`, `_`, `__`, `-` or `/`.
+fn check_repository(repo: &str) -> Result<(), &'static str> {
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.ends_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+    };
+    repo.split('/')
+        .all(component_ok)
+        .then_some(())
+        .ok_or("use lower-case letters, digits and '.', '_', '-' inside '/'-separated parts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, text.find('"').unwrap()), (2, 6));
+        assert_eq!(line_col(text, 10_000), (3, 1));
+    }
+
+    #[test]
+    fn names_and_repositories() {
+        assert!(check_name("code-change_2.x").is_ok());
+        assert!(check_name("code change").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_repository("flask-app").is_ok());
+        assert!(check_repository("team/flask_app.v2").is_ok());
+        assert!(check_repository("Flask").is_err());
+        assert!(check_repository("-x").is_err());
+        assert!(check_repository("a//b").is_err());
+    }
+
+    fn write(dir: &Path, rel: &str, content: &str) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    const SCENARIO: &str = "name = \"t\"\ncontext = \"ctx\"\n[[pipeline]]\nname = \"cold\"\n\
+        [[pipeline]]\nname = \"code\"\nchange = { append = \"app/a.py\", line = \"# x\" }\n";
+
+    #[test]
+    fn defaults_hash_and_iteration_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "s.toml", SCENARIO);
+        write(dir.path(), "ctx/Dockerfile", "FROM python:3.11-slim\nCOPY app .\n");
+        write(dir.path(), "ctx/app/a.py", "print(1)\n");
+        let scenario = load(&dir.path().join("s.toml")).unwrap();
+        assert_eq!((scenario.iterations, scenario.repository.as_str()), (3, "t"));
+        assert_eq!(scenario.strategies, default_strategies());
+        assert!(!scenario.strategies.contains(&StrategyKind::DaemonlessKaniko));
+        assert_eq!(scenario.hash.len(), 64);
+
+        let copy = context::prepare_iteration_context(&scenario, &dir.path().join("work/iter-1")).unwrap();
+        context::apply_change(&copy, &scenario.pipeline[1].change).unwrap();
+        assert_eq!(std::fs::read_to_string(copy.join("app/a.py")).unwrap(), "print(1)\n# x\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ctx/app/a.py")).unwrap(),
+            "print(1)\n",
+            "the scenario's own files are never changed"
+        );
+        assert_eq!(load(&dir.path().join("s.toml")).unwrap().hash, scenario.hash, "the hash is stable");
+        let err = context::prepare_iteration_context(&scenario, &copy).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        let inside = context::prepare_iteration_context(&scenario, &dir.path().join("ctx/copy")).unwrap_err();
+        assert!(inside.to_string().contains("inside the context"), "{inside}");
+
+        write(dir.path(), "ctx/app/b.py", "new\n");
+        assert_ne!(load(&dir.path().join("s.toml")).unwrap().hash, scenario.hash, "a context change changes the hash");
+    }
+
+    #[test]
+    fn dockerfile_and_change_must_survive_dockerignore() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "s.toml", SCENARIO);
+        write(dir.path(), "ctx/Dockerfile", "FROM python:3.11-slim\n");
+        write(dir.path(), "ctx/app/a.py", "");
+        write(dir.path(), "ctx/.dockerignore", "app\n");
+        let err = load(&dir.path().join("s.toml")).unwrap_err().to_string();
+        assert!(err.ends_with("change file `app/a.py` is excluded by .dockerignore line 1, so the change would never reach the build"), "{err}");
+        assert!(err.contains("s.toml:7:21:"), "{err}");
+        write(dir.path(), "ctx/.dockerignore", "Dockerfile\n");
+        let err = load(&dir.path().join("s.toml")).unwrap_err().to_string();
+        assert!(err.contains("s.toml:2:11: the Dockerfile is excluded by .dockerignore line 1"), "{err}");
+    }
 }
