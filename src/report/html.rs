@@ -185,6 +185,12 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
                     if complete == 1 { "" } else { "s" }
                 ));
             }
+            if best.failed_jobs > 0 {
+                out.push_str(&format!(
+                    " <span class=\"failed\">{} of its {} jobs failed and are not counted.</span>",
+                    best.failed_jobs, best.jobs
+                ));
+            }
             out.push_str("</p>");
             out.push_str(&cost_sentence(best, next));
         }
@@ -262,14 +268,18 @@ fn cost_sentence(best: &Standing, next: Option<&Standing>) -> String {
             strategy_html(&s.strategy),
             html(&format::opt_bytes(s.registry_bytes)),
             html(&format::opt_bytes(s.bytes_pushed)),
-            html(s.privileges.as_deref().unwrap_or("n/a (not recorded in run.json)"))
+            html(
+                s.privileges
+                    .as_deref()
+                    .map_or("n/a (not recorded in run.json)", |p| p.trim_end_matches('.'))
+            )
         )
     };
     let mut out = format!("<p id=\"verdict-cost\">At what cost: {}", describe(best));
     if let Some(next) = next {
         out.push_str(&format!(". For comparison, {}", describe(next)));
     }
-    out.push_str("</p>");
+    out.push_str(".</p>");
     out
 }
 

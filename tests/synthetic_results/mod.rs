@@ -1,0 +1,408 @@
+//! Writes the synthetic results directories of `tests/fixtures/results/` with the real ResultsWriter.
+//!
+//! Every figure here is made up to exercise the report and compare; none was measured.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use layerbench::results::{
+    CacheRecord, HostInfo, ImageInfo, ImageSource, JobRecord, JobStatus, ResultsWriter, RunInfo,
+    ServiceRecord, StepInfo, StepRecord,
+};
+use layerbench::strategy::StrategyKind;
+
+pub const FLASK_HASH: &str = "5e1f0c3a9b7d2e48c6a1f0b9d3e7c2a45b8f1d0e6c9a3b7f2d4e8c1a0b5f9e3d";
+pub const OTHER_HASH: &str = "a07c3e9f1b5d8c2e4f6a0b1c3d5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e";
+
+pub const STRATEGIES: [&str; 5] =
+    ["ephemeral-dind", "registry-final", "registry-multistage", "shared-dind", "daemonless"];
+pub const PIPELINE: [&str; 4] = ["cold", "no-change", "code-change", "deps-change"];
+
+/// The sample Flask Dockerfile's 15 instructions: (stage, instruction, ms when executed).
+pub const STEPS: [(&str, &str, u64); 15] = [
+    ("builder", "FROM python:3.11-slim AS builder", 300),
+    ("builder", "RUN apt-get update && apt-get install -y --no-install-recommends make gcc && pip install --upgrade pip", 21_000),
+    ("builder", "ENV VENV=/venv", 150),
+    ("builder", "ENV PATH=$VENV/bin:$PATH", 150),
+    ("builder", "COPY requirements.txt .", 300),
+    ("builder", "RUN python -m venv $VENV && pip install -r requirements.txt", 12_500),
+    ("1", "FROM python:3.11-slim", 200),
+    ("1", "ENV VENV=/venv", 150),
+    ("1", "ENV PATH=$VENV/bin:$PATH", 150),
+    ("1", "COPY --from=builder $VENV $VENV", 1_800),
+    ("1", "WORKDIR /app", 200),
+    ("1", "COPY app .", 300),
+    ("1", "EXPOSE 5000", 150),
+    ("1", "ENV FLASK_APP=hello.py", 150),
+    ("1", "CMD flask run --host=0.0.0.0", 150),
+];
+const CACHED_STEP_MS: u64 = 60;
+
+/// What to vary from the baseline synthetic run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: &'static str,
+    pub scenario: &'static str,
+    pub scenario_hash: &'static str,
+    pub iterations: u32,
+    pub pipeline: Vec<&'static str>,
+    pub strategies: Vec<&'static str>,
+    /// Every figure of this strategy's jobs multiplied by the factor.
+    pub slower: Option<(&'static str, f64)>,
+    /// Every job of this strategy fails while starting.
+    pub all_failed: Option<&'static str>,
+    /// (strategy, pipeline run, step): that step stops hitting the cache in every iteration.
+    pub cache_lost: Option<(&'static str, &'static str, u32)>,
+    /// daemonless fails in iteration 2 of deps-change, at step 6.
+    pub one_failure: bool,
+    pub official_images: bool,
+}
+
+impl Spec {
+    pub fn flask(name: &'static str) -> Spec {
+        Spec {
+            name,
+            scenario: "flask",
+            scenario_hash: FLASK_HASH,
+            iterations: 3,
+            pipeline: PIPELINE.to_vec(),
+            strategies: STRATEGIES.to_vec(),
+            slower: None,
+            all_failed: None,
+            cache_lost: None,
+            one_failure: true,
+            official_images: false,
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        fixtures_dir().join(self.name)
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results")
+}
+
+/// Every committed synthetic results directory.
+pub fn all() -> Vec<Spec> {
+    vec![
+        Spec::flask("synthetic-flask"),
+        Spec { slower: Some(("shared-dind", 1.5)), ..Spec::flask("synthetic-flask-slower") },
+        Spec {
+            cache_lost: Some(("registry-multistage", "no-change", 13)),
+            ..Spec::flask("synthetic-flask-cache-lost")
+        },
+        Spec {
+            scenario: "node-app",
+            scenario_hash: OTHER_HASH,
+            ..Spec::flask("synthetic-other-scenario")
+        },
+        Spec {
+            iterations: 1,
+            one_failure: false,
+            official_images: true,
+            ..Spec::flask("synthetic-one-iteration")
+        },
+        Spec { all_failed: Some("daemonless"), one_failure: false, ..Spec::flask("synthetic-all-failed") },
+        Spec { pipeline: vec!["cold"], one_failure: false, ..Spec::flask("synthetic-single-run") },
+    ]
+}
+
+pub fn spec(name: &str) -> Spec {
+    all().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no synthetic spec {name}"))
+}
+
+/// Steps that hit the cache for a strategy in a pipeline run (the patterns the strategies produce).
+fn cached_steps(strategy: &str, run: &str) -> Vec<u32> {
+    let all_but_from: Vec<u32> = (2..=6).chain(8..=15).collect();
+    match (strategy, run) {
+        (_, "cold") | ("ephemeral-dind", _) => vec![],
+        // The pull/push dance only ever caches the final stage up to COPY --from.
+        ("registry-final", _) => vec![8, 9],
+        (_, "no-change") => all_but_from,
+        (_, "code-change") => vec![2, 3, 4, 5, 6, 8, 9, 10, 11],
+        (_, "deps-change") => vec![2, 3, 4, 8, 9],
+        _ => vec![],
+    }
+}
+
+/// A deterministic factor in [1 - amplitude, 1 + amplitude], so iterations differ a little.
+fn jitter(key: &str, amplitude: f64) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let unit = (hash % 10_000) as f64 / 10_000.0;
+    1.0 + amplitude * (unit * 2.0 - 1.0)
+}
+
+fn scaled(ms: u64, factor: f64) -> u64 {
+    (ms as f64 * factor).round() as u64
+}
+
+struct Bytes {
+    pushed: u64,
+    pulled: u64,
+}
+
+fn bytes(strategy: &str, run: &str) -> Bytes {
+    const MB: u64 = 1_000_000;
+    let (pushed, pulled) = match (strategy, run) {
+        ("ephemeral-dind", "cold") => (75 * MB, 45 * MB),
+        ("ephemeral-dind", _) => (30 * MB, 45 * MB),
+        ("registry-final", "cold") => (75 * MB, 45 * MB),
+        ("registry-final", _) => (30 * MB, 75 * MB),
+        ("registry-multistage", "cold") => (335 * MB, 45 * MB),
+        ("registry-multistage", "no-change") => (MB / 50, 335 * MB),
+        ("registry-multistage", "code-change") => (MB / 20, 335 * MB),
+        ("registry-multistage", _) => (65 * MB, 335 * MB),
+        ("shared-dind", "cold") => (75 * MB, 45 * MB),
+        ("shared-dind", "no-change") => (MB / 50, 0),
+        ("shared-dind", "code-change") => (MB / 20, 0),
+        ("shared-dind", _) => (30 * MB, 0),
+        ("daemonless", "cold") => (275 * MB, 45 * MB),
+        ("daemonless", "no-change") => (MB / 50, 30 * MB),
+        ("daemonless", "code-change") => (MB / 20, 31 * MB),
+        (_, _) => (60 * MB, 32 * MB),
+    };
+    Bytes { pushed, pulled }
+}
+
+/// Phase times (provision, pull, push) by strategy and run; `None` where the strategy has no such phase.
+fn phases(strategy: &str, run: &str) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let cold = run == "cold";
+    match strategy {
+        "ephemeral-dind" => (Some(4_200), None, Some(3_000)),
+        "registry-final" => (Some(4_300), Some(if cold { 300 } else { 2_500 }), Some(3_200)),
+        "registry-multistage" => (
+            Some(4_250),
+            Some(if cold { 400 } else { 6_500 }),
+            Some(match run {
+                "cold" => 9_000,
+                "deps-change" => 5_000,
+                _ => 600,
+            }),
+        ),
+        "shared-dind" => (Some(150), None, Some(if cold { 3_500 } else { 500 })),
+        _ => (Some(1_100), None, None),
+    }
+}
+
+fn run_info(spec: &Spec) -> RunInfo {
+    let source = if spec.official_images { ImageSource::Official } else { ImageSource::LocalStandIn };
+    let image = |role: &str, official: &str, local: &str| ImageInfo {
+        role: role.into(),
+        name: if spec.official_images { official.into() } else { local.into() },
+        source,
+        id: Some(format!("sha256:{}", &FLASK_HASH[..12])),
+    };
+    RunInfo {
+        run_id: spec.name.into(),
+        backend: "docker".into(),
+        scenario: spec.scenario.into(),
+        scenario_path: format!("scenarios/{}.toml", spec.scenario),
+        scenario_hash: spec.scenario_hash.into(),
+        layerbench_version: "0.1.0".into(),
+        git_commit: Some("synthetic".into()),
+        engine_version: Some("20.10.24".into()),
+        builder_versions: [("buildah".to_string(), "1.28.2".to_string()), ("dind".to_string(), "20.10.24".to_string())]
+            .into_iter()
+            .collect(),
+        images: vec![
+            image("base", "python:3.11-slim", "layerbench-local/python:3.11-slim"),
+            image("dind", "docker:dind", "layerbench-local/dind:latest"),
+            image("registry", "registry:2", "layerbench-local/registry:latest"),
+            image("buildah", "quay.io/buildah/stable", "layerbench-local/buildah:latest"),
+        ],
+        strategies: spec.strategies.iter().map(|s| s.to_string()).collect(),
+        pipeline: spec.pipeline.iter().map(|s| s.to_string()).collect(),
+        iterations: spec.iterations,
+        steps: STEPS
+            .iter()
+            .enumerate()
+            .map(|(i, (stage, instruction, _))| StepInfo {
+                stage: stage.to_string(),
+                step: i as u32 + 1,
+                instruction: instruction.to_string(),
+            })
+            .collect(),
+        host: HostInfo { cpus: 2, memory_bytes: Some(25_769_803_776), os: "Debian GNU/Linux 12 (bookworm)".into() },
+        started_at: "2026-01-15T02:00:00Z".into(),
+        ended_at: Some("2026-01-15T03:00:00Z".into()),
+        interrupted: false,
+        privileges: spec
+            .strategies
+            .iter()
+            .filter_map(|s| StrategyKind::parse(s).map(|k| (s.to_string(), k.strategy().privileges().summary())))
+            .collect(),
+    }
+}
+
+fn timestamp(seconds: u64) -> String {
+    let t = 2 * 3600 + seconds;
+    format!("2026-01-15T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+}
+
+/// Writes the whole results directory for `spec` into `dir`.
+pub fn write(spec: &Spec, dir: &Path) {
+    let mut writer = ResultsWriter::create(dir).unwrap();
+    let info = run_info(spec);
+    writer.write_run_info(&info).unwrap();
+    let mut clock = 0u64;
+    for iteration in 1..=spec.iterations {
+        if spec.strategies.contains(&"shared-dind") {
+            let startup_ms = scaled(5_200, jitter(&format!("{iteration}/service"), 0.05));
+            writer
+                .append_service(&ServiceRecord {
+                    run_id: spec.name.into(),
+                    backend: "docker".into(),
+                    iteration,
+                    strategy: "shared-dind".into(),
+                    service: "dind".into(),
+                    startup_ms,
+                })
+                .unwrap();
+        }
+        let mut stored: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (index, run) in spec.pipeline.iter().enumerate() {
+            // The real runner rotates the strategies' order from one pipeline run to the next.
+            let mut order = spec.strategies.clone();
+            let turn = index % order.len().max(1);
+            order.rotate_left(turn);
+            for strategy in order {
+                let (job, steps) = job(spec, iteration, index as u32, run, strategy, &mut clock);
+                writer.append_job(&job, &steps).unwrap();
+                if job.status == JobStatus::Ok {
+                    *stored.entry(strategy).or_default() += job.bytes_pushed.unwrap_or(0);
+                }
+                writer
+                    .append_cache(&CacheRecord {
+                        run_id: spec.name.into(),
+                        backend: "docker".into(),
+                        iteration,
+                        pipeline_run: run.to_string(),
+                        strategy: strategy.into(),
+                        registry_bytes: Some(stored.get(strategy).copied().unwrap_or(0)),
+                        daemon_volume_bytes: (strategy == "shared-dind")
+                            .then(|| 1_200_000_000 + 40_000_000 * index as u64),
+                    })
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn job(
+    spec: &Spec,
+    iteration: u32,
+    pipeline_index: u32,
+    run: &str,
+    strategy: &str,
+    clock: &mut u64,
+) -> (JobRecord, Vec<StepRecord>) {
+    let key = format!("{iteration}/{run}/{strategy}");
+    let factor = spec.slower.filter(|(s, _)| *s == strategy).map_or(1.0, |(_, f)| f);
+    let started_at = timestamp(*clock);
+    let base = JobRecord {
+        run_id: spec.name.into(),
+        backend: "docker".into(),
+        iteration,
+        pipeline_index,
+        pipeline_run: run.into(),
+        strategy: strategy.into(),
+        status: JobStatus::Ok,
+        error: String::new(),
+        started_at,
+        wall_ms: 0,
+        provision_ms: None,
+        pull_ms: None,
+        build_ms: None,
+        push_ms: None,
+        cached_steps: 0,
+        total_steps: STEPS.len() as u32,
+        image_bytes: None,
+        bytes_pulled: None,
+        bytes_pushed: None,
+    };
+    if spec.all_failed == Some(strategy) {
+        let wall_ms = scaled(1_500, jitter(&key, 0.05));
+        *clock += wall_ms / 1000 + 1;
+        let error = "provision failed: buildah job container could not start: unshare(CLONE_NEWUSER): Operation not permitted".into();
+        return (
+            JobRecord { status: JobStatus::Failed, error, wall_ms, provision_ms: Some(wall_ms), ..base },
+            vec![],
+        );
+    }
+    let mut cached = cached_steps(strategy, run);
+    if let Some((s, r, step)) = spec.cache_lost {
+        if s == strategy && r == run {
+            cached.retain(|c| *c != step && !(c > &step && STEPS[*c as usize - 1].0 == STEPS[step as usize - 1].0));
+        }
+    }
+    let fails_at = (spec.one_failure && strategy == "daemonless" && iteration == 2 && run == "deps-change")
+        .then_some(6u32);
+    let mut steps = vec![];
+    for (i, (stage, instruction, executed_ms)) in STEPS.iter().enumerate() {
+        let step = i as u32 + 1;
+        if fails_at.is_some_and(|f| step > f) {
+            break;
+        }
+        let hit = cached.contains(&step);
+        let ms = if hit { CACHED_STEP_MS } else { *executed_ms };
+        let duration_ms = scaled(ms, factor * jitter(&format!("{key}/{step}"), 0.04));
+        steps.push(StepRecord {
+            run_id: spec.name.into(),
+            backend: "docker".into(),
+            iteration,
+            pipeline_run: run.into(),
+            strategy: strategy.into(),
+            stage: stage.to_string(),
+            step,
+            total_steps: STEPS.len() as u32,
+            instruction: instruction.to_string(),
+            cached: hit,
+            duration_ms: Some(duration_ms),
+        });
+    }
+    let build_ms: u64 = steps.iter().filter_map(|s| s.duration_ms).sum::<u64>() + scaled(400, factor);
+    let (provision, pull, push) = phases(strategy, run);
+    let vary = |name: &str, ms: Option<u64>| ms.map(|v| scaled(v, factor * jitter(&format!("{key}/{name}"), 0.04)));
+    let provision_ms = vary("provision", provision);
+    let pull_ms = vary("pull", pull);
+    let push_ms = if fails_at.is_some() { None } else { vary("push", push) };
+    let wall_ms = [provision_ms, pull_ms, Some(build_ms), push_ms].iter().flatten().sum::<u64>()
+        + scaled(700, factor);
+    *clock += wall_ms / 1000 + 1;
+    let cached_steps = steps.iter().filter(|s| s.cached).count() as u32;
+    let moved = bytes(strategy, run);
+    let job = if let Some(step) = fails_at {
+        JobRecord {
+            status: JobStatus::Failed,
+            error: format!(
+                "build failed at step {step}/15 (RUN python -m venv $VENV && pip install -r requirements.txt): pip: connection reset by peer"
+            ),
+            wall_ms,
+            provision_ms,
+            build_ms: Some(build_ms),
+            cached_steps,
+            ..base
+        }
+    } else {
+        JobRecord {
+            wall_ms,
+            provision_ms,
+            pull_ms,
+            build_ms: Some(build_ms),
+            push_ms,
+            cached_steps,
+            image_bytes: Some(75_400_000),
+            bytes_pulled: Some(moved.pulled),
+            bytes_pushed: Some(moved.pushed),
+            ..base
+        }
+    };
+    (job, steps)
+}
