@@ -182,8 +182,17 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         .map_err(|why| at(dockerfile_span.clone(), format!("invalid dockerfile path: {why}")))?;
     let dockerfile_shown = context_shown.join(&dockerfile_path);
     let dockerfile_text = std::fs::read_to_string(context.join(&dockerfile_path)).map_err(|e| {
-        let hint = if raw.dockerfile.is_some() { "" } else { " (set `dockerfile` if it has another name)" };
-        at(dockerfile_span.clone(), format!("cannot read the Dockerfile {}: {e}{hint}", dockerfile_shown.display()))
+        let shown = dockerfile_shown.display();
+        let message = match (e.kind(), &raw.dockerfile) {
+            (std::io::ErrorKind::NotFound, Some(_)) => {
+                format!("no Dockerfile at {shown}; `dockerfile` is relative to the context directory")
+            }
+            (std::io::ErrorKind::NotFound, None) => {
+                format!("no Dockerfile at {shown}; set `dockerfile` if it has another name")
+            }
+            _ => format!("cannot read the Dockerfile {shown}: {e}"),
+        };
+        at(dockerfile_span.clone(), message)
     })?;
     let dockerfile = Dockerfile::parse(&dockerfile_text).map_err(|e| ScenarioError::Invalid {
         path: dockerfile_shown.clone(),
@@ -200,14 +209,12 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     }
 
     // Pipeline.
-    let Some(runs) = raw.pipeline.filter(|p| !p.get_ref().is_empty()).map(Spanned::into_inner) else {
-        let span = raw_span_of_key(&text, "pipeline").unwrap_or(0..0);
-        return Err(at(
-            span,
-            "the pipeline is empty: add at least one [[pipeline]] table with a `name` \
-             (e.g. cold, no-change, code-change, deps-change) and an optional `change`"
-                .into(),
-        ));
+    let hint = "add [[pipeline]] tables, each with a `name` (e.g. cold, no-change, code-change, deps-change) \
+                and an optional `change`";
+    let runs = match raw.pipeline {
+        None => return Err(at(0..0, format!("missing `pipeline`: {hint}"))),
+        Some(p) if p.get_ref().is_empty() => return Err(at(p.span(), format!("`pipeline` is empty: {hint}"))),
+        Some(p) => p.into_inner(),
     };
     let mut pipeline = vec![];
     let mut seen = HashSet::new();
@@ -267,6 +274,12 @@ fn parse_change(
 ) -> Result<Change, ScenarioError> {
     let span = change.span();
     let expected = "a change is `{ append = \"FILE\", line = \"TEXT\" }` or `{ write = \"FILE\", content = \"TEXT\" }`";
+    let problem = match change.get_ref() {
+        RawChange { append: Some(_), write: Some(_), .. } => "give either `append` or `write`, not both: ",
+        RawChange { append: Some(_), line: None, .. } => "`append` needs a `line`: ",
+        RawChange { write: Some(_), content: None, .. } => "`write` needs a `content`: ",
+        _ => "",
+    };
     let (file, parsed) = match change.into_inner() {
         RawChange { append: Some(file), line: Some(line), write: None, content: None } => {
             let parsed = Change::Append { file: PathBuf::from(file.get_ref()), line };
@@ -276,7 +289,7 @@ fn parse_change(
             let parsed = Change::Write { file: PathBuf::from(file.get_ref()), content };
             (file, parsed)
         }
-        _ => return Err(at(span, expected.into())),
+        _ => return Err(at(span, format!("{problem}{expected}"))),
     };
     let rel = Path::new(file.get_ref());
     context::check_inside(rel).map_err(|why| at(file.span(), format!("change file `{}`: {why}", file.get_ref())))?;
@@ -326,22 +339,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
     (line, column)
-}
-
-/// The span of `key`'s value when it is written as `key = ...` at the start of a line.
-fn raw_span_of_key(text: &str, key: &str) -> Option<Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                let start = offset + (line.len() - trimmed.len());
-                return Some(start..start + trimmed.trim_end().len());
-            }
-        }
-        offset += line.len();
-    }
-    None
 }
 
 fn slash_path(path: &Path) -> String {

@@ -1,0 +1,134 @@
+//! Malformed scenarios fail with one `FILE:LINE:COL: message` line; the shipped scenarios load.
+
+use std::path::{Path, PathBuf};
+
+use layerbench::scenario::{self, context, Change, Scenario};
+use layerbench::strategy::StrategyKind;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/scenarios").join(name)
+}
+
+fn load_shipped(name: &str) -> Scenario {
+    scenario::load(&root().join("scenarios").join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Loads a malformed fixture; returns the error line without the `FILE:` prefix, after checking it.
+fn error_of(name: &str, file: &Path) -> String {
+    let err = match scenario::load(&fixture(name)) {
+        Ok(_) => panic!("{name} loaded but is malformed"),
+        Err(e) => e.to_string(),
+    };
+    assert!(!err.contains('\n'), "{name}: the error is one line: {err:?}");
+    let prefix = format!("{}:", file.display());
+    err.strip_prefix(&prefix).unwrap_or_else(|| panic!("{name}: the error starts with {prefix}: {err}")).to_string()
+}
+
+#[test]
+fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
+    let valid = StrategyKind::valid_names();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("unknown-key.toml", "3:1", &["unknown field `iteratons`", "expected one of", "`iterations`"]),
+        ("unknown-pipeline-key.toml", "6:1", &["unknown field `chnage`", "`change`"]),
+        ("unknown-strategy.toml", "3:33", &["unknown strategy `shared-dnd`", "expected one of", &valid]),
+        ("missing-dockerfile.toml", "3:14", &["no Dockerfile at", "ctx/Dockerfile.nope", "relative to the context"]),
+        ("missing-context.toml", "2:11", &["context directory", "no-such-dir", "does not exist"]),
+        ("empty-pipeline.toml", "3:12", &["`pipeline` is empty", "[[pipeline]]"]),
+        ("missing-pipeline.toml", "1:1", &["missing `pipeline`", "[[pipeline]]"]),
+        ("zero-iterations.toml", "3:14", &["iterations must be at least 1"]),
+        ("negative-iterations.toml", "3:14", &["invalid value", "-1"]),
+        ("change-outside-context.toml", "9:21", &["`../unknown-key.toml`", "`..` leaves the context"]),
+        ("change-absolute.toml", "6:20", &["`/etc/hostname`", "absolute paths are not allowed"]),
+        ("change-missing-file.toml", "6:21", &["`app/hello.py` is not a file of the context"]),
+        ("change-incomplete.toml", "6:10", &["`append` needs a `line`"]),
+        ("duplicate-run.toml", "8:8", &["duplicate pipeline run `cold`"]),
+        ("syntax-error.toml", "2:15", &["invalid basic string"]),
+    ];
+    for (name, position, words) in cases {
+        let rest = error_of(name, &fixture(name));
+        assert!(rest.starts_with(&format!("{position}: ")), "{name}: expected {position}, got {rest}");
+        for word in *words {
+            assert!(rest.contains(word), "{name}: expected `{word}` in {rest}");
+        }
+    }
+}
+
+#[test]
+fn a_dockerfile_error_names_the_dockerfile_and_its_line() {
+    let rest = error_of("bad-dockerfile.toml", &fixture("ctx/Dockerfile.bad"));
+    assert_eq!(rest, "2:1: `RUN` before the first FROM: only ARG may come before it");
+}
+
+#[test]
+fn flask_scenario_is_the_fifteen_step_two_stage_app() {
+    let s = load_shipped("flask.toml");
+    assert_eq!((s.name.as_str(), s.repository.as_str(), s.iterations), ("flask", "flask-app", 3));
+    assert_eq!(s.dockerfile.total_steps(), 15);
+    assert_eq!(s.dockerfile.stages.len(), 2);
+    assert_eq!(s.dockerfile.stages[0].name.as_deref(), Some("builder"));
+    assert_eq!(s.dockerfile.stages[0].instructions.len(), 6);
+    assert_eq!(s.dockerfile.final_stage().instructions.len(), 9);
+    let names: Vec<&str> = s.pipeline.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cold", "no-change", "code-change", "deps-change"]);
+    assert_eq!(s.pipeline[0].change, Change::None);
+    assert!(matches!(&s.pipeline[2].change, Change::Append { file, .. } if file == Path::new("app/hello.py")));
+    assert!(matches!(&s.pipeline[3].change, Change::Append { file, .. } if file == Path::new("requirements.txt")));
+    assert_eq!(s.strategies.len(), 5);
+    assert!(!s.strategies.contains(&StrategyKind::DaemonlessKaniko));
+    // The step the code change invalidates: the comment in flask.toml relies on it.
+    assert_eq!(s.dockerfile.step(12).unwrap().1.text, "COPY app .");
+    assert_eq!(s.dockerfile.step(5).unwrap().1.text, "COPY requirements.txt .");
+}
+
+/// The small scenarios, as verified with `DOCKER_BUILDKIT=0 docker build` on dockerd 20.10:
+/// - `small.toml` (11 steps): `COPY deps.txt .` is step 3 (early), `COPY app .` step 9 (late).
+///   After `code-change`, steps 2-8 report `Using cache` and 9-11 run; after `deps-change`,
+///   step 2 and 6 are cached, 3-4 and 7-11 run. (FROM steps never print `Using cache`.)
+/// - `small-3stage.toml` (13 steps, stages deps/builder/final): `COPY deps.txt` is step 3,
+///   `COPY app .` step 11. After `code-change`, 2-3, 5-6 and 8-10 are cached, 11-13 run.
+/// - `small-failing.toml` (9 steps): step 8 `RUN echo about to fail && exit 3` fails.
+#[test]
+fn small_scenarios_have_early_and_late_copies() {
+    let s = load_shipped("small.toml");
+    assert_eq!((s.dockerfile.total_steps(), s.dockerfile.stages.len(), s.iterations), (11, 2, 1));
+    assert_eq!(s.dockerfile.step(3).unwrap().1.text, "COPY deps.txt .");
+    assert_eq!(s.dockerfile.step(9).unwrap().1.text, "COPY app .");
+    let names: Vec<&str> = s.pipeline.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cold", "no-change", "code-change", "deps-change"]);
+
+    let three = load_shipped("small-3stage.toml");
+    let labels: Vec<String> = three.dockerfile.stages.iter().map(|s| s.label()).collect();
+    assert_eq!(labels, ["deps", "builder", "2"]);
+    assert_eq!(three.dockerfile.total_steps(), 13);
+    assert_eq!(three.dockerfile.step(11).unwrap().1.text, "COPY app .");
+
+    let failing = load_shipped("small-failing.toml");
+    let (stage, run) = failing.dockerfile.step(8).unwrap();
+    assert_eq!((stage.index, run.text.as_str()), (1, "RUN echo about to fail && exit 3"));
+    assert_eq!(failing.dockerfile.total_steps(), 9);
+}
+
+#[test]
+fn pipeline_changes_reach_the_tar_but_never_the_scenario() {
+    let s = load_shipped("small.toml");
+    let work = tempfile::tempdir().unwrap();
+    let copy = context::prepare_iteration_context(&s, &work.path().join("iteration-1")).unwrap();
+    for run in &s.pipeline {
+        context::apply_change(&copy, &run.change).unwrap();
+    }
+    let tar = context::tar_context(&copy).unwrap();
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let mut main_py = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap() == Path::new("app/main.py") {
+            std::io::Read::read_to_string(&mut entry, &mut main_py).unwrap();
+        }
+    }
+    assert!(main_py.ends_with("\n# code change\n"), "{main_py:?}");
+    assert_eq!(load_shipped("small.toml").hash, s.hash, "the scenario's own files are unchanged");
+}
