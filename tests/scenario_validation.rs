@@ -25,7 +25,9 @@ fn error_of(name: &str, file: &Path) -> String {
     };
     assert!(!err.contains('\n'), "{name}: the error is one line: {err:?}");
     let prefix = format!("{}:", file.display());
-    err.strip_prefix(&prefix).unwrap_or_else(|| panic!("{name}: the error starts with {prefix}: {err}")).to_string()
+    err.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{name}: the error starts with {prefix}: {err}"))
+        .to_string()
 }
 
 #[test]
@@ -35,7 +37,11 @@ fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
         ("unknown-key.toml", "3:1", &["unknown field `iteratons`", "expected one of", "`iterations`"]),
         ("unknown-pipeline-key.toml", "6:1", &["unknown field `chnage`", "`change`"]),
         ("unknown-strategy.toml", "3:33", &["unknown strategy `shared-dnd`", "expected one of", &valid]),
-        ("missing-dockerfile.toml", "3:14", &["no Dockerfile at", "ctx/Dockerfile.nope", "relative to the context"]),
+        (
+            "missing-dockerfile.toml",
+            "3:14",
+            &["no Dockerfile at", "ctx/Dockerfile.nope", "relative to the context"],
+        ),
         ("missing-context.toml", "2:11", &["context directory", "no-such-dir", "does not exist"]),
         ("empty-pipeline.toml", "3:12", &["`pipeline` is empty", "[[pipeline]]"]),
         ("missing-pipeline.toml", "1:1", &["missing `pipeline`", "[[pipeline]]"]),
@@ -75,8 +81,12 @@ fn flask_scenario_is_the_fifteen_step_two_stage_app() {
     let names: Vec<&str> = s.pipeline.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["cold", "no-change", "code-change", "deps-change"]);
     assert_eq!(s.pipeline[0].change, Change::None);
-    assert!(matches!(&s.pipeline[2].change, Change::Append { file, .. } if file == Path::new("app/hello.py")));
-    assert!(matches!(&s.pipeline[3].change, Change::Append { file, .. } if file == Path::new("requirements.txt")));
+    assert!(
+        matches!(&s.pipeline[2].change, Change::Append { file, .. } if file == Path::new("app/hello.py"))
+    );
+    assert!(
+        matches!(&s.pipeline[3].change, Change::Append { file, .. } if file == Path::new("requirements.txt"))
+    );
     assert_eq!(s.strategies.len(), 5);
     assert!(!s.strategies.contains(&StrategyKind::DaemonlessKaniko));
     // The step the code change invalidates: the comment in flask.toml relies on it.

@@ -14,7 +14,10 @@ pub fn prepare_iteration_context(scenario: &Scenario, dest_dir: &Path) -> Result
         return Err(ScenarioError::io(
             "use it for a context copy",
             dest_dir,
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "it exists and is not empty; remove it first"),
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it exists and is not empty; remove it first",
+            ),
         ));
     }
     fs::create_dir_all(dest_dir).map_err(io_at("create the directory", dest_dir))?;
@@ -23,14 +26,18 @@ pub fn prepare_iteration_context(scenario: &Scenario, dest_dir: &Path) -> Result
         return Err(ScenarioError::io(
             "use it for a context copy",
             &dest_dir,
-            std::io::Error::other(format!("it is inside the context {}; choose a directory outside it", scenario.context.display())),
+            std::io::Error::other(format!(
+                "it is inside the context {}; choose a directory outside it",
+                scenario.context.display()
+            )),
         ));
     }
     for entry in context_entries(&scenario.context)? {
         let dest = dest_dir.join(&entry.rel);
         if entry.meta.is_dir() {
             fs::create_dir_all(&dest).map_err(io_at("create the directory", &dest))?;
-            fs::set_permissions(&dest, entry.meta.permissions()).map_err(io_at("set permissions of", &dest))?;
+            fs::set_permissions(&dest, entry.meta.permissions())
+                .map_err(io_at("set permissions of", &dest))?;
         } else if entry.meta.is_symlink() {
             let target = fs::read_link(&entry.path).map_err(io_at("read the link", &entry.path))?;
             std::os::unix::fs::symlink(&target, &dest).map_err(io_at("create the link", &dest))?;
@@ -63,7 +70,8 @@ pub fn apply_change(context_dir: &Path, change: &Change) -> Result<(), ScenarioE
         let existing = fs::read(&path).map_err(io_at("read the file to change", &path))?;
         // Without a newline first, the line would be glued onto the file's last line.
         let separator = if existing.is_empty() || existing.ends_with(b"\n") { "" } else { "\n" };
-        let mut f = fs::File::options().append(true).open(&path).map_err(io_at("open the file to change", &path))?;
+        let mut f =
+            fs::File::options().append(true).open(&path).map_err(io_at("open the file to change", &path))?;
         f.write_all(format!("{separator}{bytes}").as_bytes()).map_err(io_at("append to", &path))
     } else {
         if let Some(parent) = path.parent() {
@@ -82,7 +90,10 @@ pub fn tar_context(context_dir: &Path) -> Result<Vec<u8>, ScenarioError> {
         header.set_metadata_in_mode(&entry.meta, tar::HeaderMode::Complete);
         header.set_uid(0);
         header.set_gid(0);
-        header.set_username("").and_then(|_| header.set_groupname("")).map_err(io_at("add to the tar", &entry.path))?;
+        header
+            .set_username("")
+            .and_then(|_| header.set_groupname(""))
+            .map_err(io_at("add to the tar", &entry.path))?;
         if entry.meta.is_dir() {
             tar.append_data(&mut header, format!("{}/", entry.rel), std::io::empty())
         } else if entry.meta.is_symlink() {
@@ -131,7 +142,12 @@ pub(crate) fn context_entries(context: &Path) -> Result<Vec<ContextEntry>, Scena
     Ok(entries)
 }
 
-fn walk(dir: &Path, prefix: &str, ignore: &DockerIgnore, out: &mut Vec<ContextEntry>) -> Result<(), ScenarioError> {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    ignore: &DockerIgnore,
+    out: &mut Vec<ContextEntry>,
+) -> Result<(), ScenarioError> {
     let read = fs::read_dir(dir).map_err(io_at("read the directory", dir))?;
     for item in read {
         let item = item.map_err(io_at("read the directory", dir))?;
@@ -150,7 +166,9 @@ fn walk(dir: &Path, prefix: &str, ignore: &DockerIgnore, out: &mut Vec<ContextEn
                 walk(&path, &format!("{rel}/"), ignore, out)?;
             }
         } else if !meta.is_file() && !meta.is_symlink() && !excluded {
-            let error = std::io::Error::other("only files, directories and symlinks can be sent; add it to .dockerignore");
+            let error = std::io::Error::other(
+                "only files, directories and symlinks can be sent; add it to .dockerignore",
+            );
             return Err(ScenarioError::io("add to the context", &path, error));
         }
         if !excluded {
@@ -217,7 +235,8 @@ impl DockerIgnore {
                     path: path.to_path_buf(),
                     line: index + 1,
                     column: raw[..column].chars().count() + 1,
-                    message: "character classes (`[...]`) are not supported in .dockerignore; use `*` or `?`".into(),
+                    message: "character classes (`[...]`) are not supported in .dockerignore; use `*` or `?`"
+                        .into(),
                 });
             }
             let cleaned = clean(pattern);
@@ -295,7 +314,9 @@ fn matches(tokens: &[Token], s: &[char]) -> bool {
     match first {
         Token::Literal(c) => s.first() == Some(c) && matches(rest, &s[1..]),
         Token::Question => s.first().is_some_and(|c| *c != '/') && matches(rest, &s[1..]),
-        Token::Star => (0..=s.len()).take_while(|&i| i == 0 || s[i - 1] != '/').any(|i| matches(rest, &s[i..])),
+        Token::Star => {
+            (0..=s.len()).take_while(|&i| i == 0 || s[i - 1] != '/').any(|i| matches(rest, &s[i..]))
+        }
         Token::Rest => true,
         Token::Directories => {
             matches(rest, s) || (1..=s.len()).filter(|&i| s[i - 1] == '/').any(|i| matches(rest, &s[i..]))
@@ -380,7 +401,10 @@ mod tests {
         write(dir.path(), "req.txt", "Flask==3.0.3");
         let append = Change::Append { file: "req.txt".into(), line: "itsdangerous==2.2.0".into() };
         apply_change(dir.path(), &append).unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("req.txt")).unwrap(), "Flask==3.0.3\nitsdangerous==2.2.0\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("req.txt")).unwrap(),
+            "Flask==3.0.3\nitsdangerous==2.2.0\n"
+        );
         let write_change = Change::Write { file: "new/dir/f.txt".into(), content: "x".into() };
         apply_change(dir.path(), &write_change).unwrap();
         assert_eq!(fs::read_to_string(dir.path().join("new/dir/f.txt")).unwrap(), "x");

@@ -43,8 +43,24 @@ pub struct DockerfileError {
 
 /// Every instruction keyword the classic builder of Docker 20.10 accepts.
 const KEYWORDS: [&str; 18] = [
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 impl Stage {
@@ -199,7 +215,8 @@ fn parser_directive(line: &str) -> Option<(String, &str)> {
     let (key, value) = rest.split_once('=')?;
     let key = key.trim_matches([' ', '\t']);
     let mut chars = key.chars();
-    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric());
+    let well_formed =
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric());
     let value = value.trim_matches([' ', '\t']);
     (well_formed && !value.is_empty()).then(|| (key.to_ascii_lowercase(), value))
 }

@@ -75,7 +75,10 @@ impl ScenarioError {
 }
 
 /// For `map_err`: the I/O error of `action` on `path`.
-pub(crate) fn io_at<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ScenarioError + 'a {
+pub(crate) fn io_at<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ScenarioError + 'a {
     move |error| ScenarioError::io(action, path, error)
 }
 
@@ -142,13 +145,18 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     }
     let repository = match &raw.repository {
         Some(repo) => {
-            check_repository(repo.get_ref()).map_err(|why| at(repo.span(), format!("invalid repository `{}`: {why}", repo.get_ref())))?;
+            check_repository(repo.get_ref())
+                .map_err(|why| at(repo.span(), format!("invalid repository `{}`: {why}", repo.get_ref())))?;
             repo.get_ref().clone()
         }
         None => {
             let repo = name.to_ascii_lowercase();
-            check_repository(&repo)
-                .map_err(|why| at(raw.name.span(), format!("the name `{name}` is not a valid image repository ({why}); set `repository`")))?;
+            check_repository(&repo).map_err(|why| {
+                at(
+                    raw.name.span(),
+                    format!("the name `{name}` is not a valid image repository ({why}); set `repository`"),
+                )
+            })?;
             repo
         }
     };
@@ -204,25 +212,34 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     if let Some(line) = ignore.excluded_by(&slash_path(&dockerfile_path)) {
         return Err(at(
             dockerfile_span,
-            format!("the Dockerfile is excluded by .dockerignore line {line}, so the build could not read it"),
+            format!(
+                "the Dockerfile is excluded by .dockerignore line {line}, so the build could not read it"
+            ),
         ));
     }
 
     // Pipeline.
-    let hint = "add [[pipeline]] tables, each with a `name` (e.g. cold, no-change, code-change, deps-change) \
+    let hint =
+        "add [[pipeline]] tables, each with a `name` (e.g. cold, no-change, code-change, deps-change) \
                 and an optional `change`";
     let runs = match raw.pipeline {
         None => return Err(at(0..0, format!("missing `pipeline`: {hint}"))),
-        Some(p) if p.get_ref().is_empty() => return Err(at(p.span(), format!("`pipeline` is empty: {hint}"))),
+        Some(p) if p.get_ref().is_empty() => {
+            return Err(at(p.span(), format!("`pipeline` is empty: {hint}")))
+        }
         Some(p) => p.into_inner(),
     };
     let mut pipeline = vec![];
     let mut seen = HashSet::new();
     for run in runs {
         let run_name = run.name.get_ref();
-        check_name(run_name).map_err(|why| at(run.name.span(), format!("invalid pipeline run name `{run_name}`: {why}")))?;
+        check_name(run_name)
+            .map_err(|why| at(run.name.span(), format!("invalid pipeline run name `{run_name}`: {why}")))?;
         if !seen.insert(run_name.clone()) {
-            return Err(at(run.name.span(), format!("duplicate pipeline run `{run_name}`: each run needs its own name")));
+            return Err(at(
+                run.name.span(),
+                format!("duplicate pipeline run `{run_name}`: each run needs its own name"),
+            ));
         }
         let change = match run.change {
             None => Change::None,
@@ -251,12 +268,22 @@ fn parse_strategies(
     at: &impl Fn(Range<usize>, String) -> ScenarioError,
 ) -> Result<Vec<StrategyKind>, ScenarioError> {
     if list.get_ref().is_empty() {
-        return Err(at(list.span(), format!("strategies is empty: list at least one of {}", StrategyKind::valid_names())));
+        return Err(at(
+            list.span(),
+            format!("strategies is empty: list at least one of {}", StrategyKind::valid_names()),
+        ));
     }
     let mut kinds = vec![];
     for name in list.get_ref() {
         let kind = StrategyKind::parse(name.get_ref()).ok_or_else(|| {
-            at(name.span(), format!("unknown strategy `{}`: expected one of {}", name.get_ref(), StrategyKind::valid_names()))
+            at(
+                name.span(),
+                format!(
+                    "unknown strategy `{}`: expected one of {}",
+                    name.get_ref(),
+                    StrategyKind::valid_names()
+                ),
+            )
         })?;
         if kinds.contains(&kind) {
             return Err(at(name.span(), format!("strategy `{kind}` is listed twice")));
@@ -273,7 +300,8 @@ fn parse_change(
     at: &impl Fn(Range<usize>, String) -> ScenarioError,
 ) -> Result<Change, ScenarioError> {
     let span = change.span();
-    let expected = "a change is `{ append = \"FILE\", line = \"TEXT\" }` or `{ write = \"FILE\", content = \"TEXT\" }`";
+    let expected =
+        "a change is `{ append = \"FILE\", line = \"TEXT\" }` or `{ write = \"FILE\", content = \"TEXT\" }`";
     let problem = match change.get_ref() {
         RawChange { append: Some(_), write: Some(_), .. } => "give either `append` or `write`, not both: ",
         RawChange { append: Some(_), line: None, .. } => "`append` needs a `line`: ",
@@ -292,11 +320,16 @@ fn parse_change(
         _ => return Err(at(span, format!("{problem}{expected}"))),
     };
     let rel = Path::new(file.get_ref());
-    context::check_inside(rel).map_err(|why| at(file.span(), format!("change file `{}`: {why}", file.get_ref())))?;
+    context::check_inside(rel)
+        .map_err(|why| at(file.span(), format!("change file `{}`: {why}", file.get_ref())))?;
     if matches!(parsed, Change::Append { .. }) && !context.join(rel).is_file() {
         return Err(at(
             file.span(),
-            format!("change file `{}` is not a file of the context {}; appending needs an existing file", file.get_ref(), context.display()),
+            format!(
+                "change file `{}` is not a file of the context {}; appending needs an existing file",
+                file.get_ref(),
+                context.display()
+            ),
         ));
     }
     if let Some(line) = ignore.excluded_by(&slash_path(rel)) {
@@ -432,7 +465,11 @@ mod tests {
         assert!(inside.to_string().contains("inside the context"), "{inside}");
 
         write(dir.path(), "ctx/app/b.py", "new\n");
-        assert_ne!(load(&dir.path().join("s.toml")).unwrap().hash, scenario.hash, "a context change changes the hash");
+        assert_ne!(
+            load(&dir.path().join("s.toml")).unwrap().hash,
+            scenario.hash,
+            "a context change changes the hash"
+        );
     }
 
     #[test]
