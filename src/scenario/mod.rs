@@ -127,17 +127,18 @@ struct RawChange {
 /// and every change names a file inside the context.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let bytes = std::fs::read(path).map_err(io_at("read the scenario file", path))?;
-    let text = String::from_utf8(bytes.clone()).map_err(|e| {
-        let (line, column) = line_col(&String::from_utf8_lossy(&bytes), e.utf8_error().valid_up_to());
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        // Everything before `valid_up_to` is intact, so the lossy text locates the bad byte.
+        let (line, column) = line_col(&String::from_utf8_lossy(&bytes), e.valid_up_to());
         let message = "the file is not UTF-8 text; save it as UTF-8".into();
         ScenarioError::Invalid { path: path.to_path_buf(), line, column, message }
     })?;
     let at = |span: Range<usize>, message: String| {
-        let (line, column) = line_col(&text, span.start);
+        let (line, column) = line_col(text, span.start);
         ScenarioError::Invalid { path: path.to_path_buf(), line, column, message }
     };
     let raw: RawScenario =
-        toml::from_str(&text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
+        toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
 
     let name = raw.name.get_ref().clone();
     if let Err(why) = check_name(&name) {
