@@ -258,6 +258,19 @@ fn buildah_failing_run_fails_its_step() {
 }
 
 #[test]
+fn buildah_run_output_that_looks_like_buildah_lines_is_output() {
+    // The RUN's first output line is a perfect `--> Using cache ID`, then a `STEP` header
+    // look-alike and an `Error:` line; the RUN succeeds.
+    let (steps, parser) =
+        parse(LogFormat::Buildah, "buildah/lookalike.Dockerfile", "buildah/lookalike_output.log");
+    assert_eq!(numbers(&steps), [1, 2, 3]);
+    assert_eq!(cached(&steps), [false, false, false]);
+    assert_no_errors(&steps);
+    assert_eq!(parser.error(), None);
+    assert_instructions_match(&steps, "buildah/lookalike.Dockerfile");
+}
+
+#[test]
 fn buildah_skips_stages_the_final_one_does_not_need_and_keeps_numbering() {
     let (steps, _) =
         parse(LogFormat::Buildah, "buildah/unused_stage.Dockerfile", "buildah/unused_stage_skipped.log");

@@ -15,7 +15,9 @@
 //! Error: building at STEP "RUN exit 3": exit status 3
 //! ```
 //!
-//! `[x/y]` is the stage's 1-based position in the Dockerfile (stages the target does not
+//! A step is cached when buildah printed `--> Using cache ID` right after its header and ended
+//! it with that layer. A failing step's `Error:` is the log's last words: an `Error:` line
+//! followed by more steps was a RUN's output. `[x/y]` is the stage's 1-based position in the Dockerfile (stages the target does not
 //! need are skipped and keep their numbers); `STEP a/b` counts within the stage. A build of a
 //! single stage (also `--target` of the first stage) prints no `[x/y]`.
 
@@ -33,6 +35,13 @@ pub struct BuildahParser {
     last_offset: u32,
     /// Only lines right after a header can be cache markers: later ones may be a RUN's output.
     awaiting_marker: bool,
+    /// The layer ID of `--> Using cache ID`. The step counts as cached once buildah ends it
+    /// with `--> SHORT-ID` of that layer: a RUN whose output starts with a look-alike ends
+    /// with the ID of the layer it made.
+    cache_id: Option<String>,
+    /// `Error: ...` and its time. It is buildah's own error only if no step follows it: a RUN
+    /// may print such a line and go on.
+    error_line: Option<(Millis, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,6 +62,8 @@ impl BuildahParser {
             last_header: None,
             last_offset: 0,
             awaiting_marker: false,
+            cache_id: None,
+            error_line: None,
         }
     }
 
@@ -81,21 +92,32 @@ impl BuildahParser {
                 self.last_header = Some(header);
                 self.last_offset = offset;
                 self.awaiting_marker = true;
+                self.cache_id = None;
+                self.error_line = None;
                 return;
             }
         }
         if self.awaiting_marker {
-            if line.starts_with("--> Using cache ") || line.starts_with("--> Cache pulled from remote ") {
-                self.steps.mark_cached();
+            // `--> Cache pulled from remote REF` comes before the `Using cache` of that layer.
+            if line.starts_with("--> Cache pulled from remote ") {
                 return;
             }
             self.awaiting_marker = false;
+            if let Some(id) = line.strip_prefix("--> Using cache ").filter(|id| is_hex(id)) {
+                self.cache_id = Some(id.to_string());
+                return;
+            }
         }
-        if let Some(message) = line.strip_prefix("Error: ") {
-            self.steps.fail(at_ms, message);
+        if let Some(short_id) = line.strip_prefix("--> ").filter(|id| is_hex(id)) {
+            if self.cache_id.take_if(|id| id.starts_with(short_id)).is_some() {
+                self.steps.mark_cached();
+            }
+        } else if let Some(message) = line.strip_prefix("Error: ") {
+            self.error_line = Some((at_ms, message.to_string()));
         } else if line.starts_with("Successfully tagged ")
             && matches!(self.last_header, Some(h) if h.stage + 1 == h.stages && h.step == h.steps)
         {
+            self.error_line = None;
             self.steps.end(at_ms);
         }
     }
@@ -119,6 +141,10 @@ fn parse_header(line: &str) -> Option<(Header, &str)> {
     Some((header, instruction))
 }
 
+fn is_hex(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn parse_number(digits: &str) -> Option<u32> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -139,9 +165,12 @@ impl LogParser for BuildahParser {
         self.steps.running()
     }
     fn error(&self) -> Option<&str> {
-        self.steps.error()
+        self.steps.error().or(self.error_line.as_ref().map(|(_, message)| message.as_str()))
     }
     fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
+        if let Some((at_ms, message)) = self.error_line.take() {
+            self.steps.fail(at_ms, &message);
+        }
         self.steps.finish(end_ms)
     }
 }

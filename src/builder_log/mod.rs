@@ -44,7 +44,7 @@ pub trait LogParser: Send {
         self.push_line(at_ms, message);
     }
     /// The step running now, for progress display; `None` before the first step and once the
-    /// build has ended or failed.
+    /// builder said the build is over.
     fn current(&self) -> Option<&ParsedStep>;
     /// The first error the builder reported, also when no step was running (a failed pull
     /// of the base image, a failed push).
