@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventSink;
+use crate::resources::is_not_found;
 use crate::results::{ImageInfo, ImageSource};
 
 pub use stand_in::stand_in_name;
@@ -326,10 +327,6 @@ fn with_default_tag(name: &str) -> String {
     } else {
         format!("{name}:latest")
     }
-}
-
-fn is_not_found(error: &bollard::errors::Error) -> bool {
-    matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
 fn is_connection_error(error: &bollard::errors::Error) -> bool {

@@ -13,10 +13,11 @@ use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
 use super::{
-    engine_message, is_not_found, one_line, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError,
-    RECIPE_LABEL, STAND_IN_LABEL,
+    engine_message, one_line, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
+    STAND_IN_LABEL,
 };
 use crate::events::EventSink;
+use crate::resources::is_not_found;
 use crate::results::ImageSource;
 
 const ROOTFS_SCRIPT: &str = include_str!("../../toolchain/base/rootfs.sh");
@@ -27,7 +28,7 @@ const BASE_CHANGES: &[&str] = &[
     r#"CMD ["python3"]"#,
 ];
 
-/// debootstrap took about 70 s here; a slow mirror may take several times that.
+/// debootstrap took 70 to 160 s here; a slow mirror may take several times that.
 const DEBOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Importing the 300 MB root filesystem took about 3 s.
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -179,9 +180,10 @@ async fn build_base(docker: &Docker, name: &str, hash: &str, events: &EventSink)
             "Install it (`apt-get install -y debootstrap`), or run through `scripts/with-engine.sh`, which does",
         ));
     }
+    TempRootfs::remove_abandoned();
     let mut rootfs = TempRootfs::create(name)?;
     events.setup(format!(
-        "building local stand-in {name}: debootstrap Debian bookworm into {} (about 70 s)",
+        "building local stand-in {name}: debootstrap Debian bookworm into {} (1 to 3 min)",
         rootfs.path.display()
     ));
     let started = Instant::now();
@@ -383,9 +385,11 @@ struct TempRootfs {
 }
 
 impl TempRootfs {
+    const PREFIX: &'static str = "layerbench-rootfs-";
+
     fn create(image: &str) -> Result<Self, ToolchainError> {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("layerbench-rootfs-{}-{nanos}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("{}{}-{nanos}", Self::PREFIX, std::process::id()));
         let created = std::fs::create_dir_all(&path).and_then(|()| path.canonicalize());
         match created {
             Ok(path) => Ok(TempRootfs { path, removed: false }),
@@ -398,6 +402,18 @@ impl TempRootfs {
         }
     }
 
+    /// Deletes what a killed layerbench left behind: 300 MB each. The owner's PID is in the name.
+    fn remove_abandoned() {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(Self::PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = TempRootfs { path: entry.path(), removed: false }.remove();
+            }
+        }
+    }
+
     fn remove(&mut self) -> std::io::Result<()> {
         if self.removed {
             return Ok(());
@@ -405,14 +421,15 @@ impl TempRootfs {
         self.removed = true;
         // debootstrap mounts /proc and /sys (and may bind /dev) inside the target; deleting through a mount
         // that an interrupted debootstrap left behind would delete the host's files.
-        for mount in mounts_under(&self.path)?.iter().rev() {
+        let path = self.path.canonicalize()?;
+        for mount in mounts_under(&path)?.iter().rev() {
             let _ = std::process::Command::new("umount").arg("-l").arg(mount).status();
         }
-        let left = mounts_under(&self.path)?;
+        let left = mounts_under(&path)?;
         if !left.is_empty() {
             return Err(std::io::Error::other(format!("still mounted inside it: {}", left.join(", "))));
         }
-        std::fs::remove_dir_all(&self.path)
+        std::fs::remove_dir_all(&path)
     }
 }
 
@@ -480,6 +497,20 @@ mod tests {
             .collect();
         assert_eq!(modes.get("Dockerfile"), Some(&0o644));
         assert_eq!(modes.get("dockerd-entrypoint.sh"), Some(&0o755));
+    }
+
+    #[test]
+    fn rootfs_left_by_a_dead_process_is_removed_and_a_live_ones_kept() {
+        let dir = |pid: &str| std::env::temp_dir().join(format!("{}{pid}-1", TempRootfs::PREFIX));
+        // Above any pid_max Linux allows, so never a live process.
+        let (dead, live) = (dir("99999999"), dir(&std::process::id().to_string()));
+        for d in [&dead, &live] {
+            std::fs::create_dir_all(d.join("etc")).unwrap();
+        }
+        TempRootfs::remove_abandoned();
+        let (dead_gone, live_kept) = (!dead.exists(), live.exists());
+        std::fs::remove_dir_all(&live).unwrap();
+        assert!(dead_gone && live_kept, "dead removed: {dead_gone}, live kept: {live_kept}");
     }
 
     #[test]
