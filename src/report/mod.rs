@@ -2,7 +2,7 @@
 
 pub(crate) mod cache_map;
 pub mod charts;
-pub(crate) mod data;
+pub mod data;
 pub(crate) mod format;
 mod html;
 mod verdict;

@@ -1,0 +1,65 @@
+//! The terminal table `compare` prints: one line per strategy and pipeline run, then cache changes.
+
+use super::{cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison};
+
+pub fn render(c: &Comparison) -> String {
+    let header = ["strategy", "pipeline run", "baseline", "candidate", "change", "time", "cached steps", "verdict"];
+    let rows: Vec<[String; 8]> = c
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                r.strategy.clone(),
+                r.pipeline_run.clone(),
+                side_text(&r.baseline),
+                side_text(&r.candidate),
+                change_text(r),
+                r.time.label(),
+                cached_text(r),
+                if r.regressed { "REGRESSED".into() } else { r.verdict().to_string() },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell}{}", " ".repeat(w - cell.chars().count())))
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = format!(
+        "layerbench compare: scenario {}\n  baseline  {}\n  candidate {}\n\n",
+        c.scenario, c.baseline_run, c.candidate_run
+    );
+    out.push_str(&line(&header.map(String::from)));
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    let changes: Vec<String> = c
+        .rows
+        .iter()
+        .flat_map(|r| cache_change_text(r).into_iter().map(move |t| format!("  {} / {}: {t}", r.strategy, r.pipeline_run)))
+        .collect();
+    if !changes.is_empty() {
+        out.push_str("\nCache changes:\n");
+        for change in changes {
+            out.push_str(&change);
+            out.push('\n');
+        }
+    }
+    for note in &c.notes {
+        out.push_str(&format!("\nNote: {note}\n"));
+    }
+    out.push_str(&format!("\n{}: {}\n", if c.regressed() { "REGRESSION" } else { "No regression" }, summary_text(c)));
+    out.push_str(&format!("Rule: {}\n", rule_text(c.threshold)));
+    out
+}
