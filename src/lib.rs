@@ -12,6 +12,7 @@ pub mod resources;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod session;
 pub mod strategy;
 pub mod toolchain;
 

@@ -8,17 +8,14 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 
-use layerbench::backend::docker::{BackendImages, DockerBackend};
-use layerbench::backend::Backend;
 use layerbench::error::exit;
-use layerbench::events::{Event, EventSink, Reporter};
+use layerbench::events::{EventSink, Reporter};
 use layerbench::progress::{PlainReporter, ProgressReporter};
-use layerbench::results::{HostInfo, ResultsWriter, RunInfo, StepInfo};
-use layerbench::runner::{self, RunPlan};
+use layerbench::runner;
 use layerbench::scenario::{self, Scenario};
 use layerbench::strategy::StrategyKind;
 use layerbench::toolchain::{self, ToolchainConfig};
-use layerbench::{compare, report, resources};
+use layerbench::{compare, report, resources, session};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -157,7 +154,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             run(&scenario, strategies, iterations, &results, (!no_report).then_some(reports.as_path()), keep, &images.config()).await
         }
         Command::Report { results_dir, out } => {
-            let out = out.unwrap_or_else(|| default_report_dir(Path::new("reports"), &results_dir));
+            let out = out.unwrap_or_else(|| session::default_report_dir(Path::new("reports"), &results_dir));
             let index = report::generate(&results_dir, &out).map_err(usage)?;
             println!("{}", index.display());
             Ok(exit::OK)
@@ -188,11 +185,6 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
     }
-}
-
-fn default_report_dir(reports_root: &Path, results_dir: &Path) -> PathBuf {
-    let run_id = results_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "report".into());
-    reports_root.join(run_id)
 }
 
 /// Progress bars on a terminal, plain lines elsewhere (CI logs, pipes).
@@ -232,24 +224,6 @@ fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<
         .collect()
 }
 
-fn host_info() -> HostInfo {
-    let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    });
-    HostInfo {
-        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(0),
-        memory_bytes,
-        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-    }
-}
-
-fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run(
     scenario_path: &Path,
@@ -261,124 +235,56 @@ async fn run(
     images: &ToolchainConfig,
 ) -> Result<i32, Failure> {
     let scenario = scenario::load(scenario_path).map_err(usage)?;
-    let mut strategies = select_strategies(&scenario, strategies)?;
+    let strategies = select_strategies(&scenario, strategies)?;
     let iterations = iterations.unwrap_or(scenario.iterations);
     if iterations == 0 {
         return Err(usage(anyhow!("--iterations must be at least 1")));
     }
-    let keep = resources::keep_requested(keep);
     let engine = connect_engine().await?;
     let events = reporters();
-    let toolchain = toolchain::resolve(&engine, images, &events).await.map_err(environment)?;
-    if let (Err(reason), true) = (&toolchain.kaniko, strategies.contains(&StrategyKind::DaemonlessKaniko)) {
-        events.notice(format!("skipping daemonless-kaniko: {reason}"));
-        strategies.retain(|s| *s != StrategyKind::DaemonlessKaniko);
-    }
-
-    let run_id = runner::new_run_id(&scenario.name);
-    let results_dir = runner::results_dir(results_root, &run_id);
-    let mut writer = ResultsWriter::create(&results_dir).map_err(environment)?;
-    let mut info = RunInfo {
-        run_id: run_id.clone(),
-        backend: "docker".into(),
-        scenario: scenario.name.clone(),
-        scenario_path: scenario.source.display().to_string(),
-        scenario_hash: scenario.hash.clone(),
-        layerbench_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: git_commit(),
-        engine_version: engine.version().await.ok().and_then(|v| v.version),
-        builder_versions: Default::default(),
-        images: toolchain.images(),
-        strategies: strategies.iter().map(|s| s.name().to_string()).collect(),
-        pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
+    let request = session::Request {
+        scenario: &scenario,
+        strategies,
         iterations,
-        steps: scenario
-            .dockerfile
-            .steps()
-            .map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() })
-            .collect(),
-        host: host_info(),
-        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ended_at: None,
-        interrupted: false,
-        privileges: strategies.iter().map(|s| (s.name().to_string(), s.strategy().privileges().summary())).collect(),
+        results_root: results_root.to_path_buf(),
+        keep: resources::keep_requested(keep),
+        toolchain: images.clone(),
     };
-    writer.write_run_info(&info).map_err(environment)?;
-    let total_jobs = (iterations as usize * scenario.pipeline.len() * strategies.len()) as u64;
-    events.emit(Event::RunStarted { run_id: run_id.clone(), results_dir: results_dir.clone(), total_jobs });
-
-    let work_dir = std::env::temp_dir().join(format!("layerbench-{run_id}"));
-    let plan = RunPlan { run_id: run_id.clone(), scenario: &scenario, strategies, iterations, work_dir: work_dir.clone() };
-    let mut backend_slot: Option<DockerBackend> = None;
-    let outcome = {
-        let work = async {
-            let backend = DockerBackend::start(engine.clone(), &run_id, BackendImages::from_toolchain(&toolchain), &events).await?;
-            let backend = backend_slot.insert(backend);
-            runner::run(backend, &plan, &mut writer, &events).await
-        };
-        tokio::select! {
-            result = work => Some(result),
-            () = interrupted() => None,
-        }
-    };
-    let _ = std::fs::remove_dir_all(&work_dir);
-
-    if let Some(backend) = &backend_slot {
-        record_dind_mode(&mut info, backend);
-    }
-    info.interrupted = !matches!(outcome, Some(Ok(_)));
-    info.ended_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let _ = writer.write_run_info(&info);
-    if keep {
-        events.notice(format!("--keep: leaving every resource labelled layerbench.run-id={run_id}; `layerbench clean` removes them"));
-    } else {
-        // By label, so whatever a cancelled job was creating goes too.
-        let cleanup = match &mut backend_slot {
-            Some(backend) => backend.shutdown().await.map_err(anyhow::Error::from),
-            None => resources::remove_labelled(&engine, Some(&run_id)).await.map(|_| ()).map_err(anyhow::Error::from),
-        };
-        cleanup.map_err(|e| environment(e.context("clean up after the run; `layerbench clean` retries")))?;
-    }
-    events.emit(Event::RunFinished { results_dir: results_dir.clone(), interrupted: outcome.is_none() });
-
-    let summary = match outcome {
-        None => {
+    let outcome = session::execute(&engine, &request, &events, interrupted()).await.map_err(environment)?;
+    let results_dir = &outcome.results_dir;
+    let summary = match outcome.ending {
+        session::Ending::Interrupted => {
             eprintln!("interrupted: the results written so far are valid in {}", results_dir.display());
             return Ok(exit::INTERRUPTED);
         }
-        Some(Err(e)) => {
+        session::Ending::Failed(e) => {
             let code = match e {
                 runner::RunError::Scenario(_) => exit::USAGE,
                 _ => exit::ENVIRONMENT,
             };
-            return Err(Failure { code, error: anyhow::Error::from(e).context(format!("run stopped; results so far are in {}", results_dir.display())) });
+            let error = anyhow::Error::from(e).context(format!("run stopped; results so far are in {}", results_dir.display()));
+            return Err(Failure { code, error });
         }
-        Some(Ok(summary)) => summary,
+        session::Ending::Finished(summary) => summary,
     };
     if let Some(reports_root) = reports_root {
-        let out = reports_root.join(&run_id);
-        match report::generate(&results_dir, &out) {
+        let out = session::default_report_dir(reports_root, results_dir);
+        match report::generate(results_dir, &out) {
             Ok(index) => println!("report: {}", index.display()),
             Err(e) => eprintln!("warning: could not write the report ({e}); `layerbench report {}` retries", results_dir.display()),
         }
     }
     println!("results: {}", results_dir.display());
     if summary.failed_jobs > 0 {
-        eprintln!("{} of {} jobs failed; see the error column of {}", summary.failed_jobs, summary.jobs, results_dir.join("jobs.csv").display());
+        eprintln!(
+            "{} of {} jobs failed; see the error column of {}",
+            summary.failed_jobs,
+            summary.jobs,
+            results_dir.join("jobs.csv").display()
+        );
         return Ok(exit::REGRESSION_OR_FAILED_JOB);
     }
     Ok(exit::OK)
-}
-
-/// How dind actually ran on this engine belongs next to each dind strategy's privileges.
-fn record_dind_mode(info: &mut RunInfo, backend: &DockerBackend) {
-    let Some(mode) = backend.dind_mode() else { return };
-    for (name, summary) in info.privileges.iter_mut() {
-        let uses_dind = StrategyKind::parse(name).is_some_and(|k| k.strategy().privileges().privileged);
-        if uses_dind {
-            summary.push_str(&format!(" On this engine dind ran with: {}.", mode.describe()));
-        }
-    }
 }
 
 /// Ctrl-C, or SIGTERM as CI systems send when they cancel a job.

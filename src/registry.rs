@@ -12,7 +12,23 @@ use crate::Bytes;
 /// Where the registry keeps its blobs inside its container (set through the environment).
 pub const STORAGE_ROOT: &str = "/var/lib/registry";
 
-/// Environment for a Distribution container: plain HTTP on 5000, filesystem storage, access log on.
+/// Where the harness puts its own configuration in the registry container.
+pub const CONFIG_PATH: &str = "/etc/layerbench/registry.yml";
+
+/// The whole configuration, so the official image and the Debian stand-in (whose packaged
+/// config turns on htpasswd auth) behave the same: plain HTTP on 5000, no auth, filesystem
+/// storage, access log on.
+pub fn config_yaml() -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  accesslog:\n    disabled: false\n  fields:\n    service: registry\n\
+         storage:\n  filesystem:\n    rootdirectory: {STORAGE_ROOT}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 0.0.0.0:5000\n"
+    )
+}
+
+/// The same settings as environment overrides, for where a file cannot be placed before start.
+/// They cannot switch auth off, so the Debian stand-in needs `config_yaml` instead.
 pub fn container_env() -> Vec<String> {
     vec![
         "REGISTRY_HTTP_ADDR=0.0.0.0:5000".into(),
@@ -111,14 +127,15 @@ fn decode_base64_url(text: &str) -> Option<Vec<u8>> {
 /// A shell script, run inside the registry container, that prints the total size in bytes of the
 /// distinct blobs (layers, configs, manifests) linked from the repositories under `prefix/`.
 /// Blobs that a later push made unreachable still count: they occupy storage until garbage collection.
+/// (Link files hold a digest without a newline, hence the `echo` after each.)
 pub fn storage_script(prefix: &str) -> String {
     format!(
         r#"set -e
 cd {STORAGE_ROOT}/docker/registry/v2 2>/dev/null || {{ echo 0; exit 0; }}
 [ -d repositories/{prefix} ] || {{ echo 0; exit 0; }}
 find repositories/{prefix} -name link -path '*/_layers/*' -o -name link -path '*/_manifests/revisions/*' \
-  | xargs -r cat | sed 's/^sha256://' | sort -u \
-  | while read h; do p=$(echo "$h" | cut -c1-2); stat -c %s "blobs/sha256/$p/$h/data"; done \
+  | while read f; do cat "$f"; echo; done | sed -n 's/^sha256://p' | sort -u \
+  | while read h; do p=$(echo "$h" | cut -c1-2); stat -c %s "blobs/sha256/$p/$h/data" 2>/dev/null || true; done \
   | awk '{{s+=$1}} END {{print s+0}}'
 "#
     )

@@ -38,13 +38,13 @@ pub struct RunSummary {
     pub failed_jobs: u32,
 }
 
-/// `20261127T190501Z-flask`: sorts by time, says which scenario.
+/// `20261127T190501123Z-flask`: sorts by time (to the ms, so runs started together differ), says which scenario.
 pub fn new_run_id(scenario_name: &str) -> String {
     let name: String = scenario_name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
         .collect();
-    format!("{}-{name}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+    format!("{}-{name}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"))
 }
 
 /// The strategies in the order they run for one pipeline run: rotated each time, so that a

@@ -127,11 +127,11 @@ pub async fn logs_since(
         let chunk = chunk.map_err(failed(format!("read the logs of {container}")))?;
         text.push_str(&chunk.to_string());
     }
+    let since_ms = since.timestamp_millis() as u64;
     for line in text.lines() {
-        let Some((time, rest)) = line.split_once(' ') else { continue };
-        let at = chrono::DateTime::parse_from_rfc3339(time).map(|t| t.with_timezone(&chrono::Utc));
-        if at.is_ok_and(|t| t >= since) {
-            lines.push(rest.to_string());
+        match crate::builder_log::split_docker_timestamp(line) {
+            Some((at_ms, rest)) if at_ms >= since_ms => lines.push(rest.to_string()),
+            _ => {}
         }
     }
     Ok(lines)

@@ -56,6 +56,9 @@ pub struct DockerBackend {
     registry: Option<String>,
     shared: HashMap<StrategyKind, Dind>,
     jobs_started: u32,
+    /// Builder versions as the builders reported them, for `run.json`.
+    dind_version: Option<String>,
+    buildah_version: Option<String>,
 }
 
 impl BackendImages {
@@ -100,6 +103,8 @@ impl DockerBackend {
             registry: None,
             shared: HashMap::new(),
             jobs_started: 0,
+            dind_version: None,
+            buildah_version: None,
         };
         events.setup("starting the Docker Hub mirror and seeding it with the base images");
         let mirror = backend.container_name("mirror");
@@ -118,8 +123,14 @@ impl DockerBackend {
         self.dind_mode
     }
 
-    pub fn engine(&self) -> &Docker {
-        &self.engine
+    /// The dind daemons' version, once one has started.
+    pub fn dind_version(&self) -> Option<&str> {
+        self.dind_version.as_deref()
+    }
+
+    /// What `buildah --version` printed in a daemonless job, once one has run.
+    pub fn buildah_version(&self) -> Option<&str> {
+        self.buildah_version.as_deref()
     }
 
     async fn registry_traffic(&self, since: chrono::DateTime<chrono::Utc>) -> Option<Traffic> {

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding};
-use bollard::query_parameters::{PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 
@@ -99,6 +102,9 @@ pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -
         .negotiate_version()
         .await
         .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
+    if backend.dind_version.is_none() {
+        backend.dind_version = client.version().await.ok().and_then(|v| v.version);
+    }
     Ok(Dind { container: name.to_string(), volume, client })
 }
 
@@ -118,7 +124,8 @@ pub async fn start_registry(backend: &DockerBackend, name: &str, alias: &str, pu
     });
     let body = ContainerCreateBody {
         image: Some(backend.images.registry.name.clone()),
-        env: Some(backend.images.registry.env.iter().cloned().chain(crate::registry::container_env()).collect()),
+        cmd: Some(vec![crate::registry::CONFIG_PATH.to_string()]),
+        env: Some(backend.images.registry.env.clone()),
         labels: Some(run_labels(&backend.run_id)),
         exposed_ports: Some(vec!["5000/tcp".to_string()]),
         host_config: Some(HostConfig {
@@ -129,7 +136,17 @@ pub async fn start_registry(backend: &DockerBackend, name: &str, alias: &str, pu
         networking_config: Some(endpoint(&backend.network, alias)),
         ..Default::default()
     };
-    create_and_start(&backend.engine, name, body).await?;
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    backend.engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
+    let config = file_tar(crate::registry::CONFIG_PATH, crate::registry::config_yaml().as_bytes())
+        .map_err(|e| BackendError::new(format!("pack the configuration of {name}"), e))?;
+    let upload = UploadToContainerOptionsBuilder::default().path("/").build();
+    backend
+        .engine
+        .upload_to_container(name, Some(upload), bollard::body_full(config.into()))
+        .await
+        .map_err(failed(format!("copy the configuration into {name}")))?;
+    backend.engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))?;
     let ip = container_ip(&backend.engine, name, &backend.network).await?;
     wait_for_port(&format!("{ip}:5000"), &format!("registry {name}"), READY_TIMEOUT).await
 }
@@ -181,4 +198,14 @@ pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSi
         result?;
     }
     Ok(())
+}
+
+/// A tar holding one file at `path` (absolute; parents created), for `upload_to_container` at `/`.
+pub fn file_tar(path: &str, content: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    out.append_data(&mut header, path.trim_start_matches('/'), content)?;
+    out.into_inner()
 }

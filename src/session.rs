@@ -1,0 +1,188 @@
+//! One run from set-up to clean-up: images, results directory, run.json, backend, and removal of what it created.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+
+use crate::backend::docker::{BackendImages, DockerBackend};
+use crate::backend::BackendError;
+use crate::events::{Event, EventSink};
+use crate::results::{HostInfo, ResultsError, ResultsWriter, RunInfo, StepInfo};
+use crate::runner::{self, RunError, RunPlan, RunSummary};
+use crate::scenario::Scenario;
+use crate::strategy::StrategyKind;
+use crate::toolchain::{self, ToolchainConfig, ToolchainError};
+
+/// What to run.
+pub struct Request<'a> {
+    pub scenario: &'a Scenario,
+    pub strategies: Vec<StrategyKind>,
+    pub iterations: u32,
+    /// `results/`: the run writes `results/<run-id>/`.
+    pub results_root: PathBuf,
+    /// Leave every container, volume and network in place.
+    pub keep: bool,
+    pub toolchain: ToolchainConfig,
+}
+
+/// How the run ended. Whatever the ending, the results written so far are valid on disk.
+#[derive(Debug)]
+pub enum Ending {
+    Finished(RunSummary),
+    Interrupted,
+    Failed(RunError),
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub run_id: String,
+    pub results_dir: PathBuf,
+    pub ending: Ending,
+}
+
+/// The run could not start, or could not clean up after itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Toolchain(#[from] ToolchainError),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error("{0}; `layerbench clean` removes what is left")]
+    Cleanup(BackendError),
+}
+
+/// Runs `request` on the engine until it finishes or `interrupt` completes (Ctrl-C), then removes
+/// everything labelled with the run's id unless `keep` is set.
+pub async fn execute(
+    engine: &Docker,
+    request: &Request<'_>,
+    events: &EventSink,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Outcome, SessionError> {
+    let scenario = request.scenario;
+    let toolchain = toolchain::resolve(engine, &request.toolchain, events).await?;
+    let mut strategies = request.strategies.clone();
+    if let (Err(reason), true) = (&toolchain.kaniko, strategies.contains(&StrategyKind::DaemonlessKaniko)) {
+        events.notice(format!("skipping daemonless-kaniko: {reason}"));
+        strategies.retain(|s| *s != StrategyKind::DaemonlessKaniko);
+    }
+
+    let run_id = runner::new_run_id(&scenario.name);
+    let results_dir = runner::results_dir(&request.results_root, &run_id);
+    let mut writer = ResultsWriter::create(&results_dir)?;
+    let mut info = RunInfo {
+        run_id: run_id.clone(),
+        backend: "docker".into(),
+        scenario: scenario.name.clone(),
+        scenario_path: scenario.source.display().to_string(),
+        scenario_hash: scenario.hash.clone(),
+        layerbench_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: git_commit(),
+        engine_version: engine.version().await.ok().and_then(|v| v.version),
+        builder_versions: Default::default(),
+        images: toolchain.images(),
+        strategies: strategies.iter().map(|s| s.name().to_string()).collect(),
+        pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
+        iterations: request.iterations,
+        steps: scenario
+            .dockerfile
+            .steps()
+            .map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() })
+            .collect(),
+        host: host_info(),
+        started_at: now(),
+        ended_at: None,
+        interrupted: false,
+        privileges: strategies.iter().map(|s| (s.name().to_string(), s.strategy().privileges().summary())).collect(),
+    };
+    writer.write_run_info(&info)?;
+    let total_jobs = (request.iterations as usize * scenario.pipeline.len() * strategies.len()) as u64;
+    events.emit(Event::RunStarted { run_id: run_id.clone(), results_dir: results_dir.clone(), total_jobs });
+
+    let work_dir = std::env::temp_dir().join(format!("layerbench-{run_id}"));
+    let plan = RunPlan { run_id: run_id.clone(), scenario, strategies, iterations: request.iterations, work_dir: work_dir.clone() };
+    let mut backend_slot: Option<DockerBackend> = None;
+    let ending = {
+        let work = async {
+            let images = BackendImages::from_toolchain(&toolchain);
+            let backend = backend_slot.insert(DockerBackend::start(engine.clone(), &run_id, images, events).await?);
+            runner::run(backend, &plan, &mut writer, events).await
+        };
+        tokio::select! {
+            result = work => match result {
+                Ok(summary) => Ending::Finished(summary),
+                Err(e) => Ending::Failed(e),
+            },
+            () = interrupt => Ending::Interrupted,
+        }
+    };
+    let _ = std::fs::remove_dir_all(&work_dir);
+
+    if let Some(backend) = &backend_slot {
+        builder_versions(&mut info, backend);
+    }
+    info.interrupted = !matches!(ending, Ending::Finished(_));
+    info.ended_at = Some(now());
+    writer.write_run_info(&info)?;
+    if request.keep {
+        events.notice(format!(
+            "keeping every resource labelled {}={run_id}; `layerbench clean` removes them",
+            crate::RUN_ID_LABEL
+        ));
+    } else {
+        // By label, so whatever a cancelled job was half-way through creating goes too.
+        crate::resources::remove_labelled(engine, Some(&run_id))
+            .await
+            .map_err(|e| SessionError::Cleanup(BackendError::new("remove the run's containers, volumes and network", e)))?;
+    }
+    events.emit(Event::RunFinished { results_dir: results_dir.clone(), interrupted: matches!(ending, Ending::Interrupted) });
+    Ok(Outcome { run_id, results_dir, ending })
+}
+
+/// Versions of what built the images, and how dind ran on this engine.
+fn builder_versions(info: &mut RunInfo, backend: &DockerBackend) {
+    if let Some(mode) = backend.dind_mode() {
+        for (name, summary) in info.privileges.iter_mut() {
+            let uses_dind = StrategyKind::parse(name).is_some_and(|k| k.strategy().privileges().privileged);
+            if uses_dind {
+                summary.push_str(&format!(" On this engine dind ran with: {}.", mode.describe()));
+            }
+        }
+    }
+    if let Some(version) = backend.dind_version() {
+        info.builder_versions.insert("dind (classic builder)".into(), version.to_string());
+    }
+    if let Some(version) = backend.buildah_version() {
+        info.builder_versions.insert("buildah".into(), version.to_string());
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn host_info() -> HostInfo {
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    HostInfo {
+        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(0),
+        memory_bytes,
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+/// The commit of the checkout layerbench runs from, when it runs from one.
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `reports/<run-id>` for `results/<run-id>`.
+pub fn default_report_dir(reports_root: &Path, results_dir: &Path) -> PathBuf {
+    let run_id = results_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "report".into());
+    reports_root.join(run_id)
+}
