@@ -136,7 +136,7 @@ async fn plant_stale(docker: &Docker, name: &str, from: &str) {
 /// The fresh-machine path: nothing can be pulled and no stand-in exists yet. Builds every stand-in from
 /// scratch under its own prefix, so it never touches the images other runs use, then removes them.
 #[tokio::test]
-#[ignore = "heavy: debootstrap and three image builds, about 6 min; run with --ignored"]
+#[ignore = "heavy: debootstrap and three image builds, about 4 min; run with --ignored"]
 async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
     let docker = engine().await;
     let prefix = format!("layerbench-test-{}", std::process::id());
