@@ -22,7 +22,11 @@ fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
 }
 
 fn text_of(doc: &Html, css: &str) -> String {
-    select(doc, css).iter().map(|e| e.text().collect::<String>()).collect::<Vec<_>>().join(" ")
+    select(doc, css)
+        .iter()
+        .map(|e| e.text().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -41,13 +45,22 @@ fn fastest_by_csv(dir: &Path) -> String {
     let runs: Vec<String> = read_run_info(dir).unwrap().pipeline;
     let mut walls: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for j in jobs.iter().filter(|j| j.status == JobStatus::Ok) {
-        walls.entry((j.strategy.clone(), j.pipeline_run.clone())).or_default().push(j.wall_ms as f64);
+        walls
+            .entry((j.strategy.clone(), j.pipeline_run.clone()))
+            .or_default()
+            .push(j.wall_ms as f64);
     }
     let strategies: Vec<String> = jobs.iter().map(|j| j.strategy.clone()).collect();
     let mut totals: Vec<(f64, String)> = vec![];
     for s in strategies.iter().collect::<std::collections::BTreeSet<_>>() {
-        let per_run: Option<Vec<f64>> =
-            runs.iter().map(|r| walls.get(&(s.clone(), r.clone())).map(|v| median(v.clone()))).collect();
+        let per_run: Option<Vec<f64>> = runs
+            .iter()
+            .map(|r| {
+                walls
+                    .get(&(s.clone(), r.clone()))
+                    .map(|v| median(v.clone()))
+            })
+            .collect();
         if let Some(per_run) = per_run {
             totals.push((per_run.iter().sum(), s.clone()));
         }
@@ -68,11 +81,21 @@ fn committed_fixtures_match_their_generator() {
         }
         let fresh = tempfile::tempdir().unwrap();
         synthetic_results::write(&spec, fresh.path());
-        for file in ["run.json", "jobs.csv", "steps.csv", "cache.csv", "services.csv"] {
+        for file in [
+            "run.json",
+            "jobs.csv",
+            "steps.csv",
+            "cache.csv",
+            "services.csv",
+        ] {
             let committed = std::fs::read_to_string(spec.dir().join(file))
                 .unwrap_or_else(|e| panic!("{}/{file}: {e}", spec.name));
             let generated = std::fs::read_to_string(fresh.path().join(file)).unwrap();
-            assert!(committed == generated, "{}/{file} differs from its generator; rerun with LAYERBENCH_WRITE_FIXTURES=1", spec.name);
+            assert!(
+                committed == generated,
+                "{}/{file} differs from its generator; rerun with LAYERBENCH_WRITE_FIXTURES=1",
+                spec.name
+            );
         }
     }
 }
@@ -86,10 +109,17 @@ fn every_expected_file_is_written_and_charts_are_real_images() {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         if file.ends_with(".png") {
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{file} is a PNG");
-            assert!(bytes.len() > 5_000, "{file} has content ({} bytes)", bytes.len());
+            assert!(
+                bytes.len() > 5_000,
+                "{file} has content ({} bytes)",
+                bytes.len()
+            );
         } else {
             let text = String::from_utf8(bytes).unwrap();
-            assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{file} is SVG");
+            assert!(
+                text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+                "{file} is SVG"
+            );
         }
     }
 }
@@ -101,10 +131,25 @@ fn the_html_parses_and_is_self_contained() {
     assert!(text.starts_with("<!DOCTYPE html>"));
     assert!(!text.contains("{{"), "no placeholder left");
     assert_eq!(select(&doc, "h1").len(), 1);
-    for id in ["verdict", "time", "cache", "phases", "cost", "environment", "columns"] {
-        assert_eq!(select(&doc, &format!("section#{id}")).len(), 1, "section {id}");
+    for id in [
+        "verdict",
+        "time",
+        "cache",
+        "phases",
+        "cost",
+        "environment",
+        "columns",
+    ] {
+        assert_eq!(
+            select(&doc, &format!("section#{id}")).len(),
+            1,
+            "section {id}"
+        );
     }
-    assert!(select(&doc, "script, link, img, iframe, object, embed").is_empty(), "nothing to fetch or run");
+    assert!(
+        select(&doc, "script, link, img, iframe, object, embed").is_empty(),
+        "nothing to fetch or run"
+    );
     for e in select(&doc, "[src], [href]") {
         for attr in ["src", "href"] {
             if let Some(v) = e.value().attr(attr) {
@@ -113,19 +158,36 @@ fn the_html_parses_and_is_self_contained() {
         }
     }
     assert!(!text.contains("url("), "CSS fetches nothing");
-    assert_eq!(select(&doc, "figure.chart svg").len(), 3, "time, phases and cost charts are inline SVG");
+    assert_eq!(
+        select(&doc, "figure.chart svg").len(),
+        3,
+        "time, phases and cost charts are inline SVG"
+    );
 }
 
 #[test]
 fn the_verdict_names_the_strategy_the_csv_says_is_fastest() {
-    for name in ["synthetic-flask", "synthetic-flask-slower", "synthetic-one-iteration", "synthetic-single-run", "synthetic-all-failed"] {
+    for name in [
+        "synthetic-flask",
+        "synthetic-flask-slower",
+        "synthetic-one-iteration",
+        "synthetic-single-run",
+        "synthetic-all-failed",
+    ] {
         let expected = fastest_by_csv(&spec(name).dir());
         let (_out, _, doc) = report_of(name);
         let named = select(&doc, "#verdict-headline .fastest");
         assert_eq!(named.len(), 1, "{name}: one fastest strategy");
-        assert_eq!(named[0].value().attr("data-strategy"), Some(expected.as_str()), "{name}");
+        assert_eq!(
+            named[0].value().attr("data-strategy"),
+            Some(expected.as_str()),
+            "{name}"
+        );
         let first_row = text_of(&doc, "#ranking tbody tr:first-child");
-        assert!(first_row.contains(&expected), "{name}: ranking starts with {expected}: {first_row}");
+        assert!(
+            first_row.contains(&expected),
+            "{name}: ranking starts with {expected}: {first_row}"
+        );
     }
 }
 
@@ -136,25 +198,44 @@ fn the_verdict_says_how_much_faster_and_at_what_cost() {
     assert!(headline.contains("faster than"), "{headline}");
     assert!(headline.contains('%'), "{headline}");
     let cost = text_of(&doc, "#verdict-cost");
-    assert!(cost.contains("MB") && cost.contains("privileged"), "registry bytes and privileges: {cost}");
-    assert!(text_of(&doc, "#verdict .how").contains("sum of those medians"), "the rule is on the page");
+    assert!(
+        cost.contains("MB") && cost.contains("privileged"),
+        "registry bytes and privileges: {cost}"
+    );
+    assert!(
+        text_of(&doc, "#verdict .how").contains("sum of those medians"),
+        "the rule is on the page"
+    );
 }
 
 #[test]
 fn the_cache_map_has_one_cell_per_step_and_job() {
-    for name in ["synthetic-flask", "synthetic-single-run", "synthetic-all-failed", "synthetic-one-iteration"] {
+    for name in [
+        "synthetic-flask",
+        "synthetic-single-run",
+        "synthetic-all-failed",
+        "synthetic-one-iteration",
+    ] {
         let s: Spec = spec(name);
         let info = read_run_info(&s.dir()).unwrap();
         let jobs = read_jobs(&s.dir()).unwrap();
         let (_out, _, doc) = report_of(name);
         let steps = info.steps.len();
-        assert_eq!(select(&doc, "#cache-map tr[data-step]").len(), steps, "{name}: one row per step");
+        assert_eq!(
+            select(&doc, "#cache-map tr[data-step]").len(),
+            steps,
+            "{name}: one row per step"
+        );
         assert_eq!(
             select(&doc, "#cache-map td.cell").len(),
             steps * info.strategies.len() * info.pipeline.len(),
             "{name}: one cell per step x (strategy, pipeline run)"
         );
-        assert_eq!(select(&doc, "#cache-map span.job").len(), steps * jobs.len(), "{name}: one mark per step x job");
+        assert_eq!(
+            select(&doc, "#cache-map span.job").len(),
+            steps * jobs.len(),
+            "{name}: one mark per step x job"
+        );
     }
 }
 
@@ -171,13 +252,19 @@ fn the_cache_map_shows_why_the_pull_push_dance_misses() {
     assert!(cell("registry-final", "no-change", 2).contains("miss-input"));
     assert!(cell("registry-final", "no-change", 6).contains("miss-after"));
     assert!(cell("registry-final", "no-change", 8).contains("hit"));
-    assert!(cell("registry-final", "no-change", 10).contains("miss-input"), "COPY --from misses on its own input");
+    assert!(
+        cell("registry-final", "no-change", 10).contains("miss-input"),
+        "COPY --from misses on its own input"
+    );
     assert!(cell("registry-final", "no-change", 11).contains("miss-after"));
     assert!(cell("registry-multistage", "no-change", 10).contains("hit"));
     assert!(cell("registry-final", "no-change", 1).contains("base"));
     // daemonless failed at step 6 in iteration 2 of deps-change: later steps were not run there.
     let marks = select(&doc, "#cache-map tr[data-step=\"12\"] td[data-strategy=\"daemonless\"][data-pipeline-run=\"deps-change\"] span.job");
-    let states: Vec<&str> = marks.iter().map(|m| m.value().attr("class").unwrap()).collect();
+    let states: Vec<&str> = marks
+        .iter()
+        .map(|m| m.value().attr("class").unwrap())
+        .collect();
     assert_eq!(states, ["job miss-after", "job not-run", "job miss-after"]);
 }
 
@@ -189,7 +276,10 @@ fn missing_figures_read_n_a_and_failed_jobs_are_counted() {
         .into_iter()
         .find(|r| r.text().collect::<String>().contains("ephemeral-dind"))
         .unwrap();
-    let cells: Vec<String> = row.select(&Selector::parse("td").unwrap()).map(|c| c.text().collect()).collect();
+    let cells: Vec<String> = row
+        .select(&Selector::parse("td").unwrap())
+        .map(|c| c.text().collect())
+        .collect();
     assert_eq!(cells[2], "n/a", "pull: {cells:?}");
     assert!(text_of(&doc, "#time-table").contains("1 failed"));
     assert!(text_of(&doc, "header .warning").contains("1 of 60 jobs failed"));
@@ -200,26 +290,43 @@ fn a_strategy_whose_every_job_failed_is_shown_but_not_ranked() {
     let (out, _, doc) = report_of("synthetic-all-failed");
     assert!(text_of(&doc, "#verdict p.failed").contains("daemonless"));
     let ranking = text_of(&doc, "#ranking");
-    assert!(ranking.contains("daemonless") && ranking.contains("12 of 12"), "{ranking}");
+    assert!(
+        ranking.contains("daemonless") && ranking.contains("12 of 12"),
+        "{ranking}"
+    );
     let svg = std::fs::read_to_string(out.path().join("time-per-run.svg")).unwrap();
-    assert_eq!(svg.matches("all 3 failed").count(), 4, "one note per pipeline run");
+    assert_eq!(
+        svg.matches("all 3 failed").count(),
+        4,
+        "one note per pipeline run"
+    );
 }
 
 #[test]
 fn one_iteration_and_a_single_run_still_make_a_report() {
     let (_out, _, doc) = report_of("synthetic-one-iteration");
-    assert!(!text_of(&doc, "#time-table").contains('–'), "no range with a single value");
+    assert!(
+        !text_of(&doc, "#time-table").contains('–'),
+        "no range with a single value"
+    );
     assert!(text_of(&doc, "#image-sources").contains("All toolchain images were the official ones"));
     let (_out, _, doc) = report_of("synthetic-single-run");
     assert!(text_of(&doc, "#verdict-headline").contains("(1 run)"));
-    assert_eq!(select(&doc, "#time-table thead th").len(), 3, "strategy, cold, pipeline total");
+    assert_eq!(
+        select(&doc, "#time-table thead th").len(),
+        3,
+        "strategy, cold, pipeline total"
+    );
 }
 
 #[test]
 fn local_stand_in_images_are_said_plainly() {
     let (_out, _, doc) = report_of("synthetic-flask");
     let text = text_of(&doc, "#image-sources");
-    assert!(text.contains("4 of 4 toolchain images were local stand-ins"), "{text}");
+    assert!(
+        text.contains("4 of 4 toolchain images were local stand-ins"),
+        "{text}"
+    );
     assert!(text_of(&doc, "#images").contains("local stand-in"));
 }
 
@@ -227,8 +334,13 @@ fn local_stand_in_images_are_said_plainly() {
 fn a_missing_results_directory_is_a_clear_error() {
     let out = tempfile::tempdir().unwrap();
     let missing = out.path().join("no-such-run");
-    let err = generate(&missing, &out.path().join("report")).unwrap_err().to_string();
-    assert!(err.contains("no-such-run") && err.contains("run.json"), "{err}");
+    let err = generate(&missing, &out.path().join("report"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no-such-run") && err.contains("run.json"),
+        "{err}"
+    );
 }
 
 /// Writes a report of the base synthetic run to target/synthetic-report/ for a person to look at.
@@ -236,7 +348,12 @@ fn a_missing_results_directory_is_a_clear_error() {
 #[ignore = "writes target/synthetic-report/ for manual inspection"]
 fn write_synthetic_report_for_inspection() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/synthetic-report");
-    for name in ["synthetic-flask", "synthetic-all-failed", "synthetic-one-iteration", "synthetic-single-run"] {
+    for name in [
+        "synthetic-flask",
+        "synthetic-all-failed",
+        "synthetic-one-iteration",
+        "synthetic-single-run",
+    ] {
         let index = generate(&spec(name).dir(), &out.join(name)).unwrap();
         println!("{}", index.display());
     }

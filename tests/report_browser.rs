@@ -16,14 +16,21 @@ const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 9000;
 
 fn chromium() -> PathBuf {
-    let candidates = [std::env::var_os("LAYERBENCH_CHROMIUM").map(PathBuf::from), Some("/usr/bin/chromium".into())];
-    candidates.into_iter().flatten().find(|p| p.exists()).unwrap_or_else(|| {
-        panic!(
+    let candidates = [
+        std::env::var_os("LAYERBENCH_CHROMIUM").map(PathBuf::from),
+        Some("/usr/bin/chromium".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
             "headless Chromium is needed for this test and was not found at /usr/bin/chromium: \
              install Debian's package `chromium` (apt-get install -y chromium), or set \
              LAYERBENCH_CHROMIUM to a Chromium binary"
         )
-    })
+        })
 }
 
 struct Rendered {
@@ -75,18 +82,32 @@ fn run_chromium(extra: &[String], page: &Path) -> Rendered {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("chromium did not finish rendering {} within 120 s", page.display());
+            panic!(
+                "chromium did not finish rendering {} within 120 s",
+                page.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let rendered = Rendered { stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
-    assert!(status.success(), "chromium failed ({status}):\n{}", rendered.stderr);
+    let rendered = Rendered {
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(
+        status.success(),
+        "chromium failed ({status}):\n{}",
+        rendered.stderr
+    );
     rendered
 }
 
 /// Console messages Chromium logged for the page (`INFO:CONSOLE:…] "message", source: …`).
 fn console_messages(stderr: &str) -> Vec<String> {
-    stderr.lines().filter(|l| l.contains(":CONSOLE")).map(str::to_string).collect()
+    stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect()
 }
 
 struct Screenshot {
@@ -110,7 +131,11 @@ fn decode(path: &Path) -> Screenshot {
         .chunks_exact(channels)
         .map(|p| [p[0], p[1], p[2]])
         .collect();
-    Screenshot { width: info.width as usize, height: info.height as usize, rgb }
+    Screenshot {
+        width: info.width as usize,
+        height: info.height as usize,
+        rgb,
+    }
 }
 
 impl Screenshot {
@@ -134,7 +159,11 @@ impl Screenshot {
     }
 
     fn non_white_share(&self) -> f64 {
-        let n = self.rgb.iter().filter(|p| p.iter().any(|c| *c < 245)).count();
+        let n = self
+            .rgb
+            .iter()
+            .filter(|p| p.iter().any(|c| *c < 245))
+            .count();
         n as f64 / self.rgb.len() as f64
     }
 }
@@ -149,50 +178,106 @@ fn artifact_dir() -> PathBuf {
 #[test]
 fn the_report_renders_in_chromium_with_visible_charts_and_no_console_errors() {
     let dir = artifact_dir();
-    let index = generate(&synthetic_results::spec("synthetic-flask").dir(), &dir.join("report")).unwrap();
+    let index = generate(
+        &synthetic_results::spec("synthetic-flask").dir(),
+        &dir.join("report"),
+    )
+    .unwrap();
     let shot_path = dir.join("screenshot.png");
     let rendered = run_chromium(
-        &[format!("--window-size={WIDTH},{HEIGHT}"), format!("--screenshot={}", shot_path.display())],
+        &[
+            format!("--window-size={WIDTH},{HEIGHT}"),
+            format!("--screenshot={}", shot_path.display()),
+        ],
         &index,
     );
     println!("screenshot: {}", shot_path.display());
-    assert_eq!(console_messages(&rendered.stderr), Vec::<String>::new(), "no console messages");
+    assert_eq!(
+        console_messages(&rendered.stderr),
+        Vec::<String>::new(),
+        "no console messages"
+    );
 
     let shot = decode(&shot_path);
     assert_eq!((shot.width, shot.height), (WIDTH as usize, HEIGHT as usize));
     assert!(shot.non_white_share() > 0.05, "the page is not blank");
     // Each chart's bars are solid rectangles in known colours: thousands of pixels each, spread
     // over a real area, where a legend swatch alone would be a 14x14 square.
-    let charts: [(&str, Vec<(u8, u8, u8)>); 3] = [
-        ("time per pipeline run", STRATEGY_COLORS[..5].iter().map(|c| (c.0, c.1, c.2)).collect()),
-        ("phases", [0, 2, 3].iter().map(|&i| (PHASE_COLORS[i].0, PHASE_COLORS[i].1, PHASE_COLORS[i].2)).collect()),
-        ("cost", COST_COLORS.iter().map(|c| (c.0, c.1, c.2)).collect()),
+    type Rgb = (u8, u8, u8);
+    let charts: [(&str, Vec<Rgb>); 3] = [
+        (
+            "time per pipeline run",
+            STRATEGY_COLORS[..5]
+                .iter()
+                .map(|c| (c.0, c.1, c.2))
+                .collect(),
+        ),
+        (
+            "phases",
+            [0, 2, 3]
+                .iter()
+                .map(|&i| (PHASE_COLORS[i].0, PHASE_COLORS[i].1, PHASE_COLORS[i].2))
+                .collect(),
+        ),
+        (
+            "cost",
+            COST_COLORS.iter().map(|c| (c.0, c.1, c.2)).collect(),
+        ),
     ];
     for (chart, colors) in charts {
         for color in colors {
             let (count, bbox) = shot.find(color);
-            let (x0, y0, x1, y1) = bbox.unwrap_or_else(|| panic!("{chart}: colour {color:?} not on the page"));
-            assert!(count > 1_500, "{chart}: colour {color:?} covers {count} pixels only");
-            assert!(x1 - x0 > 100 && y1 - y0 > 40, "{chart}: colour {color:?} drawn over {x0},{y0}-{x1},{y1} only");
+            let (x0, y0, x1, y1) =
+                bbox.unwrap_or_else(|| panic!("{chart}: colour {color:?} not on the page"));
+            assert!(
+                count > 1_500,
+                "{chart}: colour {color:?} covers {count} pixels only"
+            );
+            assert!(
+                x1 - x0 > 100 && y1 - y0 > 40,
+                "{chart}: colour {color:?} drawn over {x0},{y0}-{x1},{y1} only"
+            );
         }
     }
     // The cache map's hit and miss cells are HTML, rendered with the page's CSS.
-    for (state, color) in [("hit", (0x4c, 0xaf, 0x50)), ("miss: input changed", (0xd3, 0x2f, 0x2f))] {
+    for (state, color) in [
+        ("hit", (0x4c, 0xaf, 0x50)),
+        ("miss: input changed", (0xd3, 0x2f, 0x2f)),
+    ] {
         let (count, _) = shot.find(color);
-        assert!(count > 5_000, "cache map {state} cells visible: {count} pixels");
+        assert!(
+            count > 5_000,
+            "cache map {state} cells visible: {count} pixels"
+        );
     }
 }
 
 #[test]
 fn the_dom_chromium_built_holds_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let index = generate(&synthetic_results::spec("synthetic-all-failed").dir(), dir.path()).unwrap();
+    let index = generate(
+        &synthetic_results::spec("synthetic-all-failed").dir(),
+        dir.path(),
+    )
+    .unwrap();
     let rendered = run_chromium(&["--dump-dom".to_string()], &index);
-    assert!(console_messages(&rendered.stderr).is_empty(), "{}", rendered.stderr);
+    assert!(
+        console_messages(&rendered.stderr).is_empty(),
+        "{}",
+        rendered.stderr
+    );
     let dom = scraper::Html::parse_document(&rendered.stdout);
     let sel = |css| scraper::Selector::parse(css).unwrap();
-    assert_eq!(dom.select(&sel("section#verdict")).count(), 1, "the browser parsed the page");
-    assert_eq!(dom.select(&sel("figure.chart svg")).count(), 3, "inline charts survive parsing");
+    assert_eq!(
+        dom.select(&sel("section#verdict")).count(),
+        1,
+        "the browser parsed the page"
+    );
+    assert_eq!(
+        dom.select(&sel("figure.chart svg")).count(),
+        3,
+        "inline charts survive parsing"
+    );
 }
 
 #[test]
@@ -208,5 +293,7 @@ fn console_errors_are_caught_by_this_check() {
     let rendered = run_chromium(&["--dump-dom".to_string()], &page);
     let messages = console_messages(&rendered.stderr);
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("Uncaught ReferenceError")));
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("Uncaught ReferenceError")));
 }

@@ -1,17 +1,25 @@
 //! Markdown for `$GITHUB_STEP_SUMMARY` or a merge request comment.
 
-use super::{cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison};
+use super::{
+    cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison,
+};
 
 /// Keeps a cell inside its table cell: pipes and line breaks would end it.
 fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 pub fn render(c: &Comparison) -> String {
     let mut out = format!(
         "## layerbench compare: {} — {}\n\n",
         cell(&c.scenario),
-        if c.regressed() { "❌ regression" } else { "✅ no regression" }
+        if c.regressed() {
+            "❌ regression"
+        } else {
+            "✅ no regression"
+        }
     );
     out.push_str(&format!(
         "Baseline `{}` against candidate `{}`: {}.\n\n",
@@ -46,7 +54,14 @@ pub fn render(c: &Comparison) -> String {
         .rows
         .iter()
         .flat_map(|r| {
-            cache_change_text(r).into_iter().map(move |t| format!("- **{} / {}**: {}", cell(&r.strategy), cell(&r.pipeline_run), t))
+            cache_change_text(r).into_iter().map(move |t| {
+                format!(
+                    "- **{} / {}**: {}",
+                    cell(&r.strategy),
+                    cell(&r.pipeline_run),
+                    t
+                )
+            })
         })
         .collect();
     if !changes.is_empty() {

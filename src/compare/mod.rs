@@ -17,7 +17,10 @@ pub enum CompareError {
     #[error("{0}")]
     Data(String),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid threshold `{text}`: {reason}")]
     Threshold { text: String, reason: String },
 }
@@ -150,13 +153,18 @@ impl Comparison {
 
 /// Parses `10%` or `0.1` into 0.1. A bare number of 1 or more is refused as ambiguous.
 pub fn parse_threshold(text: &str) -> Result<f64, CompareError> {
-    let bad = |reason: &str| CompareError::Threshold { text: text.into(), reason: reason.into() };
+    let bad = |reason: &str| CompareError::Threshold {
+        text: text.into(),
+        reason: reason.into(),
+    };
     let trimmed = text.trim();
     let (number, percent) = match trimmed.strip_suffix('%') {
         Some(n) => (n.trim(), true),
         None => (trimmed, false),
     };
-    let value: f64 = number.parse().map_err(|_| bad("write a percentage such as 10% or a fraction such as 0.1"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| bad("write a percentage such as 10% or a fraction such as 0.1"))?;
     if !value.is_finite() || value < 0.0 {
         return Err(bad("it must be a finite number of zero or more"));
     }
@@ -164,7 +172,9 @@ pub fn parse_threshold(text: &str) -> Result<f64, CompareError> {
         return Ok(value / 100.0);
     }
     if value >= 1.0 {
-        return Err(bad(&format!("write {value}% for a percentage, or a fraction below 1 such as 0.1")));
+        return Err(bad(&format!(
+            "write {value}% for a percentage, or a fraction below 1 such as 0.1"
+        )));
     }
     Ok(value)
 }
@@ -181,7 +191,10 @@ pub fn exit_code(result: &Result<CompareOutcome, CompareError>) -> i32 {
 
 fn load(role: &str, dir: &Path) -> Result<RunData, CompareError> {
     let data = RunData::load(dir).map_err(|e| {
-        CompareError::Data(format!("cannot read the {role} results {}: {e}", dir.display()))
+        CompareError::Data(format!(
+            "cannot read the {role} results {}: {e}",
+            dir.display()
+        ))
     })?;
     if data.jobs.is_empty() {
         return Err(CompareError::Data(format!(
@@ -194,13 +207,18 @@ fn load(role: &str, dir: &Path) -> Result<RunData, CompareError> {
 
 /// Which steps hit the cache in most successful jobs of a strategy in a pipeline run.
 fn cached_majority(data: &RunData, strategy: &str, run: &str) -> (BTreeSet<StepKey>, usize) {
-    let ok: Vec<_> =
-        data.jobs_of(strategy, run).into_iter().filter(|j| j.status == JobStatus::Ok).collect();
+    let ok: Vec<_> = data
+        .jobs_of(strategy, run)
+        .into_iter()
+        .filter(|j| j.status == JobStatus::Ok)
+        .collect();
     let mut hits: BTreeMap<StepKey, usize> = BTreeMap::new();
     for job in &ok {
         let mut seen: BTreeMap<(String, String), u32> = BTreeMap::new();
         for s in data.steps_of(job) {
-            let n = seen.entry((s.stage.clone(), s.instruction.clone())).or_default();
+            let n = seen
+                .entry((s.stage.clone(), s.instruction.clone()))
+                .or_default();
             let key = StepKey {
                 stage: s.stage.clone(),
                 instruction: s.instruction.clone(),
@@ -213,7 +231,11 @@ fn cached_majority(data: &RunData, strategy: &str, run: &str) -> (BTreeSet<StepK
             }
         }
     }
-    let cached = hits.into_iter().filter(|(_, n)| n * 2 > ok.len()).map(|(k, _)| k).collect();
+    let cached = hits
+        .into_iter()
+        .filter(|(_, n)| n * 2 > ok.len())
+        .map(|(k, _)| k)
+        .collect();
     (cached, data.step_table().len())
 }
 
@@ -223,12 +245,22 @@ fn side(data: &RunData, strategy: &str, run: &str) -> Option<Side> {
         return None;
     }
     let (cached, total_steps) = cached_majority(data, strategy, run);
-    Some(Side { wall_ms: cell.wall_ms, ok_jobs: cell.ok, failed_jobs: cell.failed, cached, total_steps })
+    Some(Side {
+        wall_ms: cell.wall_ms,
+        ok_jobs: cell.ok,
+        failed_jobs: cell.failed,
+        cached,
+        total_steps,
+    })
 }
 
 /// The noise rule, after criterion.rs's `compare_to_threshold`: a change counts only when even
 /// the most favourable pairing of the two runs' iterations moves beyond the threshold.
-pub fn time_verdict(baseline: &Spread, candidate: &Spread, threshold: f64) -> (f64, (f64, f64), TimeVerdict) {
+pub fn time_verdict(
+    baseline: &Spread,
+    candidate: &Spread,
+    threshold: f64,
+) -> (f64, (f64, f64), TimeVerdict) {
     let base = baseline.median.max(f64::MIN_POSITIVE);
     let change = (candidate.median - baseline.median) / base;
     let lo = (candidate.min - baseline.max) / base;
@@ -243,7 +275,13 @@ pub fn time_verdict(baseline: &Spread, candidate: &Spread, threshold: f64) -> (f
     (change, (lo, hi), verdict)
 }
 
-fn row(strategy: &str, run: &str, baseline: Option<Side>, candidate: Option<Side>, threshold: f64) -> Row {
+fn row(
+    strategy: &str,
+    run: &str,
+    baseline: Option<Side>,
+    candidate: Option<Side>,
+    threshold: f64,
+) -> Row {
     let mut change = None;
     let mut interval = None;
     let time = match (&baseline, &candidate) {
@@ -265,17 +303,26 @@ fn row(strategy: &str, run: &str, baseline: Option<Side>, candidate: Option<Side
         (Some(b), Some(c)) if b.ok_jobs > 0 && c.ok_jobs > 0 => {
             let base_ids: BTreeSet<_> = b.cached.iter().map(StepKey::id).collect();
             let cand_ids: BTreeSet<_> = c.cached.iter().map(StepKey::id).collect();
-            let mut lost: Vec<StepKey> =
-                b.cached.iter().filter(|k| !cand_ids.contains(&k.id())).cloned().collect();
-            let mut gained: Vec<StepKey> =
-                c.cached.iter().filter(|k| !base_ids.contains(&k.id())).cloned().collect();
+            let mut lost: Vec<StepKey> = b
+                .cached
+                .iter()
+                .filter(|k| !cand_ids.contains(&k.id()))
+                .cloned()
+                .collect();
+            let mut gained: Vec<StepKey> = c
+                .cached
+                .iter()
+                .filter(|k| !base_ids.contains(&k.id()))
+                .cloned()
+                .collect();
             lost.sort_by_key(|k| k.step);
             gained.sort_by_key(|k| k.step);
             (lost, gained)
         }
         _ => (vec![], vec![]),
     };
-    let now_failing = matches!((&baseline, &candidate), (Some(b), Some(c)) if b.ok_jobs > 0 && c.ok_jobs == 0);
+    let now_failing =
+        matches!((&baseline, &candidate), (Some(b), Some(c)) if b.ok_jobs > 0 && c.ok_jobs == 0);
     let regressed = time == TimeVerdict::Regressed || !cache_lost.is_empty() || now_failing;
     Row {
         strategy: strategy.into(),
@@ -303,7 +350,11 @@ fn union(a: Vec<String>, b: Vec<String>) -> Vec<String> {
     out
 }
 
-pub fn compare_data(baseline: &RunData, candidate: &RunData, threshold: f64) -> Result<Comparison, CompareError> {
+pub fn compare_data(
+    baseline: &RunData,
+    candidate: &RunData,
+    threshold: f64,
+) -> Result<Comparison, CompareError> {
     let (b, c) = (&baseline.info, &candidate.info);
     // The scenario's name decides, not its hash: a nightly exists to catch the day someone edits
     // the Dockerfile and breaks the cache, and that edit changes the hash.
@@ -322,7 +373,10 @@ pub fn compare_data(baseline: &RunData, candidate: &RunData, threshold: f64) -> 
         ));
     }
     if b.backend != c.backend {
-        notes.push(format!("The runs used different backends ({} -> {}).", b.backend, c.backend));
+        notes.push(format!(
+            "The runs used different backends ({} -> {}).",
+            b.backend, c.backend
+        ));
     }
     if baseline.info.interrupted || candidate.info.interrupted {
         notes.push("At least one run was interrupted: some jobs are missing.".into());
@@ -351,10 +405,17 @@ pub fn compare_data(baseline: &RunData, candidate: &RunData, threshold: f64) -> 
 /// "12.3 s (11.9–13.0 s)", with failed jobs counted; "n/a" when no job succeeded.
 fn side_text(side: &Option<Side>) -> String {
     use crate::report::format::{duration, MISSING};
-    let Some(side) = side else { return "—".into() };
+    let Some(side) = side else {
+        return "—".into();
+    };
     let mut text = match &side.wall_ms {
         Some(w) if w.n > 1 && w.max > w.min => {
-            format!("{} ({}–{})", duration(w.median), duration(w.min), duration(w.max))
+            format!(
+                "{} ({}–{})",
+                duration(w.median),
+                duration(w.min),
+                duration(w.max)
+            )
         }
         Some(w) => duration(w.median),
         None => MISSING.into(),
@@ -366,23 +427,38 @@ fn side_text(side: &Option<Side>) -> String {
 }
 
 fn change_text(row: &Row) -> String {
-    row.change.map_or_else(|| crate::report::format::MISSING.into(), crate::report::format::change)
+    row.change.map_or_else(
+        || crate::report::format::MISSING.into(),
+        crate::report::format::change,
+    )
 }
 
 /// "13/15 → 10/15": steps served from cache in most successful jobs, of all steps.
 fn cached_text(row: &Row) -> String {
     let count = |s: &Option<Side>| {
-        s.as_ref().filter(|s| s.ok_jobs > 0).map_or("—".to_string(), |s| format!("{}/{}", s.cached.len(), s.total_steps))
+        s.as_ref()
+            .filter(|s| s.ok_jobs > 0)
+            .map_or("—".to_string(), |s| {
+                format!("{}/{}", s.cached.len(), s.total_steps)
+            })
     };
     format!("{} → {}", count(&row.baseline), count(&row.candidate))
 }
 
 /// "stopped hitting: step 13 `EXPOSE 5000`, ..." or empty.
 fn cache_change_text(row: &Row) -> Vec<String> {
-    let list = |keys: &[StepKey]| keys.iter().map(StepKey::label).collect::<Vec<_>>().join(", ");
+    let list = |keys: &[StepKey]| {
+        keys.iter()
+            .map(StepKey::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = vec![];
     if !row.cache_lost.is_empty() {
-        out.push(format!("stopped hitting the cache: {}", list(&row.cache_lost)));
+        out.push(format!(
+            "stopped hitting the cache: {}",
+            list(&row.cache_lost)
+        ));
     }
     if !row.cache_gained.is_empty() {
         out.push(format!("now hits the cache: {}", list(&row.cache_gained)));
@@ -409,7 +485,10 @@ fn short_hash(hash: &str) -> &str {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), CompareError> {
-    std::fs::write(path, text).map_err(|source| CompareError::Write { path: path.to_path_buf(), source })
+    std::fs::write(path, text).map_err(|source| CompareError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn compare(options: &CompareOptions) -> Result<CompareOutcome, CompareError> {
@@ -467,12 +546,19 @@ mod tests {
             let err = parse_threshold(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{err}");
         }
-        assert!(parse_threshold("10").unwrap_err().to_string().contains("10%"));
+        assert!(parse_threshold("10")
+            .unwrap_err()
+            .to_string()
+            .contains("10%"));
     }
 
     #[test]
     fn overlapping_spreads_are_noise_even_when_medians_differ_by_more_than_the_threshold() {
-        let (change, _, v) = time_verdict(&spread(&[100.0, 100.0, 140.0]), &spread(&[95.0, 115.0, 150.0]), 0.1);
+        let (change, _, v) = time_verdict(
+            &spread(&[100.0, 100.0, 140.0]),
+            &spread(&[95.0, 115.0, 150.0]),
+            0.1,
+        );
         assert!((change - 0.15).abs() < 1e-9);
         assert_eq!(v, TimeVerdict::WithinNoise);
     }
@@ -480,10 +566,19 @@ mod tests {
     #[test]
     fn separated_spreads_beyond_the_threshold_regress_or_improve() {
         let base = spread(&[100.0, 102.0, 104.0]);
-        assert_eq!(time_verdict(&base, &spread(&[150.0, 152.0, 155.0]), 0.1).2, TimeVerdict::Regressed);
-        assert_eq!(time_verdict(&base, &spread(&[60.0, 62.0, 65.0]), 0.1).2, TimeVerdict::Improved);
+        assert_eq!(
+            time_verdict(&base, &spread(&[150.0, 152.0, 155.0]), 0.1).2,
+            TimeVerdict::Regressed
+        );
+        assert_eq!(
+            time_verdict(&base, &spread(&[60.0, 62.0, 65.0]), 0.1).2,
+            TimeVerdict::Improved
+        );
         // Separated, but by less than the threshold.
-        assert_eq!(time_verdict(&base, &spread(&[106.0, 107.0, 108.0]), 0.1).2, TimeVerdict::WithinNoise);
+        assert_eq!(
+            time_verdict(&base, &spread(&[106.0, 107.0, 108.0]), 0.1).2,
+            TimeVerdict::WithinNoise
+        );
     }
 
     #[test]
@@ -491,7 +586,10 @@ mod tests {
         let (_, interval, v) = time_verdict(&spread(&[100.0]), &spread(&[111.0]), 0.1);
         assert_eq!(interval, (0.11, 0.11));
         assert_eq!(v, TimeVerdict::Regressed);
-        assert_eq!(time_verdict(&spread(&[100.0]), &spread(&[109.0]), 0.1).2, TimeVerdict::WithinNoise);
+        assert_eq!(
+            time_verdict(&spread(&[100.0]), &spread(&[109.0]), 0.1).2,
+            TimeVerdict::WithinNoise
+        );
     }
 
     #[test]

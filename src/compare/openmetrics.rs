@@ -7,11 +7,18 @@ use super::{Comparison, Row};
 
 /// OpenMetrics label value escaping (backslash, double quote, newline).
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn labels(r: &Row) -> String {
-    format!("{{strategy=\"{}\",pipeline_run=\"{}\"}}", escape(&r.strategy), escape(&r.pipeline_run))
+    format!(
+        "{{strategy=\"{}\",pipeline_run=\"{}\"}}",
+        escape(&r.strategy),
+        escape(&r.pipeline_run)
+    )
 }
 
 struct Family {
@@ -44,7 +51,12 @@ const FAMILIES: [Family; 6] = [
         name: "layerbench_cached_steps",
         unit: None,
         help: "Steps served from cache in most of the candidate's successful jobs.",
-        value: |r| r.candidate.as_ref().filter(|s| s.ok_jobs > 0).map(|s| s.cached.len() as f64),
+        value: |r| {
+            r.candidate
+                .as_ref()
+                .filter(|s| s.ok_jobs > 0)
+                .map(|s| s.cached.len() as f64)
+        },
     },
     Family {
         name: "layerbench_cached_steps_lost",
@@ -64,7 +76,11 @@ fn number(v: f64) -> String {
     // Enough digits for milliseconds; no exponent, which some readers of this format mishandle.
     let text = format!("{v:.6}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" { "0".into() } else { text.to_string() }
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
+    }
 }
 
 pub fn render(c: &Comparison) -> String {
@@ -83,8 +99,13 @@ pub fn render(c: &Comparison) -> String {
         }
     }
     out.push_str("# TYPE layerbench_regressions gauge\n");
-    out.push_str("# HELP layerbench_regressions Strategy and pipeline-run pairs judged regressed.\n");
-    out.push_str(&format!("layerbench_regressions {}\n", c.count("regressed")));
+    out.push_str(
+        "# HELP layerbench_regressions Strategy and pipeline-run pairs judged regressed.\n",
+    );
+    out.push_str(&format!(
+        "layerbench_regressions {}\n",
+        c.count("regressed")
+    ));
     out.push_str("# EOF\n");
     out
 }

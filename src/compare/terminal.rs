@@ -1,9 +1,20 @@
 //! The terminal table `compare` prints: one line per strategy and pipeline run, then cache changes.
 
-use super::{cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison};
+use super::{
+    cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison,
+};
 
 pub fn render(c: &Comparison) -> String {
-    let header = ["strategy", "pipeline run", "baseline", "candidate", "change", "time", "cached steps", "verdict"];
+    let header = [
+        "strategy",
+        "pipeline run",
+        "baseline",
+        "candidate",
+        "change",
+        "time",
+        "cached steps",
+        "verdict",
+    ];
     let rows: Vec<[String; 8]> = c
         .rows
         .iter()
@@ -16,7 +27,11 @@ pub fn render(c: &Comparison) -> String {
                 change_text(r),
                 r.time.label(),
                 cached_text(r),
-                if r.regressed { "REGRESSED".into() } else { r.verdict().to_string() },
+                if r.regressed {
+                    "REGRESSED".into()
+                } else {
+                    r.verdict().to_string()
+                },
             ]
         })
         .collect();
@@ -47,7 +62,11 @@ pub fn render(c: &Comparison) -> String {
     let changes: Vec<String> = c
         .rows
         .iter()
-        .flat_map(|r| cache_change_text(r).into_iter().map(move |t| format!("  {} / {}: {t}", r.strategy, r.pipeline_run)))
+        .flat_map(|r| {
+            cache_change_text(r)
+                .into_iter()
+                .map(move |t| format!("  {} / {}: {t}", r.strategy, r.pipeline_run))
+        })
         .collect();
     if !changes.is_empty() {
         out.push_str("\nCache changes:\n");
@@ -59,7 +78,15 @@ pub fn render(c: &Comparison) -> String {
     for note in &c.notes {
         out.push_str(&format!("\nNote: {note}\n"));
     }
-    out.push_str(&format!("\n{}: {}\n", if c.regressed() { "REGRESSION" } else { "No regression" }, summary_text(c)));
+    out.push_str(&format!(
+        "\n{}: {}\n",
+        if c.regressed() {
+            "REGRESSION"
+        } else {
+            "No regression"
+        },
+        summary_text(c)
+    ));
     out.push_str(&format!("Rule: {}\n", rule_text(c.threshold)));
     out
 }

@@ -81,7 +81,10 @@ pub struct CacheMap {
 }
 
 pub fn is_base(instruction: &str) -> bool {
-    instruction.trim_start().get(..5).is_some_and(|w| w.eq_ignore_ascii_case("FROM "))
+    instruction
+        .trim_start()
+        .get(..5)
+        .is_some_and(|w| w.eq_ignore_ascii_case("FROM "))
 }
 
 /// Classifies one job's recorded steps, walking each stage in step order.
@@ -98,7 +101,11 @@ pub fn classify(steps: &[&StepRecord]) -> BTreeMap<u32, StepState> {
             StepState::Hit
         } else {
             let after = previous_missed.insert(&s.stage, true).unwrap_or(false);
-            StepState::Miss(if after { Cause::AfterMiss } else { Cause::InputChanged })
+            StepState::Miss(if after {
+                Cause::AfterMiss
+            } else {
+                Cause::InputChanged
+            })
         };
         states.insert(s.step, state);
     }
@@ -150,11 +157,16 @@ impl CacheMap {
         let mut columns = vec![];
         for strategy in data.strategies() {
             for run in data.pipeline() {
-                columns.push(Column { strategy: strategy.clone(), pipeline_run: run });
+                columns.push(Column {
+                    strategy: strategy.clone(),
+                    pipeline_run: run,
+                });
             }
         }
-        let jobs: Vec<Vec<&JobRecord>> =
-            columns.iter().map(|c| data.jobs_of(&c.strategy, &c.pipeline_run)).collect();
+        let jobs: Vec<Vec<&JobRecord>> = columns
+            .iter()
+            .map(|c| data.jobs_of(&c.strategy, &c.pipeline_run))
+            .collect();
         let cells = steps
             .iter()
             .map(|step| {
@@ -164,15 +176,21 @@ impl CacheMap {
                         let ran = marks.iter().filter(|m| m.state != StepState::NotRun);
                         Cell {
                             majority: majority(&marks),
-                            median_ms: Spread::of(ran.filter_map(|m| m.duration_ms.map(|d| d as f64)))
-                                .map(|s| s.median),
+                            median_ms: Spread::of(
+                                ran.filter_map(|m| m.duration_ms.map(|d| d as f64)),
+                            )
+                            .map(|s| s.median),
                             marks,
                         }
                     })
                     .collect()
             })
             .collect();
-        CacheMap { steps, columns, cells }
+        CacheMap {
+            steps,
+            columns,
+            cells,
+        }
     }
 }
 
@@ -210,22 +228,44 @@ mod tests {
         let refs: Vec<&StepRecord> = steps.iter().collect();
         let states = classify(&refs);
         assert_eq!(states[&1], StepState::Base);
-        assert_eq!(states[&2], StepState::Miss(Cause::InputChanged), "first step after FROM");
+        assert_eq!(
+            states[&2],
+            StepState::Miss(Cause::InputChanged),
+            "first step after FROM"
+        );
         assert_eq!(states[&3], StepState::Miss(Cause::AfterMiss));
-        assert_eq!(states[&4], StepState::Base, "a new stage starts a new chain");
+        assert_eq!(
+            states[&4],
+            StepState::Base,
+            "a new stage starts a new chain"
+        );
         assert_eq!(states[&5], StepState::Hit);
-        assert_eq!(states[&6], StepState::Miss(Cause::InputChanged), "previous step hit");
+        assert_eq!(
+            states[&6],
+            StepState::Miss(Cause::InputChanged),
+            "previous step hit"
+        );
         assert_eq!(states[&7], StepState::Miss(Cause::AfterMiss));
     }
 
     #[test]
     fn majority_ties_count_as_misses() {
-        let mark = |state| Mark { iteration: 1, state, duration_ms: None };
+        let mark = |state| Mark {
+            iteration: 1,
+            state,
+            duration_ms: None,
+        };
         let hit = mark(StepState::Hit);
         let miss = mark(StepState::Miss(Cause::InputChanged));
         assert_eq!(majority(&[hit.clone(), miss.clone()]), miss.state);
-        assert_eq!(majority(&[hit.clone(), hit.clone(), miss.clone()]), StepState::Hit);
-        assert_eq!(majority(&[mark(StepState::NotRun), hit.clone()]), StepState::Hit);
+        assert_eq!(
+            majority(&[hit.clone(), hit.clone(), miss.clone()]),
+            StepState::Hit
+        );
+        assert_eq!(
+            majority(&[mark(StepState::NotRun), hit.clone()]),
+            StepState::Hit
+        );
         assert_eq!(majority(&[mark(StepState::NotRun)]), StepState::NotRun);
     }
 }

@@ -37,8 +37,11 @@ pub const PHASE_COLORS: [RGBColor; 4] = [
     RGBColor(0x3B, 0x6F, 0xB6),
     RGBColor(0xFD, 0xB4, 0x62),
 ];
-pub const COST_COLORS: [RGBColor; 3] =
-    [RGBColor(0xE4, 0x1A, 0x1C), RGBColor(0x4D, 0xAF, 0x4A), RGBColor(0x98, 0x4E, 0xA3)];
+pub const COST_COLORS: [RGBColor; 3] = [
+    RGBColor(0xE4, 0x1A, 0x1C),
+    RGBColor(0x4D, 0xAF, 0x4A),
+    RGBColor(0x98, 0x4E, 0xA3),
+];
 const FAILED_COLOR: RGBColor = RGBColor(0xB0, 0x00, 0x20);
 
 pub fn strategy_color(index: usize) -> RGBColor {
@@ -69,8 +72,9 @@ fn err(e: impl std::fmt::Display) -> String {
 
 fn ensure_font() -> Result<(), String> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT).is_ok());
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT).is_ok()
+    });
     if ok {
         Ok(())
     } else {
@@ -80,7 +84,10 @@ fn ensure_font() -> Result<(), String> {
 
 /// Writes `NAME.svg` and `NAME.png` into `out_dir` and returns the SVG text.
 pub fn render<C: Chart>(chart: &C, out_dir: &Path) -> Result<String, ReportError> {
-    let fail = |message: String| ReportError::Chart { chart: C::NAME, message };
+    let fail = |message: String| ReportError::Chart {
+        chart: C::NAME,
+        message,
+    };
     ensure_font().map_err(fail)?;
     let mut svg = String::new();
     {
@@ -89,12 +96,16 @@ pub fn render<C: Chart>(chart: &C, out_dir: &Path) -> Result<String, ReportError
         root.present().map_err(|e| fail(err(e)))?;
     }
     let svg_path = out_dir.join(format!("{}.svg", C::NAME));
-    std::fs::write(&svg_path, &svg).map_err(|source| ReportError::Write { path: svg_path, source })?;
+    std::fs::write(&svg_path, &svg).map_err(|source| ReportError::Write {
+        path: svg_path,
+        source,
+    })?;
     let png_path = out_dir.join(format!("{}.png", C::NAME));
     {
         let root = BitMapBackend::new(&png_path, chart.size()).into_drawing_area();
         chart.draw(&root).map_err(fail)?;
-        root.present().map_err(|e| fail(format!("cannot write {}: {e}", png_path.display())))?;
+        root.present()
+            .map_err(|e| fail(format!("cannot write {}: {e}", png_path.display())))?;
     }
     Ok(svg)
 }
@@ -116,9 +127,15 @@ fn draw_legend<DB: DrawingBackend>(
             x = 70;
             y += 22;
         }
-        area.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], color.filled())).map_err(err)?;
-        area.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], BLACK.stroke_width(1))).map_err(err)?;
-        area.draw(&Text::new(label.clone(), (x + 20, y), text_style(14))).map_err(err)?;
+        area.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], color.filled()))
+            .map_err(err)?;
+        area.draw(&Rectangle::new(
+            [(x, y), (x + 14, y + 14)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+        area.draw(&Text::new(label.clone(), (x + 20, y), text_style(14)))
+            .map_err(err)?;
         x += label_px;
     }
     Ok(())
@@ -147,7 +164,9 @@ struct GroupAxis {
 
 impl GroupAxis {
     fn new(names: &[String]) -> GroupAxis {
-        GroupAxis { names: names.to_vec() }
+        GroupAxis {
+            names: names.to_vec(),
+        }
     }
 
     fn width(&self) -> f64 {
@@ -178,7 +197,10 @@ impl ValueFormatter<f64> for GroupAxis {
         if *value < 0.0 {
             return String::new();
         }
-        self.names.get(value.floor() as usize).cloned().unwrap_or_default()
+        self.names
+            .get(value.floor() as usize)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -189,13 +211,17 @@ fn note_at<DB: DrawingBackend>(
     y_max: f64,
     text: &str,
     color: RGBColor,
-) -> Result<(), String>
-where
-    DB: DrawingBackend,
-{
-    let style = (FONT_FAMILY, 13).into_font().transform(FontTransform::Rotate270).color(&color);
+) -> Result<(), String> {
+    let style = (FONT_FAMILY, 13)
+        .into_font()
+        .transform(FontTransform::Rotate270)
+        .color(&color);
     chart
-        .draw_series(std::iter::once(Text::new(text.to_string(), (x, y_max * 0.02), style)))
+        .draw_series(std::iter::once(Text::new(
+            text.to_string(),
+            (x, y_max * 0.02),
+            style,
+        )))
         .map_err(err)?;
     Ok(())
 }
@@ -230,7 +256,11 @@ impl TimeChart {
             .iter()
             .map(|s| pipeline.iter().map(|run| data.wall(s, run)).collect())
             .collect();
-        TimeChart { pipeline, strategies, cells }
+        TimeChart {
+            pipeline,
+            strategies,
+            cells,
+        }
     }
 
     pub fn bars(&self) -> Vec<TimeBar> {
@@ -243,7 +273,8 @@ impl TimeChart {
                         run,
                         x: slot(run, strategy, self.strategies.len()),
                         median_s: wall.median / 1000.0,
-                        whisker: (wall.max > wall.min).then_some((wall.min / 1000.0, wall.max / 1000.0)),
+                        whisker: (wall.max > wall.min)
+                            .then_some((wall.min / 1000.0, wall.max / 1000.0)),
                     });
                 }
             }
@@ -312,7 +343,10 @@ impl Chart for TimeChart {
         let bars = self.bars();
         chart
             .draw_series(bars.iter().map(|b| {
-                Rectangle::new([(b.x.0, 0.0), (b.x.1, b.median_s)], strategy_color(b.strategy).filled())
+                Rectangle::new(
+                    [(b.x.0, 0.0), (b.x.1, b.median_s)],
+                    strategy_color(b.strategy).filled(),
+                )
             }))
             .map_err(err)?;
         for b in &bars {
@@ -325,7 +359,11 @@ impl Chart for TimeChart {
                 vec![(mid - cap, hi), (mid + cap, hi)],
             ];
             chart
-                .draw_series(lines.into_iter().map(|l| PathElement::new(l, BLACK.stroke_width(2))))
+                .draw_series(
+                    lines
+                        .into_iter()
+                        .map(|l| PathElement::new(l, BLACK.stroke_width(2))),
+                )
                 .map_err(err)?;
         }
         for (strategy, run, failed) in self.failures() {
@@ -354,7 +392,10 @@ impl PhasesChart {
             .iter()
             .map(|s| PHASES.map(|phase| data.pipeline_total(s, |j| phase_ms(j, phase))))
             .collect();
-        PhasesChart { strategies, totals_ms }
+        PhasesChart {
+            strategies,
+            totals_ms,
+        }
     }
 
     /// Stacked segments (strategy, phase index, bottom s, top s); missing phases are skipped.
@@ -378,14 +419,20 @@ impl Chart for PhasesChart {
     const NAME: &'static str = "phases";
 
     fn size(&self) -> (u32, u32) {
-        ((200 + self.strategies.len() as u32 * 120).clamp(640, 1400), 460)
+        (
+            (200 + self.strategies.len() as u32 * 120).clamp(640, 1400),
+            460,
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let (legend, plot) = root.split_vertically(40);
-        let entries: Vec<(String, RGBColor)> =
-            PHASES.iter().zip(PHASE_COLORS).map(|(p, c)| (phase_name(*p).to_string(), c)).collect();
+        let entries: Vec<(String, RGBColor)> = PHASES
+            .iter()
+            .zip(PHASE_COLORS)
+            .map(|(p, c)| (phase_name(*p).to_string(), c))
+            .collect();
         draw_legend(&legend, &entries)?;
         let segments = self.segments();
         let y_max = y_top(segments.iter().map(|s| s.3).fold(0.0, f64::max));
@@ -407,12 +454,21 @@ impl Chart for PhasesChart {
         chart
             .draw_series(segments.iter().map(|&(strategy, phase, bottom, top)| {
                 let (x0, x1) = slot(strategy, 0, 1);
-                Rectangle::new([(x0 + 0.15, bottom), (x1 - 0.15, top)], PHASE_COLORS[phase].filled())
+                Rectangle::new(
+                    [(x0 + 0.15, bottom), (x1 - 0.15, top)],
+                    PHASE_COLORS[phase].filled(),
+                )
             }))
             .map_err(err)?;
         for (strategy, totals) in self.totals_ms.iter().enumerate() {
             if totals.iter().all(Option::is_none) {
-                note_at(&mut chart, strategy as f64 + 0.5, y_max, format::MISSING, BLACK)?;
+                note_at(
+                    &mut chart,
+                    strategy as f64 + 0.5,
+                    y_max,
+                    format::MISSING,
+                    BLACK,
+                )?;
             }
         }
         Ok(())
@@ -429,19 +485,28 @@ pub struct CostChart {
     pub bytes: Vec<[Option<f64>; 3]>,
 }
 
-pub const COST_SERIES: [&str; 3] =
-    ["pushed over the pipeline", "pulled over the pipeline", "registry storage after the last run"];
+pub const COST_SERIES: [&str; 3] = [
+    "pushed over the pipeline",
+    "pulled over the pipeline",
+    "registry storage after the last run",
+];
 
 impl CostChart {
     pub fn from_verdict(verdict: &Verdict, strategies: &[String]) -> CostChart {
         let standing = |s: &str| {
-            verdict.ranked.iter().chain(&verdict.unranked).find(|x| x.strategy == s).map(|x| {
-                [x.bytes_pushed, x.bytes_pulled, x.registry_bytes]
-            })
+            verdict
+                .ranked
+                .iter()
+                .chain(&verdict.unranked)
+                .find(|x| x.strategy == s)
+                .map(|x| [x.bytes_pushed, x.bytes_pulled, x.registry_bytes])
         };
         CostChart {
             strategies: strategies.to_vec(),
-            bytes: strategies.iter().map(|s| standing(s).unwrap_or([None; 3])).collect(),
+            bytes: strategies
+                .iter()
+                .map(|s| standing(s).unwrap_or([None; 3]))
+                .collect(),
         }
     }
 }
@@ -450,17 +515,29 @@ impl Chart for CostChart {
     const NAME: &'static str = "cost";
 
     fn size(&self) -> (u32, u32) {
-        ((200 + self.strategies.len() as u32 * 130).clamp(640, 1400), 460)
+        (
+            (200 + self.strategies.len() as u32 * 130).clamp(640, 1400),
+            460,
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let (legend, plot) = root.split_vertically(40);
-        let entries: Vec<(String, RGBColor)> =
-            COST_SERIES.iter().zip(COST_COLORS).map(|(s, c)| (s.to_string(), c)).collect();
+        let entries: Vec<(String, RGBColor)> = COST_SERIES
+            .iter()
+            .zip(COST_COLORS)
+            .map(|(s, c)| (s.to_string(), c))
+            .collect();
         draw_legend(&legend, &entries)?;
         let mb = |b: f64| b / 1e6;
-        let max = self.bytes.iter().flatten().flatten().map(|b| mb(*b)).fold(0.0, f64::max);
+        let max = self
+            .bytes
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|b| mb(*b))
+            .fold(0.0, f64::max);
         let y_max = y_top(max);
         let mut chart = ChartBuilder::on(&plot)
             .margin(10)
@@ -538,8 +615,10 @@ impl Chart for CacheMapChart<'_> {
             StepState::Base,
             StepState::NotRun,
         ];
-        let entries: Vec<(String, RGBColor)> =
-            states.iter().map(|s| (s.label().to_string(), state_color(*s))).collect();
+        let entries: Vec<(String, RGBColor)> = states
+            .iter()
+            .map(|s| (s.label().to_string(), state_color(*s)))
+            .collect();
         draw_legend(&legend, &entries)?;
         let vertical = text_style(12).transform(FontTransform::Rotate270);
         let mut previous_strategy = None;
@@ -547,10 +626,17 @@ impl Chart for CacheMapChart<'_> {
             let x = LABEL_W + c as i32 * CELL_W;
             if previous_strategy != Some(&column.strategy) {
                 previous_strategy = Some(&column.strategy);
-                grid.draw(&Text::new(short(&column.strategy, 22), (x + 2, 4), text_style(13)))
-                    .map_err(err)?;
-                grid.draw(&PathElement::new(vec![(x, 0), (x, HEADER_H + self.map.steps.len() as i32 * CELL_H)], BLACK.stroke_width(2)))
-                    .map_err(err)?;
+                grid.draw(&Text::new(
+                    short(&column.strategy, 22),
+                    (x + 2, 4),
+                    text_style(13),
+                ))
+                .map_err(err)?;
+                grid.draw(&PathElement::new(
+                    vec![(x, 0), (x, HEADER_H + self.map.steps.len() as i32 * CELL_H)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(err)?;
             }
             grid.draw(&Text::new(
                 short(&column.pipeline_run, 14),
@@ -562,16 +648,26 @@ impl Chart for CacheMapChart<'_> {
         for (r, step) in self.map.steps.iter().enumerate() {
             let y = HEADER_H + r as i32 * CELL_H;
             let label = format!("{:>2} {}", step.step, step.instruction);
-            grid.draw(&Text::new(short(&label, 44), (6, y + 5), text_style(13))).map_err(err)?;
+            grid.draw(&Text::new(short(&label, 44), (6, y + 5), text_style(13)))
+                .map_err(err)?;
             for (c, cell) in self.map.cells[r].iter().enumerate() {
                 let x = LABEL_W + c as i32 * CELL_W;
                 let rect = [(x + 1, y + 1), (x + CELL_W - 1, y + CELL_H - 1)];
-                grid.draw(&Rectangle::new(rect, state_color(cell.majority).filled())).map_err(err)?;
-                grid.draw(&Rectangle::new(rect, RGBColor(0x80, 0x80, 0x80).stroke_width(1)))
+                grid.draw(&Rectangle::new(rect, state_color(cell.majority).filled()))
                     .map_err(err)?;
+                grid.draw(&Rectangle::new(
+                    rect,
+                    RGBColor(0x80, 0x80, 0x80).stroke_width(1),
+                ))
+                .map_err(err)?;
                 if let Some(ms) = cell.median_ms {
-                    let text = if ms < 1000.0 { format!("{ms:.0}ms") } else { format!("{:.1}s", ms / 1000.0) };
-                    grid.draw(&Text::new(text, (x + 4, y + 6), text_style(11))).map_err(err)?;
+                    let text = if ms < 1000.0 {
+                        format!("{ms:.0}ms")
+                    } else {
+                        format!("{:.1}s", ms / 1000.0)
+                    };
+                    grid.draw(&Text::new(text, (x + 4, y + 6), text_style(11)))
+                        .map_err(err)?;
                 }
             }
         }
@@ -585,7 +681,11 @@ mod tests {
     use crate::report::data::Spread;
 
     fn cell(values: &[f64], failed: usize) -> TimeCell {
-        TimeCell { wall_ms: Spread::of(values.iter().copied()), ok: values.len(), failed }
+        TimeCell {
+            wall_ms: Spread::of(values.iter().copied()),
+            ok: values.len(),
+            failed,
+        }
     }
 
     /// The text elements of an SVG, as plotters writes them (`<text ...>\nTEXT\n</text>`).
@@ -610,11 +710,17 @@ mod tests {
         let chart = TimeChart {
             pipeline: vec!["cold".into(), "no-change".into()],
             strategies: vec!["a".into(), "b".into()],
-            cells: vec![vec![cell(&[30_000.0], 0), cell(&[5_000.0], 0)], vec![cell(&[31_000.0], 0), cell(&[29_000.0], 0)]],
+            cells: vec![
+                vec![cell(&[30_000.0], 0), cell(&[5_000.0], 0)],
+                vec![cell(&[31_000.0], 0), cell(&[29_000.0], 0)],
+            ],
         };
         let bars = chart.bars();
         assert_eq!(bars.len(), 4);
-        assert!(bars.iter().all(|b| b.whisker.is_none()), "no spread, no whisker");
+        assert!(
+            bars.iter().all(|b| b.whisker.is_none()),
+            "no spread, no whisker"
+        );
         assert_eq!(bars[0].median_s, 30.0);
         assert!(chart.y_max_s() > 31.0);
         draws_to_svg_and_png(&chart);
@@ -648,7 +754,10 @@ mod tests {
         let svg = draws_to_svg_and_png(&chart);
         let texts = texts(&svg);
         assert_eq!(texts.iter().filter(|t| *t == "all 2 failed").count(), 2);
-        assert!(texts.iter().any(|t| t == "broken"), "the failed strategy stays in the legend");
+        assert!(
+            texts.iter().any(|t| t == "broken"),
+            "the failed strategy stays in the legend"
+        );
     }
 
     #[test]
@@ -668,16 +777,29 @@ mod tests {
         let chart = TimeChart {
             pipeline: vec!["cold".into()],
             strategies: vec!["a".into(), "b".into(), "c".into()],
-            cells: vec![vec![cell(&[3_000.0], 0)], vec![cell(&[4_000.0, 5_000.0], 0)], vec![cell(&[2_000.0], 0)]],
+            cells: vec![
+                vec![cell(&[3_000.0], 0)],
+                vec![cell(&[4_000.0, 5_000.0], 0)],
+                vec![cell(&[2_000.0], 0)],
+            ],
         };
         let bars = chart.bars();
         assert_eq!(bars.len(), 3);
         for b in &bars {
-            assert!(b.x.0 >= 0.0 && b.x.1 <= 1.0 && b.x.0 < b.x.1, "inside the one group: {b:?}");
+            assert!(
+                b.x.0 >= 0.0 && b.x.1 <= 1.0 && b.x.0 < b.x.1,
+                "inside the one group: {b:?}"
+            );
         }
-        assert!(bars.windows(2).all(|w| w[0].x.1 <= w[1].x.0), "bars do not overlap");
+        assert!(
+            bars.windows(2).all(|w| w[0].x.1 <= w[1].x.0),
+            "bars do not overlap"
+        );
         let svg = draws_to_svg_and_png(&chart);
-        assert!(texts(&svg).iter().any(|t| t == "cold"), "the run is labelled");
+        assert!(
+            texts(&svg).iter().any(|t| t == "cold"),
+            "the run is labelled"
+        );
     }
 
     #[test]

@@ -38,9 +38,17 @@ impl Spread {
         }
         values.sort_by(f64::total_cmp);
         let n = values.len();
-        let median =
-            if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
-        Some(Spread { median, min: values[0], max: values[n - 1], n })
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+            n,
+        })
     }
 }
 
@@ -76,7 +84,9 @@ pub fn phase_ms(job: &JobRecord, phase: Phase) -> Option<Millis> {
 /// Sums per-pipeline-run figures; `None` as soon as one run has no figure, because a
 /// partial sum would look like a whole one.
 pub fn sum_all(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
-    values.into_iter().try_fold(0.0, |acc, v| v.map(|v| acc + v))
+    values
+        .into_iter()
+        .try_fold(0.0, |acc, v| v.map(|v| acc + v))
 }
 
 impl RunData {
@@ -104,8 +114,11 @@ impl RunData {
     /// Pipeline runs in run.json's order, then any that only jobs.csv names (by their index).
     pub fn pipeline(&self) -> Vec<String> {
         let mut names = self.info.pipeline.clone();
-        let mut extra: Vec<&JobRecord> =
-            self.jobs.iter().filter(|j| !self.info.pipeline.contains(&j.pipeline_run)).collect();
+        let mut extra: Vec<&JobRecord> = self
+            .jobs
+            .iter()
+            .filter(|j| !self.info.pipeline.contains(&j.pipeline_run))
+            .collect();
         extra.sort_by_key(|j| j.pipeline_index);
         for job in extra {
             if !names.contains(&job.pipeline_run) {
@@ -127,7 +140,10 @@ impl RunData {
     }
 
     fn ok_jobs_of(&self, strategy: &str, run: &str) -> Vec<&JobRecord> {
-        self.jobs_of(strategy, run).into_iter().filter(|j| j.status == JobStatus::Ok).collect()
+        self.jobs_of(strategy, run)
+            .into_iter()
+            .filter(|j| j.status == JobStatus::Ok)
+            .collect()
     }
 
     pub fn wall(&self, strategy: &str, run: &str) -> TimeCell {
@@ -147,13 +163,25 @@ impl RunData {
         run: &str,
         figure: impl Fn(&JobRecord) -> Option<u64>,
     ) -> Option<f64> {
-        Spread::of(self.ok_jobs_of(strategy, run).into_iter().filter_map(|j| figure(j).map(|v| v as f64)))
-            .map(|s| s.median)
+        Spread::of(
+            self.ok_jobs_of(strategy, run)
+                .into_iter()
+                .filter_map(|j| figure(j).map(|v| v as f64)),
+        )
+        .map(|s| s.median)
     }
 
     /// Sum over the pipeline of the per-run median of a per-job figure (successful jobs).
-    pub fn pipeline_total(&self, strategy: &str, figure: impl Fn(&JobRecord) -> Option<u64>) -> Option<f64> {
-        sum_all(self.pipeline().iter().map(|run| self.job_median(strategy, run, &figure)))
+    pub fn pipeline_total(
+        &self,
+        strategy: &str,
+        figure: impl Fn(&JobRecord) -> Option<u64>,
+    ) -> Option<f64> {
+        sum_all(
+            self.pipeline()
+                .iter()
+                .map(|run| self.job_median(strategy, run, &figure)),
+        )
     }
 
     /// Median across iterations of a cache.csv figure after the last pipeline run that has one.

@@ -57,13 +57,17 @@ fn fill(template: &str, values: &[(&str, String)]) -> Result<String, ReportError
     for (key, value) in values {
         let placeholder = format!("{{{{{key}}}}}");
         if !out.contains(&placeholder) {
-            return Err(ReportError::Data(format!("report template has no {placeholder}")));
+            return Err(ReportError::Data(format!(
+                "report template has no {placeholder}"
+            )));
         }
         out = out.replace(&placeholder, value);
     }
     if let Some(at) = out.find("{{") {
         let rest: String = out[at..].chars().take(30).collect();
-        return Err(ReportError::Data(format!("report template placeholder not filled: {rest}")));
+        return Err(ReportError::Data(format!(
+            "report template placeholder not filled: {rest}"
+        )));
     }
     Ok(out)
 }
@@ -124,7 +128,11 @@ fn warnings(data: &RunData) -> String {
              only the jobs that finished.</p>",
         );
     }
-    let failed = data.jobs.iter().filter(|j| j.status == JobStatus::Failed).count();
+    let failed = data
+        .jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Failed)
+        .count();
     if failed > 0 {
         out.push_str(&format!(
             "<p class=\"warning\">{failed} of {} jobs failed. Failed jobs are left out of every \
@@ -132,7 +140,12 @@ fn warnings(data: &RunData) -> String {
             data.jobs.len()
         ));
     }
-    let stand_ins = data.info.images.iter().filter(|i| i.source == ImageSource::LocalStandIn).count();
+    let stand_ins = data
+        .info
+        .images
+        .iter()
+        .filter(|i| i.source == ImageSource::LocalStandIn)
+        .count();
     if stand_ins > 0 {
         out.push_str(&format!(
             "<p class=\"warning\">{stand_ins} of {} toolchain images were local stand-ins built \
@@ -144,7 +157,10 @@ fn warnings(data: &RunData) -> String {
 }
 
 fn strategy_html(name: &str) -> String {
-    format!("<strong class=\"strategy\" data-strategy=\"{0}\">{0}</strong>", html(name))
+    format!(
+        "<strong class=\"strategy\" data-strategy=\"{0}\">{0}</strong>",
+        html(name)
+    )
 }
 
 fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
@@ -199,9 +215,18 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
         let names: Vec<String> = verdict
             .unranked
             .iter()
-            .map(|s| format!("{} (all jobs failed in: {})", strategy_html(&s.strategy), html(&s.runs_without_ok_job.join(", "))))
+            .map(|s| {
+                format!(
+                    "{} (all jobs failed in: {})",
+                    strategy_html(&s.strategy),
+                    html(&s.runs_without_ok_job.join(", "))
+                )
+            })
             .collect();
-        out.push_str(&format!("<p class=\"failed\">Not ranked: {}.</p>", names.join("; ")));
+        out.push_str(&format!(
+            "<p class=\"failed\">Not ranked: {}.</p>",
+            names.join("; ")
+        ));
     }
     let best_total = verdict.fastest().and_then(|b| b.total_ms);
     let rows: Vec<Vec<String>> = verdict
@@ -214,7 +239,11 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
             let vs = match (rank, s.total_ms, best_total) {
                 (Some(1), _, _) => "fastest".to_string(),
                 (_, Some(t), Some(b)) if b > 0.0 => {
-                    format!("+{} (+{:.1}%)", format::duration(t - b), (t - b) / b * 100.0)
+                    format!(
+                        "+{} (+{:.1}%)",
+                        format::duration(t - b),
+                        (t - b) / b * 100.0
+                    )
                 }
                 _ => MISSING.to_string(),
             };
@@ -224,7 +253,10 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
                     format!("{}–{}", format::duration(sp.min), format::duration(sp.max))
                 });
             let failed = if s.failed_jobs > 0 {
-                format!("<td class=\"num failed\">{} of {}</td>", s.failed_jobs, s.jobs)
+                format!(
+                    "<td class=\"num failed\">{} of {}</td>",
+                    s.failed_jobs, s.jobs
+                )
             } else {
                 format!("<td class=\"num\">0 of {}</td>", s.jobs)
             };
@@ -297,14 +329,20 @@ fn time_table(data: &RunData) -> String {
             for run in &pipeline {
                 let cell = data.wall(s, run);
                 medians.push(cell.wall_ms.map(|w| w.median));
-                let figure = cell
-                    .wall_ms
-                    .map_or_else(|| format!("<span class=\"na\">{MISSING}</span>"), |w| html(&spread_text(&w)));
+                let figure = cell.wall_ms.map_or_else(
+                    || format!("<span class=\"na\">{MISSING}</span>"),
+                    |w| html(&spread_text(&w)),
+                );
                 let mut counts = format!("{} ok", cell.ok);
                 if cell.failed > 0 {
-                    counts.push_str(&format!(", <span class=\"failed\">{} failed</span>", cell.failed));
+                    counts.push_str(&format!(
+                        ", <span class=\"failed\">{} failed</span>",
+                        cell.failed
+                    ));
                 }
-                row.push(format!("<td class=\"num\">{figure}<br><small>{counts}</small></td>"));
+                row.push(format!(
+                    "<td class=\"num\">{figure}<br><small>{counts}</small></td>"
+                ));
             }
             row.push(td_num(format::opt_duration(super::data::sum_all(medians))));
             row
@@ -326,7 +364,10 @@ fn cache_map(map: &CacheMap) -> String {
         }
     }
     for (name, n) in &groups {
-        out.push_str(&format!("<th class=\"strategy\" colspan=\"{n}\">{}</th>", html(name)));
+        out.push_str(&format!(
+            "<th class=\"strategy\" colspan=\"{n}\">{}</th>",
+            html(name)
+        ));
     }
     out.push_str("</tr><tr>");
     let first_of_strategy: Vec<bool> = map
@@ -336,7 +377,11 @@ fn cache_map(map: &CacheMap) -> String {
         .map(|(i, c)| i == 0 || map.columns[i - 1].strategy != c.strategy)
         .collect();
     for (c, first) in map.columns.iter().zip(&first_of_strategy) {
-        let class = if *first { " class=\"first-of-strategy\"" } else { "" };
+        let class = if *first {
+            " class=\"first-of-strategy\""
+        } else {
+            ""
+        };
         out.push_str(&format!("<th{class}>{}</th>", html(&c.pipeline_run)));
     }
     out.push_str("</tr></thead><tbody>");
@@ -367,7 +412,9 @@ fn cache_map(map: &CacheMap) -> String {
             let duration = format::opt_duration(cell.median_ms);
             let mut marks = String::new();
             for m in &cell.marks {
-                let d = m.duration_ms.map_or(MISSING.to_string(), |d| format::duration(d as f64));
+                let d = m
+                    .duration_ms
+                    .map_or(MISSING.to_string(), |d| format::duration(d as f64));
                 marks.push_str(&format!(
                     "<span class=\"job {}\" data-iteration=\"{}\" title=\"iteration {}: {}, {}\"></span>",
                     m.state.class(),
@@ -414,7 +461,15 @@ fn phases_table(data: &RunData) -> String {
         .collect();
     table(
         Some("phases-table"),
-        &["strategy", "provision", "pull", "build", "push", "not in a phase", "pipeline total"],
+        &[
+            "strategy",
+            "provision",
+            "pull",
+            "build",
+            "push",
+            "not in a phase",
+            "pipeline total",
+        ],
         &rows,
     )
 }
@@ -444,7 +499,11 @@ fn services(data: &RunData) -> String {
     format!(
         "<h3>Long-lived services</h3><p>Started once per iteration and used by every job of the \
          strategy; their start-up is not part of any job's wall time.</p>{}",
-        table(Some("services-table"), &["strategy", "service", "start-up", "iterations"], &rows)
+        table(
+            Some("services-table"),
+            &["strategy", "service", "start-up", "iterations"],
+            &rows
+        )
     )
 }
 
@@ -452,7 +511,13 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
     let standings: Vec<&Standing> = data
         .strategies()
         .iter()
-        .filter_map(|s| verdict.ranked.iter().chain(&verdict.unranked).find(|x| &x.strategy == s))
+        .filter_map(|s| {
+            verdict
+                .ranked
+                .iter()
+                .chain(&verdict.unranked)
+                .find(|x| &x.strategy == s)
+        })
         .collect();
     let rows: Vec<Vec<String>> = standings
         .iter()
@@ -468,7 +533,13 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
         .collect();
     let mut out = table(
         Some("cost-table"),
-        &["strategy", "pushed", "pulled", "registry storage", "daemon volume"],
+        &[
+            "strategy",
+            "pushed",
+            "pulled",
+            "registry storage",
+            "daemon volume",
+        ],
         &rows,
     );
     let pipeline = data.pipeline();
@@ -507,17 +578,23 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
 fn environment(data: &RunData) -> String {
     let info = &data.info;
     let images = &info.images;
-    let stand_ins: Vec<&crate::results::ImageInfo> =
-        images.iter().filter(|i| i.source == ImageSource::LocalStandIn).collect();
+    let stand_ins: Vec<&crate::results::ImageInfo> = images
+        .iter()
+        .filter(|i| i.source == ImageSource::LocalStandIn)
+        .collect();
     let mut out = String::new();
     out.push_str("<p id=\"image-sources\"><b>");
     if images.is_empty() {
-        out.push_str("run.json lists no toolchain images, so whether they were official is not known.");
+        out.push_str(
+            "run.json lists no toolchain images, so whether they were official is not known.",
+        );
     } else if stand_ins.is_empty() {
         out.push_str("All toolchain images were the official ones.");
     } else {
-        let names: Vec<String> =
-            stand_ins.iter().map(|i| format!("{} ({})", html(&i.role), html(&i.name))).collect();
+        let names: Vec<String> = stand_ins
+            .iter()
+            .map(|i| format!("{} ({})", html(&i.role), html(&i.name)))
+            .collect();
         out.push_str(&format!(
             "{} of {} toolchain images were local stand-ins built by layerbench from Debian \
              packages, because the official images could not be pulled: {}. Times with the \
@@ -538,21 +615,39 @@ fn environment(data: &RunData) -> String {
                     ImageSource::Official => "official",
                     ImageSource::LocalStandIn => "local stand-in (built from Debian packages)",
                 }),
-                format!("<td><code>{}</code></td>", html(i.id.as_deref().unwrap_or(MISSING))),
+                format!(
+                    "<td><code>{}</code></td>",
+                    html(i.id.as_deref().unwrap_or(MISSING))
+                ),
             ]
         })
         .collect();
-    out.push_str(&table(Some("images"), &["role", "image", "source", "id"], &rows));
+    out.push_str(&table(
+        Some("images"),
+        &["role", "image", "source", "id"],
+        &rows,
+    ));
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| MISSING.to_string());
     let builders = if info.builder_versions.is_empty() {
         MISSING.to_string()
     } else {
-        info.builder_versions.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        info.builder_versions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let memory = info.host.memory_bytes.map(|b| format::bytes(b as f64)).unwrap_or_else(|| MISSING.into());
+    let memory = info
+        .host
+        .memory_bytes
+        .map(|b| format::bytes(b as f64))
+        .unwrap_or_else(|| MISSING.into());
     let facts = [
         ("run id", info.run_id.clone()),
-        ("scenario", format!("{} ({})", info.scenario, info.scenario_path)),
+        (
+            "scenario",
+            format!("{} ({})", info.scenario, info.scenario_path),
+        ),
         ("scenario hash (sha256)", info.scenario_hash.clone()),
         ("backend", info.backend.clone()),
         ("strategies", info.strategies.join(", ")),
@@ -563,13 +658,28 @@ fn environment(data: &RunData) -> String {
         ("git commit", opt(&info.git_commit)),
         ("engine version", opt(&info.engine_version)),
         ("builder versions", builders),
-        ("host", format!("{} CPUs, {} memory, {}", info.host.cpus, memory, info.host.os)),
+        (
+            "host",
+            format!(
+                "{} CPUs, {} memory, {}",
+                info.host.cpus, memory, info.host.os
+            ),
+        ),
         ("started", info.started_at.clone()),
         ("ended", opt(&info.ended_at)),
-        ("interrupted", if info.interrupted { "yes".into() } else { "no".into() }),
+        (
+            "interrupted",
+            if info.interrupted {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
     ];
-    let rows: Vec<Vec<String>> =
-        facts.iter().map(|(k, v)| vec![format!("<th>{}</th>", html(k)), td(v)]).collect();
+    let rows: Vec<Vec<String>> = facts
+        .iter()
+        .map(|(k, v)| vec![format!("<th>{}</th>", html(k)), td(v)])
+        .collect();
     out.push_str(&table(Some("environment-table"), &["", ""], &rows));
     out
 }
@@ -581,13 +691,31 @@ mod tests {
     #[test]
     fn every_placeholder_of_the_template_is_filled() {
         let keys = [
-            "scenario", "run_id", "backend", "iterations", "pipeline", "warnings", "verdict",
-            "time_chart", "time_table", "cache_map", "phases_chart", "phases_table", "services",
-            "cost_chart", "cost_table", "environment", "version", "chart_files",
+            "scenario",
+            "run_id",
+            "backend",
+            "iterations",
+            "pipeline",
+            "warnings",
+            "verdict",
+            "time_chart",
+            "time_table",
+            "cache_map",
+            "phases_chart",
+            "phases_table",
+            "services",
+            "cost_chart",
+            "cost_table",
+            "environment",
+            "version",
+            "chart_files",
         ];
         let values: Vec<(&str, String)> = keys.iter().map(|k| (*k, "x".to_string())).collect();
         let page = fill(TEMPLATE, &values).unwrap();
         assert!(!page.contains("{{"));
-        assert!(fill(TEMPLATE, &values[1..]).is_err(), "a missing value is an error");
+        assert!(
+            fill(TEMPLATE, &values[1..]).is_err(),
+            "a missing value is an error"
+        );
     }
 }

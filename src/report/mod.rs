@@ -16,11 +16,17 @@ pub enum ReportError {
     #[error("{0}")]
     Results(#[from] crate::results::ResultsError),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Data(String),
     #[error("cannot draw the {chart} chart: {message}")]
-    Chart { chart: &'static str, message: String },
+    Chart {
+        chart: &'static str,
+        message: String,
+    },
 }
 
 /// The files `generate` writes into the output directory, besides `index.html`.
@@ -46,8 +52,10 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
             crate::results::JOBS_CSV
         )));
     }
-    std::fs::create_dir_all(out_dir)
-        .map_err(|source| ReportError::Write { path: out_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
     let verdict = verdict::Verdict::compute(&data);
     let map = cache_map::CacheMap::build(&data);
     let strategies = data.strategies();
@@ -55,12 +63,30 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
     charts::render(&CacheMapChart { map: &map }, out_dir)?;
     let phases = charts::render(&PhasesChart::from_data(&data), out_dir)?;
     let cost = charts::render(&CostChart::from_verdict(&verdict, &strategies), out_dir)?;
-    let files = [TimeChart::NAME, CacheMapChart::NAME, PhasesChart::NAME, CostChart::NAME]
-        .iter()
-        .map(|n| format!("{n}.svg/.png"))
-        .collect();
-    let page = html::render(&data, &verdict, &map, &html::Charts { time, phases, cost, files })?;
+    let files = [
+        TimeChart::NAME,
+        CacheMapChart::NAME,
+        PhasesChart::NAME,
+        CostChart::NAME,
+    ]
+    .iter()
+    .map(|n| format!("{n}.svg/.png"))
+    .collect();
+    let page = html::render(
+        &data,
+        &verdict,
+        &map,
+        &html::Charts {
+            time,
+            phases,
+            cost,
+            files,
+        },
+    )?;
     let path = out_dir.join("index.html");
-    std::fs::write(&path, page).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+    std::fs::write(&path, page).map_err(|source| ReportError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }

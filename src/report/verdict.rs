@@ -51,7 +51,10 @@ impl Verdict {
         let mut ranked = vec![];
         let mut unranked = vec![];
         for strategy in data.strategies() {
-            let cells: Vec<_> = pipeline.iter().map(|run| (run, data.wall(&strategy, run))).collect();
+            let cells: Vec<_> = pipeline
+                .iter()
+                .map(|run| (run, data.wall(&strategy, run)))
+                .collect();
             let standing = Standing {
                 total_ms: super::data::sum_all(
                     cells.iter().map(|(_, c)| c.wall_ms.map(|s| s.median)),
@@ -78,17 +81,26 @@ impl Verdict {
             }
         }
         ranked.sort_by(|a, b| {
-            a.total_ms.unwrap_or(f64::INFINITY).total_cmp(&b.total_ms.unwrap_or(f64::INFINITY))
+            a.total_ms
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.total_ms.unwrap_or(f64::INFINITY))
         });
         let (complete_iterations, fastest_wins) = iteration_wins(data, &ranked);
-        Verdict { ranked, unranked, complete_iterations, fastest_wins }
+        Verdict {
+            ranked,
+            unranked,
+            complete_iterations,
+            fastest_wins,
+        }
     }
 }
 
 /// Checks the ranking against each iteration on its own: the ranking uses medians, so it
 /// is worth saying whether the winner also won iteration by iteration.
 fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
-    let Some(fastest) = ranked.first() else { return (vec![], 0) };
+    let Some(fastest) = ranked.first() else {
+        return (vec![], 0);
+    };
     let runs = data.pipeline().len();
     // iteration -> strategy -> (wall total, ok jobs)
     let mut totals: BTreeMap<u32, BTreeMap<&str, (u64, usize)>> = BTreeMap::new();
@@ -96,21 +108,30 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
         if job.status != JobStatus::Ok || !ranked.iter().any(|s| s.strategy == job.strategy) {
             continue;
         }
-        let entry = totals.entry(job.iteration).or_default().entry(&job.strategy).or_default();
+        let entry = totals
+            .entry(job.iteration)
+            .or_default()
+            .entry(&job.strategy)
+            .or_default();
         entry.0 += job.wall_ms;
         entry.1 += 1;
     }
     let mut complete = vec![];
     let mut wins = 0;
     for (iteration, per_strategy) in totals {
-        let all_complete = ranked
-            .iter()
-            .all(|s| per_strategy.get(s.strategy.as_str()).is_some_and(|(_, n)| *n == runs));
+        let all_complete = ranked.iter().all(|s| {
+            per_strategy
+                .get(s.strategy.as_str())
+                .is_some_and(|(_, n)| *n == runs)
+        });
         if !all_complete {
             continue;
         }
         complete.push(iteration);
-        let winner = per_strategy.iter().min_by_key(|(_, (total, _))| *total).map(|(s, _)| *s);
+        let winner = per_strategy
+            .iter()
+            .min_by_key(|(_, (total, _))| *total)
+            .map(|(s, _)| *s);
         if winner == Some(fastest.strategy.as_str()) {
             wins += 1;
         }
@@ -122,10 +143,19 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
 pub fn total_spread(data: &RunData, strategy: &str) -> Option<Spread> {
     let runs = data.pipeline().len();
     let mut per_iteration: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
-    for job in data.jobs.iter().filter(|j| j.strategy == strategy && j.status == JobStatus::Ok) {
+    for job in data
+        .jobs
+        .iter()
+        .filter(|j| j.strategy == strategy && j.status == JobStatus::Ok)
+    {
         let e = per_iteration.entry(job.iteration).or_default();
         e.0 += job.wall_ms;
         e.1 += 1;
     }
-    Spread::of(per_iteration.values().filter(|(_, n)| *n == runs).map(|(t, _)| *t as f64))
+    Spread::of(
+        per_iteration
+            .values()
+            .filter(|(_, n)| *n == runs)
+            .map(|(t, _)| *t as f64),
+    )
 }

@@ -15,8 +15,13 @@ use layerbench::strategy::StrategyKind;
 pub const FLASK_HASH: &str = "5e1f0c3a9b7d2e48c6a1f0b9d3e7c2a45b8f1d0e6c9a3b7f2d4e8c1a0b5f9e3d";
 pub const OTHER_HASH: &str = "a07c3e9f1b5d8c2e4f6a0b1c3d5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e";
 
-pub const STRATEGIES: [&str; 5] =
-    ["ephemeral-dind", "registry-final", "registry-multistage", "shared-dind", "daemonless"];
+pub const STRATEGIES: [&str; 5] = [
+    "ephemeral-dind",
+    "registry-final",
+    "registry-multistage",
+    "shared-dind",
+    "daemonless",
+];
 pub const PIPELINE: [&str; 4] = ["cold", "no-change", "code-change", "deps-change"];
 
 /// The sample Flask Dockerfile's 15 instructions: (stage, instruction, ms when executed).
@@ -89,7 +94,10 @@ pub fn fixtures_dir() -> PathBuf {
 pub fn all() -> Vec<Spec> {
     vec![
         Spec::flask("synthetic-flask"),
-        Spec { slower: Some(("shared-dind", 1.5)), ..Spec::flask("synthetic-flask-slower") },
+        Spec {
+            slower: Some(("shared-dind", 1.5)),
+            ..Spec::flask("synthetic-flask-slower")
+        },
         Spec {
             cache_lost: Some(("registry-multistage", "no-change", 13)),
             ..Spec::flask("synthetic-flask-cache-lost")
@@ -105,13 +113,24 @@ pub fn all() -> Vec<Spec> {
             official_images: true,
             ..Spec::flask("synthetic-one-iteration")
         },
-        Spec { all_failed: Some("daemonless"), one_failure: false, ..Spec::flask("synthetic-all-failed") },
-        Spec { pipeline: vec!["cold"], one_failure: false, ..Spec::flask("synthetic-single-run") },
+        Spec {
+            all_failed: Some("daemonless"),
+            one_failure: false,
+            ..Spec::flask("synthetic-all-failed")
+        },
+        Spec {
+            pipeline: vec!["cold"],
+            one_failure: false,
+            ..Spec::flask("synthetic-single-run")
+        },
     ]
 }
 
 pub fn spec(name: &str) -> Spec {
-    all().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no synthetic spec {name}"))
+    all()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no synthetic spec {name}"))
 }
 
 /// Steps that hit the cache for a strategy in a pipeline run (the patterns the strategies produce).
@@ -176,7 +195,11 @@ fn phases(strategy: &str, run: &str) -> (Option<u64>, Option<u64>, Option<u64>) 
     let cold = run == "cold";
     match strategy {
         "ephemeral-dind" => (Some(4_200), None, Some(3_000)),
-        "registry-final" => (Some(4_300), Some(if cold { 300 } else { 2_500 }), Some(3_200)),
+        "registry-final" => (
+            Some(4_300),
+            Some(if cold { 300 } else { 2_500 }),
+            Some(3_200),
+        ),
         "registry-multistage" => (
             Some(4_250),
             Some(if cold { 400 } else { 6_500 }),
@@ -192,10 +215,18 @@ fn phases(strategy: &str, run: &str) -> (Option<u64>, Option<u64>, Option<u64>) 
 }
 
 fn run_info(spec: &Spec) -> RunInfo {
-    let source = if spec.official_images { ImageSource::Official } else { ImageSource::LocalStandIn };
+    let source = if spec.official_images {
+        ImageSource::Official
+    } else {
+        ImageSource::LocalStandIn
+    };
     let image = |role: &str, official: &str, local: &str| ImageInfo {
         role: role.into(),
-        name: if spec.official_images { official.into() } else { local.into() },
+        name: if spec.official_images {
+            official.into()
+        } else {
+            local.into()
+        },
         source,
         id: Some(format!("sha256:{}", &FLASK_HASH[..12])),
     };
@@ -208,14 +239,25 @@ fn run_info(spec: &Spec) -> RunInfo {
         layerbench_version: "0.1.0".into(),
         git_commit: Some("synthetic".into()),
         engine_version: Some("20.10.24".into()),
-        builder_versions: [("buildah".to_string(), "1.28.2".to_string()), ("dind".to_string(), "20.10.24".to_string())]
-            .into_iter()
-            .collect(),
+        builder_versions: [
+            ("buildah".to_string(), "1.28.2".to_string()),
+            ("dind".to_string(), "20.10.24".to_string()),
+        ]
+        .into_iter()
+        .collect(),
         images: vec![
-            image("base", "python:3.11-slim", "layerbench-local/python:3.11-slim"),
+            image(
+                "base",
+                "python:3.11-slim",
+                "layerbench-local/python:3.11-slim",
+            ),
             image("dind", "docker:dind", "layerbench-local/dind:latest"),
             image("registry", "registry:2", "layerbench-local/registry:latest"),
-            image("buildah", "quay.io/buildah/stable", "layerbench-local/buildah:latest"),
+            image(
+                "buildah",
+                "quay.io/buildah/stable",
+                "layerbench-local/buildah:latest",
+            ),
         ],
         strategies: spec.strategies.iter().map(|s| s.to_string()).collect(),
         pipeline: spec.pipeline.iter().map(|s| s.to_string()).collect(),
@@ -229,21 +271,32 @@ fn run_info(spec: &Spec) -> RunInfo {
                 instruction: instruction.to_string(),
             })
             .collect(),
-        host: HostInfo { cpus: 2, memory_bytes: Some(25_769_803_776), os: "Debian GNU/Linux 12 (bookworm)".into() },
+        host: HostInfo {
+            cpus: 2,
+            memory_bytes: Some(25_769_803_776),
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+        },
         started_at: "2026-01-15T02:00:00Z".into(),
         ended_at: Some("2026-01-15T03:00:00Z".into()),
         interrupted: false,
         privileges: spec
             .strategies
             .iter()
-            .filter_map(|s| StrategyKind::parse(s).map(|k| (s.to_string(), k.strategy().privileges().summary())))
+            .filter_map(|s| {
+                StrategyKind::parse(s).map(|k| (s.to_string(), k.strategy().privileges().summary()))
+            })
             .collect(),
     }
 }
 
 fn timestamp(seconds: u64) -> String {
     let t = 2 * 3600 + seconds;
-    format!("2026-01-15T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+    format!(
+        "2026-01-15T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
 }
 
 /// Writes the whole results directory for `spec` into `dir`.
@@ -304,7 +357,10 @@ fn job(
     clock: &mut u64,
 ) -> (JobRecord, Vec<StepRecord>) {
     let key = format!("{iteration}/{run}/{strategy}");
-    let factor = spec.slower.filter(|(s, _)| *s == strategy).map_or(1.0, |(_, f)| f);
+    let factor = spec
+        .slower
+        .filter(|(s, _)| *s == strategy)
+        .map_or(1.0, |(_, f)| f);
     let started_at = timestamp(*clock);
     let base = JobRecord {
         run_id: spec.name.into(),
@@ -332,18 +388,27 @@ fn job(
         *clock += wall_ms / 1000 + 1;
         let error = "provision failed: buildah job container could not start: unshare(CLONE_NEWUSER): Operation not permitted".into();
         return (
-            JobRecord { status: JobStatus::Failed, error, wall_ms, provision_ms: Some(wall_ms), ..base },
+            JobRecord {
+                status: JobStatus::Failed,
+                error,
+                wall_ms,
+                provision_ms: Some(wall_ms),
+                ..base
+            },
             vec![],
         );
     }
     let mut cached = cached_steps(strategy, run);
     if let Some((s, r, step)) = spec.cache_lost {
         if s == strategy && r == run {
-            cached.retain(|c| *c != step && !(c > &step && STEPS[*c as usize - 1].0 == STEPS[step as usize - 1].0));
+            cached.retain(|c| {
+                *c != step && !(c > &step && STEPS[*c as usize - 1].0 == STEPS[step as usize - 1].0)
+            });
         }
     }
-    let fails_at = (spec.one_failure && strategy == "daemonless" && iteration == 2 && run == "deps-change")
-        .then_some(6u32);
+    let fails_at =
+        (spec.one_failure && strategy == "daemonless" && iteration == 2 && run == "deps-change")
+            .then_some(6u32);
     let mut steps = vec![];
     for (i, (stage, instruction, executed_ms)) in STEPS.iter().enumerate() {
         let step = i as u32 + 1;
@@ -367,13 +432,23 @@ fn job(
             duration_ms: Some(duration_ms),
         });
     }
-    let build_ms: u64 = steps.iter().filter_map(|s| s.duration_ms).sum::<u64>() + scaled(400, factor);
+    let build_ms: u64 =
+        steps.iter().filter_map(|s| s.duration_ms).sum::<u64>() + scaled(400, factor);
     let (provision, pull, push) = phases(strategy, run);
-    let vary = |name: &str, ms: Option<u64>| ms.map(|v| scaled(v, factor * jitter(&format!("{key}/{name}"), 0.04)));
+    let vary = |name: &str, ms: Option<u64>| {
+        ms.map(|v| scaled(v, factor * jitter(&format!("{key}/{name}"), 0.04)))
+    };
     let provision_ms = vary("provision", provision);
     let pull_ms = vary("pull", pull);
-    let push_ms = if fails_at.is_some() { None } else { vary("push", push) };
-    let wall_ms = [provision_ms, pull_ms, Some(build_ms), push_ms].iter().flatten().sum::<u64>()
+    let push_ms = if fails_at.is_some() {
+        None
+    } else {
+        vary("push", push)
+    };
+    let wall_ms = [provision_ms, pull_ms, Some(build_ms), push_ms]
+        .iter()
+        .flatten()
+        .sum::<u64>()
         + scaled(700, factor);
     *clock += wall_ms / 1000 + 1;
     let cached_steps = steps.iter().filter(|s| s.cached).count() as u32;
