@@ -31,7 +31,7 @@ const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 ///   `unix:///var/run/docker.sock`.
 /// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
 ///   overridable with `REGISTRY_*` variables (both are CNCF Distribution).
-/// - `Buildah`: always give an explicit command (`buildah bud …`, or `sh -c …`); neither has an entry point.
+/// - `Buildah`: always give an explicit command (`buildah bud …`, or `sh -c …`).
 /// - `Kaniko`: the entry point is `/kaniko/executor`; `Cmd` holds its flags. It has no stand-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
