@@ -589,3 +589,242 @@ fn shell_words(words: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::kube::names::{is_dns_label, is_label_value};
+    use crate::strategy::DaemonlessBuilder;
+
+    fn run() -> RunMeta {
+        RunMeta { run_id: "20261127T190501Z-flask".into(), namespace: "layerbench-x".into(), scenario: "flask".into() }
+    }
+
+    fn job() -> JobMeta<'static> {
+        JobMeta { name: "job-i1-p0-ephemeral-dind".into(), iteration: 1, pipeline_run: "edit app.py", strategy: "ephemeral-dind" }
+    }
+
+    fn daemonless_op(builder: DaemonlessBuilder) -> Op {
+        Op::DaemonlessBuild {
+            builder,
+            destinations: vec!["registry:5000/daemonless/app:c1".into(), "registry:5000/daemonless/app:latest".into()],
+            cache_repo: "registry:5000/daemonless/app-cache".into(),
+        }
+    }
+
+    /// Whether a Service or NetworkPolicy selector picks an object with `labels`.
+    fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    fn container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
+        pod.containers.iter().chain(pod.init_containers.iter().flatten()).find(|c| c.name == name).unwrap()
+    }
+
+    fn mount_path<'a>(c: &'a Container, volume: &str) -> &'a str {
+        &c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == volume).unwrap().mount_path
+    }
+
+    #[test]
+    fn dind_job_pod_runs_a_privileged_daemon_reachable_only_from_inside_the_pod() {
+        let pod = dind_job_pod(&run(), &KubeImages::default(), &job(), 1800);
+        let spec = pod.spec.as_ref().unwrap();
+        let dind = container(spec, DIND_CONTAINER);
+        assert_eq!(dind.security_context.as_ref().unwrap().privileged, Some(true));
+        let args = dind.args.as_ref().unwrap();
+        assert_eq!(args[0], "dockerd", "both dind images need `dockerd` first to take these flags verbatim");
+        assert!(args.contains(&"--host=tcp://127.0.0.1:2375".to_string()), "{args:?}");
+        assert!(args.contains(&"--insecure-registry=registry:5000".to_string()));
+        assert_eq!(mount_path(dind, "dind-data"), DIND_DATA_PATH);
+        let data = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == "dind-data").unwrap();
+        assert!(data.empty_dir.is_some(), "a fresh daemon per job starts from an empty /var/lib/docker");
+        let job_container = container(spec, JOB_CONTAINER);
+        assert!(job_container.security_context.is_none(), "only the daemon is privileged");
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.active_deadline_seconds, Some(1800));
+        assert_eq!(pod.metadata.labels.as_ref().unwrap()[crate::RUN_ID_LABEL], "20261127T190501Z-flask");
+        assert_eq!(pod.metadata.annotations.as_ref().unwrap()[PIPELINE_RUN_ANNOTATION], "edit app.py");
+    }
+
+    #[test]
+    fn shared_dind_keeps_its_data_on_a_claim_behind_a_service_only_job_pods_may_reach() {
+        let options = KubeOptions::default();
+        let shared = shared_dind(&run(), &options, 2);
+        let claim_spec = shared.claim.spec.as_ref().unwrap();
+        assert_eq!(claim_spec.access_modes.as_deref(), Some(&["ReadWriteOnce".to_string()][..]));
+        assert_eq!(claim_spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "20Gi");
+
+        let deployment = shared.deployment.spec.as_ref().unwrap();
+        assert_eq!(deployment.replicas, Some(1));
+        assert_eq!(deployment.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        let template = &deployment.template;
+        let pod_labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert!(selects(deployment.selector.match_labels.as_ref().unwrap(), pod_labels));
+        let pod = template.spec.as_ref().unwrap();
+        let dind = container(pod, DIND_CONTAINER);
+        assert_eq!(dind.security_context.as_ref().unwrap().privileged, Some(true));
+        assert!(dind.args.as_ref().unwrap().contains(&"--host=tcp://0.0.0.0:2375".to_string()));
+        assert_eq!(mount_path(dind, "docker-data"), "/var/lib/docker");
+        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "docker-data").unwrap();
+        assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, shared.claim.metadata.name.clone().unwrap());
+
+        let service = shared.service.spec.as_ref().unwrap();
+        assert_eq!(shared.service.metadata.name.as_deref(), Some("dind"), "jobs use tcp://dind:2375");
+        let port = &service.ports.as_ref().unwrap()[0];
+        assert_eq!((port.port, port.target_port.clone()), (2375, Some(IntOrString::Int(2375))));
+        assert!(selects(service.selector.as_ref().unwrap(), pod_labels));
+
+        let policy = shared.policy.spec.as_ref().unwrap();
+        assert!(selects(policy.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap(), pod_labels));
+        assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
+        let rules = policy.ingress.as_ref().unwrap();
+        assert_eq!(rules.len(), 1);
+        let peers = rules[0].from.as_ref().unwrap();
+        assert_eq!(peers.len(), 1);
+        assert!(peers[0].namespace_selector.is_none(), "no other namespace may reach the daemon");
+        let allowed = peers[0].pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+        let job_pod = dind_job_pod(&run(), &options.images, &job(), 60);
+        assert!(selects(allowed, job_pod.metadata.labels.as_ref().unwrap()), "the run's job pods are admitted");
+        assert!(!selects(allowed, pod_labels), "the daemon itself is no job");
+        let mut other_run = run();
+        other_run.run_id = "another-run".into();
+        let stranger = dind_job_pod(&other_run, &options.images, &job(), 60);
+        assert!(!selects(allowed, stranger.metadata.labels.as_ref().unwrap()), "another run's jobs are not");
+        let ports = rules[0].ports.as_ref().unwrap();
+        assert_eq!(ports[0].port, Some(IntOrString::Int(2375)));
+        assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+    }
+
+    #[test]
+    fn registry_serves_5000_from_an_empty_dir_configured_like_the_docker_backend() {
+        let (deployment, service) = registry(&run(), &KubeImages::default(), 1);
+        let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let c = container(pod, REGISTRY_NAME);
+        let env: Vec<String> =
+            c.env.as_ref().unwrap().iter().map(|e| format!("{}={}", e.name, e.value.as_deref().unwrap())).collect();
+        assert_eq!(env, crate::registry::container_env());
+        assert_eq!(mount_path(c, "registry-data"), crate::registry::STORAGE_ROOT);
+        let port = &service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
+        assert_eq!(port.port, 5000);
+        assert_eq!(format!("{}:{}", service.metadata.name.unwrap(), port.port), REGISTRY_HOST);
+    }
+
+    #[test]
+    fn buildah_pod_gets_sys_admin_and_unconfined_profiles_but_no_privileged_mode() {
+        let op = daemonless_op(DaemonlessBuilder::Buildah);
+        let parts = context_config_maps(&run(), "job-i1-p0-daemonless", &[7u8; 10]).unwrap();
+        let pod = daemonless_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("docker/Dockerfile"), &parts, 60);
+        let spec = pod.spec.as_ref().unwrap();
+        let build = container(spec, BUILD_CONTAINER);
+        let security = build.security_context.as_ref().unwrap();
+        assert_eq!(security.privileged, None);
+        assert_eq!(security.capabilities.as_ref().unwrap().add.as_deref(), Some(&["SYS_ADMIN".to_string()][..]));
+        assert_eq!(security.seccomp_profile.as_ref().unwrap().type_, "Unconfined");
+        assert_eq!(security.app_armor_profile.as_ref().unwrap().type_, "Unconfined");
+        assert_eq!(mount_path(build, "containers-storage"), "/var/lib/containers");
+        let script = &build.command.as_ref().unwrap()[2];
+        assert!(script.contains("-f /workspace/context/docker/Dockerfile"), "{script}");
+        assert!(script.contains("--cache-to=registry:5000/daemonless/app-cache"), "{script}");
+        assert_eq!(script.matches("buildah --storage-driver=overlay push").count(), 2, "{script}");
+        let unpack = container(spec, CONTEXT_CONTAINER);
+        assert_eq!(mount_path(unpack, "context-parts"), CONTEXT_PARTS_DIR);
+        assert_eq!(mount_path(unpack, "workspace"), mount_path(build, "workspace"));
+    }
+
+    #[test]
+    fn kaniko_pod_passes_flags_only_and_trusts_the_plain_http_registry() {
+        let op = daemonless_op(DaemonlessBuilder::Kaniko);
+        let parts = context_config_maps(&run(), "job", &[1u8; 3]).unwrap();
+        let pod = daemonless_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &parts, 60);
+        let build = container(pod.spec.as_ref().unwrap(), BUILD_CONTAINER);
+        assert!(build.command.is_none(), "the executor is the image's entry point");
+        let args = build.args.as_ref().unwrap();
+        for expected in [
+            "--context=dir:///workspace/context",
+            "--dockerfile=/workspace/context/Dockerfile",
+            "--destination=registry:5000/daemonless/app:latest",
+            "--cache-repo=registry:5000/daemonless/app-cache",
+            "--insecure-registry=registry:5000",
+        ] {
+            assert!(args.contains(&expected.to_string()), "{expected} missing from {args:?}");
+        }
+        assert!(build.security_context.is_none());
+    }
+
+    #[test]
+    fn context_parts_reassemble_in_order_and_too_large_contexts_are_refused_with_a_way_out() {
+        let tar: Vec<u8> = (0..(CONTEXT_PART_BYTES * 2 + 10)).map(|i| (i % 251) as u8).collect();
+        let parts = context_config_maps(&run(), "job-i1-p0-daemonless", &tar).unwrap();
+        assert_eq!(parts.len(), 3);
+        let joined: Vec<u8> = parts.iter().flat_map(|cm| cm.binary_data.as_ref().unwrap()["part"].0.clone()).collect();
+        assert_eq!(joined, tar);
+        let pod = daemonless_job_pod(
+            &run(),
+            &KubeImages::default(),
+            &job(),
+            &daemonless_op(DaemonlessBuilder::Buildah),
+            Path::new("Dockerfile"),
+            &parts,
+            60,
+        );
+        let volume = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
+        let sources = volume.projected.as_ref().unwrap().sources.as_ref().unwrap();
+        let projected: Vec<(String, String)> = sources
+            .iter()
+            .map(|s| {
+                let cm = s.config_map.as_ref().unwrap();
+                (cm.name.clone(), cm.items.as_ref().unwrap()[0].path.clone())
+            })
+            .collect();
+        assert_eq!(
+            projected,
+            vec![
+                ("job-i1-p0-daemonless-ctx-0".to_string(), "part-000".to_string()),
+                ("job-i1-p0-daemonless-ctx-1".to_string(), "part-001".to_string()),
+                ("job-i1-p0-daemonless-ctx-2".to_string(), "part-002".to_string()),
+            ]
+        );
+        let too_big = vec![0u8; CONTEXT_PART_BYTES * MAX_CONTEXT_PARTS + 1];
+        let error = context_config_maps(&run(), "job", &too_big).unwrap_err();
+        assert!(error.contains("dind strategy"), "{error}");
+    }
+
+    #[test]
+    fn every_object_is_labelled_with_the_run_and_named_validly() {
+        let options = KubeOptions::default();
+        let mut long = run();
+        long.run_id = format!("20261127T190501Z-{}", "very-long-scenario-name-".repeat(5));
+        long.scenario = "Very Long Scenario Name ".repeat(5);
+        let (reg, reg_svc) = registry(&long, &options.images, 1);
+        let shared = shared_dind(&long, &options, 1);
+        let parts = context_config_maps(&long, "job-i1-p0-daemonless", b"x").unwrap();
+        let op = daemonless_op(DaemonlessBuilder::Buildah);
+        let objects: Vec<ObjectMeta> = vec![
+            namespace(&long).metadata,
+            reg.metadata,
+            reg_svc.metadata,
+            shared.claim.metadata,
+            shared.deployment.metadata,
+            shared.service.metadata,
+            shared.policy.metadata,
+            parts[0].metadata.clone(),
+            dind_job_pod(&long, &options.images, &job(), 60).metadata,
+            daemonless_job_pod(&long, &options.images, &job(), &op, Path::new("Dockerfile"), &parts, 60).metadata,
+        ];
+        for meta in objects {
+            let name = meta.name.unwrap();
+            assert!(is_dns_label(&name), "{name}");
+            let labels = meta.labels.unwrap();
+            assert!(labels.contains_key(crate::RUN_ID_LABEL), "{name} lacks the run id label");
+            for (key, value) in labels {
+                assert!(is_label_value(&value), "{name}: {key}={value}");
+            }
+        }
+    }
+
+    #[test]
+    fn shell_words_quote_only_what_needs_it() {
+        let words = ["buildah".to_string(), "-t".into(), "it's here".into(), "a b".into(), "".into()];
+        assert_eq!(shell_words(&words), r#"buildah -t 'it'\''s here' 'a b' ''"#);
+    }
+}

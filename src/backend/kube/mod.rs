@@ -115,7 +115,7 @@ impl Default for KubeTimeouts {
 pub struct KubeOptions {
     /// kubeconfig context; the current context when `None`.
     pub context: Option<String>,
-    /// Namespace to run in; a new `layerbench-<scenario>-<run id>` when `None`.
+    /// Namespace to run in; a new `layerbench-<run id>` when `None`.
     pub namespace: Option<String>,
     pub images: KubeImages,
     /// Keep the namespace and job pods for debugging.
@@ -156,16 +156,18 @@ pub fn manifests_yaml(
         namespace: options
             .namespace
             .clone()
-            .unwrap_or_else(|| names::run_namespace(&scenario.name, MANIFESTS_RUN_ID)),
+            .unwrap_or_else(|| names::run_namespace(&format!("{MANIFESTS_RUN_ID}-{}", scenario.name))),
         scenario: scenario.name.clone(),
     };
     let repository = format!("{}/{}/{}", manifests::REGISTRY_HOST, strategy.name(), scenario.repository);
+    let first_run = scenario.pipeline.first().map(|p| p.name.as_str()).unwrap_or("first");
+    // The tag the runner gives the first pipeline run's job.
+    let commit_tag = format!("c1-{first_run}");
     let plan = strategy.strategy().plan(&PlanInput {
         repository: &repository,
-        commit_tag: "run-1",
+        commit_tag: &commit_tag,
         dockerfile: &scenario.dockerfile,
     });
-    let first_run = scenario.pipeline.first().map(|p| p.name.as_str()).unwrap_or("run-1");
     let job = JobMeta { name: names::job_name(1, 0, strategy.name()), iteration: 1, pipeline_run: first_run, strategy: strategy.name() };
     let timeout_s = options.timeouts.job.as_secs();
 
@@ -293,7 +295,7 @@ impl KubeBackend {
                     "it is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63)",
                 ))
             }
-            None => names::run_namespace(scenario, run_id),
+            None => names::run_namespace(run_id),
         };
         let run = RunMeta { run_id: run_id.into(), namespace: namespace.clone(), scenario: scenario.into() };
         let namespaces: Api<Namespace> = Api::all(client.clone());

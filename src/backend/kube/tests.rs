@@ -1,1 +1,418 @@
-//! Orchestration tests against a scripted API server (kube-rs mock-service pattern).
+//! Orchestration tests against a scripted API server (kube-rs's `tower-test` mock-service pattern).
+//!
+//! Every wait runs on paused tokio time: a timeout of minutes passes in no real time.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::DeleteParams;
+use kube::Api;
+use serde_json::json;
+
+use super::mock::{self, created, exited, list, lines, ok, pod, running, status, waiting, Reply};
+use super::orchestrate::{delete, ensure_created, wait_pod, KubeError, PodStage};
+use super::*;
+use crate::backend::JobSpec;
+use crate::events::Reporter;
+use crate::scenario::{Change, Dockerfile, PipelineRun};
+use crate::strategy::JobPlan;
+
+const NS: &str = "ns";
+
+fn pods_path() -> String {
+    format!("/api/v1/namespaces/{NS}/pods")
+}
+
+fn pod_path(name: &str) -> String {
+    format!("{}/{name}", pods_path())
+}
+
+fn a_pod(name: &str) -> Pod {
+    serde_json::from_value(pod(NS, name, json!({}))).unwrap()
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Reporter for Recorder {
+    fn event(&mut self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+fn options() -> KubeOptions {
+    KubeOptions { namespace: Some(NS.into()), ..KubeOptions::default() }
+}
+
+/// A backend on the mock, its namespace already there (so it does not own it).
+async fn backend(handler: impl FnMut(&mock::Seen) -> Reply + Send + 'static) -> (KubeBackend, mock::Trace) {
+    let mut handler = handler;
+    let (client, trace) = mock::serve(move |seen| {
+        if seen.is("GET", "/version") {
+            return ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "", "gitTreeState": "",
+                             "buildDate": "", "goVersion": "", "compiler": "", "platform": ""}));
+        }
+        if seen.is("GET", &format!("/api/v1/namespaces/{NS}")) {
+            return ok(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+        }
+        handler(seen)
+    });
+    let backend = KubeBackend::with_client(client, options(), "run-1", "flask").await.unwrap();
+    trace.lock().unwrap().clear();
+    (backend, trace)
+}
+
+struct Job {
+    pipeline_run: PipelineRun,
+    plan: JobPlan,
+    dockerfile: Dockerfile,
+    context: tempfile::TempDir,
+    dockerfile_path: PathBuf,
+}
+
+impl Job {
+    fn new(strategy: StrategyKind) -> Job {
+        let text = "FROM python:3.11-slim\nRUN echo hi\n";
+        let dockerfile = Dockerfile::parse(text).unwrap();
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(context.path().join("Dockerfile"), text).unwrap();
+        let repository = format!("registry:5000/{strategy}/app");
+        let plan = strategy.strategy().plan(&PlanInput { repository: &repository, commit_tag: "c1-first", dockerfile: &dockerfile });
+        Job {
+            pipeline_run: PipelineRun { name: "first".into(), change: Change::None },
+            plan,
+            dockerfile,
+            context,
+            dockerfile_path: PathBuf::from("Dockerfile"),
+        }
+    }
+
+    fn spec(&self, strategy: StrategyKind) -> JobSpec<'_> {
+        JobSpec {
+            iteration: 1,
+            pipeline_index: 0,
+            pipeline_run: &self.pipeline_run,
+            strategy,
+            plan: &self.plan,
+            context: self.context.path(),
+            dockerfile_path: &self.dockerfile_path,
+            dockerfile: &self.dockerfile,
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_answered_409_means_it_exists_already() {
+    let (client, trace) = mock::serve(|seen| match (seen.method.as_str(), seen.path.as_str()) {
+        ("POST", _) => status(409, "AlreadyExists", "pods \"p\" already exists"),
+        ("GET", _) => ok(pod(NS, "p", json!({}))),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    ensure_created(&pods, &a_pod("p"), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(lines(&trace), vec![format!("POST {}", pods_path()), format!("GET {}", pod_path("p"))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_over_an_object_being_deleted_waits_for_it_then_creates_again() {
+    let mut posts = 0;
+    let (client, trace) = mock::serve(move |seen| {
+        let old = pod(NS, "p", json!({}));
+        let mut terminating = old.clone();
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-11-27T18:00:00Z");
+        match (seen.method.as_str(), seen.is_watch()) {
+            ("POST", _) => {
+                posts += 1;
+                if posts == 1 { status(409, "AlreadyExists", "already exists") } else { created(seen) }
+            }
+            ("GET", true) => Reply::Watch(vec![("DELETED", terminating)]),
+            ("GET", false) if seen.path == pod_path("p") => ok(terminating),
+            ("GET", false) => list("Pod", vec![terminating]),
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    ensure_created(&pods, &a_pod("p"), Duration::from_secs(30)).await.unwrap();
+    let trace = lines(&trace);
+    assert_eq!(trace.first().unwrap(), &format!("POST {}", pods_path()));
+    assert_eq!(trace.last().unwrap(), &format!("POST {}", pods_path()));
+    assert!(trace.contains(&format!("GET {} (watch)", pods_path())), "{trace:?}");
+}
+
+#[tokio::test]
+async fn delete_answered_404_means_already_gone() {
+    let (client, trace) = mock::serve(|_| status(404, "NotFound", "pods \"p\" not found"));
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    delete(&pods, "p", &DeleteParams::default(), Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(lines(&trace), vec![format!("DELETE {}", pod_path("p"))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_in_image_pull_back_off_fails_with_the_kubelets_reason_and_a_way_out() {
+    let (client, _) = mock::serve(|seen| {
+        let creating = waiting("dind", "layerbench-local/dind:28-dind", "ContainerCreating", "");
+        let stuck = waiting(
+            "dind",
+            "layerbench-local/dind:28-dind",
+            "ImagePullBackOff",
+            "Back-off pulling image \"layerbench-local/dind:28-dind\"",
+        );
+        if seen.is_watch() {
+            Reply::Watch(vec![("MODIFIED", pod(NS, "job", stuck))])
+        } else {
+            list("Pod", vec![pod(NS, "job", creating)])
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let started = tokio::time::Instant::now();
+    let error = wait_pod(&pods, "job", PodStage::Started, Duration::from_secs(300)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "failed fast, not at the timeout");
+    let KubeError::PodFailed { reason, .. } = &error else { panic!("{error:?}") };
+    assert!(reason.contains("container dind: ImagePullBackOff: Back-off pulling image"), "{reason}");
+    assert!(reason.contains("kind load docker-image layerbench-local/dind:28-dind"), "{reason}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unschedulable_pod_times_out_naming_the_stage_and_the_schedulers_reason() {
+    let (client, _) = mock::serve(|seen| {
+        if seen.is_watch() {
+            return Reply::Hang;
+        }
+        let unschedulable = json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient memory."}]});
+        if seen.path == pod_path("job") {
+            ok(pod(NS, "job", unschedulable))
+        } else {
+            list("Pod", vec![pod(NS, "job", unschedulable)])
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let started = tokio::time::Instant::now();
+    let error = wait_pod(&pods, "job", PodStage::Scheduled, Duration::from_secs(60)).await.unwrap_err();
+    assert_eq!(started.elapsed().as_secs(), 60);
+    assert_eq!(
+        error.to_string(),
+        "timed out after 60 s waiting for pod job to be scheduled \
+         (PodScheduled=False: Unschedulable: 0/1 nodes are available: 1 Insufficient memory.)"
+    );
+}
+
+fn namespace_json(phase: &str, finalizers: &[&str]) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": "layerbench-run-1", "uid": "ns-uid", "resourceVersion": "5", "finalizers": finalizers,
+                        "labels": {crate::RUN_ID_LABEL: "run-1"}},
+           "status": {"phase": phase}})
+}
+
+/// A backend that created its namespace; `watch` answers the watches of its deletion in turn.
+async fn owning_backend(mut watches: Vec<Reply>, timeouts: KubeTimeouts) -> (KubeBackend, mock::Trace) {
+    watches.reverse();
+    let mut created_ns = false;
+    let (client, trace) = mock::serve(move |seen| {
+        let ns_path = "/api/v1/namespaces/layerbench-run-1";
+        match (seen.method.as_str(), seen.path.as_str(), seen.is_watch()) {
+            ("GET", "/version", _) => ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "",
+                "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": ""})),
+            ("GET", p, _) if p == ns_path && !created_ns => status(404, "NotFound", "not found"),
+            ("POST", "/api/v1/namespaces", _) => {
+                created_ns = true;
+                created(seen)
+            }
+            ("DELETE", p, _) if p == ns_path => ok(namespace_json("Terminating", &["kubernetes"])),
+            ("GET", "/api/v1/namespaces", false) => list("Namespace", vec![namespace_json("Terminating", &["kubernetes"])]),
+            ("GET", "/api/v1/namespaces", true) => watches.pop().unwrap_or(Reply::Hang),
+            ("GET", p, _) if p == ns_path => ok(namespace_json("Terminating", &["kubernetes"])),
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    });
+    let options = KubeOptions { timeouts, ..KubeOptions::default() };
+    let backend = KubeBackend::with_client(client, options, "run-1", "flask").await.unwrap();
+    (backend, trace)
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_a_namespace_that_takes_time_to_terminate() {
+    let still_terminating = Reply::Watch(vec![("MODIFIED", namespace_json("Terminating", &["kubernetes"]))]);
+    let gone = Reply::Watch(vec![("DELETED", namespace_json("Terminating", &[]))]);
+    let (mut backend, trace) = owning_backend(vec![still_terminating, gone], KubeTimeouts::default()).await;
+    assert_eq!(backend.namespace(), "layerbench-run-1");
+    backend.shutdown().await.unwrap();
+    let trace = lines(&trace);
+    assert!(trace.contains(&"POST /api/v1/namespaces".to_string()), "{trace:?}");
+    assert!(trace.contains(&"DELETE /api/v1/namespaces/layerbench-run-1".to_string()), "{trace:?}");
+    let watches = trace.iter().filter(|l| l.ends_with("(watch)")).count();
+    assert_eq!(watches, 2, "re-watched until the DELETED event: {trace:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_namespace_that_never_terminates_fails_shutdown_with_what_holds_it() {
+    let timeouts = KubeTimeouts { namespace_delete: Duration::from_secs(90), ..KubeTimeouts::default() };
+    let (mut backend, _) = owning_backend(vec![], timeouts).await;
+    let error = backend.shutdown().await.unwrap_err().to_string();
+    assert!(error.starts_with("delete namespace layerbench-run-1: timed out after 90 s waiting for Namespace"), "{error}");
+    assert!(error.contains("finalizers still pending: kubernetes"), "{error}");
+    assert!(error.contains("layerbench clean --backend kube"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dind_job_whose_image_cannot_be_pulled_fails_with_that_reason_and_its_pod_is_deleted() {
+    let job_name = "job-i1-p0-ephemeral-dind";
+    let (mut backend, trace) = backend(move |seen| {
+        let scheduled = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]});
+        let stuck = waiting("dind", "docker:28-dind", "ErrImagePull", "failed to pull and unpack image \"docker.io/library/docker:28-dind\": dial tcp: lookup registry-1.docker.io: no such host");
+        match (seen.method.as_str(), seen.is_watch()) {
+            ("POST", _) => created(seen),
+            ("GET", true) => Reply::Watch(vec![("MODIFIED", pod(NS, job_name, stuck.clone()))]),
+            ("GET", false) => list("Pod", vec![pod(NS, job_name, scheduled)]),
+            ("DELETE", _) => ok(pod(NS, job_name, stuck)),
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    })
+    .await;
+    let job = Job::new(StrategyKind::EphemeralDind);
+    let recorder = Recorder::default();
+    let events = EventSink::new(vec![Box::new(recorder.clone())]);
+    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &events).await;
+    let error = outcome.error.unwrap();
+    assert!(error.starts_with(&format!("pod {job_name}: container dind: ErrImagePull: failed to pull")), "{error}");
+    assert!(error.contains("kind load docker-image docker:28-dind"), "{error}");
+    assert!(outcome.phases.contains_key(&Phase::Provision));
+    assert!(!outcome.phases.contains_key(&Phase::Build));
+    let trace = lines(&trace);
+    assert_eq!(trace.first().unwrap(), &format!("POST {}", pods_path()));
+    assert_eq!(trace.last().unwrap(), &format!("DELETE {}", pod_path(job_name)));
+    let sent: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
+    assert!(sent[0].contains("Provision") && sent[0].contains(job_name), "{sent:?}");
+}
+
+/// Answers the six deletions of `remove_iteration_services` with 404 and the registry's
+/// creation and start; `rest` answers everything else.
+fn iteration_handler(mut rest: impl FnMut(&mock::Seen) -> Reply + Send) -> impl FnMut(&mock::Seen) -> Reply + Send {
+    move |seen| {
+        let registry_pod = pod(NS, "registry-abc", running(&["registry"], true));
+        if seen.method == "DELETE" {
+            return status(404, "NotFound", "not found");
+        }
+        if seen.method == "POST" && seen.path.contains("/deployments") && seen.body["metadata"]["name"] == "registry" {
+            return created(seen);
+        }
+        if seen.method == "POST" && seen.path.contains("/services") && seen.body["metadata"]["name"] == "registry" {
+            return created(seen);
+        }
+        let registry_query = seen.query.contains("registry") || seen.query.contains("registry-abc");
+        if seen.method == "GET" && seen.path == pods_path() && registry_query {
+            return if seen.is_watch() { Reply::Hang } else { list("Pod", vec![registry_pod]) };
+        }
+        if seen.is("GET", &format!("{}/log", pod_path("registry-abc"))) {
+            return Reply::Text(String::new());
+        }
+        rest(seen)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes_on() {
+    let refusal = "pods \"dind-5d8f\" is forbidden: violates PodSecurity \"baseline:latest\": privileged \
+                   (container \"dind\" must not set securityContext.privileged=true)";
+    let (mut backend, trace) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => created(seen),
+        ("GET", true) => Reply::Hang,
+        ("GET", false) if seen.path == pods_path() => list("Pod", vec![]),
+        ("GET", false) if seen.path.ends_with("/deployments/dind") => ok(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dind"},
+            "status": {"conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refusal}]},
+        })),
+        _ => status(500, "InternalError", "unexpected"),
+    }))
+    .await;
+    let recorder = Recorder::default();
+    let events = EventSink::new(vec![Box::new(recorder.clone())]);
+    let started = backend.begin_iteration(1, &[StrategyKind::SharedDind], &events).await.unwrap();
+    assert!(started.is_empty(), "no shared service started: {started:?}");
+    let trace = lines(&trace);
+    assert_eq!(trace.iter().filter(|l| l.starts_with("DELETE")).count(), 6, "leftovers removed first: {trace:?}");
+    for kind in ["persistentvolumeclaims", "networkpolicies", "services", "deployments"] {
+        assert!(trace.iter().any(|l| l.starts_with("POST") && l.ends_with(kind)), "no {kind} created: {trace:?}");
+    }
+    let notices: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
+    assert!(notices.iter().any(|n| n.contains("violates PodSecurity")), "{notices:?}");
+
+    let job = Job::new(StrategyKind::SharedDind);
+    let outcome = backend.run_job(&job.spec(StrategyKind::SharedDind), &events).await;
+    let error = outcome.error.unwrap();
+    assert!(error.starts_with("the shared dind service did not start: timed out after 60 s waiting for a dind pod"), "{error}");
+    assert!(error.contains("FailedCreate: pods \"dind-5d8f\" is forbidden: violates PodSecurity"), "{error}");
+    assert_eq!(outcome.bytes_pushed, Some(0), "registry traffic is still measured");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_the_pod_log() {
+    let job_name = "job-i1-p0-daemonless";
+    let posted: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let bodies = posted.clone();
+    let mut exited_yet = false;
+    let log = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
+               2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
+               2026-11-27T18:00:01.600000000Z hi\n\
+               2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
+    let (mut backend, trace) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => {
+            bodies.lock().unwrap().push(seen.body.clone());
+            created(seen)
+        }
+        ("GET", _) if seen.path.ends_with("/log") => Reply::Text(log.to_string()),
+        ("GET", true) => Reply::Hang,
+        ("GET", false) => {
+            // Running when first asked, exited from then on.
+            let state = if exited_yet { exited("build", 0) } else { running(&["build"], false) };
+            exited_yet = true;
+            list("Pod", vec![pod(NS, job_name, state)])
+        }
+        _ => status(500, "InternalError", "unexpected"),
+    }))
+    .await;
+    let events = EventSink::default();
+    backend.begin_iteration(1, &[StrategyKind::Daemonless], &events).await.unwrap();
+    let job = Job::new(StrategyKind::Daemonless);
+    let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
+    assert_eq!(outcome.error, None);
+    assert!(outcome.phases.contains_key(&Phase::Provision) && outcome.phases.contains_key(&Phase::Build));
+    let steps: Vec<(u32, bool, Option<Millis>)> = outcome.steps.iter().map(|s| (s.step, s.cached, s.duration_ms)).collect();
+    assert_eq!(steps[1], (2, false, Some(2500)), "step 2 ran from 1.5 s to the commit at 4 s: {steps:?}");
+
+    let posted = posted.lock().unwrap();
+    let config_map: ConfigMap = serde_json::from_value(posted[0].clone()).unwrap();
+    let tar = &config_map.binary_data.unwrap()["part"].0;
+    let names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"Dockerfile".to_string()), "{names:?}");
+    let pod: Pod = serde_json::from_value(posted[1].clone()).unwrap();
+    assert_eq!(pod.metadata.name.as_deref(), Some(job_name));
+    let trace = lines(&trace);
+    let tail: Vec<&str> = trace.iter().rev().take(3).map(String::as_str).collect();
+    assert!(tail.contains(&format!("DELETE {}", pod_path(job_name)).as_str()), "{trace:?}");
+    assert!(tail.contains(&format!("DELETE /api/v1/namespaces/{NS}/configmaps/{job_name}-ctx-0").as_str()), "{trace:?}");
+}
+
+#[tokio::test]
+async fn clean_deletes_labelled_namespaces_but_not_those_already_terminating() {
+    let (client, trace) = mock::serve(|seen| match seen.method.as_str() {
+        "GET" => {
+            assert!(seen.query.contains("labelSelector=layerbench.run-id"), "{}", seen.query);
+            let mut old = namespace_json("Active", &[]);
+            old["metadata"]["name"] = json!("layerbench-old");
+            list("Namespace", vec![old, namespace_json("Terminating", &["kubernetes"])])
+        }
+        "DELETE" => ok(namespace_json("Terminating", &[])),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let removed = clean_with(client, &KubeOptions::default()).await.unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(lines(&trace), vec!["GET /api/v1/namespaces".to_string(), "DELETE /api/v1/namespaces/layerbench-old".into()]);
+}
