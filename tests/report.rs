@@ -4,15 +4,26 @@ mod synthetic_results;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use layerbench::report::{generate, CHART_FILES};
 use layerbench::results::{read_jobs, read_run_info, JobStatus};
 use scraper::{Html, Selector};
 use synthetic_results::{spec, Spec};
 
-fn report_of(name: &str) -> (tempfile::TempDir, PathBuf, Html) {
-    let out = tempfile::tempdir().unwrap();
-    let index = generate(&spec(name).dir(), out.path()).unwrap();
+/// Each fixture's report is generated once per test run: drawing PNGs is slow in debug builds.
+fn report_of(name: &str) -> (PathBuf, PathBuf, Html) {
+    static GENERATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("report-tests")
+        .join(name);
+    let index = out.join("index.html");
+    let mut generated = GENERATED.lock().unwrap_or_else(|e| e.into_inner());
+    if !generated.iter().any(|n| n == name) {
+        let _ = std::fs::remove_dir_all(&out);
+        assert_eq!(generate(&spec(name).dir(), &out).unwrap(), index);
+        generated.push(name.to_string());
+    }
     let text = std::fs::read_to_string(&index).unwrap();
     (out, index, Html::parse_document(&text))
 }
@@ -103,9 +114,9 @@ fn committed_fixtures_match_their_generator() {
 #[test]
 fn every_expected_file_is_written_and_charts_are_real_images() {
     let (out, index, _) = report_of("synthetic-flask");
-    assert_eq!(index, out.path().join("index.html"));
+    assert_eq!(index, out.join("index.html"));
     for file in CHART_FILES {
-        let path = out.path().join(file);
+        let path = out.join(file);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         if file.ends_with(".png") {
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{file} is a PNG");
@@ -294,7 +305,7 @@ fn a_strategy_whose_every_job_failed_is_shown_but_not_ranked() {
         ranking.contains("daemonless") && ranking.contains("12 of 12"),
         "{ranking}"
     );
-    let svg = std::fs::read_to_string(out.path().join("time-per-run.svg")).unwrap();
+    let svg = std::fs::read_to_string(out.join("time-per-run.svg")).unwrap();
     assert_eq!(
         svg.matches("all 3 failed").count(),
         4,
@@ -357,4 +368,43 @@ fn write_synthetic_report_for_inspection() {
         let index = generate(&spec(name).dir(), &out.join(name)).unwrap();
         println!("{}", index.display());
     }
+}
+
+#[test]
+fn an_interrupted_run_is_reported_over_the_runs_it_reached_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = spec("synthetic-flask").dir();
+    for file in ["jobs.csv", "steps.csv", "cache.csv", "services.csv"] {
+        let text = std::fs::read_to_string(source.join(file)).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains(",deps-change,"))
+            .collect();
+        std::fs::write(dir.path().join(file), kept.join("\n") + "\n").unwrap();
+    }
+    let mut info = read_run_info(&source).unwrap();
+    info.interrupted = true;
+    info.strategies.push("daemonless-kaniko".into());
+    std::fs::write(
+        dir.path().join("run.json"),
+        serde_json::to_string_pretty(&info).unwrap(),
+    )
+    .unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let index = generate(dir.path(), out.path()).unwrap();
+    let doc = Html::parse_document(&std::fs::read_to_string(index).unwrap());
+    let warnings = text_of(&doc, "header .warning");
+    assert!(warnings.contains("interrupted"), "{warnings}");
+    assert!(
+        warnings.contains("daemonless-kaniko"),
+        "a strategy with no job is named: {warnings}"
+    );
+    assert!(
+        warnings.contains("deps-change"),
+        "the run it never reached is named: {warnings}"
+    );
+    assert!(text_of(&doc, "#verdict-headline").contains("(3 runs)"));
+    assert_eq!(select(&doc, "#cache-map td.cell").len(), 15 * 5 * 3);
+    assert!(!text_of(&doc, "#ranking").contains("daemonless-kaniko"));
 }

@@ -100,9 +100,15 @@ impl RunData {
         })
     }
 
-    /// Strategies in run.json's order, then any that only jobs.csv names.
+    /// Strategies with at least one job: run.json's order, then any that only jobs.csv names.
     pub fn strategies(&self) -> Vec<String> {
-        let mut names = self.info.strategies.clone();
+        let mut names: Vec<String> = self
+            .info
+            .strategies
+            .iter()
+            .filter(|s| self.jobs.iter().any(|j| &j.strategy == *s))
+            .cloned()
+            .collect();
         for job in &self.jobs {
             if !names.contains(&job.strategy) {
                 names.push(job.strategy.clone());
@@ -111,9 +117,27 @@ impl RunData {
         names
     }
 
-    /// Pipeline runs in run.json's order, then any that only jobs.csv names (by their index).
+    /// Strategies run.json lists that have no job at all (skipped, or the run stopped first).
+    pub fn strategies_without_jobs(&self) -> Vec<String> {
+        let ran = self.strategies();
+        self.info
+            .strategies
+            .iter()
+            .filter(|s| !ran.contains(s))
+            .cloned()
+            .collect()
+    }
+
+    /// Pipeline runs with at least one job: run.json's order, then any that only jobs.csv names
+    /// (by their index). An interrupted run is reported over the runs it reached.
     pub fn pipeline(&self) -> Vec<String> {
-        let mut names = self.info.pipeline.clone();
+        let mut names: Vec<String> = self
+            .info
+            .pipeline
+            .iter()
+            .filter(|r| self.jobs.iter().any(|j| &j.pipeline_run == *r))
+            .cloned()
+            .collect();
         let mut extra: Vec<&JobRecord> = self
             .jobs
             .iter()

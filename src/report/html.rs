@@ -140,6 +140,32 @@ fn warnings(data: &RunData) -> String {
             data.jobs.len()
         ));
     }
+    let without = data.strategies_without_jobs();
+    if !without.is_empty() {
+        out.push_str(&format!(
+            "<p class=\"warning\">run.json lists {} but no job of {} was recorded (skipped, or the \
+             run stopped first); {} left out of this report.</p>",
+            html(&without.join(", ")),
+            if without.len() == 1 { "it" } else { "them" },
+            if without.len() == 1 { "it is" } else { "they are" }
+        ));
+    }
+    let reached = data.pipeline();
+    let missing_runs: Vec<&str> = data
+        .info
+        .pipeline
+        .iter()
+        .filter(|r| !reached.contains(r))
+        .map(String::as_str)
+        .collect();
+    if !missing_runs.is_empty() {
+        out.push_str(&format!(
+            "<p class=\"warning bad\">No job was recorded for the pipeline run(s) {}: every total \
+             here covers only {}.</p>",
+            html(&missing_runs.join(", ")),
+            html(&reached.join(", "))
+        ));
+    }
     let stand_ins = data
         .info
         .images
