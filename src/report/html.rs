@@ -78,11 +78,15 @@ fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<String>]) -> String {
     if let Some(id) = id {
         out.push_str(&format!(" id=\"{id}\""));
     }
-    out.push_str("><thead><tr>");
-    for h in headers {
-        out.push_str(&format!("<th>{}</th>", html(h)));
+    out.push('>');
+    if !headers.is_empty() {
+        out.push_str("<thead><tr>");
+        for h in headers {
+            out.push_str(&format!("<th>{}</th>", html(h)));
+        }
+        out.push_str("</tr></thead>");
     }
-    out.push_str("</tr></thead><tbody>");
+    out.push_str("<tbody>");
     for row in rows {
         out.push_str("<tr>");
         for cell in row {
@@ -706,7 +710,7 @@ fn environment(data: &RunData) -> String {
         .iter()
         .map(|(k, v)| vec![format!("<th>{}</th>", html(k)), td(v)])
         .collect();
-    out.push_str(&table(Some("environment-table"), &["", ""], &rows));
+    out.push_str(&table(Some("environment-table"), &[], &rows));
     out
 }
 
