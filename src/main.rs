@@ -160,11 +160,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
         Command::Compare { baseline, candidate, threshold, markdown, openmetrics } => {
-            let threshold = parse_threshold(&threshold).map_err(|e| usage(anyhow!(e)))?;
+            let threshold = compare::parse_threshold(&threshold).map_err(usage)?;
             let options = compare::CompareOptions { baseline, candidate, threshold, markdown, openmetrics };
-            let outcome = compare::compare(&options).map_err(usage)?;
-            print!("{}", outcome.table);
-            Ok(if outcome.regressed { exit::REGRESSION_OR_FAILED_JOB } else { exit::OK })
+            let result = compare::compare(&options);
+            let code = compare::exit_code(&result);
+            print!("{}", result.map_err(usage)?.table);
+            Ok(code)
         }
         Command::Clean => {
             let engine = connect_engine().await?;
@@ -296,10 +297,3 @@ async fn interrupted() {
     }
 }
 
-fn parse_threshold(text: &str) -> Result<f64, String> {
-    let value = match text.strip_suffix('%') {
-        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
-        None => text.trim().parse::<f64>(),
-    };
-    value.ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| format!("--threshold: `{text}` is not a percentage like 10% or a fraction like 0.1"))
-}

@@ -16,6 +16,8 @@ pub enum ResultsError {
     Csv { path: PathBuf, source: csv::Error },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: csv::Error },
+    #[error("cannot read {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
 }
 
 pub const STEPS_CSV: &str = "steps.csv";
@@ -156,8 +158,8 @@ pub fn read_services(dir: &Path) -> Result<Vec<ServiceRecord>, ResultsError> {
 pub fn read_run_info(dir: &Path) -> Result<RunInfo, ResultsError> {
     let path = dir.join(RUN_JSON);
     let text = std::fs::read_to_string(&path)
-        .map_err(|source| ResultsError::Io { path: path.clone(), source })?;
-    serde_json::from_str(&text).map_err(|e| ResultsError::Io {
+        .map_err(|source| ResultsError::ReadFile { path: path.clone(), source })?;
+    serde_json::from_str(&text).map_err(|e| ResultsError::ReadFile {
         path,
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
     })

@@ -1,0 +1,102 @@
+//! Shared set-up for tests that run against the real Docker engine (`make test` starts one).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bollard::Docker;
+use layerbench::events::{EventSink, Reporter};
+use layerbench::results::{JobRecord, StepRecord};
+use layerbench::scenario::{self, Scenario};
+use layerbench::session::{self, Outcome};
+use layerbench::strategy::StrategyKind;
+use layerbench::toolchain::ToolchainConfig;
+
+/// Engine tests build for real on a 2-core machine: one at a time keeps their timings sane.
+pub static ENGINE: Mutex<()> = Mutex::new(());
+
+pub fn lock_engine() -> std::sync::MutexGuard<'static, ()> {
+    ENGINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn load(relative: &str) -> Scenario {
+    scenario::load(&repo_path(relative)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+pub async fn engine() -> Docker {
+    let docker = Docker::connect_with_defaults().expect("DOCKER_HOST is usable");
+    docker.ping().await.unwrap_or_else(|e| {
+        panic!("no Docker engine answers ({e}); run the tests with `make test`, which starts one")
+    });
+    docker
+}
+
+/// Reporter that prints plain lines, so a failing test shows what the run did.
+pub fn events(extra: Vec<Box<dyn Reporter>>) -> EventSink {
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(layerbench::progress::PlainReporter::new(std::io::stderr()))];
+    reporters.extend(extra);
+    EventSink::new(reporters)
+}
+
+/// Runs a scenario with the given strategies (one iteration) to the end, results under `results_root`.
+pub async fn run(scenario: &Scenario, strategies: &[StrategyKind], results_root: &Path, extra: Vec<Box<dyn Reporter>>) -> Outcome {
+    let docker = engine().await;
+    let request = session::Request {
+        scenario,
+        strategies: strategies.to_vec(),
+        iterations: 1,
+        results_root: results_root.to_path_buf(),
+        keep: false,
+        toolchain: ToolchainConfig::default(),
+    };
+    session::execute(&docker, &request, &events(extra), std::future::pending()).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn steps(dir: &Path) -> Vec<StepRecord> {
+    layerbench::results::read_steps(dir).expect("steps.csv parses")
+}
+
+pub fn jobs(dir: &Path) -> Vec<JobRecord> {
+    layerbench::results::read_jobs(dir).expect("jobs.csv parses")
+}
+
+/// Step numbers of one job that the builder reported as cached / not cached, `FROM` lines left out
+/// (no builder reports a cache hit for `FROM`).
+pub fn cache_pattern(steps: &[StepRecord], pipeline_run: &str, strategy: &str) -> (Vec<u32>, Vec<u32>) {
+    let job: Vec<&StepRecord> = steps
+        .iter()
+        .filter(|s| s.pipeline_run == pipeline_run && s.strategy == strategy && !s.instruction.to_uppercase().starts_with("FROM "))
+        .collect();
+    assert!(!job.is_empty(), "no steps recorded for {strategy} on {pipeline_run}");
+    let hits = job.iter().filter(|s| s.cached).map(|s| s.step).collect();
+    let misses = job.iter().filter(|s| !s.cached).map(|s| s.step).collect();
+    (hits, misses)
+}
+
+/// Containers, volumes and networks still labelled with the run id.
+pub async fn leftovers(run_id: &str) -> usize {
+    let docker = engine().await;
+    let label = format!("{}={run_id}", layerbench::RUN_ID_LABEL);
+    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+        .await
+        .unwrap();
+    let volumes = docker
+        .list_volumes(Some(bollard::query_parameters::ListVolumesOptionsBuilder::default().filters(&filters).build()))
+        .await
+        .unwrap();
+    let networks = docker
+        .list_networks(Some(bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&filters).build()))
+        .await
+        .unwrap();
+    containers.len() + volumes.volumes.unwrap_or_default().len() + networks.len()
+}

@@ -1,0 +1,133 @@
+//! Every strategy run for real on the local engine (dind daemons, the run's registry, buildah),
+//! against the small scenario: each test asserts the cache behaviour that defines its strategy.
+//!
+//! scenarios/small/Dockerfile: 1 FROM (builder), 2 RUN, 3 COPY deps.txt (early), 4 RUN, 5 FROM,
+//! 6 ENV, 7 COPY --from=builder, 8 WORKDIR, 9 COPY app . (late), 10 RUN, 11 CMD.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::*;
+use layerbench::results::JobStatus;
+use layerbench::session::Ending;
+use layerbench::strategy::StrategyKind::{self, *};
+
+const ALL_ON_ENGINE: [StrategyKind; 5] = [EphemeralDind, RegistryFinal, RegistryMultistage, SharedDind, Daemonless];
+
+/// One run of every strategy through the whole pipeline, shared by the tests below.
+fn matrix() -> &'static PathBuf {
+    static RESULTS: OnceLock<PathBuf> = OnceLock::new();
+    RESULTS.get_or_init(|| {
+        let _engine = lock_engine();
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-matrix");
+        let scenario = load("scenarios/small.toml");
+        let outcome = runtime().block_on(run(&scenario, &ALL_ON_ENGINE, &root, vec![]));
+        assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
+        let left = runtime().block_on(leftovers(&outcome.run_id));
+        assert_eq!(left, 0, "the run left labelled resources behind");
+        outcome.results_dir
+    })
+}
+
+#[test]
+fn every_job_of_the_matrix_succeeds() {
+    let jobs = jobs(matrix());
+    assert_eq!(jobs.len(), 5 * 4, "one job per strategy and pipeline run");
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Ok, "{} {}: {}", job.strategy, job.pipeline_run, job.error);
+        assert!(job.build_ms.is_some() && job.provision_ms.is_some());
+    }
+}
+
+#[test]
+fn ephemeral_dind_never_hits_the_cache() {
+    let steps = steps(matrix());
+    for run in ["cold", "no-change", "code-change", "deps-change"] {
+        let (hits, _) = cache_pattern(&steps, run, "ephemeral-dind");
+        assert!(hits.is_empty(), "{run}: ephemeral-dind reported cached steps {hits:?}");
+    }
+}
+
+#[test]
+fn shared_dind_hits_every_step_on_no_change() {
+    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "shared-dind");
+    assert!(misses.is_empty(), "shared-dind missed {misses:?} on no-change");
+    assert_eq!(hits.len(), 9);
+}
+
+#[test]
+fn a_late_copy_change_reruns_only_from_that_copy() {
+    let steps = steps(matrix());
+    for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
+        let (hits, misses) = cache_pattern(&steps, "code-change", strategy);
+        assert_eq!(hits, vec![2, 3, 4, 6, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
+        assert_eq!(misses, vec![9, 10, 11], "{strategy}: steps from `COPY app .` on must miss");
+    }
+}
+
+#[test]
+fn registry_final_caches_only_the_final_stage_steps_before_copy_from() {
+    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "registry-final");
+    // The builder stage is never pushed, so it rebuilds; its new output breaks `COPY --from`.
+    assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage");
+    assert_eq!(misses, vec![2, 3, 4, 7, 8, 9, 10, 11]);
+}
+
+#[test]
+fn registry_multistage_hits_every_step_on_no_change() {
+    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "registry-multistage");
+    assert!(misses.is_empty(), "registry-multistage missed {misses:?}");
+    assert_eq!(hits.len(), 9);
+}
+
+#[test]
+fn daemonless_buildah_serves_every_step_from_the_remote_cache() {
+    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "daemonless");
+    assert!(misses.is_empty(), "buildah missed {misses:?} on no-change in a fresh job container");
+    assert_eq!(hits.len(), 9);
+}
+
+#[test]
+fn registry_strategies_push_little_when_nothing_changed() {
+    let jobs = jobs(matrix());
+    let pushed = |strategy: &str, run: &str| {
+        jobs.iter().find(|j| j.strategy == strategy && j.pipeline_run == run).and_then(|j| j.bytes_pushed).expect("bytes_pushed measured")
+    };
+    for strategy in ["registry-final", "registry-multistage", "daemonless"] {
+        let (cold, rerun) = (pushed(strategy, "cold"), pushed(strategy, "no-change"));
+        eprintln!("{strategy}: pushed {cold} bytes cold, {rerun} bytes on no-change");
+        assert!(cold > 1_000_000, "{strategy}: a cold push carries the base layers, got {cold}");
+        assert!(rerun * 100 < cold, "{strategy}: no-change pushed {rerun} of cold's {cold}");
+    }
+}
+
+#[test]
+fn cache_sizes_are_measured_after_each_pipeline_run() {
+    let cache = layerbench::results::read_cache(matrix()).unwrap();
+    assert_eq!(cache.len(), 5 * 4);
+    for row in cache.iter().filter(|r| r.strategy != "shared-dind") {
+        let bytes = row.registry_bytes.expect("registry storage measured");
+        assert!(bytes > 1_000_000, "{} {}: registry holds {bytes} bytes", row.strategy, row.pipeline_run);
+        assert!(row.daemon_volume_bytes.is_none(), "only shared-dind has a daemon volume");
+    }
+    let shared: Vec<_> = cache.iter().filter(|r| r.strategy == "shared-dind").collect();
+    assert!(shared.iter().all(|r| r.daemon_volume_bytes.is_some_and(|b| b > 1_000_000)));
+    let services = layerbench::results::read_services(matrix()).unwrap();
+    assert_eq!(services.len(), 1, "one shared dind for the one iteration");
+    assert!(services[0].startup_ms > 0);
+}
+
+#[test]
+fn registry_multistage_generalises_to_three_stages() {
+    let _engine = lock_engine();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-3stage");
+    let scenario = load("scenarios/small-3stage.toml");
+    assert_eq!(scenario.dockerfile.stages.len(), 3);
+    let outcome = runtime().block_on(run(&scenario, &[RegistryMultistage], &root, vec![]));
+    assert!(matches!(outcome.ending, Ending::Finished(_)));
+    let (hits, misses) = cache_pattern(&steps(&outcome.results_dir), "no-change", "registry-multistage");
+    assert!(misses.is_empty(), "missed {misses:?} with three stages");
+    assert!(hits.len() >= 9);
+}
