@@ -5,7 +5,7 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort,
+    AppArmorProfile, Capabilities, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, KeyToPath, Namespace,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
     PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecurityContext,
@@ -147,18 +147,32 @@ pub fn namespace(run: &RunMeta) -> Namespace {
     }
 }
 
-/// The run's registry: Distribution on plain HTTP, storage in an emptyDir so each iteration's
-/// new pod starts empty.
-pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> (Deployment, Service) {
-    let env = crate::registry::container_env()
-        .into_iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| env(k, v)))
-        .collect();
+/// The run's registry: Distribution configured like the docker backend's (plain HTTP on 5000,
+/// no auth, access log on), storage in an emptyDir so each iteration's new pod starts empty.
+pub struct Registry {
+    pub config: ConfigMap,
+    pub deployment: Deployment,
+    pub service: Service,
+}
+
+pub const REGISTRY_CONFIG: &str = "registry-config";
+
+pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry {
+    let config_path = Path::new(crate::registry::CONFIG_PATH);
+    let config_file = config_path.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let config_dir = config_path.parent().unwrap_or(Path::new("/")).to_string_lossy().to_string();
+    let config = ConfigMap {
+        metadata: run.meta(REGISTRY_CONFIG, "registry"),
+        data: Some(BTreeMap::from([(config_file, crate::registry::config_yaml())])),
+        ..Default::default()
+    };
     let container = Container {
         name: REGISTRY_NAME.into(),
         image: Some(images.registry.clone()),
         image_pull_policy: Some(PULL_POLICY.into()),
-        env: Some(env),
+        // Both registry images take a config file as their only argument; the Debian stand-in's
+        // packaged config turns on auth, which environment overrides cannot turn off.
+        args: Some(vec![crate::registry::CONFIG_PATH.into()]),
         ports: Some(vec![ContainerPort { container_port: REGISTRY_PORT, ..Default::default() }]),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
@@ -169,18 +183,28 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> (Deployme
             period_seconds: Some(1),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![mount("registry-data", crate::registry::STORAGE_ROOT)]),
+        volume_mounts: Some(vec![
+            mount("registry-data", crate::registry::STORAGE_ROOT),
+            mount("registry-config", &config_dir),
+        ]),
         ..Default::default()
     };
     let pod = PodSpec {
         containers: vec![container],
-        volumes: Some(vec![empty_dir("registry-data")]),
+        volumes: Some(vec![
+            empty_dir("registry-data"),
+            Volume {
+                name: "registry-config".into(),
+                config_map: Some(ConfigMapVolumeSource { name: REGISTRY_CONFIG.into(), ..Default::default() }),
+                ..Default::default()
+            },
+        ]),
         termination_grace_period_seconds: Some(5),
         ..Default::default()
     };
     let deployment = single_replica(run, REGISTRY_NAME, "registry", iteration, pod);
     let service = service(run, REGISTRY_NAME, "registry", REGISTRY_PORT);
-    (deployment, service)
+    Registry { config, deployment, service }
 }
 
 /// A CI job with a dind service: the privileged daemon, and the job container a CI script
@@ -357,7 +381,7 @@ pub fn daemonless_job_pod(
                 name: BUILD_CONTAINER.into(),
                 image: Some(images.buildah.clone()),
                 image_pull_policy: Some(PULL_POLICY.into()),
-                command: Some(sh(&daemonless_script(op, dockerfile_path))),
+                command: Some(sh(&daemonless_script(op, dockerfile_path, images.hub_mirror.as_deref()))),
                 env: Some(vec![env("BUILDAH_ISOLATION", "chroot")]),
                 security_context: Some(SecurityContext {
                     capabilities: Some(Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
@@ -379,7 +403,7 @@ pub fn daemonless_job_pod(
             image: Some(images.kaniko.clone().unwrap_or_default()),
             image_pull_policy: Some(PULL_POLICY.into()),
             // The kaniko image has no shell: its entrypoint is the executor, given arguments only.
-            args: Some(daemonless_args(op, dockerfile_path)),
+            args: Some(daemonless_args(op, dockerfile_path, images.hub_mirror.as_deref())),
             volume_mounts: Some(vec![mount("workspace", "/workspace")]),
             ..Default::default()
         },
@@ -397,7 +421,8 @@ pub fn daemonless_job_pod(
 }
 
 /// The shell script of a buildah job: build with layers cached in the registry, then push.
-pub fn daemonless_script(op: &Op, dockerfile_path: &Path) -> String {
+/// `hub_mirror` (`host:port`, plain HTTP) serves Docker Hub images to `FROM`.
+pub fn daemonless_script(op: &Op, dockerfile_path: &Path, hub_mirror: Option<&str>) -> String {
     let Op::DaemonlessBuild { destinations, cache_repo, .. } = op else {
         return "echo 'not a daemonless build' >&2; exit 2".into();
     };
@@ -414,7 +439,18 @@ pub fn daemonless_script(op: &Op, dockerfile_path: &Path) -> String {
         build.extend(["-t".into(), d.clone()]);
     }
     build.push(CONTEXT_DIR.into());
-    let mut script = vec![shell_words(&build)];
+    let mut script = vec![];
+    if let Some(mirror) = hub_mirror {
+        let conf = format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = true\n"
+        );
+        script.push("mkdir -p /etc/containers/registries.conf.d".to_string());
+        script.push(format!(
+            "printf '%s' {} > /etc/containers/registries.conf.d/99-layerbench-mirror.conf",
+            shell_words(&[conf])
+        ));
+    }
+    script.push(shell_words(&build));
     for d in destinations {
         script.push(shell_words(&[
             "buildah".into(),
@@ -428,7 +464,7 @@ pub fn daemonless_script(op: &Op, dockerfile_path: &Path) -> String {
 }
 
 /// The kaniko executor's arguments for a daemonless build.
-pub fn daemonless_args(op: &Op, dockerfile_path: &Path) -> Vec<String> {
+pub fn daemonless_args(op: &Op, dockerfile_path: &Path, hub_mirror: Option<&str>) -> Vec<String> {
     let Op::DaemonlessBuild { destinations, cache_repo, .. } = op else { return vec![] };
     let mut args = vec![
         format!("--context=dir://{CONTEXT_DIR}"),
@@ -442,11 +478,14 @@ pub fn daemonless_args(op: &Op, dockerfile_path: &Path) -> Vec<String> {
         format!("--insecure-registry={REGISTRY_HOST}"),
         format!("--skip-tls-verify-registry={REGISTRY_HOST}"),
     ]);
+    if let Some(mirror) = hub_mirror {
+        args.extend([format!("--registry-mirror={mirror}"), format!("--insecure-registry={mirror}")]);
+    }
     args
 }
 
 /// How a job's plan reads as a CI script, for the comments of `layerbench manifests`.
-pub fn op_as_command(op: &Op, dockerfile_path: &Path) -> String {
+pub fn op_as_command(op: &Op, dockerfile_path: &Path, images: &KubeImages) -> String {
     match op {
         Op::Pull { image } => format!("docker pull {image} || true"),
         Op::Build { target, tags, cache_from } => {
@@ -465,10 +504,10 @@ pub fn op_as_command(op: &Op, dockerfile_path: &Path) -> String {
         }
         Op::Push { image } => format!("docker push {image}"),
         Op::DaemonlessBuild { builder: DaemonlessBuilder::Buildah, .. } => {
-            daemonless_script(op, dockerfile_path).replace("set -e\n", "").trim_end().replace('\n', " && ")
+            daemonless_script(op, dockerfile_path, images.hub_mirror.as_deref()).replace("set -e\n", "").trim_end().replace('\n', " && ")
         }
         Op::DaemonlessBuild { builder: DaemonlessBuilder::Kaniko, .. } => {
-            format!("/kaniko/executor {}", daemonless_args(op, dockerfile_path).join(" "))
+            format!("/kaniko/executor {}", daemonless_args(op, dockerfile_path, images.hub_mirror.as_deref()).join(" "))
         }
     }
 }
@@ -486,13 +525,7 @@ fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Contain
         image_pull_policy: Some(PULL_POLICY.into()),
         // The first word `dockerd` makes both docker:dind's entrypoint and layerbench's own
         // dind image run exactly these flags, without adding their default listeners.
-        args: Some(vec![
-            "dockerd".into(),
-            format!("--host=tcp://{bind}:{DIND_PORT}"),
-            "--host=unix:///var/run/docker.sock".into(),
-            "--tls=false".into(),
-            format!("--insecure-registry={REGISTRY_HOST}"),
-        ]),
+        args: Some(dind_args(bind, images.hub_mirror.as_deref())),
         env: Some(vec![env("DOCKER_TLS_CERTDIR", "")]),
         ports: Some(vec![ContainerPort { container_port: DIND_PORT.into(), ..Default::default() }]),
         // A daemon runs containers with their own cgroups, mounts and iptables: privileged.
@@ -507,6 +540,20 @@ fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Contain
         volume_mounts: Some(vec![mount(data_volume, DIND_DATA_PATH)]),
         ..Default::default()
     }
+}
+
+fn dind_args(bind: &str, hub_mirror: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "dockerd".to_string(),
+        format!("--host=tcp://{bind}:{DIND_PORT}"),
+        "--host=unix:///var/run/docker.sock".into(),
+        "--tls=false".into(),
+        format!("--insecure-registry={REGISTRY_HOST}"),
+    ];
+    if let Some(mirror) = hub_mirror {
+        args.extend([format!("--registry-mirror=http://{mirror}"), format!("--insecure-registry={mirror}")]);
+    }
+    args
 }
 
 fn job_pod_spec(timeout_s: u64) -> PodSpec {
@@ -696,13 +743,17 @@ mod tests {
     }
 
     #[test]
-    fn registry_serves_5000_from_an_empty_dir_configured_like_the_docker_backend() {
-        let (deployment, service) = registry(&run(), &KubeImages::default(), 1);
+    fn registry_serves_5000_without_auth_from_an_empty_dir_configured_like_the_docker_backend() {
+        let Registry { config, deployment, service } = registry(&run(), &KubeImages::default(), 1);
         let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         let c = container(pod, REGISTRY_NAME);
-        let env: Vec<String> =
-            c.env.as_ref().unwrap().iter().map(|e| format!("{}={}", e.name, e.value.as_deref().unwrap())).collect();
-        assert_eq!(env, crate::registry::container_env());
+        assert_eq!(c.args.as_deref(), Some(&[crate::registry::CONFIG_PATH.to_string()][..]));
+        let file = Path::new(crate::registry::CONFIG_PATH);
+        assert_eq!(Path::new(mount_path(c, "registry-config")), file.parent().unwrap());
+        let key = file.file_name().unwrap().to_str().unwrap();
+        assert_eq!(config.data.as_ref().unwrap()[key], crate::registry::config_yaml());
+        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "registry-config").unwrap();
+        assert_eq!(volume.config_map.as_ref().unwrap().name, config.metadata.name.unwrap());
         assert_eq!(mount_path(c, "registry-data"), crate::registry::STORAGE_ROOT);
         let port = &service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
         assert_eq!(port.port, 5000);
@@ -795,14 +846,15 @@ mod tests {
         let mut long = run();
         long.run_id = format!("20261127T190501Z-{}", "very-long-scenario-name-".repeat(5));
         long.scenario = "Very Long Scenario Name ".repeat(5);
-        let (reg, reg_svc) = registry(&long, &options.images, 1);
+        let reg = registry(&long, &options.images, 1);
         let shared = shared_dind(&long, &options, 1);
         let parts = context_config_maps(&long, "job-i1-p0-daemonless", b"x").unwrap();
         let op = daemonless_op(DaemonlessBuilder::Buildah);
         let objects: Vec<ObjectMeta> = vec![
             namespace(&long).metadata,
-            reg.metadata,
-            reg_svc.metadata,
+            reg.config.metadata,
+            reg.deployment.metadata,
+            reg.service.metadata,
             shared.claim.metadata,
             shared.deployment.metadata,
             shared.service.metadata,
@@ -820,6 +872,21 @@ mod tests {
                 assert!(is_label_value(&value), "{name}: {key}={value}");
             }
         }
+    }
+
+    #[test]
+    fn a_hub_mirror_reaches_every_builder() {
+        let images = KubeImages { hub_mirror: Some("10.0.0.5:5000".into()), ..KubeImages::default() };
+        let dind = dind_job_pod(&run(), &images, &job(), 60);
+        let args = container(dind.spec.as_ref().unwrap(), DIND_CONTAINER).args.clone().unwrap();
+        assert!(args.contains(&"--registry-mirror=http://10.0.0.5:5000".to_string()), "{args:?}");
+        assert!(args.contains(&"--insecure-registry=10.0.0.5:5000".to_string()), "{args:?}");
+        let kaniko = daemonless_args(&daemonless_op(DaemonlessBuilder::Kaniko), Path::new("Dockerfile"), Some("10.0.0.5:5000"));
+        assert!(kaniko.contains(&"--registry-mirror=10.0.0.5:5000".to_string()), "{kaniko:?}");
+        let script = daemonless_script(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), Some("10.0.0.5:5000"));
+        assert!(script.contains("location = \"10.0.0.5:5000\""), "{script}");
+        let without = daemonless_script(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), None);
+        assert!(!without.contains("registries.conf.d"));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct KubeImages {
     pub kaniko: Option<String>,
     /// Needs `sh` and `tar`: unpacks daemonless build contexts and stands in for a CI job container.
     pub helper: String,
+    /// A plain-HTTP registry (`host:port`) that mirrors Docker Hub for the images Dockerfiles
+    /// start `FROM`, for clusters that cannot reach Docker Hub. Reachable from the pods.
+    pub hub_mirror: Option<String>,
 }
 
 impl Default for KubeImages {
@@ -64,6 +67,7 @@ impl Default for KubeImages {
             registry: official.registry,
             buildah: official.buildah,
             kaniko: Some(official.kaniko),
+            hub_mirror: None,
         }
     }
 }
@@ -78,6 +82,7 @@ impl KubeImages {
             buildah: toolchain.buildah.name.clone(),
             kaniko: toolchain.kaniko.as_ref().ok().map(|k| k.name.clone()),
             helper: toolchain.dind.name.clone(),
+            hub_mirror: None,
         }
     }
 }
@@ -175,8 +180,12 @@ pub fn manifests_yaml(
     if options.namespace.is_none() {
         objects.push(Object::Namespace(manifests::namespace(&run)));
     }
-    let (registry, registry_service) = manifests::registry(&run, &options.images, 1);
-    objects.extend([Object::Deployment(registry), Object::Service(registry_service)]);
+    let registry = manifests::registry(&run, &options.images, 1);
+    objects.extend([
+        Object::ConfigMap(registry.config),
+        Object::Deployment(registry.deployment),
+        Object::Service(registry.service),
+    ]);
     let mut notes = vec![
         format!("layerbench manifests: scenario {}, strategy {strategy}", scenario.name),
         format!("{}", strategy.strategy().privileges().summary()),
@@ -235,7 +244,7 @@ pub fn manifests_yaml(
             notes.push("The build context travels in the ConfigMaps below; the job pod builds and pushes:".into());
         }
     }
-    notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path))));
+    notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path, &options.images))));
 
     let mut yaml: String = notes.iter().map(|n| format!("# {n}\n")).collect();
     for object in &objects {
@@ -648,10 +657,11 @@ impl Backend for KubeBackend {
 
         events.setup(format!("starting the registry in namespace {} (iteration {iteration})", self.run.namespace));
         let limit = self.options.timeouts.delete;
-        let (registry, service) = manifests::registry(&self.run, &self.options.images, iteration);
+        let registry = manifests::registry(&self.run, &self.options.images, iteration);
         let registry_started = async {
-            ensure_created(&self.api(), &registry, limit).await?;
-            ensure_created(&self.api(), &service, limit).await?;
+            ensure_created(&self.api(), &registry.config, limit).await?;
+            ensure_created(&self.api(), &registry.deployment, limit).await?;
+            ensure_created(&self.api(), &registry.service, limit).await?;
             self.wait_deployment_pod("registry", iteration).await
         };
         let pod = registry_started

@@ -296,6 +296,9 @@ fn iteration_handler(mut rest: impl FnMut(&mock::Seen) -> Reply + Send) -> impl 
         if seen.method == "DELETE" {
             return status(404, "NotFound", "not found");
         }
+        if seen.method == "POST" && seen.body["metadata"]["name"] == "registry-config" {
+            return created(seen);
+        }
         if seen.method == "POST" && seen.path.contains("/deployments") && seen.body["metadata"]["name"] == "registry" {
             return created(seen);
         }
