@@ -15,14 +15,16 @@
 //! Error: building at STEP "RUN exit 3": exit status 3
 //! ```
 //!
+//! `[x/y]` is the stage's 1-based position in the Dockerfile (stages the target does not need
+//! are skipped and keep their numbers); `STEP a/b` counts within the stage. A build of a single
+//! stage (also `--target` of the first stage) prints no `[x/y]`.
+//!
 //! A step is cached when buildah printed `--> Using cache ID` right after its header and ended
 //! it with that layer. A failing step's `Error:` is the log's last words: an `Error:` line
-//! followed by more steps was a RUN's output. `[x/y]` is the stage's 1-based position in the Dockerfile (stages the target does not
-//! need are skipped and keep their numbers); `STEP a/b` counts within the stage. A build of a
-//! single stage (also `--target` of the first stage) prints no `[x/y]`.
+//! followed by more steps was a RUN's output.
 
 use super::tracker::StepTracker;
-use super::{lines, LogParser, ParsedStep};
+use super::{lines, parse_number, LogParser, ParsedStep};
 use crate::scenario::Dockerfile;
 use crate::Millis;
 
@@ -143,13 +145,6 @@ fn parse_header(line: &str) -> Option<(Header, &str)> {
 
 fn is_hex(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn parse_number(digits: &str) -> Option<u32> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 impl LogParser for BuildahParser {

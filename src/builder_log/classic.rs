@@ -17,7 +17,7 @@
 //! as an `error` message, which the caller hands over with `push_error`.
 
 use super::tracker::StepTracker;
-use super::{lines, LogParser, ParsedStep};
+use super::{lines, parse_number, LogParser, ParsedStep};
 use crate::scenario::Dockerfile;
 use crate::Millis;
 
@@ -72,14 +72,6 @@ fn parse_header(line: &str) -> Option<(u32, u32, &str)> {
     let (n, rest) = rest.split_once('/')?;
     let (m, instruction) = rest.split_once(" : ")?;
     Some((parse_number(n)?, parse_number(m)?, instruction))
-}
-
-/// Plain decimal digits only (`str::parse` would also take a sign).
-fn parse_number(digits: &str) -> Option<u32> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 impl LogParser for ClassicParser {

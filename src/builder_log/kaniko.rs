@@ -12,6 +12,8 @@
 //! INFO[0001] Unpacking rootfs as cmd RUN pip install flask requires it.
 //! INFO[0009] RUN pip install flask                             <- the step starts
 //! INFO[0009] Found cached layer, extracting to filesystem
+//! INFO[0012] Pushing layer registry:5000/app-cache:9f3a... to cache now   <- an executed RUN's
+//! INFO[0012] Pushing image to registry:5000/app-cache:9f3a...   <- layer, pushed in the background
 //! ...
 //! INFO[0030] Pushing image to registry:5000/app:latest         <- the build has ended
 //! error building image: error building stage: failed to execute command: waiting for process to exit: exit status 3

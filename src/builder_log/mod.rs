@@ -92,3 +92,11 @@ pub fn split_docker_timestamp(line: &str) -> Option<(Millis, &str)> {
 fn lines(chunk: &str) -> impl Iterator<Item = &str> {
     chunk.split_terminator('\n').map(|l| l.strip_suffix('\r').unwrap_or(l))
 }
+
+/// Plain decimal digits only (`str::parse` would also take a sign).
+fn parse_number(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
