@@ -69,7 +69,7 @@ private_dockerd_pid() {
 start_private_dockerd() {
     [ "$(id -u)" -eq 0 ] || die "no Docker engine answers at DOCKER_HOST or $SYSTEM_HOST, and starting one needs root"
     command -v dockerd >/dev/null 2>&1 || install_missing docker.io
-    local pid
+    local pid log_start=0
     if pid=$(private_dockerd_pid); then
         say "waiting for the private dockerd already starting (pid $pid)"
     else
@@ -77,6 +77,7 @@ start_private_dockerd() {
         # A dockerd that died leaves its pidfile and socket behind, and refuses to start over them.
         rm -f "$PIDFILE" "${PRIVATE_HOST#unix://}"
         echo "--- $(date -Is) started by scripts/with-engine.sh" >>"$LOG"
+        log_start=$(wc -l <"$LOG")
         # Its own session, so Ctrl-C in the terminal that started it does not stop it.
         setsid dockerd --data-root "$DATA_ROOT" --host "$PRIVATE_HOST" --pidfile "$PIDFILE" --exec-root "$EXEC_ROOT" \
             </dev/null >>"$LOG" 2>&1 &
@@ -86,7 +87,7 @@ start_private_dockerd() {
     local deadline=$((SECONDS + START_TIMEOUT_S)) started=$SECONDS
     until answers "$PRIVATE_HOST"; do
         if ! kill -0 "$pid" 2>/dev/null && ! private_dockerd_pid >/dev/null; then
-            die "dockerd exited during start-up; see $LOG: $(tail -n 3 "$LOG" | tr '\n' ' ')"
+            die "dockerd exited during start-up; see $LOG: $(tail -n +"$((log_start + 1))" "$LOG" | tail -n 3 | tr '\n' ' ')"
         fi
         [ "$SECONDS" -ge "$deadline" ] && die "dockerd (pid $pid) did not answer within ${START_TIMEOUT_S} s; see $LOG"
         sleep 1
@@ -103,15 +104,17 @@ fi
 
 if [ -n "${DOCKER_HOST:-}" ] && answers "$DOCKER_HOST"; then
     engine=$DOCKER_HOST
-elif answers "$SYSTEM_HOST"; then
-    [ -n "${DOCKER_HOST:-}" ] && say "DOCKER_HOST=$DOCKER_HOST does not answer; using $SYSTEM_HOST"
-    engine=$SYSTEM_HOST
-elif answers "$PRIVATE_HOST"; then
-    engine=$PRIVATE_HOST
 else
-    [ -n "${DOCKER_HOST:-}" ] && say "DOCKER_HOST=$DOCKER_HOST does not answer; starting layerbench's private engine"
-    start_private_dockerd
-    engine=$PRIVATE_HOST
+    if [ -n "${DOCKER_HOST:-}" ]; then say "DOCKER_HOST=$DOCKER_HOST does not answer; looking for another engine"; fi
+    if answers "$SYSTEM_HOST"; then
+        engine=$SYSTEM_HOST
+    elif answers "$PRIVATE_HOST"; then
+        engine=$PRIVATE_HOST
+    else
+        start_private_dockerd
+        engine=$PRIVATE_HOST
+    fi
+    if [ -n "${DOCKER_HOST:-}" ]; then say "using $engine"; fi
 fi
 export DOCKER_HOST=$engine
 exec "$@"
