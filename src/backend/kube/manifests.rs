@@ -126,6 +126,8 @@ impl JobMeta<'_> {
 /// Any object layerbench applies, so a list of them prints as one multi-document YAML.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
+// A few of these exist at once, to be printed: boxing would only add noise at every use.
+#[allow(clippy::large_enum_variant)]
 pub enum Object {
     Namespace(Namespace),
     ConfigMap(ConfigMap),

@@ -288,7 +288,12 @@ impl KubeBackend {
         let version = tokio::time::timeout(limit, client.apiserver_version()).await;
         match version {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(BackendError::new("reach the Kubernetes API server", api_error("get /version", e))),
+            Ok(Err(e)) => {
+                return Err(BackendError::new(
+                    "reach the Kubernetes API server",
+                    format!("{}; is the cluster running? `kubectl cluster-info` checks the same context", api_error("get /version", e)),
+                ))
+            }
             Err(_) => {
                 return Err(BackendError::new(
                     "reach the Kubernetes API server",

@@ -29,7 +29,19 @@ pub enum KubeError {
 pub fn api_error(action: impl Into<String>, error: kube::Error) -> KubeError {
     let message = match &error {
         kube::Error::Api(status) => format!("{} ({}, HTTP {})", status.message, status.reason, status.code),
-        other => other.to_string(),
+        other => {
+            // kube's transport errors say little on their own; their causes say what failed.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(&format!(": {cause_text}"));
+                }
+                source = cause.source();
+            }
+            text
+        }
     };
     KubeError::Api { action: action.into(), message }
 }
