@@ -14,6 +14,7 @@ use layerbench::progress::{PlainReporter, ProgressReporter};
 use layerbench::runner;
 use layerbench::scenario::{self, Scenario};
 use layerbench::strategy::StrategyKind;
+use layerbench::backend::kube::{self, KubeOptions};
 use layerbench::toolchain::{self, ToolchainConfig};
 use layerbench::{compare, report, resources, session};
 
@@ -24,6 +25,8 @@ Examples:
   layerbench report results/20261127T190501Z-flask
   layerbench compare results/baseline results/candidate --threshold 10% --markdown summary.md
   layerbench clean
+  layerbench run scenarios/flask.toml --backend kube --context kind-layerbench
+  layerbench manifests scenarios/flask.toml --strategy shared-dind | kubectl apply -f -
 
 Exit codes: 0 success (compare: no regression); 1 a job failed (compare: regression);
 2 usage or data error; 3 environment error (engine, registry, images); 130 interrupted.";
@@ -62,6 +65,8 @@ enum Command {
         keep: bool,
         #[command(flatten)]
         images: ImageArgs,
+        #[command(flatten)]
+        target: BackendArgs,
     },
     /// Write reports/<run-id>/index.html and its charts from a results directory alone.
     Report {
@@ -84,13 +89,57 @@ enum Command {
         #[arg(long)]
         openmetrics: Option<PathBuf>,
     },
-    /// Remove every container, volume and network left by any layerbench run.
-    Clean,
+    /// Remove every container, volume and network (or, with --backend kube, namespace) left by any run.
+    Clean {
+        #[command(flatten)]
+        target: BackendArgs,
+    },
+    /// Print the Kubernetes objects the kube backend would apply for a strategy (for `kubectl apply -f`).
+    Manifests {
+        scenario: PathBuf,
+        #[arg(long)]
+        strategy: String,
+        /// Namespace to put the objects in (default: layerbench-manifests).
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Pull the toolchain images, or build local stand-ins from Debian packages when pulls fail.
     Images {
         #[command(flatten)]
         images: ImageArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct BackendArgs {
+    /// Where jobs run: the local Docker engine, or the cluster of a kubeconfig.
+    #[arg(long, value_enum, default_value_t = BackendName::Docker)]
+    backend: BackendName,
+    /// kubeconfig context (with --backend kube; default: the current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// Namespace (with --backend kube; default: a new layerbench-<run id>).
+    #[arg(long)]
+    namespace: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendName {
+    Docker,
+    Kube,
+}
+
+impl BackendArgs {
+    fn kube_options(&self) -> KubeOptions {
+        KubeOptions { context: self.context.clone(), namespace: self.namespace.clone(), ..KubeOptions::default() }
+    }
+
+    fn choice(&self) -> session::BackendChoice {
+        match self.backend {
+            BackendName::Docker => session::BackendChoice::Docker,
+            BackendName::Kube => session::BackendChoice::Kube(self.kube_options()),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -150,8 +199,9 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
-        Command::Run { scenario, strategies, iterations, results, reports, no_report, keep, images } => {
-            run(&scenario, strategies, iterations, &results, (!no_report).then_some(reports.as_path()), keep, &images.config()).await
+        Command::Run { scenario, strategies, iterations, results, reports, no_report, keep, images, target } => {
+            let reports = (!no_report).then_some(reports.as_path());
+            run(&scenario, strategies, iterations, &results, reports, keep, &images.config(), target.choice()).await
         }
         Command::Report { results_dir, out } => {
             let out = out.unwrap_or_else(|| session::default_report_dir(Path::new("reports"), &results_dir));
@@ -167,7 +217,21 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             print!("{}", result.map_err(usage)?.table);
             Ok(code)
         }
-        Command::Clean => {
+        Command::Clean { target } if target.backend == BackendName::Kube => {
+            let started = kube::clean(&target.kube_options()).await.map_err(environment)?;
+            println!("started {started} deletions of objects labelled {}", layerbench::RUN_ID_LABEL);
+            Ok(exit::OK)
+        }
+        Command::Manifests { scenario, strategy, namespace } => {
+            let scenario = scenario::load(&scenario).map_err(usage)?;
+            let strategy = StrategyKind::parse(&strategy).ok_or_else(|| {
+                usage(anyhow!("--strategy: unknown strategy `{strategy}`; valid strategies: {}", StrategyKind::valid_names()))
+            })?;
+            let options = KubeOptions { namespace, ..KubeOptions::default() };
+            print!("{}", kube::manifests_yaml(&scenario, strategy, &options).map_err(usage)?);
+            Ok(exit::OK)
+        }
+        Command::Clean { .. } => {
             let engine = connect_engine().await?;
             let removed = resources::remove_labelled(&engine, None).await.map_err(environment)?;
             println!("removed {removed}");
@@ -234,6 +298,7 @@ async fn run(
     reports_root: Option<&Path>,
     keep: bool,
     images: &ToolchainConfig,
+    backend: session::BackendChoice,
 ) -> Result<i32, Failure> {
     let scenario = scenario::load(scenario_path).map_err(usage)?;
     let strategies = select_strategies(&scenario, strategies)?;
@@ -250,6 +315,7 @@ async fn run(
         results_root: results_root.to_path_buf(),
         keep: resources::keep_requested(keep),
         toolchain: images.clone(),
+        backend,
     };
     let outcome = session::execute(&engine, &request, &events, interrupted()).await.map_err(environment)?;
     let results_dir = &outcome.results_dir;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use bollard::Docker;
 
 use crate::backend::docker::{BackendImages, DockerBackend};
-use crate::backend::BackendError;
+use crate::backend::kube::{KubeBackend, KubeImages, KubeOptions};
+use crate::backend::{Backend, BackendError};
 use crate::events::{Event, EventSink};
 use crate::results::{HostInfo, ResultsError, ResultsWriter, RunInfo, StepInfo};
 use crate::runner::{self, RunError, RunPlan, RunSummary};
@@ -24,6 +25,16 @@ pub struct Request<'a> {
     /// Leave every container, volume and network in place.
     pub keep: bool,
     pub toolchain: ToolchainConfig,
+    pub backend: BackendChoice,
+}
+
+/// Where the jobs run.
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    /// The local Docker engine.
+    Docker,
+    /// A Kubernetes cluster (its toolchain images are the ones the local engine resolved).
+    Kube(KubeOptions),
 }
 
 /// How the run ended. Whatever the ending, the results written so far are valid on disk.
@@ -73,7 +84,10 @@ pub async fn execute(
     let mut writer = ResultsWriter::create(&results_dir)?;
     let mut info = RunInfo {
         run_id: run_id.clone(),
-        backend: "docker".into(),
+        backend: match request.backend {
+            BackendChoice::Docker => "docker".into(),
+            BackendChoice::Kube(_) => "kube".into(),
+        },
         scenario: scenario.name.clone(),
         scenario_path: scenario.source.display().to_string(),
         scenario_hash: scenario.hash.clone(),
@@ -102,26 +116,34 @@ pub async fn execute(
 
     let work_dir = std::env::temp_dir().join(format!("layerbench-{run_id}"));
     let plan = RunPlan { run_id: run_id.clone(), scenario, strategies, iterations: request.iterations, work_dir: work_dir.clone() };
-    let mut backend_slot: Option<DockerBackend> = None;
-    let ending = {
-        let work = async {
-            let images = BackendImages::from_toolchain(&toolchain);
-            let backend = backend_slot.insert(DockerBackend::start(engine.clone(), &run_id, images, events).await?);
-            runner::run(backend, &plan, &mut writer, events).await
-        };
-        tokio::select! {
-            result = work => match result {
-                Ok(summary) => Ending::Finished(summary),
-                Err(e) => Ending::Failed(e),
-            },
-            () = interrupt => Ending::Interrupted,
+    let ending = match &request.backend {
+        BackendChoice::Docker => {
+            let mut slot = None;
+            let start = DockerBackend::start(engine.clone(), &run_id, BackendImages::from_toolchain(&toolchain), events);
+            let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
+            if let Some(backend) = &slot {
+                builder_versions(&mut info, backend);
+            }
+            if !request.keep {
+                // By label, so whatever a cancelled job was half-way through creating goes too.
+                crate::resources::remove_labelled(engine, Some(&run_id)).await.map_err(|e| {
+                    SessionError::Cleanup(BackendError::new("remove the run's containers, volumes and network", e))
+                })?;
+            }
+            ending
+        }
+        BackendChoice::Kube(options) => {
+            let options = KubeOptions { images: KubeImages::from_toolchain(&toolchain), keep: request.keep, ..options.clone() };
+            let mut slot = None;
+            let start = KubeBackend::connect(options, &run_id, &scenario.name);
+            let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
+            if let Some(backend) = slot.as_mut() {
+                backend.shutdown().await.map_err(SessionError::Cleanup)?;
+            }
+            ending
         }
     };
     let _ = std::fs::remove_dir_all(&work_dir);
-
-    if let Some(backend) = &backend_slot {
-        builder_versions(&mut info, backend);
-    }
     info.interrupted = !matches!(ending, Ending::Finished(_));
     info.ended_at = Some(now());
     writer.write_run_info(&info)?;
@@ -130,14 +152,32 @@ pub async fn execute(
             "keeping every resource labelled {}={run_id}; `layerbench clean` removes them",
             crate::RUN_ID_LABEL
         ));
-    } else {
-        // By label, so whatever a cancelled job was half-way through creating goes too.
-        crate::resources::remove_labelled(engine, Some(&run_id))
-            .await
-            .map_err(|e| SessionError::Cleanup(BackendError::new("remove the run's containers, volumes and network", e)))?;
     }
     events.emit(Event::RunFinished { results_dir: results_dir.clone(), interrupted: matches!(ending, Ending::Interrupted) });
     Ok(Outcome { run_id, results_dir, ending })
+}
+
+/// Starts a backend and runs the plan on it until it ends or `interrupt` completes. The backend
+/// stays in `slot` (when it started) so the caller can clean up after it.
+async fn drive<B: Backend>(
+    start: impl Future<Output = Result<B, BackendError>>,
+    slot: &mut Option<B>,
+    plan: &RunPlan<'_>,
+    writer: &mut ResultsWriter,
+    events: &EventSink,
+    interrupt: impl Future<Output = ()>,
+) -> Ending {
+    let work = async {
+        let backend = slot.insert(start.await?);
+        runner::run(backend, plan, writer, events).await
+    };
+    tokio::select! {
+        result = work => match result {
+            Ok(summary) => Ending::Finished(summary),
+            Err(e) => Ending::Failed(e),
+        },
+        () = interrupt => Ending::Interrupted,
+    }
 }
 
 /// Versions of what built the images, and how dind ran on this engine.

@@ -56,6 +56,7 @@ pub async fn run(scenario: &Scenario, strategies: &[StrategyKind], results_root:
         results_root: results_root.to_path_buf(),
         keep: false,
         toolchain: ToolchainConfig::default(),
+        backend: session::BackendChoice::Docker,
     };
     session::execute(&docker, &request, &events(extra), std::future::pending()).await.unwrap_or_else(|e| panic!("{e}"))
 }
