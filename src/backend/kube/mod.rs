@@ -34,7 +34,7 @@ use tokio::io::AsyncReadExt;
 
 use self::forward::LocalForward;
 use self::manifests::{JobMeta, Object, RunMeta};
-use self::orchestrate::{api_error, delete, ensure_created, wait_pod, wait_selected_pod, KubeError, PodStage};
+use self::orchestrate::{api_error, delete, delete_owned, ensure_created, wait_pod, wait_selected_pod, KubeError, PodStage};
 use crate::backend::{Backend, BackendError, CacheState, JobOutcome, JobSpec, ServiceStart};
 use crate::builder_log::{LogFormat, ParsedStep};
 use crate::events::{Event, EventSink};
@@ -330,6 +330,11 @@ impl KubeBackend {
         &self.run.namespace
     }
 
+    /// Selects what this run made, and nothing of anyone else's in a shared namespace.
+    fn run_selector(&self) -> String {
+        format!("{}={}", crate::RUN_ID_LABEL, names::label_value(&self.run.run_id))
+    }
+
     fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -342,14 +347,16 @@ impl KubeBackend {
     /// the next iteration's objects of the same names start empty.
     async fn remove_iteration_services(&self, wait: bool) -> Result<(), KubeError> {
         let limit = wait.then_some(self.options.timeouts.delete);
+        let ours = self.run_selector();
         // Foreground: the Deployment is gone only once its pods are, which frees the PVC.
         let cascade = DeleteParams::foreground();
+        let plain = DeleteParams::default();
         for name in [manifests::REGISTRY_NAME, manifests::SHARED_DIND_NAME] {
-            delete(&self.api::<Deployment>(), name, &cascade, limit).await?;
-            delete(&self.api::<Service>(), name, &DeleteParams::default(), limit).await?;
+            delete_owned(&self.api::<Deployment>(), name, &ours, &cascade, limit).await?;
+            delete_owned(&self.api::<Service>(), name, &ours, &plain, limit).await?;
         }
-        delete(&self.api::<NetworkPolicy>(), manifests::SHARED_DIND_POLICY, &DeleteParams::default(), limit).await?;
-        delete(&self.api::<PersistentVolumeClaim>(), manifests::SHARED_DIND_PVC, &DeleteParams::default(), limit).await
+        delete_owned(&self.api::<NetworkPolicy>(), manifests::SHARED_DIND_POLICY, &ours, &plain, limit).await?;
+        delete_owned(&self.api::<PersistentVolumeClaim>(), manifests::SHARED_DIND_PVC, &ours, &plain, limit).await
     }
 
     /// Waits for this iteration's pod of a Deployment, stage by stage; returns its name.
@@ -423,9 +430,10 @@ impl KubeBackend {
         if self.options.keep {
             return;
         }
-        let _ = delete(&self.api::<Pod>(), pod, &DeleteParams::default(), None).await;
+        let ours = self.run_selector();
+        let _ = delete_owned(&self.api::<Pod>(), pod, &ours, &DeleteParams::default(), None).await;
         for cm in config_maps {
-            let _ = delete(&self.api::<ConfigMap>(), &cm.name_any(), &DeleteParams::default(), None).await;
+            let _ = delete_owned(&self.api::<ConfigMap>(), &cm.name_any(), &ours, &DeleteParams::default(), None).await;
         }
     }
 
@@ -766,7 +774,7 @@ impl Backend for KubeBackend {
                     )
                 });
         }
-        delete_labelled(&self.client, ns, &format!("{}={}", crate::RUN_ID_LABEL, names::label_value(&self.run.run_id)))
+        delete_labelled(&self.client, ns, &self.run_selector())
             .await
             .map(|_| ())
             .map_err(|e| BackendError::new(format!("delete the run's objects in namespace {ns}"), e))

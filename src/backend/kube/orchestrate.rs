@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions, Condition};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
@@ -74,6 +75,18 @@ where
         Ok(None) => return api.create(&PostParams::default(), object).await.map(|_| ()).map_err(|e| api_error(action(), e)),
         Err(e) => return Err(api_error(action(), e)),
     };
+    let ours = run_label(object.meta());
+    if ours.is_some() && run_label(existing.meta()) != ours {
+        return Err(KubeError::Api {
+            action: action(),
+            message: format!(
+                "a {kind} of that name exists and is not this run's ({} is {:?}); use another namespace, \
+                 or remove it if it is a leftover",
+                crate::RUN_ID_LABEL,
+                run_label(existing.meta()).unwrap_or("unset"),
+            ),
+        });
+    }
     if existing.meta().deletion_timestamp.is_none() {
         return Ok(());
     }
@@ -108,6 +121,39 @@ where
         }
         _ => Ok(()),
     }
+}
+
+/// Deletes `name` only if it carries `selector` (the run's label), in one call: a same-named
+/// object of someone else's is left alone. With `wait`, returns once it no longer exists.
+pub async fn delete_owned<K>(
+    api: &Api<K>,
+    name: &str,
+    selector: &str,
+    params: &DeleteParams,
+    wait: Option<Duration>,
+) -> Result<(), KubeError>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&Default::default()).to_string();
+    let matching = ListParams::default().labels(selector).fields(&format!("metadata.name={name}"));
+    let deleting = match api.delete_collection(params, &matching).await {
+        Ok(either) => either.left().map(|list| list.items).unwrap_or_default(),
+        Err(e) if status_of(&e) == Some(404) => return Ok(()),
+        Err(e) => return Err(api_error(format!("delete {kind} {name}"), e)),
+    };
+    if let Some(limit) = wait {
+        for object in deleting {
+            let uid = object.meta().uid.clone().unwrap_or_default();
+            wait_deleted(api, name, &uid, &format!("{kind} {name} to be deleted"), limit).await?;
+        }
+    }
+    Ok(())
+}
+
+fn run_label(meta: &ObjectMeta) -> Option<&str> {
+    meta.labels.as_ref()?.get(crate::RUN_ID_LABEL).map(String::as_str)
 }
 
 async fn wait_deleted<K>(api: &Api<K>, name: &str, uid: &str, what: &str, limit: Duration) -> Result<(), KubeError>

@@ -141,6 +141,32 @@ async fn create_over_an_object_being_deleted_waits_for_it_then_creates_again() {
     assert!(trace.contains(&format!("GET {} (watch)", pods_path())), "{trace:?}");
 }
 
+/// A collection DELETE narrowed to one name and to this run's label: someone else's object of
+/// the same name in a shared namespace is left alone by the API server itself.
+fn deletes_only_ours(seen: &mock::Seen, name: &str) -> bool {
+    let pairs: Vec<&str> = seen.query.split('&').collect();
+    pairs.contains(&format!("fieldSelector=metadata.name%3D{name}").as_str())
+        && pairs.contains(&"labelSelector=layerbench.run-id%3Drun-1")
+}
+
+#[tokio::test]
+async fn create_over_someone_elses_object_of_the_same_name_is_refused() {
+    let (client, _) = mock::serve(|seen| match seen.method.as_str() {
+        "POST" => status(409, "AlreadyExists", "already exists"),
+        _ => {
+            let mut foreign = pod(NS, "registry", json!({}));
+            foreign["metadata"]["labels"] = json!({crate::RUN_ID_LABEL: "someone-else"});
+            ok(foreign)
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let mut ours = a_pod("registry");
+    ours.metadata.labels = Some([(crate::RUN_ID_LABEL.to_string(), "run-1".to_string())].into());
+    let error = ensure_created(&pods, &ours, Duration::from_secs(5)).await.unwrap_err().to_string();
+    assert!(error.starts_with("create Pod registry: a Pod of that name exists and is not this run's"), "{error}");
+    assert!(error.contains("\"someone-else\""), "{error}");
+}
+
 #[tokio::test]
 async fn delete_answered_404_means_already_gone() {
     let (client, trace) = mock::serve(|_| status(404, "NotFound", "pods \"p\" not found"));
@@ -151,7 +177,8 @@ async fn delete_answered_404_means_already_gone() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pod_in_image_pull_back_off_fails_with_the_kubelets_reason_and_a_way_out() {
-    let (client, _) = mock::serve(|seen| {
+    let mut watched = false;
+    let (client, _) = mock::serve(move |seen| {
         let creating = waiting("dind", "layerbench-local/dind:28-dind", "ContainerCreating", "");
         let stuck = waiting(
             "dind",
@@ -160,7 +187,11 @@ async fn a_pod_in_image_pull_back_off_fails_with_the_kubelets_reason_and_a_way_o
             "Back-off pulling image \"layerbench-local/dind:28-dind\"",
         );
         if seen.is_watch() {
-            Reply::Watch(vec![("MODIFIED", pod(NS, "job", stuck))])
+            // Once: a watcher that kept getting events would never let paused time reach the timeout.
+            match std::mem::replace(&mut watched, true) {
+                false => Reply::Watch(vec![("MODIFIED", pod(NS, "job", stuck))]),
+                true => Reply::Hang,
+            }
         } else {
             list("Pod", vec![pod(NS, "job", creating)])
         }
@@ -260,14 +291,18 @@ async fn a_namespace_that_never_terminates_fails_shutdown_with_what_holds_it() {
 #[tokio::test(start_paused = true)]
 async fn a_dind_job_whose_image_cannot_be_pulled_fails_with_that_reason_and_its_pod_is_deleted() {
     let job_name = "job-i1-p0-ephemeral-dind";
+    let mut watched = false;
     let (mut backend, trace) = backend(move |seen| {
         let scheduled = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]});
         let stuck = waiting("dind", "docker:28-dind", "ErrImagePull", "failed to pull and unpack image \"docker.io/library/docker:28-dind\": dial tcp: lookup registry-1.docker.io: no such host");
         match (seen.method.as_str(), seen.is_watch()) {
             ("POST", _) => created(seen),
-            ("GET", true) => Reply::Watch(vec![("MODIFIED", pod(NS, job_name, stuck.clone()))]),
+            ("GET", true) if !std::mem::replace(&mut watched, true) => {
+                Reply::Watch(vec![("MODIFIED", pod(NS, job_name, stuck.clone()))])
+            }
+            ("GET", true) => Reply::Hang,
             ("GET", false) => list("Pod", vec![pod(NS, job_name, scheduled)]),
-            ("DELETE", _) => ok(pod(NS, job_name, stuck)),
+            ("DELETE", _) => list("Pod", vec![pod(NS, job_name, stuck)]),
             _ => status(500, "InternalError", "unexpected"),
         }
     })
@@ -281,9 +316,10 @@ async fn a_dind_job_whose_image_cannot_be_pulled_fails_with_that_reason_and_its_
     assert!(error.contains("kind load docker-image docker:28-dind"), "{error}");
     assert!(outcome.phases.contains_key(&Phase::Provision));
     assert!(!outcome.phases.contains_key(&Phase::Build));
-    let trace = lines(&trace);
-    assert_eq!(trace.first().unwrap(), &format!("POST {}", pods_path()));
-    assert_eq!(trace.last().unwrap(), &format!("DELETE {}", pod_path(job_name)));
+    let last = trace.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(lines(&trace).first().unwrap(), &format!("POST {}", pods_path()));
+    assert!(last.is("DELETE", &pods_path()), "{}", last.line());
+    assert!(deletes_only_ours(&last, job_name), "{}", last.query);
     let sent: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
     assert!(sent[0].contains("Provision") && sent[0].contains(job_name), "{sent:?}");
 }
@@ -397,10 +433,12 @@ async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_
     assert!(names.contains(&"Dockerfile".to_string()), "{names:?}");
     let pod: Pod = serde_json::from_value(posted[1].clone()).unwrap();
     assert_eq!(pod.metadata.name.as_deref(), Some(job_name));
-    let trace = lines(&trace);
-    let tail: Vec<&str> = trace.iter().rev().take(3).map(String::as_str).collect();
-    assert!(tail.contains(&format!("DELETE {}", pod_path(job_name)).as_str()), "{trace:?}");
-    assert!(tail.contains(&format!("DELETE /api/v1/namespaces/{NS}/configmaps/{job_name}-ctx-0").as_str()), "{trace:?}");
+    let trace = trace.lock().unwrap();
+    let tail: Vec<&mock::Seen> = trace.iter().rev().take(3).collect();
+    assert!(tail.iter().any(|d| d.is("DELETE", &pods_path()) && deletes_only_ours(d, job_name)), "{tail:?}");
+    let config_maps = format!("/api/v1/namespaces/{NS}/configmaps");
+    let part = format!("{job_name}-ctx-0");
+    assert!(tail.iter().any(|d| d.is("DELETE", &config_maps) && deletes_only_ours(d, &part)), "{tail:?}");
 }
 
 #[tokio::test]
