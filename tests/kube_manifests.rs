@@ -182,6 +182,17 @@ fn a_given_namespace_is_used_and_not_printed_as_an_object() {
 }
 
 #[test]
+fn an_invalid_namespace_is_refused_with_the_rule() {
+    let context = tempfile::tempdir().unwrap();
+    let options = KubeOptions { namespace: Some("CI_Builds".into()), ..KubeOptions::default() };
+    let error = manifests_yaml(&scenario(&context, "flask"), StrategyKind::SharedDind, &options).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "use namespace \"CI_Builds\": it is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63)"
+    );
+}
+
+#[test]
 fn a_long_scenario_name_still_gives_valid_names_and_labels() {
     let context = tempfile::tempdir().unwrap();
     let long = "A scenario whose name is far longer than any Kubernetes name or label may be, with spaces";

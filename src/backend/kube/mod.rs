@@ -156,6 +156,12 @@ pub fn manifests_yaml(
     strategy: StrategyKind,
     options: &KubeOptions,
 ) -> Result<String, BackendError> {
+    if let Some(ns) = options.namespace.as_deref().filter(|ns| !names::is_dns_label(ns)) {
+        return Err(BackendError::new(
+            format!("use namespace {ns:?}"),
+            "it is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63)",
+        ));
+    }
     let run = RunMeta {
         run_id: MANIFESTS_RUN_ID.into(),
         namespace: options
