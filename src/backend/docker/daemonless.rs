@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::engine::{describe, remove_container};
+use super::engine::{create_volume, describe, remove_container};
 use super::ops::merge_steps;
 use super::DockerBackend;
 use crate::backend::{JobOutcome, JobSpec};
@@ -93,15 +93,7 @@ pub async fn run(backend: &mut DockerBackend, job: &JobSpec<'_>, events: &EventS
     let provision = Instant::now();
     let result = async {
         let container = job_container(backend, *builder, job, destinations, cache_repo, &volume)?;
-        backend
-            .engine
-            .create_volume(bollard::models::VolumeCreateRequest {
-                name: Some(volume.clone()),
-                labels: Some(run_labels(&backend.run_id)),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("create volume {volume}: {}", describe(&e)))?;
+        create_volume(&backend.engine, &volume, &backend.run_id).await.map_err(|e| e.to_string())?;
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         backend.engine.create_container(Some(options), container).await.map_err(|e| format!("create job container {name}: {}", describe(&e)))?;
         let tar = context_tar(job)?;

@@ -40,6 +40,16 @@ pub async fn create_and_start(
     docker.start_container(name, None).await.map_err(failed(format!("start container {name}")))
 }
 
+/// Creates a volume carrying the run's label.
+pub async fn create_volume(docker: &Docker, name: &str, run_id: &str) -> Result<(), BackendError> {
+    let request = bollard::models::VolumeCreateRequest {
+        name: Some(name.to_string()),
+        labels: Some(crate::resources::run_labels(run_id)),
+        ..Default::default()
+    };
+    docker.create_volume(request).await.map(|_| ()).map_err(failed(format!("create volume {name}")))
+}
+
 /// Removes a container and its anonymous volumes; already gone is fine.
 pub async fn remove_container(docker: &Docker, name: &str) -> Result<(), BackendError> {
     let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();

@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 
-use super::engine::{container_ip, create_and_start, describe, failed, remove_container, DindMode};
+use super::engine::{container_ip, create_and_start, create_volume, describe, failed, remove_container, DindMode};
 use super::{DockerBackend, READY_TIMEOUT};
 use crate::backend::BackendError;
 use crate::events::EventSink;
@@ -57,15 +57,7 @@ fn endpoint(network: &str, alias: &str) -> NetworkingConfig {
 /// engine tries `--privileged` and falls back to the explicit capability list when refused.
 pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -> Result<Dind, BackendError> {
     let volume = format!("{name}-data");
-    backend
-        .engine
-        .create_volume(bollard::models::VolumeCreateRequest {
-            name: Some(volume.clone()),
-            labels: Some(run_labels(&backend.run_id)),
-            ..Default::default()
-        })
-        .await
-        .map_err(failed(format!("create volume {volume}")))?;
+    create_volume(&backend.engine, &volume, &backend.run_id).await?;
     let alias = if shared { "dind" } else { "docker" };
     let body = |mode: DindMode| {
         let mut host = HostConfig {
