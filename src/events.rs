@@ -18,7 +18,7 @@ pub enum Event {
     JobStarted { iteration: u32, pipeline_run: String, strategy: String },
     PhaseStarted { phase: Phase, detail: String },
     StepStarted { step: u32, total_steps: u32, instruction: String },
-    JobFinished { record: JobRecord },
+    JobFinished { record: Box<JobRecord> },
     RunFinished { results_dir: PathBuf, interrupted: bool },
 }
 

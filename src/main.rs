@@ -137,7 +137,7 @@ impl BackendArgs {
     fn choice(&self) -> session::BackendChoice {
         match self.backend {
             BackendName::Docker => session::BackendChoice::Docker,
-            BackendName::Kube => session::BackendChoice::Kube(self.kube_options()),
+            BackendName::Kube => session::BackendChoice::Kube(Box::new(self.kube_options())),
         }
     }
 }

@@ -122,7 +122,7 @@ pub async fn run<B: Backend>(
                 if record.status == JobStatus::Failed {
                     summary.failed_jobs += 1;
                 }
-                events.emit(Event::JobFinished { record });
+                events.emit(Event::JobFinished { record: Box::new(record) });
                 let cache = backend.cache_state(strategy).await;
                 writer.append_cache(&CacheRecord {
                     run_id: plan.run_id.clone(),

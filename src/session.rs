@@ -34,7 +34,7 @@ pub enum BackendChoice {
     /// The local Docker engine.
     Docker,
     /// A Kubernetes cluster (its toolchain images are the ones the local engine resolved).
-    Kube(KubeOptions),
+    Kube(Box<KubeOptions>),
 }
 
 /// How the run ended. Whatever the ending, the results written so far are valid on disk.
@@ -133,7 +133,7 @@ pub async fn execute(
             ending
         }
         BackendChoice::Kube(options) => {
-            let options = KubeOptions { images: KubeImages::from_toolchain(&toolchain), keep: request.keep, ..options.clone() };
+            let options = KubeOptions { images: KubeImages::from_toolchain(&toolchain), keep: request.keep, ..(**options).clone() };
             let mut slot = None;
             let start = KubeBackend::connect(options, &run_id, &scenario.name);
             let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
