@@ -16,8 +16,9 @@ readonly EXEC_ROOT=$RUN_DIR/exec
 readonly PRIVATE_HOST=unix://$RUN_DIR/docker.sock
 readonly SYSTEM_HOST=unix:///var/run/docker.sock
 readonly START_TIMEOUT_S=60
-# debootstrap builds the base stand-in; gcc and libc6-dev link the crate; docker.io only when no engine exists.
-readonly PACKAGES=(debootstrap ca-certificates curl git make gcc libc6-dev)
+# debootstrap builds the base stand-in; gcc and libc6-dev link the crate; chromium renders the report in the browser
+# test; docker.io only when no engine exists.
+readonly PACKAGES=(debootstrap ca-certificates curl git make gcc libc6-dev chromium)
 
 say() { echo "with-engine: $*" >&2; }
 die() { say "$*"; exit 1; }

@@ -267,7 +267,11 @@ async fn connect_engine() -> Result<bollard::Docker, Failure> {
     let engine = bollard::Docker::connect_with_defaults()
         .map_err(|e| environment(anyhow!("cannot use the Docker engine address: {e}; {hint}")))?;
     match tokio::time::timeout(Duration::from_secs(10), engine.ping()).await {
-        Ok(Ok(_)) => Ok(engine),
+        // Speak the engine's API version, whatever bollard's default is.
+        Ok(Ok(_)) => engine
+            .negotiate_version()
+            .await
+            .map_err(|e| environment(anyhow!("cannot agree an API version with the Docker engine ({}): {e}", engine_address()))),
         Ok(Err(e)) => Err(environment(anyhow!("cannot reach the Docker engine ({}): {e}; {hint}", engine_address()))),
         Err(_) => Err(environment(anyhow!("the Docker engine ({}) did not answer within 10 s; {hint}", engine_address()))),
     }

@@ -110,6 +110,17 @@ pub async fn remove_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Re
     Ok(removed)
 }
 
+/// An engine error in one line of the daemon's own words; bollard's `Display` adds HTTP plumbing.
+pub fn engine_message(error: &bollard::errors::Error) -> String {
+    use bollard::errors::Error::*;
+    let text = match error {
+        DockerResponseServerError { message, .. } => message.clone(),
+        DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A 404 on delete means the resource is already gone.
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {
     matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })

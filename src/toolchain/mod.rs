@@ -220,7 +220,7 @@ impl ToolchainError {
         } else {
             "See the engine's message above"
         };
-        Self::new(operation, image, engine_message(error), hint)
+        Self::new(operation, image, crate::resources::engine_message(error), hint)
     }
 }
 
@@ -314,7 +314,7 @@ async fn pull(docker: &Docker, name: &str) -> Result<(), String> {
             Err(_) => return Err(format!("no progress for {} s", PULL_IDLE_TIMEOUT.as_secs())),
             Ok(None) => return Ok(()),
             Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(e))) => return Err(engine_message(&e)),
+            Ok(Some(Err(e))) => return Err(crate::resources::engine_message(&e)),
         }
     }
 }
@@ -338,16 +338,6 @@ fn is_connection_error(error: &bollard::errors::Error) -> bool {
 }
 
 /// The engine's own words, without bollard's "Docker responded with status code" framing; one line.
-fn engine_message(error: &bollard::errors::Error) -> String {
-    use bollard::errors::Error as E;
-    let text = match error {
-        E::DockerResponseServerError { message, .. } => message.clone(),
-        E::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
-    };
-    one_line(&text)
-}
-
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
 use super::{
-    engine_message, one_line, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
+    one_line, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
     STAND_IN_LABEL,
 };
 use crate::events::EventSink;
@@ -340,7 +340,7 @@ async fn build(
             }
             Err(e) => {
                 let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
-                let message = format!("{} (last output: {})", engine_message(&e), tail.join(" | "));
+                let message = format!("{} (last output: {})", crate::resources::engine_message(&e), tail.join(" | "));
                 return Err(ToolchainError::new(Operation::Build, name, message, NETWORK_HINT));
             }
         }

@@ -17,15 +17,7 @@ pub fn failed(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) 
     move |e| BackendError::new(action, describe(&e))
 }
 
-/// bollard's errors print the HTTP plumbing; users want the daemon's message.
-pub fn describe(error: &bollard::errors::Error) -> String {
-    use bollard::errors::Error::*;
-    match error {
-        DockerResponseServerError { message, .. } => message.trim().to_string(),
-        DockerStreamError { error } => error.trim().to_string(),
-        other => other.to_string(),
-    }
-}
+pub use crate::resources::engine_message as describe;
 
 pub async fn create_and_start(
     docker: &Docker,
