@@ -147,12 +147,16 @@ struct ImageArgs {
     /// Python base image the scenario's Dockerfile names.
     #[arg(long, default_value_t = ToolchainConfig::default().base)]
     base_image: String,
+    /// docker-in-docker daemon image.
     #[arg(long, default_value_t = ToolchainConfig::default().dind)]
     dind_image: String,
+    /// CNCF Distribution registry image (the run's registry and Docker Hub mirror).
     #[arg(long, default_value_t = ToolchainConfig::default().registry)]
     registry_image: String,
+    /// buildah image for the daemonless strategy.
     #[arg(long, default_value_t = ToolchainConfig::default().buildah)]
     buildah_image: String,
+    /// kaniko executor image (a maintained fork; upstream was archived in 2025).
     #[arg(long, default_value_t = ToolchainConfig::default().kaniko)]
     kaniko_image: String,
 }

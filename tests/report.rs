@@ -408,3 +408,33 @@ fn an_interrupted_run_is_reported_over_the_runs_it_reached_and_says_so() {
     assert_eq!(select(&doc, "#cache-map td.cell").len(), 15 * 5 * 3);
     assert!(!text_of(&doc, "#ranking").contains("daemonless-kaniko"));
 }
+
+/// The committed example (`results/example`, a real run of scenarios/flask.toml on this project's
+/// machine) must make a complete report whose claims match its CSV.
+#[test]
+fn the_committed_example_makes_a_report_that_matches_its_results() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/example");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tests").join("example");
+    let _ = std::fs::remove_dir_all(&out);
+    let index = generate(&dir, &out).unwrap();
+    for file in CHART_FILES {
+        assert!(out.join(file).is_file(), "{file} written");
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example").join(file).is_file(),
+            "{file} committed under reports/example"
+        );
+    }
+    let doc = Html::parse_document(&std::fs::read_to_string(index).unwrap());
+    let expected = fastest_by_csv(&dir);
+    let named = select(&doc, "#verdict-headline .fastest");
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].value().attr("data-strategy"), Some(expected.as_str()));
+    let info = read_run_info(&dir).unwrap();
+    let jobs = read_jobs(&dir).unwrap();
+    assert_eq!(jobs.len() as u32, info.iterations * (info.pipeline.len() * info.strategies.len()) as u32, "a complete run");
+    assert_eq!(
+        select(&doc, "#cache-map td.cell").len(),
+        info.steps.len() * info.strategies.len() * info.pipeline.len()
+    );
+    assert_eq!(select(&doc, "#cache-map span.job").len(), info.steps.len() * jobs.len(), "one mark per step x job");
+}
