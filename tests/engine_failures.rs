@@ -31,7 +31,7 @@ fn a_failing_run_step_fails_its_job_and_the_run_goes_on() {
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Failed);
         assert!(job.error.contains("step 8/9"), "the error names the step: {}", job.error);
-        assert!(job.error.contains("exit 3"), "the error keeps the builder's reason: {}", job.error);
+        assert!(job.error.contains("returned a non-zero code: 3"), "the error keeps the builder's reason: {}", job.error);
     }
     assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0);
 }
