@@ -273,6 +273,11 @@ async fn official_image(
 ) -> Result<Result<ResolvedImage, String>, ToolchainError> {
     let name = with_default_tag(official);
     if let Some(image) = inspect(docker, role, official, &name).await? {
+        if image.source == ImageSource::LocalStandIn {
+            events.notice(format!(
+                "{name} in this engine is a local stand-in built from Debian packages (labelled {STAND_IN_LABEL}), not the official image"
+            ));
+        }
         return Ok(Ok(image));
     }
     events.setup(format!("pulling {name}"));
