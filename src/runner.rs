@@ -22,6 +22,10 @@ pub enum RunError {
     Scenario(#[from] ScenarioError),
 }
 
+/// A job that takes longer is stopped and recorded as failed, so one hung build cannot stall a
+/// nightly run forever.
+pub const JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What to run: the scenario's choices, possibly narrowed on the command line.
 pub struct RunPlan<'a> {
     pub run_id: String,
@@ -114,7 +118,15 @@ pub async fn run<B: Backend>(
                 };
                 let started_at = chrono::Utc::now();
                 let clock = Instant::now();
-                let outcome = backend.run_job(&job, events).await;
+                let outcome = tokio::time::timeout(JOB_TIMEOUT, backend.run_job(&job, events)).await.unwrap_or_else(|_| {
+                    JobOutcome {
+                        error: Some(format!(
+                            "the job did not finish within {} min; what it left running is removed at the end of the run",
+                            JOB_TIMEOUT.as_secs() / 60
+                        )),
+                        ..JobOutcome::default()
+                    }
+                });
                 let wall_ms = clock.elapsed().as_millis() as Millis;
                 let (record, steps) = records(plan, backend.name(), &job, &outcome, started_at, wall_ms);
                 writer.append_job(&record, &steps)?;
