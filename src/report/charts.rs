@@ -115,6 +115,18 @@ fn text_style(size: u32) -> TextStyle<'static> {
 }
 
 /// A row of coloured squares with labels, above a chart (never on top of its bars).
+/// Paints the chart white with its legend in the top `height` pixels; returns the area below.
+fn legend_on_top<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    height: u32,
+    entries: &[(String, RGBColor)],
+) -> Result<DrawingArea<DB, Shift>, String> {
+    root.fill(&WHITE).map_err(err)?;
+    let (legend, plot) = root.split_vertically(height);
+    draw_legend(&legend, entries)?;
+    Ok(plot)
+}
+
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor)],
@@ -314,15 +326,13 @@ impl Chart for TimeChart {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(err)?;
-        let (legend, plot) = root.split_vertically(54);
         let entries: Vec<(String, RGBColor)> = self
             .strategies
             .iter()
             .enumerate()
             .map(|(i, s)| (s.clone(), strategy_color(i)))
             .collect();
-        draw_legend(&legend, &entries)?;
+        let plot = legend_on_top(root, 54, &entries)?;
         let y_max = self.y_max_s();
         let mut chart = ChartBuilder::on(&plot)
             .margin(10)
@@ -426,14 +436,12 @@ impl Chart for PhasesChart {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(err)?;
-        let (legend, plot) = root.split_vertically(40);
         let entries: Vec<(String, RGBColor)> = PHASES
             .iter()
             .zip(PHASE_COLORS)
             .map(|(p, c)| (phase_name(*p).to_string(), c))
             .collect();
-        draw_legend(&legend, &entries)?;
+        let plot = legend_on_top(root, 40, &entries)?;
         let segments = self.segments();
         let y_max = y_top(segments.iter().map(|s| s.3).fold(0.0, f64::max));
         let mut chart = ChartBuilder::on(&plot)
@@ -522,14 +530,12 @@ impl Chart for CostChart {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(err)?;
-        let (legend, plot) = root.split_vertically(40);
         let entries: Vec<(String, RGBColor)> = COST_SERIES
             .iter()
             .zip(COST_COLORS)
             .map(|(s, c)| (s.to_string(), c))
             .collect();
-        draw_legend(&legend, &entries)?;
+        let plot = legend_on_top(root, 40, &entries)?;
         let mb = |b: f64| b / 1e6;
         let max = self
             .bytes
