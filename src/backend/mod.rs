@@ -63,6 +63,14 @@ pub struct JobOutcome {
     pub bytes_pushed: Option<Bytes>,
 }
 
+impl JobOutcome {
+    /// The job's traffic as the registry saw it.
+    pub fn record_traffic(&mut self, traffic: crate::registry::Traffic) {
+        self.bytes_pulled = Some(traffic.pulled_bytes);
+        self.bytes_pushed = Some(traffic.pushed_bytes);
+    }
+}
+
 /// A long-lived service started for an iteration, with its start-up time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceStart {

@@ -115,6 +115,34 @@ fn text_style(size: u32) -> TextStyle<'static> {
 }
 
 /// A row of coloured squares with labels, above a chart (never on top of its bars).
+/// Bars grouped along x by `groups`, a linear y axis from 0, and the mesh every chart shares.
+fn grouped_chart<'a, DB: DrawingBackend>(
+    plot: &'a DrawingArea<DB, Shift>,
+    groups: &[String],
+    y_max: f64,
+    y_label_area: u32,
+    y_desc: &str,
+    x_desc: Option<&str>,
+) -> Result<ChartContext<'a, DB, Cartesian2d<GroupAxis, RangedCoordf64>>, String> {
+    let mut chart = ChartBuilder::on(plot)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(y_label_area)
+        .build_cartesian_2d(GroupAxis::new(groups), 0.0..y_max)
+        .map_err(err)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .x_label_style(text_style(14))
+        .y_label_style(text_style(13))
+        .y_desc(y_desc)
+        .axis_desc_style(text_style(14));
+    if let Some(x_desc) = x_desc {
+        mesh.x_desc(x_desc);
+    }
+    mesh.draw().map_err(err)?;
+    Ok(chart)
+}
+
 /// Paints the chart white with its legend in the top `height` pixels; returns the area below.
 fn legend_on_top<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -334,22 +362,14 @@ impl Chart for TimeChart {
             .collect();
         let plot = legend_on_top(root, 54, &entries)?;
         let y_max = self.y_max_s();
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(60)
-            .build_cartesian_2d(GroupAxis::new(&self.pipeline), 0.0..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_style(text_style(14))
-            .y_label_style(text_style(13))
-            .y_desc("job wall time, s (median; whisker: min-max)")
-            .x_desc("pipeline run")
-            .axis_desc_style(text_style(14))
-            .draw()
-            .map_err(err)?;
+        let mut chart = grouped_chart(
+            &plot,
+            &self.pipeline,
+            y_max,
+            60,
+            "job wall time, s (median; whisker: min-max)",
+            Some("pipeline run"),
+        )?;
         let bars = self.bars();
         chart
             .draw_series(bars.iter().map(|b| {
@@ -444,21 +464,7 @@ impl Chart for PhasesChart {
         let plot = legend_on_top(root, 40, &entries)?;
         let segments = self.segments();
         let y_max = y_top(segments.iter().map(|s| s.3).fold(0.0, f64::max));
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(60)
-            .build_cartesian_2d(GroupAxis::new(&self.strategies), 0.0..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_style(text_style(14))
-            .y_label_style(text_style(13))
-            .y_desc("s, summed over the pipeline")
-            .axis_desc_style(text_style(14))
-            .draw()
-            .map_err(err)?;
+        let mut chart = grouped_chart(&plot, &self.strategies, y_max, 60, "s, summed over the pipeline", None)?;
         chart
             .draw_series(segments.iter().map(|&(strategy, phase, bottom, top)| {
                 let (x0, x1) = slot(strategy, 0, 1);
@@ -545,21 +551,7 @@ impl Chart for CostChart {
             .map(|b| mb(*b))
             .fold(0.0, f64::max);
         let y_max = y_top(max);
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d(GroupAxis::new(&self.strategies), 0.0..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_style(text_style(14))
-            .y_label_style(text_style(13))
-            .y_desc("MB (10^6 bytes)")
-            .axis_desc_style(text_style(14))
-            .draw()
-            .map_err(err)?;
+        let mut chart = grouped_chart(&plot, &self.strategies, y_max, 70, "MB (10^6 bytes)", None)?;
         for (strategy, figures) in self.bytes.iter().enumerate() {
             for (series, figure) in figures.iter().enumerate() {
                 let (x0, x1) = slot(strategy, series, COST_SERIES.len());

@@ -213,8 +213,7 @@ impl Backend for DockerBackend {
         };
         outcome.error = result.err();
         if let Some(traffic) = self.registry_traffic(since).await {
-            outcome.bytes_pulled = Some(traffic.pulled_bytes);
-            outcome.bytes_pushed = Some(traffic.pushed_bytes);
+            outcome.record_traffic(traffic);
         }
         outcome
     }

@@ -726,9 +726,7 @@ impl Backend for KubeBackend {
         }
         if let (Some(before), Some(after)) = (log_before, self.registry_log().await) {
             // Jobs run one at a time, so the lines this job added are its traffic.
-            let traffic = Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str));
-            outcome.bytes_pulled = Some(traffic.pulled_bytes);
-            outcome.bytes_pushed = Some(traffic.pushed_bytes);
+            outcome.record_traffic(Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str)));
         }
         outcome
     }
