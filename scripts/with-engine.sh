@@ -17,8 +17,14 @@ readonly PRIVATE_HOST=unix://$RUN_DIR/docker.sock
 readonly SYSTEM_HOST=unix:///var/run/docker.sock
 readonly START_TIMEOUT_S=60
 # debootstrap builds the base stand-in; gcc and libc6-dev link the crate; chromium renders the report in the browser
-# test; docker.io only when no engine exists.
+# test; docker.io (Debian 13's, see install_engine) only when no engine exists.
 readonly PACKAGES=(debootstrap ca-certificates curl git make gcc libc6-dev chromium)
+# Debian 12's docker.io is 20.10: end of life, and on hosts whose capability bounding set lacks a capability it
+# cannot run --privileged containers (moby/moby#42906). Debian 13's 26.1 can, and installs on Debian 12 with
+# Debian 12's containerd and runc. Only docker.io comes from Debian 13: the pin keeps everything else where it is.
+readonly ENGINE_MIN_MAJOR=26
+readonly TRIXIE_LIST=/etc/apt/sources.list.d/layerbench-trixie.list
+readonly TRIXIE_PIN=/etc/apt/preferences.d/layerbench-trixie
 
 say() { echo "with-engine: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -60,6 +66,30 @@ client_answers() {
     command -v docker >/dev/null 2>&1 && DOCKER_HOST=$1 timeout 20 docker version >/dev/null 2>&1
 }
 
+dockerd_major() {
+    command -v dockerd >/dev/null 2>&1 || { echo 0; return; }
+    dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9]*\)\..*/\1/p' | grep . || echo 0
+}
+
+# Installs (or upgrades 20.10 to) Debian 13's docker.io. The data root under $STATE_DIR is kept, images and all.
+install_engine() {
+    [ "$(dockerd_major)" -ge "$ENGINE_MIN_MAJOR" ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "dockerd $ENGINE_MIN_MAJOR+ is needed; as root run: scripts/with-engine.sh true"
+    say "installing Debian 13's docker.io (Docker $ENGINE_MIN_MAJOR); nothing else moves to Debian 13"
+    echo "deb http://deb.debian.org/debian trixie main" >"$TRIXIE_LIST"
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$TRIXIE_PIN"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || die "apt-get update failed; check the network and $TRIXIE_LIST"
+    # Debian's package starts the system dockerd on /var/run/docker.sock; layerbench runs its own private one.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    local rc=0
+    # `docker.io/trixie`, not `-t trixie`: the latter would also take libc6, containerd and runc from Debian 13.
+    apt-get install -y -qq --no-install-recommends docker.io/trixie >/dev/null || rc=$?
+    rm -f /usr/sbin/policy-rc.d
+    [ "$rc" -eq 0 ] || die "apt-get install docker.io/trixie failed; run it by hand to see why"
+    [ "$(dockerd_major)" -ge "$ENGINE_MIN_MAJOR" ] || die "dockerd is still $(dockerd --version); expected $ENGINE_MIN_MAJOR or later"
+}
+
 private_dockerd_pid() {
     local pid
     pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
@@ -69,8 +99,14 @@ private_dockerd_pid() {
 
 start_private_dockerd() {
     [ "$(id -u)" -eq 0 ] || die "no Docker engine answers at DOCKER_HOST or $SYSTEM_HOST, and starting one needs root"
-    command -v dockerd >/dev/null 2>&1 || install_missing docker.io
     local pid log_start=0
+    if pid=$(private_dockerd_pid) && [ "$(dockerd_major)" -lt "$ENGINE_MIN_MAJOR" ]; then
+        say "stopping the private dockerd (pid $pid, $(dockerd --version)) to upgrade it; its data root is kept"
+        kill "$pid"
+        local waited=0
+        while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 1; waited=$((waited + 1)); done
+    fi
+    install_engine
     if pid=$(private_dockerd_pid); then
         say "waiting for the private dockerd already starting (pid $pid)"
     else
@@ -109,7 +145,7 @@ else
     if [ -n "${DOCKER_HOST:-}" ]; then say "DOCKER_HOST=$DOCKER_HOST does not answer; looking for another engine"; fi
     if answers "$SYSTEM_HOST"; then
         engine=$SYSTEM_HOST
-    elif answers "$PRIVATE_HOST"; then
+    elif answers "$PRIVATE_HOST" && [ "$(dockerd_major)" -ge "$ENGINE_MIN_MAJOR" ]; then
         engine=$PRIVATE_HOST
     else
         start_private_dockerd
