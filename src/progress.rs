@@ -28,7 +28,7 @@ pub fn human_bytes(bytes: u64) -> String {
 fn job_line(job: &JobRecord) -> String {
     let status = match job.status {
         JobStatus::Ok => "ok".to_string(),
-        JobStatus::Failed => format!("FAILED: {}", job.error.lines().next().unwrap_or_default()),
+        JobStatus::Failed => format!("FAILED: {}", job.error.as_deref().unwrap_or_default().lines().next().unwrap_or_default()),
     };
     let pushed = job.bytes_pushed.map(human_bytes).unwrap_or_else(|| "n/a".into());
     format!(
@@ -37,7 +37,7 @@ fn job_line(job: &JobRecord) -> String {
         job.pipeline_run,
         job.strategy,
         seconds(job.wall_ms),
-        job.cached_steps,
+        job.cached_steps.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
         job.total_steps,
         pushed,
     )

@@ -120,10 +120,10 @@ pub async fn run<B: Backend>(
                 let clock = Instant::now();
                 let outcome = tokio::time::timeout(JOB_TIMEOUT, backend.run_job(&job, events)).await.unwrap_or_else(|_| {
                     JobOutcome {
-                        error: Some(format!(
-                            "the job did not finish within {} min; what it left running is removed at the end of the run",
+                        error: Some(crate::backend::JobError::infrastructure(format!(
+                            "the job did not finish within {} min; its resources were removed",
                             JOB_TIMEOUT.as_secs() / 60
-                        )),
+                        ))),
                         ..JobOutcome::default()
                     }
                 });
@@ -154,6 +154,10 @@ pub async fn run<B: Backend>(
 }
 
 /// Turns a job's outcome into its CSV rows.
+///
+/// A step the builder ran nothing for (BuildKit has no vertex for `ENV`, `CMD`, …) keeps its row with
+/// `cached` empty, once the builder reported anything at all. A job whose builder reported nothing has
+/// no step rows and an empty `cached_steps`: nothing was seen, so nothing is counted.
 fn records(
     plan: &RunPlan<'_>,
     backend: &str,
@@ -164,26 +168,44 @@ fn records(
 ) -> (JobRecord, Vec<StepRecord>) {
     use crate::strategy::Phase;
     let dockerfile = job.dockerfile;
-    let steps: Vec<StepRecord> = outcome
-        .steps
-        .iter()
-        .filter_map(|s| {
-            let (stage, instruction) = dockerfile.step(s.step)?;
-            Some(StepRecord {
-                run_id: plan.run_id.clone(),
-                backend: backend.to_string(),
-                iteration: job.iteration,
-                pipeline_run: job.pipeline_run.name.clone(),
-                strategy: job.strategy.name().to_string(),
-                stage: stage.label(),
-                step: s.step,
-                total_steps: dockerfile.total_steps(),
-                instruction: instruction.text.clone(),
-                cached: s.cached,
-                duration_ms: s.duration_ms,
+    let reported: std::collections::BTreeMap<u32, &crate::backend::StepOutcome> =
+        outcome.steps.iter().map(|s| (s.step, s)).collect();
+    let global = dockerfile.global_args.iter().map(|i| ("global".to_string(), i));
+    let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
+    let steps: Vec<StepRecord> = if reported.is_empty() {
+        vec![]
+    } else {
+        global
+            .chain(staged)
+            .filter_map(|(stage, instruction)| {
+                let seen = reported.get(&instruction.step);
+                // Steps after the last one reported never ran (a failed build): no row.
+                if seen.is_none() && instruction.step > *reported.keys().next_back()? {
+                    return None;
+                }
+                Some(StepRecord {
+                    run_id: plan.run_id.clone(),
+                    backend: backend.to_string(),
+                    iteration: job.iteration,
+                    pipeline_run: job.pipeline_run.name.clone(),
+                    strategy: job.strategy.name().to_string(),
+                    stage,
+                    step: instruction.step,
+                    total_steps: dockerfile.total_steps(),
+                    instruction: instruction.text.clone(),
+                    cached: seen.map(|s| s.cached),
+                    duration_ms: seen.and_then(|s| s.duration_ms),
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let cached_steps = (!reported.is_empty()).then(|| {
+        dockerfile
+            .steps()
+            .filter(|(_, i)| i.is_cacheable() && reported.get(&i.step).is_some_and(|s| s.cached))
+            .count() as u32
+    });
+    let failure = outcome.failure();
     let record = JobRecord {
         run_id: plan.run_id.clone(),
         backend: backend.to_string(),
@@ -191,21 +213,32 @@ fn records(
         pipeline_index: job.pipeline_index,
         pipeline_run: job.pipeline_run.name.clone(),
         strategy: job.strategy.name().to_string(),
-        status: if outcome.error.is_some() { JobStatus::Failed } else { JobStatus::Ok },
-        error: outcome.error.clone().unwrap_or_default(),
+        status: if failure.is_some() { JobStatus::Failed } else { JobStatus::Ok },
+        failure_kind: failure.as_ref().map(|(kind, _)| *kind),
+        error: failure.map(|(_, message)| message),
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         wall_ms,
         provision_ms: outcome.phases.get(&Phase::Provision).copied(),
         pull_ms: outcome.phases.get(&Phase::Pull).copied(),
+        cache_import_ms: outcome.phases.get(&Phase::CacheImport).copied(),
         build_ms: outcome.phases.get(&Phase::Build).copied(),
+        cache_export_ms: outcome.phases.get(&Phase::CacheExport).copied(),
         push_ms: outcome.phases.get(&Phase::Push).copied(),
-        cached_steps: steps.iter().filter(|s| s.cached).count() as u32,
-        total_steps: dockerfile.total_steps(),
+        teardown_ms: outcome.phases.get(&Phase::Teardown).copied(),
+        measure_ms: outcome.phases.get(&Phase::Measure).copied(),
+        cached_steps,
+        total_steps: dockerfile.cacheable_steps(),
         image_bytes: outcome.image_bytes,
         bytes_pulled: outcome.bytes_pulled,
         bytes_pushed: outcome.bytes_pushed,
+        host_load_1m: host_load_1m(),
     };
     (record, steps)
+}
+
+/// The host's 1-minute load average, from `/proc/loadavg`; `None` where there is none.
+fn host_load_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Where a run's results go: `<root>/<run-id>/`.

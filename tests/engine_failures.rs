@@ -30,8 +30,10 @@ fn a_failing_run_step_fails_its_job_and_the_run_goes_on() {
     assert_eq!(summary.failed_jobs as usize, jobs.len());
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Failed);
-        assert!(job.error.contains("step 8/9"), "the error names the step: {}", job.error);
-        assert!(job.error.contains("returned a non-zero code: 3"), "the error keeps the builder's reason: {}", job.error);
+        let error = job.error.as_deref().unwrap_or_default();
+        assert_eq!(job.failure_kind, Some(layerbench::results::FailureKind::Build), "{error}");
+        assert!(error.contains("step 8/9"), "the error names the step: {error}");
+        assert!(error.contains("returned a non-zero code: 3"), "the error keeps the builder's reason: {error}");
     }
     assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0);
 }
@@ -69,7 +71,9 @@ fn a_registry_that_goes_away_fails_the_jobs_that_need_it() {
     assert_eq!(jobs[0].status, JobStatus::Ok);
     for job in &jobs[1..] {
         assert_eq!(job.status, JobStatus::Failed, "{}", job.pipeline_run);
-        assert!(job.error.contains("registry:5000"), "the error names the registry: {}", job.error);
+        let error = job.error.as_deref().unwrap_or_default();
+        assert_eq!(job.failure_kind, Some(layerbench::results::FailureKind::Infrastructure), "{error}");
+        assert!(error.contains("registry:5000"), "the error names the registry: {error}");
     }
     assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0);
 }

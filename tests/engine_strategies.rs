@@ -36,7 +36,7 @@ fn every_job_of_the_matrix_succeeds() {
     let jobs = jobs(matrix());
     assert_eq!(jobs.len(), 5 * 4, "one job per strategy and pipeline run");
     for job in &jobs {
-        assert_eq!(job.status, JobStatus::Ok, "{} {}: {}", job.strategy, job.pipeline_run, job.error);
+        assert_eq!(job.status, JobStatus::Ok, "{} {}: {}", job.strategy, job.pipeline_run, job.error.as_deref().unwrap_or_default());
         assert!(job.build_ms.is_some() && job.provision_ms.is_some());
     }
 }

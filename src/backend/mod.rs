@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::events::EventSink;
+use crate::results::FailureKind;
 use crate::scenario::{Dockerfile, PipelineRun};
 use crate::strategy::{JobPlan, Phase, StrategyKind};
 use crate::{Bytes, Millis};
@@ -49,6 +50,45 @@ pub struct StepOutcome {
     pub duration_ms: Option<Millis>,
 }
 
+/// Why a job failed, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl JobError {
+    /// The builder rejected the Dockerfile or a step failed.
+    pub fn build(message: impl Into<String>) -> Self {
+        JobError { kind: FailureKind::Build, message: message.into() }
+    }
+
+    /// The engine, a daemon, the registry, a timeout or clean-up failed.
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        JobError { kind: FailureKind::Infrastructure, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Plumbing errors (a failed API call, a lost connection) are infrastructure; a build failure is always
+/// made explicitly with [`JobError::build`].
+impl From<String> for JobError {
+    fn from(message: String) -> Self {
+        JobError::infrastructure(message)
+    }
+}
+
+impl From<BackendError> for JobError {
+    fn from(e: BackendError) -> Self {
+        JobError::infrastructure(e.to_string())
+    }
+}
+
 /// What one job measured. A failed job still reports what it measured before failing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobOutcome {
@@ -56,14 +96,33 @@ pub struct JobOutcome {
     pub phases: BTreeMap<Phase, Millis>,
     /// One entry per Dockerfile step the builder reported, first report wins.
     pub steps: Vec<StepOutcome>,
-    /// The first error, in words a user can act on.
-    pub error: Option<String>,
+    /// The first error.
+    pub error: Option<JobError>,
+    /// Errors removing the job's resources: recorded next to the job's own error, never instead of it.
+    pub cleanup_errors: Vec<String>,
     pub image_bytes: Option<Bytes>,
     pub bytes_pulled: Option<Bytes>,
     pub bytes_pushed: Option<Bytes>,
 }
 
 impl JobOutcome {
+    /// Records `error` unless an earlier one is already there: the first error is the cause.
+    pub fn fail(&mut self, error: JobError) {
+        self.error.get_or_insert(error);
+    }
+
+    /// The job's failure as the CSV shows it: its kind, and its error followed by any clean-up error.
+    pub fn failure(&self) -> Option<(FailureKind, String)> {
+        let cleanup = (!self.cleanup_errors.is_empty())
+            .then(|| format!("removing the job's resources failed: {}", self.cleanup_errors.join("; ")));
+        match (&self.error, cleanup) {
+            (Some(e), Some(c)) => Some((e.kind, format!("{}; also, {c}", e.message))),
+            (Some(e), None) => Some((e.kind, e.message.clone())),
+            (None, Some(c)) => Some((FailureKind::Infrastructure, c)),
+            (None, None) => None,
+        }
+    }
+
     /// The job's traffic as the registry saw it.
     pub fn record_traffic(&mut self, traffic: crate::registry::Traffic) {
         self.bytes_pulled = Some(traffic.pulled_bytes);

@@ -226,7 +226,7 @@ fn cached_majority(data: &RunData, strategy: &str, run: &str) -> (BTreeSet<StepK
                 step: s.step,
             };
             *n += 1;
-            if s.cached {
+            if s.cached == Some(true) {
                 *hits.entry(key).or_default() += 1;
             }
         }

@@ -96,7 +96,7 @@ pub fn classify(steps: &[&StepRecord]) -> BTreeMap<u32, StepState> {
     for s in sorted {
         let state = if is_base(&s.instruction) {
             StepState::Base
-        } else if s.cached {
+        } else if s.cached == Some(true) {
             previous_missed.insert(&s.stage, false);
             StepState::Hit
         } else {
@@ -209,7 +209,7 @@ mod tests {
             step,
             total_steps: 6,
             instruction: instruction.into(),
-            cached,
+            cached: Some(cached),
             duration_ms: Some(10),
         }
     }

@@ -31,11 +31,16 @@ pub const STRATEGY_COLORS: [RGBColor; 8] = [
     RGBColor(0xF0, 0xE4, 0x42),
     RGBColor(0x44, 0x44, 0x44),
 ];
-pub const PHASE_COLORS: [RGBColor; 4] = [
+/// In `Phase::ALL` order: provision, pull, cache import, build, cache export, push, teardown, measure.
+pub const PHASE_COLORS: [RGBColor; 8] = [
     RGBColor(0x9E, 0x9E, 0x9E),
     RGBColor(0x80, 0xB1, 0xD3),
+    RGBColor(0xB3, 0xDE, 0x69),
     RGBColor(0x3B, 0x6F, 0xB6),
+    RGBColor(0x1B, 0x9E, 0x77),
     RGBColor(0xFD, 0xB4, 0x62),
+    RGBColor(0xCC, 0xCC, 0xCC),
+    RGBColor(0xE7, 0xE7, 0xE7),
 ];
 pub const COST_COLORS: [RGBColor; 3] = [
     RGBColor(0xE4, 0x1A, 0x1C),
@@ -412,7 +417,7 @@ impl Chart for TimeChart {
 pub struct PhasesChart {
     pub strategies: Vec<String>,
     /// `totals_ms[strategy][phase]`, phases in `PHASES` order; `None` when not recorded.
-    pub totals_ms: Vec<[Option<f64>; 4]>,
+    pub totals_ms: Vec<[Option<f64>; 8]>,
 }
 
 impl PhasesChart {
@@ -804,7 +809,7 @@ mod tests {
     fn phases_skip_missing_segments_and_mark_a_strategy_with_none() {
         let chart = PhasesChart {
             strategies: vec!["a".into(), "b".into()],
-            totals_ms: vec![[Some(1000.0), None, Some(5000.0), Some(500.0)], [None; 4]],
+            totals_ms: vec![[Some(1000.0), None, None, Some(5000.0), None, Some(500.0), None, None], [None; 8]],
         };
         assert_eq!(
             chart.segments(),

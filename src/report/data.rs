@@ -61,24 +61,14 @@ pub struct TimeCell {
     pub failed: usize,
 }
 
-pub const PHASES: [Phase; 4] = [Phase::Provision, Phase::Pull, Phase::Build, Phase::Push];
+pub const PHASES: [Phase; 8] = Phase::ALL;
 
 pub fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Provision => "provision",
-        Phase::Pull => "pull",
-        Phase::Build => "build",
-        Phase::Push => "push",
-    }
+    phase.name()
 }
 
 pub fn phase_ms(job: &JobRecord, phase: Phase) -> Option<Millis> {
-    match phase {
-        Phase::Provision => job.provision_ms,
-        Phase::Pull => job.pull_ms,
-        Phase::Build => job.build_ms,
-        Phase::Push => job.push_ms,
-    }
+    job.phase_ms(phase)
 }
 
 /// Sums per-pipeline-run figures; `None` as soon as one run has no figure, because a

@@ -25,8 +25,9 @@ pub struct StepRecord {
     pub step: u32,
     pub total_steps: u32,
     pub instruction: String,
-    /// Whether the builder said it served this step from its cache.
-    pub cached: bool,
+    /// Whether the builder said it served this step from its cache; empty when the builder ran
+    /// nothing for it (BuildKit runs no vertex for `ENV`, `EXPOSE`, `CMD`, …).
+    pub cached: Option<bool>,
     /// Wall time of the step from the builder's output times; empty when not measurable.
     pub duration_ms: Option<Millis>,
 }
@@ -36,6 +37,26 @@ pub struct StepRecord {
 pub enum JobStatus {
     Ok,
     Failed,
+}
+
+/// Why a failed job failed. Only `Build` says something about the strategy: an infrastructure failure
+/// (engine, daemon, registry, timeout, clean-up) is not evidence that a strategy is slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// The builder rejected the Dockerfile or a step failed.
+    Build,
+    /// Anything around the build: engine, daemon, registry, a timeout, removing the job's resources.
+    Infrastructure,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Build => "build",
+            FailureKind::Infrastructure => "infrastructure",
+        }
+    }
 }
 
 /// One CI job: one strategy running one pipeline run (`jobs.csv`).
@@ -49,21 +70,53 @@ pub struct JobRecord {
     pub pipeline_run: String,
     pub strategy: String,
     pub status: JobStatus,
-    /// Empty when the job succeeded.
-    pub error: String,
+    /// Set exactly when the job failed.
+    pub failure_kind: Option<FailureKind>,
+    /// The first error in words (and, after it, any error removing the job's resources); empty when ok.
+    pub error: Option<String>,
     pub started_at: String,
+    /// The job on layerbench's clock, from start to end; the phases below add up to it.
     pub wall_ms: Millis,
     pub provision_ms: Option<Millis>,
     pub pull_ms: Option<Millis>,
+    /// BuildKit importing a registry cache (`importing cache manifest from …`).
+    pub cache_import_ms: Option<Millis>,
     pub build_ms: Option<Millis>,
+    /// BuildKit exporting its cache (`exporting cache to registry`).
+    pub cache_export_ms: Option<Millis>,
     pub push_ms: Option<Millis>,
-    pub cached_steps: u32,
+    /// Removing the job's daemon, job container and volumes (a CI job's services go after it reported).
+    pub teardown_ms: Option<Millis>,
+    /// layerbench's own bookkeeping after the job: reading the registry's access log.
+    pub measure_ms: Option<Millis>,
+    /// Cacheable steps the builder reported as served from cache; empty when no builder output was seen.
+    pub cached_steps: Option<u32>,
+    /// Cacheable steps in the Dockerfile (`RUN`, `COPY`, `ADD`, `WORKDIR`): the ones every builder runs.
     pub total_steps: u32,
     pub image_bytes: Option<Bytes>,
     /// Bytes the registry served to this job (blob and manifest GETs).
     pub bytes_pulled: Option<Bytes>,
     /// Bytes this job uploaded to the registry.
     pub bytes_pushed: Option<Bytes>,
+    /// The host's 1-minute load average when the job ended (`/proc/loadavg`), to tell a busy machine.
+    pub host_load_1m: Option<f64>,
+}
+
+impl JobRecord {
+    /// The time the job spent in `phase`; `None` when it never entered it.
+    pub fn phase_ms(&self, phase: crate::strategy::Phase) -> Option<Millis> {
+        use crate::strategy::Phase;
+        match phase {
+            Phase::Provision => self.provision_ms,
+            Phase::Pull => self.pull_ms,
+            Phase::CacheImport => self.cache_import_ms,
+            Phase::Build => self.build_ms,
+            Phase::CacheExport => self.cache_export_ms,
+            Phase::Push => self.push_ms,
+            Phase::Teardown => self.teardown_ms,
+            Phase::Measure => self.measure_ms,
+        }
+    }
 }
 
 /// State of a strategy's caches after a pipeline run (`cache.csv`).

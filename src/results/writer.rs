@@ -79,8 +79,9 @@ pub const STEP_COLUMNS: &[&str] = &[
 ];
 pub const JOB_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_index", "pipeline_run", "strategy", "status",
-    "error", "started_at", "wall_ms", "provision_ms", "pull_ms", "build_ms", "push_ms",
-    "cached_steps", "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed",
+    "failure_kind", "error", "started_at", "wall_ms", "provision_ms", "pull_ms", "cache_import_ms",
+    "build_ms", "cache_export_ms", "push_ms", "teardown_ms", "measure_ms", "cached_steps",
+    "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed", "host_load_1m",
 ];
 pub const CACHE_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_run", "strategy", "registry_bytes",
@@ -186,18 +187,24 @@ mod tests {
             pipeline_run: "cold".into(),
             strategy: "shared-dind".into(),
             status: JobStatus::Failed,
-            error: "build failed: \"quoted\", with comma\nand newline".into(),
+            failure_kind: Some(crate::results::FailureKind::Build),
+            error: Some("build failed: \"quoted\", with comma\nand newline".into()),
             started_at: "2026-01-01T00:00:00Z".into(),
             wall_ms: 10,
             provision_ms: None,
             pull_ms: Some(1),
+            cache_import_ms: None,
             build_ms: Some(2),
+            cache_export_ms: Some(0),
             push_ms: None,
-            cached_steps: 0,
+            teardown_ms: Some(3),
+            measure_ms: None,
+            cached_steps: None,
             total_steps: 3,
             image_bytes: None,
             bytes_pulled: None,
             bytes_pushed: Some(5),
+            host_load_1m: Some(1.25),
         }
     }
 
@@ -214,7 +221,7 @@ mod tests {
             step: 1,
             total_steps: 2,
             instruction: "RUN x".into(),
-            cached: true,
+            cached: None,
             duration_ms: None,
         };
         assert_eq!(header_of(&step), STEP_COLUMNS);

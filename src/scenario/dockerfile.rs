@@ -127,6 +127,11 @@ impl Dockerfile {
         self.global_args.len() as u32 + self.stages.iter().map(|s| s.instructions.len() as u32).sum::<u32>()
     }
 
+    /// The cacheable steps (see [`Instruction::is_cacheable`]): what `total_steps` in `jobs.csv` counts.
+    pub fn cacheable_steps(&self) -> u32 {
+        self.steps().filter(|(_, i)| i.is_cacheable()).count() as u32
+    }
+
     /// All instructions of the stages in order with the stage each belongs to
     /// (the global ARGs, which belong to no stage, are in `global_args`).
     pub fn steps(&self) -> impl Iterator<Item = (&Stage, &Instruction)> {
@@ -155,6 +160,14 @@ impl Instruction {
     /// The instruction's keyword, upper-cased (`run` and `RUN` are the same instruction).
     pub fn keyword(&self) -> String {
         self.text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
+    }
+
+    /// A step a layer cache can serve: it runs a command or changes the filesystem (`RUN`, `COPY`,
+    /// `ADD`, `WORKDIR`). Every builder runs these; metadata-only instructions (`ENV`, `CMD`, …) get
+    /// no BuildKit vertex, and `FROM` is a base image, not a cached step. `cached_steps` and
+    /// `total_steps` count these only, so builders stay comparable.
+    pub fn is_cacheable(&self) -> bool {
+        matches!(self.keyword().as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
     }
 }
 

@@ -106,13 +106,57 @@ impl Op {
     }
 }
 
-/// The phases a job's wall time is split into.
+/// The phases a job's wall time is split into. They follow each other on one clock, so together
+/// they add up to the job's wall time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Phase {
+    /// Getting a builder that answers: a fresh daemon, a job container, the context copied in.
     Provision,
+    /// `docker pull` of cache images.
     Pull,
+    /// BuildKit importing a registry cache.
+    CacheImport,
     Build,
+    /// BuildKit exporting its cache.
+    CacheExport,
     Push,
+    /// Removing the job's daemon, containers and volumes. A CI runner does this after the job
+    /// has reported, so a CI user does not wait for it.
+    Teardown,
+    /// layerbench's own bookkeeping (reading the registry's access log): no CI job has it.
+    Measure,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Provision,
+        Phase::Pull,
+        Phase::CacheImport,
+        Phase::Build,
+        Phase::CacheExport,
+        Phase::Push,
+        Phase::Teardown,
+        Phase::Measure,
+    ];
+
+    /// The name used in CSV columns (`<name>_ms`), charts and progress lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Provision => "provision",
+            Phase::Pull => "pull",
+            Phase::CacheImport => "cache_import",
+            Phase::Build => "build",
+            Phase::CacheExport => "cache_export",
+            Phase::Push => "push",
+            Phase::Teardown => "teardown",
+            Phase::Measure => "measure",
+        }
+    }
+
+    /// Whether a CI user waits for this phase before the job reports its result.
+    pub fn waited_for(self) -> bool {
+        !matches!(self, Phase::Teardown | Phase::Measure)
+    }
 }
 
 /// What one job of a strategy does.

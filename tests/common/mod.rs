@@ -77,8 +77,8 @@ pub fn cache_pattern(steps: &[StepRecord], pipeline_run: &str, strategy: &str) -
         .filter(|s| s.pipeline_run == pipeline_run && s.strategy == strategy && !s.instruction.to_uppercase().starts_with("FROM "))
         .collect();
     assert!(!job.is_empty(), "no steps recorded for {strategy} on {pipeline_run}");
-    let hits = job.iter().filter(|s| s.cached).map(|s| s.step).collect();
-    let misses = job.iter().filter(|s| !s.cached).map(|s| s.step).collect();
+    let hits = job.iter().filter(|s| s.cached == Some(true)).map(|s| s.step).collect();
+    let misses = job.iter().filter(|s| s.cached == Some(false)).map(|s| s.step).collect();
     (hits, misses)
 }
 

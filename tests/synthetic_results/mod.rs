@@ -370,27 +370,34 @@ fn job(
         pipeline_run: run.into(),
         strategy: strategy.into(),
         status: JobStatus::Ok,
-        error: String::new(),
+        failure_kind: None,
+        error: None,
         started_at,
         wall_ms: 0,
         provision_ms: None,
         pull_ms: None,
+        cache_import_ms: None,
         build_ms: None,
+        cache_export_ms: None,
         push_ms: None,
-        cached_steps: 0,
+        teardown_ms: None,
+        measure_ms: None,
+        cached_steps: None,
         total_steps: STEPS.len() as u32,
         image_bytes: None,
         bytes_pulled: None,
         bytes_pushed: None,
+        host_load_1m: None,
     };
     if spec.all_failed == Some(strategy) {
         let wall_ms = scaled(1_500, jitter(&key, 0.05));
         *clock += wall_ms / 1000 + 1;
-        let error = "provision failed: buildah job container could not start: unshare(CLONE_NEWUSER): Operation not permitted".into();
+        let error = "provision failed: buildah job container could not start: unshare(CLONE_NEWUSER): Operation not permitted".to_string();
         return (
             JobRecord {
                 status: JobStatus::Failed,
-                error,
+                failure_kind: Some(layerbench::results::FailureKind::Infrastructure),
+                error: Some(error),
                 wall_ms,
                 provision_ms: Some(wall_ms),
                 ..base
@@ -428,7 +435,7 @@ fn job(
             step,
             total_steps: STEPS.len() as u32,
             instruction: instruction.to_string(),
-            cached: hit,
+            cached: Some(hit),
             duration_ms: Some(duration_ms),
         });
     }
@@ -451,14 +458,15 @@ fn job(
         .sum::<u64>()
         + scaled(700, factor);
     *clock += wall_ms / 1000 + 1;
-    let cached_steps = steps.iter().filter(|s| s.cached).count() as u32;
+    let cached_steps = Some(steps.iter().filter(|s| s.cached == Some(true)).count() as u32);
     let moved = bytes(strategy, run);
     let job = if let Some(step) = fails_at {
         JobRecord {
             status: JobStatus::Failed,
-            error: format!(
+            failure_kind: Some(layerbench::results::FailureKind::Build),
+            error: Some(format!(
                 "build failed at step {step}/15 (RUN python -m venv $VENV && pip install -r requirements.txt): pip: connection reset by peer"
-            ),
+            )),
             wall_ms,
             provision_ms,
             build_ms: Some(build_ms),

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use super::engine::{create_volume, describe, remove_container};
 use super::ops::merge_steps;
 use super::DockerBackend;
-use crate::backend::{JobOutcome, JobSpec};
+use crate::backend::{JobError, JobOutcome, JobSpec};
 use crate::builder_log::{split_docker_timestamp, LogFormat};
 use crate::events::{Event, EventSink};
 use crate::resources::run_labels;
@@ -84,32 +84,34 @@ pub fn kaniko_args(dockerfile: &str, destinations: &[String], cache_repo: &str) 
     args
 }
 
-pub async fn run(backend: &mut DockerBackend, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+pub async fn run(backend: &mut DockerBackend, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
     let [Op::DaemonlessBuild { builder, destinations, cache_repo }] = job.plan.ops.as_slice() else {
-        return Err("a daemonless job has exactly one daemonless build".into());
+        return Err(JobError::infrastructure("a daemonless job has exactly one daemonless build"));
     };
     let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), backend.jobs_started));
     let volume = format!("{name}-storage");
     let provision = Instant::now();
     let result = async {
-        let container = job_container(backend, *builder, job, destinations, cache_repo, &volume)?;
-        create_volume(&backend.engine, &volume, &backend.run_id).await.map_err(|e| e.to_string())?;
+        let container = job_container(backend, *builder, job, destinations, cache_repo, &volume).map_err(JobError::infrastructure)?;
+        create_volume(&backend.engine, &volume, &backend.run_id).await?;
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        backend.engine.create_container(Some(options), container).await.map_err(|e| format!("create job container {name}: {}", describe(&e)))?;
-        let tar = context_tar(job)?;
+        backend.engine.create_container(Some(options), container).await.map_err(|e| JobError::infrastructure(format!("create job container {name}: {}", describe(&e))))?;
+        let tar = context_tar(job).map_err(JobError::infrastructure)?;
         let upload = UploadToContainerOptionsBuilder::default().path("/").build();
         backend
             .engine
             .upload_to_container(&name, Some(upload), bollard::body_full(tar.into()))
             .await
-            .map_err(|e| format!("copy the build context into {name}: {}", describe(&e)))?;
-        backend.engine.start_container(&name, None).await.map_err(|e| format!("start job container {name}: {}", describe(&e)))?;
+            .map_err(|e| JobError::infrastructure(format!("copy the build context into {name}: {}", describe(&e))))?;
+        backend.engine.start_container(&name, None).await.map_err(|e| JobError::infrastructure(format!("start job container {name}: {}", describe(&e))))?;
         outcome.phases.insert(Phase::Provision, provision.elapsed().as_millis() as Millis);
         events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} build").to_lowercase() });
         follow(backend, &name, *builder, job, events, outcome).await
     }
     .await;
-    remove_container(&backend.engine, &name).await.map_err(|e| e.to_string())?;
+    if let Err(e) = remove_container(&backend.engine, &name).await {
+        outcome.cleanup_errors.push(e.to_string());
+    }
     let _ = backend.engine.remove_volume(&volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await;
     result
 }
@@ -181,7 +183,7 @@ async fn follow(
     job: &JobSpec<'_>,
     events: &EventSink,
     outcome: &mut JobOutcome,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let format = match builder {
         DaemonlessBuilder::Buildah => LogFormat::Buildah,
         DaemonlessBuilder::Kaniko => LogFormat::Kaniko,
@@ -196,7 +198,7 @@ async fn follow(
     let mut current = 0;
     let mut pending = String::new();
     while let Some(chunk) = logs.next().await {
-        let chunk = chunk.map_err(|e| format!("follow the log of {name}: {}", describe(&e)))?;
+        let chunk = chunk.map_err(|e| JobError::infrastructure(format!("follow the log of {name}: {}", describe(&e))))?;
         pending.push_str(&chunk.to_string());
         while let Some(newline) = pending.find('\n') {
             let line: String = pending.drain(..=newline).collect();
@@ -236,8 +238,12 @@ async fn follow(
     let code = match wait.next().await {
         Some(Ok(response)) => response.status_code,
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-        Some(Err(e)) => return Err(format!("wait for job container {name}: {}", describe(&e))),
-        None => 0,
+        Some(Err(e)) => return Err(JobError::infrastructure(format!("wait for job container {name}: {}", describe(&e)))),
+        None => {
+            return Err(JobError::infrastructure(format!(
+                "wait for job container {name}: the engine ended the wait without an exit status"
+            )))
+        }
     };
     if code == 0 {
         return Ok(());
@@ -248,13 +254,13 @@ async fn follow(
         .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()).cloned())
         .unwrap_or_default();
     match steps.iter().find(|s| s.error.is_some()) {
-        Some(step) => Err(format!(
+        Some(step) => Err(JobError::build(format!(
             "{builder:?} failed at step {}/{} `{}` (exit code {code}): {reason}",
             step.step,
             job.dockerfile.total_steps(),
             step.instruction
-        )),
-        None => Err(format!("{builder:?} exited with code {code}: {reason}")),
+        ))),
+        None => Err(JobError::infrastructure(format!("{builder:?} exited with code {code}: {reason}"))),
     }
 }
 

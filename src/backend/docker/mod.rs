@@ -22,7 +22,7 @@ pub use engine::DindMode;
 use engine::{exec_output, failed, remove_container};
 use services::Dind;
 
-use crate::backend::{Backend, BackendError, CacheState, JobOutcome, JobSpec, ServiceStart};
+use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
 use crate::events::EventSink;
 use crate::registry::{storage_script, Traffic};
 use crate::resources::run_labels;
@@ -139,27 +139,31 @@ impl DockerBackend {
         Some(Traffic::from_access_log(lines.iter().map(String::as_str)))
     }
 
-    async fn run_dind_job(&mut self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+    async fn run_dind_job(&mut self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let provision = Instant::now();
         let fresh = match job.plan.daemon {
             Daemon::FreshDind => {
                 let name = self.container_name(&format!("dind-job{}", self.jobs_started));
-                Some(services::start_dind(self, &name, false).await.map_err(|e| e.to_string())?)
+                Some(services::start_dind(self, &name, false).await?)
             }
             _ => None,
         };
         let dind = match (&fresh, self.shared.get(&job.strategy)) {
             (Some(d), _) | (None, Some(d)) => d,
-            (None, None) => return Err(format!("no shared daemon was started for {}", job.strategy)),
+            (None, None) => {
+                return Err(JobError::infrastructure(format!("no shared daemon was started for {}", job.strategy)))
+            }
         };
         let ready = engine::wait_until_ready(&dind.client, &format!("dind daemon {}", dind.container), READY_TIMEOUT).await;
         outcome.phases.insert(Phase::Provision, provision.elapsed().as_millis() as Millis);
         let result = match ready {
             Ok(()) => ops::run_ops(&dind.client, job, events, outcome).await,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         };
         if let Some(d) = fresh {
-            d.remove(&self.engine).await.map_err(|e| e.to_string())?;
+            if let Err(e) = d.remove(&self.engine).await {
+                outcome.cleanup_errors.push(e.to_string());
+            }
         }
         result
     }
@@ -211,7 +215,9 @@ impl Backend for DockerBackend {
             Daemon::FreshDind | Daemon::SharedDind => self.run_dind_job(job, events, &mut outcome).await,
             Daemon::None => daemonless::run(self, job, events, &mut outcome).await,
         };
-        outcome.error = result.err();
+        if let Err(e) = result {
+            outcome.fail(e);
+        }
         if let Some(traffic) = self.registry_traffic(since).await {
             outcome.record_traffic(traffic);
         }

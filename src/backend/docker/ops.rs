@@ -11,7 +11,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::engine::describe;
-use crate::backend::{JobOutcome, JobSpec, StepOutcome};
+use crate::backend::{JobError, JobOutcome, JobSpec, StepOutcome};
 use crate::builder_log::{LogFormat, LogParser, ParsedStep};
 use crate::events::{Event, EventSink};
 use crate::strategy::Op;
@@ -24,7 +24,7 @@ pub async fn run_ops(
     job: &JobSpec<'_>,
     events: &EventSink,
     outcome: &mut JobOutcome,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let mut context_tar = None;
     for op in &job.plan.ops {
         let phase = op.phase();
@@ -32,7 +32,7 @@ pub async fn run_ops(
         let result = match op {
             Op::Pull { image } => {
                 events.emit(Event::PhaseStarted { phase, detail: format!("pull {image}") });
-                pull_if_present(docker, image).await
+                pull_if_present(docker, image).await.map_err(JobError::infrastructure)
             }
             Op::Build { target, tags, cache_from } => {
                 let what = match target {
@@ -42,7 +42,7 @@ pub async fn run_ops(
                 events.emit(Event::PhaseStarted { phase, detail: what });
                 if context_tar.is_none() {
                     let tar = crate::scenario::context::tar_context(job.context)
-                        .map_err(|e| format!("pack the build context: {e}"))?;
+                        .map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
                     context_tar = Some(bytes::Bytes::from(tar));
                 }
                 let tar = context_tar.clone().expect("set above");
@@ -50,9 +50,11 @@ pub async fn run_ops(
             }
             Op::Push { image } => {
                 events.emit(Event::PhaseStarted { phase, detail: format!("push {image}") });
-                push(docker, image).await
+                push(docker, image).await.map_err(JobError::infrastructure)
             }
-            Op::DaemonlessBuild { .. } => Err("a daemonless build cannot run on a Docker daemon".to_string()),
+            Op::DaemonlessBuild { .. } => {
+                Err(JobError::infrastructure("a daemonless build cannot run on a Docker daemon"))
+            }
         };
         *outcome.phases.entry(phase).or_default() += started.elapsed().as_millis() as Millis;
         result?;
@@ -104,7 +106,7 @@ async fn build(
     context_tar: bytes::Bytes,
     events: &EventSink,
     outcome: &mut JobOutcome,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let dockerfile = job.dockerfile_path.to_string_lossy();
     let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(&dockerfile)
@@ -122,7 +124,7 @@ async fn build(
     let started = Instant::now();
     let mut stream = docker.build_image(options.build(), None, Some(bollard::body_full(context_tar)));
     let mut pending = String::new();
-    let mut error = None;
+    let mut error: Option<(String, bool)> = None;
     let mut current_step = 0;
     while let Some(item) = stream.next().await {
         let at_ms = started.elapsed().as_millis() as Millis;
@@ -138,8 +140,12 @@ async fn build(
             }
             Err(e) => {
                 let message = describe(&e);
-                parser.push_error(at_ms, &message);
-                error = Some(message);
+                // The builder's own error comes as a stream error; anything else is the connection.
+                let from_builder = matches!(e, bollard::errors::Error::DockerStreamError { .. });
+                if from_builder {
+                    parser.push_error(at_ms, &message);
+                }
+                error = Some((message, from_builder));
                 break;
             }
         }
@@ -150,17 +156,18 @@ async fn build(
     let steps = parser.finish(started.elapsed().as_millis() as Millis);
     let failed_step = steps.iter().find(|s| s.error.is_some()).map(|s| (s.step, s.instruction.clone()));
     merge_steps(outcome, &steps);
-    if let Some(message) = error {
-        return Err(match failed_step {
-            Some((step, instruction)) => format!(
+    if let Some((message, from_builder)) = error {
+        return Err(match (failed_step, from_builder) {
+            (Some((step, instruction)), true) => JobError::build(format!(
                 "build failed at step {step}/{} `{instruction}`: {message}",
                 job.dockerfile.total_steps()
-            ),
-            None => format!("build failed: {message}"),
+            )),
+            (None, true) => JobError::build(format!("build failed: {message}")),
+            (_, false) => JobError::infrastructure(format!("build: lost the daemon: {message}")),
         });
     }
     for extra in tags.iter().skip(1) {
-        tag(docker, &tags[0], extra).await?;
+        tag(docker, &tags[0], extra).await.map_err(JobError::infrastructure)?;
     }
     if target.is_none() {
         if let Some(first) = tags.first() {

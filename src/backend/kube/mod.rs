@@ -35,7 +35,7 @@ use tokio::io::AsyncReadExt;
 use self::forward::LocalForward;
 use self::manifests::{JobMeta, Object, RunMeta};
 use self::orchestrate::{api_error, delete, delete_owned, ensure_created, wait_pod, wait_selected_pod, KubeError, PodStage};
-use crate::backend::{Backend, BackendError, CacheState, JobOutcome, JobSpec, ServiceStart};
+use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
 use crate::builder_log::{LogFormat, ParsedStep};
 use crate::events::{Event, EventSink};
 use crate::registry::{storage_script, Traffic};
@@ -452,7 +452,7 @@ impl KubeBackend {
         }
     }
 
-    async fn run_fresh_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+    async fn run_fresh_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let meta = self.job_meta(job);
         let pod = manifests::dind_job_pod(&self.run, &self.options.images, &meta, self.options.timeouts.job.as_secs());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
@@ -461,17 +461,17 @@ impl KubeBackend {
         add_phase(outcome, Phase::Provision, clock);
         let result = match started {
             Ok(()) => self.drive_daemon(&meta.name, job, events, outcome).await,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.to_string().into()),
         };
         self.remove_job_objects(&meta.name, &[]).await;
         result
     }
 
-    async fn run_shared_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+    async fn run_shared_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         match &self.shared_dind {
             Some(Ok(pod)) => self.drive_daemon(pod, job, events, outcome).await,
-            Some(Err(reason)) => Err(format!("the shared dind service did not start: {reason}")),
-            None => Err(format!("no shared dind service was started for {} in this iteration", job.strategy)),
+            Some(Err(reason)) => Err(format!("the shared dind service did not start: {reason}").into()),
+            None => Err(format!("no shared dind service was started for {} in this iteration", job.strategy).into()),
         }
     }
 
@@ -493,7 +493,7 @@ impl KubeBackend {
     }
 
     /// Hands the dind daemon in `pod` to the docker backend's op executor through a local port.
-    async fn drive_daemon(&self, pod: &str, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+    async fn drive_daemon(&self, pod: &str, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let forward = LocalForward::to_pod(self.api(), pod.to_string(), manifests::DIND_PORT)
             .await
             .map_err(|e| format!("listen for a port-forward to pod {pod}: {e}"))?;
@@ -507,15 +507,15 @@ impl KubeBackend {
         run_docker_ops(&docker, job, events, outcome).await
     }
 
-    async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+    async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let meta = self.job_meta(job);
         let Some(op @ Op::DaemonlessBuild { builder, .. }) = job.plan.ops.first() else {
-            return Err(format!("a {} job has no daemonless build to run", job.strategy));
+            return Err(format!("a {} job has no daemonless build to run", job.strategy).into());
         };
         let format = match builder {
             DaemonlessBuilder::Buildah => LogFormat::Buildah,
             DaemonlessBuilder::Kaniko if self.options.images.kaniko.is_none() => {
-                return Err("no kaniko image is available; name one in the toolchain configuration".into())
+                return Err(JobError::infrastructure("no kaniko image is available; name one in the toolchain configuration"))
             }
             DaemonlessBuilder::Kaniko => LogFormat::Kaniko,
         };
@@ -551,7 +551,7 @@ impl KubeBackend {
                 add_phase(outcome, Phase::Build, clock);
                 built
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.to_string().into()),
         };
         self.remove_job_objects(&meta.name, &parts).await;
         result
@@ -565,7 +565,7 @@ impl KubeBackend {
         job: &JobSpec<'_>,
         events: &EventSink,
         outcome: &mut JobOutcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         let pods = self.api::<Pod>();
         let limit = self.options.timeouts.job;
         let params = LogParams {
@@ -609,29 +609,29 @@ impl KubeBackend {
         match orchestrate::exit_of(&exited, manifests::BUILD_CONTAINER) {
             Some((0, _)) => Ok(()),
             Some((code, message)) => Err(build_failure(&steps, job, code, &message, &tail)),
-            None => Err(format!("the build container of pod {pod} reported no exit status")),
+            None => Err(format!("the build container of pod {pod} reported no exit status").into()),
         }
     }
 }
 
 /// The one place a dind daemon is handed to the docker backend's op executor.
-async fn run_docker_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), String> {
+async fn run_docker_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
     crate::backend::docker::ops::run_ops(docker, job, events, outcome).await
 }
 
-fn build_failure(steps: &[ParsedStep], job: &JobSpec<'_>, code: i32, message: &str, tail: &std::collections::VecDeque<String>) -> String {
+fn build_failure(steps: &[ParsedStep], job: &JobSpec<'_>, code: i32, message: &str, tail: &std::collections::VecDeque<String>) -> JobError {
     if let Some(step) = steps.iter().find(|s| s.error.is_some()) {
-        return format!(
+        return JobError::build(format!(
             "build failed at step {}/{} `{}`: {}",
             step.step,
             job.dockerfile.total_steps(),
             step.instruction,
             step.error.as_deref().unwrap_or_default()
-        );
+        ));
     }
     let last = tail.iter().map(String::as_str).collect::<Vec<_>>().join(" | ");
     let detail = if message.is_empty() { last } else { message.to_string() };
-    format!("the build container exited with code {code}: {detail}")
+    JobError::infrastructure(format!("the build container exited with code {code}: {detail}"))
 }
 
 /// `2026-11-27T18:53:26.123456789Z text` (what `timestamps=true` gives) into time and text.
@@ -722,7 +722,7 @@ impl Backend for KubeBackend {
             Daemon::None => self.run_daemonless(job, events, &mut outcome).await,
         };
         if let Err(e) = result {
-            outcome.error.get_or_insert(e);
+            outcome.fail(e);
         }
         if let (Some(before), Some(after)) = (log_before, self.registry_log().await) {
             // Jobs run one at a time, so the lines this job added are its traffic.

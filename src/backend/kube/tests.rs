@@ -311,7 +311,7 @@ async fn a_dind_job_whose_image_cannot_be_pulled_fails_with_that_reason_and_its_
     let recorder = Recorder::default();
     let events = EventSink::new(vec![Box::new(recorder.clone())]);
     let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &events).await;
-    let error = outcome.error.unwrap();
+    let error = outcome.error.unwrap().message;
     assert!(error.starts_with(&format!("pod {job_name}: container dind: ErrImagePull: failed to pull")), "{error}");
     assert!(error.contains("kind load docker-image docker:28-dind"), "{error}");
     assert!(outcome.phases.contains_key(&Phase::Provision));
@@ -381,7 +381,7 @@ async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes
 
     let job = Job::new(StrategyKind::SharedDind);
     let outcome = backend.run_job(&job.spec(StrategyKind::SharedDind), &events).await;
-    let error = outcome.error.unwrap();
+    let error = outcome.error.unwrap().message;
     assert!(error.starts_with("the shared dind service did not start: timed out after 60 s waiting for a dind pod"), "{error}");
     assert!(error.contains("FailedCreate: pods \"dind-5d8f\" is forbidden: violates PodSecurity"), "{error}");
     assert_eq!(outcome.bytes_pushed, Some(0), "registry traffic is still measured");
