@@ -1,6 +1,7 @@
 //! layerbench: measures container image builds under the caching strategies CI systems use.
 
 pub mod backend;
+pub mod builder;
 pub mod builder_log;
 pub mod compare;
 pub mod error;

@@ -19,10 +19,21 @@ pub const CONFIG_PATH: &str = "/etc/layerbench/registry.yml";
 /// config turns on htpasswd auth) behave the same: plain HTTP on 5000, no auth, filesystem
 /// storage, access log on.
 pub fn config_yaml() -> String {
+    config(false)
+}
+
+/// The same, in Distribution's read-only maintenance mode: pulls work, every push is refused. The
+/// Docker Hub mirror runs so once it is seeded, so no build can change what another one pulls.
+pub fn read_only_config_yaml() -> String {
+    config(true)
+}
+
+fn config(read_only: bool) -> String {
+    let maintenance = if read_only { "  maintenance:\n    readonly:\n      enabled: true\n" } else { "" };
     format!(
         "version: 0.1\n\
          log:\n  accesslog:\n    disabled: false\n  fields:\n    service: registry\n\
-         storage:\n  filesystem:\n    rootdirectory: {STORAGE_ROOT}\n  delete:\n    enabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {STORAGE_ROOT}\n  delete:\n    enabled: true\n{maintenance}\
          http:\n  addr: 0.0.0.0:5000\n"
     )
 }
@@ -43,6 +54,16 @@ pub fn container_env() -> Vec<String> {
 pub struct Traffic {
     pub pulled_bytes: Bytes,
     pub pushed_bytes: Bytes,
+    /// Finished uploads whose size could not be read from their `_state` token: when there is
+    /// any, `pushed_bytes` is a lower bound and must not be recorded as the job's figure.
+    pub unreadable_uploads: usize,
+}
+
+impl Traffic {
+    /// The pushed bytes, when every upload's size could be read.
+    pub fn pushed(&self) -> Option<Bytes> {
+        (self.unreadable_uploads == 0).then_some(self.pushed_bytes)
+    }
 }
 
 impl Traffic {
@@ -58,7 +79,10 @@ impl Traffic {
                 traffic.pulled_bytes += request.size;
             }
             if request.method == "PUT" && request.status == 201 && request.path.contains("/blobs/uploads/") {
-                traffic.pushed_bytes += upload_offset(request.path).unwrap_or(0);
+                match upload_offset(request.path) {
+                    Some(offset) => traffic.pushed_bytes += offset,
+                    None => traffic.unreadable_uploads += 1,
+                }
             }
         }
         traffic
@@ -131,8 +155,10 @@ fn decode_base64_url(text: &str) -> Option<Vec<u8>> {
 pub fn storage_script(prefix: &str) -> String {
     format!(
         r#"set -e
-cd {STORAGE_ROOT}/docker/registry/v2 2>/dev/null || {{ echo 0; exit 0; }}
-[ -d repositories/{prefix} ] || {{ echo 0; exit 0; }}
+cd {STORAGE_ROOT} || {{ echo "no storage root {STORAGE_ROOT}" >&2; exit 3; }}
+# Nothing pushed yet: the repositories hold nothing, a real zero.
+[ -d docker/registry/v2/repositories/{prefix} ] || {{ echo 0; exit 0; }}
+cd docker/registry/v2
 find repositories/{prefix} -name link -path '*/_layers/*' -o -name link -path '*/_manifests/revisions/*' \
   | while read f; do cat "$f"; echo; done | sed -n 's/^sha256://p' | sort -u \
   | while read h; do p=$(echo "$h" | cut -c1-2); stat -c %s "blobs/sha256/$p/$h/data" 2>/dev/null || true; done \

@@ -25,6 +25,8 @@ pub enum RunError {
 /// A job that takes longer is stopped and recorded as failed, so one hung build cannot stall a
 /// nightly run forever.
 pub const JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long a backend may take to remove a timed-out job's resources.
+const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What to run: the scenario's choices, possibly narrowed on the command line.
 pub struct RunPlan<'a> {
@@ -118,15 +120,18 @@ pub async fn run<B: Backend>(
                 };
                 let started_at = chrono::Utc::now();
                 let clock = Instant::now();
-                let outcome = tokio::time::timeout(JOB_TIMEOUT, backend.run_job(&job, events)).await.unwrap_or_else(|_| {
-                    JobOutcome {
-                        error: Some(crate::backend::JobError::infrastructure(format!(
-                            "the job did not finish within {} min; its resources were removed",
-                            JOB_TIMEOUT.as_secs() / 60
-                        ))),
-                        ..JobOutcome::default()
-                    }
-                });
+                // Backends bound a job by JOB_TIMEOUT themselves and then remove what it created; this
+                // outer bound only catches a backend whose clean-up hangs too.
+                let outcome = tokio::time::timeout(JOB_TIMEOUT + CLEANUP_GRACE, backend.run_job(&job, events))
+                    .await
+                    .unwrap_or_else(|_| {
+                        let mut outcome = JobOutcome::default();
+                        outcome.fail(crate::backend::JobError::infrastructure(format!(
+                            "the job and its clean-up did not finish within {} min; the end of the run removes what it left",
+                            (JOB_TIMEOUT + CLEANUP_GRACE).as_secs() / 60
+                        )));
+                        outcome
+                    });
                 let wall_ms = clock.elapsed().as_millis() as Millis;
                 let (record, steps) = records(plan, backend.name(), &job, &outcome, started_at, wall_ms);
                 writer.append_job(&record, &steps)?;

@@ -100,6 +100,8 @@ pub struct JobOutcome {
     pub error: Option<JobError>,
     /// Errors removing the job's resources: recorded next to the job's own error, never instead of it.
     pub cleanup_errors: Vec<String>,
+    /// The phase running now and since when (see [`JobOutcome::enter`]).
+    running: Option<(Phase, std::time::Instant)>,
     pub image_bytes: Option<Bytes>,
     pub bytes_pulled: Option<Bytes>,
     pub bytes_pushed: Option<Bytes>,
@@ -126,7 +128,40 @@ impl JobOutcome {
     /// The job's traffic as the registry saw it.
     pub fn record_traffic(&mut self, traffic: crate::registry::Traffic) {
         self.bytes_pulled = Some(traffic.pulled_bytes);
-        self.bytes_pushed = Some(traffic.pushed_bytes);
+        self.bytes_pushed = traffic.pushed();
+    }
+
+    /// Ends the running phase now and starts `phase`: phases follow each other on one clock, so
+    /// they add up to the time from the first `enter` to [`JobOutcome::end_phase`].
+    pub fn enter(&mut self, phase: Phase) {
+        self.end_phase();
+        self.running = Some((phase, std::time::Instant::now()));
+    }
+
+    /// Ends the running phase, adding its time to the phase's total.
+    pub fn end_phase(&mut self) {
+        if let Some((phase, since)) = self.running.take() {
+            *self.phases.entry(phase).or_default() += since.elapsed().as_millis() as Millis;
+        }
+    }
+
+    /// The phase running now.
+    pub fn phase(&self) -> Option<Phase> {
+        self.running.map(|(p, _)| p)
+    }
+
+    /// Moves `ms` of `from`'s time to `to`: a builder that reports its own sub-phases (BuildKit's
+    /// cache import and export inside one `buildx build`) splits the time layerbench's clock gave
+    /// the whole command. When the builder reports more than the clock measured, the two clocks
+    /// disagree and nothing is moved: `to` stays unmeasured.
+    pub fn split_phase(&mut self, from: Phase, to: Phase, ms: Millis) -> bool {
+        let Some(total) = self.phases.get_mut(&from) else { return false };
+        if ms > *total {
+            return false;
+        }
+        *total -= ms;
+        *self.phases.entry(to).or_default() += ms;
+        true
     }
 }
 

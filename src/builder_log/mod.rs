@@ -53,6 +53,11 @@ pub trait LogParser: Send {
     }
     /// Closes the last step at `end_ms` and returns every step seen, in order.
     fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep>;
+    /// Time the builder itself reported for phases inside its build command (BuildKit's cache
+    /// import, cache export and push), by its own clock; empty for builders that report none.
+    fn phases(&self) -> Vec<(crate::strategy::Phase, Millis)> {
+        vec![]
+    }
 }
 
 /// Which builder produced a log.
@@ -64,6 +69,8 @@ pub enum LogFormat {
     Buildah,
     /// kaniko executor (`Using caching version of cmd: ...`).
     Kaniko,
+    /// BuildKit's `--progress=rawjson` (SolveStatus objects with vertexes).
+    Buildkit,
 }
 
 impl LogFormat {
@@ -72,6 +79,7 @@ impl LogFormat {
             LogFormat::Classic => Box::new(classic::ClassicParser::new(dockerfile)),
             LogFormat::Buildah => Box::new(buildah::BuildahParser::new(dockerfile)),
             LogFormat::Kaniko => Box::new(kaniko::KanikoParser::new(dockerfile)),
+            LogFormat::Buildkit => unimplemented!("merged from the buildkit branch"),
         }
     }
 }

@@ -26,11 +26,12 @@ impl StepTracker {
         self.running = true;
     }
 
-    /// Ends the running step, if any. Times that go backwards (stdout and stderr of a
-    /// container are stamped apart) give 0 rather than wrapping.
+    /// Ends the running step, if any. When the end's time is before the start's (stdout and
+    /// stderr of a container are stamped apart), the clocks disagree and the duration is left
+    /// empty: unmeasured, never a made-up 0.
     pub fn end(&mut self, at_ms: Millis) {
         if let (true, Some(step)) = (self.running, self.steps.last_mut()) {
-            step.duration_ms = Some(at_ms.saturating_sub(step.started_ms));
+            step.duration_ms = at_ms.checked_sub(step.started_ms);
         }
         self.running = false;
     }

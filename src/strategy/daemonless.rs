@@ -9,25 +9,25 @@ pub struct Daemonless {
 impl Strategy for Daemonless {
     fn kind(&self) -> StrategyKind {
         match self.builder {
-            DaemonlessBuilder::Buildah => StrategyKind::Daemonless,
             DaemonlessBuilder::Kaniko => StrategyKind::DaemonlessKaniko,
+            _ => StrategyKind::Daemonless,
         }
     }
     fn name(&self) -> &'static str {
         match self.builder {
-            DaemonlessBuilder::Buildah => "daemonless",
             DaemonlessBuilder::Kaniko => "daemonless-kaniko",
+            _ => "daemonless",
         }
     }
     fn description(&self) -> &'static str {
         match self.builder {
-            DaemonlessBuilder::Buildah => "buildah in a job container, layers cached in a registry repo; no daemon",
             DaemonlessBuilder::Kaniko => "kaniko in a job container, layers cached in a registry repo; no daemon",
+            _ => "buildah in a job container, layers cached in a registry repo; no daemon",
         }
     }
     fn privileges(&self) -> Privileges {
         match self.builder {
-            DaemonlessBuilder::Buildah => Privileges {
+            DaemonlessBuilder::Buildah | DaemonlessBuilder::Buildx => Privileges {
                 privileged: false,
                 extra_capabilities: &["SYS_ADMIN"],
                 unconfined: &["seccomp", "apparmor"],
@@ -47,16 +47,15 @@ impl Strategy for Daemonless {
         Daemon::None
     }
     fn plan(&self, input: &PlanInput) -> JobPlan {
+        let cache = format!("{}-cache", input.repository);
         JobPlan {
             daemon: self.daemon(),
-            ops: vec![Op::DaemonlessBuild {
+            ops: vec![Op::JobBuild(BuildRequest {
                 builder: self.builder,
-                destinations: vec![
-                    format!("{}:{}", input.repository, input.commit_tag),
-                    format!("{}:latest", input.repository),
-                ],
-                cache_repo: format!("{}-cache", input.repository),
-            }],
+                destinations: destinations(input),
+                cache_from: vec![CacheImport::Registry { reference: cache.clone() }],
+                cache_to: Some(CacheExport::Registry { reference: cache, every_stage: true }),
+            })],
         }
     }
 }

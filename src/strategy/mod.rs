@@ -1,5 +1,8 @@
 //! Caching strategies: each is data plus a plan of job operations that any backend can execute.
 
+mod buildkit_inline;
+mod buildkit_registry;
+mod buildkit_shared;
 mod daemonless;
 mod ephemeral_dind;
 mod registry_final;
@@ -20,16 +23,22 @@ pub enum StrategyKind {
     SharedDind,
     Daemonless,
     DaemonlessKaniko,
+    BuildkitInline,
+    BuildkitRegistry,
+    BuildkitShared,
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 6] = [
+    pub const ALL: [StrategyKind; 9] = [
         StrategyKind::EphemeralDind,
         StrategyKind::RegistryFinal,
         StrategyKind::RegistryMultistage,
         StrategyKind::SharedDind,
         StrategyKind::Daemonless,
         StrategyKind::DaemonlessKaniko,
+        StrategyKind::BuildkitInline,
+        StrategyKind::BuildkitRegistry,
+        StrategyKind::BuildkitShared,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +64,9 @@ impl StrategyKind {
             StrategyKind::DaemonlessKaniko => {
                 &daemonless::Daemonless { builder: DaemonlessBuilder::Kaniko }
             }
+            StrategyKind::BuildkitInline => &buildkit_inline::BuildkitInline,
+            StrategyKind::BuildkitRegistry => &buildkit_registry::BuildkitRegistry,
+            StrategyKind::BuildkitShared => &buildkit_shared::BuildkitShared,
         }
     }
 }
@@ -76,31 +88,74 @@ pub enum Daemon {
     None,
 }
 
+/// How a strategy's dind daemons store images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageStore {
+    /// The classic graph drivers (overlay2): what the classic builder and inline cache need.
+    #[default]
+    GraphDriver,
+    /// The containerd image store (`"features": {"containerd-snapshotter": true}`): BuildKit's docker
+    /// driver exports a registry cache only with it.
+    Containerd,
+}
+
+/// The builders a job container can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DaemonlessBuilder {
     Buildah,
     Kaniko,
+    /// `docker buildx build` (BuildKit) against the job's Docker daemon.
+    Buildx,
+}
+
+/// Where a builder imports its cache from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheImport {
+    /// A cache in the registry: an image with inline cache, a BuildKit cache manifest, or a
+    /// buildah/kaniko layer repository.
+    Registry { reference: String },
+}
+
+/// Where a builder exports its cache to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheExport {
+    /// Cache metadata inside the pushed image (BuildKit `type=inline`: final stage only, `mode=min`).
+    Inline,
+    /// A separate cache reference in the registry; `every_stage` is BuildKit's `mode=max`.
+    Registry { reference: String, every_stage: bool },
+}
+
+/// One build a job container runs: which builder, what it pushes, and its cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildRequest {
+    pub builder: DaemonlessBuilder,
+    pub destinations: Vec<String>,
+    pub cache_from: Vec<CacheImport>,
+    pub cache_to: Option<CacheExport>,
 }
 
 /// One operation of a job, in the order a CI job's script would run it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// `docker pull IMAGE`; a missing image is fine (the first pipeline run has none).
+    /// `docker pull IMAGE`; only an image the registry does not have yet is fine (the first
+    /// pipeline run has none).
     Pull { image: String },
-    /// `docker build [--target T] --cache-from ... -t TAG...`
+    /// `docker build [--target T] --cache-from ... -t TAG...` with the classic builder, driven
+    /// through the daemon's API as a CI job's client would.
     Build { target: Option<String>, tags: Vec<String>, cache_from: Vec<String> },
     /// `docker push IMAGE`
     Push { image: String },
-    /// A daemonless builder builds and pushes `destination`, with layers cached in `cache_repo`.
-    DaemonlessBuild { builder: DaemonlessBuilder, destinations: Vec<String>, cache_repo: String },
+    /// A job container runs a builder's own command (see `crate::builder`): it builds, imports
+    /// and exports its cache, and pushes, all in one go.
+    JobBuild(BuildRequest),
 }
 
 impl Op {
     pub fn phase(&self) -> Phase {
         match self {
             Op::Pull { .. } => Phase::Pull,
-            Op::Build { .. } | Op::DaemonlessBuild { .. } => Phase::Build,
+            Op::Build { .. } | Op::JobBuild(_) => Phase::Build,
             Op::Push { .. } => Phase::Push,
         }
     }
@@ -217,6 +272,10 @@ pub trait Strategy: Sync {
     fn privileges(&self) -> Privileges;
     /// Where its jobs get a daemon; the same for every job of the strategy.
     fn daemon(&self) -> Daemon;
+    /// How its dind daemons store images.
+    fn image_store(&self) -> ImageStore {
+        ImageStore::GraphDriver
+    }
     fn plan(&self, input: &PlanInput) -> JobPlan;
 }
 
@@ -237,6 +296,11 @@ pub(crate) fn build_and_push_final(input: &PlanInput, cache_from: Vec<String>) -
         Op::Push { image: commit },
         Op::Push { image: latest },
     ]
+}
+
+/// `<repo>:<commit>` and `<repo>:latest`: what every job pushes.
+pub(crate) fn destinations(input: &PlanInput) -> Vec<String> {
+    vec![format!("{}:{}", input.repository, input.commit_tag), format!("{}:latest", input.repository)]
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::HostConfig;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -18,19 +18,6 @@ pub fn failed(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) 
 }
 
 pub use crate::resources::engine_message as describe;
-
-pub async fn create_and_start(
-    docker: &Docker,
-    name: &str,
-    body: ContainerCreateBody,
-) -> Result<(), BackendError> {
-    let options = CreateContainerOptionsBuilder::default().name(name).build();
-    docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(failed(format!("create container {name}")))?;
-    docker.start_container(name, None).await.map_err(failed(format!("start container {name}")))
-}
 
 /// Creates a volume carrying the run's label.
 pub async fn create_volume(docker: &Docker, name: &str, run_id: &str) -> Result<(), BackendError> {

@@ -7,26 +7,28 @@
 //! - `registry`: the CI registry, fresh for each iteration so caches start empty;
 //! - dind daemons, reached by the harness at their bridge address on port 2375.
 
-mod daemonless;
 mod engine;
+mod job_container;
 pub mod ops;
+mod owned;
 mod services;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::models::NetworkCreateRequest;
+use bollard::models::{NetworkConnectRequest, NetworkCreateRequest};
 use bollard::Docker;
 
 pub use engine::DindMode;
 use engine::{exec_output, failed, remove_container};
-use services::Dind;
+use owned::JobResources;
+use services::{Dind, DindPlace};
 
 use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
 use crate::events::EventSink;
 use crate::registry::{storage_script, Traffic};
 use crate::resources::run_labels;
-use crate::strategy::{Daemon, Phase, StrategyKind};
+use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, StrategyKind};
 use crate::toolchain::{ResolvedImage, Toolchain};
 use crate::Millis;
 
@@ -41,20 +43,29 @@ pub struct BackendImages {
     pub buildah: ResolvedImage,
     /// `None` when no kaniko image could be had.
     pub kaniko: Option<ResolvedImage>,
+    /// The image a CI job's script runs in (`docker:28`, with the docker CLI and buildx).
+    pub job: Option<ResolvedImage>,
     /// Images to serve from the mirror: (local image, name the Dockerfile uses, e.g. `python:3.11-slim`).
     pub mirrored: Vec<(String, String)>,
+}
+
+/// What one strategy has on the engine: a network of its own and, per iteration, its own registry
+/// and shared daemon. Nothing of one strategy can reach another's.
+struct StrategyPlace {
+    network: String,
+    registry: Option<String>,
+    shared: Option<Dind>,
 }
 
 pub struct DockerBackend {
     engine: Docker,
     run_id: String,
-    network: String,
     images: BackendImages,
     /// Decided by the first dind start: privileged when the engine allows it.
     dind_mode: Option<DindMode>,
-    mirror: Option<String>,
-    registry: Option<String>,
-    shared: HashMap<StrategyKind, Dind>,
+    /// The read-only Docker Hub mirror and the network it was seeded on.
+    mirror: Option<(String, String)>,
+    places: HashMap<StrategyKind, StrategyPlace>,
     jobs_started: u32,
     /// Builder versions as the builders reported them, for `run.json`.
     dind_version: Option<String>,
@@ -70,52 +81,90 @@ impl BackendImages {
             registry: toolchain.registry.clone(),
             buildah: toolchain.buildah.clone(),
             kaniko: toolchain.kaniko.clone().ok(),
+            job: None,
             mirrored: vec![(toolchain.base.name.clone(), toolchain.base.official.clone())],
         }
     }
 }
 
 impl DockerBackend {
-    /// Creates the run's network and mirror registry, and seeds the mirror.
+    /// Creates the mirror's network and the mirror, seeds it and makes it read-only.
     pub async fn start(
         engine: Docker,
         run_id: &str,
         images: BackendImages,
         events: &EventSink,
     ) -> Result<Self, BackendError> {
-        let network = format!("layerbench-{run_id}");
-        engine
-            .create_network(NetworkCreateRequest {
-                name: network.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(run_labels(run_id)),
-                ..Default::default()
-            })
-            .await
-            .map_err(failed(format!("create network {network}")))?;
         let mut backend = DockerBackend {
             engine,
             run_id: run_id.to_string(),
-            network,
             images,
             dind_mode: None,
             mirror: None,
-            registry: None,
-            shared: HashMap::new(),
+            places: HashMap::new(),
             jobs_started: 0,
             dind_version: None,
             buildah_version: None,
         };
+        let network = format!("layerbench-{run_id}-mirror");
+        backend.create_network(&network).await?;
         events.setup("starting the Docker Hub mirror and seeding it with the base images");
         let mirror = backend.container_name("mirror");
-        services::start_registry(&backend, &mirror, "mirror", true).await?;
-        backend.mirror = Some(mirror.clone());
+        services::start_registry(&backend, &mirror, &network, "mirror", true).await?;
+        backend.mirror = Some((mirror.clone(), network.clone()));
         services::seed_mirror(&backend, &mirror, events).await?;
+        services::make_read_only(&backend, &mirror, &network).await?;
         Ok(backend)
+    }
+
+    async fn create_network(&self, name: &str) -> Result<(), BackendError> {
+        self.engine
+            .create_network(NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(run_labels(&self.run_id)),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(failed(format!("create network {name}")))
     }
 
     fn container_name(&self, role: &str) -> String {
         format!("lb-{}-{role}", self.run_id)
+    }
+
+    /// The strategy's network, created (with the mirror attached as `mirror`) on first use.
+    async fn place(&mut self, strategy: StrategyKind) -> Result<&mut StrategyPlace, BackendError> {
+        if !self.places.contains_key(&strategy) {
+            let network = format!("layerbench-{}-{}", self.run_id, strategy.name());
+            self.create_network(&network).await?;
+            if let Some((mirror, _)) = &self.mirror {
+                let request = NetworkConnectRequest {
+                    container: mirror.clone(),
+                    endpoint_config: Some(bollard::models::EndpointSettings {
+                        aliases: Some(vec!["mirror".into()]),
+                        ..Default::default()
+                    }),
+                };
+                self.engine
+                    .connect_network(&network, request)
+                    .await
+                    .map_err(failed(format!("attach the mirror to network {network}")))?;
+            }
+            self.places.insert(strategy, StrategyPlace { network, registry: None, shared: None });
+        }
+        Ok(self.places.get_mut(&strategy).expect("inserted above"))
+    }
+
+    /// The strategy's network, once its first iteration began.
+    pub fn network(&self, strategy: StrategyKind) -> Option<&str> {
+        self.places.get(&strategy).map(|p| p.network.as_str())
+    }
+
+    /// The container name of the strategy's shared daemon in the running iteration.
+    pub fn shared_daemon(&self, strategy: StrategyKind) -> Option<&str> {
+        self.places.get(&strategy).and_then(|p| p.shared.as_ref()).map(|d| d.container.as_str())
     }
 
     /// How dind containers run on this engine; `None` until the first one started.
@@ -133,39 +182,56 @@ impl DockerBackend {
         self.buildah_version.as_deref()
     }
 
-    async fn registry_traffic(&self, since: chrono::DateTime<chrono::Utc>) -> Option<Traffic> {
-        let registry = self.registry.as_ref()?;
-        let lines = engine::logs_since(&self.engine, registry, since).await.ok()?;
-        Some(Traffic::from_access_log(lines.iter().map(String::as_str)))
-    }
-
-    async fn run_dind_job(&mut self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
-        let provision = Instant::now();
-        let fresh = match job.plan.daemon {
-            Daemon::FreshDind => {
-                let name = self.container_name(&format!("dind-job{}", self.jobs_started));
-                Some(services::start_dind(self, &name, false).await?)
-            }
-            _ => None,
-        };
-        let dind = match (&fresh, self.shared.get(&job.strategy)) {
-            (Some(d), _) | (None, Some(d)) => d,
-            (None, None) => {
-                return Err(JobError::infrastructure(format!("no shared daemon was started for {}", job.strategy)))
-            }
-        };
-        let ready = engine::wait_until_ready(&dind.client, &format!("dind daemon {}", dind.container), READY_TIMEOUT).await;
-        outcome.phases.insert(Phase::Provision, provision.elapsed().as_millis() as Millis);
-        let result = match ready {
-            Ok(()) => ops::run_ops(&dind.client, job, events, outcome).await,
-            Err(e) => Err(e.into()),
-        };
-        if let Some(d) = fresh {
-            if let Err(e) = d.remove(&self.engine).await {
-                outcome.cleanup_errors.push(e.to_string());
+    /// The image a job container of `builder` runs.
+    fn job_image(&self, builder: DaemonlessBuilder) -> Result<&ResolvedImage, String> {
+        match builder {
+            DaemonlessBuilder::Buildah => Ok(&self.images.buildah),
+            DaemonlessBuilder::Kaniko => self.images.kaniko.as_ref().ok_or_else(|| "no kaniko image is available".into()),
+            DaemonlessBuilder::Buildx => {
+                self.images.job.as_ref().ok_or_else(|| "no job image (docker CLI with buildx) is available".into())
             }
         }
-        result
+    }
+
+    /// The strategy registry's traffic since `since`, from its access log.
+    async fn registry_traffic(&self, strategy: StrategyKind, since: chrono::DateTime<chrono::Utc>) -> Result<Traffic, String> {
+        let registry = self.places.get(&strategy).and_then(|p| p.registry.as_ref()).ok_or("no registry is running")?;
+        let lines = engine::logs_since(&self.engine, registry, since).await.map_err(|e| e.to_string())?;
+        Ok(Traffic::from_access_log(lines.iter().map(String::as_str)))
+    }
+
+    /// Provision (a fresh daemon, or the shared one), then the plan's operations in order.
+    async fn job_body(&mut self, job: &JobSpec<'_>, owner: &mut JobResources, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
+        outcome.enter(Phase::Provision);
+        let strategy = job.strategy;
+        let network = self.place(strategy).await?.network.clone();
+        let daemon = match job.plan.daemon {
+            Daemon::FreshDind => {
+                let name = self.container_name(&format!("dind-job{}", self.jobs_started));
+                let place = DindPlace { name: &name, network: &network, alias: "docker", image_store: strategy.strategy().image_store() };
+                Some((services::start_dind(self, &place, owner).await?.client, "tcp://docker:2375"))
+            }
+            Daemon::SharedDind => {
+                let dind = self.places.get(&strategy).and_then(|p| p.shared.as_ref()).ok_or_else(|| {
+                    JobError::infrastructure(format!("no shared daemon was started for {strategy}"))
+                })?;
+                engine::wait_until_ready(&dind.client, &format!("shared dind daemon {}", dind.container), READY_TIMEOUT).await?;
+                Some((dind.client.clone(), "tcp://dind:2375"))
+            }
+            Daemon::None => None,
+        };
+        let mut context_tar = None;
+        for op in &job.plan.ops {
+            match (op, &daemon) {
+                (Op::JobBuild(request), _) => {
+                    let place = job_container::Placement { network: &network, docker_host: daemon.as_ref().map(|d| d.1) };
+                    job_container::run(self, job, request, &place, owner, events, outcome).await?;
+                }
+                (op, Some((client, _))) => ops::run_op(client, op, job, &mut context_tar, events, outcome).await?,
+                (_, None) => return Err(JobError::infrastructure(format!("{strategy} has no daemon to run `{op:?}` on"))),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -184,25 +250,37 @@ impl Backend for DockerBackend {
         strategies: &[StrategyKind],
         events: &EventSink,
     ) -> Result<Vec<ServiceStart>, BackendError> {
-        let registry = self.container_name(&format!("registry-it{iteration}"));
-        services::start_registry(self, &registry, "registry", false).await?;
-        self.registry = Some(registry);
         let mut started = vec![];
         for &strategy in strategies {
+            let network = self.place(strategy).await?.network.clone();
+            let registry = self.container_name(&format!("registry-{}-it{iteration}", strategy.name()));
+            services::start_registry(self, &registry, &network, "registry", false).await?;
+            self.place(strategy).await?.registry = Some(registry);
             if strategy.strategy().daemon() != Daemon::SharedDind {
                 continue;
             }
             events.setup(format!("starting the shared dind service for {strategy} (iteration {iteration})"));
             let clock = Instant::now();
             let name = self.container_name(&format!("dind-shared-{}-it{iteration}", strategy.name()));
-            let dind = services::start_dind(self, &name, true).await?;
-            engine::wait_until_ready(&dind.client, &format!("shared dind daemon {name}"), READY_TIMEOUT).await?;
+            let place = DindPlace { name: &name, network: &network, alias: "dind", image_store: strategy.strategy().image_store() };
+            // A shared daemon outlives its jobs: the iteration owns it, not a job.
+            let mut owner = JobResources::new(&self.engine);
+            let dind = match services::start_dind(self, &place, &mut owner).await {
+                Ok(dind) => {
+                    owner.release();
+                    dind
+                }
+                Err(e) => {
+                    owner.remove().await;
+                    return Err(e);
+                }
+            };
             started.push(ServiceStart {
                 strategy,
                 service: "dind".into(),
                 startup_ms: clock.elapsed().as_millis() as Millis,
             });
-            self.shared.insert(strategy, dind);
+            self.place(strategy).await?.shared = Some(dind);
         }
         Ok(started)
     }
@@ -211,28 +289,38 @@ impl Backend for DockerBackend {
         self.jobs_started += 1;
         let since = chrono::Utc::now();
         let mut outcome = JobOutcome::default();
-        let result = match job.plan.daemon {
-            Daemon::FreshDind | Daemon::SharedDind => self.run_dind_job(job, events, &mut outcome).await,
-            Daemon::None => daemonless::run(self, job, events, &mut outcome).await,
-        };
-        if let Err(e) = result {
-            outcome.fail(e);
+        let mut owner = JobResources::new(&self.engine);
+        let limit = crate::runner::JOB_TIMEOUT;
+        let body = tokio::time::timeout(limit, self.job_body(job, &mut owner, events, &mut outcome)).await;
+        match body {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => outcome.fail(e),
+            Err(_) => outcome.fail(JobError::infrastructure(format!(
+                "the job did not finish within {} min; its resources were removed",
+                limit.as_secs() / 60
+            ))),
         }
-        if let Some(traffic) = self.registry_traffic(since).await {
-            outcome.record_traffic(traffic);
+        outcome.enter(Phase::Teardown);
+        outcome.cleanup_errors.extend(owner.remove().await);
+        outcome.enter(Phase::Measure);
+        match self.registry_traffic(job.strategy, since).await {
+            Ok(traffic) => outcome.record_traffic(traffic),
+            Err(e) => outcome.cleanup_errors.push(format!("read the registry's access log: {e}")),
         }
+        outcome.end_phase();
         outcome
     }
 
     async fn cache_state(&mut self, strategy: StrategyKind) -> CacheState {
         let mut state = CacheState::default();
-        if let Some(registry) = &self.registry {
+        let Some(place) = self.places.get(&strategy) else { return state };
+        if let Some(registry) = &place.registry {
             let script = storage_script(strategy.name());
             if let Ok(out) = exec_output(&self.engine, registry, &["sh", "-c", &script]).await {
                 state.registry_bytes = out.trim().parse().ok();
             }
         }
-        if let Some(dind) = self.shared.get(&strategy) {
+        if let Some(dind) = &place.shared {
             if let Ok(out) = exec_output(&self.engine, &dind.container, &["du", "-sb", "/var/lib/docker"]).await {
                 state.daemon_volume_bytes = out.split_whitespace().next().and_then(|n| n.parse().ok());
             }
@@ -241,11 +329,13 @@ impl Backend for DockerBackend {
     }
 
     async fn end_iteration(&mut self, _iteration: u32) -> Result<(), BackendError> {
-        for (_, dind) in self.shared.drain() {
-            dind.remove(&self.engine).await?;
-        }
-        if let Some(registry) = self.registry.take() {
-            remove_container(&self.engine, &registry).await?;
+        for place in self.places.values_mut() {
+            if let Some(dind) = place.shared.take() {
+                dind.remove(&self.engine).await?;
+            }
+            if let Some(registry) = place.registry.take() {
+                remove_container(&self.engine, &registry).await?;
+            }
         }
         Ok(())
     }

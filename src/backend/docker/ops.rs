@@ -17,47 +17,50 @@ use crate::events::{Event, EventSink};
 use crate::strategy::Op;
 use crate::Millis;
 
-/// Runs every daemon operation of the job's plan in order, adding phase times and steps to
-/// `outcome`. Stops at the first failure and returns it in words a user can act on.
-pub async fn run_ops(
+/// Runs one daemon operation of the job's plan (`docker pull`, `build`, `push`) as a CI job's client
+/// would, entering its phase on the job's clock and adding the steps the builder reported.
+pub async fn run_op(
     docker: &Docker,
+    op: &Op,
     job: &JobSpec<'_>,
+    context_tar: &mut Option<bytes::Bytes>,
     events: &EventSink,
     outcome: &mut JobOutcome,
 ) -> Result<(), JobError> {
+    let phase = op.phase();
+    outcome.enter(phase);
+    match op {
+        Op::Pull { image } => {
+            events.emit(Event::PhaseStarted { phase, detail: format!("pull {image}") });
+            pull_if_present(docker, image).await.map_err(JobError::infrastructure)
+        }
+        Op::Build { target, tags, cache_from } => {
+            let what = match target {
+                Some(t) => format!("build --target {t}"),
+                None => "build".to_string(),
+            };
+            events.emit(Event::PhaseStarted { phase, detail: what });
+            if context_tar.is_none() {
+                let tar = crate::scenario::context::tar_context(job.context)
+                    .map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
+                *context_tar = Some(bytes::Bytes::from(tar));
+            }
+            let tar = context_tar.clone().expect("set above");
+            build(docker, job, target.as_deref(), tags, cache_from, tar, events, outcome).await
+        }
+        Op::Push { image } => {
+            events.emit(Event::PhaseStarted { phase, detail: format!("push {image}") });
+            push(docker, image).await.map_err(JobError::infrastructure)
+        }
+        Op::JobBuild(_) => Err(JobError::infrastructure("a job container's build does not run through a daemon's API")),
+    }
+}
+
+/// Runs every daemon operation of the plan in order (the kube backend's dind jobs).
+pub async fn run_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
     let mut context_tar = None;
     for op in &job.plan.ops {
-        let phase = op.phase();
-        let started = Instant::now();
-        let result = match op {
-            Op::Pull { image } => {
-                events.emit(Event::PhaseStarted { phase, detail: format!("pull {image}") });
-                pull_if_present(docker, image).await.map_err(JobError::infrastructure)
-            }
-            Op::Build { target, tags, cache_from } => {
-                let what = match target {
-                    Some(t) => format!("build --target {t}"),
-                    None => "build".to_string(),
-                };
-                events.emit(Event::PhaseStarted { phase, detail: what });
-                if context_tar.is_none() {
-                    let tar = crate::scenario::context::tar_context(job.context)
-                        .map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
-                    context_tar = Some(bytes::Bytes::from(tar));
-                }
-                let tar = context_tar.clone().expect("set above");
-                build(docker, job, target.as_deref(), tags, cache_from, tar, events, outcome).await
-            }
-            Op::Push { image } => {
-                events.emit(Event::PhaseStarted { phase, detail: format!("push {image}") });
-                push(docker, image).await.map_err(JobError::infrastructure)
-            }
-            Op::DaemonlessBuild { .. } => {
-                Err(JobError::infrastructure("a daemonless build cannot run on a Docker daemon"))
-            }
-        };
-        *outcome.phases.entry(phase).or_default() += started.elapsed().as_millis() as Millis;
-        result?;
+        run_op(docker, op, job, &mut context_tar, events, outcome).await?;
     }
     Ok(())
 }
@@ -68,14 +71,30 @@ async fn pull_if_present(docker: &Docker, image: &str) -> Result<(), String> {
     let mut stream = docker.create_image(Some(options), None, None);
     while let Some(item) = stream.next().await {
         if let Err(e) = item {
-            let message = describe(&e);
-            if message.contains("not found") || message.contains("manifest unknown") {
+            if registry_has_no_such_image(&e) {
                 return Ok(());
             }
-            return Err(format!("pull {image}: {message}"));
+            return Err(format!("pull {image}: {}", describe(&e)));
         }
     }
     Ok(())
+}
+
+/// Only the registry's answer that the image does not exist means "no cache yet": the engine's 404
+/// for a pull, or the registry's `MANIFEST_UNKNOWN` / `NAME_UNKNOWN` codes in the daemon's message
+/// (`manifest unknown`, `name unknown`). Anything else (a registry that is down, refused, or
+/// unreachable) fails the job, even when its text happens to contain "not found".
+pub fn registry_has_no_such_image(error: &bollard::errors::Error) -> bool {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
+            !message.contains("no such host") && !message.contains("dial tcp")
+        }
+        bollard::errors::Error::DockerStreamError { error } => {
+            let e = error.to_ascii_lowercase();
+            e.contains("manifest unknown") || e.contains("name unknown")
+        }
+        _ => false,
+    }
 }
 
 async fn push(docker: &Docker, image: &str) -> Result<(), String> {

@@ -11,11 +11,12 @@ use bollard::query_parameters::{
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 
-use super::engine::{container_ip, create_and_start, create_volume, describe, failed, remove_container, DindMode};
+use super::engine::{container_ip, create_volume, describe, exec_output, failed, remove_container, DindMode};
 use super::{DockerBackend, READY_TIMEOUT};
 use crate::backend::BackendError;
 use crate::events::EventSink;
 use crate::resources::run_labels;
+use crate::strategy::ImageStore;
 
 /// Flags every dind daemon of a run gets, after the image's own: the API on the private network
 /// only, the run's mirror and registry.
@@ -30,16 +31,21 @@ const DIND_ARGS: &[&str] = &[
 /// A running dind daemon and the client the harness drives it with.
 pub struct Dind {
     pub container: String,
-    pub volume: String,
+    pub volumes: Vec<String>,
     pub client: Docker,
 }
 
 impl Dind {
+    /// Removes the daemon and its volumes (a shared daemon at the end of its iteration).
     pub async fn remove(self, engine: &Docker) -> Result<(), BackendError> {
-        remove_container(engine, &self.container).await?;
-        match engine.remove_volume(&self.volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
-            Err(e) if !crate::resources::is_not_found(&e) => Err(failed(format!("remove volume {}", self.volume))(e)),
-            _ => Ok(()),
+        let mut owner = super::owned::JobResources::new(engine);
+        owner.container(&self.container);
+        for v in &self.volumes {
+            owner.volume(v);
+        }
+        match owner.remove().await.into_iter().next() {
+            Some(error) => Err(BackendError::new(format!("remove dind daemon {}", self.container), error)),
+            None => Ok(()),
         }
     }
 }
@@ -53,16 +59,38 @@ fn endpoint(network: &str, alias: &str) -> NetworkingConfig {
     }
 }
 
-/// Starts a dind daemon with its own labelled volume on `/var/lib/docker`. The first start on an
-/// engine tries `--privileged` and falls back to the explicit capability list when refused.
-pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -> Result<Dind, BackendError> {
-    let volume = format!("{name}-data");
-    create_volume(&backend.engine, &volume, &backend.run_id).await?;
-    let alias = if shared { "dind" } else { "docker" };
+/// Where a dind daemon runs and who owns it.
+pub struct DindPlace<'a> {
+    pub name: &'a str,
+    /// The strategy's network; the daemon answers as `alias` on it (`docker`, or `dind` when shared).
+    pub network: &'a str,
+    pub alias: &'a str,
+    pub image_store: ImageStore,
+}
+
+/// Starts a dind daemon with labelled volumes on `/var/lib/docker` (and `/var/lib/containerd` for
+/// the containerd image store), fenced so that nothing its builds run can reach its API. The first
+/// start on an engine tries `--privileged` and falls back to the explicit capability list when refused.
+/// Everything it creates is handed to `owner` before it exists.
+pub async fn start_dind(
+    backend: &mut DockerBackend,
+    place: &DindPlace<'_>,
+    owner: &mut super::owned::JobResources,
+) -> Result<Dind, BackendError> {
+    let name = place.name;
+    let mut volumes = vec![(format!("{name}-docker"), "/var/lib/docker")];
+    if place.image_store == ImageStore::Containerd {
+        volumes.push((format!("{name}-containerd"), "/var/lib/containerd"));
+    }
+    for (volume, _) in &volumes {
+        owner.volume(volume);
+        create_volume(&backend.engine, volume, &backend.run_id).await?;
+    }
+    owner.container(name);
     let body = |mode: DindMode| {
         let mut host = HostConfig {
-            binds: Some(vec![format!("{volume}:/var/lib/docker")]),
-            network_mode: Some(backend.network.clone()),
+            binds: Some(volumes.iter().map(|(v, path)| format!("{v}:{path}")).collect()),
+            network_mode: Some(place.network.to_string()),
             ..Default::default()
         };
         mode.apply(&mut host);
@@ -72,21 +100,33 @@ pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -
             env: Some(backend.images.dind.env.clone()),
             labels: Some(run_labels(&backend.run_id)),
             host_config: Some(host),
-            networking_config: Some(endpoint(&backend.network, alias)),
+            networking_config: Some(endpoint(place.network, place.alias)),
             ..Default::default()
         }
     };
+    let create = |mode: DindMode| {
+        let engine = backend.engine.clone();
+        let body = body(mode);
+        async move {
+            let options = CreateContainerOptionsBuilder::default().name(name).build();
+            engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
+            if place.image_store == ImageStore::Containerd {
+                upload_file(&engine, name, DAEMON_JSON_PATH, CONTAINERD_DAEMON_JSON.as_bytes()).await?;
+            }
+            engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))
+        }
+    };
     let mode = backend.dind_mode.unwrap_or(DindMode::Privileged);
-    match create_and_start(&backend.engine, name, body(mode)).await {
+    match create(mode).await {
         Ok(()) => backend.dind_mode = Some(mode),
         Err(e) if backend.dind_mode.is_none() && refuses_privileged(&e.message) => {
             remove_container(&backend.engine, name).await?;
-            create_and_start(&backend.engine, name, body(DindMode::ExplicitCapabilities)).await?;
+            create(DindMode::ExplicitCapabilities).await?;
             backend.dind_mode = Some(DindMode::ExplicitCapabilities);
         }
         Err(e) => return Err(e),
     }
-    let ip = container_ip(&backend.engine, name, &backend.network).await?;
+    let ip = container_ip(&backend.engine, name, place.network).await?;
     let client = Docker::connect_with_http(&format!("tcp://{ip}:2375"), 3600, API_DEFAULT_VERSION)
         .map_err(failed(format!("connect to dind daemon {name}")))?;
     super::engine::wait_until_ready(&client, &format!("dind daemon {name} at tcp://{ip}:2375"), READY_TIMEOUT).await?;
@@ -94,10 +134,26 @@ pub async fn start_dind(backend: &mut DockerBackend, name: &str, shared: bool) -
         .negotiate_version()
         .await
         .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
+    fence_api(&backend.engine, name).await?;
     if backend.dind_version.is_none() {
         backend.dind_version = client.version().await.ok().and_then(|v| v.version);
     }
-    Ok(Dind { container: name.to_string(), volume, client })
+    Ok(Dind { container: name.to_string(), volumes: volumes.into_iter().map(|(v, _)| v).collect(), client })
+}
+
+/// Where dockerd reads its configuration.
+const DAEMON_JSON_PATH: &str = "/etc/docker/daemon.json";
+/// BuildKit's docker driver exports a registry cache only with the containerd image store.
+const CONTAINERD_DAEMON_JSON: &str = "{\"features\": {\"containerd-snapshotter\": true}}\n";
+
+/// Drops connections to the daemon's API that do not come in over its network interface: a build
+/// step (the classic builder's and BuildKit's RUN containers sit behind the daemon's own bridge)
+/// cannot reach the daemon that runs it, nor could it reach another (each strategy has its own network).
+async fn fence_api(engine: &Docker, container: &str) -> Result<(), BackendError> {
+    exec_output(engine, container, &["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "2375", "!", "-i", "eth0", "-j", "DROP"])
+        .await
+        .map(|_| ())
+        .map_err(|e| BackendError::new(format!("fence the API of dind daemon {container}"), e.message))
 }
 
 /// runc's words when the engine's capability bounding set cannot grant `--privileged`.
@@ -107,7 +163,13 @@ fn refuses_privileged(message: &str) -> bool {
 
 /// Starts a Distribution registry reachable as `alias:5000` on the run's network. The mirror is
 /// also published on 127.0.0.1 (never beyond the host) so the host engine can seed it.
-pub async fn start_registry(backend: &DockerBackend, name: &str, alias: &str, publish_on_loopback: bool) -> Result<(), BackendError> {
+pub async fn start_registry(
+    backend: &DockerBackend,
+    name: &str,
+    network: &str,
+    alias: &str,
+    publish_on_loopback: bool,
+) -> Result<(), BackendError> {
     let port_bindings = publish_on_loopback.then(|| {
         HashMap::from([(
             "5000/tcp".to_string(),
@@ -121,25 +183,37 @@ pub async fn start_registry(backend: &DockerBackend, name: &str, alias: &str, pu
         labels: Some(run_labels(&backend.run_id)),
         exposed_ports: Some(vec!["5000/tcp".to_string()]),
         host_config: Some(HostConfig {
-            network_mode: Some(backend.network.clone()),
+            network_mode: Some(network.to_string()),
             port_bindings,
             ..Default::default()
         }),
-        networking_config: Some(endpoint(&backend.network, alias)),
+        networking_config: Some(endpoint(network, alias)),
         ..Default::default()
     };
     let options = CreateContainerOptionsBuilder::default().name(name).build();
     backend.engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
-    let config = file_tar(crate::registry::CONFIG_PATH, crate::registry::config_yaml().as_bytes())
-        .map_err(|e| BackendError::new(format!("pack the configuration of {name}"), e))?;
-    let upload = UploadToContainerOptionsBuilder::default().path("/").build();
-    backend
-        .engine
-        .upload_to_container(name, Some(upload), bollard::body_full(config.into()))
-        .await
-        .map_err(failed(format!("copy the configuration into {name}")))?;
+    upload_file(&backend.engine, name, crate::registry::CONFIG_PATH, crate::registry::config_yaml().as_bytes()).await?;
     backend.engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))?;
-    let ip = container_ip(&backend.engine, name, &backend.network).await?;
+    let ip = container_ip(&backend.engine, name, network).await?;
+    wait_for_port(&format!("{ip}:5000"), &format!("registry {name}"), READY_TIMEOUT).await
+}
+
+/// Puts one file into a created container, at an absolute path.
+async fn upload_file(engine: &Docker, container: &str, path: &str, content: &[u8]) -> Result<(), BackendError> {
+    let tar = file_tar(path, content).map_err(|e| BackendError::new(format!("pack {path} for {container}"), e))?;
+    let upload = UploadToContainerOptionsBuilder::default().path("/").build();
+    engine
+        .upload_to_container(container, Some(upload), bollard::body_full(tar.into()))
+        .await
+        .map_err(failed(format!("copy {path} into {container}")))
+}
+
+/// Restarts the seeded mirror in Distribution's read-only mode: from now on every push is refused.
+pub async fn make_read_only(backend: &DockerBackend, name: &str, network: &str) -> Result<(), BackendError> {
+    backend.engine.stop_container(name, None).await.map_err(failed(format!("stop {name}")))?;
+    upload_file(&backend.engine, name, crate::registry::CONFIG_PATH, crate::registry::read_only_config_yaml().as_bytes()).await?;
+    backend.engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))?;
+    let ip = container_ip(&backend.engine, name, network).await?;
     wait_for_port(&format!("{ip}:5000"), &format!("registry {name}"), READY_TIMEOUT).await
 }
 

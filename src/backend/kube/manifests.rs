@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::names;
 use super::{KubeImages, KubeOptions};
-use crate::strategy::{DaemonlessBuilder, Op};
+use crate::strategy::{BuildRequest, DaemonlessBuilder, Op};
 
 pub const REGISTRY_NAME: &str = "registry";
 pub const REGISTRY_PORT: i32 = 5000;
@@ -42,7 +42,7 @@ pub const CONTEXT_CONTAINER: &str = "context";
 pub const BUILD_CONTAINER: &str = "build";
 
 /// Where a daemonless job pod unpacks its build context.
-pub const CONTEXT_DIR: &str = "/workspace/context";
+pub const CONTEXT_DIR: &str = crate::builder::CONTEXT_DIR;
 const CONTEXT_PARTS_DIR: &str = "/context-parts";
 /// ConfigMaps hold at most 1 MiB; this leaves room for the object's own fields.
 pub const CONTEXT_PART_BYTES: usize = 900 * 1024;
@@ -334,7 +334,7 @@ pub fn daemonless_job_pod(
     run: &RunMeta,
     images: &KubeImages,
     job: &JobMeta,
-    op: &Op,
+    request: &BuildRequest,
     dockerfile_path: &Path,
     context_parts: &[ConfigMap],
     timeout_s: u64,
@@ -376,39 +376,36 @@ pub fn daemonless_job_pod(
         ..Default::default()
     };
     let mut volumes = vec![parts_volume, empty_dir("workspace")];
-    let builder = match op {
-        Op::DaemonlessBuild { builder: DaemonlessBuilder::Buildah, .. } => {
-            volumes.push(empty_dir("containers-storage"));
-            Container {
-                name: BUILD_CONTAINER.into(),
-                image: Some(images.buildah.clone()),
-                image_pull_policy: Some(PULL_POLICY.into()),
-                command: Some(sh(&daemonless_script(op, dockerfile_path, images.hub_mirror.as_deref()))),
-                env: Some(vec![env("BUILDAH_ISOLATION", "chroot")]),
-                security_context: Some(SecurityContext {
-                    capabilities: Some(Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
-                    seccomp_profile: Some(SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
-                    app_armor_profile: Some(AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
-                    ..Default::default()
-                }),
-                // overlay on an emptyDir (a real filesystem on the node) is ~5x faster than vfs.
-                volume_mounts: Some(vec![
-                    mount("workspace", "/workspace"),
-                    mount("containers-storage", "/var/lib/containers"),
-                ]),
-                ..Default::default()
-            }
-        }
-        _ => Container {
-            name: BUILD_CONTAINER.into(),
-            // Callers refuse kaniko jobs without an image; an empty name would fail validation anyway.
-            image: Some(images.kaniko.clone().unwrap_or_default()),
-            image_pull_policy: Some(PULL_POLICY.into()),
-            // The kaniko image has no shell: its entrypoint is the executor, given arguments only.
-            args: Some(daemonless_args(op, dockerfile_path, images.hub_mirror.as_deref())),
-            volume_mounts: Some(vec![mount("workspace", "/workspace")]),
-            ..Default::default()
-        },
+    let command = builder_command(request, dockerfile_path, images);
+    let mut mounts = vec![mount("workspace", "/workspace")];
+    if let Some(storage) = command.storage {
+        // overlay on an emptyDir (a real filesystem on the node) is ~5x faster than vfs.
+        volumes.push(empty_dir("builder-storage"));
+        mounts.push(mount("builder-storage", storage));
+    }
+    let security_context = (request.builder == DaemonlessBuilder::Buildah).then(|| SecurityContext {
+        capabilities: Some(Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
+        seccomp_profile: Some(SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        app_armor_profile: Some(AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        ..Default::default()
+    });
+    let image = match request.builder {
+        DaemonlessBuilder::Buildah => images.buildah.clone(),
+        // Callers refuse kaniko jobs without an image; an empty name would fail validation anyway.
+        DaemonlessBuilder::Kaniko => images.kaniko.clone().unwrap_or_default(),
+        DaemonlessBuilder::Buildx => String::new(),
+    };
+    let builder = Container {
+        name: BUILD_CONTAINER.into(),
+        image: Some(image),
+        image_pull_policy: Some(PULL_POLICY.into()),
+        // kaniko's image has no shell: its entry point is the executor, given arguments only.
+        command: command.entrypoint.clone(),
+        args: Some(command.args.clone()),
+        env: Some(command.env.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| env(k, v)).collect()),
+        security_context,
+        volume_mounts: Some(mounts),
+        ..Default::default()
     };
     Pod {
         metadata: job.pod_meta(run),
@@ -422,68 +419,14 @@ pub fn daemonless_job_pod(
     }
 }
 
-/// The shell script of a buildah job: build with layers cached in the registry, then push.
-/// `hub_mirror` (`host:port`, plain HTTP) serves Docker Hub images to `FROM`.
-pub fn daemonless_script(op: &Op, dockerfile_path: &Path, hub_mirror: Option<&str>) -> String {
-    let Op::DaemonlessBuild { destinations, cache_repo, .. } = op else {
-        return "echo 'not a daemonless build' >&2; exit 2".into();
+/// The builder's job command, the same as on the docker backend, with this cluster's endpoints.
+pub fn builder_command(request: &BuildRequest, dockerfile_path: &Path, images: &KubeImages) -> crate::builder::JobCommand {
+    let endpoints = crate::builder::Endpoints {
+        registry: REGISTRY_HOST,
+        hub_mirror: images.hub_mirror.as_deref(),
+        docker_host: None,
     };
-    let dockerfile = format!("{CONTEXT_DIR}/{}", dockerfile_path.display());
-    let mut build = vec![
-        "buildah", "--storage-driver=overlay", "bud", "--layers", "--tls-verify=false",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
-    build.extend([format!("--cache-from={cache_repo}"), format!("--cache-to={cache_repo}")]);
-    build.extend(["-f".into(), dockerfile]);
-    for d in destinations {
-        build.extend(["-t".into(), d.clone()]);
-    }
-    build.push(CONTEXT_DIR.into());
-    let mut script = vec![];
-    if let Some(mirror) = hub_mirror {
-        let conf = format!(
-            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = true\n"
-        );
-        script.push("mkdir -p /etc/containers/registries.conf.d".to_string());
-        script.push(format!(
-            "printf '%s' {} > /etc/containers/registries.conf.d/99-layerbench-mirror.conf",
-            shell_words(&[conf])
-        ));
-    }
-    script.push(shell_words(&build));
-    for d in destinations {
-        script.push(shell_words(&[
-            "buildah".into(),
-            "--storage-driver=overlay".into(),
-            "push".into(),
-            "--tls-verify=false".into(),
-            d.clone(),
-        ]));
-    }
-    format!("set -e\n{}\n", script.join("\n"))
-}
-
-/// The kaniko executor's arguments for a daemonless build.
-pub fn daemonless_args(op: &Op, dockerfile_path: &Path, hub_mirror: Option<&str>) -> Vec<String> {
-    let Op::DaemonlessBuild { destinations, cache_repo, .. } = op else { return vec![] };
-    let mut args = vec![
-        format!("--context=dir://{CONTEXT_DIR}"),
-        format!("--dockerfile={CONTEXT_DIR}/{}", dockerfile_path.display()),
-    ];
-    args.extend(destinations.iter().map(|d| format!("--destination={d}")));
-    args.extend([
-        "--cache=true".to_string(),
-        format!("--cache-repo={cache_repo}"),
-        // The run's registry speaks plain HTTP.
-        format!("--insecure-registry={REGISTRY_HOST}"),
-        format!("--skip-tls-verify-registry={REGISTRY_HOST}"),
-    ]);
-    if let Some(mirror) = hub_mirror {
-        args.extend([format!("--registry-mirror={mirror}"), format!("--insecure-registry={mirror}")]);
-    }
-    args
+    crate::builder::job_command(request, dockerfile_path, &endpoints)
 }
 
 /// How a job's plan reads as a CI script, for the comments of `layerbench manifests`.
@@ -505,11 +448,12 @@ pub fn op_as_command(op: &Op, dockerfile_path: &Path, images: &KubeImages) -> St
             words.join(" ")
         }
         Op::Push { image } => format!("docker push {image}"),
-        Op::DaemonlessBuild { builder: DaemonlessBuilder::Buildah, .. } => {
-            daemonless_script(op, dockerfile_path, images.hub_mirror.as_deref()).replace("set -e\n", "").trim_end().replace('\n', " && ")
-        }
-        Op::DaemonlessBuild { builder: DaemonlessBuilder::Kaniko, .. } => {
-            format!("/kaniko/executor {}", daemonless_args(op, dockerfile_path, images.hub_mirror.as_deref()).join(" "))
+        Op::JobBuild(request) => {
+            let command = builder_command(request, dockerfile_path, images);
+            match command.entrypoint {
+                Some(_) => command.args.join("\n"),
+                None => format!("/kaniko/executor {}", crate::builder::shell_words(&command.args)),
+            }
         }
     }
 }
@@ -622,23 +566,6 @@ fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
 
-/// Quotes words for a POSIX shell, leaving plain ones readable.
-fn shell_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            let plain = !w.is_empty()
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-            if plain {
-                w.clone()
-            } else {
-                format!("'{}'", w.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,11 +580,13 @@ mod tests {
         JobMeta { name: "job-i1-p0-ephemeral-dind".into(), iteration: 1, pipeline_run: "edit app.py", strategy: "ephemeral-dind" }
     }
 
-    fn daemonless_op(builder: DaemonlessBuilder) -> Op {
-        Op::DaemonlessBuild {
+    fn daemonless_op(builder: DaemonlessBuilder) -> BuildRequest {
+        let cache = "registry:5000/daemonless/app-cache".to_string();
+        BuildRequest {
             builder,
             destinations: vec!["registry:5000/daemonless/app:c1".into(), "registry:5000/daemonless/app:latest".into()],
-            cache_repo: "registry:5000/daemonless/app-cache".into(),
+            cache_from: vec![crate::strategy::CacheImport::Registry { reference: cache.clone() }],
+            cache_to: Some(crate::strategy::CacheExport::Registry { reference: cache, every_stage: true }),
         }
     }
 
@@ -774,9 +703,9 @@ mod tests {
         assert_eq!(security.capabilities.as_ref().unwrap().add.as_deref(), Some(&["SYS_ADMIN".to_string()][..]));
         assert_eq!(security.seccomp_profile.as_ref().unwrap().type_, "Unconfined");
         assert_eq!(security.app_armor_profile.as_ref().unwrap().type_, "Unconfined");
-        assert_eq!(mount_path(build, "containers-storage"), "/var/lib/containers");
-        let script = &build.command.as_ref().unwrap()[2];
-        assert!(script.contains("-f /workspace/context/docker/Dockerfile"), "{script}");
+        assert_eq!(mount_path(build, "builder-storage"), "/var/lib/containers");
+        let script = &build.args.as_ref().unwrap()[0];
+        assert!(script.contains("-f /workspace/docker/Dockerfile"), "{script}");
         assert!(script.contains("--cache-to=registry:5000/daemonless/app-cache"), "{script}");
         assert_eq!(script.matches("buildah --storage-driver=overlay push").count(), 2, "{script}");
         let unpack = container(spec, CONTEXT_CONTAINER);
@@ -793,8 +722,8 @@ mod tests {
         assert!(build.command.is_none(), "the executor is the image's entry point");
         let args = build.args.as_ref().unwrap();
         for expected in [
-            "--context=dir:///workspace/context",
-            "--dockerfile=/workspace/context/Dockerfile",
+            "--context=dir:///workspace",
+            "--dockerfile=/workspace/Dockerfile",
             "--destination=registry:5000/daemonless/app:latest",
             "--cache-repo=registry:5000/daemonless/app-cache",
             "--insecure-registry=registry:5000",
@@ -883,17 +812,12 @@ mod tests {
         let args = container(dind.spec.as_ref().unwrap(), DIND_CONTAINER).args.clone().unwrap();
         assert!(args.contains(&"--registry-mirror=http://10.0.0.5:5000".to_string()), "{args:?}");
         assert!(args.contains(&"--insecure-registry=10.0.0.5:5000".to_string()), "{args:?}");
-        let kaniko = daemonless_args(&daemonless_op(DaemonlessBuilder::Kaniko), Path::new("Dockerfile"), Some("10.0.0.5:5000"));
+        let kaniko = builder_command(&daemonless_op(DaemonlessBuilder::Kaniko), Path::new("Dockerfile"), &images).args;
         assert!(kaniko.contains(&"--registry-mirror=10.0.0.5:5000".to_string()), "{kaniko:?}");
-        let script = daemonless_script(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), Some("10.0.0.5:5000"));
+        let script = builder_command(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), &images).args.remove(0);
         assert!(script.contains("location = \"10.0.0.5:5000\""), "{script}");
-        let without = daemonless_script(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), None);
-        assert!(!without.contains("registries.conf.d"));
+        let without = builder_command(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), &KubeImages::default()).args.remove(0);
+        assert!(!without.contains("[[registry.mirror]]"), "{without}");
     }
 
-    #[test]
-    fn shell_words_quote_only_what_needs_it() {
-        let words = ["buildah".to_string(), "-t".into(), "it's here".into(), "a b".into(), "".into()];
-        assert_eq!(shell_words(&words), r#"buildah -t 'it'\''s here' 'a b' ''"#);
-    }
 }

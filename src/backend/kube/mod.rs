@@ -224,8 +224,10 @@ pub fn manifests_yaml(
             let Some(op) = plan.ops.first() else {
                 return Err(BackendError::new(format!("plan a {strategy} job"), "the plan has no build"));
             };
-            let image_missing = matches!(op, Op::DaemonlessBuild { builder: DaemonlessBuilder::Kaniko, .. })
-                && options.images.kaniko.is_none();
+            let Op::JobBuild(request) = op else {
+                return Err(BackendError::new(format!("plan a {strategy} job"), "a daemonless job has one job build"));
+            };
+            let image_missing = request.builder == DaemonlessBuilder::Kaniko && options.images.kaniko.is_none();
             if image_missing {
                 return Err(BackendError::new(
                     format!("print manifests for {strategy}"),
@@ -240,7 +242,7 @@ pub fn manifests_yaml(
                 &run,
                 &options.images,
                 &job,
-                op,
+                request,
                 &scenario.dockerfile_path,
                 &parts,
                 timeout_s,
@@ -509,16 +511,20 @@ impl KubeBackend {
 
     async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let meta = self.job_meta(job);
-        let Some(op @ Op::DaemonlessBuild { builder, .. }) = job.plan.ops.first() else {
+        let Some(Op::JobBuild(request)) = job.plan.ops.first() else {
             return Err(format!("a {} job has no daemonless build to run", job.strategy).into());
         };
-        let format = match builder {
-            DaemonlessBuilder::Buildah => LogFormat::Buildah,
+        let builder = request.builder;
+        match builder {
             DaemonlessBuilder::Kaniko if self.options.images.kaniko.is_none() => {
                 return Err(JobError::infrastructure("no kaniko image is available; name one in the toolchain configuration"))
             }
-            DaemonlessBuilder::Kaniko => LogFormat::Kaniko,
-        };
+            DaemonlessBuilder::Buildx => {
+                return Err(JobError::infrastructure("BuildKit strategies do not run on the kube backend yet"))
+            }
+            _ => {}
+        }
+        let format = manifests::builder_command(request, job.dockerfile_path, &self.options.images).log;
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
         let clock = Instant::now();
         let tar = crate::scenario::context::tar_context(job.context).map_err(|e| format!("pack the build context: {e}"))?;
@@ -527,7 +533,7 @@ impl KubeBackend {
             &self.run,
             &self.options.images,
             &meta,
-            op,
+            request,
             job.dockerfile_path,
             &parts,
             self.options.timeouts.job.as_secs(),

@@ -1,0 +1,230 @@
+//! CI job containers on the engine: a builder's command (buildah, kaniko, docker buildx) in a fresh
+//! container on the strategy's network, its log followed and parsed as it streams.
+//!
+//! The container and its storage volume are fresh for every job and owned by the job, so every
+//! layer a job reuses came from the strategy's registry or its daemon, as in a CI job with no
+//! persistent disk.
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::engine::{create_volume, describe};
+use super::ops::merge_steps;
+use super::owned::JobResources;
+use super::DockerBackend;
+use crate::backend::{JobError, JobOutcome, JobSpec};
+use crate::builder::{job_command, phase_marked, Endpoints, JobCommand, CONTEXT_DIR};
+use crate::builder_log::split_docker_timestamp;
+use crate::events::{Event, EventSink};
+use crate::resources::run_labels;
+use crate::strategy::{BuildRequest, DaemonlessBuilder, Phase};
+use crate::toolchain::ResolvedImage;
+use crate::Millis;
+
+/// Where a job container runs.
+pub struct Placement<'a> {
+    pub network: &'a str,
+    /// The job's Docker daemon (`tcp://docker:2375`) for builders that drive one.
+    pub docker_host: Option<&'a str>,
+}
+
+/// Runs one build request in a job container and follows it to its end. Provision covers creating
+/// the container and copying the context in; build and push are timed by the script's phase marks.
+pub async fn run(
+    backend: &mut DockerBackend,
+    job: &JobSpec<'_>,
+    request: &BuildRequest,
+    place: &Placement<'_>,
+    owner: &mut JobResources,
+    events: &EventSink,
+    outcome: &mut JobOutcome,
+) -> Result<(), JobError> {
+    let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), docker_host: place.docker_host };
+    let command = job_command(request, job.dockerfile_path, &endpoints);
+    let image = backend.job_image(request.builder).map_err(JobError::infrastructure)?.clone();
+    let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), backend.jobs_started));
+    outcome.enter(Phase::Provision);
+    let volume = match command.storage {
+        Some(_) => {
+            let volume = format!("{name}-storage");
+            owner.volume(&volume);
+            create_volume(&backend.engine, &volume, &backend.run_id).await?;
+            Some(volume)
+        }
+        None => None,
+    };
+    let body = container_body(backend, job, &image, &command, volume.as_deref(), place.network);
+    owner.container(&name);
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    backend
+        .engine
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| JobError::infrastructure(format!("create job container {name}: {}", describe(&e))))?;
+    let tar = context_tar(job).map_err(JobError::infrastructure)?;
+    let upload = UploadToContainerOptionsBuilder::default().path("/").build();
+    backend
+        .engine
+        .upload_to_container(&name, Some(upload), bollard::body_full(tar.into()))
+        .await
+        .map_err(|e| JobError::infrastructure(format!("copy the build context into {name}: {}", describe(&e))))?;
+    backend
+        .engine
+        .start_container(&name, None)
+        .await
+        .map_err(|e| JobError::infrastructure(format!("start job container {name}: {}", describe(&e))))?;
+    events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{:?} in {name}", request.builder).to_lowercase() });
+    follow(backend, &name, request.builder, &command, job, events, outcome).await
+}
+
+fn container_body(
+    backend: &DockerBackend,
+    job: &JobSpec<'_>,
+    image: &ResolvedImage,
+    command: &JobCommand,
+    volume: Option<&str>,
+    network: &str,
+) -> ContainerCreateBody {
+    let privileges = job.strategy.strategy().privileges();
+    // A dind strategy's privileges are its daemon's; its job container is a plain one.
+    let (caps, unconfined) = if privileges.privileged {
+        (vec![], vec![])
+    } else {
+        (
+            privileges.extra_capabilities.iter().map(|c| c.to_string()).collect(),
+            privileges.unconfined.iter().map(|p| format!("{p}=unconfined")).collect(),
+        )
+    };
+    ContainerCreateBody {
+        image: Some(image.name.clone()),
+        entrypoint: command.entrypoint.clone(),
+        cmd: Some(image.args.iter().cloned().chain(command.args.iter().cloned()).collect()),
+        env: Some(image.env.iter().cloned().chain(command.env.iter().cloned()).collect()),
+        working_dir: Some(CONTEXT_DIR.into()),
+        labels: Some(run_labels(&backend.run_id)),
+        host_config: Some(HostConfig {
+            network_mode: Some(network.to_string()),
+            binds: match (volume, command.storage) {
+                (Some(v), Some(path)) => Some(vec![format!("{v}:{path}")]),
+                _ => None,
+            },
+            cap_add: Some(caps),
+            security_opt: Some(unconfined),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The build context as a tar rooted at `/`, under CONTEXT_DIR.
+fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, String> {
+    let plain = crate::scenario::context::tar_context(job.context).map_err(|e| format!("pack the build context: {e}"))?;
+    let mut archive = tar::Archive::new(plain.as_slice());
+    let mut out = tar::Builder::new(Vec::new());
+    let prefix = CONTEXT_DIR.trim_start_matches('/');
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    let error = |e: std::io::Error| format!("pack the build context: {e}");
+    out.append_data(&mut dir, prefix, std::io::empty()).map_err(error)?;
+    for entry in archive.entries().map_err(error)? {
+        let mut entry = entry.map_err(error)?;
+        let path = std::path::Path::new(prefix).join(entry.path().map_err(error)?);
+        let mut header = entry.header().clone();
+        out.append_data(&mut header, path, &mut entry).map_err(error)?;
+    }
+    out.into_inner().map_err(error)
+}
+
+/// Follows the job's log to its end, parsing steps from the engine's timestamps of each line, and
+/// entering each phase the script marks when its mark arrives.
+async fn follow(
+    backend: &mut DockerBackend,
+    name: &str,
+    builder: DaemonlessBuilder,
+    command: &JobCommand,
+    job: &JobSpec<'_>,
+    events: &EventSink,
+    outcome: &mut JobOutcome,
+) -> Result<(), JobError> {
+    let mut parser = command.log.parser(job.dockerfile);
+    let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).timestamps(true).build();
+    let mut logs = backend.engine.logs(name, Some(options));
+    let mut first_ms = None;
+    let mut last_ms: Millis = 0;
+    // The builder's steps end where the script left the build phase (buildah's push follows).
+    let mut build_end_ms = None;
+    let mut tail: Vec<String> = vec![];
+    let mut current = 0;
+    let mut pending = String::new();
+    // Without marks (kaniko) the whole run is the build.
+    outcome.enter(Phase::Build);
+    while let Some(chunk) = logs.next().await {
+        let chunk = chunk.map_err(|e| JobError::infrastructure(format!("follow the log of {name}: {}", describe(&e))))?;
+        pending.push_str(&chunk.to_string());
+        while let Some(newline) = pending.find('\n') {
+            let line: String = pending.drain(..=newline).collect();
+            let Some((time_ms, text)) = split_docker_timestamp(line.trim_end()) else { continue };
+            let first = *first_ms.get_or_insert(time_ms);
+            // stdout and stderr are stamped apart, so a line may carry an earlier time than the one
+            // before it; the parsers leave a duration that would come out negative empty. A line
+            // stamped before the first one has no offset at all: it gets the latest time seen.
+            let at_ms = time_ms.checked_sub(first).unwrap_or(last_ms);
+            last_ms = last_ms.max(at_ms);
+            if builder == DaemonlessBuilder::Buildah && text.starts_with("buildah version ") {
+                backend.buildah_version = text.split_whitespace().nth(2).map(str::to_string);
+            }
+            if let Some(phase) = phase_marked(text) {
+                if outcome.phase() == Some(Phase::Build) && phase != Phase::Build {
+                    build_end_ms = Some(at_ms);
+                }
+                outcome.enter(phase);
+                continue;
+            }
+            parser.push_line(at_ms, text);
+            tail.push(text.to_string());
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+            super::ops::announce_step(parser.as_ref(), job, &mut current, events);
+        }
+    }
+    let steps = parser.finish(build_end_ms.unwrap_or(last_ms));
+    merge_steps(outcome, &steps);
+    // BuildKit times its own cache import, cache export and push inside the one build command.
+    for (phase, ms) in parser.phases() {
+        outcome.split_phase(Phase::Build, phase, ms);
+    }
+    let mut wait = backend.engine.wait_container(name, Some(WaitContainerOptionsBuilder::default().condition("not-running").build()));
+    let code = match wait.next().await {
+        Some(Ok(response)) => response.status_code,
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        Some(Err(e)) => return Err(JobError::infrastructure(format!("wait for job container {name}: {}", describe(&e)))),
+        None => {
+            return Err(JobError::infrastructure(format!(
+                "wait for job container {name}: the engine ended the wait without an exit status"
+            )))
+        }
+    };
+    if code == 0 {
+        return Ok(());
+    }
+    let reason = parser
+        .error()
+        .map(str::to_string)
+        .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()).cloned())
+        .unwrap_or_default();
+    match steps.iter().find(|s| s.error.is_some()) {
+        Some(step) => Err(JobError::build(format!(
+            "{builder:?} failed at step {}/{} `{}` (exit code {code}): {reason}",
+            step.step,
+            job.dockerfile.total_steps(),
+            step.instruction
+        ))),
+        None => Err(JobError::infrastructure(format!("{builder:?} exited with code {code}: {reason}"))),
+    }
+}

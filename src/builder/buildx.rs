@@ -1,0 +1,66 @@
+//! docker buildx (BuildKit) against the job's Docker daemon, as a GitLab or GitHub job runs it.
+
+use super::{mark, script, shell, shell_words, Endpoints, JobCommand, CONTEXT_DIR};
+use crate::builder_log::LogFormat;
+use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
+
+/// One `docker buildx build --push` with BuildKit's machine-readable progress (`rawjson`, on
+/// stderr): cache import, build, cache export and push all happen inside it, and the parser splits
+/// them by BuildKit's own vertex times.
+pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) -> JobCommand {
+    let mut build: Vec<String> = ["docker", "buildx", "build", "--progress=rawjson", "--push", "-f"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    build.push(dockerfile.to_string());
+    for CacheImport::Registry { reference } in &request.cache_from {
+        build.extend(["--cache-from".into(), format!("type=registry,ref={reference}")]);
+    }
+    match &request.cache_to {
+        Some(CacheExport::Inline) => build.extend(["--cache-to".into(), "type=inline".into()]),
+        Some(CacheExport::Registry { reference, every_stage }) => {
+            let mode = if *every_stage { "max" } else { "min" };
+            build.extend(["--cache-to".into(), format!("type=registry,ref={reference},mode={mode}")]);
+        }
+        None => {}
+    }
+    for destination in &request.destinations {
+        build.extend(["-t".into(), destination.clone()]);
+    }
+    build.push(CONTEXT_DIR.into());
+    let lines = vec!["docker buildx version".to_string(), mark(Phase::Build), shell_words(&build)];
+    let env = endpoints.docker_host.map(|h| vec![format!("DOCKER_HOST={h}")]).unwrap_or_default();
+    JobCommand { entrypoint: shell(), args: script(lines), env, log: LogFormat::Buildkit, storage: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::DaemonlessBuilder;
+
+    fn request(cache_to: Option<CacheExport>) -> BuildRequest {
+        BuildRequest {
+            builder: DaemonlessBuilder::Buildx,
+            destinations: vec!["registry:5000/s/a:c1".into(), "registry:5000/s/a:latest".into()],
+            cache_from: vec![CacheImport::Registry { reference: "registry:5000/s/a:buildcache".into() }],
+            cache_to,
+        }
+    }
+
+    #[test]
+    fn registry_cache_is_mode_max_and_inline_is_inline() {
+        let endpoints = Endpoints { registry: "registry:5000", hub_mirror: None, docker_host: Some("tcp://docker:2375") };
+        let max = command(
+            &request(Some(CacheExport::Registry { reference: "registry:5000/s/a:buildcache".into(), every_stage: true })),
+            "/workspace/Dockerfile",
+            &endpoints,
+        );
+        let script = &max.args[0];
+        assert!(script.contains("--cache-from type=registry,ref=registry:5000/s/a:buildcache"), "{script}");
+        assert!(script.contains("--cache-to type=registry,ref=registry:5000/s/a:buildcache,mode=max"), "{script}");
+        assert!(script.contains("-t registry:5000/s/a:c1 -t registry:5000/s/a:latest"), "{script}");
+        assert_eq!(max.env, ["DOCKER_HOST=tcp://docker:2375"]);
+        let inline = command(&request(Some(CacheExport::Inline)), "/workspace/Dockerfile", &endpoints);
+        assert!(inline.args[0].contains("--cache-to type=inline"), "{}", inline.args[0]);
+    }
+}
