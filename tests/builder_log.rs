@@ -1,9 +1,11 @@
-//! Builder-log parsers against logs of real builds (classic, buildah) captured on this machine's
-//! engine, and against kaniko logs written from kaniko's source (its image cannot be pulled
-//! here). How each fixture was made: tests/fixtures/builder_log/README.md.
+//! Builder-log parsers against logs of real builds (classic, buildah, BuildKit) captured on this
+//! machine's engine, and against kaniko logs written from kaniko's source (its image cannot be
+//! pulled here). How each fixture was made: tests/fixtures/builder_log/README.md and
+//! tests/fixtures/builder_log/buildkit/README.md.
 
 use std::path::PathBuf;
 
+use layerbench::builder_log::buildkit::{BuildkitParser, BuildkitPhases};
 use layerbench::builder_log::{split_docker_timestamp, LogFormat, LogParser, ParsedStep};
 use layerbench::scenario::Dockerfile;
 use layerbench::Millis;
@@ -366,4 +368,397 @@ fn kaniko_durations_span_stage_preambles_and_end_at_the_image_push() {
         assert_eq!(pair[0].duration_ms, Some(pair[1].started_ms - pair[0].started_ms));
     }
     assert_eq!(steps[10].duration_ms, Some(19391 - 19302), "ends at `Pushing image to` the destination");
+}
+
+// ---- BuildKit, docker buildx build --progress=rawjson (buildx 0.13.1, Docker 26.1 dind) ----
+
+/// Feeds a BuildKit log line by line (the times given do not matter: BuildKit's own are used).
+fn buildkit_text(dockerfile_path: &str, log: &str) -> (Vec<ParsedStep>, BuildkitParser) {
+    let mut parser = BuildkitParser::new(&dockerfile(dockerfile_path));
+    for (i, line) in log.lines().enumerate() {
+        parser.push_line(i as Millis, line);
+    }
+    (parser.finish(1_000_000), parser)
+}
+
+fn buildkit(dockerfile_path: &str, log_path: &str) -> (Vec<ParsedStep>, BuildkitParser) {
+    buildkit_text(&format!("buildkit/{dockerfile_path}.Dockerfile"), &fixture(&format!("buildkit/{log_path}.log")))
+}
+
+/// The two stages of scenarios/small/Dockerfile: BuildKit runs no vertex for the final stage's
+/// `FROM` (it is the builder's, one vertex), `ENV` and `CMD` (steps 5, 6 and 11).
+const SMALL_STEPS: [u32; 8] = [1, 2, 3, 4, 7, 8, 9, 10];
+const SMALL_EVERY_STEP_BUT_FROM: [bool; 8] = [false, true, true, true, true, true, true, true];
+/// `FROM python:3.11-slim` as BuildKit resolved it through the mirror.
+const RESOLVED_FROM: &str = "FROM docker.io/library/python:3.11-slim@sha256:2a77968415396f3ab3fd8fa5c8e497b8";
+
+/// BuildKit prints the instruction as the Dockerfile has it, `FROM` resolved to a digest.
+fn assert_buildkit_instructions(steps: &[ParsedStep], dockerfile_path: &str) {
+    let dockerfile = dockerfile(&format!("buildkit/{dockerfile_path}.Dockerfile"));
+    for step in steps {
+        let (_, instruction) = dockerfile.step(step.step).unwrap_or_else(|| panic!("no step {}", step.step));
+        if instruction.keyword() == "FROM" {
+            assert!(step.instruction.starts_with(RESOLVED_FROM), "step {}: {}", step.step, step.instruction);
+        } else {
+            assert_eq!(step.instruction, instruction.text, "step {}", step.step);
+        }
+    }
+}
+
+fn assert_phases_classified(phases: &BuildkitPhases) {
+    assert_eq!(phases.other_names, Vec::<String>::new(), "every vertex of the capture has a phase");
+    assert_eq!(phases.unplaced_steps, Vec::<String>::new(), "every step vertex is a Dockerfile step");
+}
+
+#[test]
+fn buildkit_registry_cold_build_runs_every_step() {
+    let (steps, parser) = buildkit("small", "registry_cold");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), [false; 8]);
+    assert_buildkit_instructions(&steps, "small");
+    assert_no_errors(&steps);
+    // The first build's cache import finds nothing; BuildKit says so on the vertex and builds on.
+    assert_eq!(parser.error(), None);
+    let phases = parser.phases();
+    assert_eq!(
+        phases.cache_import_errors,
+        ["failed to configure registry cache importer: registry:5000/t:buildcache: not found"]
+    );
+    assert_phases_classified(&phases);
+}
+
+#[test]
+fn buildkit_registry_cache_in_a_fresh_daemon_serves_every_step() {
+    let (steps, parser) = buildkit("small", "registry_warm");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), SMALL_EVERY_STEP_BUT_FROM);
+    assert_buildkit_instructions(&steps, "small");
+    assert_eq!(parser.error(), None);
+    assert_eq!(parser.phases().cache_import_errors, Vec::<String>::new());
+    // The final RUN's vertex, cached, runs again during the export (its layer is pulled then):
+    // the later update has no `cached` flag, and the step stays cached.
+    let log = fixture("buildkit/registry_warm.log");
+    // Listed, cached (running, then completed), run again (started, then completed).
+    assert_eq!(log.matches(r#""name": "[stage-1 5/5] RUN ls /app \u003e /out/listing""#).count(), 5);
+    assert_eq!(steps[7].duration_ms, Some(1786), "22.764 s (cached) to 24.551 s (pulled)");
+}
+
+#[test]
+fn buildkit_shared_from_is_the_first_stage_whichever_stage_names_it() {
+    // One vertex (same digest) for both stages' `FROM python:3.11-slim`, named after either.
+    let digest = "sha256:f18d520fdd33d4be5f41f471b4980cfb1e4be3623c7b14eba8ef73397e9fc6ed";
+    for (log, name) in [("registry_cold", "[builder 1/4] FROM"), ("registry_warm", "[stage-1 1/5] FROM")] {
+        let text = fixture(&format!("buildkit/{log}.log"));
+        let lines: Vec<&str> = text.lines().collect();
+        let names: Vec<&str> =
+            (1..lines.len()).filter(|&i| lines[i - 1].contains(&format!(r#""digest": "{digest}""#))).map(|i| lines[i]).collect();
+        assert!(names.len() >= 3 && names.iter().all(|l| l.contains(name)), "{log}: {names:?}");
+        assert!(!text.contains(if log == "registry_cold" { "[stage-1 1/5]" } else { "[builder 1/4]" }));
+        let (steps, _) = buildkit("small", log);
+        assert_eq!(steps[0].step, 1, "{log}");
+        assert!(steps[0].instruction.starts_with(RESOLVED_FROM));
+    }
+}
+
+#[test]
+fn buildkit_inline_cache_cold_then_warm_in_a_fresh_daemon() {
+    let (steps, parser) = buildkit("small", "inline_cold");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), [false; 8]);
+    let phases = parser.phases();
+    assert_eq!(phases.cache_import_errors, ["failed to configure registry cache importer: registry:5000/i:latest: not found"]);
+    // Inline cache: no `exporting cache to` vertex, only a status inside `exporting to image`.
+    assert_eq!(phases.cache_export.vertexes, 0);
+    assert_eq!(phases.cache_export.duration_ms, 49, "preparing layers for inline cache: 17.632 s to 17.682 s");
+
+    // mode=min keeps only the final image's layers, yet BuildKit reports the builder stage cached
+    // too: once `COPY --from=builder` hits, the builder's results are not needed and never run.
+    let (steps, parser) = buildkit("small", "inline_warm");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), SMALL_EVERY_STEP_BUT_FROM);
+    assert_eq!(parser.phases().cache_import_errors, Vec::<String>::new());
+}
+
+#[test]
+fn buildkit_late_copy_change_hits_up_to_the_copy_and_misses_after() {
+    let (steps, _) = buildkit("small", "copy_change");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), [false, true, true, true, true, true, false, false]);
+    assert_eq!(steps[6].instruction, "COPY app .");
+    // The cached WORKDIR runs again four times, pulling the layers the COPY needs: 52.732 s to 59.834 s.
+    assert_eq!(steps[5].duration_ms, Some(7102));
+}
+
+#[test]
+fn buildkit_local_cache_of_a_persistent_daemon_serves_every_step() {
+    let (steps, parser) = buildkit("small", "local_warm");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), SMALL_EVERY_STEP_BUT_FROM);
+    // Cached vertexes start and complete at the same instant.
+    assert!(steps[1..].iter().all(|s| s.duration_ms == Some(0)), "{steps:#?}");
+    let phases = parser.phases();
+    assert_eq!((phases.cache_import.vertexes, phases.cache_export.vertexes, phases.push.vertexes), (0, 0, 0));
+    assert!(phases.export.duration_ms > 0);
+}
+
+#[test]
+fn buildkit_failing_run_fails_its_step_and_the_build() {
+    let (steps, parser) = buildkit("small-failing", "failing_run");
+    let message = r#"process "/bin/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3"#;
+    assert_eq!(numbers(&steps), [1, 2, 3, 5, 6, 7, 8]);
+    assert_eq!(steps[6].instruction, "RUN echo about to fail && exit 3");
+    assert_eq!(steps[6].error.as_deref(), Some(message));
+    assert_eq!(steps[6].duration_ms, Some(221), "08.612 s to 08.833 s");
+    assert!(steps[..6].iter().all(|s| s.error.is_none()));
+    // The base was already in this daemon: BuildKit flags the FROM vertex cached.
+    assert_eq!(cached(&steps), [true, false, false, false, false, false, false]);
+    assert_eq!(parser.error(), Some(message), "the vertex's error came first");
+    assert_eq!(parser.current(), None);
+}
+
+/// buildx's own `ERROR:` line after the JSON: the build's error even when no vertex carried one.
+#[test]
+fn buildkit_buildx_error_line_is_the_error() {
+    let log = fixture("buildkit/failing_run.log");
+    let tail = &log[log.rfind("\n}\n").unwrap() + 3..];
+    assert!(tail.starts_with("Dockerfile.failing:10\n"), "the Dockerfile excerpt follows the JSON");
+    let mut parser = BuildkitParser::new(&dockerfile("buildkit/small-failing.Dockerfile"));
+    for line in tail.lines() {
+        parser.push_line(0, line);
+    }
+    assert_eq!(
+        parser.error(),
+        Some(r#"failed to solve: process "/bin/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3"#)
+    );
+    assert_eq!(parser.finish(0), []);
+}
+
+#[test]
+fn buildkit_three_stages_name_the_unnamed_one_by_index() {
+    let (steps, parser) = buildkit("small-3stage", "three_stage");
+    // deps: FROM RUN COPY; builder: (FROM shared) COPY RUN; stage-2: (FROM) COPY WORKDIR COPY RUN.
+    assert_eq!(numbers(&steps), [1, 2, 3, 5, 6, 9, 10, 11, 12]);
+    assert_eq!(cached(&steps), [false; 9]);
+    assert_buildkit_instructions(&steps, "small-3stage");
+    let log = fixture("buildkit/three_stage.log");
+    assert!(log.contains("[deps 1/3] FROM") && log.contains("[builder 3/3] RUN") && log.contains("[stage-2 5/5] RUN"));
+    assert_phases_classified(&parser.phases());
+}
+
+#[test]
+fn buildkit_flask_cold_build_with_real_installs() {
+    let (steps, parser) = buildkit("flask", "flask_cold");
+    // ENV (3, 4, 8, 9), EXPOSE, ENV and CMD (13-15) and the final stage's FROM (7) run no vertex.
+    assert_eq!(numbers(&steps), [1, 2, 5, 6, 10, 11, 12]);
+    assert_eq!(cached(&steps), [false; 7]);
+    assert_eq!(steps[4].instruction, "COPY --from=builder /venv /venv", "BuildKit expands $VENV");
+    // apt-get: 10:18:00.7264176 to 10:18:32.197282947 in BuildKit's times.
+    assert_eq!(steps[1].duration_ms, Some(31_470));
+    assert!(steps[1].instruction.starts_with("RUN apt-get update"));
+    let phases = parser.phases();
+    assert_eq!(phases.cache_export.duration_ms, 22_138, "exporting cache to registry: 21.455 s to 43.593 s");
+    assert_phases_classified(&phases);
+}
+
+/// Durations are BuildKit's `completed - started`; `started_ms` counts from the log's first vertex start.
+#[test]
+fn buildkit_durations_and_starts_come_from_vertex_timestamps() {
+    let (steps, _) = buildkit("small", "registry_cold");
+    // `[builder 2/4] RUN`: started 10:14:22.588742737, completed 10:14:25.665932373; the first vertex
+    // (`load build definition`) started 10:14:13.702046633.
+    assert_eq!(steps[1].started_ms, 8_886);
+    assert_eq!(steps[1].duration_ms, Some(3_077));
+    // The FROM vertex restarts five times (resolve, pull, extract): first start to last completion.
+    assert_eq!((steps[0].started_ms, steps[0].duration_ms), (260, Some(8_193)));
+    let started: Vec<Millis> = steps.iter().map(|s| s.started_ms).collect();
+    assert!(started.windows(2).all(|w| w[0] <= w[1]), "one stage after the other: {started:?}");
+}
+
+#[test]
+fn buildkit_vertex_repeated_as_it_updates_is_one_step() {
+    let log = fixture("buildkit/registry_cold.log");
+    let name = r#""name": "[builder 2/4] RUN mkdir -p /out \u0026\u0026 echo built \u003e /out/a \u0026\u0026 date +%s%N \u003e /out/built-at""#;
+    // Once listed, once started, once started and completed.
+    assert_eq!(log.matches(name).count(), 3);
+    let (steps, _) = buildkit("small", "registry_cold");
+    assert_eq!(steps.iter().filter(|s| s.step == 2).count(), 1);
+    assert_eq!(steps[1].instruction, "RUN mkdir -p /out && echo built > /out/a && date +%s%N > /out/built-at");
+}
+
+#[test]
+fn buildkit_current_step_follows_the_running_vertex() {
+    let mut parser = BuildkitParser::new(&dockerfile("buildkit/small.Dockerfile"));
+    let mut running = vec![];
+    for line in fixture("buildkit/registry_cold.log").lines() {
+        parser.push_line(0, line);
+        let now = parser.current().map(|s| s.step);
+        if running.last() != Some(&now) {
+            running.push(now);
+        }
+    }
+    let mut expected = vec![None];
+    // The FROM vertex runs four times before the pull and extraction end.
+    for step in [1, 1, 1, 1, 2, 3, 4, 7, 8, 9, 10] {
+        expected.extend([Some(step), None]);
+    }
+    assert_eq!(running, expected);
+}
+
+fn steps_fed(dockerfile_path: &str, pieces: impl IntoIterator<Item = String>) -> Vec<ParsedStep> {
+    let mut parser = BuildkitParser::new(&dockerfile(dockerfile_path));
+    for piece in pieces {
+        parser.push_line(0, &piece);
+    }
+    parser.finish(0)
+}
+
+#[test]
+fn buildkit_pretty_compact_and_chunked_input_parse_alike() {
+    let log = fixture("buildkit/registry_cold.log");
+    let (expected, _) = buildkit("small", "registry_cold");
+    assert!(log.lines().count() > 1000, "pretty-printed: one object over many lines");
+    // The whole log as one chunk, and chunks of 7 lines.
+    assert_eq!(steps_fed("buildkit/small.Dockerfile", [log.clone()]), expected);
+    let lines: Vec<&str> = log.lines().collect();
+    let chunks = lines.chunks(7).map(|c| c.iter().map(|l| format!("{l}\n")).collect::<String>());
+    assert_eq!(steps_fed("buildkit/small.Dockerfile", chunks), expected);
+    // The same objects compact, one per line, and two to a line.
+    let objects: Vec<String> = serde_json::Deserializer::from_str(&log)
+        .into_iter::<serde_json::Value>()
+        .map(|v| v.unwrap().to_string())
+        .collect();
+    assert!(objects.len() > 90);
+    assert_eq!(steps_fed("buildkit/small.Dockerfile", objects.clone()), expected);
+    let pairs = objects.chunks(2).map(|pair| pair.concat());
+    assert_eq!(steps_fed("buildkit/small.Dockerfile", pairs), expected);
+}
+
+/// `registry_cold.log` cut inside the object in which `[stage-1 5/5] RUN` completes.
+fn cut_before_last_run_completes(log: &str) -> (Vec<&str>, Vec<&str>) {
+    let lines: Vec<&str> = log.lines().collect();
+    let name = lines.iter().rposition(|l| l.contains(r#""name": "[stage-1 5/5] RUN ls /app"#)).unwrap();
+    assert!(lines[name + 2].contains(r#""completed""#), "{}", lines[name + 2]);
+    let next_object = name + lines[name..].iter().position(|l| *l == "{").unwrap();
+    (lines[..=name].to_vec(), lines[next_object..].to_vec())
+}
+
+#[test]
+fn buildkit_truncated_last_object_is_dropped() {
+    let log = fixture("buildkit/registry_cold.log");
+    let (head, _) = cut_before_last_run_completes(&log);
+    let mut parser = BuildkitParser::new(&dockerfile("buildkit/small.Dockerfile"));
+    for line in &head {
+        parser.push_line(0, line);
+    }
+    assert_eq!(parser.current().map(|s| s.step), Some(10), "the last RUN had started");
+    let steps = parser.finish(0);
+    assert_eq!(parser.current(), None);
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(steps[7].duration_ms, None, "its completion was in the cut-off object");
+    assert!(steps[..7].iter().all(|s| s.duration_ms.is_some()));
+    assert_eq!(parser.error(), None);
+}
+
+#[test]
+fn buildkit_truncated_object_followed_by_more_output_resumes() {
+    // A cut-off object, then the next object at column 0: the later objects still count.
+    let log = fixture("buildkit/registry_cold.log");
+    let (head, tail) = cut_before_last_run_completes(&log);
+    let text = [head, tail].concat().join("\n");
+    let (steps, parser) = buildkit_text("buildkit/small.Dockerfile", &text);
+    assert_eq!(steps[7].duration_ms, None);
+    let phases = parser.phases();
+    assert!(phases.export.duration_ms > 0 && phases.push.duration_ms > 0, "{phases:?}");
+
+    // A cut-off object, then buildx's error text.
+    let log = fixture("buildkit/failing_run.log");
+    let lines: Vec<&str> = log.lines().collect();
+    let error_vertex = lines.iter().rposition(|l| l.contains(r#""error": "process"#)).unwrap();
+    let excerpt = lines.iter().position(|l| l.starts_with("Dockerfile.failing:")).unwrap();
+    let text = [&lines[..error_vertex], &lines[excerpt..]].concat().join("\n");
+    let (steps, parser) = buildkit_text("buildkit/small-failing.Dockerfile", &text);
+    assert_eq!(numbers(&steps), [1, 2, 3, 5, 6, 7, 8]);
+    assert_eq!(steps[6].error, None, "the vertex's error was in the cut-off object");
+    assert!(parser.error().is_some_and(|e| e.starts_with("failed to solve: process")), "{:?}", parser.error());
+}
+
+#[test]
+fn buildkit_phases_of_each_capture() {
+    // Vertexes in context, cache import, cache export, export, push; then which took time. The
+    // inline cache export is no vertex but a status inside `exporting to image`.
+    let cases = [
+        ("registry_cold", [4, 1, 1, 1, 1], [true; 5]),
+        ("registry_warm", [4, 1, 1, 1, 1], [true; 5]),
+        ("copy_change", [4, 1, 1, 1, 1], [true; 5]),
+        ("inline_cold", [4, 1, 0, 1, 1], [true; 5]),
+        ("inline_warm", [4, 1, 0, 1, 1], [true; 5]),
+        ("local_warm", [4, 0, 0, 1, 0], [true, false, false, true, false]),
+        ("failing_run", [4, 0, 0, 0, 0], [true, false, false, false, false]),
+    ];
+    for (log, counts, busy) in cases {
+        let dockerfile = if log == "failing_run" { "small-failing" } else { "small" };
+        let (_, parser) = buildkit(dockerfile, log);
+        let p = parser.phases();
+        let phases = [p.context, p.cache_import, p.cache_export, p.export, p.push];
+        assert_eq!(phases.map(|t| t.vertexes), counts, "{log}");
+        assert_eq!(phases.map(|t| t.duration_ms > 0), busy, "{log}: {p:?}");
+        assert_phases_classified(&p);
+        let span = p.last_completed_unix_ms.unwrap() - p.first_started_unix_ms.unwrap();
+        assert!(p.steps.duration_ms <= span, "{log}");
+    }
+}
+
+#[test]
+fn buildkit_push_inside_the_export_counts_as_push() {
+    let (_, parser) = buildkit("small", "registry_cold");
+    let p = parser.phases();
+    // `exporting to image` 27.204 s to 29.375 s; inside it `pushing layers` from 27.828 s and
+    // `pushing manifest for ...` to 29.375 s; then `pushing ... with docker` 29.868 s to 29.954 s.
+    assert_eq!(p.export.duration_ms, 624);
+    assert_eq!(p.push.duration_ms, 1_632);
+    assert_eq!(p.cache_import.duration_ms, 11, "importing cache manifest: 13.959 s to 13.971 s");
+    assert_eq!(p.cache_export.duration_ms, 395, "exporting cache to registry: 29.375 s to 29.771 s");
+    assert_eq!(p.first_started_unix_ms, Some(1_796_206_453_702));
+    assert_eq!(p.last_completed_unix_ms, Some(1_796_206_469_954));
+}
+
+// Hand-written objects, for what no capture shows.
+
+fn vertex_json(digest: &str, name: &str, started: &str, completed: &str) -> String {
+    format!(
+        r#"{{"vertexes":[{{"digest":"sha256:{digest}","name":"{name}","started":"2026-12-02T10:00:{started}Z","completed":"2026-12-02T10:00:{completed}Z"}}]}}"#
+    )
+}
+
+#[test]
+fn buildkit_time_going_backwards_gives_no_duration() {
+    // A single-stage Dockerfile: `[k/M]` without a stage name.
+    let log = [
+        vertex_json("a", "[1/2] FROM docker.io/library/a", "00.500", "01.000"),
+        vertex_json("b", "[2/2] RUN x", "02.000", "01.500"),
+    ]
+    .join("\n");
+    let mut parser = BuildkitParser::new(&Dockerfile::parse("FROM a\nENV X=1\nRUN x\n").unwrap());
+    parser.push_line(0, &log);
+    let steps = parser.finish(0);
+    assert_eq!(numbers(&steps), [1, 3]);
+    assert_eq!((steps[0].started_ms, steps[0].duration_ms), (0, Some(500)));
+    assert_eq!((steps[1].started_ms, steps[1].duration_ms), (1_500, None), "never clamped to 0");
+}
+
+#[test]
+fn buildkit_parallel_vertexes_of_a_phase_count_once_and_unknown_ones_are_listed() {
+    let log = [
+        vertex_json("a", "pushing registry:5000/a:1 with docker", "00.000", "01.000"),
+        vertex_json("b", "pushing registry:5000/b:1 with docker", "00.500", "01.500"),
+        vertex_json("c", "[internal] helper image for file operations", "00.000", "00.250"),
+        vertex_json("d", "[builder 9/9] RUN not in this Dockerfile", "00.000", "00.100"),
+    ]
+    .join("\n");
+    let (_, parser) = buildkit_text("buildkit/small.Dockerfile", &log);
+    let p = parser.phases();
+    assert_eq!((p.push.duration_ms, p.push.vertexes), (1_500, 2));
+    assert_eq!(p.other_names, ["[internal] helper image for file operations"]);
+    assert_eq!(p.other.duration_ms, 250);
+    assert_eq!(p.unplaced_steps, ["[builder 9/9] RUN not in this Dockerfile"]);
 }

@@ -1,6 +1,7 @@
 //! Parsers that turn a builder's output into per-step records: what it cached, and when each step ran.
 
 pub mod buildah;
+pub mod buildkit;
 pub mod classic;
 pub mod kaniko;
 mod tracker;
@@ -16,10 +17,11 @@ pub struct ParsedStep {
     /// The instruction as the builder printed it (kaniko prints no `FROM`: that one is the
     /// Dockerfile's text).
     pub instruction: String,
-    /// The builder said it reused a cached layer for this step. No builder says so for a
-    /// `FROM`, so a `FROM` step is never cached.
+    /// The builder said it reused a cached layer for this step. Only BuildKit ever says so for a
+    /// `FROM` (when the daemon already has the base image).
     pub cached: bool,
-    /// Log time of the line that started the step, in ms since the log began.
+    /// Log time of the line that started the step, in ms since the log began (BuildKit: the
+    /// vertex's own start, since the log's first vertex start).
     pub started_ms: Millis,
     /// From the step's first line to the next step's first line (or the end of the build);
     /// `None` when the log gave no time for its end.
@@ -69,7 +71,7 @@ pub enum LogFormat {
     Buildah,
     /// kaniko executor (`Using caching version of cmd: ...`).
     Kaniko,
-    /// BuildKit's `--progress=rawjson` (SolveStatus objects with vertexes).
+    /// BuildKit through `docker buildx build --progress=rawjson` (JSON objects on stderr).
     Buildkit,
 }
 
@@ -79,7 +81,7 @@ impl LogFormat {
             LogFormat::Classic => Box::new(classic::ClassicParser::new(dockerfile)),
             LogFormat::Buildah => Box::new(buildah::BuildahParser::new(dockerfile)),
             LogFormat::Kaniko => Box::new(kaniko::KanikoParser::new(dockerfile)),
-            LogFormat::Buildkit => unimplemented!("merged from the buildkit branch"),
+            LogFormat::Buildkit => Box::new(buildkit::BuildkitParser::new(dockerfile)),
         }
     }
 }

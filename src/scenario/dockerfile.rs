@@ -169,6 +169,13 @@ impl Instruction {
     pub fn is_cacheable(&self) -> bool {
         matches!(self.keyword().as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
     }
+
+    /// BuildKit runs a vertex (a `[stage k/M]` step) only for these; the others only change the
+    /// image config (captured: tests/fixtures/builder_log/buildkit/). A `FROM` of `scratch` or of an
+    /// earlier stage gets none either, which the instruction alone cannot tell.
+    pub fn runs_vertex(&self) -> bool {
+        matches!(self.keyword().as_str(), "FROM" | "RUN" | "COPY" | "ADD" | "WORKDIR")
+    }
 }
 
 /// Splits the text into instructions: (line where each starts, its text as the builder prints it).
@@ -352,6 +359,18 @@ mod tests {
             assert_eq!(err.line, line, "{text:?}: {err}");
             assert!(err.message.contains(words), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn only_filesystem_instructions_run_a_buildkit_vertex() {
+        let text = "ARG V=1\nFROM a AS b\nENV X=1\nrun x\nCOPY . .\nADD f /f\nWORKDIR /w\nLABEL l=1\n\
+                    EXPOSE 1\nUSER u\nVOLUME /v\nSHELL [\"sh\"]\nSTOPSIGNAL 9\nHEALTHCHECK NONE\n\
+                    ONBUILD RUN y\nMAINTAINER m\nENTRYPOINT e\nCMD c\n";
+        let d = Dockerfile::parse(text).unwrap();
+        assert!(!d.global_args[0].runs_vertex());
+        let running: Vec<String> =
+            d.stages[0].instructions.iter().filter(|i| i.runs_vertex()).map(Instruction::keyword).collect();
+        assert_eq!(running, ["FROM", "RUN", "COPY", "ADD", "WORKDIR"]);
     }
 
     #[test]
