@@ -1,5 +1,6 @@
 //! Malformed scenarios fail with one `FILE:LINE:COL: message` line; the shipped scenarios load.
 
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use layerbench::scenario::{self, context, Change, Scenario};
@@ -53,6 +54,18 @@ fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
         ("change-incomplete.toml", "6:10", &["`append` needs a `line`"]),
         ("duplicate-run.toml", "8:8", &["duplicate pipeline run `cold`"]),
         ("syntax-error.toml", "2:15", &["invalid basic string"]),
+        (
+            "long-name.toml",
+            "1:8",
+            &["invalid scenario name `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…`", "300 characters, at most 32", "namespace"],
+        ),
+        ("bad-name.toml", "1:8", &["invalid scenario name `my scenario`", "letters, digits, '.', '_' and '-' only"]),
+        ("long-run-name.toml", "5:8", &["invalid pipeline run name", "65 characters, at most 64", "image tag"]),
+        ("bad-repository.toml", "3:14", &["invalid repository `team/app..v2`", "'__' or '-'"]),
+        ("dockerfile-outside.toml", "3:14", &["invalid dockerfile path `../ctx/Dockerfile`", "`..` leaves the context"]),
+        ("dockerfile-absolute.toml", "3:14", &["invalid dockerfile path `/etc/hostname`", "absolute paths"]),
+        ("dockerfile-directory.toml", "3:14", &["ctx/app is a directory", "names the Dockerfile"]),
+        ("context-is-a-file.toml", "2:11", &["scenarios/ctx/Dockerfile is a file", "`context` names the directory"]),
     ];
     for (name, position, words) in cases {
         let rest = error_of(name, &fixture(name));
@@ -141,4 +154,118 @@ fn pipeline_changes_reach_the_tar_but_never_the_scenario() {
     }
     assert!(main_py.ends_with("\n# code change\n"), "{main_py:?}");
     assert_eq!(load_shipped("small.toml").hash, s.hash, "the scenario's own files are unchanged");
+}
+
+/// Writes `s.toml` (with `body` after `name` and `context`) and `ctx/` with a Dockerfile and
+/// `app/hello.py` in a temporary directory; returns the directory and the scenario file.
+fn temp_scenario(body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ctx/app")).unwrap();
+    std::fs::write(dir.path().join("ctx/Dockerfile"), "FROM python:3.11-slim\nCOPY app /app\n").unwrap();
+    std::fs::write(dir.path().join("ctx/app/hello.py"), "print(1)\n").unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, format!("name = \"t\"\ncontext = \"ctx\"\n{body}")).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn a_change_through_a_link_out_of_the_context_is_refused_at_load_naming_the_link() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("hello.py"), "outside\n").unwrap();
+    let out = outside.path().display().to_string();
+    let pipeline = |file: &str| format!("[[pipeline]]\nname = \"cold\"\n\n[[pipeline]]\nname = \"code\"\nchange = {{ append = \"{file}\", line = \"x\" }}\n");
+    // (link in ctx, its target, file the change names, the link the error names)
+    let cases: &[(&str, &str, &str, String)] = &[
+        ("lib", &out, "lib/hello.py", format!("`lib` -> `{out}`")),
+        ("up", "..", "up/s.toml", "`up` -> `..`".into()),
+        ("passwd.py", &format!("{out}/hello.py"), "passwd.py", format!("`passwd.py` -> `{out}/hello.py`")),
+        ("chain", "app/next", "chain/hello.py", format!("`app/next` -> `{out}`")),
+    ];
+    for (link, target, file, named) in cases {
+        let (dir, path) = temp_scenario(&pipeline(file));
+        symlink(target, dir.path().join("ctx").join(link)).unwrap();
+        symlink(&out, dir.path().join("ctx/app/next")).unwrap();
+        let err = scenario::load(&path).unwrap_err().to_string();
+        let expected = format!(
+            "{}:8:21: change `{file}` goes through the symbolic link {named}, which leaves the context",
+            path.display()
+        );
+        assert_eq!(err, expected, "{link} -> {target}");
+    }
+    assert_eq!(std::fs::read_to_string(outside.path().join("hello.py")).unwrap(), "outside\n");
+
+    // A link that stays inside the context is followed, at load and when the change is applied.
+    let (dir, path) = temp_scenario(&pipeline("code/hello.py"));
+    symlink("app", dir.path().join("ctx/code")).unwrap();
+    let s = scenario::load(&path).unwrap();
+    let copy = context::prepare_iteration_context(&s, &dir.path().join("copy")).unwrap();
+    context::apply_change(&copy, &s.pipeline[1].change).unwrap();
+    assert_eq!(std::fs::read_to_string(copy.join("app/hello.py")).unwrap(), "print(1)\nx\n");
+}
+
+#[test]
+fn a_dockerfile_linked_out_of_the_context_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("Dockerfile"), "FROM outside\n").unwrap();
+    let (dir, path) = temp_scenario("dockerfile = \"linked/Dockerfile\"\n[[pipeline]]\nname = \"cold\"\n");
+    symlink(outside.path(), dir.path().join("ctx/linked")).unwrap();
+    let err = scenario::load(&path).unwrap_err().to_string();
+    let expected = format!(
+        "{}:3:14: invalid dockerfile path `linked/Dockerfile`: goes through the symbolic link `linked` -> `{}`, which leaves the context",
+        path.display(),
+        outside.path().display()
+    );
+    assert_eq!(err, expected);
+}
+
+/// The fixture the engine tests build for real: its values are legal and must reach the builders as
+/// data. Git and cargo take the directory name as it is.
+#[test]
+fn hostile_values_load_unchanged_and_reach_the_tar_as_data() {
+    let s = scenario::load(&fixture("hostile.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let dockerfile = "dir with 'quote' \"dq\" $(touch pwned) `touch pwned`/Dockerfile";
+    assert_eq!(s.dockerfile_path, Path::new(dockerfile));
+    assert!(s.context.join(dockerfile).is_file());
+    assert!(matches!(&s.pipeline[1].change, Change::Append { line, .. } if line.contains("$(touch pwned)")));
+    let work = tempfile::tempdir().unwrap();
+    let copy = context::prepare_iteration_context(&s, &work.path().join("it")).unwrap();
+    for run in &s.pipeline {
+        context::apply_change(&copy, &run.change).unwrap();
+    }
+    let tar = context::tar_context(&copy).unwrap();
+    let names: Vec<String> = tar::Archive::new(tar.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == dockerfile), "{names:?}");
+    assert!(names.iter().any(|n| n == "app/$(touch pwned) 'q'.txt"), "{names:?}");
+    assert!(!work.path().join("pwned").exists() && !root().join("pwned").exists());
+}
+
+#[test]
+fn registry_multistage_needs_named_stages_and_the_others_do_not() {
+    use StrategyKind::*;
+    let s = load_shipped("small-3stage-unnamed.toml");
+    let labels: Vec<String> = s.dockerfile.stages.iter().map(|s| s.label()).collect();
+    assert_eq!(labels, ["deps", "1", "2"]);
+    s.check_strategies(&s.strategies).unwrap();
+    s.check_strategies(&[EphemeralDind, RegistryFinal, SharedDind, Daemonless, DaemonlessKaniko]).unwrap();
+    let err = s.check_strategies(&[SharedDind, RegistryMultistage]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: strategy registry-multistage needs every stage but the last named (`FROM … AS name`): stage 2 (line 7) has no name",
+            root().join("scenarios/small-3stage-unnamed.toml").display()
+        )
+    );
+    // The named three-stage Dockerfile is what registry-multistage is tested on.
+    let named = load_shipped("small-3stage.toml");
+    named.check_strategies(&[RegistryMultistage]).unwrap();
+
+    // A stage name Docker accepts can still make an invalid repository once appended.
+    let (_dir, path) = temp_scenario("[[pipeline]]\nname = \"cold\"\n");
+    std::fs::write(path.parent().unwrap().join("ctx/Dockerfile"), "FROM a AS deps.\nFROM b\n").unwrap();
+    let err = scenario::load(&path).unwrap().check_strategies(&[RegistryMultistage]).unwrap_err().to_string();
+    assert!(err.ends_with("pushes stage `deps.` (line 1) as `t-deps.`, which is not a valid image repository (use lower-case letters and digits, joined by '.', '_', '__' or '-', in '/'-separated parts); rename the stage"), "{err}");
 }

@@ -57,15 +57,18 @@ pub fn prepare_iteration_context(scenario: &Scenario, dest_dir: &Path) -> Result
     Ok(dest_dir)
 }
 
-/// Applies a pipeline run's change to a context copy. Refuses paths outside `context_dir`.
+/// Applies a pipeline run's change to a context copy. Refuses paths outside `context_dir`, also
+/// through a symbolic link of the copy, and writes to the resolved path, so nothing is followed
+/// after the check.
 pub fn apply_change(context_dir: &Path, change: &Change) -> Result<(), ScenarioError> {
     let (file, bytes, append) = match change {
         Change::None => return Ok(()),
         Change::Append { file, line } => (file, format!("{line}\n"), true),
         Change::Write { file, content } => (file, content.clone(), false),
     };
-    check_inside(file).map_err(|reason| ScenarioError::Change { file: file.clone(), reason })?;
-    let path = context_dir.join(file);
+    let refuse = |reason| ScenarioError::Change { file: file.clone(), reason };
+    check_inside(file).map_err(refuse)?;
+    let path = context_dir.join(resolve_inside(context_dir, file).map_err(refuse)?);
     if append {
         let existing = fs::read(&path).map_err(io_at("read the file to change", &path))?;
         // Without a newline first, the line would be glued onto the file's last line.
@@ -108,10 +111,14 @@ pub fn tar_context(context_dir: &Path) -> Result<Vec<u8>, ScenarioError> {
     tar.into_inner().map_err(io_at("finish the tar of", context_dir))
 }
 
-/// `Ok` when `file` is a relative path that stays inside the context; else why not.
+/// `Ok` when `file` is a relative path that stays inside the context as written; else why not.
+/// Symbolic links are [`resolve_inside`]'s business.
 pub(crate) fn check_inside(file: &Path) -> Result<(), String> {
     if file.as_os_str().is_empty() {
         return Err("the path is empty; name a file of the context".into());
+    }
+    if file.to_string_lossy().chars().any(char::is_control) {
+        return Err("the path holds a control character (a newline, a tab, …); rename the file".into());
     }
     for component in file.components() {
         match component {
@@ -123,6 +130,75 @@ pub(crate) fn check_inside(file: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Linux gives up after 40 links in one lookup (`MAXSYMLINKS`); so does layerbench.
+const MAX_LINKS: usize = 40;
+
+/// Where `rel` (already [`check_inside`]) leads inside `root`, following every symbolic link on
+/// the way as the kernel would, as a path relative to `root` without any link in it. Parts that do
+/// not exist yet are kept as written. Refuses, naming the link, a link with an absolute target (it
+/// would point at the same place from every copy of the context, so never inside the copy) and a
+/// link whose `..` climbs out of `root`.
+pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, String> {
+    // The link each pending part came from, to name it when that part leaves the root.
+    struct Link {
+        path: String,
+        target: PathBuf,
+    }
+    let leaves = |link: &Link| {
+        format!(
+            "goes through the symbolic link `{}` -> `{}`, which leaves the context",
+            link.path,
+            link.target.display()
+        )
+    };
+    let parts = |path: &Path, from: Option<usize>| -> Vec<(Option<std::ffi::OsString>, Option<usize>)> {
+        path.components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some((Some(name.to_os_string()), from)),
+                Component::ParentDir => Some((None, from)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut links: Vec<Link> = vec![];
+    let mut pending: std::collections::VecDeque<_> = parts(rel, None).into();
+    let mut resolved = PathBuf::new();
+    while let Some((part, from)) = pending.pop_front() {
+        let Some(name) = part else {
+            // `..` from a link's target: climbing out of the root is leaving the context.
+            if !resolved.pop() {
+                return Err(match from {
+                    Some(link) => leaves(&links[link]),
+                    None => "`..` leaves the context; name a file inside it".into(),
+                });
+            }
+            continue;
+        };
+        let here = root.join(&resolved).join(&name);
+        let is_link = fs::symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            resolved.push(name);
+            continue;
+        }
+        let path = resolved.join(&name).to_string_lossy().into_owned();
+        if links.len() == MAX_LINKS {
+            return Err(format!("goes through more than {MAX_LINKS} symbolic links from `{path}` on (a loop?)"));
+        }
+        let target = fs::read_link(&here)
+            .map_err(|e| format!("goes through the symbolic link `{path}`, which cannot be read: {e}"))?;
+        let link = Link { path, target };
+        if link.target.has_root() {
+            return Err(leaves(&link));
+        }
+        let expanded = parts(&link.target, Some(links.len()));
+        links.push(link);
+        for part in expanded.into_iter().rev() {
+            pending.push_front(part);
+        }
+    }
+    Ok(resolved)
 }
 
 /// A file, directory or symlink of a context that a build sees.
@@ -211,7 +287,11 @@ enum Token {
 impl DockerIgnore {
     /// Reads `CONTEXT/.dockerignore`; no file means nothing is excluded.
     pub(crate) fn load(context: &Path) -> Result<DockerIgnore, ScenarioError> {
-        let path = context.join(".dockerignore");
+        let name = Path::new(".dockerignore");
+        let path = context.join(name);
+        // The docker CLI follows a linked .dockerignore; layerbench reads nothing outside the context.
+        resolve_inside(context, name)
+            .map_err(|reason| ScenarioError::io("read", &path, std::io::Error::other(reason)))?;
         match fs::read_to_string(&path) {
             Ok(text) => DockerIgnore::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore { patterns: vec![] }),
@@ -417,5 +497,114 @@ mod tests {
         assert!(!dir.path().parent().unwrap().join("escape.txt").exists());
         let missing = Change::Append { file: "nope.txt".into(), line: "x".into() };
         assert!(apply_change(dir.path(), &missing).unwrap_err().to_string().contains("nope.txt"));
+    }
+
+    /// A context with links out of it (to a directory, a file, by `..`, through a chain) and
+    /// links that stay inside, next to an `outside/` directory with a secret.
+    fn linked_context() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, outside) = (dir.path().join("ctx"), dir.path().join("outside"));
+        write(&outside, "secret.txt", "secret\n");
+        write(&ctx, "Dockerfile", "FROM a\n");
+        write(&ctx, "src/main.py", "print(1)\n");
+        let link = |target: &Path, name: &str| std::os::unix::fs::symlink(target, ctx.join(name)).unwrap();
+        link(&outside, "abs-dir");
+        link(&outside.join("secret.txt"), "abs-file");
+        link(Path::new("../outside"), "up");
+        link(Path::new("hop"), "chain");
+        link(Path::new("src/../../outside"), "hop");
+        link(Path::new("src"), "app");
+        link(Path::new("app/main.py"), "main-link");
+        link(Path::new("loop"), "loop");
+        (dir, ctx, outside)
+    }
+
+    /// The context loaded as a scenario with one pipeline run and no change.
+    fn load_cold(ctx: &Path) -> crate::scenario::Scenario {
+        let file = ctx.parent().unwrap().join("s.toml");
+        fs::write(&file, "name = \"t\"\ncontext = \"ctx\"\n[[pipeline]]\nname = \"cold\"\n").unwrap();
+        crate::scenario::load(&file).unwrap()
+    }
+
+    #[test]
+    fn links_are_followed_inside_the_context_and_refused_when_they_leave_it() {
+        let (_dir, ctx, outside) = linked_context();
+        let resolve = |rel: &str| resolve_inside(&ctx, Path::new(rel));
+        assert_eq!(resolve("app/main.py").unwrap(), Path::new("src/main.py"));
+        assert_eq!(resolve("main-link").unwrap(), Path::new("src/main.py"), "a chain that stays inside");
+        assert_eq!(resolve("app/new/file.txt").unwrap(), Path::new("src/new/file.txt"));
+        let outside = outside.display();
+        let cases = [
+            ("abs-dir/secret.txt", format!("`abs-dir` -> `{outside}`")),
+            ("abs-file", format!("`abs-file` -> `{outside}/secret.txt`")),
+            ("up/secret.txt", "`up` -> `../outside`".into()),
+            ("chain/secret.txt", "`hop` -> `src/../../outside`".into()),
+        ];
+        for (rel, link) in cases {
+            let expected = format!("goes through the symbolic link {link}, which leaves the context");
+            assert_eq!(resolve(rel).unwrap_err(), expected, "{rel}");
+        }
+        assert!(resolve("loop/x").unwrap_err().contains("more than 40 symbolic links"));
+    }
+
+    #[test]
+    fn a_change_never_writes_through_a_link_out_of_the_copy() {
+        let (dir, ctx, outside) = linked_context();
+        let scenario = load_cold(&ctx);
+        let copy = prepare_iteration_context(&scenario, &dir.path().join("copy")).unwrap();
+        for file in ["abs-dir/secret.txt", "abs-file", "up/secret.txt", "chain/secret.txt"] {
+            for change in [
+                Change::Append { file: file.into(), line: "pwned".into() },
+                Change::Write { file: file.into(), content: "pwned".into() },
+            ] {
+                let err = apply_change(&copy, &change).unwrap_err().to_string();
+                assert!(err.contains("which leaves the context"), "{file}: {err}");
+            }
+        }
+        assert_eq!(fs::read_to_string(outside.join("secret.txt")).unwrap(), "secret\n");
+        // An absolute link into the scenario's own context points there from the copy too.
+        std::os::unix::fs::symlink(ctx.join("src"), copy.join("to-original")).unwrap();
+        let change = Change::Write { file: "to-original/main.py".into(), content: "pwned".into() };
+        assert!(apply_change(&copy, &change).is_err());
+        assert_eq!(fs::read_to_string(ctx.join("src/main.py")).unwrap(), "print(1)\n");
+        // Through a link that stays inside, the change lands in the copy's target.
+        let change = Change::Append { file: "app/main.py".into(), line: "# x".into() };
+        apply_change(&copy, &change).unwrap();
+        assert_eq!(fs::read_to_string(copy.join("src/main.py")).unwrap(), "print(1)\n# x\n");
+        assert_eq!(fs::read_to_string(ctx.join("src/main.py")).unwrap(), "print(1)\n");
+    }
+
+    /// Links are copied and tarred as links, as the docker CLI sends them: never followed, so the
+    /// copy and the build context hold nothing from outside the context.
+    #[test]
+    fn the_copy_and_the_tar_keep_links_as_links() {
+        let (dir, ctx, outside) = linked_context();
+        let scenario = load_cold(&ctx);
+        let copy = prepare_iteration_context(&scenario, &dir.path().join("copy")).unwrap();
+        for link in ["abs-dir", "abs-file", "up", "chain", "app"] {
+            assert!(fs::symlink_metadata(copy.join(link)).unwrap().file_type().is_symlink(), "{link}");
+            assert_eq!(fs::read_link(copy.join(link)).unwrap(), fs::read_link(ctx.join(link)).unwrap());
+        }
+        let bytes = tar_context(&copy).unwrap();
+        assert!(!bytes.windows(7).any(|w| w == b"secret\n"), "no outside content in the tar");
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            if ["abs-dir", "abs-file", "up", "chain", "hop", "app"].contains(&path.as_str()) {
+                assert_eq!(entry.header().entry_type(), tar::EntryType::Symlink, "{path}");
+                assert_eq!(entry.header().size().unwrap(), 0, "{path}");
+            }
+            assert!(!path.contains("secret"), "{path}");
+        }
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "nothing was written outside");
+    }
+
+    #[test]
+    fn a_dockerignore_linked_out_of_the_context_is_not_read() {
+        let (_dir, ctx, outside) = linked_context();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), ctx.join(".dockerignore")).unwrap();
+        let err = DockerIgnore::load(&ctx).unwrap_err().to_string();
+        assert!(err.ends_with(&format!("goes through the symbolic link `.dockerignore` -> `{}/secret.txt`, which leaves the context", outside.display())), "{err}");
     }
 }

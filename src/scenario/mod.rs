@@ -66,6 +66,9 @@ pub enum ScenarioError {
     /// A change that would leave the context.
     #[error("change to `{}`: {reason}", file.display())]
     Change { file: PathBuf, reason: String },
+    /// The scenario is well formed but a chosen strategy cannot build it.
+    #[error("{}: {message}", path.display())]
+    Strategy { path: PathBuf, message: String },
 }
 
 impl ScenarioError {
@@ -82,12 +85,65 @@ pub(crate) fn io_at<'a>(
     move |error| ScenarioError::io(action, path, error)
 }
 
+impl Scenario {
+    /// Checks that every strategy of `strategies` (the scenario's own or `--strategies`) can build
+    /// this scenario, so that a run refuses at once instead of failing every job of a strategy.
+    ///
+    /// registry-multistage builds each stage but the last with `--target <stage>`, and the classic
+    /// builder of dind only finds a target by name (`target stage "1" could not be found`), so it
+    /// needs those stages named; it also pushes each as `<repository>-<stage>`, which must be a valid
+    /// repository. The other strategies never pass `--target`: unnamed stages are fine for them.
+    pub fn check_strategies(&self, strategies: &[StrategyKind]) -> Result<(), ScenarioError> {
+        if !strategies.contains(&StrategyKind::RegistryMultistage) {
+            return Ok(());
+        }
+        let stages = &self.dockerfile.stages;
+        let refuse = |message: String| ScenarioError::Strategy {
+            path: self.source.clone(),
+            message: format!("strategy {} {message}", StrategyKind::RegistryMultistage),
+        };
+        for stage in &stages[..stages.len() - 1] {
+            let line = stage.instructions[0].line;
+            let Some(name) = &stage.name else {
+                return Err(refuse(format!(
+                    "needs every stage but the last named (`FROM … AS name`): stage {} (line {line}) has no name",
+                    stage.index + 1
+                )));
+            };
+            let image = format!("{}-{name}", self.repository);
+            // 200 leaves room for the registry host and strategy in front, within Docker's 255.
+            check_repository(&image, 200).map_err(|why| {
+                refuse(format!(
+                    "pushes stage `{name}` (line {line}) as `{image}`, which is not a valid image repository \
+                     ({why}); rename the stage"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// The strategies a scenario runs when it names none: every one that needs no extra image.
 pub fn default_strategies() -> Vec<StrategyKind> {
     StrategyKind::ALL.into_iter().filter(|k| *k != StrategyKind::DaemonlessKaniko).collect()
 }
 
 pub const DEFAULT_ITERATIONS: u32 = 3;
+
+/// Longest scenario name, in characters. The name ends the run id (`<19-character UTC time>-<name>`),
+/// which names `results/<run-id>/`, every container, network and volume (`lb-<run-id>-<role>`,
+/// volumes are directories of at most 255 bytes) and the Kubernetes namespace
+/// `layerbench-<run-id>`: 11 + 20 + 32 = 63, a DNS label's limit, so it is never cut short.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Longest pipeline run name, in characters: it ends the commit tag `c<N>-<name>`, and Docker tags
+/// have at most 128.
+pub const MAX_RUN_NAME_LEN: usize = 64;
+
+/// Longest image repository, in characters. Docker allows 255 for a whole name; the backends put
+/// a registry host and the strategy in front (`registry:5000/registry-multistage/…`) and some
+/// strategies a suffix after it (`-cache`, `-<stage>`).
+pub const MAX_REPOSITORY_LEN: usize = 128;
 
 /// The scenario file as written; spans point errors at the value at fault.
 #[derive(Deserialize)]
@@ -141,18 +197,19 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
 
     let name = raw.name.get_ref().clone();
-    if let Err(why) = check_name(&name) {
-        return Err(at(raw.name.span(), format!("invalid scenario name `{name}`: {why}")));
+    if let Err(why) = check_name(&name, MAX_NAME_LEN) {
+        let why = format!("{why}: it names the run's results directory, containers and Kubernetes namespace");
+        return Err(at(raw.name.span(), format!("invalid scenario name `{}`: {why}", shown_name(&name))));
     }
     let repository = match &raw.repository {
         Some(repo) => {
-            check_repository(repo.get_ref())
+            check_repository(repo.get_ref(), MAX_REPOSITORY_LEN)
                 .map_err(|why| at(repo.span(), format!("invalid repository `{}`: {why}", repo.get_ref())))?;
             repo.get_ref().clone()
         }
         None => {
             let repo = name.to_ascii_lowercase();
-            check_repository(&repo).map_err(|why| {
+            check_repository(&repo, MAX_REPOSITORY_LEN).map_err(|why| {
                 at(
                     raw.name.span(),
                     format!("the name `{name}` is not a valid image repository ({why}); set `repository`"),
@@ -174,23 +231,30 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     // Context and Dockerfile.
     let base_dir = path.parent().unwrap_or(Path::new(""));
     let context_shown = base_dir.join(raw.context.get_ref());
-    let context = context_shown.canonicalize().ok().filter(|c| c.is_dir()).ok_or_else(|| {
-        at(
-            raw.context.span(),
-            format!(
-                "context directory {} does not exist; `context` is relative to the scenario file's directory",
-                context_shown.display()
-            ),
-        )
-    })?;
-    let (dockerfile_path, dockerfile_span) = match &raw.dockerfile {
-        Some(d) => (PathBuf::from(d.get_ref()), d.span()),
-        None => (PathBuf::from("Dockerfile"), raw.context.span()),
+    let context = match context_shown.canonicalize() {
+        Ok(dir) if dir.is_dir() => dir,
+        result => {
+            let shown = context_shown.display();
+            let message = match result {
+                Ok(_) => format!("context {shown} is a file; `context` names the directory the build sees"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                    "context directory {shown} does not exist; `context` is relative to the scenario file's directory"
+                ),
+                Err(e) => format!("cannot open the context directory {shown}: {e}"),
+            };
+            return Err(at(raw.context.span(), message));
+        }
     };
-    context::check_inside(&dockerfile_path)
-        .map_err(|why| at(dockerfile_span.clone(), format!("invalid dockerfile path: {why}")))?;
+    let (dockerfile_path, dockerfile_span) = match &raw.dockerfile {
+        Some(d) => (d.get_ref().as_str(), d.span()),
+        None => ("Dockerfile", raw.context.span()),
+    };
+    let dockerfile_path = check_dockerfile_path(dockerfile_path)
+        .and_then(|p| Ok((context::resolve_inside(&context, &p)?, p)))
+        .map_err(|why| at(dockerfile_span.clone(), format!("invalid dockerfile path `{dockerfile_path}`: {why}")));
+    let (dockerfile_resolved, dockerfile_path) = dockerfile_path?;
     let dockerfile_shown = context_shown.join(&dockerfile_path);
-    let dockerfile_text = std::fs::read_to_string(context.join(&dockerfile_path)).map_err(|e| {
+    let dockerfile_text = std::fs::read_to_string(context.join(&dockerfile_resolved)).map_err(|e| {
         let shown = dockerfile_shown.display();
         let message = match (e.kind(), &raw.dockerfile) {
             (std::io::ErrorKind::NotFound, Some(_)) => {
@@ -198,6 +262,9 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
             }
             (std::io::ErrorKind::NotFound, None) => {
                 format!("no Dockerfile at {shown}; set `dockerfile` if it has another name")
+            }
+            (std::io::ErrorKind::IsADirectory, _) => {
+                format!("{shown} is a directory; `dockerfile` names the Dockerfile inside the context")
             }
             _ => format!("cannot read the Dockerfile {shown}: {e}"),
         };
@@ -210,7 +277,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         message: e.message,
     })?;
     let ignore = context::DockerIgnore::load(&context)?;
-    if let Some(line) = ignore.excluded_by(&slash_path(&dockerfile_path)) {
+    if let Some(line) = ignore.excluded_by(&slash_path(&dockerfile_resolved)) {
         return Err(at(
             dockerfile_span,
             format!(
@@ -234,8 +301,10 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let mut seen = HashSet::new();
     for run in runs {
         let run_name = run.name.get_ref();
-        check_name(run_name)
-            .map_err(|why| at(run.name.span(), format!("invalid pipeline run name `{run_name}`: {why}")))?;
+        check_name(run_name, MAX_RUN_NAME_LEN).map_err(|why| {
+            let why = format!("{why}: it ends the image tag of the run's commit");
+            at(run.name.span(), format!("invalid pipeline run name `{}`: {why}", shown_name(run_name)))
+        })?;
         if !seen.insert(run_name.clone()) {
             return Err(at(
                 run.name.span(),
@@ -323,6 +392,9 @@ fn parse_change(
     let rel = Path::new(file.get_ref());
     context::check_inside(rel)
         .map_err(|why| at(file.span(), format!("change file `{}`: {why}", file.get_ref())))?;
+    // What the change will write to once every link is followed; the copy keeps the same links.
+    let rel = &context::resolve_inside(context, rel)
+        .map_err(|why| at(file.span(), format!("change `{}` {why}", file.get_ref())))?;
     if matches!(parsed, Change::Append { .. }) && !context.join(rel).is_file() {
         return Err(at(
             file.span(),
@@ -385,24 +457,61 @@ fn slash_path(path: &Path) -> String {
         .join("/")
 }
 
-/// Names end up in run ids, file names and image tags.
-fn check_name(name: &str) -> Result<(), &'static str> {
-    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    ok.then_some(()).ok_or("use letters, digits, '.', '_' and '-' only")
+/// Names end up in run ids, file names, container names and image tags.
+fn check_name(name: &str, max: usize) -> Result<(), String> {
+    let length = name.chars().count();
+    if length > max {
+        return Err(format!("it has {length} characters, at most {max} are allowed"));
+    }
+    let ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    ok.then_some(()).ok_or_else(|| "start with a letter or digit, then use letters, digits, '.', '_' and '-' only".into())
 }
 
-/// Docker's repository grammar: lower-case components of `[a-z0-9]` joined by `.`, `_`, `__`, `-` or `/`.
-fn check_repository(repo: &str) -> Result<(), &'static str> {
+/// A name short enough to quote in a one-line error.
+fn shown_name(name: &str) -> String {
+    const SHOWN: usize = 40;
+    if name.chars().count() <= SHOWN {
+        return name.to_string();
+    }
+    format!("{}…", name.chars().take(SHOWN).collect::<String>())
+}
+
+/// Docker's repository grammar (distribution/reference): `/`-separated components, each
+/// `[a-z0-9]+` runs joined by one separator: `.`, `_`, `__` or any number of `-`.
+fn check_repository(repo: &str, max: usize) -> Result<(), String> {
+    if repo.len() > max {
+        return Err(format!("it has {} characters, at most {max} are allowed", repo.len()));
+    }
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.ends_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+        let bytes = c.as_bytes();
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return false };
+        alphanumeric(first)
+            && alphanumeric(last)
+            && bytes.split(|b| alphanumeric(*b)).filter(|s| !s.is_empty()).all(|separator| {
+                matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|b| *b == b'-')
+            })
     };
-    repo.split('/')
-        .all(component_ok)
-        .then_some(())
-        .ok_or("use lower-case letters, digits and '.', '_', '-' inside '/'-separated parts")
+    repo.split('/').all(component_ok).then_some(()).ok_or_else(|| {
+        "use lower-case letters and digits, joined by '.', '_', '__' or '-', in '/'-separated parts".into()
+    })
+}
+
+/// The Dockerfile path as every builder gets it (`dockerfile` of the build API, `-f`, `--dockerfile`):
+/// relative to the context and made of plain names, so it cannot point outside the context however
+/// it is joined. Spaces, quotes and `$` are legal in file names and stay; backends pass the path as
+/// one argument, never through a shell unquoted.
+fn check_dockerfile_path(path: &str) -> Result<PathBuf, String> {
+    context::check_inside(Path::new(path))?;
+    if path.ends_with('/') {
+        return Err("it ends with `/`; name the Dockerfile, not its directory".into());
+    }
+    let normal: PathBuf = Path::new(path).components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+    if normal.as_os_str().is_empty() {
+        return Err("it names the context directory itself; name the Dockerfile".into());
+    }
+    Ok(normal)
 }
 
 #[cfg(test)]
@@ -420,14 +529,21 @@ mod tests {
 
     #[test]
     fn names_and_repositories() {
-        assert!(check_name("code-change_2.x").is_ok());
-        assert!(check_name("code change").is_err());
-        assert!(check_name("").is_err());
-        assert!(check_repository("flask-app").is_ok());
-        assert!(check_repository("team/flask_app.v2").is_ok());
-        assert!(check_repository("Flask").is_err());
-        assert!(check_repository("-x").is_err());
-        assert!(check_repository("a//b").is_err());
+        assert!(check_name("code-change_2.x", MAX_NAME_LEN).is_ok());
+        assert!(check_name("code change", MAX_NAME_LEN).is_err());
+        assert!(check_name("", MAX_NAME_LEN).is_err());
+        assert!(check_name("-x", MAX_NAME_LEN).is_err(), "a leading '-' reads as an option in a path");
+        assert!(check_name(".hidden", MAX_NAME_LEN).is_err());
+        assert!(check_name(&"a".repeat(MAX_NAME_LEN), MAX_NAME_LEN).is_ok());
+        assert!(check_name(&"a".repeat(MAX_NAME_LEN + 1), MAX_NAME_LEN).is_err());
+        let repo = |r: &str| check_repository(r, MAX_REPOSITORY_LEN);
+        for ok in ["flask-app", "team/flask_app.v2", "a__b", "a---b", "x9/y.z"] {
+            assert!(repo(ok).is_ok(), "{ok}");
+        }
+        for bad in ["Flask", "-x", "x-", "a//b", "a..b", "a._b", "a___b", "a b", "a$(x)", "/a", "a/", ""] {
+            assert!(repo(bad).is_err(), "{bad}");
+        }
+        assert!(repo(&"a".repeat(MAX_REPOSITORY_LEN + 1)).is_err());
     }
 
     fn write(dir: &Path, rel: &str, content: &str) {
