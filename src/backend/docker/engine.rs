@@ -131,8 +131,9 @@ pub async fn logs_since(
 pub enum DindMode {
     /// `--privileged`, the ordinary choice.
     Privileged,
-    /// Every capability but SYS_RESOURCE, unconfined, all devices, the host's cgroup tree
-    /// writable: for engines whose bounding set refuses `--privileged` (see ENVIRONMENT.md).
+    /// Every capability but SYS_RESOURCE, unconfined (seccomp, apparmor, and /proc and /sys paths), all
+    /// devices, the host's cgroup tree writable: for engines whose bounding set refuses `--privileged` (see
+    /// ENVIRONMENT.md).
     ExplicitCapabilities,
 }
 
@@ -152,7 +153,13 @@ impl DindMode {
             DindMode::Privileged => host.privileged = Some(true),
             DindMode::ExplicitCapabilities => {
                 host.cap_add = Some(DIND_CAPABILITIES.iter().map(|c| c.to_string()).collect());
-                host.security_opt = Some(vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]);
+                // systempaths: a Docker 26 dind writes /proc/sys for every inner container (it disables IPv6
+                // on its eth0), and the engine mounts /proc/sys read-only unless told otherwise.
+                host.security_opt = Some(vec![
+                    "seccomp=unconfined".into(),
+                    "apparmor=unconfined".into(),
+                    "systempaths=unconfined".into(),
+                ]);
                 host.device_cgroup_rules = Some(vec!["a *:* rwm".into()]);
                 host.binds.get_or_insert_with(Vec::new).push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
             }
@@ -163,8 +170,8 @@ impl DindMode {
         match self {
             DindMode::Privileged => "privileged",
             DindMode::ExplicitCapabilities => {
-                "all capabilities except SYS_RESOURCE, seccomp and apparmor unconfined, all devices, \
-                 host cgroup tree writable (this engine refuses --privileged)"
+                "all capabilities except SYS_RESOURCE, seccomp, apparmor and system paths (/proc, /sys) \
+                 unconfined, all devices, host cgroup tree writable (this engine refuses --privileged)"
             }
         }
     }
