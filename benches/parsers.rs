@@ -116,6 +116,24 @@ fn kaniko_log() -> String {
     timestamped(&lines)
 }
 
+/// Copies of the BuildKit fixture: 8 step vertexes each (4 builder, 4 final), so 11 000 steps.
+const BUILDKIT_REPEATS: usize = 1_375;
+
+/// BuildKit: the captured cold registry-cache build, once per copy of the Dockerfile, stages and
+/// digests renumbered so that every copy's vertexes are new ones.
+fn buildkit_log() -> String {
+    let log = fixture("buildkit/registry_cold.log");
+    let mut out = String::with_capacity(log.len() * BUILDKIT_REPEATS);
+    for copy in 0..BUILDKIT_REPEATS {
+        out.push_str(
+            &log.replace("[builder ", &format!("[builder{copy} "))
+                .replace("[stage-1 ", &format!("[stage-{} ", 2 * copy + 1))
+                .replace("\"sha256:", &format!("\"sha256:{copy:05}")),
+        );
+    }
+    out
+}
+
 fn parse(format: LogFormat, dockerfile: &Dockerfile, log: &str, timestamps: bool) -> usize {
     let mut parser = format.parser(dockerfile);
     let mut first_ms = None;
@@ -136,6 +154,7 @@ fn parsers(c: &mut Criterion) {
         ("classic", LogFormat::Classic, repeated_dockerfile("classic/multistage.Dockerfile", 1), classic_log(11_000), false),
         ("buildah", LogFormat::Buildah, repeated_dockerfile("buildah/multistage.Dockerfile", REPEATS), buildah_log(), true),
         ("kaniko", LogFormat::Kaniko, repeated_dockerfile("kaniko/multistage.Dockerfile", REPEATS), kaniko_log(), true),
+        ("buildkit", LogFormat::Buildkit, repeated_dockerfile("buildkit/small.Dockerfile", BUILDKIT_REPEATS), buildkit_log(), false),
     ];
     let mut group = c.benchmark_group("parse");
     for (name, format, dockerfile, log, timestamps) in &cases {
