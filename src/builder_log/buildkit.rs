@@ -332,7 +332,8 @@ impl BuildkitParser {
         };
         let vertex = &self.vertexes[index];
         parsed.cached = vertex.cached;
-        parsed.started_ms = ms_between(self.earliest_start.unwrap_or(started), started).unwrap_or(0);
+        // `earliest_start` is the minimum of every start seen, this one included: never after it.
+        parsed.started_ms = ms_between(self.earliest_start.unwrap_or(started), started).expect("earliest start comes first");
         parsed.duration_ms = vertex.duration_ms();
         if parsed.error.is_none() {
             parsed.error.clone_from(&vertex.error);
@@ -453,7 +454,7 @@ impl Vertex {
     }
 
     fn duration_ms(&self) -> Option<Millis> {
-        self.span().map(|(started, completed)| to_ms(completed - started))
+        self.span().and_then(|(started, completed)| ms_between(started, completed))
     }
 }
 
@@ -639,8 +640,11 @@ fn parse_time(stamp: &str) -> Option<UnixNanos> {
     chrono::DateTime::parse_from_rfc3339(stamp).ok()?.timestamp_nanos_opt()
 }
 
+/// Whole ms of a length that cannot be negative (a difference checked by the caller, or a union
+/// of spans); a negative one would be a bug, never a measured 0.
 fn to_ms(nanos: i64) -> Millis {
-    u64::try_from(nanos / NANOS_PER_MS).unwrap_or(0)
+    debug_assert!(nanos >= 0, "negative length {nanos} ns");
+    u64::try_from(nanos / NANOS_PER_MS).expect("lengths are never negative")
 }
 
 fn ms_between(from: UnixNanos, to: UnixNanos) -> Option<Millis> {

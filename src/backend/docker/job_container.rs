@@ -217,7 +217,7 @@ async fn follow(
         .error()
         .map(str::to_string)
         .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()).cloned())
-        .unwrap_or_default();
+        .unwrap_or_else(|| "it printed nothing".into());
     match steps.iter().find(|s| s.error.is_some()) {
         Some(step) => Err(JobError::build(format!(
             "{builder:?} failed at step {}/{} `{}` (exit code {code}): {reason}",
