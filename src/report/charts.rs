@@ -813,8 +813,8 @@ mod tests {
         };
         assert_eq!(
             chart.segments(),
-            vec![(0, 0, 0.0, 1.0), (0, 2, 1.0, 6.0), (0, 3, 6.0, 6.5)],
-            "stacked in phase order, the missing pull phase is not drawn as zero"
+            vec![(0, 0, 0.0, 1.0), (0, 3, 1.0, 6.0), (0, 5, 6.0, 6.5)],
+            "stacked in phase order (provision, build, push); the missing pull and cache phases are not drawn as zero"
         );
         let svg = draws_to_svg_and_png(&chart);
         assert_eq!(texts(&svg).iter().filter(|t| *t == "n/a").count(), 1);
