@@ -57,12 +57,35 @@ pub struct Traffic {
     /// Finished uploads whose size could not be read from their `_state` token: when there is
     /// any, `pushed_bytes` is a lower bound and must not be recorded as the job's figure.
     pub unreadable_uploads: usize,
+    /// Served blobs and manifests whose size field was neither a number nor `-`: when there is any,
+    /// `pulled_bytes` is a lower bound.
+    pub unreadable_downloads: usize,
 }
 
 impl Traffic {
     /// The pushed bytes, when every upload's size could be read.
     pub fn pushed(&self) -> Option<Bytes> {
         (self.unreadable_uploads == 0).then_some(self.pushed_bytes)
+    }
+
+    /// The pulled bytes, when every served body's size could be read.
+    pub fn pulled(&self) -> Option<Bytes> {
+        (self.unreadable_downloads == 0).then_some(self.pulled_bytes)
+    }
+
+    /// Why `pushed` or `pulled` is empty, in words for the user.
+    pub fn unmeasured(&self) -> Vec<String> {
+        let mut why = vec![];
+        if self.unreadable_uploads > 0 {
+            why.push(
+                "bytes pushed left empty: the registry's access log gave an upload whose `_state` token did not decode (a registry other than Distribution 2.x?)"
+                    .to_string(),
+            );
+        }
+        if self.unreadable_downloads > 0 {
+            why.push("bytes pulled left empty: the registry's access log gave a response size that is not a number".to_string());
+        }
+        why
     }
 }
 
@@ -76,7 +99,10 @@ impl Traffic {
                 && request.status == 200
                 && (request.path.contains("/blobs/") || request.path.contains("/manifests/"))
             {
-                traffic.pulled_bytes += request.size;
+                match request.size {
+                    Some(size) => traffic.pulled_bytes += size,
+                    None => traffic.unreadable_downloads += 1,
+                }
             }
             if request.method == "PUT" && request.status == 201 && request.path.contains("/blobs/uploads/") {
                 match upload_offset(request.path) {
@@ -93,7 +119,8 @@ struct AccessLine<'a> {
     method: &'a str,
     path: &'a str,
     status: u16,
-    size: Bytes,
+    /// The body's size; `None` when the field is unreadable.
+    size: Option<Bytes>,
 }
 
 impl<'a> AccessLine<'a> {
@@ -107,7 +134,11 @@ impl<'a> AccessLine<'a> {
         let path = request.next()?;
         let mut after = rest[end + 1..].split_whitespace();
         let status = after.next()?.parse().ok()?;
-        let size = after.next()?.parse().unwrap_or(0);
+        // Apache's format writes `-` for a response without a body: a real zero.
+        let size = match after.next()? {
+            "-" => Some(0),
+            field => field.parse().ok(),
+        };
         Some(AccessLine { method, path, status, size })
     }
 }
@@ -191,6 +222,20 @@ time="2026-11-27T18:53:27.005089592Z" level=error msg="response completed with e
         assert_eq!(traffic.pushed_bytes, 90_955_407 + 914);
         // The manifest GET and the layer GET; HEADs and 404s move no body.
         assert_eq!(traffic.pulled_bytes, 528 + 90_955_407);
+    }
+
+    #[test]
+    fn an_unreadable_size_or_state_leaves_the_figure_empty_and_says_why() {
+        let good = PUSH_AND_PULL.lines().nth(8).unwrap();
+        let bad_size = good.replace(" 200 90955407 ", " 200 lots ");
+        let traffic = Traffic::from_access_log([good, bad_size.as_str()]);
+        assert_eq!(traffic.pulled(), None, "a lower bound is not the job's figure");
+        let bad_state = PUSH_AND_PULL.lines().nth(1).unwrap().replace("_state=n2fL", "_state=!!!!");
+        let traffic = Traffic::from_access_log([bad_state.as_str()]);
+        assert_eq!(traffic.pushed(), None);
+        assert_eq!(traffic.unmeasured().len(), 1, "{:?}", traffic.unmeasured());
+        let dash = good.replace(" 200 90955407 ", " 200 - ");
+        assert_eq!(Traffic::from_access_log([dash.as_str()]).pulled(), Some(0), "`-` is no body: zero bytes");
     }
 
     #[test]

@@ -73,6 +73,15 @@ pub async fn run<B: Backend>(
 ) -> Result<RunSummary, RunError> {
     let scenario = plan.scenario;
     let mut summary = RunSummary::default();
+    // Why figures were left empty, each said once per run rather than once per job.
+    let mut said = std::collections::BTreeSet::new();
+    let mut say_once = |why: &[String]| {
+        for reason in why {
+            if said.insert(reason.clone()) {
+                events.notice(reason.clone());
+            }
+        }
+    };
     for iteration in 1..=plan.iterations {
         let context_dir = plan.work_dir.join(format!("iteration-{iteration}"));
         let context_dir = context::prepare_iteration_context(scenario, &context_dir)?;
@@ -133,6 +142,7 @@ pub async fn run<B: Backend>(
                         outcome
                     });
                 let wall_ms = clock.elapsed().as_millis() as Millis;
+                say_once(&outcome.unmeasured);
                 let (record, steps) = records(plan, backend.name(), &job, &outcome, started_at, wall_ms);
                 writer.append_job(&record, &steps)?;
                 summary.jobs += 1;
@@ -141,6 +151,7 @@ pub async fn run<B: Backend>(
                 }
                 events.emit(Event::JobFinished { record: Box::new(record) });
                 let cache = backend.cache_state(strategy).await;
+                say_once(&cache.unmeasured);
                 writer.append_cache(&CacheRecord {
                     run_id: plan.run_id.clone(),
                     backend: backend.name().to_string(),

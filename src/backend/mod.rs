@@ -105,6 +105,9 @@ pub struct JobOutcome {
     pub image_bytes: Option<Bytes>,
     pub bytes_pulled: Option<Bytes>,
     pub bytes_pushed: Option<Bytes>,
+    /// Why a figure of this job is empty when the job itself went fine (an upload whose size the
+    /// registry's log did not give). The run says each reason once.
+    pub unmeasured: Vec<String>,
 }
 
 impl JobOutcome {
@@ -127,8 +130,9 @@ impl JobOutcome {
 
     /// The job's traffic as the registry saw it.
     pub fn record_traffic(&mut self, traffic: crate::registry::Traffic) {
-        self.bytes_pulled = Some(traffic.pulled_bytes);
+        self.bytes_pulled = traffic.pulled();
         self.bytes_pushed = traffic.pushed();
+        self.unmeasured.extend(traffic.unmeasured());
     }
 
     /// Ends the running phase now and starts `phase`: phases follow each other on one clock, so
@@ -178,6 +182,24 @@ pub struct ServiceStart {
 pub struct CacheState {
     pub registry_bytes: Option<Bytes>,
     pub daemon_volume_bytes: Option<Bytes>,
+    /// Why a figure above is empty although the strategy has that cache. The run says each reason once.
+    pub unmeasured: Vec<String>,
+}
+
+impl CacheState {
+    /// The size in bytes that a command printed first (`du -sb`, the registry's storage script); an
+    /// error or output that is no number leaves the figure empty and says why, never 0.
+    pub fn size_from(&mut self, what: &str, output: Result<String, impl std::fmt::Display>) -> Option<Bytes> {
+        let why = match output {
+            Ok(out) => match out.split_whitespace().next().and_then(|n| n.parse().ok()) {
+                Some(bytes) => return Some(bytes),
+                None => format!("the command printed `{}`", out.trim()),
+            },
+            Err(e) => e.to_string(),
+        };
+        self.unmeasured.push(format!("{what} left empty: {why}"));
+        None
+    }
 }
 
 /// Where jobs run. The runner drives it; the backend owns every resource it creates.

@@ -98,6 +98,33 @@ pub fn split_docker_timestamp(line: &str) -> Option<(Millis, &str)> {
     Some((ms, text))
 }
 
+/// Turns the absolute times of a log's lines (ms since the Unix epoch) into the `at_ms` the parsers
+/// take, the same way for every backend.
+///
+/// A container's stdout and stderr are stamped apart, so a line may carry an earlier time than the
+/// one before it; the parsers leave a duration that would come out negative empty. A line stamped
+/// before the first one has no offset at all: it gets the latest time seen, never a made-up 0.
+#[derive(Debug, Default, Clone)]
+pub struct LogClock {
+    first_ms: Option<Millis>,
+    last_ms: Millis,
+}
+
+impl LogClock {
+    /// The line's offset from the log's first line.
+    pub fn at(&mut self, time_ms: Millis) -> Millis {
+        let first = *self.first_ms.get_or_insert(time_ms);
+        let at_ms = time_ms.checked_sub(first).unwrap_or(self.last_ms);
+        self.last_ms = self.last_ms.max(at_ms);
+        at_ms
+    }
+
+    /// The latest offset seen: where the log ended.
+    pub fn last_ms(&self) -> Millis {
+        self.last_ms
+    }
+}
+
 /// The lines of a chunk, without their `\n` or `\r\n` ends.
 fn lines(chunk: &str) -> impl Iterator<Item = &str> {
     chunk.split_terminator('\n').map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -109,4 +136,21 @@ fn parse_number(digits: &str) -> Option<u32> {
         return None;
     }
     digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_stamped_before_the_first_gets_the_latest_time_not_zero() {
+        let mut clock = LogClock::default();
+        assert_eq!(clock.at(10_000), 0);
+        assert_eq!(clock.at(12_500), 2_500);
+        // stderr stamped earlier than stdout's latest: its own offset, earlier than the latest.
+        assert_eq!(clock.at(11_000), 1_000);
+        // before the log's first line: no offset exists, so the latest seen, never 0.
+        assert_eq!(clock.at(9_000), 2_500);
+        assert_eq!(clock.last_ms(), 2_500);
+    }
 }

@@ -9,8 +9,12 @@ use crate::Millis;
 /// Why a step missed the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
-    /// The first miss of its stage: the step before it hit (or it is the stage's first cacheable
-    /// step), so the builder rejected the step's own input.
+    /// The job had nothing to reuse: its strategy keeps no cache between jobs (a fresh daemon that
+    /// pulls nothing), or no earlier job of the strategy in the iteration succeeded (the first
+    /// pipeline run, or every one before failed), so any cache import found nothing.
+    NoCache,
+    /// The first miss of its stage in a job that had a cache: the step before it hit (or it is the
+    /// stage's first cacheable step), so the builder rejected the step's own input.
     InputChanged,
     /// The step before it in the same stage missed: its parent layer is new, so it could not hit.
     AfterMiss,
@@ -22,18 +26,33 @@ pub enum StepState {
     Miss(Cause),
     /// `FROM`: builders never report a base image as a cache hit, so it is neither.
     Base,
+    /// The builder ran nothing for it (BuildKit has no vertex for `ENV`, `CMD`, …): no layer to cache.
+    Metadata,
     /// The job has no record of this step (it failed before, or its log was not parsed).
     NotRun,
 }
 
 impl StepState {
+    /// Every state, in legend order.
+    pub const ALL: [StepState; 7] = [
+        StepState::Hit,
+        StepState::Miss(Cause::NoCache),
+        StepState::Miss(Cause::InputChanged),
+        StepState::Miss(Cause::AfterMiss),
+        StepState::Base,
+        StepState::Metadata,
+        StepState::NotRun,
+    ];
+
     /// CSS class and legend key.
     pub fn class(self) -> &'static str {
         match self {
             StepState::Hit => "hit",
+            StepState::Miss(Cause::NoCache) => "miss-none",
             StepState::Miss(Cause::InputChanged) => "miss-input",
             StepState::Miss(Cause::AfterMiss) => "miss-after",
             StepState::Base => "base",
+            StepState::Metadata => "metadata",
             StepState::NotRun => "not-run",
         }
     }
@@ -41,9 +60,24 @@ impl StepState {
     pub fn label(self) -> &'static str {
         match self {
             StepState::Hit => "hit",
+            StepState::Miss(Cause::NoCache) => "miss: no cache",
             StepState::Miss(Cause::InputChanged) => "miss: input changed",
             StepState::Miss(Cause::AfterMiss) => "miss: after a miss",
             StepState::Base => "base image (FROM)",
+            StepState::Metadata => "no layer (builder ran nothing)",
+            StepState::NotRun => "not run",
+        }
+    }
+
+    /// The few words a cache-map cell has room for.
+    pub fn short(self) -> &'static str {
+        match self {
+            StepState::Hit => "hit",
+            StepState::Miss(Cause::NoCache) => "no cache",
+            StepState::Miss(Cause::InputChanged) => "changed",
+            StepState::Miss(Cause::AfterMiss) => "after miss",
+            StepState::Base => "FROM",
+            StepState::Metadata => "no layer",
             StepState::NotRun => "not run",
         }
     }
@@ -87,8 +121,9 @@ pub fn is_base(instruction: &str) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case("FROM "))
 }
 
-/// Classifies one job's recorded steps, walking each stage in step order.
-pub fn classify(steps: &[&StepRecord]) -> BTreeMap<u32, StepState> {
+/// Classifies one job's recorded steps, walking each stage in step order. `had_cache` says whether
+/// the job had anything to reuse (see [`had_cache`]); without one, every miss is [`Cause::NoCache`].
+pub fn classify(steps: &[&StepRecord], had_cache: bool) -> BTreeMap<u32, StepState> {
     let mut sorted: Vec<&StepRecord> = steps.to_vec();
     sorted.sort_by_key(|s| s.step);
     let mut previous_missed: BTreeMap<&str, bool> = BTreeMap::new();
@@ -96,20 +131,43 @@ pub fn classify(steps: &[&StepRecord]) -> BTreeMap<u32, StepState> {
     for s in sorted {
         let state = if is_base(&s.instruction) {
             StepState::Base
-        } else if s.cached == Some(true) {
-            previous_missed.insert(&s.stage, false);
-            StepState::Hit
         } else {
-            let after = previous_missed.insert(&s.stage, true).unwrap_or(false);
-            StepState::Miss(if after {
-                Cause::AfterMiss
-            } else {
-                Cause::InputChanged
-            })
+            match s.cached {
+                // No layer: the chain of its stage goes on from the step before it.
+                None => StepState::Metadata,
+                Some(true) => {
+                    previous_missed.insert(&s.stage, false);
+                    StepState::Hit
+                }
+                Some(false) => {
+                    let after = previous_missed.insert(&s.stage, true).unwrap_or(false);
+                    StepState::Miss(if !had_cache {
+                        Cause::NoCache
+                    } else if after {
+                        Cause::AfterMiss
+                    } else {
+                        Cause::InputChanged
+                    })
+                }
+            }
         };
         states.insert(s.step, state);
     }
     states
+}
+
+/// Whether `job` had a cache to reuse: its strategy keeps one between jobs, and an earlier job of the
+/// same strategy in the same iteration succeeded (each iteration starts with empty daemons and an
+/// empty registry). A strategy layerbench does not know is given the benefit of the doubt.
+pub fn had_cache(data: &RunData, job: &JobRecord) -> bool {
+    let keeps = crate::strategy::StrategyKind::parse(&job.strategy).is_none_or(|k| k.strategy().keeps_cache());
+    keeps
+        && data.jobs.iter().any(|j| {
+            j.strategy == job.strategy
+                && j.iteration == job.iteration
+                && j.pipeline_index < job.pipeline_index
+                && j.status == crate::results::JobStatus::Ok
+        })
 }
 
 /// Majority over the iterations that ran the step; a tie counts as a miss, because a step
@@ -117,30 +175,27 @@ pub fn classify(steps: &[&StepRecord]) -> BTreeMap<u32, StepState> {
 fn majority(marks: &[Mark]) -> StepState {
     let count = |f: &dyn Fn(StepState) -> bool| marks.iter().filter(|m| f(m.state)).count();
     let hits = count(&|s| s == StepState::Hit);
-    let input = count(&|s| s == StepState::Miss(Cause::InputChanged));
-    let after = count(&|s| s == StepState::Miss(Cause::AfterMiss));
-    let ran = hits + input + after;
+    let causes = [Cause::NoCache, Cause::InputChanged, Cause::AfterMiss].map(|c| (c, count(&|s| s == StepState::Miss(c))));
+    let ran = hits + causes.iter().map(|(_, n)| n).sum::<usize>();
     if ran == 0 {
-        return if marks.iter().any(|m| m.state == StepState::Base) {
-            StepState::Base
-        } else {
-            StepState::NotRun
-        };
+        return [StepState::Base, StepState::Metadata]
+            .into_iter()
+            .find(|state| marks.iter().any(|m| m.state == *state))
+            .unwrap_or(StepState::NotRun);
     }
     if hits * 2 > ran {
-        StepState::Hit
-    } else if after > input {
-        StepState::Miss(Cause::AfterMiss)
-    } else {
-        StepState::Miss(Cause::InputChanged)
+        return StepState::Hit;
     }
+    // The most frequent cause; on a tie the earlier one in `causes` (no cache explains the rest).
+    let (cause, _) = causes.iter().fold(causes[0], |best, c| if c.1 > best.1 { *c } else { best });
+    StepState::Miss(cause)
 }
 
 fn marks_of(data: &RunData, jobs: &[&JobRecord], step: u32) -> Vec<Mark> {
     jobs.iter()
         .map(|job| {
             let records = data.steps_of(job);
-            let states = classify(&records);
+            let states = classify(&records, had_cache(data, job));
             let record = records.iter().find(|r| r.step == step);
             Mark {
                 iteration: job.iteration,
@@ -226,7 +281,7 @@ mod tests {
             record("0", 7, "RUN c", false),
         ];
         let refs: Vec<&StepRecord> = steps.iter().collect();
-        let states = classify(&refs);
+        let states = classify(&refs, true);
         assert_eq!(states[&1], StepState::Base);
         assert_eq!(
             states[&2],
@@ -246,6 +301,26 @@ mod tests {
             "previous step hit"
         );
         assert_eq!(states[&7], StepState::Miss(Cause::AfterMiss));
+    }
+
+    #[test]
+    fn without_a_cache_every_miss_says_so_and_metadata_rows_are_no_miss() {
+        let mut env = record("0", 3, "ENV X=1", false);
+        env.cached = None;
+        let steps = [
+            record("0", 1, "FROM python", false),
+            record("0", 2, "RUN a", false),
+            env,
+            record("0", 4, "RUN b", false),
+        ];
+        let refs: Vec<&StepRecord> = steps.iter().collect();
+        let cold = classify(&refs, false);
+        assert_eq!(cold[&2], StepState::Miss(Cause::NoCache), "nothing to reuse is not a changed input");
+        assert_eq!(cold[&3], StepState::Metadata, "a step the builder ran nothing for is not a miss");
+        assert_eq!(cold[&4], StepState::Miss(Cause::NoCache));
+        let warm = classify(&refs, true);
+        assert_eq!(warm[&2], StepState::Miss(Cause::InputChanged));
+        assert_eq!(warm[&4], StepState::Miss(Cause::AfterMiss), "the metadata row does not break the chain");
     }
 
     #[test]

@@ -56,9 +56,11 @@ pub fn strategy_color(index: usize) -> RGBColor {
 pub fn state_color(state: StepState) -> RGBColor {
     match state {
         StepState::Hit => RGBColor(0x4C, 0xAF, 0x50),
+        StepState::Miss(Cause::NoCache) => RGBColor(0x7B, 0x1F, 0xA2),
         StepState::Miss(Cause::InputChanged) => RGBColor(0xD3, 0x2F, 0x2F),
         StepState::Miss(Cause::AfterMiss) => RGBColor(0xF4, 0xA5, 0x82),
         StepState::Base => RGBColor(0xBD, 0xBD, 0xBD),
+        StepState::Metadata => RGBColor(0xE8, 0xEA, 0xF6),
         StepState::NotRun => RGBColor(0xFF, 0xFF, 0xFF),
     }
 }
@@ -611,14 +613,7 @@ impl Chart for CacheMapChart<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let (legend, grid) = root.split_vertically(LEGEND_H);
-        let states = [
-            StepState::Hit,
-            StepState::Miss(Cause::InputChanged),
-            StepState::Miss(Cause::AfterMiss),
-            StepState::Base,
-            StepState::NotRun,
-        ];
-        let entries: Vec<(String, RGBColor)> = states
+        let entries: Vec<(String, RGBColor)> = StepState::ALL
             .iter()
             .map(|s| (s.label().to_string(), state_color(*s)))
             .collect();

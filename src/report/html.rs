@@ -39,6 +39,7 @@ pub fn render(
         ("time_chart", charts.time.clone()),
         ("time_table", time_table(data)),
         ("cache_map", cache_map(map)),
+        ("cache_map_legend", cache_map_legend()),
         ("phases_chart", charts.phases.clone()),
         ("phases_table", phases_table(data)),
         ("services", services(data)),
@@ -432,13 +433,7 @@ fn cache_map(map: &CacheMap) -> String {
         ));
         for ((cell, column), first) in cells.iter().zip(&map.columns).zip(&first_of_strategy) {
             let state = cell.majority;
-            let short = match state {
-                StepState::Hit => "hit",
-                StepState::Miss(super::cache_map::Cause::InputChanged) => "changed",
-                StepState::Miss(super::cache_map::Cause::AfterMiss) => "after miss",
-                StepState::Base => "FROM",
-                StepState::NotRun => "not run",
-            };
+            let short = state.short();
             let duration = format::opt_duration(cell.median_ms);
             let mut marks = String::new();
             for m in &cell.marks {
@@ -508,6 +503,14 @@ fn phases_table(data: &RunData) -> String {
 fn outside_phases_ms(job: &crate::results::JobRecord) -> Option<u64> {
     let phases: Vec<u64> = PHASES.iter().filter_map(|p| phase_ms(job, *p)).collect();
     (!phases.is_empty()).then(|| job.wall_ms.saturating_sub(phases.iter().sum()))
+}
+
+/// One key per cache-map state, in the cells' own colours.
+fn cache_map_legend() -> String {
+    StepState::ALL
+        .iter()
+        .map(|s| format!("<span class=\"key {}\">{}</span>", s.class(), html(s.label())))
+        .collect()
 }
 
 fn services(data: &RunData) -> String {
@@ -731,6 +734,7 @@ mod tests {
             "time_chart",
             "time_table",
             "cache_map",
+            "cache_map_legend",
             "phases_chart",
             "phases_table",
             "services",

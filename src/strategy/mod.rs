@@ -221,6 +221,20 @@ pub struct JobPlan {
     pub ops: Vec<Op>,
 }
 
+impl JobPlan {
+    /// Whether a job of this plan can reuse anything an earlier job left: a daemon that outlives the
+    /// job, a pulled image, or a cache the builder imports.
+    pub fn reuses_cache(&self) -> bool {
+        self.daemon == Daemon::SharedDind
+            || self.ops.iter().any(|op| match op {
+                Op::Pull { .. } => true,
+                Op::Build { cache_from, .. } => !cache_from.is_empty(),
+                Op::JobBuild(request) => !request.cache_from.is_empty(),
+                Op::Push { .. } => false,
+            })
+    }
+}
+
 /// What a strategy needs to plan a job.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
@@ -277,6 +291,13 @@ pub trait Strategy: Sync {
         ImageStore::GraphDriver
     }
     fn plan(&self, input: &PlanInput) -> JobPlan;
+    /// Whether its jobs can reuse what earlier jobs left, asked of its own plan for a two-stage
+    /// Dockerfile (every plan reuses the same way whatever the Dockerfile).
+    fn keeps_cache(&self) -> bool {
+        let dockerfile = crate::scenario::Dockerfile::parse("FROM scratch AS build\nFROM scratch\n")
+            .expect("a two-stage Dockerfile parses");
+        self.plan(&PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile }).reuses_cache()
+    }
 }
 
 /// The privileges of every strategy that runs a dind daemon.
@@ -314,6 +335,8 @@ mod tests {
             assert_eq!(kind.strategy().kind(), kind);
         }
         assert_eq!(StrategyKind::parse("nope"), None);
+        let cold_every_time: Vec<_> = StrategyKind::ALL.into_iter().filter(|k| !k.strategy().keeps_cache()).collect();
+        assert_eq!(cold_every_time, [StrategyKind::EphemeralDind], "only ephemeral-dind reuses nothing");
         let serialized = serde_json::to_string(&StrategyKind::RegistryMultistage).unwrap();
         assert_eq!(serialized, "\"registry-multistage\"");
     }

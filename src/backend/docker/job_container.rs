@@ -17,12 +17,11 @@ use super::owned::JobResources;
 use super::DockerBackend;
 use crate::backend::{JobError, JobOutcome, JobSpec};
 use crate::builder::{job_command, phase_marked, Endpoints, JobCommand, CONTEXT_DIR};
-use crate::builder_log::split_docker_timestamp;
+use crate::builder_log::{split_docker_timestamp, LogClock};
 use crate::events::{Event, EventSink};
 use crate::resources::run_labels;
 use crate::strategy::{BuildRequest, DaemonlessBuilder, Phase};
 use crate::toolchain::ResolvedImage;
-use crate::Millis;
 
 /// Where a job container runs.
 pub struct Placement<'a> {
@@ -154,8 +153,7 @@ async fn follow(
     let mut parser = command.log.parser(job.dockerfile);
     let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).timestamps(true).build();
     let mut logs = backend.engine.logs(name, Some(options));
-    let mut first_ms = None;
-    let mut last_ms: Millis = 0;
+    let mut clock = LogClock::default();
     // The builder's steps end where the script left the build phase (buildah's push follows).
     let mut build_end_ms = None;
     let mut tail: Vec<String> = vec![];
@@ -169,12 +167,7 @@ async fn follow(
         while let Some(newline) = pending.find('\n') {
             let line: String = pending.drain(..=newline).collect();
             let Some((time_ms, text)) = split_docker_timestamp(line.trim_end()) else { continue };
-            let first = *first_ms.get_or_insert(time_ms);
-            // stdout and stderr are stamped apart, so a line may carry an earlier time than the one
-            // before it; the parsers leave a duration that would come out negative empty. A line
-            // stamped before the first one has no offset at all: it gets the latest time seen.
-            let at_ms = time_ms.checked_sub(first).unwrap_or(last_ms);
-            last_ms = last_ms.max(at_ms);
+            let at_ms = clock.at(time_ms);
             if builder == DaemonlessBuilder::Buildah && text.starts_with("buildah version ") {
                 backend.buildah_version = text.split_whitespace().nth(2).map(str::to_string);
             }
@@ -193,7 +186,7 @@ async fn follow(
             super::ops::announce_step(parser.as_ref(), job, &mut current, events);
         }
     }
-    let steps = parser.finish(build_end_ms.unwrap_or(last_ms));
+    let steps = parser.finish(build_end_ms.unwrap_or(clock.last_ms()));
     merge_steps(outcome, &steps);
     // BuildKit times its own cache import, cache export and push inside the one build command.
     for (phase, ms) in parser.phases() {

@@ -316,14 +316,12 @@ impl Backend for DockerBackend {
         let Some(place) = self.places.get(&strategy) else { return state };
         if let Some(registry) = &place.registry {
             let script = storage_script(strategy.name());
-            if let Ok(out) = exec_output(&self.engine, registry, &["sh", "-c", &script]).await {
-                state.registry_bytes = out.trim().parse().ok();
-            }
+            let out = exec_output(&self.engine, registry, &["sh", "-c", &script]).await;
+            state.registry_bytes = state.size_from("registry storage", out);
         }
         if let Some(dind) = &place.shared {
-            if let Ok(out) = exec_output(&self.engine, &dind.container, &["du", "-sb", "/var/lib/docker"]).await {
-                state.daemon_volume_bytes = out.split_whitespace().next().and_then(|n| n.parse().ok());
-            }
+            let out = exec_output(&self.engine, &dind.container, &["du", "-sb", "/var/lib/docker"]).await;
+            state.daemon_volume_bytes = state.size_from("the shared daemon's volume size", out);
         }
         state
     }

@@ -582,19 +582,17 @@ impl KubeBackend {
         };
         let mut parser = format.parser(job.dockerfile);
         let mut current_step = 0;
-        let mut origin = None;
-        let mut last_ms: Millis = 0;
+        let mut clock = crate::builder_log::LogClock::default();
         let mut tail = std::collections::VecDeque::new();
         let follow = async {
             let mut lines = pods.log_stream(pod, &params).await.map_err(|e| api_error(format!("stream the log of pod {pod}"), e))?.lines();
             while let Some(line) = lines.try_next().await.map_err(|e| KubeError::Api { action: format!("read the log of pod {pod}"), message: e.to_string() })? {
-                let (at, text) = split_log_timestamp(&line);
-                let origin = *origin.get_or_insert(at);
-                last_ms = match (at, origin) {
-                    (Some(at), Some(origin)) => (at - origin).num_milliseconds().max(0) as Millis,
-                    _ => last_ms,
+                // The kubelet stamps lines as the engine does (RFC 3339, nanoseconds).
+                let (at_ms, text) = match crate::builder_log::split_docker_timestamp(&line) {
+                    Some((time_ms, text)) => (clock.at(time_ms), text),
+                    None => (clock.last_ms(), line.as_str()),
                 };
-                parser.push_line(last_ms, text);
+                parser.push_line(at_ms, text);
                 crate::backend::docker::ops::announce_step(parser.as_ref(), job, &mut current_step, events);
                 tail.push_back(text.to_string());
                 if tail.len() > 5 {
@@ -606,7 +604,7 @@ impl KubeBackend {
         let deadline = tokio::time::Instant::now() + limit;
         // A log that breaks off early is no verdict: the container's exit status is.
         let _ = tokio::time::timeout_at(deadline, follow).await;
-        let steps = parser.finish(last_ms);
+        let steps = parser.finish(clock.last_ms());
         crate::backend::docker::ops::merge_steps(outcome, &steps);
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()).max(self.options.timeouts.api);
         let exited = wait_pod(&pods, pod, PodStage::Exited(manifests::BUILD_CONTAINER), remaining)
@@ -641,19 +639,6 @@ fn build_failure(steps: &[ParsedStep], job: &JobSpec<'_>, code: i32, message: &s
 }
 
 /// `2026-11-27T18:53:26.123456789Z text` (what `timestamps=true` gives) into time and text.
-fn split_log_timestamp(line: &str) -> (Option<chrono::DateTime<chrono::FixedOffset>>, &str) {
-    match line.split_once(' ') {
-        Some((stamp, text)) => match chrono::DateTime::parse_from_rfc3339(stamp) {
-            Ok(at) => (Some(at), text),
-            Err(_) => (None, line),
-        },
-        None => match chrono::DateTime::parse_from_rfc3339(line) {
-            Ok(at) => (Some(at), ""),
-            Err(_) => (None, line),
-        },
-    }
-}
-
 fn add_phase(outcome: &mut JobOutcome, phase: Phase, since: Instant) {
     *outcome.phases.entry(phase).or_default() += since.elapsed().as_millis() as Millis;
 }
@@ -740,16 +725,14 @@ impl Backend for KubeBackend {
     async fn cache_state(&mut self, strategy: StrategyKind) -> CacheState {
         let mut state = CacheState::default();
         if let Some(pod) = &self.registry_pod {
-            if let Ok(out) = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await {
-                state.registry_bytes = out.trim().parse().ok();
-            }
+            let out = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await;
+            state.registry_bytes = state.size_from("registry storage", out);
         }
         if strategy.strategy().daemon() == Daemon::SharedDind {
             if let Some(Ok(pod)) = &self.shared_dind {
                 let script = format!("du -sb {}", manifests::DIND_DATA_PATH);
-                if let Ok(out) = self.exec_output(pod, manifests::DIND_CONTAINER, &script).await {
-                    state.daemon_volume_bytes = out.split_whitespace().next().and_then(|n| n.parse().ok());
-                }
+                let out = self.exec_output(pod, manifests::DIND_CONTAINER, &script).await;
+                state.daemon_volume_bytes = state.size_from("the shared daemon's volume size", out);
             }
         }
         state
