@@ -96,3 +96,28 @@ fn no_build_reaches_a_daemon_it_does_not_own_and_the_mirror_is_read_only() {
         backend.shutdown().await.unwrap();
     });
 }
+
+/// Scenario values reach builders as data: a Dockerfile path with spaces, quotes, `$(…)` and backticks,
+/// change lines and a file name that would run `touch pwned` if a shell read them. Built for real by the
+/// builders whose jobs run a script (buildah, buildx): had any of them word-split or expanded the path, it
+/// would not find the Dockerfile and the job would fail.
+#[test]
+fn hostile_paths_and_changes_build_as_data_in_every_scripted_builder() {
+    let _engine = lock_engine();
+    let scenario = load("tests/fixtures/scenarios/hostile.toml");
+    let results = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let outcome = run(&scenario, &[Daemonless, BuildkitInline], results.path(), vec![]).await;
+        let jobs = jobs(&outcome.results_dir);
+        assert_eq!(jobs.len(), 6, "two strategies, three pipeline runs");
+        for job in &jobs {
+            assert_eq!(job.error, None, "{} on {}", job.strategy, job.pipeline_run);
+        }
+        let steps = steps(&outcome.results_dir);
+        for strategy in ["daemonless", "buildkit-inline"] {
+            let (_, misses) = cache_pattern(&steps, "new-file", strategy);
+            assert!(misses.contains(&2), "{strategy}: the new file changed `COPY app /app` (step 2): {misses:?}");
+        }
+        assert_eq!(leftovers(&outcome.run_id).await, 0);
+    });
+}
