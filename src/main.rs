@@ -159,6 +159,9 @@ struct ImageArgs {
     /// kaniko executor image (a maintained fork; upstream was archived in 2025).
     #[arg(long, default_value_t = ToolchainConfig::default().kaniko)]
     kaniko_image: String,
+    /// Image BuildKit jobs run `docker buildx build` in (the docker CLI with its buildx plugin).
+    #[arg(long, default_value_t = ToolchainConfig::default().job)]
+    job_image: String,
 }
 
 impl ImageArgs {
@@ -169,6 +172,7 @@ impl ImageArgs {
             registry: self.registry_image.clone(),
             buildah: self.buildah_image.clone(),
             kaniko: self.kaniko_image.clone(),
+            job: self.job_image.clone(),
             ..ToolchainConfig::default()
         }
     }

@@ -3,9 +3,11 @@
 //! Both backends run CNCF Distribution. Its access log (Apache combined format, one line per request)
 //! is the source for bytes moved:
 //! - pulled: the response size of every `GET .../blobs/...` and `GET .../manifests/...` answered 200;
-//! - pushed: the `Offset` of each finished blob upload, which Distribution carries in the `_state`
-//!   token of the closing `PUT .../blobs/uploads/...?digest=` request (the bytes it received by
-//!   `PATCH`). Manifest uploads are not counted: the access log does not record request sizes.
+//! - pushed: the size, in the registry's blob store, of every blob whose upload the job finished
+//!   (the `digest=` of each closing `PUT .../blobs/uploads/...` answered 201). The access log records
+//!   no request sizes, and the upload's `_state` offset only counts bytes sent by `PATCH`: containerd's
+//!   pusher (BuildKit) sends the whole blob in the closing `PUT`, so its offset is 0. Manifest uploads
+//!   are not counted.
 
 use crate::Bytes;
 
@@ -50,22 +52,57 @@ pub fn container_env() -> Vec<String> {
 }
 
 /// Bytes moved through a registry, summed over the access-log lines given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traffic {
     pub pulled_bytes: Bytes,
-    pub pushed_bytes: Bytes,
-    /// Finished uploads whose size could not be read from their `_state` token: when there is
-    /// any, `pushed_bytes` is a lower bound and must not be recorded as the job's figure.
+    /// Digests (`sha256:…`) of the blobs whose upload finished, in log order; their sizes come from
+    /// the blob store (see [`blob_sizes_script`] and [`Traffic::with_blob_sizes`]).
+    pub uploaded: Vec<String>,
+    /// The sizes of `uploaded`, summed; `None` until read from the blob store, or when any could not be.
+    pub pushed_bytes: Option<Bytes>,
+    /// Finished uploads without a readable `digest=`: when there is any, no pushed figure is recorded.
     pub unreadable_uploads: usize,
     /// Served blobs and manifests whose size field was neither a number nor `-`: when there is any,
     /// `pulled_bytes` is a lower bound.
     pub unreadable_downloads: usize,
+    /// Why the uploaded blobs' sizes could not be read from the store.
+    pub blob_store_error: Option<String>,
 }
 
 impl Traffic {
-    /// The pushed bytes, when every upload's size could be read.
+    /// The pushed bytes, when every finished upload's size could be read.
     pub fn pushed(&self) -> Option<Bytes> {
-        (self.unreadable_uploads == 0).then_some(self.pushed_bytes)
+        if self.unreadable_uploads > 0 {
+            return None;
+        }
+        if self.uploaded.is_empty() {
+            return Some(0);
+        }
+        self.pushed_bytes
+    }
+
+    /// Reads the output of [`blob_sizes_script`] for `uploaded`: one size per digest, in order, `-`
+    /// for a blob the store does not hold. Any missing size, or a failed script, leaves the pushed
+    /// figure empty and says why.
+    pub fn with_blob_sizes(mut self, output: Result<String, impl std::fmt::Display>) -> Traffic {
+        if self.uploaded.is_empty() {
+            return self;
+        }
+        let sizes: Option<Vec<Bytes>> = match &output {
+            Ok(out) => out.lines().map(|l| l.trim().parse().ok()).collect(),
+            Err(_) => None,
+        };
+        match sizes {
+            Some(sizes) if sizes.len() == self.uploaded.len() => self.pushed_bytes = Some(sizes.iter().sum()),
+            _ => {
+                let why = match output {
+                    Ok(out) => format!("the blob store did not give every uploaded blob's size (`{}`)", one_line(&out)),
+                    Err(e) => e.to_string(),
+                };
+                self.blob_store_error = Some(why);
+            }
+        }
+        self
     }
 
     /// The pulled bytes, when every served body's size could be read.
@@ -77,10 +114,10 @@ impl Traffic {
     pub fn unmeasured(&self) -> Vec<String> {
         let mut why = vec![];
         if self.unreadable_uploads > 0 {
-            why.push(
-                "bytes pushed left empty: the registry's access log gave an upload whose `_state` token did not decode (a registry other than Distribution 2.x?)"
-                    .to_string(),
-            );
+            why.push("bytes pushed left empty: the registry's access log gave a finished upload without a `digest=`".to_string());
+        }
+        if let Some(e) = &self.blob_store_error {
+            why.push(format!("bytes pushed left empty: {e}"));
         }
         if self.unreadable_downloads > 0 {
             why.push("bytes pulled left empty: the registry's access log gave a response size that is not a number".to_string());
@@ -105,8 +142,8 @@ impl Traffic {
                 }
             }
             if request.method == "PUT" && request.status == 201 && request.path.contains("/blobs/uploads/") {
-                match upload_offset(request.path) {
-                    Some(offset) => traffic.pushed_bytes += offset,
+                match upload_digest(request.path) {
+                    Some(digest) => traffic.uploaded.push(digest),
                     None => traffic.unreadable_uploads += 1,
                 }
             }
@@ -143,40 +180,29 @@ impl<'a> AccessLine<'a> {
     }
 }
 
-/// The `Offset` inside an upload URL's `_state` token (URL-safe base64 of an HMAC and a JSON object).
-fn upload_offset(path: &str) -> Option<Bytes> {
+/// The `digest=` of a closing upload `PUT` (`sha256%3A<hex>`), as `sha256:<hex>`; `None` unless it is a
+/// sha256 digest, so nothing else reaches the size script.
+fn upload_digest(path: &str) -> Option<String> {
     let query = path.split_once('?')?.1;
-    let state = query.split('&').find_map(|kv| kv.strip_prefix("_state="))?;
-    let state = state.replace("%3D", "=");
-    // Distribution signs the state: a 32-byte HMAC-SHA256, then the JSON.
-    let token = decode_base64_url(&state)?;
-    let json = token.get(32..)?;
-    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
-    value.get("Offset")?.as_u64()
+    let digest = query.split('&').find_map(|kv| kv.strip_prefix("digest="))?;
+    let hex = digest.strip_prefix("sha256%3A").or_else(|| digest.strip_prefix("sha256%3a")).or_else(|| digest.strip_prefix("sha256:"))?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
 }
 
-/// Decodes URL-safe base64 (padding optional): all the `_state` token needs, without a dependency.
-fn decode_base64_url(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().take_while(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+/// A shell script, run inside the registry container, that prints the size in bytes of each blob in
+/// `digests` (as [`Traffic::uploaded`] holds them: checked sha256 digests), one line each, `-` for one
+/// the store does not hold.
+pub fn blob_sizes_script(digests: &[String]) -> String {
+    let hexes: Vec<&str> = digests.iter().filter_map(|d| d.strip_prefix("sha256:")).collect();
+    format!(
+        "cd {STORAGE_ROOT}/docker/registry/v2/blobs/sha256 || exit 3\nfor h in {}; do p=$(echo \"$h\" | cut -c1-2); stat -c %s \"$p/$h/data\" 2>/dev/null || echo -; done\n",
+        hexes.join(" ")
+    )
+}
+
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(120).collect()
 }
 
 /// A shell script, run inside the registry container, that prints the total size in bytes of the
@@ -218,8 +244,17 @@ time="2026-11-27T18:53:27.005089592Z" level=error msg="response completed with e
     #[test]
     fn counts_uploaded_offsets_and_served_bodies() {
         let traffic = Traffic::from_access_log(PUSH_AND_PULL.lines());
-        // The layer (90955407 bytes by PATCH) and the config (914 bytes).
-        assert_eq!(traffic.pushed_bytes, 90_955_407 + 914);
+        assert_eq!(
+            traffic.uploaded,
+            [
+                "sha256:ca63b3dcd7594250d4f0220e6c23967e6bd35116e6177063d84a4ac0d2e98257",
+                "sha256:a63922c84b714e53ebb01573d2a8038aa8ec867922a47c875b0d4101a3d4d69d"
+            ]
+        );
+        assert_eq!(traffic.pushed(), None, "unknown until the store gave the sizes");
+        // The layer and the config, as the blob store holds them.
+        let traffic = traffic.with_blob_sizes(Ok::<_, String>("90955407\n914\n".into()));
+        assert_eq!(traffic.pushed(), Some(90_955_407 + 914));
         // The manifest GET and the layer GET; HEADs and 404s move no body.
         assert_eq!(traffic.pulled_bytes, 528 + 90_955_407);
     }
@@ -230,10 +265,16 @@ time="2026-11-27T18:53:27.005089592Z" level=error msg="response completed with e
         let bad_size = good.replace(" 200 90955407 ", " 200 lots ");
         let traffic = Traffic::from_access_log([good, bad_size.as_str()]);
         assert_eq!(traffic.pulled(), None, "a lower bound is not the job's figure");
-        let bad_state = PUSH_AND_PULL.lines().nth(1).unwrap().replace("_state=n2fL", "_state=!!!!");
-        let traffic = Traffic::from_access_log([bad_state.as_str()]);
+        let bad_digest = PUSH_AND_PULL.lines().nth(1).unwrap().replace("digest=sha256%3Aca63", "digest=md5%3Aca63");
+        let traffic = Traffic::from_access_log([bad_digest.as_str()]);
         assert_eq!(traffic.pushed(), None);
         assert_eq!(traffic.unmeasured().len(), 1, "{:?}", traffic.unmeasured());
+        let upload = PUSH_AND_PULL.lines().nth(1).unwrap();
+        let missing = Traffic::from_access_log([upload]).with_blob_sizes(Ok::<_, String>("-\n".into()));
+        assert_eq!(missing.pushed(), None, "a blob the store does not hold has no size");
+        assert!(missing.unmeasured()[0].contains("blob store"), "{:?}", missing.unmeasured());
+        let failed = Traffic::from_access_log([upload]).with_blob_sizes(Err("exec failed"));
+        assert_eq!(failed.pushed(), None);
         let dash = good.replace(" 200 90955407 ", " 200 - ");
         assert_eq!(Traffic::from_access_log([dash.as_str()]).pulled(), Some(0), "`-` is no body: zero bytes");
     }

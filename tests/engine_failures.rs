@@ -47,7 +47,8 @@ impl Reporter for StopRegistryAfterFirstJob {
     fn event(&mut self, event: &Event) {
         if let (Event::JobFinished { record }, false) = (event, self.stopped) {
             self.stopped = true;
-            let name = format!("lb-{}-registry-it{}", record.run_id, record.iteration);
+            // Each strategy has a registry of its own per iteration.
+            let name = format!("lb-{}-registry-{}-it{}", record.run_id, record.strategy, record.iteration);
             // Reporters are synchronous: stop it from a thread with its own runtime.
             let stopped = std::thread::spawn(move || {
                 runtime().block_on(async { engine().await.stop_container(&name, None).await })

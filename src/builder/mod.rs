@@ -5,6 +5,7 @@
 
 mod buildah;
 mod buildx;
+pub mod dind;
 mod kaniko;
 
 use std::path::Path;

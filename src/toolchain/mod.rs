@@ -26,9 +26,8 @@ const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an image is for. Each role's official image and its stand-in share one way of running them:
 /// - `Base`: the Python base image scenario Dockerfiles start `FROM`.
-/// - `Dind`: create it with [`ResolvedImage::env`] and `Cmd` = [`ResolvedImage::args`] plus your dockerd flags
-///   (e.g. `--insecure-registry=registry:5000`); the daemon listens on `tcp://0.0.0.0:2375` (no TLS) and
-///   `unix:///var/run/docker.sock`.
+/// - `Dind`: create it with `Cmd` and environment from [`crate::builder::dind`]; both flavours then run
+///   exactly that `dockerd` command line.
 /// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
 ///   overridable with `REGISTRY_*` variables (both are CNCF Distribution).
 /// - `Buildah`: always give an explicit command (`buildah bud …`, or `sh -c …`).
@@ -40,6 +39,8 @@ pub enum Role {
     Registry,
     Buildah,
     Kaniko,
+    /// The image a CI job's script runs in (`docker:28`): the docker CLI with buildx, no daemon.
+    Job,
 }
 
 impl Role {
@@ -50,6 +51,7 @@ impl Role {
             Role::Registry => "registry",
             Role::Buildah => "buildah",
             Role::Kaniko => "kaniko",
+            Role::Job => "job",
         }
     }
 }
@@ -69,6 +71,8 @@ pub struct ToolchainConfig {
     pub registry: String,
     pub buildah: String,
     pub kaniko: String,
+    /// The image BuildKit jobs run `docker buildx build` in.
+    pub job: String,
     /// Repository prefix of the local stand-ins, e.g. `layerbench-local` for `layerbench-local/dind:28-dind`.
     pub stand_in_prefix: String,
 }
@@ -88,6 +92,8 @@ impl Default for ToolchainConfig {
             // osscontainertools/kaniko is maintained and publishes to ghcr.io. The -debug flavour has the busybox
             // shell CI jobs (GitLab's kaniko template) run their script in.
             kaniko: "ghcr.io/osscontainertools/kaniko:v1.28.5-debug".into(),
+            // The CLI image GitLab's and GitHub's docker jobs use, of the same major as the dind service.
+            job: "docker:28".into(),
             stand_in_prefix: "layerbench-local".into(),
         }
     }
@@ -101,6 +107,7 @@ impl ToolchainConfig {
             Role::Registry => &self.registry,
             Role::Buildah => &self.buildah,
             Role::Kaniko => &self.kaniko,
+            Role::Job => &self.job,
         }
     }
 }
@@ -125,11 +132,9 @@ pub struct ResolvedImage {
 impl ResolvedImage {
     fn new(role: Role, official: &str, name: String, source: ImageSource, id: Option<String>) -> Self {
         let (env, args): (&[&str], &[&str]) = match role {
-            // Without it the official image generates TLS certificates and listens on 2376 instead.
-            // `--tls=false` stops Docker 27+ from refusing (and 20.10 from warning about) plain TCP.
-            Role::Dind => (&["DOCKER_TLS_CERTDIR="], &["--tls=false"]),
+            // A dind's command line and environment are `builder::dind`'s, on both backends.
             Role::Buildah => (&["BUILDAH_ISOLATION=chroot"], &[]),
-            Role::Base | Role::Registry | Role::Kaniko => (&[], &[]),
+            Role::Dind | Role::Base | Role::Registry | Role::Kaniko | Role::Job => (&[], &[]),
         };
         ResolvedImage {
             role,
@@ -160,6 +165,8 @@ pub struct Toolchain {
     pub dind: ResolvedImage,
     pub registry: ResolvedImage,
     pub buildah: ResolvedImage,
+    /// The docker CLI with buildx that BuildKit jobs run in.
+    pub job: ResolvedImage,
     /// Kaniko has no stand-in: when it cannot be pulled, this says why in one line.
     pub kaniko: Result<ResolvedImage, String>,
 }
@@ -168,7 +175,7 @@ impl Toolchain {
     /// The available images, for `run.json`.
     pub fn images(&self) -> Vec<ImageInfo> {
         let mut images: Vec<ImageInfo> =
-            [&self.base, &self.dind, &self.registry, &self.buildah].iter().map(|i| i.info()).collect();
+            [&self.base, &self.dind, &self.registry, &self.buildah, &self.job].iter().map(|i| i.info()).collect();
         if let Ok(kaniko) = &self.kaniko {
             images.push(kaniko.info());
         }
@@ -236,10 +243,11 @@ pub async fn resolve(
     let dind = resolve_role(docker, config, Role::Dind, &mut stand_ins, events).await?;
     let registry = resolve_role(docker, config, Role::Registry, &mut stand_ins, events).await?;
     let buildah = resolve_role(docker, config, Role::Buildah, &mut stand_ins, events).await?;
+    let job = resolve_role(docker, config, Role::Job, &mut stand_ins, events).await?;
     let kaniko = official_image(docker, Role::Kaniko, &config.kaniko, events).await?.map_err(|reason| {
         format!("could not pull {} ({reason}); kaniko has no Debian package, so no local stand-in", config.kaniko)
     });
-    Ok(Toolchain { base, dind, registry, buildah, kaniko })
+    Ok(Toolchain { base, dind, registry, buildah, job, kaniko })
 }
 
 async fn resolve_role(
@@ -358,12 +366,5 @@ mod tests {
         assert_eq!(with_default_tag("registry:2"), "registry:2");
         assert_eq!(with_default_tag("quay.io/buildah/stable:v1.28"), "quay.io/buildah/stable:v1.28");
         assert_eq!(with_default_tag("busybox@sha256:abc"), "busybox@sha256:abc");
-    }
-
-    #[test]
-    fn dind_runs_the_same_way_in_both_flavours() {
-        let image = ResolvedImage::new(Role::Dind, "docker:28-dind", "x".into(), ImageSource::Official, None);
-        assert_eq!(image.env, ["DOCKER_TLS_CERTDIR="]);
-        assert_eq!(image.args, ["--tls=false"]);
     }
 }

@@ -54,6 +54,7 @@ fn recipe(role: Role) -> Option<Recipe> {
             files: &[("entrypoint.sh", include_str!("../../toolchain/registry/entrypoint.sh"))],
         }),
         Role::Buildah => Some(Recipe { dockerfile: include_str!("../../toolchain/buildah/Dockerfile"), files: &[] }),
+        Role::Job => Some(Recipe { dockerfile: include_str!("../../toolchain/job/Dockerfile"), files: &[] }),
         Role::Base | Role::Kaniko => None,
     }
 }
@@ -468,7 +469,7 @@ mod tests {
 
     #[test]
     fn every_role_but_kaniko_has_a_recipe() {
-        for role in [Role::Dind, Role::Registry, Role::Buildah] {
+        for role in [Role::Dind, Role::Registry, Role::Buildah, Role::Job] {
             let recipe = recipe(role).expect("recipe");
             assert!(recipe.dockerfile.contains("FROM ${BASE}"), "{role} must build FROM the base stand-in");
         }

@@ -26,7 +26,7 @@ use services::{Dind, DindPlace};
 
 use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
 use crate::events::EventSink;
-use crate::registry::{storage_script, Traffic};
+use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::resources::run_labels;
 use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, StrategyKind};
 use crate::toolchain::{ResolvedImage, Toolchain};
@@ -81,7 +81,7 @@ impl BackendImages {
             registry: toolchain.registry.clone(),
             buildah: toolchain.buildah.clone(),
             kaniko: toolchain.kaniko.clone().ok(),
-            job: None,
+            job: Some(toolchain.job.clone()),
             mirrored: vec![(toolchain.base.name.clone(), toolchain.base.official.clone())],
         }
     }
@@ -197,7 +197,12 @@ impl DockerBackend {
     async fn registry_traffic(&self, strategy: StrategyKind, since: chrono::DateTime<chrono::Utc>) -> Result<Traffic, String> {
         let registry = self.places.get(&strategy).and_then(|p| p.registry.as_ref()).ok_or("no registry is running")?;
         let lines = engine::logs_since(&self.engine, registry, since).await.map_err(|e| e.to_string())?;
-        Ok(Traffic::from_access_log(lines.iter().map(String::as_str)))
+        let traffic = Traffic::from_access_log(lines.iter().map(String::as_str));
+        if traffic.uploaded.is_empty() {
+            return Ok(traffic);
+        }
+        let sizes = exec_output(&self.engine, registry, &["sh", "-c", &blob_sizes_script(&traffic.uploaded)]).await;
+        Ok(traffic.with_blob_sizes(sizes))
     }
 
     /// Provision (a fresh daemon, or the shared one), then the plan's operations in order.

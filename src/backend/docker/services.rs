@@ -18,16 +18,6 @@ use crate::events::EventSink;
 use crate::resources::run_labels;
 use crate::strategy::ImageStore;
 
-/// Flags every dind daemon of a run gets, after the image's own: the API on the private network
-/// only, the run's mirror and registry.
-const DIND_ARGS: &[&str] = &[
-    "--host=tcp://0.0.0.0:2375",
-    "--host=unix:///var/run/docker.sock",
-    "--registry-mirror=http://mirror:5000",
-    "--insecure-registry=mirror:5000",
-    "--insecure-registry=registry:5000",
-];
-
 /// A running dind daemon and the client the harness drives it with.
 pub struct Dind {
     pub container: String,
@@ -96,8 +86,9 @@ pub async fn start_dind(
         mode.apply(&mut host);
         ContainerCreateBody {
             image: Some(backend.images.dind.name.clone()),
-            cmd: Some(backend.images.dind.args.iter().cloned().chain(DIND_ARGS.iter().map(|s| s.to_string())).collect()),
-            env: Some(backend.images.dind.env.clone()),
+            // The API on the strategy's own network only; the run's mirror and registry.
+            cmd: Some(crate::builder::dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000"))),
+            env: Some(crate::builder::dind::env()),
             labels: Some(run_labels(&backend.run_id)),
             host_config: Some(host),
             networking_config: Some(endpoint(place.network, place.alias)),

@@ -30,7 +30,7 @@ pub const REGISTRY_PORT: i32 = 5000;
 /// The registry as every daemon and builder in the namespace addresses it.
 pub const REGISTRY_HOST: &str = "registry:5000";
 pub const SHARED_DIND_NAME: &str = "dind";
-pub const DIND_PORT: u16 = 2375;
+pub const DIND_PORT: u16 = crate::builder::dind::API_PORT;
 pub const DIND_DATA_PATH: &str = "/var/lib/docker";
 pub const SHARED_DIND_PVC: &str = "dind-docker";
 pub const SHARED_DIND_POLICY: &str = "dind-only-from-jobs";
@@ -469,10 +469,8 @@ fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Contain
         name: DIND_CONTAINER.into(),
         image: Some(images.dind.clone()),
         image_pull_policy: Some(PULL_POLICY.into()),
-        // The first word `dockerd` makes both docker:dind's entrypoint and layerbench's own
-        // dind image run exactly these flags, without adding their default listeners.
-        args: Some(dind_args(bind, images.hub_mirror.as_deref())),
-        env: Some(vec![env("DOCKER_TLS_CERTDIR", "")]),
+        args: Some(crate::builder::dind::dockerd_command(bind, REGISTRY_HOST, images.hub_mirror.as_deref())),
+        env: Some(crate::builder::dind::ENV.iter().map(|(k, v)| env(k, v)).collect()),
         ports: Some(vec![ContainerPort { container_port: DIND_PORT.into(), ..Default::default() }]),
         // A daemon runs containers with their own cgroups, mounts and iptables: privileged.
         security_context: Some(SecurityContext { privileged: Some(true), ..Default::default() }),
@@ -486,20 +484,6 @@ fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Contain
         volume_mounts: Some(vec![mount(data_volume, DIND_DATA_PATH)]),
         ..Default::default()
     }
-}
-
-fn dind_args(bind: &str, hub_mirror: Option<&str>) -> Vec<String> {
-    let mut args = vec![
-        "dockerd".to_string(),
-        format!("--host=tcp://{bind}:{DIND_PORT}"),
-        "--host=unix:///var/run/docker.sock".into(),
-        "--tls=false".into(),
-        format!("--insecure-registry={REGISTRY_HOST}"),
-    ];
-    if let Some(mirror) = hub_mirror {
-        args.extend([format!("--registry-mirror=http://{mirror}"), format!("--insecure-registry={mirror}")]);
-    }
-    args
 }
 
 fn job_pod_spec(timeout_s: u64) -> PodSpec {

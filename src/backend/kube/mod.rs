@@ -38,7 +38,7 @@ use self::orchestrate::{api_error, delete, delete_owned, ensure_created, wait_po
 use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
 use crate::builder_log::{LogFormat, ParsedStep};
 use crate::events::{Event, EventSink};
-use crate::registry::{storage_script, Traffic};
+use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::scenario::Scenario;
 use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, PlanInput, StrategyKind};
 use crate::Millis;
@@ -717,7 +717,15 @@ impl Backend for KubeBackend {
         }
         if let (Some(before), Some(after)) = (log_before, self.registry_log().await) {
             // Jobs run one at a time, so the lines this job added are its traffic.
-            outcome.record_traffic(Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str)));
+            let traffic = Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str));
+            let traffic = match (&self.registry_pod, traffic.uploaded.is_empty()) {
+                (Some(pod), false) => {
+                    let sizes = self.exec_output(pod, manifests::REGISTRY_NAME, &blob_sizes_script(&traffic.uploaded)).await;
+                    traffic.with_blob_sizes(sizes)
+                }
+                _ => traffic,
+            };
+            outcome.record_traffic(traffic);
         }
         outcome
     }
