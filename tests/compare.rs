@@ -1,13 +1,15 @@
-//! `layerbench compare` on synthetic results: verdicts, cache changes, exit codes and output formats.
+//! `layerbench compare` on synthetic results: verdicts, failures, environment notes, cache
+//! changes, exit codes and output formats.
 
 mod synthetic_results;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use layerbench::compare::{
-    compare, exit_code, CompareError, CompareOptions, CompareOutcome, TimeVerdict,
+    compare, exit_code, Breakage, CompareError, CompareOptions, CompareOutcome, Row, TimeVerdict,
 };
-use synthetic_results::spec;
+use layerbench::results::FailureKind;
+use synthetic_results::{spec, Spec};
 
 struct Run {
     result: Result<CompareOutcome, CompareError>,
@@ -35,35 +37,93 @@ fn run_compare(baseline: &Path, candidate: &Path) -> Run {
     }
 }
 
-fn dir(name: &str) -> PathBuf {
-    spec(name).dir()
+/// The results the generator writes now, rather than the committed copies, so that every record
+/// carries every field compare reads (failure kinds, host load).
+fn results(spec: &Spec) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_results::write(spec, dir.path());
+    dir
+}
+
+fn dir(name: &str) -> tempfile::TempDir {
+    results(&spec(name))
+}
+
+fn compare_specs(baseline: &Spec, candidate: &Spec) -> Run {
+    run_compare(results(baseline).path(), results(candidate).path())
+}
+
+fn rows_of<'a>(outcome: &'a CompareOutcome, strategy: &str) -> Vec<&'a Row> {
+    outcome
+        .comparison
+        .rows
+        .iter()
+        .filter(|r| r.strategy == strategy)
+        .collect()
+}
+
+/// The one row the committed generator makes too short to judge: daemonless fails once in
+/// deps-change, leaving two successful iterations.
+fn is_short_row(row: &Row) -> bool {
+    row.strategy == "daemonless" && row.pipeline_run == "deps-change"
+}
+
+/// Five iterations whose jobs are each off by up to ±10%: a spread like a shared CI runner's.
+fn noisy(name: &'static str) -> Spec {
+    Spec {
+        iterations: 5,
+        noise: 0.10,
+        one_failure: false,
+        ..Spec::flask(name)
+    }
 }
 
 #[test]
 fn identical_inputs_are_within_noise_and_exit_0() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-flask"));
+    let run = run_compare(dir("synthetic-flask").path(), dir("synthetic-flask").path());
     assert_eq!(exit_code(&run.result), 0);
     let outcome = run.result.unwrap();
     assert!(!outcome.regressed);
     let rows = &outcome.comparison.rows;
     assert_eq!(rows.len(), 5 * 4, "one row per strategy x pipeline run");
     for row in rows {
+        let expected = if is_short_row(row) {
+            TimeVerdict::TooFewIterations {
+                baseline_ok: 2,
+                candidate_ok: 2,
+            }
+        } else {
+            TimeVerdict::WithinNoise
+        };
         assert_eq!(
-            row.time,
-            TimeVerdict::WithinNoise,
+            row.time, expected,
             "{} / {}",
-            row.strategy,
-            row.pipeline_run
+            row.strategy, row.pipeline_run
         );
         assert!(row.cache_lost.is_empty() && row.cache_gained.is_empty());
+        assert!(
+            row.breakage.is_none(),
+            "the same build failure on both sides is not new"
+        );
     }
+    assert!(outcome.comparison.environment.is_empty());
+    assert!(
+        outcome
+            .table
+            .contains("too few iterations to judge (2 → 2 successful, 3 needed"),
+        "{}",
+        outcome.table
+    );
     assert!(outcome.table.contains("No regression"), "{}", outcome.table);
     assert!(run.markdown.contains("✅ no regression"));
 }
 
 #[test]
 fn a_strategy_50_percent_slower_regresses_and_exits_1() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-flask-slower"));
+    let run = run_compare(
+        dir("synthetic-flask").path(),
+        dir("synthetic-flask-slower").path(),
+    );
     assert_eq!(exit_code(&run.result), 1);
     let outcome = run.result.unwrap();
     assert!(outcome.regressed);
@@ -73,12 +133,12 @@ fn a_strategy_50_percent_slower_regresses_and_exits_1() {
             let change = row.change.unwrap();
             assert!((0.4..0.6).contains(&change), "about +50%: {change}");
         } else {
-            assert_eq!(
-                row.time,
-                TimeVerdict::WithinNoise,
-                "{} / {}",
+            assert!(
+                row.time == TimeVerdict::WithinNoise || is_short_row(row),
+                "{} / {}: {:?}",
                 row.strategy,
-                row.pipeline_run
+                row.pipeline_run,
+                row.time
             );
             assert!(!row.regressed);
         }
@@ -103,7 +163,10 @@ fn a_strategy_50_percent_slower_regresses_and_exits_1() {
 
 #[test]
 fn a_step_that_stops_hitting_the_cache_is_reported_even_within_noise() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-flask-cache-lost"));
+    let run = run_compare(
+        dir("synthetic-flask").path(),
+        dir("synthetic-flask-cache-lost").path(),
+    );
     assert_eq!(exit_code(&run.result), 1);
     let outcome = run.result.unwrap();
     let row = outcome
@@ -147,7 +210,10 @@ fn a_step_that_stops_hitting_the_cache_is_reported_even_within_noise() {
 
 #[test]
 fn mismatched_scenarios_are_a_data_error_with_exit_2() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-other-scenario"));
+    let run = run_compare(
+        dir("synthetic-flask").path(),
+        dir("synthetic-other-scenario").path(),
+    );
     assert_eq!(exit_code(&run.result), 2);
     let message = run.result.err().unwrap().to_string();
     assert!(
@@ -167,7 +233,7 @@ fn mismatched_scenarios_are_a_data_error_with_exit_2() {
 #[test]
 fn a_missing_results_directory_exits_2_and_names_it() {
     let missing = Path::new("/nonexistent/results/run-1");
-    let run = run_compare(&dir("synthetic-flask"), missing);
+    let run = run_compare(dir("synthetic-flask").path(), missing);
     assert_eq!(exit_code(&run.result), 2);
     let message = run.result.err().unwrap().to_string();
     assert!(
@@ -178,16 +244,8 @@ fn a_missing_results_directory_exits_2_and_names_it() {
 
 #[test]
 fn changed_scenario_files_under_the_same_name_are_compared_with_a_note() {
-    let copy = tempfile::tempdir().unwrap();
-    for file in [
-        "run.json",
-        "jobs.csv",
-        "steps.csv",
-        "cache.csv",
-        "services.csv",
-    ] {
-        std::fs::copy(dir("synthetic-flask").join(file), copy.path().join(file)).unwrap();
-    }
+    let baseline = dir("synthetic-flask");
+    let copy = dir("synthetic-flask");
     let run_json = copy.path().join("run.json");
     let text = std::fs::read_to_string(&run_json).unwrap();
     std::fs::write(
@@ -195,7 +253,7 @@ fn changed_scenario_files_under_the_same_name_are_compared_with_a_note() {
         text.replace(synthetic_results::FLASK_HASH, &"0".repeat(64)),
     )
     .unwrap();
-    let run = run_compare(&dir("synthetic-flask"), copy.path());
+    let run = run_compare(baseline.path(), copy.path());
     assert_eq!(exit_code(&run.result), 0);
     let outcome = run.result.unwrap();
     assert_eq!(outcome.comparison.notes.len(), 1);
@@ -207,24 +265,338 @@ fn changed_scenario_files_under_the_same_name_are_compared_with_a_note() {
 }
 
 #[test]
-fn a_strategy_whose_every_candidate_job_fails_regresses() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-all-failed"));
+fn a_strategy_whose_every_candidate_job_fails_regresses_and_says_the_failures_were_infrastructure()
+{
+    let run = run_compare(
+        dir("synthetic-flask").path(),
+        dir("synthetic-all-failed").path(),
+    );
+    assert_eq!(exit_code(&run.result), 1);
     let outcome = run.result.unwrap();
-    let daemonless: Vec<_> = outcome
+    let daemonless = rows_of(&outcome, "daemonless");
+    assert_eq!(daemonless.len(), 4);
+    for row in &daemonless {
+        assert!(row.regressed, "{}", row.pipeline_run);
+        assert_eq!(
+            row.breakage,
+            Some(Breakage::NoSuccessfulCandidateJob {
+                build: 0,
+                infrastructure: 3
+            })
+        );
+        assert!(matches!(row.time, TimeVerdict::NotCompared(_)));
+    }
+    let expected = "daemonless / cold: every candidate job failed: 3 infrastructure failures (engine, daemon, registry or timeout; not evidence that the strategy is slow";
+    assert!(outcome.table.contains(expected), "{}", outcome.table);
+    assert!(
+        run.markdown.contains("3 infrastructure failures"),
+        "{}",
+        run.markdown
+    );
+}
+
+#[test]
+fn every_candidate_job_failing_the_build_regresses_and_says_so() {
+    let broken = Spec {
+        all_failed: Some("daemonless"),
+        all_failed_kind: FailureKind::Build,
+        one_failure: false,
+        ..Spec::flask("all-build-failed")
+    };
+    let run = compare_specs(&Spec::flask("baseline"), &broken);
+    assert_eq!(exit_code(&run.result), 1);
+    let outcome = run.result.unwrap();
+    assert!(outcome
+        .table
+        .contains("daemonless / code-change: every candidate job failed: 3 build failures\n"));
+    assert!(!outcome.table.contains("not evidence"), "{}", outcome.table);
+}
+
+#[test]
+fn a_strategy_or_pipeline_run_missing_from_the_candidate_is_a_regression_by_name() {
+    let baseline = Spec::flask("baseline");
+    let without_registry_final = Spec {
+        strategies: vec![
+            "ephemeral-dind",
+            "registry-multistage",
+            "shared-dind",
+            "daemonless",
+        ],
+        ..Spec::flask("candidate")
+    };
+    let run = compare_specs(&baseline, &without_registry_final);
+    assert_eq!(exit_code(&run.result), 1);
+    let outcome = run.result.unwrap();
+    let missing = rows_of(&outcome, "registry-final");
+    assert_eq!(
+        missing.len(),
+        4,
+        "one row per pipeline run, baseline's order"
+    );
+    for row in &missing {
+        assert_eq!(row.breakage, Some(Breakage::MissingFromCandidate));
+        assert!(row.regressed && row.candidate.is_none());
+    }
+    assert_eq!(outcome.comparison.count("regressed"), 4);
+    assert!(
+        outcome
+            .table
+            .contains("registry-final / deps-change: missing from the candidate"),
+        "{}",
+        outcome.table
+    );
+    assert!(run
+        .markdown
+        .contains("**registry-final / cold**: missing from the candidate"));
+
+    let stopped_early = Spec {
+        pipeline: vec!["cold", "no-change"],
+        ..Spec::flask("candidate")
+    };
+    let run = compare_specs(&baseline, &stopped_early);
+    assert_eq!(exit_code(&run.result), 1);
+    let outcome = run.result.unwrap();
+    let regressed: Vec<String> = outcome
         .comparison
         .rows
         .iter()
-        .filter(|r| r.strategy == "daemonless")
+        .filter(|r| r.regressed)
+        .map(|r| r.pipeline_run.clone())
         .collect();
-    assert_eq!(daemonless.len(), 4);
-    assert!(daemonless.iter().all(|r| r.regressed && r.now_failing));
-    assert!(matches!(daemonless[0].time, TimeVerdict::NotCompared(_)));
-    assert!(outcome.regressed);
+    assert_eq!(regressed.len(), 5 * 2);
+    assert!(regressed
+        .iter()
+        .all(|r| r == "code-change" || r == "deps-change"));
+}
+
+#[test]
+fn new_build_failures_regress_and_infrastructure_failures_in_a_working_strategy_do_not() {
+    let clean = Spec {
+        one_failure: false,
+        ..Spec::flask("clean")
+    };
+    // daemonless fails once in deps-change, the build's fault.
+    let run = compare_specs(&clean, &Spec::flask("one-build-failure"));
+    assert_eq!(exit_code(&run.result), 1);
+    let outcome = run.result.unwrap();
+    let row = rows_of(&outcome, "daemonless")
+        .into_iter()
+        .find(|r| r.pipeline_run == "deps-change")
+        .unwrap();
+    assert_eq!(
+        row.breakage,
+        Some(Breakage::NewBuildFailures { candidate: 1 })
+    );
+    assert!(outcome.table.contains(
+        "daemonless / deps-change: 1 build failure in the candidate, none in the baseline"
+    ));
+
+    // The same job lost to the engine: said, not held against the strategy.
+    let infra = Spec {
+        one_failure_kind: FailureKind::Infrastructure,
+        ..Spec::flask("one-infrastructure-failure")
+    };
+    let run = compare_specs(&clean, &infra);
+    assert_eq!(
+        exit_code(&run.result),
+        0,
+        "{:?}",
+        run.result.as_ref().map(|o| &o.table)
+    );
+    let outcome = run.result.unwrap();
+    assert!(
+        outcome.table.contains("daemonless / deps-change: 1 infrastructure failure in the candidate, not counted against the strategy"),
+        "{}",
+        outcome.table
+    );
+    assert!(
+        outcome.table.contains("[1 infrastructure failure]"),
+        "{}",
+        outcome.table
+    );
+}
+
+#[test]
+fn a_real_30_percent_slowdown_in_noisy_iterations_is_found() {
+    let slower = Spec {
+        slower: Some(("shared-dind", 1.3)),
+        ..noisy("noisy-slower")
+    };
+    let run = compare_specs(&noisy("noisy-baseline"), &slower);
+    assert_eq!(exit_code(&run.result), 1);
+    let outcome = run.result.unwrap();
+    for row in &outcome.comparison.rows {
+        let (lo, hi) = row.interval.expect("five iterations are judged");
+        if row.strategy == "shared-dind" {
+            assert_eq!(
+                row.time,
+                TimeVerdict::Regressed,
+                "{}: {lo} {hi}",
+                row.pipeline_run
+            );
+            assert!(
+                lo > 0.10 && (lo..=hi).contains(&0.30),
+                "{}: {lo} {hi}",
+                row.pipeline_run
+            );
+        } else {
+            assert_eq!(
+                row.time,
+                TimeVerdict::WithinNoise,
+                "{} / {}: {lo} {hi}",
+                row.strategy,
+                row.pipeline_run
+            );
+            assert!(!row.regressed);
+        }
+    }
+    assert_eq!(outcome.comparison.count("regressed"), 4);
+}
+
+#[test]
+fn identical_distributions_in_noisy_iterations_are_within_noise() {
+    // Same true times, different draws of the ±10% noise.
+    let run = compare_specs(&noisy("noisy-a"), &noisy("noisy-b"));
+    assert_eq!(exit_code(&run.result), 0);
+    let outcome = run.result.unwrap();
+    let medians_differ = outcome
+        .comparison
+        .rows
+        .iter()
+        .filter(|r| r.change.unwrap().abs() > 0.02)
+        .count();
+    assert!(medians_differ > 0, "the draws differ");
+    for row in &outcome.comparison.rows {
+        assert_eq!(
+            row.time,
+            TimeVerdict::WithinNoise,
+            "{} / {}: {:?}",
+            row.strategy,
+            row.pipeline_run,
+            row.interval
+        );
+    }
+}
+
+#[test]
+fn a_single_iteration_is_too_few_to_judge_and_is_not_a_regression() {
+    let one = spec("synthetic-one-iteration");
+    let twice_as_slow = Spec {
+        slower: Some(("shared-dind", 2.0)),
+        ..spec("synthetic-one-iteration")
+    };
+    let run = compare_specs(&one, &twice_as_slow);
+    assert_eq!(exit_code(&run.result), 0);
+    let outcome = run.result.unwrap();
+    for row in &outcome.comparison.rows {
+        assert!(matches!(
+            row.time,
+            TimeVerdict::TooFewIterations {
+                baseline_ok: 1,
+                candidate_ok: 1
+            }
+        ));
+    }
+    assert_eq!(outcome.comparison.count("too few iterations"), 20);
+    assert!(
+        outcome.table.contains("+100.0%"),
+        "the change is still shown"
+    );
+    assert!(
+        outcome.table.contains("20 with too few iterations"),
+        "{}",
+        outcome.table
+    );
+}
+
+#[test]
+fn environment_differences_are_printed_above_the_table_and_next_to_the_verdicts_they_affect() {
+    let quiet = Spec {
+        host_load_1m: Some(0.8),
+        ..Spec::flask("quiet-machine")
+    };
+    let busy = Spec {
+        host_cpus: 8,
+        host_load_1m: Some(14.4),
+        official_images: true,
+        slower: Some(("shared-dind", 1.5)),
+        ..Spec::flask("busy-machine")
+    };
+    let run = compare_specs(&quiet, &busy);
+    assert_eq!(
+        exit_code(&run.result),
+        1,
+        "a difference is said, not excused"
+    );
+    let outcome = run.result.unwrap();
+    let table = &outcome.table;
+    let header = table.find("Environment differs").expect(table);
+    assert!(
+        header < table.find("strategy  ").unwrap(),
+        "above the table"
+    );
+    for line in [
+        "  host CPUs: 2 → 8\n",
+        "  load per CPU: 0.40 → 1.80\n",
+        "  dind image: layerbench-local/dind:latest (local stand-in) → docker:dind (official)\n",
+    ] {
+        assert!(table.contains(line), "{line}{table}");
+    }
+    let shared: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("shared-dind"))
+        .collect();
+    assert_eq!(shared.len(), 4);
+    for line in shared {
+        assert!(
+            line.ends_with("REGRESSED — environment differs: host CPUs, base image, dind image, registry image, buildah image, load per CPU 0.40 → 1.80"),
+            "{line}"
+        );
+    }
+    let within: Vec<&Row> = outcome
+        .comparison
+        .rows
+        .iter()
+        .filter(|r| !r.regressed)
+        .collect();
+    assert!(
+        within.iter().all(|r| r.environment.is_empty()),
+        "only verdicts it affects"
+    );
+    assert!(
+        run.markdown.contains("Environment differs"),
+        "{}",
+        run.markdown
+    );
+    assert!(run
+        .markdown
+        .contains("❌ **regressed** (environment differs: host CPUs,"));
+    assert!(run
+        .openmetrics
+        .contains("layerbench_environment_differences 6\n"));
+}
+
+#[test]
+fn loads_that_differ_by_less_than_half_a_task_per_cpu_are_not_mentioned() {
+    let a = Spec {
+        host_load_1m: Some(0.8),
+        ..Spec::flask("a")
+    };
+    let b = Spec {
+        host_load_1m: Some(1.6),
+        ..Spec::flask("b")
+    };
+    let outcome = compare_specs(&a, &b).result.unwrap();
+    assert!(outcome.comparison.environment.is_empty());
+    assert!(!outcome.table.contains("Environment differs"));
 }
 
 #[test]
 fn openmetrics_lines_are_name_value_pairs_gitlab_can_read() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-flask-slower"));
+    let run = run_compare(
+        dir("synthetic-flask").path(),
+        dir("synthetic-flask-slower").path(),
+    );
     assert!(run.openmetrics.ends_with("# EOF\n"));
     let mut samples = 0;
     for line in run.openmetrics.lines() {
@@ -249,8 +621,9 @@ fn openmetrics_lines_are_name_value_pairs_gitlab_can_read() {
         assert!(value.is_finite() && !words[1].contains('e'), "{line}");
         samples += 1;
     }
-    // 20 rows x 6 families (every row has both sides) + the total.
-    assert_eq!(samples, 20 * 6 + 1);
+    // 20 rows x 8 families, less the two interval bounds of the one row too short to judge,
+    // + the two totals.
+    assert_eq!(samples, 20 * 8 - 2 + 2);
     assert!(run
         .openmetrics
         .contains("# UNIT layerbench_job_wall_seconds seconds\n"));
@@ -258,7 +631,10 @@ fn openmetrics_lines_are_name_value_pairs_gitlab_can_read() {
 
 #[test]
 fn markdown_is_one_table_with_a_row_per_strategy_and_run() {
-    let run = run_compare(&dir("synthetic-flask"), &dir("synthetic-flask-cache-lost"));
+    let run = run_compare(
+        dir("synthetic-flask").path(),
+        dir("synthetic-flask-cache-lost").path(),
+    );
     let table: Vec<&str> = run
         .markdown
         .lines()

@@ -1,7 +1,7 @@
 //! Markdown for `$GITHUB_STEP_SUMMARY` or a merge request comment.
 
 use super::{
-    cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison,
+    cached_text, change_text, details_text, rule_text, side_text, summary_text, Comparison,
 };
 
 /// Keeps a cell inside its table cell: pipes and line breaks would end it.
@@ -30,14 +30,24 @@ pub fn render(c: &Comparison) -> String {
     for note in &c.notes {
         out.push_str(&format!("> **Note:** {}\n\n", cell(note)));
     }
+    if !c.environment.is_empty() {
+        let list: Vec<String> = c.environment.iter().map(|d| cell(&d.text())).collect();
+        out.push_str(&format!(
+            "> **Environment differs between the runs; times may differ because of it:** {}\n\n",
+            list.join("; ")
+        ));
+    }
     out.push_str("| strategy | pipeline run | baseline | candidate | change | time | cached steps | verdict |\n");
     out.push_str("|---|---|---:|---:|---:|---|---|---|\n");
     for r in &c.rows {
-        let verdict = match r.verdict() {
+        let mut verdict = match r.verdict() {
             "regressed" => "❌ **regressed**".to_string(),
             "improved" => "✅ improved".to_string(),
             other => other.to_string(),
         };
+        if let Some(env) = r.environment_text() {
+            verdict.push_str(&format!(" ({})", cell(&env)));
+        }
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&r.strategy),
@@ -54,7 +64,7 @@ pub fn render(c: &Comparison) -> String {
         .rows
         .iter()
         .flat_map(|r| {
-            cache_change_text(r).into_iter().map(move |t| {
+            details_text(r).into_iter().map(move |t| {
                 format!(
                     "- **{} / {}**: {}",
                     cell(&r.strategy),
@@ -65,7 +75,7 @@ pub fn render(c: &Comparison) -> String {
         })
         .collect();
     if !changes.is_empty() {
-        out.push_str("\n### Cache changes\n\n");
+        out.push_str("\n### Failures and cache changes\n\n");
         out.push_str(&changes.join("\n"));
         out.push('\n');
     }

@@ -1,5 +1,7 @@
 //! Compares two results directories: improved, regressed or within noise, per strategy and pipeline run.
 
+mod bootstrap;
+mod environment;
 mod markdown;
 mod openmetrics;
 mod terminal;
@@ -8,7 +10,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::report::data::{RunData, Spread};
-use crate::results::JobStatus;
+use crate::results::{FailureKind, JobStatus};
+
+pub use bootstrap::{relative_change_of_median, Estimate, RESAMPLES};
+pub use environment::{Difference, LOAD_PER_CPU_DIFFERENCE};
+
+/// Successful iterations each side needs before its times are judged.
+///
+/// Below three the median is not yet robust: of two iterations it is their mean, so one slow
+/// iteration (a neighbour's job, a cold page cache) moves it by half its excess. From three on, one
+/// outlier cannot move the median past the other iterations. At three the bootstrap interval is
+/// still as wide as the runs' whole spread; the README says how many iterations narrow it.
+pub const MIN_ITERATIONS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -41,12 +54,17 @@ pub struct CompareOutcome {
     pub comparison: Comparison,
 }
 
-/// The three-way verdict on a median job time, as criterion.rs gives it.
+/// The three-way verdict on a median job time, as criterion.rs gives it, and why there may be none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TimeVerdict {
     Improved,
     Regressed,
     WithinNoise,
+    /// A side has fewer than [`MIN_ITERATIONS`] successful jobs: its median says too little.
+    TooFewIterations {
+        baseline_ok: usize,
+        candidate_ok: usize,
+    },
     /// One side has no successful job (or no job at all); the reason says which.
     NotCompared(String),
 }
@@ -57,7 +75,69 @@ impl TimeVerdict {
             TimeVerdict::Improved => "improved".into(),
             TimeVerdict::Regressed => "regressed".into(),
             TimeVerdict::WithinNoise => "within noise".into(),
+            TimeVerdict::TooFewIterations {
+                baseline_ok,
+                candidate_ok,
+            } => format!(
+                "too few iterations to judge ({baseline_ok} → {candidate_ok} successful, {MIN_ITERATIONS} needed on each side)"
+            ),
             TimeVerdict::NotCompared(reason) => format!("not compared ({reason})"),
+        }
+    }
+}
+
+/// Why a row is a regression whatever its times say.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Breakage {
+    /// Jobs in the baseline, none in the candidate: a gate must not pass what did not run.
+    MissingFromCandidate,
+    /// No candidate job succeeded, so nothing was measured; the counts say what failed.
+    NoSuccessfulCandidateJob { build: usize, infrastructure: usize },
+    /// Build failures in the candidate where the baseline had none.
+    NewBuildFailures { candidate: usize },
+}
+
+fn failures(count: usize, kind: FailureKind) -> String {
+    format!(
+        "{count} {} failure{}",
+        kind.name(),
+        if count == 1 { "" } else { "s" }
+    )
+}
+
+impl Breakage {
+    pub fn text(&self) -> String {
+        match *self {
+            Breakage::MissingFromCandidate => {
+                "missing from the candidate: it ran in the baseline and has no job in the candidate"
+                    .into()
+            }
+            Breakage::NoSuccessfulCandidateJob {
+                build,
+                infrastructure: 0,
+            } => format!(
+                "every candidate job failed: {}",
+                failures(build, FailureKind::Build)
+            ),
+            Breakage::NoSuccessfulCandidateJob {
+                build: 0,
+                infrastructure,
+            } => format!(
+                "every candidate job failed: {} (engine, daemon, registry or timeout; not evidence that the strategy is slow, but nothing was measured)",
+                failures(infrastructure, FailureKind::Infrastructure)
+            ),
+            Breakage::NoSuccessfulCandidateJob {
+                build,
+                infrastructure,
+            } => format!(
+                "every candidate job failed: {}, {}",
+                failures(build, FailureKind::Build),
+                failures(infrastructure, FailureKind::Infrastructure)
+            ),
+            Breakage::NewBuildFailures { candidate } => format!(
+                "{} in the candidate, none in the baseline",
+                failures(candidate, FailureKind::Build)
+            ),
         }
     }
 }
@@ -67,8 +147,17 @@ impl TimeVerdict {
 pub struct Side {
     /// Wall time of the successful jobs across iterations.
     pub wall_ms: Option<Spread>,
+    /// The successful jobs' wall times, by iteration: what the bootstrap resamples.
+    pub ok_wall_ms: Vec<f64>,
     pub ok_jobs: usize,
     pub failed_jobs: usize,
+    /// Failed jobs whose builder rejected the Dockerfile or failed a step. Results written before
+    /// failure kinds were recorded count every failure here: the reading a gate can defend.
+    pub build_failures: usize,
+    /// Failed jobs whose engine, daemon, registry or clean-up failed, or that timed out.
+    pub infrastructure_failures: usize,
+    /// Median 1-minute load average per host CPU over the successful jobs that recorded it.
+    pub load_per_cpu: Option<f64>,
     /// Steps served from cache in more than half of the successful jobs.
     pub cached: BTreeSet<StepKey>,
     pub total_steps: usize,
@@ -105,14 +194,17 @@ pub struct Row {
     pub candidate: Option<Side>,
     /// Relative change of the median, (candidate - baseline) / baseline.
     pub change: Option<f64>,
-    /// The widest change the two runs' spreads allow: (min_c - max_b, max_c - min_b) / median_b.
+    /// 95% bootstrap interval of `change`; `None` when the times were not judged.
     pub interval: Option<(f64, f64)>,
     pub time: TimeVerdict,
     /// Steps that hit the cache in the baseline and no longer do.
     pub cache_lost: Vec<StepKey>,
     pub cache_gained: Vec<StepKey>,
-    /// Every successful baseline job became a failure.
-    pub now_failing: bool,
+    /// What makes this row a regression whatever its times say.
+    pub breakage: Option<Breakage>,
+    /// Environment differences that bear on an improved or regressed time: the whole run's
+    /// (host, toolchain) and this row's own load. Empty for other verdicts.
+    pub environment: Vec<Difference>,
     pub regressed: bool,
 }
 
@@ -124,9 +216,30 @@ impl Row {
             "improved"
         } else if matches!(self.time, TimeVerdict::NotCompared(_)) {
             "not compared"
+        } else if matches!(self.time, TimeVerdict::TooFewIterations { .. }) {
+            "too few iterations"
         } else {
             "within noise"
         }
+    }
+
+    /// "environment differs: host CPUs, load per CPU 0.40 → 1.60", or `None`.
+    pub fn environment_text(&self) -> Option<String> {
+        if self.environment.is_empty() {
+            return None;
+        }
+        let items: Vec<String> = self
+            .environment
+            .iter()
+            .map(|d| {
+                if d.is_load() {
+                    format!("{} {} → {}", d.what, d.baseline, d.candidate)
+                } else {
+                    d.what.clone()
+                }
+            })
+            .collect();
+        Some(format!("environment differs: {}", items.join(", ")))
     }
 }
 
@@ -136,8 +249,10 @@ pub struct Comparison {
     pub baseline_run: String,
     pub candidate_run: String,
     pub threshold: f64,
-    /// Things a reader must know to trust the rows (changed scenario files, another backend).
+    /// Things a reader must know to trust the rows (changed scenario files, an interrupted run).
     pub notes: Vec<String>,
+    /// How the runs' hosts, toolchains and load differ: times may move with any of them.
+    pub environment: Vec<Difference>,
     pub rows: Vec<Row>,
 }
 
@@ -240,39 +355,69 @@ fn cached_majority(data: &RunData, strategy: &str, run: &str) -> (BTreeSet<StepK
 }
 
 fn side(data: &RunData, strategy: &str, run: &str) -> Option<Side> {
-    let cell = data.wall(strategy, run);
-    if cell.ok + cell.failed == 0 {
+    let jobs = data.jobs_of(strategy, run);
+    if jobs.is_empty() {
         return None;
     }
+    let (ok, failed): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.status == JobStatus::Ok);
+    let infrastructure_failures = failed
+        .iter()
+        .filter(|j| j.failure_kind == Some(FailureKind::Infrastructure))
+        .count();
+    let ok_wall_ms: Vec<f64> = ok.iter().map(|j| j.wall_ms as f64).collect();
     let (cached, total_steps) = cached_majority(data, strategy, run);
     Some(Side {
-        wall_ms: cell.wall_ms,
-        ok_jobs: cell.ok,
-        failed_jobs: cell.failed,
+        wall_ms: Spread::of(ok_wall_ms.iter().copied()),
+        ok_wall_ms,
+        ok_jobs: ok.len(),
+        failed_jobs: failed.len(),
+        build_failures: failed.len() - infrastructure_failures,
+        infrastructure_failures,
+        load_per_cpu: environment::load_per_cpu(ok.iter().copied(), data.info.host.cpus),
         cached,
         total_steps,
     })
 }
 
-/// The noise rule, after criterion.rs's `compare_to_threshold`: a change counts only when even
-/// the most favourable pairing of the two runs' iterations moves beyond the threshold.
-pub fn time_verdict(
-    baseline: &Spread,
-    candidate: &Spread,
-    threshold: f64,
-) -> (f64, (f64, f64), TimeVerdict) {
-    let base = baseline.median.max(f64::MIN_POSITIVE);
-    let change = (candidate.median - baseline.median) / base;
-    let lo = (candidate.min - baseline.max) / base;
-    let hi = (candidate.max - baseline.min) / base;
-    let verdict = if lo > threshold && hi > threshold {
+/// criterion.rs's `compare_to_threshold`: a change counts only when the whole interval lies
+/// beyond the threshold, so that a noisy run cannot make a change out of nothing.
+pub fn compare_to_threshold(interval: (f64, f64), threshold: f64) -> TimeVerdict {
+    let (lo, hi) = interval;
+    if lo > threshold && hi > threshold {
         TimeVerdict::Regressed
     } else if lo < -threshold && hi < -threshold {
         TimeVerdict::Improved
     } else {
         TimeVerdict::WithinNoise
-    };
-    (change, (lo, hi), verdict)
+    }
+}
+
+/// The change of the median wall time, its bootstrap interval when both sides have enough
+/// successful iterations, and the verdict.
+pub fn time_verdict(
+    baseline_ms: &[f64],
+    candidate_ms: &[f64],
+    threshold: f64,
+) -> (f64, Option<(f64, f64)>, TimeVerdict) {
+    let median = |v: &[f64]| Spread::of(v.iter().copied()).map_or(0.0, |s| s.median);
+    let (base, cand) = (median(baseline_ms), median(candidate_ms));
+    let change = (cand - base) / base.max(f64::MIN_POSITIVE);
+    if baseline_ms.len() < MIN_ITERATIONS || candidate_ms.len() < MIN_ITERATIONS {
+        let verdict = TimeVerdict::TooFewIterations {
+            baseline_ok: baseline_ms.len(),
+            candidate_ok: candidate_ms.len(),
+        };
+        return (change, None, verdict);
+    }
+    match relative_change_of_median(baseline_ms, candidate_ms) {
+        Some(e) => (
+            e.change,
+            Some(e.interval),
+            compare_to_threshold(e.interval, threshold),
+        ),
+        // Not reached (both sides hold MIN_ITERATIONS values here); total rather than a panic.
+        None => (change, None, TimeVerdict::WithinNoise),
+    }
 }
 
 fn row(
@@ -281,22 +426,23 @@ fn row(
     baseline: Option<Side>,
     candidate: Option<Side>,
     threshold: f64,
+    whole_run: &[Difference],
 ) -> Row {
     let mut change = None;
     let mut interval = None;
     let time = match (&baseline, &candidate) {
         (None, _) => TimeVerdict::NotCompared("only in the candidate".into()),
-        (_, None) => TimeVerdict::NotCompared("only in the baseline".into()),
-        (Some(b), Some(c)) => match (&b.wall_ms, &c.wall_ms) {
-            (Some(bw), Some(cw)) => {
-                let (ch, iv, v) = time_verdict(bw, cw, threshold);
+        (_, None) => TimeVerdict::NotCompared("missing from the candidate".into()),
+        (Some(b), Some(c)) => match (b.ok_jobs, c.ok_jobs) {
+            (0, 0) => TimeVerdict::NotCompared("every job failed on both sides".into()),
+            (_, 0) => TimeVerdict::NotCompared("no successful candidate job".into()),
+            (0, _) => TimeVerdict::NotCompared("no successful baseline job".into()),
+            _ => {
+                let (ch, iv, v) = time_verdict(&b.ok_wall_ms, &c.ok_wall_ms, threshold);
                 change = Some(ch);
-                interval = Some(iv);
+                interval = iv;
                 v
             }
-            (Some(_), None) => TimeVerdict::NotCompared("every candidate job failed".into()),
-            (None, Some(_)) => TimeVerdict::NotCompared("every baseline job failed".into()),
-            (None, None) => TimeVerdict::NotCompared("every job failed on both sides".into()),
         },
     };
     let (cache_lost, cache_gained) = match (&baseline, &candidate) {
@@ -321,9 +467,36 @@ fn row(
         }
         _ => (vec![], vec![]),
     };
-    let now_failing =
-        matches!((&baseline, &candidate), (Some(b), Some(c)) if b.ok_jobs > 0 && c.ok_jobs == 0);
-    let regressed = time == TimeVerdict::Regressed || !cache_lost.is_empty() || now_failing;
+    // A candidate that measured nothing fails the gate even when the baseline failed too: a gate
+    // that passes on no evidence can be fooled by breaking the thing it measures.
+    let breakage = match (&baseline, &candidate) {
+        (Some(_), None) => Some(Breakage::MissingFromCandidate),
+        (Some(_), Some(c)) if c.ok_jobs == 0 => Some(Breakage::NoSuccessfulCandidateJob {
+            build: c.build_failures,
+            infrastructure: c.infrastructure_failures,
+        }),
+        (Some(b), Some(c)) if b.build_failures == 0 && c.build_failures > 0 => {
+            Some(Breakage::NewBuildFailures {
+                candidate: c.build_failures,
+            })
+        }
+        _ => None,
+    };
+    let environment = if matches!(time, TimeVerdict::Regressed | TimeVerdict::Improved) {
+        let load = environment::load_difference(
+            baseline.as_ref().and_then(|s| s.load_per_cpu),
+            candidate.as_ref().and_then(|s| s.load_per_cpu),
+        );
+        whole_run
+            .iter()
+            .filter(|d| !d.is_load())
+            .cloned()
+            .chain(load)
+            .collect()
+    } else {
+        vec![]
+    };
+    let regressed = time == TimeVerdict::Regressed || !cache_lost.is_empty() || breakage.is_some();
     Row {
         strategy: strategy.into(),
         pipeline_run: run.into(),
@@ -334,7 +507,8 @@ fn row(
         time,
         cache_lost,
         cache_gained,
-        now_failing,
+        breakage,
+        environment,
         regressed,
     }
 }
@@ -372,15 +546,20 @@ pub fn compare_data(
             short_hash(&c.scenario_hash)
         ));
     }
-    if b.backend != c.backend {
-        notes.push(format!(
-            "The runs used different backends ({} -> {}).",
-            b.backend, c.backend
-        ));
-    }
     if baseline.info.interrupted || candidate.info.interrupted {
         notes.push("At least one run was interrupted: some jobs are missing.".into());
     }
+    let mut environment = environment::differences(b, c);
+    let ok_jobs = |data: &RunData| {
+        environment::load_per_cpu(
+            data.jobs.iter().filter(|j| j.status == JobStatus::Ok),
+            data.info.host.cpus,
+        )
+    };
+    environment.extend(environment::load_difference(
+        ok_jobs(baseline),
+        ok_jobs(candidate),
+    ));
     let mut rows = vec![];
     for strategy in union(baseline.strategies(), candidate.strategies()) {
         for run in union(baseline.pipeline(), candidate.pipeline()) {
@@ -389,7 +568,7 @@ pub fn compare_data(
             if bs.is_none() && cs.is_none() {
                 continue;
             }
-            rows.push(row(&strategy, &run, bs, cs, threshold));
+            rows.push(row(&strategy, &run, bs, cs, threshold, &environment));
         }
     }
     Ok(Comparison {
@@ -398,11 +577,12 @@ pub fn compare_data(
         candidate_run: c.run_id.clone(),
         threshold,
         notes,
+        environment,
         rows,
     })
 }
 
-/// "12.3 s (11.9–13.0 s)", with failed jobs counted; "n/a" when no job succeeded.
+/// "12.3 s (11.9–13.0 s)", with failed jobs counted by kind; "n/a" when no job succeeded.
 fn side_text(side: &Option<Side>) -> String {
     use crate::report::format::{duration, MISSING};
     let Some(side) = side else {
@@ -420,17 +600,28 @@ fn side_text(side: &Option<Side>) -> String {
         Some(w) => duration(w.median),
         None => MISSING.into(),
     };
-    if side.failed_jobs > 0 {
-        text.push_str(&format!(" [{} failed]", side.failed_jobs));
+    let counts: Vec<String> = [
+        (side.build_failures, FailureKind::Build),
+        (side.infrastructure_failures, FailureKind::Infrastructure),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, kind)| failures(n, kind))
+    .collect();
+    if !counts.is_empty() {
+        text.push_str(&format!(" [{}]", counts.join(", ")));
     }
     text
 }
 
+/// "+31.0% (+22.4% to +40.1%)": the change of the median and its 95% interval.
 fn change_text(row: &Row) -> String {
-    row.change.map_or_else(
-        || crate::report::format::MISSING.into(),
-        crate::report::format::change,
-    )
+    use crate::report::format::{change, MISSING};
+    match (row.change, row.interval) {
+        (Some(c), Some((lo, hi))) => format!("{} ({} to {})", change(c), change(lo), change(hi)),
+        (Some(c), None) => change(c),
+        _ => MISSING.into(),
+    }
 }
 
 /// "13/15 → 10/15": steps served from cache in most successful jobs, of all steps.
@@ -445,15 +636,23 @@ fn cached_text(row: &Row) -> String {
     format!("{} → {}", count(&row.baseline), count(&row.candidate))
 }
 
-/// "stopped hitting: step 13 `EXPOSE 5000`, ..." or empty.
-fn cache_change_text(row: &Row) -> Vec<String> {
+/// What else a row's verdict rests on: failures, lost and gained cache hits. Empty when nothing.
+fn details_text(row: &Row) -> Vec<String> {
     let list = |keys: &[StepKey]| {
         keys.iter()
             .map(StepKey::label)
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut out = vec![];
+    let mut out: Vec<String> = row.breakage.iter().map(Breakage::text).collect();
+    if let Some(c) = row.candidate.as_ref().filter(|c| c.ok_jobs > 0) {
+        if c.infrastructure_failures > 0 {
+            out.push(format!(
+                "{} in the candidate, not counted against the strategy",
+                failures(c.infrastructure_failures, FailureKind::Infrastructure)
+            ));
+        }
+    }
     if !row.cache_lost.is_empty() {
         out.push(format!(
             "stopped hitting the cache: {}",
@@ -463,18 +662,16 @@ fn cache_change_text(row: &Row) -> Vec<String> {
     if !row.cache_gained.is_empty() {
         out.push(format!("now hits the cache: {}", list(&row.cache_gained)));
     }
-    if row.now_failing {
-        out.push("every candidate job failed".into());
-    }
     out
 }
 
 fn summary_text(c: &Comparison) -> String {
     format!(
-        "{} regressed, {} improved, {} within noise, {} not compared (threshold {})",
+        "{} regressed, {} improved, {} within noise, {} with too few iterations, {} not compared (threshold {})",
         c.count("regressed"),
         c.count("improved"),
         c.count("within noise"),
+        c.count("too few iterations"),
         c.count("not compared"),
         crate::report::format::change(c.threshold).trim_start_matches('+')
     )
@@ -514,16 +711,19 @@ pub fn compare(options: &CompareOptions) -> Result<CompareOutcome, CompareError>
     })
 }
 
-/// The noise rule in words, shared by the terminal, Markdown and README.
+/// The noise rule in words, shared by the terminal and Markdown (the README says the same).
 pub fn rule_text(threshold: f64) -> String {
     format!(
         "For each strategy and pipeline run, the median wall time of the successful jobs is compared. \
-         The change is bounded by the two runs' spreads across iterations: from (fastest candidate - \
-         slowest baseline) to (slowest candidate - fastest baseline), relative to the baseline median. \
-         Regressed when that whole interval is above +{t}, improved when it is all below -{t}, \
-         otherwise within noise. A step that hit the cache in most baseline jobs and misses in most \
-         candidate jobs is a regression whatever the time says, and so is a strategy whose every \
-         candidate job failed.",
+         Both runs' iterations are resampled {RESAMPLES} times (a seeded bootstrap) to give a 95% \
+         interval of the relative change of the median. Regressed when that whole interval is above \
+         +{t}, improved when it is all below -{t}, otherwise within noise. With fewer than \
+         {MIN_ITERATIONS} successful iterations on a side there is too little to judge the time. \
+         A strategy or pipeline run missing from the candidate, or with no successful candidate job, \
+         is a regression, and so are build failures the baseline did not have and a step that hit \
+         the cache in most baseline jobs and misses in most candidate jobs, whatever the time says. \
+         Infrastructure failures (engine, registry, timeout) are reported apart and are not counted \
+         against a strategy that still succeeded.",
         t = crate::report::format::change(threshold).trim_start_matches('+')
     )
 }
@@ -531,10 +731,6 @@ pub fn rule_text(threshold: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spread(v: &[f64]) -> Spread {
-        Spread::of(v.iter().copied()).unwrap()
-    }
 
     #[test]
     fn thresholds_are_read_as_percentages_or_fractions() {
@@ -553,42 +749,89 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_spreads_are_noise_even_when_medians_differ_by_more_than_the_threshold() {
-        let (change, _, v) = time_verdict(
-            &spread(&[100.0, 100.0, 140.0]),
-            &spread(&[95.0, 115.0, 150.0]),
-            0.1,
-        );
+    fn overlapping_iterations_are_noise_even_when_medians_differ_by_more_than_the_threshold() {
+        let (change, interval, v) =
+            time_verdict(&[100.0, 100.0, 140.0], &[95.0, 115.0, 150.0], 0.1);
         assert!((change - 0.15).abs() < 1e-9);
+        let (lo, hi) = interval.unwrap();
+        assert!(lo < 0.0 && hi > 0.1, "{lo} {hi}");
         assert_eq!(v, TimeVerdict::WithinNoise);
     }
 
     #[test]
-    fn separated_spreads_beyond_the_threshold_regress_or_improve() {
-        let base = spread(&[100.0, 102.0, 104.0]);
+    fn separated_iterations_beyond_the_threshold_regress_or_improve() {
+        let base = [100.0, 102.0, 104.0];
         assert_eq!(
-            time_verdict(&base, &spread(&[150.0, 152.0, 155.0]), 0.1).2,
+            time_verdict(&base, &[150.0, 152.0, 155.0], 0.1).2,
             TimeVerdict::Regressed
         );
         assert_eq!(
-            time_verdict(&base, &spread(&[60.0, 62.0, 65.0]), 0.1).2,
+            time_verdict(&base, &[60.0, 62.0, 65.0], 0.1).2,
             TimeVerdict::Improved
         );
         // Separated, but by less than the threshold.
         assert_eq!(
-            time_verdict(&base, &spread(&[106.0, 107.0, 108.0]), 0.1).2,
+            time_verdict(&base, &[106.0, 107.0, 108.0], 0.1).2,
             TimeVerdict::WithinNoise
         );
     }
 
     #[test]
-    fn a_single_iteration_is_judged_on_the_threshold_alone() {
-        let (_, interval, v) = time_verdict(&spread(&[100.0]), &spread(&[111.0]), 0.1);
-        assert_eq!(interval, (0.11, 0.11));
-        assert_eq!(v, TimeVerdict::Regressed);
+    fn a_slowdown_the_old_min_max_rule_missed_is_found_with_more_iterations() {
+        // One slow baseline iteration (a busy neighbour) overlaps the candidate's fastest one:
+        // min–max called this noise; the median of ten iterations is not fooled by one outlier.
+        let base = [
+            100.0, 98.0, 103.0, 101.0, 99.0, 135.0, 102.0, 97.0, 100.0, 104.0,
+        ];
+        let cand = [
+            131.0, 127.0, 135.0, 129.0, 133.0, 126.0, 130.0, 132.0, 128.0, 134.0,
+        ];
+        let (_, interval, v) = time_verdict(&base, &cand, 0.1);
+        assert_eq!(v, TimeVerdict::Regressed, "{interval:?}");
+    }
+
+    #[test]
+    fn fewer_than_three_successful_iterations_are_too_few_to_judge() {
+        let (change, interval, v) = time_verdict(&[100.0], &[200.0], 0.1);
+        assert!((change - 1.0).abs() < 1e-9, "the change is still shown");
+        assert_eq!(interval, None);
         assert_eq!(
-            time_verdict(&spread(&[100.0]), &spread(&[109.0]), 0.1).2,
-            TimeVerdict::WithinNoise
+            v,
+            TimeVerdict::TooFewIterations {
+                baseline_ok: 1,
+                candidate_ok: 1
+            }
+        );
+        assert!(matches!(
+            time_verdict(&[100.0, 101.0, 99.0], &[150.0, 151.0], 0.1).2,
+            TimeVerdict::TooFewIterations { .. }
+        ));
+        assert!(
+            v.label().contains("too few iterations to judge"),
+            "{}",
+            v.label()
+        );
+    }
+
+    #[test]
+    fn failures_say_whether_they_were_build_or_infrastructure() {
+        let infra = Breakage::NoSuccessfulCandidateJob {
+            build: 0,
+            infrastructure: 3,
+        };
+        assert!(
+            infra.text().contains("3 infrastructure failures"),
+            "{}",
+            infra.text()
+        );
+        assert!(infra.text().contains("not evidence"), "{}", infra.text());
+        let both = Breakage::NoSuccessfulCandidateJob {
+            build: 1,
+            infrastructure: 2,
+        };
+        assert_eq!(
+            both.text(),
+            "every candidate job failed: 1 build failure, 2 infrastructure failures"
         );
     }
 
@@ -603,6 +846,7 @@ mod tests {
                 candidate_run: "b".into(),
                 threshold: 0.1,
                 notes: vec![],
+                environment: vec![],
                 rows: vec![],
             },
         };

@@ -28,7 +28,7 @@ struct Family {
     value: fn(&Row) -> Option<f64>,
 }
 
-const FAMILIES: [Family; 6] = [
+const FAMILIES: [Family; 8] = [
     Family {
         name: "layerbench_job_wall_seconds",
         unit: Some("seconds"),
@@ -46,6 +46,18 @@ const FAMILIES: [Family; 6] = [
         unit: None,
         help: "(candidate - baseline) / baseline median job wall time.",
         value: |r| r.change,
+    },
+    Family {
+        name: "layerbench_job_wall_change_low_ratio",
+        unit: None,
+        help: "Lower end of the 95% bootstrap interval of the change; absent when not judged.",
+        value: |r| r.interval.map(|(lo, _)| lo),
+    },
+    Family {
+        name: "layerbench_job_wall_change_high_ratio",
+        unit: None,
+        help: "Upper end of the 95% bootstrap interval of the change; absent when not judged.",
+        value: |r| r.interval.map(|(_, hi)| hi),
     },
     Family {
         name: "layerbench_cached_steps",
@@ -105,6 +117,14 @@ pub fn render(c: &Comparison) -> String {
     out.push_str(&format!(
         "layerbench_regressions {}\n",
         c.count("regressed")
+    ));
+    out.push_str("# TYPE layerbench_environment_differences gauge\n");
+    out.push_str(
+        "# HELP layerbench_environment_differences Ways the runs' hosts, toolchains or load differ.\n",
+    );
+    out.push_str(&format!(
+        "layerbench_environment_differences {}\n",
+        c.environment.len()
     ));
     out.push_str("# EOF\n");
     out

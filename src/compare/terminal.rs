@@ -1,8 +1,22 @@
-//! The terminal table `compare` prints: one line per strategy and pipeline run, then cache changes.
+//! The terminal table `compare` prints: environment differences, one line per strategy and
+//! pipeline run, then failures and cache changes.
 
 use super::{
-    cache_change_text, cached_text, change_text, rule_text, side_text, summary_text, Comparison,
+    cached_text, change_text, details_text, rule_text, side_text, summary_text, Comparison, Row,
 };
+
+/// "REGRESSED", or "improved — environment differs: host CPUs".
+fn verdict_cell(r: &Row) -> String {
+    let verdict = if r.regressed {
+        "REGRESSED".to_string()
+    } else {
+        r.verdict().to_string()
+    };
+    match r.environment_text() {
+        Some(env) => format!("{verdict} — {env}"),
+        None => verdict,
+    }
+}
 
 pub fn render(c: &Comparison) -> String {
     let header = [
@@ -27,11 +41,7 @@ pub fn render(c: &Comparison) -> String {
                 change_text(r),
                 r.time.label(),
                 cached_text(r),
-                if r.regressed {
-                    "REGRESSED".into()
-                } else {
-                    r.verdict().to_string()
-                },
+                verdict_cell(r),
             ]
         })
         .collect();
@@ -53,6 +63,14 @@ pub fn render(c: &Comparison) -> String {
         "layerbench compare: scenario {}\n  baseline  {}\n  candidate {}\n\n",
         c.scenario, c.baseline_run, c.candidate_run
     );
+    // Above the table: a reader deciding whether to trust a verdict needs this first.
+    if !c.environment.is_empty() {
+        out.push_str("Environment differs between the runs; times may differ because of it:\n");
+        for d in &c.environment {
+            out.push_str(&format!("  {}\n", d.text()));
+        }
+        out.push('\n');
+    }
     out.push_str(&line(&header.map(String::from)));
     out.push('\n');
     for row in &rows {
@@ -63,13 +81,13 @@ pub fn render(c: &Comparison) -> String {
         .rows
         .iter()
         .flat_map(|r| {
-            cache_change_text(r)
+            details_text(r)
                 .into_iter()
                 .map(move |t| format!("  {} / {}: {t}", r.strategy, r.pipeline_run))
         })
         .collect();
     if !changes.is_empty() {
-        out.push_str("\nCache changes:\n");
+        out.push_str("\nFailures and cache changes:\n");
         for change in changes {
             out.push_str(&change);
             out.push('\n');

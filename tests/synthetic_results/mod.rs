@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use layerbench::results::{
-    CacheRecord, HostInfo, ImageInfo, ImageSource, JobRecord, JobStatus, ResultsWriter, RunInfo,
-    ServiceRecord, StepInfo, StepRecord,
+    CacheRecord, FailureKind, HostInfo, ImageInfo, ImageSource, JobRecord, JobStatus,
+    ResultsWriter, RunInfo, ServiceRecord, StepInfo, StepRecord,
 };
 use layerbench::strategy::StrategyKind;
 
@@ -57,11 +57,19 @@ pub struct Spec {
     pub slower: Option<(&'static str, f64)>,
     /// Every job of this strategy fails while starting.
     pub all_failed: Option<&'static str>,
+    pub all_failed_kind: FailureKind,
     /// (strategy, pipeline run, step): that step stops hitting the cache in every iteration.
     pub cache_lost: Option<(&'static str, &'static str, u32)>,
     /// daemonless fails in iteration 2 of deps-change, at step 6.
     pub one_failure: bool,
+    pub one_failure_kind: FailureKind,
     pub official_images: bool,
+    /// Every figure of a job multiplied by a factor drawn uniformly from [1 - noise, 1 + noise],
+    /// drawn afresh for each results directory name: iterations with a known spread.
+    pub noise: f64,
+    /// Recorded on every job.
+    pub host_load_1m: Option<f64>,
+    pub host_cpus: u32,
 }
 
 impl Spec {
@@ -75,9 +83,14 @@ impl Spec {
             strategies: STRATEGIES.to_vec(),
             slower: None,
             all_failed: None,
+            all_failed_kind: FailureKind::Infrastructure,
             cache_lost: None,
             one_failure: true,
+            one_failure_kind: FailureKind::Build,
             official_images: false,
+            noise: 0.0,
+            host_load_1m: None,
+            host_cpus: 2,
         }
     }
 
@@ -272,7 +285,7 @@ fn run_info(spec: &Spec) -> RunInfo {
             })
             .collect(),
         host: HostInfo {
-            cpus: 2,
+            cpus: spec.host_cpus,
             memory_bytes: Some(25_769_803_776),
             os: "Debian GNU/Linux 12 (bookworm)".into(),
         },
@@ -357,10 +370,12 @@ fn job(
     clock: &mut u64,
 ) -> (JobRecord, Vec<StepRecord>) {
     let key = format!("{iteration}/{run}/{strategy}");
+    // The directory's name is in the noise key so that two directories draw different iterations.
     let factor = spec
         .slower
         .filter(|(s, _)| *s == strategy)
-        .map_or(1.0, |(_, f)| f);
+        .map_or(1.0, |(_, f)| f)
+        * jitter(&format!("{}/{key}/noise", spec.name), spec.noise);
     let started_at = timestamp(*clock);
     let base = JobRecord {
         run_id: spec.name.into(),
@@ -387,16 +402,20 @@ fn job(
         image_bytes: None,
         bytes_pulled: None,
         bytes_pushed: None,
-        host_load_1m: None,
+        host_load_1m: spec.host_load_1m,
     };
     if spec.all_failed == Some(strategy) {
         let wall_ms = scaled(1_500, jitter(&key, 0.05));
         *clock += wall_ms / 1000 + 1;
-        let error = "provision failed: buildah job container could not start: unshare(CLONE_NEWUSER): Operation not permitted".to_string();
+        let error = match spec.all_failed_kind {
+            FailureKind::Infrastructure => "provision failed: buildah job container could not start: unshare(CLONE_NEWUSER): Operation not permitted",
+            FailureKind::Build => "build failed at step 1/15 (FROM python:3.11-slim AS builder): unknown instruction",
+        }
+        .to_string();
         return (
             JobRecord {
                 status: JobStatus::Failed,
-                failure_kind: Some(layerbench::results::FailureKind::Infrastructure),
+                failure_kind: Some(spec.all_failed_kind),
                 error: Some(error),
                 wall_ms,
                 provision_ms: Some(wall_ms),
@@ -463,10 +482,15 @@ fn job(
     let job = if let Some(step) = fails_at {
         JobRecord {
             status: JobStatus::Failed,
-            failure_kind: Some(layerbench::results::FailureKind::Build),
-            error: Some(format!(
-                "build failed at step {step}/15 (RUN python -m venv $VENV && pip install -r requirements.txt): pip: connection reset by peer"
-            )),
+            failure_kind: Some(spec.one_failure_kind),
+            error: Some(match spec.one_failure_kind {
+                FailureKind::Build => format!(
+                    "build failed at step {step}/15 (RUN python -m venv $VENV && pip install -r requirements.txt): pip: connection reset by peer"
+                ),
+                FailureKind::Infrastructure => format!(
+                    "build at step {step}/15 did not finish: the engine stopped answering (timed out after 600 s)"
+                ),
+            }),
             wall_ms,
             provision_ms,
             build_ms: Some(build_ms),
