@@ -254,7 +254,8 @@ pub fn manifests_yaml(
     }
     notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path, &options.images))));
 
-    let mut yaml: String = notes.iter().map(|n| format!("# {n}\n")).collect();
+    // A note may be a multi-line script: every line stays a YAML comment.
+    let mut yaml: String = notes.iter().flat_map(|n| n.lines()).map(|line| format!("# {line}\n")).collect();
     for object in &objects {
         let doc = serde_yaml::to_string(object)
             .map_err(|e| BackendError::new("print the manifests as YAML", e))?;
