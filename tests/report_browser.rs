@@ -214,7 +214,8 @@ fn the_report_renders_in_chromium_with_visible_charts_and_no_console_errors() {
         ),
         (
             "phases",
-            [0, 2, 3]
+            // provision, build and push, in `Phase::ALL` order.
+            [0, 3, 5]
                 .iter()
                 .map(|&i| (PHASE_COLORS[i].0, PHASE_COLORS[i].1, PHASE_COLORS[i].2))
                 .collect(),
