@@ -438,3 +438,21 @@ fn the_committed_example_makes_a_report_that_matches_its_results() {
     );
     assert_eq!(select(&doc, "#cache-map span.job").len(), info.steps.len() * jobs.len(), "one mark per step x job");
 }
+
+/// A job that failed for infrastructure reasons is no evidence about its strategy: the report says
+/// which failures were the build's and which were not, overall and in the cell they happened in.
+#[test]
+fn build_and_infrastructure_failures_are_told_apart() {
+    let mut spec = synthetic_results::Spec::flask("infrastructure-failure");
+    spec.one_failure_kind = layerbench::results::FailureKind::Infrastructure;
+    let results = tempfile::tempdir().unwrap();
+    synthetic_results::write(&spec, results.path());
+    let out = tempfile::tempdir().unwrap();
+    let index = generate(results.path(), out.path()).unwrap();
+    let text = std::fs::read_to_string(index).unwrap();
+    assert!(
+        text.contains("0 in the build") && text.contains("1 for infrastructure reasons"),
+        "the warning splits the failures by kind"
+    );
+    assert!(text.contains("1 failed (1 infrastructure)"), "the time table's cell names the kind");
+}

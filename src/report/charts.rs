@@ -680,6 +680,7 @@ mod tests {
 
     fn cell(values: &[f64], failed: usize) -> TimeCell {
         TimeCell {
+            infrastructure_failed: 0,
             wall_ms: Spread::of(values.iter().copied()),
             ok: values.len(),
             failed,

@@ -59,6 +59,9 @@ pub struct TimeCell {
     pub wall_ms: Option<Spread>,
     pub ok: usize,
     pub failed: usize,
+    /// Of `failed`, the jobs that failed around the build (engine, daemon, registry, timeout, clean-up):
+    /// no evidence about the strategy.
+    pub infrastructure_failed: usize,
 }
 
 pub const PHASES: [Phase; 8] = Phase::ALL;
@@ -167,6 +170,10 @@ impl RunData {
             wall_ms: Spread::of(ok.iter().map(|j| j.wall_ms as f64)),
             ok: ok.len(),
             failed: jobs.len() - ok.len(),
+            infrastructure_failed: jobs
+                .iter()
+                .filter(|j| j.failure_kind == Some(crate::results::FailureKind::Infrastructure))
+                .count(),
         }
     }
 

@@ -139,10 +139,18 @@ fn warnings(data: &RunData) -> String {
         .filter(|j| j.status == JobStatus::Failed)
         .count();
     if failed > 0 {
+        let infrastructure = data
+            .jobs
+            .iter()
+            .filter(|j| j.failure_kind == Some(crate::results::FailureKind::Infrastructure))
+            .count();
         out.push_str(&format!(
-            "<p class=\"warning\">{failed} of {} jobs failed. Failed jobs are left out of every \
-             time and byte figure and counted in the tables.</p>",
-            data.jobs.len()
+            "<p class=\"warning\">{failed} of {} jobs failed: {} in the build (the builder rejected the \
+             Dockerfile or a step failed) and {infrastructure} for infrastructure reasons (engine, daemon, \
+             registry, a timeout, clean-up), which say nothing about how fast a strategy is. Failed jobs are \
+             left out of every time and byte figure and counted in the tables.</p>",
+            data.jobs.len(),
+            failed - infrastructure,
         ));
     }
     let without = data.strategies_without_jobs();
@@ -366,8 +374,12 @@ fn time_table(data: &RunData) -> String {
                 );
                 let mut counts = format!("{} ok", cell.ok);
                 if cell.failed > 0 {
+                    let infrastructure = match cell.infrastructure_failed {
+                        0 => String::new(),
+                        n => format!(" ({n} infrastructure)"),
+                    };
                     counts.push_str(&format!(
-                        ", <span class=\"failed\">{} failed</span>",
+                        ", <span class=\"failed\">{} failed{infrastructure}</span>",
                         cell.failed
                     ));
                 }
