@@ -159,6 +159,10 @@ impl JobOutcome {
     /// the whole command. When the builder reports more than the clock measured, the two clocks
     /// disagree and nothing is moved: `to` stays unmeasured.
     pub fn split_phase(&mut self, from: Phase, to: Phase, ms: Millis) -> bool {
+        // The builder's command may still be the running phase: count its time so far first.
+        if self.phase() == Some(from) {
+            self.enter(from);
+        }
         let Some(total) = self.phases.get_mut(&from) else { return false };
         if ms > *total {
             return false;
@@ -224,4 +228,26 @@ pub trait Backend {
     async fn end_iteration(&mut self, iteration: u32) -> Result<(), BackendError>;
     /// Removes everything the backend created.
     async fn shutdown(&mut self) -> Result<(), BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// BuildKit's cache export and push happen inside the one build command, whose phase is still
+    /// running when the log ends: its whole time so far must be there to split, not only the part
+    /// before the script's last mark.
+    #[test]
+    fn a_running_phase_is_split_with_all_its_time_so_far() {
+        let mut outcome = JobOutcome::default();
+        outcome.enter(Phase::Build);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        outcome.enter(Phase::Build); // the script's build mark: a second segment starts
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(outcome.split_phase(Phase::Build, Phase::Push, 40), "the running segment's 60 ms hold 40");
+        assert_eq!(outcome.phase(), Some(Phase::Build), "the build goes on running");
+        assert_eq!(outcome.phases[&Phase::Push], 40);
+        assert!(!outcome.split_phase(Phase::Build, Phase::CacheExport, 10_000), "more than the clock measured moves nothing");
+        assert_eq!(outcome.phases.get(&Phase::CacheExport), None, "and leaves the phase unmeasured");
+    }
 }
