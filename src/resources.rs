@@ -172,14 +172,16 @@ fn loopback_registry_ports(containers: &[ContainerSummary]) -> BTreeSet<u16> {
 /// when it is a second name of the very image seeding gives it (the image is also tagged `<name>:<tag>`,
 /// `<path>` being `library/<name>`, or `<prefix>/<name>:<tag>` as a stand-in is): a seeding tag
 /// whose mirror was removed without it.
-pub fn seeding_tags(images: &[Vec<String>], mirrors: &BTreeSet<u16>, orphans_but: Option<&BTreeSet<u16>>) -> Vec<String> {
+pub fn seeding_tags(
+    images: &[Vec<String>],
+    mirrors: &BTreeSet<u16>,
+    orphans_but: Option<&BTreeSet<u16>>,
+) -> Vec<String> {
     let mut found = vec![];
     for tags in images {
         for tag in tags {
-            let Some((port, rest)) = tag.strip_prefix(MIRROR_HOST).and_then(|t| t.strip_prefix(':')).and_then(|t| t.split_once('/'))
-            else {
-                continue;
-            };
+            let address = tag.strip_prefix(MIRROR_HOST).and_then(|t| t.strip_prefix(':'));
+            let Some((port, rest)) = address.and_then(|t| t.split_once('/')) else { continue };
             let Ok(port) = port.parse::<u16>() else { continue };
             let hub_name = rest.strip_prefix("library/").unwrap_or(rest);
             let names_the_seeded_image = |other: &String| {

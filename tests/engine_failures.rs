@@ -221,7 +221,9 @@ fn an_unreachable_engine_is_an_environment_error() {
 /// Errors print their cause once: a module error already shows it, the chain must not repeat it.
 #[test]
 fn a_missing_file_names_its_cause_once() {
-    for args in [&["run", "no-such-scenario.toml"][..], &["report", "no-such-results"], &["compare", "no-such-a", "no-such-b"]] {
+    let commands: [&[&str]; 3] =
+        [&["run", "no-such-scenario.toml"], &["report", "no-such-results"], &["compare", "no-such-a", "no-such-b"]];
+    for args in commands {
         let output = layerbench().args(args).current_dir(env!("CARGO_TARGET_TMPDIR")).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");

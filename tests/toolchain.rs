@@ -148,6 +148,7 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
         registry: "registry.invalid/registry:2".into(),
         buildah: "registry.invalid/buildah:v1.28".into(),
         kaniko: "registry.invalid/kaniko:v1".into(),
+        job: "registry.invalid/docker:28".into(),
         stand_in_prefix: prefix.clone(),
     };
 
@@ -166,7 +167,7 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
         assert!(image.name.starts_with(&format!("{prefix}/")), "{}", image.name);
     }
     assert_eq!(first.base.name, format!("{prefix}/python:3.11-slim"));
-    assert_eq!(recorder.notices().len(), 4, "one notice per stand-in: {:?}", recorder.notices());
+    assert_eq!(recorder.notices().len(), 5, "one notice per stand-in: {:?}", recorder.notices());
     assert!(first.kaniko.as_ref().unwrap().as_ref().is_err_and(|r| r.contains("no local stand-in")));
 
     let (output, code) = run(&docker, &first.base, &["pip", "install", "--dry-run", "--no-index", "pip"]).await;

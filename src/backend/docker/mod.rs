@@ -187,7 +187,9 @@ impl DockerBackend {
     /// The image a job container of `builder` runs.
     fn job_image(&self, builder: DaemonlessBuilder) -> Result<&ResolvedImage, String> {
         match builder {
-            DaemonlessBuilder::Buildah => self.images.buildah.as_ref().ok_or_else(|| "no buildah image was resolved".into()),
+            DaemonlessBuilder::Buildah => {
+                self.images.buildah.as_ref().ok_or_else(|| "no buildah image was resolved".into())
+            }
             DaemonlessBuilder::Kaniko => self.images.kaniko.as_ref().ok_or_else(|| "no kaniko image is available".into()),
             DaemonlessBuilder::Buildx => {
                 self.images.job.as_ref().ok_or_else(|| "no job image (docker CLI with buildx) is available".into())
