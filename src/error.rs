@@ -12,4 +12,6 @@ pub mod exit {
     pub const ENVIRONMENT: i32 = 3;
     /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM, as CI systems send when they cancel a job (128 + SIGTERM).
+    pub const TERMINATED: i32 = 143;
 }

@@ -29,7 +29,8 @@ Examples:
   layerbench manifests scenarios/flask.toml --strategy shared-dind | kubectl apply -f -
 
 Exit codes: 0 success (compare: no regression); 1 a job failed (compare: regression);
-2 usage or data error; 3 environment error (engine, registry, images); 130 interrupted.";
+2 usage or data error; 3 environment error (engine, registry, images); 130 interrupted (SIGINT, Ctrl-C);
+143 stopped by SIGTERM (a cancelled CI job). Either way, what the run created is removed first.";
 
 #[derive(Parser)]
 #[command(name = "layerbench", version, about = "Measures how container image builds behave under the caching strategies CI systems use", after_help = EXAMPLES)]
@@ -198,11 +199,24 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             code
         }
     };
     ExitCode::from(code as u8)
+}
+
+/// The error and its causes on one line, each cause once. Module errors display their cause
+/// (`cannot read X: <why>`), so a cause the line already shows is not appended again.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
 }
 
 async fn dispatch(cli: Cli) -> Result<i32, Failure> {
@@ -252,7 +266,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             for image in toolchain.images() {
                 println!("{:<9} {:<45} {}", image.role, image.name, serde_json::to_string(&image.source).unwrap_or_default().trim_matches('"'));
             }
-            if let Err(reason) = &toolchain.kaniko {
+            if let Some(Err(reason)) = &toolchain.kaniko {
                 println!("kaniko    unavailable: {reason}");
             }
             Ok(exit::OK)
@@ -289,6 +303,18 @@ fn engine_address() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
+/// A `--namespace` Kubernetes would refuse, refused before anything is created.
+fn check_namespace(namespace: Option<&str>) -> Result<(), Failure> {
+    match namespace {
+        Some(ns) if !kube::names::is_dns_label(ns) => Err(usage(anyhow!(
+            "--namespace: `{ns}` is not a valid namespace: at most {} lower-case letters, digits and '-', \
+             starting and ending with a letter or digit",
+            kube::names::MAX_NAME_LEN
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<Vec<StrategyKind>, Failure> {
     let Some(names) = names else { return Ok(scenario.strategies.clone()) };
     names
@@ -312,11 +338,22 @@ async fn run(
     images: &ToolchainConfig,
     backend: session::BackendChoice,
 ) -> Result<i32, Failure> {
+    // Every mistake that can be seen here is refused before the engine and the toolchain images,
+    // which can take minutes.
     let scenario = scenario::load(scenario_path).map_err(usage)?;
     let strategies = select_strategies(&scenario, strategies)?;
+    scenario.check_strategies(&strategies).map_err(usage)?;
     let iterations = iterations.unwrap_or(scenario.iterations);
     if iterations == 0 {
         return Err(usage(anyhow!("--iterations must be at least 1")));
+    }
+    if let session::BackendChoice::Kube(options) = &backend {
+        check_namespace(options.namespace.as_deref())?;
+    }
+    for (flag, dir) in [("--results", Some(results_root)), ("--reports", reports_root)] {
+        if let Some(dir) = dir {
+            layerbench::results::prepare_dir(dir).map_err(|e| usage(anyhow!("{flag}: {e}")))?;
+        }
     }
     let engine = connect_engine().await?;
     let events = reporters();
@@ -329,12 +366,13 @@ async fn run(
         toolchain: images.clone(),
         backend,
     };
-    let outcome = session::execute(&engine, &request, &events, interrupted()).await.map_err(environment)?;
+    let signal = std::sync::OnceLock::new();
+    let outcome = session::execute(&engine, &request, &events, interrupted(&signal)).await.map_err(environment)?;
     let results_dir = &outcome.results_dir;
     let summary = match outcome.ending {
         session::Ending::Interrupted => {
             eprintln!("interrupted: the results written so far are valid in {}", results_dir.display());
-            return Ok(exit::INTERRUPTED);
+            return Ok(signal.get().copied().unwrap_or(exit::INTERRUPTED));
         }
         session::Ending::Failed(e) => {
             let code = match e {
@@ -366,12 +404,14 @@ async fn run(
     Ok(exit::OK)
 }
 
-/// Ctrl-C, or SIGTERM as CI systems send when they cancel a job.
-async fn interrupted() {
+/// Ctrl-C, or SIGTERM as CI systems send when they cancel a job; `code` gets the exit code a shell
+/// would report for the signal (130 or 143), since the run exits normally after cleaning up.
+async fn interrupted(code: &std::sync::OnceLock<i32>) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let signal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => exit::INTERRUPTED,
+        _ = term.recv() => exit::TERMINATED,
+    };
+    let _ = code.set(signal);
 }
 

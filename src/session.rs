@@ -13,7 +13,7 @@ use crate::results::{HostInfo, ResultsError, ResultsWriter, RunInfo, StepInfo};
 use crate::runner::{self, RunError, RunPlan, RunSummary};
 use crate::scenario::Scenario;
 use crate::strategy::StrategyKind;
-use crate::toolchain::{self, ToolchainConfig, ToolchainError};
+use crate::toolchain::{self, Role, ToolchainConfig, ToolchainError};
 
 /// What to run.
 pub struct Request<'a> {
@@ -61,6 +61,8 @@ pub enum SessionError {
     Results(#[from] ResultsError),
     #[error("{0}; `layerbench clean` removes what is left")]
     Cleanup(BackendError),
+    #[error("cannot create a private scratch directory in {}: {error}", dir.display())]
+    Scratch { dir: PathBuf, error: std::io::Error },
 }
 
 /// Runs `request` on the engine until it finishes or `interrupt` completes (Ctrl-C), then removes
@@ -72,9 +74,14 @@ pub async fn execute(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Outcome, SessionError> {
     let scenario = request.scenario;
-    let toolchain = toolchain::resolve(engine, &request.toolchain, events).await?;
+    let mut roles = toolchain::roles_for(&request.strategies);
+    if let BackendChoice::Kube(_) = request.backend {
+        // The kube backend's helper pods run the dind image, whatever the strategies.
+        roles.insert(Role::Dind);
+    }
+    let toolchain = toolchain::resolve_roles(engine, &request.toolchain, &roles, events).await?;
     let mut strategies = request.strategies.clone();
-    if let (Err(reason), true) = (&toolchain.kaniko, strategies.contains(&StrategyKind::DaemonlessKaniko)) {
+    if let Some(Err(reason)) = &toolchain.kaniko {
         events.notice(format!("skipping daemonless-kaniko: {reason}"));
         strategies.retain(|s| *s != StrategyKind::DaemonlessKaniko);
     }
@@ -114,8 +121,14 @@ pub async fn execute(
     let total_jobs = (request.iterations as usize * scenario.pipeline.len() * strategies.len()) as u64;
     events.emit(Event::RunStarted { run_id: run_id.clone(), results_dir: results_dir.clone(), total_jobs });
 
-    let work_dir = std::env::temp_dir().join(format!("layerbench-{run_id}"));
-    let plan = RunPlan { run_id: run_id.clone(), scenario, strategies, iterations: request.iterations, work_dir: work_dir.clone() };
+    let scratch = scratch_dir(&run_id)?;
+    let plan = RunPlan {
+        run_id: run_id.clone(),
+        scenario,
+        strategies,
+        iterations: request.iterations,
+        work_dir: scratch.path().to_path_buf(),
+    };
     let ending = match &request.backend {
         BackendChoice::Docker => {
             let mut slot = None;
@@ -143,18 +156,32 @@ pub async fn execute(
             ending
         }
     };
-    let _ = std::fs::remove_dir_all(&work_dir);
     info.interrupted = !matches!(ending, Ending::Finished(_));
     info.ended_at = Some(now());
     writer.write_run_info(&info)?;
     if request.keep {
+        let scratch = scratch.keep();
         events.notice(format!(
-            "keeping every resource labelled {}={run_id}; `layerbench clean` removes them",
-            crate::RUN_ID_LABEL
+            "keeping every resource labelled {}={run_id} (`layerbench clean` removes them) and the scratch directory {}",
+            crate::RUN_ID_LABEL,
+            scratch.display()
         ));
     }
     events.emit(Event::RunFinished { results_dir: results_dir.clone(), interrupted: matches!(ending, Ending::Interrupted) });
     Ok(Outcome { run_id, results_dir, ending })
+}
+
+/// The run's scratch space (per-iteration contexts) under $TMPDIR: only its owner can read it and
+/// nobody can guess its name in advance, so no other user can plant or read a context. It is
+/// removed when dropped, however the run ends.
+fn scratch_dir(run_id: &str) -> Result<tempfile::TempDir, SessionError> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(&format!("layerbench-{run_id}-"))
+        // tempfile leaves directories to the umask (often 0755): ask for owner-only.
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|error| SessionError::Scratch { dir: std::env::temp_dir(), error })
 }
 
 /// Starts a backend and runs the plan on it until it ends or `interrupt` completes. The backend
@@ -209,7 +236,7 @@ fn host_info() -> HostInfo {
         Some(kib * 1024)
     });
     HostInfo {
-        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(0),
+        cpus: std::thread::available_parallelism().ok().map(|n| n.get() as u32),
         memory_bytes,
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     }
@@ -225,4 +252,37 @@ fn git_commit() -> Option<String> {
 pub fn default_report_dir(reports_root: &Path, results_dir: &Path) -> PathBuf {
     let run_id = results_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "report".into());
     reports_root.join(run_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn scratch_space_is_private_unguessable_and_goes_with_the_run() {
+        let run_id = "20261127T190501123Z-flask";
+        let scratch = scratch_dir(run_id).unwrap();
+        let path = scratch.path().to_path_buf();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(&format!("layerbench-{run_id}-")) && name.len() > run_id.len() + 12, "{name}");
+        assert_ne!(scratch_dir(run_id).unwrap().path(), path, "two runs never share one");
+        drop(scratch);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_cpu_count_that_cannot_be_measured_is_empty_not_zero() {
+        assert_ne!(host_info().cpus, Some(0));
+        let host = HostInfo { cpus: None, memory_bytes: None, os: "linux x86_64".into() };
+        let json = serde_json::to_string(&host).unwrap();
+        assert!(json.contains("\"cpus\":null"), "{json}");
+        assert_eq!(serde_json::from_str::<HostInfo>(&json).unwrap(), host);
+        // run.json written before the count could be missing still reads.
+        let old: HostInfo = serde_json::from_str(r#"{"cpus": 2, "memory_bytes": null, "os": "linux"}"#).unwrap();
+        assert_eq!(old.cpus, Some(2));
+    }
 }

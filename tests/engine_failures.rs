@@ -120,6 +120,73 @@ fn ctrl_c_mid_build_leaves_valid_results_and_no_resources() {
     assert_eq!(runtime().block_on(leftovers(&info.run_id)), 0, "Ctrl-C left labelled resources");
 }
 
+/// SIGTERM (a cancelled CI job) while the mirror is being seeded: exit 143 as shells report it, and
+/// nothing of the run outlives it: no labelled resource, no seeding tag, no scratch directory.
+#[test]
+fn sigterm_while_seeding_the_mirror_exits_143_and_leaves_nothing() {
+    let _engine = lock_engine();
+    let rt = runtime();
+    let docker = rt.block_on(engine());
+    let root = tmp("sigterm");
+    let child = layerbench()
+        .args(["run", "scenarios/small.toml", "--strategies", "ephemeral-dind", "--no-report", "--results"])
+        .arg(&root)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let wait = |what: &str| assert!(Instant::now() < deadline, "{what} within 10 minutes");
+    // The run's directory is named after its id, and so is its mirror.
+    let run_id = loop {
+        wait("a results directory");
+        let dir = std::fs::read_dir(&root).ok().and_then(|mut d| d.next()).and_then(|e| e.ok());
+        if let Some(dir) = dir {
+            break dir.file_name().to_string_lossy().into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mirror = format!("lb-{run_id}-mirror");
+    let port = loop {
+        wait("the mirror's loopback port");
+        let info = rt.block_on(docker.inspect_container(&mirror, None)).ok();
+        let port = info
+            .and_then(|i| i.network_settings?.ports?.get("5000/tcp").cloned().flatten())
+            .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port).filter(|p| !p.is_empty()));
+        if let Some(port) = port {
+            break port;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let seeding = format!("127.0.0.1:{port}/");
+    let seeding_tags = || {
+        let images = rt.block_on(docker.list_images(None::<bollard::query_parameters::ListImagesOptions>)).unwrap();
+        images.into_iter().flat_map(|i| i.repo_tags).filter(|t| t.starts_with(&seeding)).collect::<Vec<_>>()
+    };
+    // Catch the seeding tag while it exists; should the push be over first, stop the run anyway.
+    let tag_deadline = Instant::now() + Duration::from_secs(60);
+    while seeding_tags().is_empty() && Instant::now() < tag_deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("stopping the run with the seeding tags {:?}", seeding_tags());
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "exit code for SIGTERM; stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(layerbench::results::read_run_info(&root.join(&run_id)).unwrap().interrupted);
+    assert_eq!(rt.block_on(leftovers(&run_id)), 0, "SIGTERM left labelled resources");
+    assert_eq!(seeding_tags(), Vec::<String>::new(), "SIGTERM left the mirror's seeding tags");
+    let scratch = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("layerbench-{run_id}")))
+        .count();
+    assert_eq!(scratch, 0, "SIGTERM left the scratch directory");
+}
+
 fn jobs_in(dir: &std::path::Path) -> usize {
     layerbench::results::read_jobs(dir).map(|j| j.len()).unwrap_or(0)
 }
@@ -149,4 +216,18 @@ fn an_unreachable_engine_is_an_environment_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("127.0.0.1:9") && stderr.contains("DOCKER_HOST"), "{stderr}");
+}
+
+/// Errors print their cause once: a module error already shows it, the chain must not repeat it.
+#[test]
+fn a_missing_file_names_its_cause_once() {
+    let commands: [&[&str]; 3] =
+        [&["run", "no-such-scenario.toml"], &["report", "no-such-results"], &["compare", "no-such-a", "no-such-b"]];
+    for args in commands {
+        let output = layerbench().args(args).current_dir(env!("CARGO_TARGET_TMPDIR")).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line: {stderr}");
+        assert_eq!(stderr.matches("No such file or directory").count(), 1, "{args:?}: the cause once: {stderr}");
+    }
 }

@@ -88,7 +88,8 @@ async fn resolved_images_exist_run_and_are_announced_once() {
     let toolchain = toolchain::resolve(&docker, &config, &recorder.sink()).await.expect("toolchain resolves");
 
     let notices = recorder.notices();
-    for image in [&toolchain.base, &toolchain.dind, &toolchain.registry, &toolchain.buildah] {
+    let (dind, buildah) = (toolchain.dind.as_ref().expect("dind"), toolchain.buildah.as_ref().expect("buildah"));
+    for image in [&toolchain.base, dind, &toolchain.registry, buildah] {
         let inspected = docker.inspect_image(&image.name).await.expect("resolved image exists");
         assert_eq!(inspected.id, image.id, "{} id", image.role);
         let announced = notices.iter().filter(|n| n.contains(&image.name)).count();
@@ -104,11 +105,11 @@ async fn resolved_images_exist_run_and_are_announced_once() {
 
     let (output, code) = run(&docker, &toolchain.base, &["python", "-c", "import venv, pip; print(1)"]).await;
     assert_eq!((output.trim(), code), ("1", 0), "base image runs python with venv and pip");
-    let (output, code) = run(&docker, &toolchain.buildah, &["buildah", "--version"]).await;
+    let (output, code) = run(&docker, buildah, &["buildah", "--version"]).await;
     assert_eq!(code, 0, "buildah runs: {output}");
     assert!(output.starts_with("buildah version 1."), "{output}");
 
-    match &toolchain.kaniko {
+    match toolchain.kaniko.as_ref().expect("every role is resolved") {
         Ok(kaniko) => assert_eq!(kaniko.source, ImageSource::Official),
         Err(reason) => {
             assert!(reason.contains(&config.kaniko) && !reason.contains('\n'), "one-line reason: {reason}");
@@ -147,6 +148,7 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
         registry: "registry.invalid/registry:2".into(),
         buildah: "registry.invalid/buildah:v1.28".into(),
         kaniko: "registry.invalid/kaniko:v1".into(),
+        job: "registry.invalid/docker:28".into(),
         stand_in_prefix: prefix.clone(),
     };
 
@@ -159,18 +161,18 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
             eprintln!("  setup: {message}");
         }
     }
-    let images = [&first.base, &first.dind, &first.registry, &first.buildah];
+    let images = [&first.base, first.dind.as_ref().unwrap(), &first.registry, first.buildah.as_ref().unwrap()];
     for image in images {
         assert_eq!(image.source, ImageSource::LocalStandIn, "{}", image.role);
         assert!(image.name.starts_with(&format!("{prefix}/")), "{}", image.name);
     }
     assert_eq!(first.base.name, format!("{prefix}/python:3.11-slim"));
-    assert_eq!(recorder.notices().len(), 4, "one notice per stand-in: {:?}", recorder.notices());
-    assert!(first.kaniko.as_ref().is_err_and(|r| r.contains("no local stand-in")));
+    assert_eq!(recorder.notices().len(), 5, "one notice per stand-in: {:?}", recorder.notices());
+    assert!(first.kaniko.as_ref().unwrap().as_ref().is_err_and(|r| r.contains("no local stand-in")));
 
     let (output, code) = run(&docker, &first.base, &["pip", "install", "--dry-run", "--no-index", "pip"]).await;
     assert_eq!(code, 0, "pip may install system-wide, as in the official image: {output}");
-    let (output, code) = run(&docker, &first.dind, &["dockerd", "--version"]).await;
+    let (output, code) = run(&docker, first.dind.as_ref().unwrap(), &["dockerd", "--version"]).await;
     assert_eq!(code, 0, "dind entry point runs commands: {output}");
     let (output, code) = run(&docker, &first.registry, &["registry", "--version"]).await;
     assert_eq!(code, 0, "registry entry point runs subcommands: {output}");
@@ -190,9 +192,9 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
     assert_ne!(rebuilt.registry.id, stale_id);
     let inspected = docker.inspect_image(&rebuilt.registry.name).await.unwrap();
     assert_ne!(labels(&inspected).get(RECIPE_LABEL).map(String::as_str), Some("stale"));
-    assert_eq!((rebuilt.base.id.clone(), rebuilt.dind.id.clone()), (first.base.id.clone(), first.dind.id.clone()));
+    assert_eq!((rebuilt.base.id.clone(), rebuilt.dind.as_ref().unwrap().id.clone()), (first.base.id.clone(), first.dind.as_ref().unwrap().id.clone()));
 
-    for image in [&rebuilt.buildah, &rebuilt.registry, &rebuilt.dind, &rebuilt.base] {
+    for image in [rebuilt.buildah.as_ref().unwrap(), &rebuilt.registry, rebuilt.dind.as_ref().unwrap(), &rebuilt.base] {
         let options = RemoveImageOptionsBuilder::new().force(true).build();
         docker.remove_image(&image.name, Some(options), None).await.expect("remove test image");
     }

@@ -64,8 +64,8 @@ pub fn differences(b: &RunInfo, c: &RunInfo) -> Vec<Difference> {
     differ("backend", b.backend.clone(), c.backend.clone());
     differ(
         "host CPUs",
-        b.host.cpus.to_string(),
-        c.host.cpus.to_string(),
+        b.host.cpus.map_or(UNKNOWN.into(), |n| n.to_string()),
+        c.host.cpus.map_or(UNKNOWN.into(), |n| n.to_string()),
     );
     let memory =
         |m: Option<u64>| m.map_or(UNKNOWN.into(), |m| crate::report::format::bytes(m as f64));
@@ -114,10 +114,11 @@ pub fn differences(b: &RunInfo, c: &RunInfo) -> Vec<Difference> {
     out
 }
 
-/// Median 1-minute load average of `jobs` divided by the host's CPUs; `None` when no job recorded it.
-pub fn load_per_cpu<'a>(jobs: impl IntoIterator<Item = &'a JobRecord>, cpus: u32) -> Option<f64> {
-    Spread::of(jobs.into_iter().filter_map(|j| j.host_load_1m))
-        .map(|s| s.median / f64::from(cpus.max(1)))
+/// Median 1-minute load average of `jobs` divided by the host's CPUs; `None` when no job recorded
+/// it or the CPUs could not be counted.
+pub fn load_per_cpu<'a>(jobs: impl IntoIterator<Item = &'a JobRecord>, cpus: Option<u32>) -> Option<f64> {
+    let cpus = cpus.filter(|n| *n > 0)?;
+    Spread::of(jobs.into_iter().filter_map(|j| j.host_load_1m)).map(|s| s.median / f64::from(cpus))
 }
 
 /// A difference when the loads per CPU are [`LOAD_PER_CPU_DIFFERENCE`] or more apart; a side

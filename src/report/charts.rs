@@ -103,9 +103,9 @@ pub fn render<C: Chart>(chart: &C, out_dir: &Path) -> Result<String, ReportError
         root.present().map_err(|e| fail(err(e)))?;
     }
     let svg_path = out_dir.join(format!("{}.svg", C::NAME));
-    std::fs::write(&svg_path, &svg).map_err(|source| ReportError::Write {
+    std::fs::write(&svg_path, &svg).map_err(|error| ReportError::Write {
         path: svg_path,
-        source,
+        error,
     })?;
     let png_path = out_dir.join(format!("{}.png", C::NAME));
     {

@@ -707,7 +707,9 @@ fn environment(data: &RunData) -> String {
             "host",
             format!(
                 "{} CPUs, {} memory, {}",
-                info.host.cpus, memory, info.host.os
+                info.host.cpus.map(|n| n.to_string()).unwrap_or_else(|| MISSING.into()),
+                memory,
+                info.host.os
             ),
         ),
         ("started", info.started_at.clone()),

@@ -13,12 +13,14 @@ use charts::{CacheMapChart, Chart, CostChart, PhasesChart, TimeChart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{0}")]
+    // Transparent, and `Write` names its cause `error`: each cause is displayed once, never
+    // again as a `source()` that `{:#}` would print after it.
+    #[error(transparent)]
     Results(#[from] crate::results::ResultsError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}: {error}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0}")]
     Data(String),
@@ -52,9 +54,9 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
             crate::results::JOBS_CSV
         )));
     }
-    std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Write {
+    std::fs::create_dir_all(out_dir).map_err(|error| ReportError::Write {
         path: out_dir.to_path_buf(),
-        source,
+        error,
     })?;
     let verdict = verdict::Verdict::compute(&data);
     let map = cache_map::CacheMap::build(&data);
@@ -84,9 +86,9 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
         },
     )?;
     let path = out_dir.join("index.html");
-    std::fs::write(&path, page).map_err(|source| ReportError::Write {
+    std::fs::write(&path, page).map_err(|error| ReportError::Write {
         path: path.clone(),
-        source,
+        error,
     })?;
     Ok(path)
 }

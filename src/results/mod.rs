@@ -3,7 +3,7 @@
 mod writer;
 
 pub use writer::{
-    read_cache, read_jobs, read_run_info, read_services, read_steps, ResultsError, ResultsWriter,
+    prepare_dir, read_cache, read_jobs, read_run_info, read_services, read_steps, ResultsError, ResultsWriter,
     CACHE_CSV, JOBS_CSV, RUN_JSON, SERVICES_CSV, STEPS_CSV,
 };
 
@@ -165,7 +165,8 @@ pub struct ImageInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
-    pub cpus: u32,
+    /// Logical CPUs layerbench may use; `None` (`null`) when they could not be counted.
+    pub cpus: Option<u32>,
     pub memory_bytes: Option<Bytes>,
     pub os: String,
 }

@@ -8,16 +8,20 @@ use serde::Serialize;
 
 use super::{CacheRecord, JobRecord, RunInfo, ServiceRecord, StepRecord};
 
+/// Each displays its cause and has no `source()`: a caller that prints the chain (`{:#}`) would
+/// otherwise print the cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("cannot write a row to {path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: csv::Error },
-    #[error("cannot read {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("cannot write a row to {}: {error}", path.display())]
+    Csv { path: PathBuf, error: csv::Error },
+    #[error("cannot read {}: {error}", path.display())]
+    Read { path: PathBuf, error: csv::Error },
+    #[error("cannot read {}: {error}", path.display())]
+    ReadFile { path: PathBuf, error: std::io::Error },
+    #[error("{} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
 }
 
 pub const STEPS_CSV: &str = "steps.csv";
@@ -40,10 +44,10 @@ impl Table {
             .truncate(true)
             .write(true)
             .open(&path)
-            .map_err(|source| ResultsError::Io { path: path.clone(), source })?;
+            .map_err(|error| ResultsError::Io { path: path.clone(), error })?;
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-        if let Err(source) = writer.write_record(header) {
-            return Err(ResultsError::Csv { path, source });
+        if let Err(error) = writer.write_record(header) {
+            return Err(ResultsError::Csv { path, error });
         }
         let mut table = Table { path, writer };
         table.flush()?;
@@ -53,14 +57,14 @@ impl Table {
     fn append<T: Serialize>(&mut self, row: &T) -> Result<(), ResultsError> {
         self.writer
             .serialize(row)
-            .map_err(|source| ResultsError::Csv { path: self.path.clone(), source })?;
+            .map_err(|error| ResultsError::Csv { path: self.path.clone(), error })?;
         self.flush()
     }
 
     fn flush(&mut self) -> Result<(), ResultsError> {
         self.writer
             .flush()
-            .map_err(|source| ResultsError::Io { path: self.path.clone(), source })
+            .map_err(|error| ResultsError::Io { path: self.path.clone(), error })
     }
 }
 
@@ -90,10 +94,22 @@ pub const CACHE_COLUMNS: &[&str] = &[
 pub const SERVICE_COLUMNS: &[&str] =
     &["run_id", "backend", "iteration", "strategy", "service", "startup_ms"];
 
+/// Creates `dir` (where run directories go) if needed and checks that a file can be made in it, so
+/// that a `--results` path that is a file or read-only is refused before any slow work, not after.
+pub fn prepare_dir(dir: &Path) -> Result<(), ResultsError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(ResultsError::NotADirectory { path: dir.to_path_buf() });
+    }
+    let io = |error| ResultsError::Io { path: dir.to_path_buf(), error };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    // An unnamed temporary file: it disappears when dropped, even if the process dies.
+    tempfile::tempfile_in(dir).map(drop).map_err(io)
+}
+
 impl ResultsWriter {
     pub fn create(dir: &Path) -> Result<Self, ResultsError> {
         std::fs::create_dir_all(dir)
-            .map_err(|source| ResultsError::Io { path: dir.to_path_buf(), source })?;
+            .map_err(|error| ResultsError::Io { path: dir.to_path_buf(), error })?;
         Ok(ResultsWriter {
             dir: dir.to_path_buf(),
             steps: Table::create(dir, STEPS_CSV, STEP_COLUMNS)?,
@@ -130,12 +146,12 @@ impl ResultsWriter {
         let text = serde_json::to_string_pretty(info).expect("RunInfo serializes");
         std::fs::write(&tmp, text + "\n")
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| ResultsError::Io { path, source })
+            .map_err(|error| ResultsError::Io { path, error })
     }
 }
 
 fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ResultsError> {
-    let err = |source| ResultsError::Read { path: path.to_path_buf(), source };
+    let err = |error| ResultsError::Read { path: path.to_path_buf(), error };
     let mut reader = csv::Reader::from_path(path).map_err(err)?;
     reader.deserialize().collect::<Result<Vec<T>, _>>().map_err(err)
 }
@@ -159,10 +175,10 @@ pub fn read_services(dir: &Path) -> Result<Vec<ServiceRecord>, ResultsError> {
 pub fn read_run_info(dir: &Path) -> Result<RunInfo, ResultsError> {
     let path = dir.join(RUN_JSON);
     let text = std::fs::read_to_string(&path)
-        .map_err(|source| ResultsError::ReadFile { path: path.clone(), source })?;
+        .map_err(|error| ResultsError::ReadFile { path: path.clone(), error })?;
     serde_json::from_str(&text).map_err(|e| ResultsError::ReadFile {
         path,
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
     })
 }
 
@@ -244,6 +260,29 @@ mod tests {
             startup_ms: 3,
         };
         assert_eq!(header_of(&service), SERVICE_COLUMNS);
+    }
+
+    #[test]
+    fn an_error_shows_its_cause_once_even_as_a_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_run_info(&dir.path().join("missing")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("No such file or directory").count(), 1, "{chain}");
+        assert!(chain.starts_with("cannot read ") && chain.contains("missing/run.json"), "{chain}");
+    }
+
+    #[test]
+    fn an_output_directory_that_is_a_file_or_under_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = prepare_dir(&file).unwrap_err().to_string();
+        assert_eq!(err, format!("{} is not a directory", file.display()));
+        let err = prepare_dir(&file.join("results")).unwrap_err().to_string();
+        assert!(err.contains("Not a directory"), "{err}");
+        let fresh = dir.path().join("a/b");
+        prepare_dir(&fresh).unwrap();
+        assert!(fresh.is_dir() && std::fs::read_dir(&fresh).unwrap().next().is_none(), "created and left empty");
     }
 
     #[test]

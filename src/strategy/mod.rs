@@ -69,6 +69,21 @@ impl StrategyKind {
             StrategyKind::BuildkitShared => &buildkit_shared::BuildkitShared,
         }
     }
+
+    /// The builders its jobs run in job containers (none for a classic `docker build` through a
+    /// daemon's API). Read off a plan, so it cannot drift from what the jobs do.
+    pub fn job_builders(self) -> Vec<DaemonlessBuilder> {
+        let dockerfile = Dockerfile::parse("FROM scratch\n").expect("a one-line Dockerfile parses");
+        let input = PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile };
+        let plan = self.strategy().plan(&input);
+        plan.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::JobBuild(request) => Some(request.builder),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Display for StrategyKind {

@@ -2,6 +2,7 @@
 
 mod stand_in;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::EventSink;
 use crate::resources::is_not_found;
 use crate::results::{ImageInfo, ImageSource};
+use crate::strategy::{Daemon, DaemonlessBuilder, StrategyKind};
 
 pub use stand_in::stand_in_name;
 
@@ -158,29 +160,51 @@ impl ResolvedImage {
     }
 }
 
-/// Every image a run may need.
+/// The images a run needs. A role no chosen strategy uses is `None`: it was not looked for, so a
+/// run of one strategy never waits for (or fails on) another strategy's image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toolchain {
     pub base: ResolvedImage,
-    pub dind: ResolvedImage,
+    pub dind: Option<ResolvedImage>,
     pub registry: ResolvedImage,
-    pub buildah: ResolvedImage,
+    pub buildah: Option<ResolvedImage>,
     /// The docker CLI with buildx that BuildKit jobs run in.
-    pub job: ResolvedImage,
-    /// Kaniko has no stand-in: when it cannot be pulled, this says why in one line.
-    pub kaniko: Result<ResolvedImage, String>,
+    pub job: Option<ResolvedImage>,
+    /// Kaniko has no stand-in: when it cannot be pulled, `Some(Err)` says why in one line.
+    pub kaniko: Option<Result<ResolvedImage, String>>,
 }
 
 impl Toolchain {
     /// The available images, for `run.json`.
     pub fn images(&self) -> Vec<ImageInfo> {
-        let mut images: Vec<ImageInfo> =
-            [&self.base, &self.dind, &self.registry, &self.buildah, &self.job].iter().map(|i| i.info()).collect();
-        if let Ok(kaniko) = &self.kaniko {
-            images.push(kaniko.info());
-        }
-        images
+        let kaniko = self.kaniko.as_ref().and_then(|k| k.as_ref().ok());
+        [Some(&self.base), self.dind.as_ref(), Some(&self.registry), self.buildah.as_ref(), self.job.as_ref(), kaniko]
+            .into_iter()
+            .flatten()
+            .map(ResolvedImage::info)
+            .collect()
     }
+}
+
+/// The roles whose images a run of `strategies` needs: the base image (the mirror serves it) and the
+/// registry always, dind when a strategy runs a daemon, buildah, kaniko or the job image (buildx) when
+/// its job containers do.
+pub fn roles_for(strategies: &[StrategyKind]) -> BTreeSet<Role> {
+    let mut roles = BTreeSet::from([Role::Base, Role::Registry]);
+    for strategy in strategies {
+        if strategy.strategy().daemon() != Daemon::None {
+            roles.insert(Role::Dind);
+        }
+        for builder in strategy.job_builders() {
+            match builder {
+                DaemonlessBuilder::Buildah => roles.insert(Role::Buildah),
+                DaemonlessBuilder::Kaniko => roles.insert(Role::Kaniko),
+                // `docker buildx build` runs in the job image, against the job's dind.
+                DaemonlessBuilder::Buildx => roles.insert(Role::Job),
+            };
+        }
+    }
+    roles
 }
 
 /// What layerbench was doing to a toolchain image when it failed.
@@ -231,22 +255,46 @@ impl ToolchainError {
     }
 }
 
-/// Finds every toolchain image: the official one when present or pullable, else a local stand-in built
-/// from Debian packages (and said so once, as a notice). Kaniko has no stand-in.
+/// Finds every toolchain image (see [`resolve_roles`]).
 pub async fn resolve(
     docker: &Docker,
     config: &ToolchainConfig,
     events: &EventSink,
 ) -> Result<Toolchain, ToolchainError> {
+    let every = [Role::Base, Role::Dind, Role::Registry, Role::Buildah, Role::Kaniko, Role::Job];
+    resolve_roles(docker, config, &BTreeSet::from(every), events).await
+}
+
+/// Finds the images of `roles` (base and registry always): the official one when present or
+/// pullable, else a local stand-in built from Debian packages (and said so once, as a notice).
+/// Kaniko has no stand-in.
+pub async fn resolve_roles(
+    docker: &Docker,
+    config: &ToolchainConfig,
+    roles: &BTreeSet<Role>,
+    events: &EventSink,
+) -> Result<Toolchain, ToolchainError> {
     let mut stand_ins = stand_in::Builder::new(docker, config, events);
     let base = resolve_role(docker, config, Role::Base, &mut stand_ins, events).await?;
-    let dind = resolve_role(docker, config, Role::Dind, &mut stand_ins, events).await?;
+    let dind = match roles.contains(&Role::Dind) {
+        true => Some(resolve_role(docker, config, Role::Dind, &mut stand_ins, events).await?),
+        false => None,
+    };
     let registry = resolve_role(docker, config, Role::Registry, &mut stand_ins, events).await?;
-    let buildah = resolve_role(docker, config, Role::Buildah, &mut stand_ins, events).await?;
-    let job = resolve_role(docker, config, Role::Job, &mut stand_ins, events).await?;
-    let kaniko = official_image(docker, Role::Kaniko, &config.kaniko, events).await?.map_err(|reason| {
-        format!("could not pull {} ({reason}); kaniko has no Debian package, so no local stand-in", config.kaniko)
-    });
+    let buildah = match roles.contains(&Role::Buildah) {
+        true => Some(resolve_role(docker, config, Role::Buildah, &mut stand_ins, events).await?),
+        false => None,
+    };
+    let job = match roles.contains(&Role::Job) {
+        true => Some(resolve_role(docker, config, Role::Job, &mut stand_ins, events).await?),
+        false => None,
+    };
+    let kaniko = match roles.contains(&Role::Kaniko) {
+        true => Some(official_image(docker, Role::Kaniko, &config.kaniko, events).await?.map_err(|reason| {
+            format!("could not pull {} ({reason}); kaniko has no Debian package, so no local stand-in", config.kaniko)
+        })),
+        false => None,
+    };
     Ok(Toolchain { base, dind, registry, buildah, job, kaniko })
 }
 
@@ -366,5 +414,16 @@ mod tests {
         assert_eq!(with_default_tag("registry:2"), "registry:2");
         assert_eq!(with_default_tag("quay.io/buildah/stable:v1.28"), "quay.io/buildah/stable:v1.28");
         assert_eq!(with_default_tag("busybox@sha256:abc"), "busybox@sha256:abc");
+    }
+
+    #[test]
+    fn a_run_resolves_only_the_images_its_strategies_need() {
+        use StrategyKind::*;
+        let roles = |strategies: &[StrategyKind]| roles_for(strategies).into_iter().collect::<Vec<_>>();
+        assert_eq!(roles(&[EphemeralDind]), [Role::Base, Role::Dind, Role::Registry]);
+        assert_eq!(roles(&[Daemonless]), [Role::Base, Role::Registry, Role::Buildah]);
+        assert_eq!(roles(&[DaemonlessKaniko]), [Role::Base, Role::Registry, Role::Kaniko]);
+        assert_eq!(roles(&[RegistryFinal, BuildkitShared]), [Role::Base, Role::Dind, Role::Registry, Role::Job]);
+        assert_eq!(roles(&StrategyKind::ALL).len(), 6);
     }
 }

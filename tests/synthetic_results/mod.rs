@@ -285,7 +285,7 @@ fn run_info(spec: &Spec) -> RunInfo {
             })
             .collect(),
         host: HostInfo {
-            cpus: spec.host_cpus,
+            cpus: Some(spec.host_cpus),
             memory_bytes: Some(25_769_803_776),
             os: "Debian GNU/Linux 12 (bookworm)".into(),
         },

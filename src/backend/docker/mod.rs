@@ -38,9 +38,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Images the backend runs, already present in the engine (see `toolchain`).
 #[derive(Debug, Clone)]
 pub struct BackendImages {
-    pub dind: ResolvedImage,
+    /// `None` when no strategy of the run needs a daemon.
+    pub dind: Option<ResolvedImage>,
     pub registry: ResolvedImage,
-    pub buildah: ResolvedImage,
+    /// `None` when no strategy of the run builds with buildah.
+    pub buildah: Option<ResolvedImage>,
     /// `None` when no kaniko image could be had.
     pub kaniko: Option<ResolvedImage>,
     /// The image a CI job's script runs in (`docker:28`, with the docker CLI and buildx).
@@ -80,8 +82,8 @@ impl BackendImages {
             dind: toolchain.dind.clone(),
             registry: toolchain.registry.clone(),
             buildah: toolchain.buildah.clone(),
-            kaniko: toolchain.kaniko.clone().ok(),
-            job: Some(toolchain.job.clone()),
+            kaniko: toolchain.kaniko.clone().and_then(Result::ok),
+            job: toolchain.job.clone(),
             mirrored: vec![(toolchain.base.name.clone(), toolchain.base.official.clone())],
         }
     }
@@ -185,7 +187,9 @@ impl DockerBackend {
     /// The image a job container of `builder` runs.
     fn job_image(&self, builder: DaemonlessBuilder) -> Result<&ResolvedImage, String> {
         match builder {
-            DaemonlessBuilder::Buildah => Ok(&self.images.buildah),
+            DaemonlessBuilder::Buildah => {
+                self.images.buildah.as_ref().ok_or_else(|| "no buildah image was resolved".into())
+            }
             DaemonlessBuilder::Kaniko => self.images.kaniko.as_ref().ok_or_else(|| "no kaniko image is available".into()),
             DaemonlessBuilder::Buildx => {
                 self.images.job.as_ref().ok_or_else(|| "no job image (docker CLI with buildx) is available".into())

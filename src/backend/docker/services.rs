@@ -15,7 +15,7 @@ use super::engine::{container_ip, create_volume, describe, exec_output, failed, 
 use super::{DockerBackend, READY_TIMEOUT};
 use crate::backend::BackendError;
 use crate::events::EventSink;
-use crate::resources::run_labels;
+use crate::resources::{run_labels, MIRROR_HOST};
 use crate::strategy::ImageStore;
 
 /// A running dind daemon and the client the harness drives it with.
@@ -68,6 +68,9 @@ pub async fn start_dind(
     owner: &mut super::owned::JobResources,
 ) -> Result<Dind, BackendError> {
     let name = place.name;
+    let image = backend.images.dind.clone().ok_or_else(|| {
+        BackendError::new(format!("start dind {name}"), "no dind image was resolved for this run's strategies")
+    })?;
     let mut volumes = vec![(format!("{name}-docker"), "/var/lib/docker")];
     if place.image_store == ImageStore::Containerd {
         volumes.push((format!("{name}-containerd"), "/var/lib/containerd"));
@@ -85,7 +88,7 @@ pub async fn start_dind(
         };
         mode.apply(&mut host);
         ContainerCreateBody {
-            image: Some(backend.images.dind.name.clone()),
+            image: Some(image.name.clone()),
             // The API on the strategy's own network only; the run's mirror and registry.
             cmd: Some(crate::builder::dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000"))),
             env: Some(crate::builder::dind::env()),
@@ -164,7 +167,7 @@ pub async fn start_registry(
     let port_bindings = publish_on_loopback.then(|| {
         HashMap::from([(
             "5000/tcp".to_string(),
-            Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+            Some(vec![PortBinding { host_ip: Some(MIRROR_HOST.into()), host_port: Some(String::new()) }]),
         )])
     });
     let body = ContainerCreateBody {
@@ -228,11 +231,13 @@ pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSi
         .and_then(|p| p.get("5000/tcp").cloned().flatten())
         .and_then(|b| b.into_iter().find_map(|b| b.host_port))
         .ok_or_else(|| BackendError::new(format!("find the loopback port of {mirror}"), "it has none"))?;
-    wait_for_port(&format!("127.0.0.1:{port}"), &format!("mirror {mirror} on loopback"), READY_TIMEOUT).await?;
+    wait_for_port(&format!("{MIRROR_HOST}:{port}"), &format!("mirror {mirror} on loopback"), READY_TIMEOUT).await?;
     for (local, hub_name) in &backend.images.mirrored {
         let (repo, tag) = super::ops::split_tag(hub_name);
         let path = if repo.contains('/') { repo.to_string() } else { format!("library/{repo}") };
-        let target = format!("127.0.0.1:{port}/{path}");
+        // The sweep of the run's resources finds this tag by the mirror's port, should the run be
+        // cancelled before the removal below.
+        let target = format!("{MIRROR_HOST}:{port}/{path}");
         events.setup(format!("seeding the mirror with {local} as {hub_name}"));
         backend
             .engine

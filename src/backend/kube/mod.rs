@@ -76,12 +76,14 @@ impl KubeImages {
     /// The images the local engine resolved: official names or layerbench's stand-ins, which is
     /// what `kind load docker-image` copies into a kind cluster.
     pub fn from_toolchain(toolchain: &crate::toolchain::Toolchain) -> Self {
+        // The session always resolves dind for this backend: its helper pods run the dind image.
+        let dind = toolchain.dind.as_ref().map(|i| i.name.clone()).unwrap_or_default();
         KubeImages {
-            dind: toolchain.dind.name.clone(),
+            helper: dind.clone(),
+            dind,
             registry: toolchain.registry.name.clone(),
-            buildah: toolchain.buildah.name.clone(),
-            kaniko: toolchain.kaniko.as_ref().ok().map(|k| k.name.clone()),
-            helper: toolchain.dind.name.clone(),
+            buildah: toolchain.buildah.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
+            kaniko: toolchain.kaniko.as_ref().and_then(|k| k.as_ref().ok()).map(|k| k.name.clone()),
             hub_mirror: None,
         }
     }
