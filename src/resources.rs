@@ -110,6 +110,9 @@ pub async fn remove_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Re
         match docker.remove_container(&id, Some(options)).await {
             Ok(()) => removed.containers += 1,
             Err(e) if is_not_found(&e) => {}
+            // A job's owner is removing it right now (Ctrl-C arrived mid-teardown): it is on its way
+            // to the state we want. Wait for it to go, since its volumes are freed only then.
+            Err(e) if removal_in_progress(&e) => wait_until_gone(docker, &id).await.map_err(err("remove container"))?,
             Err(e) => return Err(err("remove container")(e)),
         }
     }
@@ -211,6 +214,30 @@ pub fn engine_message(error: &bollard::errors::Error) -> String {
 /// A 404 on delete means the resource is already gone.
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {
     matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// The engine's 409 for a container that another request is already removing.
+fn removal_in_progress(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 409, message }
+        if message.contains("already in progress"))
+}
+
+/// Polls until the container `id` no longer exists; the engine's own error after 60 s.
+async fn wait_until_gone(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match docker.inspect_container(id, None).await {
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    message: format!("container {id} was still being removed after 60 s"),
+                })
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
 
 #[cfg(test)]
