@@ -349,6 +349,19 @@ async fn run(
     }
     if let session::BackendChoice::Kube(options) = &backend {
         check_namespace(options.namespace.as_deref())?;
+        // The kube backend has one shared daemon per iteration and drives it with the classic builder
+        // only: a BuildKit job there would share shared-dind's daemon and cache, so it is refused.
+        let buildkit: Vec<&str> = strategies
+            .iter()
+            .filter(|k| k.strategy().job_builder() == Some(layerbench::strategy::DaemonlessBuilder::Buildx))
+            .map(|k| k.name())
+            .collect();
+        if !buildkit.is_empty() {
+            return Err(usage(anyhow!(
+                "--backend kube does not run the BuildKit strategies yet ({}); leave them out with --strategies, or use the docker backend",
+                buildkit.join(", ")
+            )));
+        }
     }
     for (flag, dir) in [("--results", Some(results_root)), ("--reports", reports_root)] {
         if let Some(dir) = dir {

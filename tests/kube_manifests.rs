@@ -202,3 +202,19 @@ fn a_long_scenario_name_still_gives_valid_names_and_labels() {
         assert!(labels.values().all(|v| is_label_value(v)), "{kind} {name}: {labels:?}");
     }
 }
+
+/// The kube backend has one shared daemon per iteration and no BuildKit job yet: asking for a BuildKit
+/// strategy there is refused in one line before any cluster or engine is contacted.
+#[test]
+fn buildkit_strategies_on_kube_are_refused_before_any_slow_work() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_layerbench"))
+        .args(["run", "scenarios/small.toml", "--backend", "kube", "--strategies", "shared-dind,buildkit-shared"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not run the BuildKit strategies yet (buildkit-shared)"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}

@@ -306,12 +306,23 @@ pub trait Strategy: Sync {
         ImageStore::GraphDriver
     }
     fn plan(&self, input: &PlanInput) -> JobPlan;
-    /// Whether its jobs can reuse what earlier jobs left, asked of its own plan for a two-stage
-    /// Dockerfile (every plan reuses the same way whatever the Dockerfile).
-    fn keeps_cache(&self) -> bool {
+    /// Its plan for a two-stage Dockerfile: what a job does, whatever the Dockerfile, for questions
+    /// about the strategy as a whole.
+    fn sample_plan(&self) -> JobPlan {
         let dockerfile = crate::scenario::Dockerfile::parse("FROM scratch AS build\nFROM scratch\n")
             .expect("a two-stage Dockerfile parses");
-        self.plan(&PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile }).reuses_cache()
+        self.plan(&PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile })
+    }
+    /// Whether its jobs can reuse what earlier jobs left, asked of its own plan.
+    fn keeps_cache(&self) -> bool {
+        self.sample_plan().reuses_cache()
+    }
+    /// The job-container builder its jobs run, if any.
+    fn job_builder(&self) -> Option<DaemonlessBuilder> {
+        self.sample_plan().ops.iter().find_map(|op| match op {
+            Op::JobBuild(request) => Some(request.builder),
+            _ => None,
+        })
     }
 }
 
