@@ -83,18 +83,23 @@ fn layerbench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_layerbench"))
 }
 
-#[test]
-fn ctrl_c_mid_build_leaves_valid_results_and_no_resources() {
-    let _engine = lock_engine();
-    let root = tmp("ctrl-c");
-    let child = layerbench()
-        .args(["run", "scenarios/small.toml", "--strategies", "shared-dind", "--no-report", "--results"])
-        .arg(&root)
+/// `layerbench run scenarios/small.toml` with one strategy, results under `root`, stderr captured.
+fn spawn_run(strategy: &str, root: &std::path::Path) -> std::process::Child {
+    layerbench()
+        .args(["run", "scenarios/small.toml", "--strategies", strategy, "--no-report", "--results"])
+        .arg(root)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn ctrl_c_mid_build_leaves_valid_results_and_no_resources() {
+    let _engine = lock_engine();
+    let root = tmp("ctrl-c");
+    let child = spawn_run("shared-dind", &root);
     // Wait for the first job to be written, then give the second one time to start building.
     let deadline = Instant::now() + Duration::from_secs(600);
     let results_dir = loop {
@@ -128,14 +133,7 @@ fn sigterm_while_seeding_the_mirror_exits_143_and_leaves_nothing() {
     let rt = runtime();
     let docker = rt.block_on(engine());
     let root = tmp("sigterm");
-    let child = layerbench()
-        .args(["run", "scenarios/small.toml", "--strategies", "ephemeral-dind", "--no-report", "--results"])
-        .arg(&root)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run("ephemeral-dind", &root);
     let deadline = Instant::now() + Duration::from_secs(600);
     let wait = |what: &str| assert!(Instant::now() < deadline, "{what} within 10 minutes");
     // The run's directory is named after its id, and so is its mirror.
