@@ -84,7 +84,9 @@ install_engine() {
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     local rc=0
     # `docker.io/trixie`, not `-t trixie`: the latter would also take libc6, containerd and runc from Debian 13.
-    apt-get install -y -qq --no-install-recommends docker.io/trixie >/dev/null || rc=$?
+    # `docker.io/trixie` alone still took containerd 1.7 from Debian 13 on a machine without containerd (apt
+    # resolves a dependency of a `/release` package from that release); naming Debian 12's keeps it at 1.6.
+    apt-get install -y -qq --no-install-recommends docker.io/trixie containerd/bookworm runc/bookworm >/dev/null || rc=$?
     rm -f /usr/sbin/policy-rc.d
     [ "$rc" -eq 0 ] || die "apt-get install docker.io/trixie failed; run it by hand to see why"
     [ "$(dockerd_major)" -ge "$ENGINE_MIN_MAJOR" ] || die "dockerd is still $(dockerd --version); expected $ENGINE_MIN_MAJOR or later"
