@@ -193,16 +193,7 @@ async fn follow(
         outcome.split_phase(Phase::Build, phase, ms);
     }
     let mut wait = backend.engine.wait_container(name, Some(WaitContainerOptionsBuilder::default().condition("not-running").build()));
-    let code = match wait.next().await {
-        Some(Ok(response)) => response.status_code,
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-        Some(Err(e)) => return Err(JobError::infrastructure(format!("wait for job container {name}: {}", describe(&e)))),
-        None => {
-            return Err(JobError::infrastructure(format!(
-                "wait for job container {name}: the engine ended the wait without an exit status"
-            )))
-        }
-    };
+    let code = exit_code(name, wait.next().await)?;
     if code == 0 {
         return Ok(());
     }
@@ -219,5 +210,35 @@ async fn follow(
             step.instruction
         ))),
         None => Err(JobError::infrastructure(format!("{builder:?} exited with code {code}: {reason}"))),
+    }
+}
+
+/// The job container's exit code from the first answer of the engine's wait. A wait that ends
+/// without a status is no verdict: the job failed, never a made-up exit 0.
+fn exit_code(
+    name: &str,
+    answer: Option<Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>>,
+) -> Result<i64, JobError> {
+    match answer {
+        Some(Ok(response)) => Ok(response.status_code),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(JobError::infrastructure(format!("wait for job container {name}: {}", describe(&e)))),
+        None => Err(JobError::infrastructure(format!(
+            "wait for job container {name}: the engine ended the wait without an exit status"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_without_an_exit_status_fails_the_job() {
+        let error = exit_code("job", None).unwrap_err();
+        assert_eq!(error.kind, crate::results::FailureKind::Infrastructure);
+        assert!(error.message.contains("without an exit status"), "{}", error.message);
+        let exited = bollard::models::ContainerWaitResponse { status_code: 3, error: None };
+        assert_eq!(exit_code("job", Some(Ok(exited))).unwrap(), 3);
     }
 }

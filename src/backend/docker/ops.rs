@@ -231,6 +231,26 @@ pub fn merge_steps(outcome: &mut JobOutcome, steps: &[ParsedStep]) {
 mod tests {
     use super::*;
 
+    /// Only the registry's "no such image" is "no cache yet"; a registry that cannot be reached fails
+    /// the job even though its message says "not found" somewhere.
+    #[test]
+    fn only_a_missing_image_is_no_cache_yet() {
+        let server = |status_code: u16, message: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        };
+        let stream = |error: &str| bollard::errors::Error::DockerStreamError { error: error.into() };
+        assert!(registry_has_no_such_image(&server(404, "manifest for registry:5000/s/app:latest not found: manifest unknown: manifest unknown")));
+        assert!(registry_has_no_such_image(&stream("manifest unknown: manifest unknown")));
+        assert!(registry_has_no_such_image(&stream("name unknown: repository name not known to registry")));
+        assert!(!registry_has_no_such_image(&server(
+            404,
+            "Get \"http://registry:5000/v2/\": dial tcp: lookup registry on 127.0.0.11:53: no such host (not found)"
+        )));
+        assert!(!registry_has_no_such_image(&stream("Get \"http://registry:5000/v2/\": connection refused")));
+        assert!(!registry_has_no_such_image(&server(500, "not found")));
+    }
+
     #[test]
     fn split_tag_keeps_registry_ports() {
         assert_eq!(split_tag("registry:5000/a/b:latest"), ("registry:5000/a/b", "latest"));
