@@ -19,6 +19,12 @@ fn registries_conf(endpoints: &Endpoints) -> String {
     conf
 }
 
+/// buildah's `-f` is a string-slice flag, which reads its value as one line of CSV: a path with a `"`
+/// fails to parse and one with a `,` becomes two files. Quoted as one CSV field, any path is itself.
+fn csv_field(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
 pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) -> JobCommand {
     let first = &request.destinations[0];
     let mut bud = vec!["buildah", STORAGE, "bud", "--layers", "--tls-verify=false"]
@@ -31,7 +37,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     if let Some(CacheExport::Registry { reference, .. }) = &request.cache_to {
         bud.push(format!("--cache-to={reference}"));
     }
-    bud.extend(["-f".into(), dockerfile.to_string(), "-t".into(), first.clone(), CONTEXT_DIR.into()]);
+    bud.extend(["-f".into(), csv_field(dockerfile), "-t".into(), first.clone(), CONTEXT_DIR.into()]);
     let mut lines = vec![
         "mkdir -p /etc/containers".to_string(),
         format!("cat > /etc/containers/registries.conf <<'EOF'\n{}EOF", registries_conf(endpoints)),
@@ -75,5 +81,11 @@ mod tests {
         assert!(script.contains("push --tls-verify=false r:5000/a:latest docker://r:5000/a:latest"), "{script}");
         assert!(script.contains("location = \"mirror:5000\""), "{script}");
         assert!(script.find("::layerbench-phase build") < script.find("::layerbench-phase push"));
+    }
+
+    #[test]
+    fn the_dockerfile_path_is_one_csv_field_for_buildahs_slice_flag() {
+        assert_eq!(csv_field("/workspace/Dockerfile"), "\"/workspace/Dockerfile\"");
+        assert_eq!(csv_field("/w/a, \"b\"/Dockerfile"), "\"/w/a, \"\"b\"\"/Dockerfile\"");
     }
 }
