@@ -19,6 +19,13 @@ pub mod toolchain;
 
 /// Durations are whole milliseconds everywhere in layerbench's records.
 pub type Millis = u64;
+
+/// A clock's duration in whole milliseconds, rounded to the nearest: a job's phases, each rounded,
+/// then add up to its rounded wall time within half a millisecond per phase, where truncating lost
+/// up to a whole one each time.
+pub fn millis(duration: std::time::Duration) -> Millis {
+    ((duration.as_micros() + 500) / 1000) as Millis
+}
 /// Sizes and transfer volumes are bytes.
 pub type Bytes = u64;
 

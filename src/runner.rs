@@ -141,7 +141,7 @@ pub async fn run<B: Backend>(
                         )));
                         outcome
                     });
-                let wall_ms = clock.elapsed().as_millis() as Millis;
+                let wall_ms = crate::millis(clock.elapsed());
                 say_once(&outcome.unmeasured);
                 let (record, steps) = records(plan, backend.name(), &job, &outcome, started_at, wall_ms);
                 writer.append_job(&record, &steps)?;

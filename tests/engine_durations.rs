@@ -87,10 +87,19 @@ fn a_cached_step_is_faster_than_the_same_step_executed() {
 #[test]
 fn phases_add_up_to_the_wall_time_within_one_percent() {
     for job in jobs(timed()) {
-        let sum: u64 = Phase::ALL.iter().filter_map(|&p| job.phase_ms(p)).sum();
-        let gap = job.wall_ms.abs_diff(sum) as f64 / job.wall_ms as f64;
+        let phases: Vec<u64> = Phase::ALL.iter().filter_map(|&p| job.phase_ms(p)).collect();
+        let sum: u64 = phases.iter().sum();
+        // Each phase is whole milliseconds, rounded: a job of a few tens of ms (shared-dind on
+        // no-change) can miss 1% by rounding alone, so allow a millisecond per phase as well.
+        let allowed = (job.wall_ms as f64 * 0.01).max(phases.len() as f64);
         eprintln!("{} {}: wall {} ms, phases {sum} ms", job.strategy, job.pipeline_run, job.wall_ms);
-        assert!(gap <= 0.01, "{} {}: phases {sum} ms vs wall {} ms", job.strategy, job.pipeline_run, job.wall_ms);
+        assert!(
+            job.wall_ms.abs_diff(sum) as f64 <= allowed,
+            "{} {}: phases {sum} ms vs wall {} ms",
+            job.strategy,
+            job.pipeline_run,
+            job.wall_ms
+        );
         assert!(job.teardown_ms.is_some() && job.measure_ms.is_some(), "teardown and measure are phases of their own");
     }
 }

@@ -145,7 +145,7 @@ impl JobOutcome {
     /// Ends the running phase, adding its time to the phase's total.
     pub fn end_phase(&mut self) {
         if let Some((phase, since)) = self.running.take() {
-            *self.phases.entry(phase).or_default() += since.elapsed().as_millis() as Millis;
+            *self.phases.entry(phase).or_default() += crate::millis(since.elapsed());
         }
     }
 

@@ -30,7 +30,6 @@ use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::resources::run_labels;
 use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, StrategyKind};
 use crate::toolchain::{ResolvedImage, Toolchain};
-use crate::Millis;
 
 /// How long a daemon or registry may take to answer after its container started.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -287,7 +286,7 @@ impl Backend for DockerBackend {
             started.push(ServiceStart {
                 strategy,
                 service: "dind".into(),
-                startup_ms: clock.elapsed().as_millis() as Millis,
+                startup_ms: crate::millis(clock.elapsed()),
             });
             self.place(strategy).await?.shared = Some(dind);
         }

@@ -15,7 +15,6 @@ use crate::backend::{JobError, JobOutcome, JobSpec, StepOutcome};
 use crate::builder_log::{LogFormat, LogParser, ParsedStep};
 use crate::events::{Event, EventSink};
 use crate::strategy::Op;
-use crate::Millis;
 
 /// Runs one daemon operation of the job's plan (`docker pull`, `build`, `push`) as a CI job's client
 /// would, entering its phase on the job's clock and adding the steps the builder reported.
@@ -146,7 +145,7 @@ async fn build(
     let mut error: Option<(String, bool)> = None;
     let mut current_step = 0;
     while let Some(item) = stream.next().await {
-        let at_ms = started.elapsed().as_millis() as Millis;
+        let at_ms = crate::millis(started.elapsed());
         match item {
             Ok(info) => {
                 let Some(text) = info.stream else { continue };
@@ -170,9 +169,9 @@ async fn build(
         }
     }
     if !pending.is_empty() {
-        parser.push_line(started.elapsed().as_millis() as Millis, &pending);
+        parser.push_line(crate::millis(started.elapsed()), &pending);
     }
-    let steps = parser.finish(started.elapsed().as_millis() as Millis);
+    let steps = parser.finish(crate::millis(started.elapsed()));
     let failed_step = steps.iter().find(|s| s.error.is_some()).map(|s| (s.step, s.instruction.clone()));
     merge_steps(outcome, &steps);
     if let Some((message, from_builder)) = error {

@@ -689,7 +689,7 @@ mod tests {
         assert_eq!(security.app_armor_profile.as_ref().unwrap().type_, "Unconfined");
         assert_eq!(mount_path(build, "builder-storage"), "/var/lib/containers");
         let script = &build.args.as_ref().unwrap()[0];
-        assert!(script.contains("-f /workspace/docker/Dockerfile"), "{script}");
+        assert!(script.contains(r#"-f '"/workspace/docker/Dockerfile"'"#), "{script}");
         assert!(script.contains("--cache-to=registry:5000/daemonless/app-cache"), "{script}");
         assert_eq!(script.matches("buildah --storage-driver=overlay push").count(), 2, "{script}");
         let unpack = container(spec, CONTEXT_CONTAINER);

@@ -41,7 +41,6 @@ use crate::events::{Event, EventSink};
 use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::scenario::Scenario;
 use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, PlanInput, StrategyKind};
-use crate::Millis;
 
 /// Images the cluster runs. The cluster pulls them itself: load them into it when it is offline.
 #[derive(Debug, Clone, PartialEq)]
@@ -643,7 +642,7 @@ fn build_failure(steps: &[ParsedStep], job: &JobSpec<'_>, code: i32, message: &s
 
 /// `2026-11-27T18:53:26.123456789Z text` (what `timestamps=true` gives) into time and text.
 fn add_phase(outcome: &mut JobOutcome, phase: Phase, since: Instant) {
-    *outcome.phases.entry(phase).or_default() += since.elapsed().as_millis() as Millis;
+    *outcome.phases.entry(phase).or_default() += crate::millis(since.elapsed());
 }
 
 impl Backend for KubeBackend {
@@ -694,7 +693,7 @@ impl Backend for KubeBackend {
                     started.push(ServiceStart {
                         strategy,
                         service: manifests::SHARED_DIND_NAME.into(),
-                        startup_ms: clock.elapsed().as_millis() as Millis,
+                        startup_ms: crate::millis(clock.elapsed()),
                     });
                     self.shared_dind = Some(Ok(pod));
                 }

@@ -419,7 +419,7 @@ async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_
     let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
     assert_eq!(outcome.error, None);
     assert!(outcome.phases.contains_key(&Phase::Provision) && outcome.phases.contains_key(&Phase::Build));
-    let steps: Vec<(u32, bool, Option<Millis>)> = outcome.steps.iter().map(|s| (s.step, s.cached, s.duration_ms)).collect();
+    let steps: Vec<(u32, bool, Option<crate::Millis>)> = outcome.steps.iter().map(|s| (s.step, s.cached, s.duration_ms)).collect();
     assert_eq!(steps[1], (2, false, Some(2500)), "step 2 ran from 1.5 s to the commit at 4 s: {steps:?}");
 
     let posted = posted.lock().unwrap();
