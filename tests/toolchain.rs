@@ -89,7 +89,8 @@ async fn resolved_images_exist_run_and_are_announced_once() {
 
     let notices = recorder.notices();
     let (dind, buildah) = (toolchain.dind.as_ref().expect("dind"), toolchain.buildah.as_ref().expect("buildah"));
-    for image in [&toolchain.base, dind, &toolchain.registry, buildah] {
+    let job = toolchain.job.as_ref().expect("job image");
+    for image in [&toolchain.base, dind, &toolchain.registry, buildah, job] {
         let inspected = docker.inspect_image(&image.name).await.expect("resolved image exists");
         assert_eq!(inspected.id, image.id, "{} id", image.role);
         let announced = notices.iter().filter(|n| n.contains(&image.name)).count();
@@ -109,11 +110,14 @@ async fn resolved_images_exist_run_and_are_announced_once() {
     assert_eq!(code, 0, "buildah runs: {output}");
     assert!(output.starts_with("buildah version 1."), "{output}");
 
+    // The BuildKit strategies' job image: the docker CLI with its buildx plugin.
+    let (output, code) = run(&docker, job, &["docker", "buildx", "version"]).await;
+    assert_eq!(code, 0, "docker buildx runs in the job image: {output}");
     match toolchain.kaniko.as_ref().expect("every role is resolved") {
         Ok(kaniko) => assert_eq!(kaniko.source, ImageSource::Official),
         Err(reason) => {
             assert!(reason.contains(&config.kaniko) && !reason.contains('\n'), "one-line reason: {reason}");
-            assert_eq!(toolchain.images().len(), 4, "run.json lists only available images");
+            assert_eq!(toolchain.images().len(), 5, "run.json lists only available images");
         }
     }
 }
