@@ -195,8 +195,9 @@ fn records(
             .chain(staged)
             .filter_map(|(stage, instruction)| {
                 let seen = reported.get(&instruction.step);
-                // Steps after the last one reported never ran (a failed build): no row.
-                if seen.is_none() && instruction.step > *reported.keys().next_back()? {
+                // In a failed job, steps after the last one reported never ran: no row. In a job that
+                // went through, they did (BuildKit reports nothing for a trailing `EXPOSE` or `CMD`).
+                if outcome.error.is_some() && seen.is_none() && instruction.step > *reported.keys().next_back()? {
                     return None;
                 }
                 Some(StepRecord {
@@ -275,6 +276,47 @@ mod tests {
         // The next iteration carries on where the previous one stopped.
         assert_eq!(rotation(&all, 2, 0, 4)[0], SharedDind);
         assert_eq!(rotation(&all, 1, 0, 4).len(), 3);
+    }
+
+    /// A successful BuildKit job reports no step for the trailing metadata instructions: their rows are
+    /// still there, `cached` empty. A failed job keeps no rows after the last step its builder reached.
+    #[test]
+    fn trailing_steps_have_rows_unless_the_build_failed_before_them() {
+        let scenario = crate::scenario::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.toml")).unwrap();
+        let plan = RunPlan {
+            run_id: "r".into(),
+            scenario: &scenario,
+            strategies: vec![StrategyKind::BuildkitShared],
+            iterations: 1,
+            work_dir: PathBuf::from("/nonexistent"),
+        };
+        let job_plan = crate::strategy::JobPlan { daemon: crate::strategy::Daemon::SharedDind, ops: vec![] };
+        let job = JobSpec {
+            iteration: 1,
+            pipeline_index: 0,
+            pipeline_run: &scenario.pipeline[0],
+            strategy: StrategyKind::BuildkitShared,
+            plan: &job_plan,
+            context: std::path::Path::new("/nonexistent"),
+            dockerfile_path: &scenario.dockerfile_path,
+            dockerfile: &scenario.dockerfile,
+        };
+        let total = scenario.dockerfile.steps().count();
+        let last = scenario.dockerfile.steps().last().unwrap().1.step;
+        // Every step but the last (`CMD`), as BuildKit reports them.
+        let mut outcome = JobOutcome::default();
+        outcome.steps = scenario
+            .dockerfile
+            .steps()
+            .filter(|(_, i)| i.step != last)
+            .map(|(_, i)| crate::backend::StepOutcome { step: i.step, cached: false, duration_ms: Some(1) })
+            .collect();
+        let (_, rows) = records(&plan, "docker", &job, &outcome, chrono::Utc::now(), 10);
+        assert_eq!(rows.len(), total, "every step has its row");
+        assert_eq!(rows.last().map(|r| (r.step, r.cached)), Some((last, None)), "the builder ran nothing for it");
+        outcome.fail(crate::backend::JobError::build("step failed"));
+        let (_, rows) = records(&plan, "docker", &job, &outcome, chrono::Utc::now(), 10);
+        assert_eq!(rows.len(), total - 1, "a failed build has no rows after the last step it reached");
     }
 
     #[test]
