@@ -83,6 +83,14 @@ fn layerbench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_layerbench"))
 }
 
+/// Sends `signal` (`-INT`, `-TERM`) to a running layerbench and waits for it: its exit code and stderr.
+fn stop(child: std::process::Child, signal: &str) -> (Option<i32>, String) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// `layerbench run scenarios/small.toml` with one strategy, results under `root`, stderr captured.
 fn spawn_run(strategy: &str, root: &std::path::Path) -> std::process::Child {
     layerbench()
@@ -111,11 +119,8 @@ fn ctrl_c_mid_build_leaves_valid_results_and_no_resources() {
         std::thread::sleep(Duration::from_millis(200));
     };
     std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "exit code for an interrupt; stderr:\n{stderr}");
+    let (code, stderr) = stop(child, "-INT");
+    assert_eq!(code, Some(130), "exit code for an interrupt; stderr:\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let jobs = jobs(&results_dir);
     assert!(!jobs.is_empty() && jobs.len() < 4, "stopped mid-run with {} jobs", jobs.len());
@@ -168,11 +173,8 @@ fn sigterm_while_seeding_the_mirror_exits_143_and_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("stopping the run with the seeding tags {:?}", seeding_tags());
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(143), "exit code for SIGTERM; stderr:\n{stderr}");
+    let (code, stderr) = stop(child, "-TERM");
+    assert_eq!(code, Some(143), "exit code for SIGTERM; stderr:\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(layerbench::results::read_run_info(&root.join(&run_id)).unwrap().interrupted);
     assert_eq!(rt.block_on(leftovers(&run_id)), 0, "SIGTERM left labelled resources");
