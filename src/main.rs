@@ -264,10 +264,9 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let events = reporters();
             let toolchain = toolchain::resolve(&engine, &images.config(), &events).await.map_err(environment)?;
             for image in toolchain.images() {
-                println!("{:<9} {:<45} {}", image.role, image.name, serde_json::to_string(&image.source).unwrap_or_default().trim_matches('"'));
-            }
-            if let Some(Err(reason)) = &toolchain.kaniko {
-                println!("kaniko    unavailable: {reason}");
+                let source = serde_json::to_string(&image.source).unwrap_or_default();
+                let from = image.built_from.map(|go| format!(" ({go})")).unwrap_or_default();
+                println!("{:<9} {:<45} {}{from}", image.role, image.name, source.trim_matches('"'));
             }
             Ok(exit::OK)
         }
@@ -350,10 +349,16 @@ async fn run(
     if let session::BackendChoice::Kube(options) = &backend {
         check_namespace(options.namespace.as_deref())?;
         // The kube backend has one shared daemon per iteration and drives it with the classic builder
-        // only: a BuildKit job there would share shared-dind's daemon and cache, so it is refused.
+        // only: a BuildKit job there would share shared-dind's daemon and cache, so it is refused; it
+        // has no standalone buildkitd yet either.
+        use layerbench::strategy::{DaemonKind, DaemonlessBuilder};
         let buildkit: Vec<&str> = strategies
             .iter()
-            .filter(|k| k.strategy().job_builder() == Some(layerbench::strategy::DaemonlessBuilder::Buildx))
+            .filter(|k| {
+                let strategy = k.strategy();
+                matches!(strategy.job_builder(), Some(DaemonlessBuilder::Buildx | DaemonlessBuilder::Buildctl))
+                    || strategy.daemon().kind() == Some(DaemonKind::Buildkit)
+            })
             .map(|k| k.name())
             .collect();
         if !buildkit.is_empty() {

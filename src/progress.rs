@@ -32,7 +32,7 @@ fn job_line(job: &JobRecord) -> String {
     };
     let pushed = job.bytes_pushed.map(human_bytes).unwrap_or_else(|| "n/a".into());
     format!(
-        "[iteration {}] {:<12} {:<20} {:>8}  cached {:>2}/{:<2}  pushed {:>9}  {status}",
+        "[iteration {}] {:<12} {:<22} {:>8}  cached {:>2}/{:<2}  pushed {:>9}  {status}",
         job.iteration,
         job.pipeline_run,
         job.strategy,

@@ -290,7 +290,7 @@ mod tests {
             iterations: 1,
             work_dir: PathBuf::from("/nonexistent"),
         };
-        let job_plan = crate::strategy::JobPlan { daemon: crate::strategy::Daemon::SharedDind, ops: vec![] };
+        let job_plan = crate::strategy::JobPlan { daemon: crate::strategy::Daemon::Shared(crate::strategy::DaemonKind::Docker), ops: vec![] };
         let job = JobSpec {
             iteration: 1,
             pipeline_index: 0,

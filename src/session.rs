@@ -80,11 +80,7 @@ pub async fn execute(
         roles.insert(Role::Dind);
     }
     let toolchain = toolchain::resolve_roles(engine, &request.toolchain, &roles, events).await?;
-    let mut strategies = request.strategies.clone();
-    if let Some(Err(reason)) = &toolchain.kaniko {
-        events.notice(format!("skipping daemonless-kaniko: {reason}"));
-        strategies.retain(|s| *s != StrategyKind::DaemonlessKaniko);
-    }
+    let strategies = request.strategies.clone();
 
     let run_id = runner::new_run_id(&scenario.name);
     let results_dir = runner::results_dir(&request.results_root, &run_id);
@@ -213,16 +209,11 @@ fn builder_versions(info: &mut RunInfo, backend: &DockerBackend) {
         for (name, summary) in info.privileges.iter_mut() {
             let uses_dind = StrategyKind::parse(name).is_some_and(|k| k.strategy().privileges().privileged);
             if uses_dind {
-                summary.push_str(&format!(" On this engine dind ran with: {}.", mode.describe()));
+                summary.push_str(&format!(" On this engine its daemon ran with: {}.", mode.describe()));
             }
         }
     }
-    if let Some(version) = backend.dind_version() {
-        info.builder_versions.insert("dind (classic builder)".into(), version.to_string());
-    }
-    if let Some(version) = backend.buildah_version() {
-        info.builder_versions.insert("buildah".into(), version.to_string());
-    }
+    info.builder_versions.extend(backend.builder_versions().iter().map(|(k, v)| (k.clone(), v.clone())));
 }
 
 fn now() -> String {

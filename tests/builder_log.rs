@@ -1,6 +1,5 @@
-//! Builder-log parsers against logs of real builds (classic, buildah, BuildKit) captured on this
-//! machine's engine, and against kaniko logs written from kaniko's source (its image cannot be
-//! pulled here). How each fixture was made: tests/fixtures/builder_log/README.md and
+//! Builder-log parsers against logs of real builds (classic, buildah, kaniko, BuildKit) captured
+//! on this machine's engine. How each fixture was made: tests/fixtures/builder_log/README.md and
 //! tests/fixtures/builder_log/buildkit/README.md.
 
 use std::path::PathBuf;
@@ -319,55 +318,183 @@ fn docker_log_timestamps_split_into_epoch_ms_and_text() {
     assert_eq!(split_docker_timestamp("2026-11-27T18:54:16Z"), None);
 }
 
-// ---- kaniko: HAND-WRITTEN from kaniko's source strings, not captured (see the fixtures' heads) ----
+// ---- kaniko v1.24.0 (the executor built from the Go module, in the debug image's stand-in) ----
+
+/// The log's time of the first line containing `needle` (ms from the log's first line).
+fn time_of(lines: &[(Millis, &str)], needle: &str) -> Millis {
+    lines.iter().find(|(_, l)| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?}")).0
+}
+
+/// A parsed fixture: its steps, the parser (for its error and phases), and the log's timed lines.
+type TimedParse = (Vec<ParsedStep>, Box<dyn LogParser>, Vec<(Millis, String)>);
+
+/// Parses a `docker logs --timestamps` kaniko fixture as the harness does; also returns its lines.
+fn kaniko_timed(dockerfile_path: &str, log_path: &str) -> TimedParse {
+    let (steps, parser) = parse(LogFormat::Kaniko, dockerfile_path, log_path);
+    let log = fixture(log_path);
+    let lines = timed_lines(&log).into_iter().map(|(ms, l)| (ms, l.to_string())).collect();
+    (steps, parser, lines)
+}
+
+/// scenarios/small/Dockerfile: 1 FROM, 2 RUN, 3 COPY deps.txt, 4 RUN | 5 FROM, 6 ENV,
+/// 7 COPY --from=builder, 8 WORKDIR, 9 COPY app ., 10 RUN, 11 CMD.
+const KANIKO_SMALL_STEPS: std::ops::RangeInclusive<u32> = 1..=11;
+
+#[test]
+fn kaniko_the_harness_reads_the_same_lines_as_docker_logs() {
+    // The harness reads the log with the engine's timestamps and strips them.
+    for name in ["cold", "warm", "code_change", "failing_run"] {
+        let stamped = fixture(&format!("kaniko/{name}.timestamps.log"));
+        let plain = fixture(&format!("kaniko/{name}.log"));
+        let stripped: Vec<&str> = stamped.lines().map(|l| split_docker_timestamp(l).unwrap().1).collect();
+        assert_eq!(stripped, plain.lines().collect::<Vec<_>>(), "{name}");
+    }
+}
 
 #[test]
 fn kaniko_cold_build_maps_unnumbered_lines_to_dockerfile_steps() {
-    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/cold.log");
+    for log in ["kaniko/cold.log", "kaniko/cold.timestamps.log"] {
+        let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", log);
+        assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>(), "{log}");
+        // An empty cache repo: every lookup says `No cached layer found`.
+        assert_eq!(cached(&steps), [false; 11], "{log}");
+        // kaniko prints no FROM: those come from the Dockerfile; the rest are kaniko's text.
+        assert_instructions_match(&steps, "kaniko/small.Dockerfile");
+        assert_no_errors(&steps);
+        assert_eq!(parser.error(), None);
+    }
+}
+
+#[test]
+fn kaniko_no_change_rebuild_hits_the_run_steps_only() {
+    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", "kaniko/warm.log");
+    assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
+    // A fresh container with the cache repo only: kaniko looks up RUN layers (steps 2, 4, 10);
+    // COPY runs again without --cache-copy-layers, and ENV, WORKDIR, CMD change metadata only.
+    assert_eq!(cached(&steps), [false, true, false, true, false, false, false, false, false, true, false]);
+    assert_instructions_match(&steps, "kaniko/small.Dockerfile");
+    assert_no_errors(&steps);
+}
+
+#[test]
+fn kaniko_caches_copy_too_with_cache_copy_layers() {
+    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", "kaniko/warm_cache_copy_layers.log");
+    assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
+    // Every RUN and COPY (2, 3, 4, 7, 9, 10) is served; kaniko then skips unpacking the final stage's base.
+    assert_eq!(cached(&steps), [false, true, true, true, false, false, true, false, true, true, false]);
+    assert_instructions_match(&steps, "kaniko/small.Dockerfile");
+}
+
+#[test]
+fn kaniko_late_copy_change_misses_the_run_after_it() {
+    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", "kaniko/code_change.log");
+    assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
+    // app/main.py changed (step 9): the RUN after it (step 10) has a new key, the builder's RUNs hit.
+    assert_eq!(cached(&steps), [false, true, false, true, false, false, false, false, false, false, false]);
+    assert_eq!(parser.error(), None);
+}
+
+#[test]
+fn kaniko_durations_come_from_the_engine_timestamps() {
+    let (steps, _, lines) = kaniko_timed("kaniko/small.Dockerfile", "kaniko/cold.timestamps.log");
+    let lines: Vec<(Millis, &str)> = lines.iter().map(|(ms, l)| (*ms, l.as_str())).collect();
+    let started: Vec<Millis> = steps.iter().map(|s| s.started_ms).collect();
+    assert_eq!(
+        started,
+        [
+            0,
+            time_of(&lines, "] RUN mkdir -p /out &&"),
+            time_of(&lines, "] COPY deps.txt ."),
+            time_of(&lines, "] RUN mkdir -p /out/deps"),
+            // The final stage's FROM starts when kaniko leaves the builder stage: saving its
+            // files and wiping the filesystem are that stage's set-up, not the last RUN's work.
+            time_of(&lines, "Saving file out for later use"),
+            time_of(&lines, "] ENV OUT=/out"),
+            time_of(&lines, "] COPY --from=builder"),
+            time_of(&lines, "] WORKDIR /app"),
+            time_of(&lines, "] COPY app ."),
+            time_of(&lines, "] RUN ls /app"),
+            time_of(&lines, "] CMD [\"python3\""),
+        ]
+    );
+    assert_eq!(started[1], 3354, "the first RUN waited 3.4 s for the base image's rootfs");
+    for pair in steps.windows(2) {
+        assert_eq!(pair[0].duration_ms, Some(pair[1].started_ms - pair[0].started_ms));
+    }
+    // Cache-layer pushes mid-stage do not end the build; the push of the image does.
+    let last = &steps[10];
+    let pushed = time_of(&lines, "Pushing image to registry:5000/daemonless-kaniko/small-app:c1");
+    assert_eq!(last.started_ms + last.duration_ms.unwrap(), pushed);
+}
+
+#[test]
+fn kaniko_warm_durations_put_unpacking_in_the_from_steps() {
+    let (steps, _, lines) = kaniko_timed("kaniko/small.Dockerfile", "kaniko/warm.timestamps.log");
+    let lines: Vec<(Millis, &str)> = lines.iter().map(|(ms, l)| (*ms, l.as_str())).collect();
+    // The FROM steps hold the unpacking of the base image; the cached RUNs only extract a layer.
+    assert_eq!(steps[0].duration_ms, Some(time_of(&lines, "] RUN mkdir -p /out &&")));
+    assert_eq!(steps[4].started_ms, time_of(&lines, "Saving file out for later use"));
+    assert_eq!(steps[4].started_ms + steps[4].duration_ms.unwrap(), time_of(&lines, "] ENV OUT=/out"));
+    for i in [1, 3, 9] {
+        assert!(steps[i].cached && steps[i].duration_ms.unwrap() < 100, "{:?}", steps[i]);
+    }
+}
+
+#[test]
+fn kaniko_failing_run_fails_its_step() {
+    let message = "error building image: error building stage: failed to execute command: \
+                   waiting for process to exit: exit status 3";
+    let (steps, parser, lines) = kaniko_timed("kaniko/fail.Dockerfile", "kaniko/failing_run.timestamps.log");
+    assert_eq!(numbers(&steps), [1, 2, 3]);
+    // Nothing was cached; the RUN before the failure ran, and its cache push never finished.
+    assert_eq!(cached(&steps), [false, false, false]);
+    assert_eq!(steps[2].instruction, "RUN echo about to fail && exit 3");
+    assert_eq!(steps[2].error.as_deref(), Some(message));
+    assert!(steps[..2].iter().all(|s| s.error.is_none()));
+    assert_eq!(parser.error(), Some(message));
+    assert_eq!(parser.current(), None, "a failed step is over");
+    let lines: Vec<(Millis, &str)> = lines.iter().map(|(ms, l)| (*ms, l.as_str())).collect();
+    assert_eq!(steps[2].started_ms + steps[2].duration_ms.unwrap(), time_of(&lines, "error building image"));
+}
+
+#[test]
+fn kaniko_failure_in_the_final_stage_fails_that_step() {
+    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/small-failing.Dockerfile", "kaniko/small_failing.log");
+    // 1 FROM, 2 RUN, 3 COPY | 4 FROM, 5 COPY --from, 6 WORKDIR, 7 COPY app ., 8 RUN ... exit 3; 9 CMD never starts.
+    assert_eq!(numbers(&steps), (1..=8).collect::<Vec<_>>());
+    assert_instructions_match(&steps, "kaniko/small-failing.Dockerfile");
+    assert!(steps[7].error.as_deref().unwrap().ends_with("exit status 3"));
+    assert!(steps[..7].iter().all(|s| s.error.is_none()));
+    assert!(parser.error().is_some());
+}
+
+#[test]
+fn kaniko_multistage_build_with_run_output() {
+    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/multistage.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), [false; 11]);
-    // kaniko prints no FROM: those come from the Dockerfile; the rest are kaniko's text.
+    // The RUN's own output (`first output line`) is not a kaniko line; `\n` stays as written.
     assert_instructions_match(&steps, "kaniko/multistage.Dockerfile");
     assert_no_errors(&steps);
     assert_eq!(parser.error(), None);
 }
 
 #[test]
-fn kaniko_warm_build_reports_the_cache_repo_hits_in_text_format() {
-    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/warm.log");
+fn kaniko_text_log_format_reports_the_same_hits() {
+    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/multistage_text.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
-    // Only RUN layers are cached by default (--cache-copy-layers=false); ENV, WORKDIR, CMD
-    // change metadata only and kaniko says nothing about caching them.
-    assert_eq!(
-        cached(&steps),
-        [false, true, false, false, true, false, false, false, false, true, false]
-    );
+    assert_eq!(cached(&steps), [false, true, false, false, true, false, false, false, false, true, false]);
     // msg="..." is Go-quoted: `\\n` in the log is `\n` in the RUN.
     assert_instructions_match(&steps, "kaniko/multistage.Dockerfile");
 }
 
 #[test]
-fn kaniko_failing_run_fails_its_step() {
-    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/fail.Dockerfile", "kaniko/failing_run.log");
-    let message = "error building image: error building stage: failed to execute command: \
-                   waiting for process to exit: exit status 3";
-    assert_eq!(numbers(&steps), [1, 2, 3]);
-    assert_eq!(cached(&steps), [false, true, false]);
-    assert_eq!(steps[2].error.as_deref(), Some(message));
-    assert_eq!(parser.error(), Some(message));
-}
-
-#[test]
-fn kaniko_durations_span_stage_preambles_and_end_at_the_image_push() {
-    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/cold.log");
-    let started: Vec<Millis> = steps.iter().map(|s| s.started_ms).collect();
-    // Stage 1's FROM starts with its first base-image line (after stage 0 saved its files),
-    // not at `Building stage`; cache-layer pushes mid-stage do not end the build.
-    assert_eq!(started, [0, 6912, 8708, 8711, 8801, 10903, 17508, 17509, 17560, 17600, 19302]);
-    for pair in steps.windows(2) {
-        assert_eq!(pair[0].duration_ms, Some(pair[1].started_ms - pair[0].started_ms));
-    }
-    assert_eq!(steps[10].duration_ms, Some(19391 - 19302), "ends at `Pushing image to` the destination");
+fn kaniko_three_stages_each_start_with_their_from() {
+    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/small-3stage.Dockerfile", "kaniko/three_stage.log");
+    assert_eq!(numbers(&steps), (1..=13).collect::<Vec<_>>());
+    assert_eq!(cached(&steps), [false; 13]);
+    assert_instructions_match(&steps, "kaniko/small-3stage.Dockerfile");
+    assert_no_errors(&steps);
 }
 
 // ---- BuildKit, docker buildx build --progress=rawjson (buildx 0.13.1, Docker 26.1 dind) ----
@@ -761,4 +888,200 @@ fn buildkit_parallel_vertexes_of_a_phase_count_once_and_unknown_ones_are_listed(
     assert_eq!(p.other_names, ["[internal] helper image for file operations"]);
     assert_eq!(p.other.duration_ms, 250);
     assert_eq!(p.unplaced_steps, ["[builder 9/9] RUN not in this Dockerfile"]);
+}
+
+// ---- BuildKit, buildctl build --progress=rawjson (BuildKit v0.34.2, standalone buildkitd) ----
+
+/// `FROM python:3.11-slim` as the v0.34.2 daemon resolved it through the mirror (the base stand-in
+/// was rebuilt after the buildx captures, hence another digest).
+const BUILDCTL_RESOLVED_FROM: &str = "FROM docker.io/library/python:3.11-slim@sha256:d14e1291149cee9a2c64e2c5ba81cad4";
+
+/// buildctl's rawjson: one compact object per line, nothing else unless the build failed.
+fn buildctl(dockerfile_path: &str, log_path: &str) -> (Vec<ParsedStep>, BuildkitParser) {
+    let log = fixture(&format!("buildkit/{log_path}.log"));
+    let objects = log.lines().take_while(|l| l.starts_with('{')).count();
+    assert!(objects > 30, "{log_path}: {objects} objects");
+    assert!(log.lines().take(objects).all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{log_path}");
+    buildkit(dockerfile_path, log_path)
+}
+
+fn assert_buildctl_instructions(steps: &[ParsedStep], dockerfile_path: &str) {
+    let dockerfile = dockerfile(&format!("buildkit/{dockerfile_path}.Dockerfile"));
+    for step in steps {
+        let (_, instruction) = dockerfile.step(step.step).unwrap_or_else(|| panic!("no step {}", step.step));
+        if instruction.keyword() == "FROM" {
+            assert!(step.instruction.starts_with(BUILDCTL_RESOLVED_FROM), "step {}: {}", step.step, step.instruction);
+        } else {
+            assert_eq!(step.instruction, instruction.text, "step {}", step.step);
+        }
+    }
+}
+
+/// Cache import, cache export and push as the harness takes them out of the build command.
+fn harness_phases(parser: &BuildkitParser) -> Vec<(layerbench::strategy::Phase, Millis)> {
+    LogParser::phases(parser)
+}
+
+#[test]
+fn buildctl_cold_build_runs_every_step() {
+    let (steps, parser) = buildctl("small", "buildctl_cold");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), [false; 8]);
+    assert_buildctl_instructions(&steps, "small");
+    assert_no_errors(&steps);
+    assert_eq!(parser.error(), None);
+    let phases = parser.phases();
+    assert_eq!(
+        phases.cache_import_errors,
+        ["failed to configure registry cache importer: registry:5000/s/app:buildcache: not found"]
+    );
+    assert_phases_classified(&phases);
+    // The base is pulled from the mirror and extracted under the FROM vertex: 55.037656 s to 02.647541 s.
+    assert_eq!(steps[0].duration_ms, Some(7_609));
+}
+
+#[test]
+fn buildctl_registry_cache_in_a_fresh_daemon_serves_every_step() {
+    let (steps, parser) = buildctl("small", "buildctl_warm_registry");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), SMALL_EVERY_STEP_BUT_FROM);
+    assert_buildctl_instructions(&steps, "small");
+    assert_eq!(parser.error(), None);
+    assert_eq!(parser.phases().cache_import_errors, Vec::<String>::new());
+    // Every layer the push needs is in the registry already: the base is resolved, never pulled.
+    let log = fixture("buildkit/buildctl_warm_registry.log");
+    assert!(!log.contains(r#""id":"extracting sha256:"#));
+    assert!(log.contains(r#""id":"inferred cache manifest type: application/vnd.oci.image.manifest.v1+json""#));
+}
+
+/// The daemon of `buildctl_warm_registry.log`, the same build again without `--import-cache` and
+/// `--export-cache`: what the registry cache served was never stored in the daemon's own cache.
+#[test]
+fn buildctl_registry_hits_leave_nothing_in_the_daemons_own_cache() {
+    let (steps, parser) = buildctl("small", "buildctl_shared_after_import");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), [false; 8]);
+    assert_buildctl_instructions(&steps, "small");
+    let log = fixture("buildkit/buildctl_shared_after_import.log");
+    assert!(log.contains(r#""id":"extracting sha256:"#), "the base is pulled now");
+    let p = parser.phases();
+    assert_eq!((p.cache_import.vertexes, p.cache_export.vertexes), (0, 0));
+    assert_phases_classified(&p);
+}
+
+#[test]
+fn buildctl_own_cache_of_the_same_daemon_serves_every_step() {
+    let (steps, parser) = buildctl("small", "buildctl_shared_warm");
+    assert_eq!(numbers(&steps), SMALL_STEPS);
+    assert_eq!(cached(&steps), SMALL_EVERY_STEP_BUT_FROM);
+    assert_buildctl_instructions(&steps, "small");
+    // Cached vertexes start and complete at the same instant.
+    assert!(steps[1..].iter().all(|s| s.duration_ms == Some(0)), "{steps:#?}");
+    assert_eq!(parser.error(), None);
+}
+
+#[test]
+fn buildctl_failing_run_fails_its_step_and_the_build() {
+    let (steps, parser) = buildctl("small-failing", "buildctl_failing_run");
+    let message = r#"process "/bin/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3"#;
+    assert_eq!(numbers(&steps), [1, 2, 3, 5, 6, 7, 8]);
+    assert_eq!(steps[6].instruction, "RUN echo about to fail && exit 3");
+    assert_eq!(steps[6].error.as_deref(), Some(message));
+    assert!(steps[..6].iter().all(|s| s.error.is_none()));
+    // The base was already in this daemon (`buildctl_shared_warm.log`); the other steps differ
+    // from the small Dockerfile's from the builder stage's RUN on.
+    assert_eq!(cached(&steps), [true, false, false, false, false, false, false]);
+    assert_eq!(parser.error(), Some(message), "the vertex's error came first");
+    assert_eq!(parser.current(), None);
+    assert!(parser.phases().cache_import_errors.is_empty());
+}
+
+/// buildctl's own `error: ` line after the Dockerfile excerpt: the build's error even when no
+/// vertex carried one.
+#[test]
+fn buildctl_error_line_is_the_error() {
+    let log = fixture("buildkit/buildctl_failing_run.log");
+    let tail: Vec<&str> = log.lines().skip_while(|l| l.starts_with('{')).collect();
+    assert_eq!(tail[0], "Dockerfile.failing:10", "the Dockerfile excerpt follows the JSON");
+    assert_eq!(tail.len(), 9);
+    let mut parser = BuildkitParser::new(&dockerfile("buildkit/small-failing.Dockerfile"));
+    for line in &tail {
+        parser.push_line(0, line);
+    }
+    let message = r#"process "/bin/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3"#;
+    assert_eq!(parser.error(), Some(format!("failed to solve: {message}").as_str()));
+    assert_eq!(parser.finish(0), []);
+}
+
+#[test]
+fn buildctl_phases_of_each_capture() {
+    // Vertexes, then statuses inside another phase's vertex, in context, cache import, cache
+    // export, export, push. buildctl pushes from inside `exporting to image`: no push vertex.
+    let cases = [
+        ("buildctl_cold", [4, 1, 1, 1, 0], [0, 0, 0, 0, 3]),
+        ("buildctl_warm_registry", [4, 1, 1, 1, 0], [0, 0, 0, 0, 3]),
+        ("buildctl_shared_after_import", [4, 0, 0, 1, 0], [0, 0, 0, 0, 3]),
+        ("buildctl_shared_warm", [4, 0, 0, 1, 0], [0, 0, 0, 0, 3]),
+        ("buildctl_failing_run", [4, 1, 0, 0, 0], [0, 0, 0, 0, 0]),
+    ];
+    for (log, vertexes, statuses) in cases {
+        let dockerfile = if log == "buildctl_failing_run" { "small-failing" } else { "small" };
+        let (_, parser) = buildctl(dockerfile, log);
+        let p = parser.phases();
+        let phases = [p.context, p.cache_import, p.cache_export, p.export, p.push];
+        assert_eq!(phases.map(|t| t.vertexes), vertexes, "{log}");
+        assert_eq!(phases.map(|t| t.statuses), statuses, "{log}");
+        assert_phases_classified(&p);
+        let span = p.last_completed_unix_ms.unwrap() - p.first_started_unix_ms.unwrap();
+        assert!(p.steps.duration_ms <= span, "{log}");
+        // What the harness gets: only phases BuildKit reported, never longer together than the build.
+        let reported: Vec<_> = harness_phases(&parser).into_iter().map(|(phase, _)| phase).collect();
+        use layerbench::strategy::Phase as P;
+        let expected: &[P] = match (vertexes[1], vertexes[2], statuses[4]) {
+            (1, 1, 3) => &[P::CacheImport, P::CacheExport, P::Push],
+            (0, 0, 3) => &[P::Push],
+            _ => &[P::CacheImport],
+        };
+        assert_eq!(reported, expected, "{log}");
+        assert!(harness_phases(&parser).iter().map(|(_, ms)| ms).sum::<Millis>() <= span, "{log}");
+    }
+}
+
+/// BuildKit v0.34 pushes the image (inside `exporting to image`) while it exports the cache. Each
+/// kind of work keeps its own time; the harness gets the overlap once, as push.
+#[test]
+fn buildctl_push_and_cache_export_run_together_and_the_harness_counts_them_once() {
+    use layerbench::strategy::Phase as P;
+    let (_, parser) = buildctl("small", "buildctl_cold");
+    let p = parser.phases();
+    // `importing cache manifest`: 55.036153 s to 55.043504 s.
+    assert_eq!(p.cache_import.duration_ms, 7);
+    // `exporting cache to registry`: 04.765985 s to 06.433171 s.
+    assert_eq!(p.cache_export.duration_ms, 1_667);
+    // `pushing layers` 04.767202 s to 06.430570 s, then the two `pushing manifest for` to 06.448131 s.
+    assert_eq!(p.push.duration_ms, 1_680);
+    // `exporting to image` 04.671113 s to 06.448137 s, less the push inside it.
+    assert_eq!(p.export.duration_ms, 96);
+    assert_eq!(p.first_started_unix_ms, Some(1_796_268_054_896));
+    assert_eq!(p.last_completed_unix_ms, Some(1_796_268_066_448));
+    // The cache export ran alone only before the push started (1.2 ms) and between two pushes.
+    assert_eq!(harness_phases(&parser), [(P::CacheImport, 7), (P::CacheExport, 1), (P::Push, 1_680)]);
+
+    // buildx 0.13 ran them one after the other: the harness gets each phase's own time.
+    let (_, parser) = buildkit("small", "registry_cold");
+    let p = parser.phases();
+    let own = [p.cache_import, p.cache_export, p.push].map(|t| t.duration_ms);
+    assert_eq!(harness_phases(&parser), [(P::CacheImport, own[0]), (P::CacheExport, own[1]), (P::Push, own[2])]);
+}
+
+#[test]
+fn buildctl_and_buildx_logs_of_the_same_build_agree_on_hits() {
+    // The same Dockerfile, no change, a fresh daemon on the registry cache: buildx (Docker 26.1's
+    // BuildKit) and buildctl (v0.34.2) report the same steps, all cached but the FROM.
+    let (buildx, _) = buildkit("small", "registry_warm");
+    let (buildctl, _) = buildctl("small", "buildctl_warm_registry");
+    assert_eq!(numbers(&buildx), numbers(&buildctl));
+    assert_eq!(cached(&buildx), cached(&buildctl));
+    let instructions = |steps: &[ParsedStep]| steps[1..].iter().map(|s| s.instruction.clone()).collect::<Vec<_>>();
+    assert_eq!(instructions(&buildx), instructions(&buildctl));
 }

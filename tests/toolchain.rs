@@ -13,7 +13,7 @@ use bollard::{body_full, Docker};
 use futures_util::StreamExt;
 use layerbench::events::{Event, EventSink, Reporter};
 use layerbench::results::ImageSource;
-use layerbench::toolchain::{self, ResolvedImage, ToolchainConfig, RECIPE_LABEL, STAND_IN_LABEL};
+use layerbench::toolchain::{self, ResolvedImage, ToolchainConfig, BUILT_FROM_LABEL, RECIPE_LABEL, STAND_IN_LABEL};
 
 /// Keeps every event, so tests can check what the user was told.
 #[derive(Clone, Default)]
@@ -78,7 +78,8 @@ fn labels(image: &bollard::models::ImageInspect) -> HashMap<String, String> {
 }
 
 /// What a user relies on before any job runs: every role resolves to an image that exists and starts,
-/// stand-ins say so exactly once, and kaniko is either real or plainly unavailable.
+/// stand-ins say so exactly once, and a stand-in whose programs were built from Go modules says which
+/// module and version, and its programs report that version.
 /// Builds the stand-ins when they are missing (minutes); `make test` runs `layerbench images` first.
 #[tokio::test]
 async fn resolved_images_exist_run_and_are_announced_once() {
@@ -90,7 +91,8 @@ async fn resolved_images_exist_run_and_are_announced_once() {
     let notices = recorder.notices();
     let (dind, buildah) = (toolchain.dind.as_ref().expect("dind"), toolchain.buildah.as_ref().expect("buildah"));
     let job = toolchain.job.as_ref().expect("job image");
-    for image in [&toolchain.base, dind, &toolchain.registry, buildah, job] {
+    let (kaniko, buildkit) = (toolchain.kaniko.as_ref().expect("kaniko"), toolchain.buildkit.as_ref().expect("buildkit"));
+    for image in [&toolchain.base, dind, &toolchain.registry, buildah, job, kaniko, buildkit] {
         let inspected = docker.inspect_image(&image.name).await.expect("resolved image exists");
         assert_eq!(inspected.id, image.id, "{} id", image.role);
         let announced = notices.iter().filter(|n| n.contains(&image.name)).count();
@@ -99,6 +101,7 @@ async fn resolved_images_exist_run_and_are_announced_once() {
                 assert_eq!(labels(&inspected).get(STAND_IN_LABEL).map(String::as_str), Some("true"));
                 assert_eq!(announced, 1, "{} stand-in must be announced once: {notices:?}", image.role);
                 assert!(notices.iter().any(|n| n.contains(&image.official) && n.contains("built from Debian")));
+                assert_eq!(labels(&inspected).get(BUILT_FROM_LABEL), image.built_from.as_ref(), "{} built-from label", image.role);
             }
             ImageSource::Official => assert_eq!(image.name, image.official),
         }
@@ -113,11 +116,25 @@ async fn resolved_images_exist_run_and_are_announced_once() {
     // The BuildKit strategies' job image: the docker CLI with its buildx plugin.
     let (output, code) = run(&docker, job, &["docker", "buildx", "version"]).await;
     assert_eq!(code, 0, "docker buildx runs in the job image: {output}");
-    match toolchain.kaniko.as_ref().expect("every role is resolved") {
-        Ok(kaniko) => assert_eq!(kaniko.source, ImageSource::Official),
-        Err(reason) => {
-            assert!(reason.contains(&config.kaniko) && !reason.contains('\n'), "one-line reason: {reason}");
-            assert_eq!(toolchain.images().len(), 5, "run.json lists only available images");
+    assert_eq!(toolchain.images().len(), 7, "run.json lists every role's image");
+
+    // kaniko's entry point is the executor; `version` is its subcommand.
+    let (output, code) = run(&docker, kaniko, &["version"]).await;
+    assert_eq!(code, 0, "the kaniko executor runs: {output}");
+    assert!(output.contains("v1.24.0"), "{output}");
+    // buildkitd is the BuildKit image's entry point; buildctl is beside it.
+    let (output, code) = run(&docker, buildkit, &["--version"]).await;
+    assert_eq!((code, output.trim()), (0, "buildkitd github.com/moby/buildkit v0.34.2"), "{output}");
+    for image in [kaniko, buildkit] {
+        if image.source == ImageSource::LocalStandIn {
+            let from = image.built_from.as_deref().unwrap_or_default();
+            let expected = if image.role == toolchain::Role::Kaniko {
+                "github.com/GoogleContainerTools/kaniko@v1.24.0 (go build, go"
+            } else {
+                "github.com/moby/buildkit@v0.34.2 (go build, go"
+            };
+            assert!(from.starts_with(expected), "{}: built from {from:?}", image.role);
+            assert!(image.info().built_from.is_some(), "run.json says what {} was built from", image.role);
         }
     }
 }
@@ -152,6 +169,7 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
         registry: "registry.invalid/registry:2".into(),
         buildah: "registry.invalid/buildah:v1.28".into(),
         kaniko: "registry.invalid/kaniko:v1".into(),
+        buildkit: "registry.invalid/buildkit:v0".into(),
         job: "registry.invalid/docker:28".into(),
         stand_in_prefix: prefix.clone(),
     };
@@ -171,8 +189,10 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
         assert!(image.name.starts_with(&format!("{prefix}/")), "{}", image.name);
     }
     assert_eq!(first.base.name, format!("{prefix}/python:3.11-slim"));
-    assert_eq!(recorder.notices().len(), 5, "one notice per stand-in: {:?}", recorder.notices());
-    assert!(first.kaniko.as_ref().unwrap().as_ref().is_err_and(|r| r.contains("no local stand-in")));
+    assert_eq!(recorder.notices().len(), 7, "one notice per stand-in: {:?}", recorder.notices());
+    for image in [first.kaniko.as_ref().unwrap(), first.buildkit.as_ref().unwrap()] {
+        assert!(image.built_from.as_deref().is_some_and(|f| f.contains("(go build, go")), "{}: {:?}", image.role, image.built_from);
+    }
 
     let (output, code) = run(&docker, &first.base, &["pip", "install", "--dry-run", "--no-index", "pip"]).await;
     assert_eq!(code, 0, "pip may install system-wide, as in the official image: {output}");
@@ -198,7 +218,8 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
     assert_ne!(labels(&inspected).get(RECIPE_LABEL).map(String::as_str), Some("stale"));
     assert_eq!((rebuilt.base.id.clone(), rebuilt.dind.as_ref().unwrap().id.clone()), (first.base.id.clone(), first.dind.as_ref().unwrap().id.clone()));
 
-    for image in [rebuilt.buildah.as_ref().unwrap(), &rebuilt.registry, rebuilt.dind.as_ref().unwrap(), &rebuilt.base] {
+    let go_built = [rebuilt.kaniko.as_ref().unwrap(), rebuilt.buildkit.as_ref().unwrap(), rebuilt.job.as_ref().unwrap()];
+    for image in go_built.into_iter().chain([rebuilt.buildah.as_ref().unwrap(), &rebuilt.registry, rebuilt.dind.as_ref().unwrap(), &rebuilt.base]) {
         let options = RemoveImageOptionsBuilder::new().force(true).build();
         docker.remove_image(&image.name, Some(options), None).await.expect("remove test image");
     }

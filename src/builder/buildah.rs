@@ -1,6 +1,6 @@
 //! buildah: `bud --layers` with its layers cached in a registry repository, then a push per destination.
 
-use super::{mark, script, shell, shell_words, Endpoints, JobCommand, CONTEXT_DIR};
+use super::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::builder_log::LogFormat;
 use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
 
@@ -58,6 +58,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         env: vec!["BUILDAH_ISOLATION=chroot".into()],
         log: LogFormat::Buildah,
         storage: Some("/var/lib/containers"),
+        version: Some(VersionLine { builder: "buildah", prefix: "buildah version " }),
     }
 }
 
@@ -73,7 +74,7 @@ mod tests {
             cache_from: vec![CacheImport::Registry { reference: "r:5000/a-cache".into() }],
             cache_to: Some(CacheExport::Registry { reference: "r:5000/a-cache".into(), every_stage: true }),
         };
-        let endpoints = Endpoints { registry: "r:5000", hub_mirror: Some("mirror:5000"), docker_host: None };
+        let endpoints = Endpoints { registry: "r:5000", hub_mirror: Some("mirror:5000"), daemon_host: None };
         let script = &command(&request, "/workspace/Dockerfile", &endpoints).args[0];
         assert_eq!(script.matches(" bud ").count(), 1, "{script}");
         assert!(script.contains("--cache-from=r:5000/a-cache --cache-to=r:5000/a-cache"), "{script}");

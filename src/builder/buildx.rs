@@ -1,6 +1,6 @@
 //! docker buildx (BuildKit) against the job's Docker daemon, as a GitLab or GitHub job runs it.
 
-use super::{mark, script, shell, shell_words, Endpoints, JobCommand, CONTEXT_DIR};
+use super::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::builder_log::LogFormat;
 use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
 
@@ -29,8 +29,16 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     }
     build.push(CONTEXT_DIR.into());
     let lines = vec!["docker buildx version".to_string(), mark(Phase::Build), shell_words(&build)];
-    let env = endpoints.docker_host.map(|h| vec![format!("DOCKER_HOST={h}")]).unwrap_or_default();
-    JobCommand { entrypoint: shell(), args: script(lines), env, log: LogFormat::Buildkit, storage: None }
+    let env = endpoints.daemon_host.map(|h| vec![format!("DOCKER_HOST={h}")]).unwrap_or_default();
+    JobCommand {
+        entrypoint: shell(),
+        args: script(lines),
+        env,
+        log: LogFormat::Buildkit,
+        storage: None,
+        // `github.com/docker/buildx 0.13.1+ds1 …`
+        version: Some(VersionLine { builder: "buildx", prefix: "github.com/docker/buildx " }),
+    }
 }
 
 #[cfg(test)]
@@ -49,7 +57,7 @@ mod tests {
 
     #[test]
     fn registry_cache_is_mode_max_and_inline_is_inline() {
-        let endpoints = Endpoints { registry: "registry:5000", hub_mirror: None, docker_host: Some("tcp://docker:2375") };
+        let endpoints = Endpoints { registry: "registry:5000", hub_mirror: None, daemon_host: Some("tcp://docker:2375") };
         let max = command(
             &request(Some(CacheExport::Registry { reference: "registry:5000/s/a:buildcache".into(), every_stage: true })),
             "/workspace/Dockerfile",

@@ -8,7 +8,16 @@ use crate::strategy::{BuildRequest, CacheExport, CacheImport};
 /// has one cache repository for import and export; it builds and pushes in one go, so its whole
 /// run is the build phase.
 pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) -> JobCommand {
-    let mut args = vec![format!("--context=dir://{CONTEXT_DIR}"), format!("--dockerfile={dockerfile}")];
+    let mut args = vec![
+        format!("--context=dir://{CONTEXT_DIR}"),
+        format!("--dockerfile={dockerfile}"),
+        // Between stages kaniko deletes every file of the container that is neither a mount nor on
+        // its ignore list, the context included: the next stage's `COPY` then fails with `lstat
+        // /workspace/app: no such file or directory`. CI runners keep the context on a mount (a
+        // volume, an emptyDir), which kaniko skips; the docker backend copies it into the
+        // container's own filesystem, so it is ignored by name (a no-op where it is a mount).
+        format!("--ignore-path={CONTEXT_DIR}"),
+    ];
     let repo = request
         .cache_from
         .iter()
@@ -21,7 +30,10 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     if let Some(repo) = repo {
         args.extend(["--cache=true".to_string(), format!("--cache-repo={repo}")]);
     }
-    // The run's registries speak plain HTTP.
+    // The run's registries speak plain HTTP: `--insecure-registry` is what lets kaniko use them
+    // (without it, pulls through the mirror fall back to Docker Hub and pushes fail with `server
+    // gave HTTP response to HTTPS client`). `--skip-tls-verify-registry` changes nothing over plain
+    // HTTP; it is there for registries that serve TLS with a certificate of their own.
     args.extend([
         format!("--insecure-registry={}", endpoints.registry),
         format!("--skip-tls-verify-registry={}", endpoints.registry),
@@ -34,5 +46,5 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         ]);
     }
     args.extend(request.destinations.iter().map(|d| format!("--destination={d}")));
-    JobCommand { entrypoint: None, args, env: vec![], log: LogFormat::Kaniko, storage: None }
+    JobCommand { entrypoint: None, args, env: vec![], log: LogFormat::Kaniko, storage: None, version: None }
 }

@@ -1,9 +1,12 @@
-//! The builders a CI job's script runs (buildah, kaniko, docker buildx): each one's command, log format and phase marks.
+//! The builders a CI job's script runs (buildah, kaniko, docker buildx, buildctl): each one's command, log
+//! format and phase marks; and the daemons they drive (dind, buildkitd).
 //!
 //! Both backends run a job container (a container on the engine, a pod on Kubernetes) from what
 //! [`job_command`] returns: the builder's home is here, the backends only place it and follow its log.
 
 mod buildah;
+mod buildctl;
+pub mod buildkitd;
 mod buildx;
 pub mod dind;
 mod kaniko;
@@ -27,8 +30,8 @@ pub struct Endpoints<'a> {
     pub registry: &'a str,
     /// The read-only Docker Hub mirror, `host:port`, plain HTTP; `None` to use Docker Hub itself.
     pub hub_mirror: Option<&'a str>,
-    /// The job's Docker daemon, for builders that drive one (`tcp://docker:2375`).
-    pub docker_host: Option<&'a str>,
+    /// The job's daemon, for builders that drive one (`tcp://docker:2375`, `tcp://buildkitd:1234`).
+    pub daemon_host: Option<&'a str>,
 }
 
 /// How to run one build in a job container.
@@ -44,6 +47,24 @@ pub struct JobCommand {
     pub log: LogFormat,
     /// Where the builder keeps its local storage, given a fresh volume per job (`None`: nowhere).
     pub storage: Option<&'static str>,
+    /// How its script reports the builder's version, if it does.
+    pub version: Option<VersionLine>,
+}
+
+/// A line the job's script prints with its builder's version (`buildah --version` and the like): it
+/// starts with `prefix`, and the version is the next word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionLine {
+    /// The builder's name in `run.json`'s `builder_versions`.
+    pub builder: &'static str,
+    pub prefix: &'static str,
+}
+
+impl VersionLine {
+    /// The version `line` reports, if it is this line.
+    pub fn version(&self, line: &str) -> Option<String> {
+        line.strip_prefix(self.prefix)?.split_whitespace().next().map(str::to_string)
+    }
 }
 
 /// The job command of `request`, with the Dockerfile at `dockerfile` relative to the context.
@@ -54,6 +75,7 @@ pub fn job_command(request: &BuildRequest, dockerfile: &Path, endpoints: &Endpoi
         DaemonlessBuilder::Buildah => buildah::command(request, &dockerfile, endpoints),
         DaemonlessBuilder::Kaniko => kaniko::command(request, &dockerfile, endpoints),
         DaemonlessBuilder::Buildx => buildx::command(request, &dockerfile, endpoints),
+        DaemonlessBuilder::Buildctl => buildctl::command(request, &dockerfile, endpoints),
     }
 }
 
@@ -109,7 +131,7 @@ mod tests {
     }
 
     const ENDPOINTS: Endpoints<'static> =
-        Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), docker_host: Some("tcp://docker:2375") };
+        Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), daemon_host: Some("tcp://docker:2375") };
 
     #[test]
     fn hostile_words_stay_one_word() {
@@ -126,20 +148,21 @@ mod tests {
     #[test]
     fn a_hostile_dockerfile_path_reaches_the_builder_as_one_argument() {
         let path = Path::new("dir with 'quote' $(touch pwned)/Dockerfile");
-        for builder in [DaemonlessBuilder::Buildah, DaemonlessBuilder::Buildx] {
+        for builder in [DaemonlessBuilder::Buildah, DaemonlessBuilder::Buildx, DaemonlessBuilder::Buildctl] {
             let command = job_command(&request(builder), path, &ENDPOINTS);
             let script = &command.args[0];
             let stubbed = format!(
-                "buildah() {{ printf '<%s>' \"$@\"; echo; }}\ndocker() {{ printf '<%s>' \"$@\"; echo; }}\ncat() {{ :; }}\nmkdir() {{ :; }}\n{}",
+                "buildah() {{ printf '<%s>' \"$@\"; echo; }}\ndocker() {{ printf '<%s>' \"$@\"; echo; }}\nbuildctl() {{ printf '<%s>' \"$@\"; echo; }}\ncat() {{ :; }}\nmkdir() {{ :; }}\n{}",
                 script.replace("cat > /etc", "cat > /dev/null; : /etc")
             );
             let dir = tempfile::tempdir().unwrap();
             let out = std::process::Command::new("sh").arg("-c").arg(&stubbed).current_dir(dir.path()).output().unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "{builder:?}: {}", String::from_utf8_lossy(&out.stderr));
-            // buildah's `-f` takes a CSV field (see buildah.rs); buildx's the path itself.
+            // buildah's `-f` takes a CSV field (see buildah.rs); buildx's the path itself; buildctl its directory.
             let expected = match builder {
                 DaemonlessBuilder::Buildah => "<\"/workspace/dir with 'quote' $(touch pwned)/Dockerfile\">",
+                DaemonlessBuilder::Buildctl => "<dockerfile=/workspace/dir with 'quote' $(touch pwned)>",
                 _ => "</workspace/dir with 'quote' $(touch pwned)/Dockerfile>",
             };
             assert!(stdout.contains(expected), "{builder:?}: {stdout}");
@@ -147,6 +170,15 @@ mod tests {
         }
         let kaniko = job_command(&request(DaemonlessBuilder::Kaniko), path, &ENDPOINTS);
         assert!(kaniko.args.contains(&"--dockerfile=/workspace/dir with 'quote' $(touch pwned)/Dockerfile".to_string()));
+    }
+
+    #[test]
+    fn version_lines_give_the_word_after_their_prefix() {
+        let buildah = job_command(&request(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), &ENDPOINTS).version.unwrap();
+        assert_eq!(buildah.version("buildah version 1.28.2 (image-spec 1.0.2-dev, runtime-spec 1.0.2-dev)").as_deref(), Some("1.28.2"));
+        assert_eq!(buildah.version("STEP 1/11: FROM python"), None);
+        let buildctl = job_command(&request(DaemonlessBuilder::Buildctl), Path::new("Dockerfile"), &ENDPOINTS).version.unwrap();
+        assert_eq!(buildctl.version("buildctl github.com/moby/buildkit v0.34.2 ").as_deref(), Some("v0.34.2"));
     }
 
     #[test]

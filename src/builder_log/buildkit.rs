@@ -1,7 +1,10 @@
-//! Parser for BuildKit's `--progress=rawjson` stream (buildx 0.13, as captured in tests/fixtures/).
+//! Parser for BuildKit's `--progress=rawjson` stream: `docker buildx build` (buildx 0.13 with the
+//! BuildKit in Docker 26.1) and `buildctl build` (BuildKit v0.34.2, against a standalone buildkitd),
+//! as captured in tests/fixtures/builder_log/buildkit/.
 //!
-//! buildx pretty-prints each `SolveStatus` over several lines; a vertex comes back in later objects
-//! as it starts, finishes, restarts or hits the cache, so vertexes are merged by digest:
+//! Both print one `SolveStatus` per update; a vertex comes back in later objects as it starts,
+//! finishes, restarts or hits the cache, so vertexes are merged by digest. buildx pretty-prints each
+//! object over several lines and ends a failed build with `ERROR: ...`:
 //!
 //! ```text
 //! {
@@ -22,6 +25,19 @@
 //! ERROR: failed to solve: process "/bin/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3
 //! ```
 //!
+//! buildctl writes the same objects compact, one per line, and ends a failed build with the
+//! Dockerfile excerpt and `error: failed to solve: ...` (exit code 1):
+//!
+//! ```text
+//! {"vertexes":[{"digest":"sha256:3789...","inputs":["sha256:..."],"name":"[stage-1 5/5] RUN echo about to fail \u0026\u0026 exit 3","started":"...","completed":"...","error":"process ..."}]}
+//! error: failed to solve: process "/bin/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3
+//! ```
+//!
+//! Where they differ in what BuildKit reports: buildctl's image exporter pushes itself (statuses
+//! `pushing layers` and `pushing manifest for ...` inside `exporting to image`; there is no
+//! `pushing ... with docker` vertex), and BuildKit v0.34 runs that push and `exporting cache to
+//! registry` at the same time (`buildctl_cold.log`), where buildx 0.13 ran them one after the other.
+//!
 //! A step vertex is named `[STAGE k/M] INSTRUCTION`: STAGE is the `AS` name, `stage-N` for the N-th
 //! (0-based) stage without one, absent in a single-stage Dockerfile; `k/M` counts the stage's
 //! instructions that run a vertex (`Instruction::runs_vertex`). Stages with the same `FROM` share one
@@ -31,7 +47,8 @@
 //! Times are BuildKit's own: a step lasts from its vertex's first start to its last completion
 //! (a cached step that runs again during the export, to pull its layer, includes that), and
 //! `started_ms` counts from the earliest vertex start in the log. The times given to `push_line`
-//! are not used.
+//! are not used. [`BuildkitParser::phases`] gives each kind of work its own time (kinds may
+//! overlap); `LogParser::phases` gives cache import, push and cache export without overlap.
 
 use std::collections::HashMap;
 
@@ -115,6 +132,9 @@ pub struct PhaseTime {
     pub duration_ms: Millis,
     /// Vertexes of this kind that started and completed.
     pub vertexes: usize,
+    /// Statuses of this kind inside another kind's vertex that started and completed (buildctl's
+    /// `pushing layers` inside `exporting to image`).
+    pub statuses: usize,
 }
 
 /// BuildKit's own vertexes, grouped by what they did. Each rule names the capture it comes from
@@ -127,13 +147,15 @@ pub struct BuildkitPhases {
     /// frontend; not in the captures).
     pub context: PhaseTime,
     /// `importing cache manifest from registry:5000/t:buildcache` (`registry_*.log`,
-    /// `inline_*.log`, with `--cache-from`). The cached layers themselves are pulled later, under
+    /// `inline_*.log`, with `--cache-from`; `buildctl_cold.log`, `buildctl_warm_registry.log`,
+    /// with `--import-cache`, where a found one has the status `inferred cache manifest type: …`). The cached layers themselves are pulled later, under
     /// the step vertexes that need them.
     pub cache_import: PhaseTime,
     /// `exporting cache to registry` with its statuses `preparing build cache for export`,
     /// `writing layer sha256:…`, `writing config sha256:…`, `writing cache manifest sha256:…`
-    /// (`registry_*.log`); also the status `preparing layers for inline cache` inside
-    /// `exporting to image` (`inline_*.log`).
+    /// (`registry_*.log`; BuildKit v0.34 adds `sending cache export` and writes a `cache image
+    /// manifest`: `buildctl_cold.log`, `buildctl_warm_registry.log`); also the status `preparing
+    /// layers for inline cache` inside `exporting to image` (`inline_*.log`).
     pub cache_export: PhaseTime,
     /// `exporting to image` with its statuses `exporting layers`, `exporting manifest …`,
     /// `exporting config …`, `naming to …`, `unpacking to …` (every capture), less the push and
@@ -142,7 +164,8 @@ pub struct BuildkitPhases {
     /// `pushing registry:5000/t:latest with docker` (buildx's push through the engine), and the
     /// statuses `pushing layers` and `pushing manifest for …` inside `exporting to image`
     /// (`registry_*.log`, `inline_*.log`, `flask_cold.log`: with the containerd image store the
-    /// exporter pushes itself).
+    /// exporter pushes itself; `buildctl_*.log`: buildctl has only these, one `pushing manifest
+    /// for` per name, while `exporting cache to registry` runs).
     pub push: PhaseTime,
     /// The `[STAGE k/M]` vertexes, Dockerfile steps (placed or not).
     pub steps: PhaseTime,
@@ -214,7 +237,8 @@ impl BuildkitParser {
             if !self.object.is_open() {
                 let trimmed = rest.trim_start();
                 if !trimmed.starts_with('{') {
-                    if let Some(message) = rest.strip_prefix("ERROR: ") {
+                    // buildx's `ERROR: ...`, buildctl's `error: ...`.
+                    if let Some(message) = rest.strip_prefix("ERROR: ").or_else(|| rest.strip_prefix("error: ")) {
                         self.set_error(message);
                     }
                     return;
@@ -378,14 +402,8 @@ impl BuildkitParser {
 
     /// Time per kind of work, from the vertexes seen so far.
     pub fn phases(&self) -> BuildkitPhases {
-        // Per phase: the spans of its vertexes and statuses, the spans its vertexes' statuses of
-        // another phase take out of it, and how many vertexes completed.
-        let mut own: [Vec<Span>; PHASES] = Default::default();
-        let mut taken: [Vec<Span>; PHASES] = Default::default();
-        let mut counts = [0usize; PHASES];
         let mut phases = BuildkitPhases::default();
         for vertex in &self.vertexes {
-            let phase = vertex.phase();
             if vertex.first_started.is_some() {
                 match vertex.kind {
                     Kind::Step(None) => phases.unplaced_steps.push(vertex.name.clone()),
@@ -393,28 +411,16 @@ impl BuildkitParser {
                     _ => {}
                 }
             }
-            if phase == Phase::CacheImport {
+            if vertex.phase() == Phase::CacheImport {
                 phases.cache_import_errors.extend(vertex.error.clone());
             }
             keep_max(&mut phases.last_completed_unix_ms, vertex.last_completed.map(to_ms));
-            if let Some(span) = vertex.span() {
-                counts[phase as usize] += 1;
-                own[phase as usize].push(span);
-            }
         }
         phases.first_started_unix_ms = self.earliest_start.map(to_ms);
-        for status in &self.statuses {
-            let (Some(start), Some(end)) = (status.first_started, status.last_completed) else { continue };
-            if end >= start {
-                own[status.phase as usize].push((start, end));
-                taken[self.vertexes[status.vertex].phase() as usize].push((start, end));
-            }
-        }
+        let spans = self.phase_spans();
         let time = |phase: Phase| {
-            let (mut own, mut taken) = (own[phase as usize].clone(), taken[phase as usize].clone());
-            merge(&mut own);
-            merge(&mut taken);
-            PhaseTime { duration_ms: to_ms(total(&subtract(&own, &taken))), vertexes: counts[phase as usize] }
+            let PhaseSpans { spans, vertexes, statuses } = &spans[phase as usize];
+            PhaseTime { duration_ms: to_ms(total(spans)), vertexes: *vertexes, statuses: *statuses }
         };
         BuildkitPhases {
             context: time(Phase::Context),
@@ -427,6 +433,41 @@ impl BuildkitParser {
             ..phases
         }
     }
+
+    /// Per phase: the spans of its vertexes and statuses less those its vertexes' statuses of
+    /// another phase take out of them (merged), and how many of each completed.
+    fn phase_spans(&self) -> [PhaseSpans; PHASES] {
+        let mut own: [Vec<Span>; PHASES] = Default::default();
+        let mut taken: [Vec<Span>; PHASES] = Default::default();
+        let mut out: [PhaseSpans; PHASES] = Default::default();
+        for vertex in &self.vertexes {
+            if let Some(span) = vertex.span() {
+                out[vertex.phase() as usize].vertexes += 1;
+                own[vertex.phase() as usize].push(span);
+            }
+        }
+        for status in &self.statuses {
+            let (Some(start), Some(end)) = (status.first_started, status.last_completed) else { continue };
+            if end >= start {
+                out[status.phase as usize].statuses += 1;
+                own[status.phase as usize].push((start, end));
+                taken[self.vertexes[status.vertex].phase() as usize].push((start, end));
+            }
+        }
+        for ((own, taken), out) in own.iter_mut().zip(taken.iter_mut()).zip(out.iter_mut()) {
+            merge(own);
+            merge(taken);
+            out.spans = subtract(own, taken);
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct PhaseSpans {
+    spans: Vec<Span>,
+    vertexes: usize,
+    statuses: usize,
 }
 
 impl Vertex {
@@ -565,7 +606,7 @@ fn status_phase(id: &str) -> Option<Phase> {
 }
 
 /// A pretty-printed line goes on with the open object when it is indented or closes it; anything
-/// at column 0 (a new `{`, buildx's `ERROR: ...`) means the object was cut short.
+/// at column 0 (a new `{`, buildx's `ERROR: ...`, buildctl's `error: ...`) means the object was cut short.
 fn continues_object(line: &str) -> bool {
     line.is_empty() || line.starts_with([' ', '\t', '}', ']', '\r'])
 }
@@ -702,14 +743,29 @@ impl LogParser for BuildkitParser {
         self.error.as_deref()
     }
     /// Steps in Dockerfile order. A step still running has no duration; a cut-off last object is dropped.
-    /// Cache import, cache export and push as BuildKit timed them (only phases it ran a vertex for).
+    /// Cache import, push and cache export as BuildKit timed them (only phases it reported a vertex
+    /// or a status for), without overlap: the harness takes them out of the build command's time, so
+    /// a moment two of them share counts once, for the first of them in that order. BuildKit v0.34
+    /// pushes the image while it exports the cache; the push happens in every strategy, so the
+    /// cache export is charged only the time it runs alone.
     fn phases(&self) -> Vec<(crate::strategy::Phase, Millis)> {
         use crate::strategy::Phase as P;
-        let p = BuildkitParser::phases(self);
-        [(P::CacheImport, p.cache_import), (P::CacheExport, p.cache_export), (P::Push, p.push)]
+        let spans = self.phase_spans();
+        let mut claimed: Vec<Span> = vec![];
+        let mut alone = [None; PHASES];
+        for phase in [Phase::CacheImport, Phase::Push, Phase::CacheExport] {
+            let PhaseSpans { spans, vertexes, statuses } = &spans[phase as usize];
+            if vertexes + statuses == 0 {
+                continue;
+            }
+            let left = subtract(spans, &claimed);
+            alone[phase as usize] = Some(to_ms(total(&left)));
+            claimed.extend(left);
+            merge(&mut claimed);
+        }
+        [(P::CacheImport, Phase::CacheImport), (P::CacheExport, Phase::CacheExport), (P::Push, Phase::Push)]
             .into_iter()
-            .filter(|(_, t)| t.vertexes > 0)
-            .map(|(phase, t)| (phase, t.duration_ms))
+            .filter_map(|(reported, phase)| Some((reported, alone[phase as usize]?)))
             .collect()
     }
 
@@ -758,9 +814,52 @@ mod tests {
             ("pushing registry:5000/t:latest with docker", Phase::Push),
             ("[internal] helper image for file operations", Phase::Other),
             ("something new", Phase::Other),
+            // buildctl (BuildKit v0.34.2)
+            ("[internal] load build definition from Dockerfile.failing", Phase::Context),
+            ("importing cache manifest from registry:5000/s/app:buildcache", Phase::CacheImport),
         ];
         for (name, phase) in cases {
             assert_eq!(vertex_phase(name), phase, "{name}");
+        }
+    }
+
+    #[test]
+    fn statuses_of_another_phase_than_their_vertex() {
+        let moved = [
+            ("pushing layers", Some(Phase::Push)),
+            ("pushing manifest for registry:5000/s/app:c1@sha256:a40024c8", Some(Phase::Push)),
+            ("preparing layers for inline cache", Some(Phase::CacheExport)),
+        ];
+        // buildctl's statuses that stay in their vertex's phase: the FROM's, the cache import's and
+        // the cache export's.
+        let kept = [
+            "resolve docker.io/library/python:3.11-slim@sha256:d14e1291",
+            "extracting sha256:e4e6959caaf2",
+            "inferred cache manifest type: application/vnd.oci.image.manifest.v1+json",
+            "preparing build cache for export",
+            "sending cache export",
+            "writing layer sha256:14f817f12612",
+            "writing config sha256:2cb8986f4896",
+            "writing cache image manifest sha256:aac8aaab0f1e",
+            "exporting layers",
+        ];
+        for (id, phase) in moved.into_iter().chain(kept.map(|id| (id, None))) {
+            assert_eq!(status_phase(id), phase, "{id}");
+        }
+    }
+
+    #[test]
+    fn error_lines_of_buildx_and_buildctl_but_not_the_dockerfile_excerpt() {
+        let dockerfile = Dockerfile::parse("FROM a\nRUN x\n").unwrap();
+        for (text, error) in [
+            ("ERROR: failed to solve: x", Some("failed to solve: x")),
+            ("error: failed to solve: y", Some("failed to solve: y")),
+            ("  10 | >>> RUN echo error: no", None),
+            ("Dockerfile.failing:10", None),
+        ] {
+            let mut parser = BuildkitParser::new(&dockerfile);
+            parser.push_line(0, text);
+            assert_eq!(parser.error(), error, "{text}");
         }
     }
 

@@ -1,31 +1,49 @@
 //! Parser for the kaniko executor's log (strings from kaniko's source, pkg/executor/build.go).
 //!
-//! kaniko prints no step numbers. Per stage it prints, in this order:
+//! kaniko prints no step numbers. Per stage it prints, in this order (kaniko v1.24.0, abridged from
+//! tests/fixtures/builder_log/kaniko/warm.log; colours and padding left out):
 //!
 //! ```text
+//! INFO[0000] Resolved base name python:3.11-slim to builder    <- the build's first line
+//! INFO[0000] Retrieving image python:3.11-slim from mapped registry mirror:5000
+//! INFO[0000] Built cross stage deps: map[0:[/out]]
 //! INFO[0000] Retrieving image manifest python:3.11-slim        <- fetching the stage's base
-//! INFO[0001] Executing 0 build triggers                        <- (upstream only)
-//! INFO[0001] Building stage 'python:3.11-slim' [idx: '0', base-idx: '-1']
-//! INFO[0001] Checking for cached layer registry:5000/app-cache:4c1e...
-//! INFO[0001] Using caching version of cmd: RUN pip install flask  <- the cache will serve it
-//! INFO[0001] No cached layer found for cmd RUN make            <- this one and all after run
-//! INFO[0001] Unpacking rootfs as cmd RUN pip install flask requires it.
-//! INFO[0009] RUN pip install flask                             <- the step starts
-//! INFO[0009] Found cached layer, extracting to filesystem
-//! INFO[0012] Pushing layer registry:5000/app-cache:9f3a... to cache now   <- an executed RUN's
-//! INFO[0012] Pushing image to registry:5000/app-cache:9f3a...   <- layer, pushed in the background
+//! INFO[0000] Executing 0 build triggers
+//! INFO[0000] Building stage 'python:3.11-slim' [idx: '0', base-idx: '-1']
+//! INFO[0000] Checking for cached layer registry:5000/app-cache:aa0f...
+//! INFO[0000] Using caching version of cmd: RUN mkdir -p /out   <- the cache will serve it
+//! INFO[0000] No cached layer found for cmd RUN make            <- this one and all after run
+//! INFO[0000] Unpacking rootfs as cmd COPY deps.txt . requires it.
+//! INFO[0011] RUN mkdir -p /out                                 <- the step starts
+//! INFO[0011] Found cached layer, extracting to filesystem
+//! INFO[0011] COPY deps.txt .
+//! INFO[0011] RUN make
+//! INFO[0011] Pushing layer registry:5000/app-cache:9251... to cache now   <- an executed RUN's
+//! INFO[0011] Pushing image to registry:5000/app-cache:9251...   <- layer, pushed in the background
+//! INFO[0011] Saving file out for later use                     <- the stage is over: its files
+//! INFO[0011] Deleting filesystem...                            <- are kept, the rest wiped
+//! INFO[0017] Retrieving image manifest python:3.11-slim        <- the next stage's base
 //! ...
-//! INFO[0030] Pushing image to registry:5000/app:latest         <- the build has ended
+//! INFO[0032] Pushing image to registry:5000/app:c2             <- the build has ended
 //! error building image: error building stage: failed to execute command: waiting for process to exit: exit status 3
 //! ```
 //!
-//! So each stage's `FROM` is a step that starts with the stage's first preamble line, and its
-//! other instructions are matched in Dockerfile order by keyword. Understood log formats:
-//! `--log-format=color` (the default, `INFO[0001] msg` in ANSI colours, also without them) and
-//! `--log-format=text` (`time="..." level=info msg="..."`). Stage indices are the Dockerfile's,
-//! which holds unless `--skip-unused-stages` is given.
+//! So each stage's `FROM` is a step that starts when kaniko leaves the previous stage (saving
+//! its files for later stages, wiping the filesystem) or, for the first, at the first line; its
+//! other instructions are matched in Dockerfile order by keyword. A step is cached when kaniko
+//! said so: `Using caching version of cmd:` (its cache probes come first, in order, and stop at
+//! the first miss) or `Found cached layer, extracting to filesystem`. By default only `RUN` is
+//! looked up (`COPY` too with `--cache-copy-layers`); metadata steps never are.
+//!
+//! kaniko's own times are whole seconds (`[0011]` since its start, or `time="..."` in the text
+//! format), so durations come from the times the caller gives each line (the engine's log
+//! timestamps). Understood log formats: `--log-format=color` (the default, `INFO[0001] msg` in
+//! ANSI colours, also without them, and with `--log-timestamp`) and `--log-format=text`
+//! (`time="..." level=info msg="..."`). Stage indices are the Dockerfile's, which holds unless
+//! `--skip-unused-stages` is given.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 
 use super::tracker::StepTracker;
 use super::{lines, LogParser, ParsedStep};
@@ -41,10 +59,13 @@ pub struct KanikoParser {
     next: usize,
     /// The stage started at least one instruction after its `FROM`.
     stage_ran_command: bool,
-    /// Commands kaniko said the cache will serve, in this stage.
-    cached_commands: Vec<String>,
-    /// Time of the first line about the next stage's base image since the last step started.
+    /// Commands kaniko said the cache will serve, in this stage, in order, until each starts.
+    cached_commands: VecDeque<String>,
+    /// Time of the first line of the next stage's set-up (leaving the previous stage, fetching
+    /// the base image) since the last step started.
     preamble_ms: Option<Millis>,
+    /// kaniko has logged a line: its command-line errors (`Error: ...`) come before any.
+    began: bool,
     /// Tags of the cache layers being pushed: their pushes print `Pushing image to` too.
     cache_tags: Vec<String>,
 }
@@ -62,19 +83,26 @@ impl KanikoParser {
             stage: None,
             next: 0,
             stage_ran_command: false,
-            cached_commands: vec![],
+            cached_commands: VecDeque::new(),
             preamble_ms: None,
+            began: false,
             cache_tags: vec![],
         }
     }
 
     fn line(&mut self, at_ms: Millis, line: &str) {
         match log_message(line) {
-            Some((level, message)) if level.eq_ignore_ascii_case("info") => self.info(at_ms, message.trim_end()),
-            Some(_) => {}
+            Some((level, message)) => {
+                self.began = true;
+                if level.eq_ignore_ascii_case("info") {
+                    self.info(at_ms, message.trim_end());
+                }
+            }
             None => {
-                // kaniko prints its fatal error without a level, as the last line.
-                if line.starts_with("error building image: ") || line.starts_with("error pushing image: ") {
+                // kaniko prints its fatal error without a level, as the last line; a bad command
+                // line gets cobra's `Error: ...` (and the usage) before anything else.
+                let fatal = FATAL.iter().any(|p| line.starts_with(p));
+                if fatal || (!self.began && line.starts_with("Error: ")) {
                     self.steps.fail(at_ms, line);
                 }
             }
@@ -97,7 +125,7 @@ impl KanikoParser {
                 Some(_) => {}
             }
         } else if let Some(command) = message.strip_prefix("Using caching version of cmd: ") {
-            self.cached_commands.push(command.to_string());
+            self.cached_commands.push_back(command.to_string());
         } else if message == "Found cached layer, extracting to filesystem" {
             if self.steps.running().is_some_and(|s| !is_from(&s.instruction)) {
                 self.steps.mark_cached();
@@ -146,7 +174,10 @@ impl KanikoParser {
             return;
         }
         self.steps.start(at_ms, *step, message);
-        if self.cached_commands.iter().any(|c| c == message) {
+        // kaniko probes the cache in Dockerfile order, so a hit is the next one announced; the
+        // same text later in the stage (after a miss) is not served.
+        if self.cached_commands.front().is_some_and(|c| c == message) {
+            self.cached_commands.pop_front();
             self.steps.mark_cached();
         }
         self.next += 1;
@@ -165,13 +196,26 @@ impl KanikoParser {
     }
 }
 
-/// Lines about fetching a stage's base image: the `FROM` step's work begins with the first.
-const PREAMBLE: [&str; 5] = [
+/// Lines of a stage's set-up: leaving the previous stage (its files saved for later stages, the
+/// filesystem wiped) and fetching the stage's base image. The `FROM` step begins with the first.
+const PREAMBLE: [&str; 7] = [
+    "Saving file ",
+    "Deleting filesystem",
     "Resolved base name ",
     "Retrieving image ",
     "Returning cached image manifest",
     "Base image from previous stage ",
     "No base image, nothing to extract",
+];
+
+/// kaniko's fatal errors, printed without a level as its last line (cmd/executor/cmd/root.go).
+const FATAL: [&str; 6] = [
+    "error building image: ",
+    "error pushing image: ",
+    "error checking push permissions",
+    "error resolving relative paths",
+    "error changing to root dir",
+    "kaniko should only be run inside of a container",
 ];
 
 fn is_from(instruction: &str) -> bool {
@@ -308,6 +352,56 @@ mod tests {
         assert!(same_keyword("run pip install", "RUN pip install"));
         assert!(!same_keyword("CMD flask run", "Cmd: /bin/sh"));
         assert!(!same_keyword("ENV A=1", "ENVIRONMENT"));
+    }
+
+    fn parse(dockerfile: &str, log: &[&str]) -> (Vec<ParsedStep>, KanikoParser) {
+        let mut parser = KanikoParser::new(&Dockerfile::parse(dockerfile).unwrap());
+        for (i, line) in log.iter().enumerate() {
+            parser.push_line(i as Millis * 10, line);
+        }
+        (parser.finish(log.len() as Millis * 10), parser)
+    }
+
+    #[test]
+    fn a_hit_is_the_next_one_announced_not_any_with_the_same_text() {
+        let dockerfile = "FROM base\nRUN make\nCOPY src /src\nRUN make\n";
+        let log = [
+            "INFO[0000] Building stage 'base' [idx: '0', base-idx: '-1']",
+            "INFO[0000] Using caching version of cmd: RUN make",
+            "INFO[0000] No cached layer found for cmd RUN make",
+            "INFO[0001] RUN make",
+            "INFO[0001] Found cached layer, extracting to filesystem",
+            "INFO[0001] COPY src /src",
+            "INFO[0001] RUN make",
+            "INFO[0002] Pushing image to registry:5000/app:latest",
+        ];
+        let (steps, _) = parse(dockerfile, &log);
+        let hits: Vec<(u32, bool)> = steps.iter().map(|s| (s.step, s.cached)).collect();
+        assert_eq!(hits, [(1, false), (2, true), (3, false), (4, false)]);
+    }
+
+    #[test]
+    fn command_line_errors_come_before_any_log_line_and_run_output_is_not_one() {
+        let usage = "Error: you must provide --destination, or use --no-push";
+        let (steps, parser) = parse("FROM base\n", &[usage, "Usage:"]);
+        assert!(steps.is_empty());
+        assert_eq!(parser.error(), Some(usage));
+        let log = [
+            "INFO[0000] Building stage 'base' [idx: '0', base-idx: '-1']",
+            "INFO[0000] RUN ./x",
+            "Error: not fatal",
+            "INFO[0001] Pushing image to r/app:c1",
+        ];
+        let (steps, parser) = parse("FROM base\nRUN ./x\n", &log);
+        assert_eq!(parser.error(), None);
+        assert!(steps.iter().all(|s| s.error.is_none()));
+        // Without --insecure-registry for a plain-HTTP registry (captured).
+        let push = "error checking push permissions -- make sure you entered the correct tag name, and that you are \
+                    authenticated correctly, and try again: checking push permission for \"registry:5000/probe:x\": \
+                    creating push check transport for registry:5000 failed: Get \"https://registry:5000/v2/\": http: \
+                    server gave HTTP response to HTTPS client";
+        let (_, parser) = parse("FROM base\n", &[push]);
+        assert_eq!(parser.error(), Some(push));
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn warnings(data: &RunData) -> String {
     if stand_ins > 0 {
         out.push_str(&format!(
             "<p class=\"warning\">{stand_ins} of {} toolchain images were local stand-ins built \
-             from Debian packages, not the official images (see <a href=\"#environment\">Environment</a>).</p>",
+             by layerbench (from Debian packages and Go modules), not the official images (see <a href=\"#environment\">Environment</a>).</p>",
             data.info.images.len()
         ));
     }
@@ -642,8 +642,8 @@ fn environment(data: &RunData) -> String {
             .collect();
         out.push_str(&format!(
             "{} of {} toolchain images were local stand-ins built by layerbench from Debian \
-             packages, because the official images could not be pulled: {}. Times with the \
-             official images may differ.",
+             packages (and Go modules, where the table says so), because the official images could \
+             not be pulled: {}. Times with the official images may differ.",
             stand_ins.len(),
             images.len(),
             names.join(", ")
@@ -656,9 +656,12 @@ fn environment(data: &RunData) -> String {
             vec![
                 td(&i.role),
                 format!("<td><code>{}</code></td>", html(&i.name)),
-                td(match i.source {
-                    ImageSource::Official => "official",
-                    ImageSource::LocalStandIn => "local stand-in (built from Debian packages)",
+                td(&match (i.source, &i.built_from) {
+                    (ImageSource::Official, _) => "official".to_string(),
+                    (ImageSource::LocalStandIn, None) => "local stand-in (built from Debian packages)".to_string(),
+                    (ImageSource::LocalStandIn, Some(go)) => {
+                        format!("local stand-in (built from Debian packages, its programs from the Go module {go})")
+                    }
                 }),
                 format!(
                     "<td><code>{}</code></td>",

@@ -150,17 +150,21 @@ pub struct ServiceRecord {
 pub enum ImageSource {
     /// Pulled from its registry, or already present under its official name.
     Official,
-    /// Built by layerbench from Debian packages because the official image could not be pulled.
+    /// Built by layerbench from Debian packages (and Go modules, see `built_from`) because the official
+    /// image could not be pulled.
     LocalStandIn,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfo {
-    /// base, dind, registry, buildah or kaniko.
+    /// base, dind, registry, buildah, kaniko, buildkit or job.
     pub role: String,
     pub name: String,
     pub source: ImageSource,
     pub id: Option<String>,
+    /// A stand-in's programs built from Go modules: `MODULE@VERSION (go build, goX.Y.Z)`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ impl Strategy for BuildkitInline {
         DIND_PRIVILEGES
     }
     fn daemon(&self) -> Daemon {
-        Daemon::FreshDind
+        Daemon::Fresh(DaemonKind::Docker)
     }
     fn image_store(&self) -> ImageStore {
         ImageStore::GraphDriver

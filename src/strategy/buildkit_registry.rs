@@ -18,7 +18,7 @@ impl Strategy for BuildkitRegistry {
         DIND_PRIVILEGES
     }
     fn daemon(&self) -> Daemon {
-        Daemon::FreshDind
+        Daemon::Fresh(DaemonKind::Docker)
     }
     fn image_store(&self) -> ImageStore {
         ImageStore::Containerd

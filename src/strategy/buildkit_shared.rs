@@ -22,7 +22,7 @@ impl Strategy for BuildkitShared {
         }
     }
     fn daemon(&self) -> Daemon {
-        Daemon::SharedDind
+        Daemon::Shared(DaemonKind::Docker)
     }
     fn image_store(&self) -> ImageStore {
         ImageStore::GraphDriver

@@ -27,7 +27,7 @@ impl Strategy for Daemonless {
     }
     fn privileges(&self) -> Privileges {
         match self.builder {
-            DaemonlessBuilder::Buildah | DaemonlessBuilder::Buildx => Privileges {
+            DaemonlessBuilder::Buildah | DaemonlessBuilder::Buildx | DaemonlessBuilder::Buildctl => Privileges {
                 privileged: false,
                 extra_capabilities: &["SYS_ADMIN"],
                 unconfined: &["seccomp", "apparmor"],

@@ -18,7 +18,7 @@ impl Strategy for EphemeralDind {
         DIND_PRIVILEGES
     }
     fn daemon(&self) -> Daemon {
-        Daemon::FreshDind
+        Daemon::Fresh(DaemonKind::Docker)
     }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         JobPlan { daemon: self.daemon(), ops: build_and_push_final(input, vec![]) }

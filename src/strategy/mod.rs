@@ -1,5 +1,6 @@
 //! Caching strategies: each is data plus a plan of job operations that any backend can execute.
 
+mod buildkit_daemon;
 mod buildkit_inline;
 mod buildkit_registry;
 mod buildkit_shared;
@@ -26,10 +27,12 @@ pub enum StrategyKind {
     BuildkitInline,
     BuildkitRegistry,
     BuildkitShared,
+    BuildkitDaemon,
+    BuildkitDaemonShared,
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 9] = [
+    pub const ALL: [StrategyKind; 11] = [
         StrategyKind::EphemeralDind,
         StrategyKind::RegistryFinal,
         StrategyKind::RegistryMultistage,
@@ -39,6 +42,8 @@ impl StrategyKind {
         StrategyKind::BuildkitInline,
         StrategyKind::BuildkitRegistry,
         StrategyKind::BuildkitShared,
+        StrategyKind::BuildkitDaemon,
+        StrategyKind::BuildkitDaemonShared,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +72,8 @@ impl StrategyKind {
             StrategyKind::BuildkitInline => &buildkit_inline::BuildkitInline,
             StrategyKind::BuildkitRegistry => &buildkit_registry::BuildkitRegistry,
             StrategyKind::BuildkitShared => &buildkit_shared::BuildkitShared,
+            StrategyKind::BuildkitDaemon => &buildkit_daemon::BuildkitDaemon { shared: false },
+            StrategyKind::BuildkitDaemonShared => &buildkit_daemon::BuildkitDaemon { shared: true },
         }
     }
 
@@ -92,15 +99,57 @@ impl std::fmt::Display for StrategyKind {
     }
 }
 
-/// Where a job's Docker daemon comes from.
+/// Which daemon a job builds with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DaemonKind {
+    /// A Docker daemon in a docker:dind service (`dockerd`, API on 2375); its state in `/var/lib/docker`.
+    Docker,
+    /// A standalone BuildKit daemon (`buildkitd`, gRPC on 1234), as buildx's `docker-container` and
+    /// `kubernetes` drivers or a buildkitd Deployment run it; its state in `/var/lib/buildkit`.
+    Buildkit,
+}
+
+impl DaemonKind {
+    /// What the report and progress lines call it.
+    pub fn service_name(self) -> &'static str {
+        match self {
+            DaemonKind::Docker => "dind",
+            DaemonKind::Buildkit => "buildkitd",
+        }
+    }
+
+    /// Where the daemon keeps its images and cache: a volume of its own.
+    pub fn state_dir(self) -> &'static str {
+        match self {
+            DaemonKind::Docker => "/var/lib/docker",
+            DaemonKind::Buildkit => "/var/lib/buildkit",
+        }
+    }
+}
+
+/// Where a job's daemon comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Daemon {
-    /// A brand-new dind service for this job, removed when the job ends.
-    FreshDind,
-    /// One long-lived dind per iteration and strategy, with a volume on `/var/lib/docker`.
-    SharedDind,
+    /// A brand-new daemon service for this job, removed when the job ends.
+    Fresh(DaemonKind),
+    /// One long-lived daemon per iteration and strategy, with its state on a volume.
+    Shared(DaemonKind),
     /// No daemon: the job container runs a daemonless builder.
     None,
+}
+
+impl Daemon {
+    pub fn kind(self) -> Option<DaemonKind> {
+        match self {
+            Daemon::Fresh(kind) | Daemon::Shared(kind) => Some(kind),
+            Daemon::None => None,
+        }
+    }
+
+    /// The daemon outlives the job (one per iteration).
+    pub fn is_shared(self) -> bool {
+        matches!(self, Daemon::Shared(_))
+    }
 }
 
 /// How a strategy's dind daemons store images.
@@ -122,6 +171,8 @@ pub enum DaemonlessBuilder {
     Kaniko,
     /// `docker buildx build` (BuildKit) against the job's Docker daemon.
     Buildx,
+    /// `buildctl build` against the job's standalone BuildKit daemon.
+    Buildctl,
 }
 
 /// Where a builder imports its cache from.
@@ -240,7 +291,7 @@ impl JobPlan {
     /// Whether a job of this plan can reuse anything an earlier job left: a daemon that outlives the
     /// job, a pulled image, or a cache the builder imports.
     pub fn reuses_cache(&self) -> bool {
-        self.daemon == Daemon::SharedDind
+        self.daemon.is_shared()
             || self.ops.iter().any(|op| match op {
                 Op::Pull { .. } => true,
                 Op::Build { cache_from, .. } => !cache_from.is_empty(),
@@ -301,7 +352,7 @@ pub trait Strategy: Sync {
     fn privileges(&self) -> Privileges;
     /// Where its jobs get a daemon; the same for every job of the strategy.
     fn daemon(&self) -> Daemon;
-    /// How its dind daemons store images.
+    /// How its dind daemons store images (BuildKit daemons have their own store).
     fn image_store(&self) -> ImageStore {
         ImageStore::GraphDriver
     }

@@ -18,7 +18,7 @@ impl Strategy for RegistryFinal {
         DIND_PRIVILEGES
     }
     fn daemon(&self) -> Daemon {
-        Daemon::FreshDind
+        Daemon::Fresh(DaemonKind::Docker)
     }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         let latest = format!("{}:latest", input.repository);

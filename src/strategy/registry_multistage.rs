@@ -29,7 +29,7 @@ impl Strategy for RegistryMultistage {
         DIND_PRIVILEGES
     }
     fn daemon(&self) -> Daemon {
-        Daemon::FreshDind
+        Daemon::Fresh(DaemonKind::Docker)
     }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         let stages = Self::stage_images(input);

@@ -22,7 +22,7 @@ impl Strategy for SharedDind {
         }
     }
     fn daemon(&self) -> Daemon {
-        Daemon::SharedDind
+        Daemon::Shared(DaemonKind::Docker)
     }
     fn plan(&self, input: &PlanInput) -> JobPlan {
         JobPlan { daemon: self.daemon(), ops: build_and_push_final(input, vec![]) }

@@ -1,5 +1,6 @@
-//! Toolchain images: pulled under their official names, or built from Debian packages when that fails.
+//! Toolchain images: pulled under their official names, or built from Debian packages (and Go modules) when that fails.
 
+mod go_build;
 mod stand_in;
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::EventSink;
 use crate::resources::is_not_found;
 use crate::results::{ImageInfo, ImageSource};
-use crate::strategy::{Daemon, DaemonlessBuilder, StrategyKind};
+use crate::strategy::{DaemonKind, DaemonlessBuilder, StrategyKind};
 
 pub use stand_in::stand_in_name;
 
@@ -22,6 +23,8 @@ pub use stand_in::stand_in_name;
 pub const STAND_IN_LABEL: &str = "layerbench.stand-in";
 /// Label holding the hash of the recipe a stand-in was built from; another hash means rebuild it.
 pub const RECIPE_LABEL: &str = "layerbench.recipe";
+/// Label on a stand-in whose programs were built from Go modules: `MODULE@VERSION (go build, goX.Y.Z)`.
+pub const BUILT_FROM_LABEL: &str = "layerbench.built-from";
 
 /// A pull that reports nothing for this long is stuck; large layers still report progress more often.
 const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,7 +36,11 @@ const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
 ///   overridable with `REGISTRY_*` variables (both are CNCF Distribution).
 /// - `Buildah`: always give an explicit command (`buildah bud …`, or `sh -c …`).
-/// - `Kaniko`: the entry point is `/kaniko/executor`; `Cmd` holds its flags. It has no stand-in.
+/// - `Kaniko`: the entry point is `/kaniko/executor`; `Cmd` holds its flags. Its stand-in's executor is
+///   built from kaniko's Go module.
+/// - `Buildkit`: `moby/buildkit`, whose entry point is `buildkitd` (flags from [`crate::builder::buildkitd`]);
+///   job containers run its `buildctl` with an explicit command. Its stand-in's programs are built from
+///   BuildKit's Go module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Base,
@@ -41,6 +48,8 @@ pub enum Role {
     Registry,
     Buildah,
     Kaniko,
+    /// A standalone BuildKit daemon, and the image whose `buildctl` drives it.
+    Buildkit,
     /// The image a CI job's script runs in (`docker:28`): the docker CLI with buildx, no daemon.
     Job,
 }
@@ -53,6 +62,7 @@ impl Role {
             Role::Registry => "registry",
             Role::Buildah => "buildah",
             Role::Kaniko => "kaniko",
+            Role::Buildkit => "buildkit",
             Role::Job => "job",
         }
     }
@@ -73,6 +83,8 @@ pub struct ToolchainConfig {
     pub registry: String,
     pub buildah: String,
     pub kaniko: String,
+    /// The standalone BuildKit daemon (and `buildctl`).
+    pub buildkit: String,
     /// The image BuildKit jobs run `docker buildx build` in.
     pub job: String,
     /// Repository prefix of the local stand-ins, e.g. `layerbench-local` for `layerbench-local/dind:28-dind`.
@@ -90,10 +102,11 @@ impl Default for ToolchainConfig {
             registry: "registry:2".into(),
             // The same minor version as Debian bookworm's buildah, so both worlds build alike.
             buildah: "quay.io/buildah/stable:v1.28".into(),
-            // GoogleContainerTools/kaniko was archived in June 2025. Chainguard's fork publishes no public image;
-            // osscontainertools/kaniko is maintained and publishes to ghcr.io. The -debug flavour has the busybox
-            // shell CI jobs (GitLab's kaniko template) run their script in.
-            kaniko: "ghcr.io/osscontainertools/kaniko:v1.28.5-debug".into(),
+            // The last release of GoogleContainerTools/kaniko (archived in June 2025), which is also what the
+            // stand-in is built from: the maintained forks' modules cannot be had here (see toolchain/README.md).
+            // The -debug flavour has the busybox shell CI jobs (GitLab's kaniko template) run their script in.
+            kaniko: "gcr.io/kaniko-project/executor:v1.24.0-debug".into(),
+            buildkit: "moby/buildkit:v0.34.2".into(),
             // The CLI image GitLab's and GitHub's docker jobs use, of the same major as the dind service.
             job: "docker:28".into(),
             stand_in_prefix: "layerbench-local".into(),
@@ -109,6 +122,7 @@ impl ToolchainConfig {
             Role::Registry => &self.registry,
             Role::Buildah => &self.buildah,
             Role::Kaniko => &self.kaniko,
+            Role::Buildkit => &self.buildkit,
             Role::Job => &self.job,
         }
     }
@@ -129,6 +143,8 @@ pub struct ResolvedImage {
     pub env: Vec<String>,
     /// Leading container arguments for the role's service; the backend appends its own.
     pub args: Vec<String>,
+    /// For a stand-in whose programs were built from Go modules: `MODULE@VERSION (go build, goX.Y.Z)`.
+    pub built_from: Option<String>,
 }
 
 impl ResolvedImage {
@@ -136,7 +152,7 @@ impl ResolvedImage {
         let (env, args): (&[&str], &[&str]) = match role {
             // A dind's command line and environment are `builder::dind`'s, on both backends.
             Role::Buildah => (&["BUILDAH_ISOLATION=chroot"], &[]),
-            Role::Dind | Role::Base | Role::Registry | Role::Kaniko | Role::Job => (&[], &[]),
+            Role::Dind | Role::Base | Role::Registry | Role::Kaniko | Role::Buildkit | Role::Job => (&[], &[]),
         };
         ResolvedImage {
             role,
@@ -146,6 +162,7 @@ impl ResolvedImage {
             id,
             env: env.iter().map(|s| s.to_string()).collect(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            built_from: None,
         }
     }
 
@@ -156,6 +173,7 @@ impl ResolvedImage {
             name: self.name.clone(),
             source: self.source,
             id: self.id.clone(),
+            built_from: self.built_from.clone(),
         }
     }
 }
@@ -170,15 +188,23 @@ pub struct Toolchain {
     pub buildah: Option<ResolvedImage>,
     /// The docker CLI with buildx that BuildKit jobs run in.
     pub job: Option<ResolvedImage>,
-    /// Kaniko has no stand-in: when it cannot be pulled, `Some(Err)` says why in one line.
-    pub kaniko: Option<Result<ResolvedImage, String>>,
+    pub kaniko: Option<ResolvedImage>,
+    /// buildkitd and buildctl.
+    pub buildkit: Option<ResolvedImage>,
 }
 
 impl Toolchain {
     /// The available images, for `run.json`.
     pub fn images(&self) -> Vec<ImageInfo> {
-        let kaniko = self.kaniko.as_ref().and_then(|k| k.as_ref().ok());
-        [Some(&self.base), self.dind.as_ref(), Some(&self.registry), self.buildah.as_ref(), self.job.as_ref(), kaniko]
+        [
+            Some(&self.base),
+            self.dind.as_ref(),
+            Some(&self.registry),
+            self.buildah.as_ref(),
+            self.job.as_ref(),
+            self.kaniko.as_ref(),
+            self.buildkit.as_ref(),
+        ]
             .into_iter()
             .flatten()
             .map(ResolvedImage::info)
@@ -187,20 +213,24 @@ impl Toolchain {
 }
 
 /// The roles whose images a run of `strategies` needs: the base image (the mirror serves it) and the
-/// registry always, dind when a strategy runs a daemon, buildah, kaniko or the job image (buildx) when
-/// its job containers do.
+/// registry always, dind or buildkit for the daemon a strategy runs, buildah, kaniko, the job image
+/// (buildx) or buildkit (buildctl) for what its job containers run.
 pub fn roles_for(strategies: &[StrategyKind]) -> BTreeSet<Role> {
     let mut roles = BTreeSet::from([Role::Base, Role::Registry]);
     for strategy in strategies {
-        if strategy.strategy().daemon() != Daemon::None {
-            roles.insert(Role::Dind);
-        }
+        match strategy.strategy().daemon().kind() {
+            Some(DaemonKind::Docker) => roles.insert(Role::Dind),
+            Some(DaemonKind::Buildkit) => roles.insert(Role::Buildkit),
+            None => false,
+        };
         for builder in strategy.job_builders() {
             match builder {
                 DaemonlessBuilder::Buildah => roles.insert(Role::Buildah),
                 DaemonlessBuilder::Kaniko => roles.insert(Role::Kaniko),
                 // `docker buildx build` runs in the job image, against the job's dind.
                 DaemonlessBuilder::Buildx => roles.insert(Role::Job),
+                // `buildctl` ships with buildkitd, in the same image.
+                DaemonlessBuilder::Buildctl => roles.insert(Role::Buildkit),
             };
         }
     }
@@ -214,6 +244,7 @@ pub enum Operation {
     Debootstrap,
     Import,
     Build,
+    GoBuild,
 }
 
 impl fmt::Display for Operation {
@@ -223,6 +254,7 @@ impl fmt::Display for Operation {
             Operation::Debootstrap => "debootstrap the root filesystem of",
             Operation::Import => "import image",
             Operation::Build => "build image",
+            Operation::GoBuild => "build the Go programs of image",
         })
     }
 }
@@ -261,13 +293,12 @@ pub async fn resolve(
     config: &ToolchainConfig,
     events: &EventSink,
 ) -> Result<Toolchain, ToolchainError> {
-    let every = [Role::Base, Role::Dind, Role::Registry, Role::Buildah, Role::Kaniko, Role::Job];
+    let every = [Role::Base, Role::Dind, Role::Registry, Role::Buildah, Role::Kaniko, Role::Buildkit, Role::Job];
     resolve_roles(docker, config, &BTreeSet::from(every), events).await
 }
 
 /// Finds the images of `roles` (base and registry always): the official one when present or
-/// pullable, else a local stand-in built from Debian packages (and said so once, as a notice).
-/// Kaniko has no stand-in.
+/// pullable, else a local stand-in built from Debian packages and Go modules (and said so once, as a notice).
 pub async fn resolve_roles(
     docker: &Docker,
     config: &ToolchainConfig,
@@ -276,26 +307,28 @@ pub async fn resolve_roles(
 ) -> Result<Toolchain, ToolchainError> {
     let mut stand_ins = stand_in::Builder::new(docker, config, events);
     let base = resolve_role(docker, config, Role::Base, &mut stand_ins, events).await?;
-    let dind = match roles.contains(&Role::Dind) {
-        true => Some(resolve_role(docker, config, Role::Dind, &mut stand_ins, events).await?),
-        false => None,
-    };
     let registry = resolve_role(docker, config, Role::Registry, &mut stand_ins, events).await?;
-    let buildah = match roles.contains(&Role::Buildah) {
-        true => Some(resolve_role(docker, config, Role::Buildah, &mut stand_ins, events).await?),
-        false => None,
-    };
-    let job = match roles.contains(&Role::Job) {
-        true => Some(resolve_role(docker, config, Role::Job, &mut stand_ins, events).await?),
-        false => None,
-    };
-    let kaniko = match roles.contains(&Role::Kaniko) {
-        true => Some(official_image(docker, Role::Kaniko, &config.kaniko, events).await?.map_err(|reason| {
-            format!("could not pull {} ({reason}); kaniko has no Debian package, so no local stand-in", config.kaniko)
-        })),
-        false => None,
-    };
-    Ok(Toolchain { base, dind, registry, buildah, job, kaniko })
+    let dind = resolve_wanted(docker, config, roles, Role::Dind, &mut stand_ins, events).await?;
+    let buildah = resolve_wanted(docker, config, roles, Role::Buildah, &mut stand_ins, events).await?;
+    let job = resolve_wanted(docker, config, roles, Role::Job, &mut stand_ins, events).await?;
+    let kaniko = resolve_wanted(docker, config, roles, Role::Kaniko, &mut stand_ins, events).await?;
+    let buildkit = resolve_wanted(docker, config, roles, Role::Buildkit, &mut stand_ins, events).await?;
+    Ok(Toolchain { base, dind, registry, buildah, job, kaniko, buildkit })
+}
+
+/// The role's image when `roles` asks for it; `None` (not looked for) otherwise.
+async fn resolve_wanted(
+    docker: &Docker,
+    config: &ToolchainConfig,
+    roles: &BTreeSet<Role>,
+    role: Role,
+    stand_ins: &mut stand_in::Builder<'_>,
+    events: &EventSink,
+) -> Result<Option<ResolvedImage>, ToolchainError> {
+    match roles.contains(&role) {
+        true => resolve_role(docker, config, role, stand_ins, events).await.map(Some),
+        false => Ok(None),
+    }
 }
 
 async fn resolve_role(
@@ -310,10 +343,11 @@ async fn resolve_role(
         Ok(image) => Ok(image),
         Err(reason) => {
             let image = stand_ins.ensure(role).await?;
-            events.notice(format!(
-                "could not pull {official} ({reason}); using local stand-in {} built from Debian packages",
-                image.name
-            ));
+            let from = match &image.built_from {
+                Some(go) => format!("Debian packages and {go}"),
+                None => "Debian packages".into(),
+            };
+            events.notice(format!("could not pull {official} ({reason}); using local stand-in {} built from {from}", image.name));
             Ok(image)
         }
     }
@@ -359,7 +393,10 @@ async fn inspect(
             let labels = image.config.as_ref().and_then(|c| c.labels.as_ref());
             let stand_in = labels.and_then(|l| l.get(STAND_IN_LABEL)).is_some_and(|v| v == "true");
             let source = if stand_in { ImageSource::LocalStandIn } else { ImageSource::Official };
-            Ok(Some(ResolvedImage::new(role, official, name.to_string(), source, image.id)))
+            let built_from = labels.and_then(|l| l.get(BUILT_FROM_LABEL)).filter(|_| stand_in).cloned();
+            let mut resolved = ResolvedImage::new(role, official, name.to_string(), source, image.id);
+            resolved.built_from = built_from;
+            Ok(Some(resolved))
         }
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(ToolchainError::engine(Operation::Inspect, name, &e)),
@@ -424,6 +461,8 @@ mod tests {
         assert_eq!(roles(&[Daemonless]), [Role::Base, Role::Registry, Role::Buildah]);
         assert_eq!(roles(&[DaemonlessKaniko]), [Role::Base, Role::Registry, Role::Kaniko]);
         assert_eq!(roles(&[RegistryFinal, BuildkitShared]), [Role::Base, Role::Dind, Role::Registry, Role::Job]);
-        assert_eq!(roles(&StrategyKind::ALL).len(), 6);
+        assert_eq!(roles(&[BuildkitDaemon]), [Role::Base, Role::Registry, Role::Buildkit]);
+        assert_eq!(roles(&[BuildkitDaemonShared]), [Role::Base, Role::Registry, Role::Buildkit]);
+        assert_eq!(roles(&StrategyKind::ALL).len(), 7);
     }
 }

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
+use super::go_build::{GoBinaries, GoCache, GoRecipe};
 use super::{
-    one_line, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
+    one_line, BUILT_FROM_LABEL, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
     STAND_IN_LABEL,
 };
 use crate::events::EventSink;
@@ -37,10 +38,41 @@ const BUILD_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 const NETWORK_HINT: &str = "Check that deb.debian.org is reachable from this host and from containers";
 
-/// A Dockerfile-built stand-in: the Dockerfile (`FROM ${BASE}`) and the files it copies.
+/// A Dockerfile-built stand-in: the Dockerfile (`FROM ${BASE}`), the files it copies, and the Go programs
+/// it copies from the build context's root (built first, see [`go_build`]).
 struct Recipe {
     dockerfile: &'static str,
     files: &'static [(&'static str, &'static str)],
+    go: Option<GoRecipe>,
+}
+
+/// The Go programs of a role's stand-in, if it has any.
+pub(super) fn go_recipe(role: Role) -> Option<GoRecipe> {
+    match role {
+        // The executor of the last upstream release. The maintained forks' modules are not served by the
+        // Go module proxy here (osscontainertools/kaniko: 403), and upstream publishes the matching image.
+        Role::Kaniko => Some(GoRecipe {
+            module: "github.com/GoogleContainerTools/kaniko",
+            version: "v1.24.0",
+            go_mod: include_str!("../../toolchain/kaniko/go.mod"),
+            go_sum: include_str!("../../toolchain/kaniko/go.sum"),
+            packages: &["github.com/GoogleContainerTools/kaniko/cmd/executor"],
+            tags: "",
+            ldflags: "-s -w -X github.com/GoogleContainerTools/kaniko/pkg/version.version=v1.24.0",
+        }),
+        Role::Buildkit => Some(GoRecipe {
+            module: "github.com/moby/buildkit",
+            version: "v0.34.2",
+            go_mod: include_str!("../../toolchain/buildkit/go.mod"),
+            go_sum: include_str!("../../toolchain/buildkit/go.sum"),
+            packages: &["github.com/moby/buildkit/cmd/buildkitd", "github.com/moby/buildkit/cmd/buildctl"],
+            // As the release's own Dockerfile builds them.
+            tags: "osusergo netgo static_build seccomp",
+            ldflags: "-s -w -X github.com/moby/buildkit/version.Version=v0.34.2 \
+                      -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit",
+        }),
+        _ => None,
+    }
 }
 
 fn recipe(role: Role) -> Option<Recipe> {
@@ -48,14 +80,26 @@ fn recipe(role: Role) -> Option<Recipe> {
         Role::Dind => Some(Recipe {
             dockerfile: include_str!("../../toolchain/dind/Dockerfile"),
             files: &[("dockerd-entrypoint.sh", include_str!("../../toolchain/dind/dockerd-entrypoint.sh"))],
+            go: None,
         }),
         Role::Registry => Some(Recipe {
             dockerfile: include_str!("../../toolchain/registry/Dockerfile"),
             files: &[("entrypoint.sh", include_str!("../../toolchain/registry/entrypoint.sh"))],
+            go: None,
         }),
-        Role::Buildah => Some(Recipe { dockerfile: include_str!("../../toolchain/buildah/Dockerfile"), files: &[] }),
-        Role::Job => Some(Recipe { dockerfile: include_str!("../../toolchain/job/Dockerfile"), files: &[] }),
-        Role::Base | Role::Kaniko => None,
+        Role::Buildah => Some(Recipe { dockerfile: include_str!("../../toolchain/buildah/Dockerfile"), files: &[], go: None }),
+        Role::Job => Some(Recipe { dockerfile: include_str!("../../toolchain/job/Dockerfile"), files: &[], go: None }),
+        Role::Kaniko => Some(Recipe {
+            dockerfile: include_str!("../../toolchain/kaniko/Dockerfile"),
+            files: &[],
+            go: go_recipe(Role::Kaniko),
+        }),
+        Role::Buildkit => Some(Recipe {
+            dockerfile: include_str!("../../toolchain/buildkit/Dockerfile"),
+            files: &[],
+            go: go_recipe(Role::Buildkit),
+        }),
+        Role::Base => None,
     }
 }
 
@@ -76,11 +120,12 @@ pub(super) struct Builder<'a> {
     events: &'a EventSink,
     /// The base stand-in's name and image ID, once it is known to be current.
     base: Option<(String, String)>,
+    go_cache: GoCache,
 }
 
 impl<'a> Builder<'a> {
     pub(super) fn new(docker: &'a Docker, config: &'a ToolchainConfig, events: &'a EventSink) -> Self {
-        Builder { docker, config, events, base: None }
+        Builder { docker, config, events, base: None, go_cache: GoCache::locate() }
     }
 
     /// The role's stand-in, built now when missing or made from an older recipe.
@@ -105,12 +150,31 @@ impl<'a> Builder<'a> {
             parts.extend([*file, *content]);
         }
         parts.push(&base_id);
+        // The Go programs' inputs (module, wrapper, flags) are part of it too; they are built only when the
+        // image is missing or stale. Another Go version alone does not rebuild an image (its label says which).
+        if let Some(go) = &recipe.go {
+            parts.extend(go.hash_parts());
+        }
         let hash = recipe_hash(&parts);
+        let mut built_from = None;
         let id = match current(self.docker, &name, &hash, self.events).await? {
             Some(id) => id,
-            None => build(self.docker, &name, &recipe, &base_name, &hash, self.events).await?,
+            None => {
+                let binaries = match &recipe.go {
+                    Some(go) => Some((go, self.go_cache.binaries(go, &name, self.events).await?)),
+                    None => None,
+                };
+                built_from = binaries.as_ref().map(|(go, b)| b.built_from(go));
+                build(self.docker, &name, &recipe, binaries.as_ref().map(|(_, b)| b), built_from.as_deref(), &base_name, &hash, self.events)
+                    .await?
+            }
         };
-        Ok(stand_in(role, official, name, id))
+        let mut image = stand_in(role, official, name, id);
+        image.built_from = match built_from {
+            Some(from) => Some(from),
+            None => built_from_label(self.docker, &image.name).await,
+        };
+        Ok(image)
     }
 
     async fn base(&mut self) -> Result<(String, String), ToolchainError> {
@@ -295,18 +359,24 @@ async fn import(docker: &Docker, rootfs: &Path, name: &str, hash: &str) -> Resul
 }
 
 /// Builds a Dockerfile stand-in FROM the base stand-in. Returns the image ID.
+#[allow(clippy::too_many_arguments)]
 async fn build(
     docker: &Docker,
     name: &str,
     recipe: &Recipe,
+    binaries: Option<&GoBinaries>,
+    built_from: Option<&str>,
     base_name: &str,
     hash: &str,
     events: &EventSink,
 ) -> Result<String, ToolchainError> {
-    let context = context_tar(recipe).map_err(|e| {
-        ToolchainError::new(Operation::Build, name, format!("cannot pack the build context: {e}"), "Report this bug")
+    let context = context_tar(recipe, binaries).map_err(|e| {
+        ToolchainError::new(Operation::Build, name, format!("cannot pack the build context: {e}"), "See the message")
     })?;
-    let labels = HashMap::from([(STAND_IN_LABEL, "true"), (RECIPE_LABEL, hash)]);
+    let mut labels = HashMap::from([(STAND_IN_LABEL, "true"), (RECIPE_LABEL, hash)]);
+    if let Some(from) = built_from {
+        labels.insert(BUILT_FROM_LABEL, from);
+    }
     let build_args = HashMap::from([("BASE", base_name)]);
     let options =
         BuildImageOptionsBuilder::new().t(name).buildargs(&build_args).labels(&labels).rm(true).forcerm(true).build();
@@ -350,7 +420,8 @@ async fn build(
     image_id(docker, name, Operation::Build).await
 }
 
-fn context_tar(recipe: &Recipe) -> std::io::Result<Vec<u8>> {
+/// The Dockerfile, the recipe's files and the Go binaries (at the context's root, executable).
+fn context_tar(recipe: &Recipe, binaries: Option<&GoBinaries>) -> std::io::Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
     let files = std::iter::once(("Dockerfile", recipe.dockerfile)).chain(recipe.files.iter().copied());
     for (file, content) in files {
@@ -360,11 +431,27 @@ fn context_tar(recipe: &Recipe) -> std::io::Result<Vec<u8>> {
         header.set_cksum();
         archive.append_data(&mut header, file, content.as_bytes())?;
     }
+    if let Some(binaries) = binaries {
+        for binary in &binaries.names {
+            let content = std::fs::read(binaries.dir.join(binary))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o755);
+            header.set_cksum();
+            archive.append_data(&mut header, binary, content.as_slice())?;
+        }
+    }
     archive.into_inner()
 }
 
+/// What a stand-in's label says it was built from (Go programs' module and version), if anything.
+async fn built_from_label(docker: &Docker, name: &str) -> Option<String> {
+    let image = docker.inspect_image(name).await.ok()?;
+    image.config?.labels?.get(BUILT_FROM_LABEL).cloned()
+}
+
 /// The last `n` non-empty lines across `texts`, on one line.
-fn last_lines(texts: &[&str], n: usize) -> String {
+pub(super) fn last_lines(texts: &[&str], n: usize) -> String {
     let lines: Vec<&str> = texts.iter().flat_map(|t| t.lines()).map(str::trim).filter(|l| !l.is_empty()).collect();
     one_line(&lines[lines.len().saturating_sub(n)..].join(" | "))
 }
@@ -468,12 +555,16 @@ mod tests {
     }
 
     #[test]
-    fn every_role_but_kaniko_has_a_recipe() {
-        for role in [Role::Dind, Role::Registry, Role::Buildah, Role::Job] {
+    fn every_role_but_the_base_has_a_recipe_and_go_programs_come_with_their_dockerfile() {
+        for role in [Role::Dind, Role::Registry, Role::Buildah, Role::Job, Role::Kaniko, Role::Buildkit] {
             let recipe = recipe(role).expect("recipe");
             assert!(recipe.dockerfile.contains("FROM ${BASE}"), "{role} must build FROM the base stand-in");
+            for binary in recipe.go.map(|go| go.binaries()).unwrap_or_default() {
+                let copied = recipe.dockerfile.lines().any(|l| l.starts_with("COPY ") && l.split_whitespace().any(|w| w == binary));
+                assert!(copied, "{role}: the Dockerfile must copy {binary} from the context");
+            }
         }
-        assert!(recipe(Role::Kaniko).is_none());
+        assert!(recipe(Role::Base).is_none());
     }
 
     #[test]
@@ -486,7 +577,7 @@ mod tests {
 
     #[test]
     fn context_scripts_are_executable() {
-        let context = context_tar(&recipe(Role::Dind).expect("recipe")).expect("tar");
+        let context = context_tar(&recipe(Role::Dind).expect("recipe"), None).expect("tar");
         let mut archive = tar::Archive::new(context.as_slice());
         let modes: HashMap<String, u32> = archive
             .entries()

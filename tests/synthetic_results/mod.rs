@@ -242,6 +242,7 @@ fn run_info(spec: &Spec) -> RunInfo {
         },
         source,
         id: Some(format!("sha256:{}", &FLASK_HASH[..12])),
+        built_from: None,
     };
     RunInfo {
         run_id: spec.name.into(),

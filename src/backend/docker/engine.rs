@@ -97,6 +97,22 @@ pub async fn wait_until_ready(docker: &Docker, what: &str, timeout: Duration) ->
     })
 }
 
+/// The last `n` lines a container logged, on one line, for an error message ("it printed nothing" if none).
+pub async fn last_log_lines(docker: &Docker, container: &str, n: usize) -> String {
+    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&n.to_string()).build();
+    let mut stream = docker.logs(container, Some(options));
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&chunk.to_string());
+    }
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        "it printed nothing".into()
+    } else {
+        lines.join(" | ")
+    }
+}
+
 /// Lines a container logged at or after `since` (RFC 3339 times from the engine), without the times.
 pub async fn logs_since(
     docker: &Docker,

@@ -1,4 +1,4 @@
-//! CI job containers on the engine: a builder's command (buildah, kaniko, docker buildx) in a fresh
+//! CI job containers on the engine: a builder's command (buildah, kaniko, docker buildx, buildctl) in a fresh
 //! container on the strategy's network, its log followed and parsed as it streams.
 //!
 //! The container and its storage volume are fresh for every job and owned by the job, so every
@@ -26,8 +26,8 @@ use crate::toolchain::ResolvedImage;
 /// Where a job container runs.
 pub struct Placement<'a> {
     pub network: &'a str,
-    /// The job's Docker daemon (`tcp://docker:2375`) for builders that drive one.
-    pub docker_host: Option<&'a str>,
+    /// The job's daemon (`tcp://docker:2375`, `tcp://buildkitd:1234`) for builders that drive one.
+    pub daemon_host: Option<&'a str>,
 }
 
 /// Runs one build request in a job container and follows it to its end. Provision covers creating
@@ -41,7 +41,7 @@ pub async fn run(
     events: &EventSink,
     outcome: &mut JobOutcome,
 ) -> Result<(), JobError> {
-    let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), docker_host: place.docker_host };
+    let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), daemon_host: place.daemon_host };
     let command = job_command(request, job.dockerfile_path, &endpoints);
     let image = backend.job_image(request.builder).map_err(JobError::infrastructure)?.clone();
     let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), backend.jobs_started));
@@ -168,8 +168,10 @@ async fn follow(
             let line: String = pending.drain(..=newline).collect();
             let Some((time_ms, text)) = split_docker_timestamp(line.trim_end()) else { continue };
             let at_ms = clock.at(time_ms);
-            if builder == DaemonlessBuilder::Buildah && text.starts_with("buildah version ") {
-                backend.buildah_version = text.split_whitespace().nth(2).map(str::to_string);
+            if let Some(line) = &command.version {
+                if let Some(version) = line.version(text) {
+                    backend.builder_versions.entry(line.builder.to_string()).or_insert(version);
+                }
             }
             if let Some(phase) = phase_marked(text) {
                 if outcome.phase() == Some(Phase::Build) && phase != Phase::Build {

@@ -5,7 +5,8 @@
 //! - `mirror`: a registry standing in for Docker Hub, seeded once with the scenario's base images;
 //!   every daemon and builder uses it as its Docker Hub mirror;
 //! - `registry`: the CI registry, fresh for each iteration so caches start empty;
-//! - dind daemons, reached by the harness at their bridge address on port 2375.
+//! - dind daemons, reached by the harness at their bridge address on port 2375, and buildkitd daemons,
+//!   reached only by their jobs' `buildctl` on port 1234.
 
 mod engine;
 mod job_container;
@@ -13,7 +14,7 @@ pub mod ops;
 mod owned;
 mod services;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bollard::models::{NetworkConnectRequest, NetworkCreateRequest};
@@ -22,13 +23,13 @@ use bollard::Docker;
 pub use engine::DindMode;
 use engine::{exec_output, failed, remove_container};
 use owned::JobResources;
-use services::{Dind, DindPlace};
+use services::{DaemonPlace, DaemonService};
 
 use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
 use crate::events::EventSink;
 use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::resources::run_labels;
-use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, StrategyKind};
+use crate::strategy::{Daemon, DaemonKind, DaemonlessBuilder, Op, Phase, StrategyKind};
 use crate::toolchain::{ResolvedImage, Toolchain};
 
 /// How long a daemon or registry may take to answer after its container started.
@@ -42,8 +43,10 @@ pub struct BackendImages {
     pub registry: ResolvedImage,
     /// `None` when no strategy of the run builds with buildah.
     pub buildah: Option<ResolvedImage>,
-    /// `None` when no kaniko image could be had.
+    /// `None` when no strategy of the run builds with kaniko.
     pub kaniko: Option<ResolvedImage>,
+    /// buildkitd and buildctl; `None` when no strategy of the run uses a standalone BuildKit daemon.
+    pub buildkit: Option<ResolvedImage>,
     /// The image a CI job's script runs in (`docker:28`, with the docker CLI and buildx).
     pub job: Option<ResolvedImage>,
     /// Images to serve from the mirror: (local image, name the Dockerfile uses, e.g. `python:3.11-slim`).
@@ -55,7 +58,7 @@ pub struct BackendImages {
 struct StrategyPlace {
     network: String,
     registry: Option<String>,
-    shared: Option<Dind>,
+    shared: Option<DaemonService>,
 }
 
 pub struct DockerBackend {
@@ -68,9 +71,8 @@ pub struct DockerBackend {
     mirror: Option<(String, String)>,
     places: HashMap<StrategyKind, StrategyPlace>,
     jobs_started: u32,
-    /// Builder versions as the builders reported them, for `run.json`.
-    dind_version: Option<String>,
-    buildah_version: Option<String>,
+    /// Builder versions as the builders reported them (`buildah`, `buildctl`, …), for `run.json`.
+    builder_versions: BTreeMap<String, String>,
 }
 
 impl BackendImages {
@@ -81,7 +83,8 @@ impl BackendImages {
             dind: toolchain.dind.clone(),
             registry: toolchain.registry.clone(),
             buildah: toolchain.buildah.clone(),
-            kaniko: toolchain.kaniko.clone().and_then(Result::ok),
+            kaniko: toolchain.kaniko.clone(),
+            buildkit: toolchain.buildkit.clone(),
             job: toolchain.job.clone(),
             mirrored: vec![(toolchain.base.name.clone(), toolchain.base.official.clone())],
         }
@@ -104,8 +107,7 @@ impl DockerBackend {
             mirror: None,
             places: HashMap::new(),
             jobs_started: 0,
-            dind_version: None,
-            buildah_version: None,
+            builder_versions: BTreeMap::new(),
         };
         let network = format!("layerbench-{run_id}-mirror");
         backend.create_network(&network).await?;
@@ -173,14 +175,10 @@ impl DockerBackend {
         self.dind_mode
     }
 
-    /// The dind daemons' version, once one has started.
-    pub fn dind_version(&self) -> Option<&str> {
-        self.dind_version.as_deref()
-    }
-
-    /// What `buildah --version` printed in a daemonless job, once one has run.
-    pub fn buildah_version(&self) -> Option<&str> {
-        self.buildah_version.as_deref()
+    /// The versions the builders and daemons reported, by name (`dind (classic builder)`, `buildah`,
+    /// `buildx`, `buildctl`, `buildkitd`), once one of each has run.
+    pub fn builder_versions(&self) -> &BTreeMap<String, String> {
+        &self.builder_versions
     }
 
     /// The image a job container of `builder` runs.
@@ -189,9 +187,12 @@ impl DockerBackend {
             DaemonlessBuilder::Buildah => {
                 self.images.buildah.as_ref().ok_or_else(|| "no buildah image was resolved".into())
             }
-            DaemonlessBuilder::Kaniko => self.images.kaniko.as_ref().ok_or_else(|| "no kaniko image is available".into()),
+            DaemonlessBuilder::Kaniko => self.images.kaniko.as_ref().ok_or_else(|| "no kaniko image was resolved".into()),
             DaemonlessBuilder::Buildx => {
-                self.images.job.as_ref().ok_or_else(|| "no job image (docker CLI with buildx) is available".into())
+                self.images.job.as_ref().ok_or_else(|| "no job image (docker CLI with buildx) was resolved".into())
+            }
+            DaemonlessBuilder::Buildctl => {
+                self.images.buildkit.as_ref().ok_or_else(|| "no BuildKit image (buildctl) was resolved".into())
             }
         }
     }
@@ -214,17 +215,19 @@ impl DockerBackend {
         let strategy = job.strategy;
         let network = self.place(strategy).await?.network.clone();
         let daemon = match job.plan.daemon {
-            Daemon::FreshDind => {
-                let name = self.container_name(&format!("dind-job{}", self.jobs_started));
-                let place = DindPlace { name: &name, network: &network, alias: "docker", image_store: strategy.strategy().image_store() };
-                Some((services::start_dind(self, &place, owner).await?.client, "tcp://docker:2375"))
+            Daemon::Fresh(kind) => {
+                let name = self.container_name(&format!("{}-job{}", kind.service_name(), self.jobs_started));
+                let alias = fresh_alias(kind);
+                let place = DaemonPlace { name: &name, network: &network, alias, kind, image_store: strategy.strategy().image_store() };
+                let service = services::start_daemon(self, &place, owner).await?;
+                Some((service.client, daemon_host(kind, alias)))
             }
-            Daemon::SharedDind => {
-                let dind = self.places.get(&strategy).and_then(|p| p.shared.as_ref()).ok_or_else(|| {
+            Daemon::Shared(kind) => {
+                let shared = self.places.get(&strategy).and_then(|p| p.shared.as_ref()).ok_or_else(|| {
                     JobError::infrastructure(format!("no shared daemon was started for {strategy}"))
                 })?;
-                engine::wait_until_ready(&dind.client, &format!("shared dind daemon {}", dind.container), READY_TIMEOUT).await?;
-                Some((dind.client.clone(), "tcp://dind:2375"))
+                shared.wait_until_ready(&self.engine).await?;
+                Some((shared.client.clone(), daemon_host(kind, shared_alias(kind))))
             }
             Daemon::None => None,
         };
@@ -232,14 +235,39 @@ impl DockerBackend {
         for op in &job.plan.ops {
             match (op, &daemon) {
                 (Op::JobBuild(request), _) => {
-                    let place = job_container::Placement { network: &network, docker_host: daemon.as_ref().map(|d| d.1) };
+                    let daemon_host = daemon.as_ref().map(|d| d.1.as_str());
+                    let place = job_container::Placement { network: &network, daemon_host };
                     job_container::run(self, job, request, &place, owner, events, outcome).await?;
                 }
-                (op, Some((client, _))) => ops::run_op(client, op, job, &mut context_tar, events, outcome).await?,
-                (_, None) => return Err(JobError::infrastructure(format!("{strategy} has no daemon to run `{op:?}` on"))),
+                (op, Some((Some(client), _))) => ops::run_op(client, op, job, &mut context_tar, events, outcome).await?,
+                (_, _) => return Err(JobError::infrastructure(format!("{strategy} has no Docker daemon to run `{op:?}` on"))),
             }
         }
         Ok(())
+    }
+}
+
+/// The name a job's fresh daemon answers to on its network: `docker` is what CI jobs' DOCKER_HOST names.
+fn fresh_alias(kind: DaemonKind) -> &'static str {
+    match kind {
+        DaemonKind::Docker => "docker",
+        DaemonKind::Buildkit => "buildkitd",
+    }
+}
+
+/// The name a strategy's shared daemon answers to (a CI service's alias).
+fn shared_alias(kind: DaemonKind) -> &'static str {
+    match kind {
+        DaemonKind::Docker => "dind",
+        DaemonKind::Buildkit => "buildkitd",
+    }
+}
+
+/// How a job's builder addresses its daemon (DOCKER_HOST or BUILDKIT_HOST).
+fn daemon_host(kind: DaemonKind, alias: &str) -> String {
+    match kind {
+        DaemonKind::Docker => format!("tcp://{alias}:{}", crate::builder::dind::API_PORT),
+        DaemonKind::Buildkit => format!("tcp://{alias}:{}", crate::builder::buildkitd::API_PORT),
     }
 }
 
@@ -264,19 +292,17 @@ impl Backend for DockerBackend {
             let registry = self.container_name(&format!("registry-{}-it{iteration}", strategy.name()));
             services::start_registry(self, &registry, &network, "registry", false).await?;
             self.place(strategy).await?.registry = Some(registry);
-            if strategy.strategy().daemon() != Daemon::SharedDind {
-                continue;
-            }
-            events.setup(format!("starting the shared dind service for {strategy} (iteration {iteration})"));
+            let Daemon::Shared(kind) = strategy.strategy().daemon() else { continue };
+            events.setup(format!("starting the shared {} service for {strategy} (iteration {iteration})", kind.service_name()));
             let clock = Instant::now();
-            let name = self.container_name(&format!("dind-shared-{}-it{iteration}", strategy.name()));
-            let place = DindPlace { name: &name, network: &network, alias: "dind", image_store: strategy.strategy().image_store() };
+            let name = self.container_name(&format!("{}-shared-{}-it{iteration}", kind.service_name(), strategy.name()));
+            let place = DaemonPlace { name: &name, network: &network, alias: shared_alias(kind), kind, image_store: strategy.strategy().image_store() };
             // A shared daemon outlives its jobs: the iteration owns it, not a job.
             let mut owner = JobResources::new(&self.engine);
-            let dind = match services::start_dind(self, &place, &mut owner).await {
-                Ok(dind) => {
+            let daemon = match services::start_daemon(self, &place, &mut owner).await {
+                Ok(daemon) => {
                     owner.release();
-                    dind
+                    daemon
                 }
                 Err(e) => {
                     owner.remove().await;
@@ -285,10 +311,10 @@ impl Backend for DockerBackend {
             };
             started.push(ServiceStart {
                 strategy,
-                service: "dind".into(),
+                service: kind.service_name().into(),
                 startup_ms: crate::millis(clock.elapsed()),
             });
-            self.place(strategy).await?.shared = Some(dind);
+            self.place(strategy).await?.shared = Some(daemon);
         }
         Ok(started)
     }
@@ -327,8 +353,8 @@ impl Backend for DockerBackend {
             let out = exec_output(&self.engine, registry, &["sh", "-c", &script]).await;
             state.registry_bytes = state.size_from("registry storage", out);
         }
-        if let Some(dind) = &place.shared {
-            let out = exec_output(&self.engine, &dind.container, &["du", "-sb", "/var/lib/docker"]).await;
+        if let Some(daemon) = &place.shared {
+            let out = exec_output(&self.engine, &daemon.container, &["du", "-sb", daemon.kind.state_dir()]).await;
             state.daemon_volume_bytes = state.size_from("the shared daemon's volume size", out);
         }
         state
@@ -336,8 +362,8 @@ impl Backend for DockerBackend {
 
     async fn end_iteration(&mut self, _iteration: u32) -> Result<(), BackendError> {
         for place in self.places.values_mut() {
-            if let Some(dind) = place.shared.take() {
-                dind.remove(&self.engine).await?;
+            if let Some(daemon) = place.shared.take() {
+                daemon.remove(&self.engine).await?;
             }
             if let Some(registry) = place.registry.take() {
                 remove_container(&self.engine, &registry).await?;

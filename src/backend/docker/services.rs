@@ -1,4 +1,4 @@
-//! The services a run starts on the engine: registries and dind daemons.
+//! The services a run starts on the engine: registries and the daemons jobs build with (dind, buildkitd).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,18 +14,21 @@ use futures_util::StreamExt;
 use super::engine::{container_ip, create_volume, describe, exec_output, failed, remove_container, DindMode};
 use super::{DockerBackend, READY_TIMEOUT};
 use crate::backend::BackendError;
+use crate::builder::{buildkitd, dind};
 use crate::events::EventSink;
 use crate::resources::{run_labels, MIRROR_HOST};
-use crate::strategy::ImageStore;
+use crate::strategy::{DaemonKind, ImageStore};
 
-/// A running dind daemon and the client the harness drives it with.
-pub struct Dind {
+/// A running daemon: a dind (with the client the harness drives it with) or a buildkitd.
+pub struct DaemonService {
+    pub kind: DaemonKind,
     pub container: String,
     pub volumes: Vec<String>,
-    pub client: Docker,
+    /// The Docker API client of a dind; `None` for buildkitd, which only its job's `buildctl` talks to.
+    pub client: Option<Docker>,
 }
 
-impl Dind {
+impl DaemonService {
     /// Removes the daemon and its volumes (a shared daemon at the end of its iteration).
     pub async fn remove(self, engine: &Docker) -> Result<(), BackendError> {
         let mut owner = super::owned::JobResources::new(engine);
@@ -34,8 +37,17 @@ impl Dind {
             owner.volume(v);
         }
         match owner.remove().await.into_iter().next() {
-            Some(error) => Err(BackendError::new(format!("remove dind daemon {}", self.container), error)),
+            Some(error) => Err(BackendError::new(format!("remove {} daemon {}", self.kind.service_name(), self.container), error)),
             None => Ok(()),
+        }
+    }
+
+    /// Waits until the daemon answers again (a shared one, before each job).
+    pub async fn wait_until_ready(&self, engine: &Docker) -> Result<(), BackendError> {
+        let what = format!("shared {} daemon {}", self.kind.service_name(), self.container);
+        match &self.client {
+            Some(client) => super::engine::wait_until_ready(client, &what, READY_TIMEOUT).await,
+            None => wait_for_buildkitd(engine, &self.container, &what).await,
         }
     }
 }
@@ -49,30 +61,46 @@ fn endpoint(network: &str, alias: &str) -> NetworkingConfig {
     }
 }
 
-/// Where a dind daemon runs and who owns it.
-pub struct DindPlace<'a> {
+/// Where a daemon runs and what it is.
+pub struct DaemonPlace<'a> {
     pub name: &'a str,
-    /// The strategy's network; the daemon answers as `alias` on it (`docker`, or `dind` when shared).
+    /// The strategy's network; the daemon answers as `alias` on it (`docker`, `dind`, `buildkitd`).
     pub network: &'a str,
     pub alias: &'a str,
+    pub kind: DaemonKind,
+    /// How a dind stores images.
     pub image_store: ImageStore,
 }
 
-/// Starts a dind daemon with labelled volumes on `/var/lib/docker` (and `/var/lib/containerd` for
-/// the containerd image store), fenced so that nothing its builds run can reach its API. The first
-/// start on an engine tries `--privileged` and falls back to the explicit capability list when refused.
-/// Everything it creates is handed to `owner` before it exists.
-pub async fn start_dind(
+impl DaemonKind {
+    fn api_port(self) -> u16 {
+        match self {
+            DaemonKind::Docker => dind::API_PORT,
+            DaemonKind::Buildkit => buildkitd::API_PORT,
+        }
+    }
+}
+
+/// Starts a daemon with labelled volumes on its state directory (and `/var/lib/containerd` for a dind
+/// with the containerd image store), fenced so that nothing its builds run can reach its API. The first
+/// privileged start on an engine tries `--privileged` and falls back to the explicit capability list when
+/// refused. Everything it creates is handed to `owner` before it exists.
+pub async fn start_daemon(
     backend: &mut DockerBackend,
-    place: &DindPlace<'_>,
+    place: &DaemonPlace<'_>,
     owner: &mut super::owned::JobResources,
-) -> Result<Dind, BackendError> {
+) -> Result<DaemonService, BackendError> {
     let name = place.name;
-    let image = backend.images.dind.clone().ok_or_else(|| {
-        BackendError::new(format!("start dind {name}"), "no dind image was resolved for this run's strategies")
+    let kind = place.kind;
+    let image = match kind {
+        DaemonKind::Docker => backend.images.dind.clone(),
+        DaemonKind::Buildkit => backend.images.buildkit.clone(),
+    };
+    let image = image.ok_or_else(|| {
+        BackendError::new(format!("start {} {name}", kind.service_name()), "no image was resolved for it in this run")
     })?;
-    let mut volumes = vec![(format!("{name}-docker"), "/var/lib/docker")];
-    if place.image_store == ImageStore::Containerd {
+    let mut volumes = vec![(format!("{name}-state"), kind.state_dir())];
+    if kind == DaemonKind::Docker && place.image_store == ImageStore::Containerd {
         volumes.push((format!("{name}-containerd"), "/var/lib/containerd"));
     }
     for (volume, _) in &volumes {
@@ -80,6 +108,19 @@ pub async fn start_dind(
         create_volume(&backend.engine, volume, &backend.run_id).await?;
     }
     owner.container(name);
+    // The API on the strategy's own network only; the run's mirror and registry.
+    let (cmd, env, config): (Vec<String>, Vec<String>, Option<(&str, String)>) = match kind {
+        DaemonKind::Docker => (
+            dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000")),
+            dind::env(),
+            (place.image_store == ImageStore::Containerd).then(|| (DAEMON_JSON_PATH, CONTAINERD_DAEMON_JSON.to_string())),
+        ),
+        DaemonKind::Buildkit => (
+            buildkitd::command("0.0.0.0"),
+            vec![],
+            Some((buildkitd::CONFIG_PATH, buildkitd::config_toml("registry:5000", Some("mirror:5000"), Some(DOCKER_DNS)))),
+        ),
+    };
     let body = |mode: DindMode| {
         let mut host = HostConfig {
             binds: Some(volumes.iter().map(|(v, path)| format!("{v}:{path}")).collect()),
@@ -89,9 +130,8 @@ pub async fn start_dind(
         mode.apply(&mut host);
         ContainerCreateBody {
             image: Some(image.name.clone()),
-            // The API on the strategy's own network only; the run's mirror and registry.
-            cmd: Some(crate::builder::dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000"))),
-            env: Some(crate::builder::dind::env()),
+            cmd: Some(cmd.clone()),
+            env: Some(env.clone()),
             labels: Some(run_labels(&backend.run_id)),
             host_config: Some(host),
             networking_config: Some(endpoint(place.network, place.alias)),
@@ -101,11 +141,12 @@ pub async fn start_dind(
     let create = |mode: DindMode| {
         let engine = backend.engine.clone();
         let body = body(mode);
+        let config = config.clone();
         async move {
             let options = CreateContainerOptionsBuilder::default().name(name).build();
             engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
-            if place.image_store == ImageStore::Containerd {
-                upload_file(&engine, name, DAEMON_JSON_PATH, CONTAINERD_DAEMON_JSON.as_bytes()).await?;
+            if let Some((path, content)) = config {
+                upload_file(&engine, name, path, content.as_bytes()).await?;
             }
             engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))
         }
@@ -120,19 +161,67 @@ pub async fn start_dind(
         }
         Err(e) => return Err(e),
     }
-    let ip = container_ip(&backend.engine, name, place.network).await?;
-    let client = Docker::connect_with_http(&format!("tcp://{ip}:2375"), 3600, API_DEFAULT_VERSION)
-        .map_err(failed(format!("connect to dind daemon {name}")))?;
-    super::engine::wait_until_ready(&client, &format!("dind daemon {name} at tcp://{ip}:2375"), READY_TIMEOUT).await?;
-    let client = client
-        .negotiate_version()
-        .await
-        .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
-    fence_api(&backend.engine, name).await?;
-    if backend.dind_version.is_none() {
-        backend.dind_version = client.version().await.ok().and_then(|v| v.version);
+    let volumes = volumes.into_iter().map(|(v, _)| v).collect();
+    let client = match kind {
+        DaemonKind::Docker => {
+            let ip = container_ip(&backend.engine, name, place.network).await?;
+            let address = format!("tcp://{ip}:{}", dind::API_PORT);
+            let client = Docker::connect_with_http(&address, 3600, API_DEFAULT_VERSION)
+                .map_err(failed(format!("connect to dind daemon {name}")))?;
+            super::engine::wait_until_ready(&client, &format!("dind daemon {name} at {address}"), READY_TIMEOUT).await?;
+            let client = client
+                .negotiate_version()
+                .await
+                .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
+            if !backend.builder_versions.contains_key(DIND_VERSION) {
+                if let Some(version) = client.version().await.ok().and_then(|v| v.version) {
+                    backend.builder_versions.insert(DIND_VERSION.into(), version);
+                }
+            }
+            Some(client)
+        }
+        DaemonKind::Buildkit => {
+            wait_for_buildkitd(&backend.engine, name, &format!("buildkitd {name}")).await?;
+            if !backend.builder_versions.contains_key("buildkitd") {
+                // `buildkitd github.com/moby/buildkit v0.34.2 <revision>`
+                if let Ok(out) = exec_output(&backend.engine, name, &["buildkitd", "--version"]).await {
+                    if let Some(version) = out.split_whitespace().nth(2) {
+                        backend.builder_versions.insert("buildkitd".into(), version.to_string());
+                    }
+                }
+            }
+            None
+        }
+    };
+    fence_api(&backend.engine, name, kind.api_port()).await?;
+    Ok(DaemonService { kind, container: name.to_string(), volumes, client })
+}
+
+/// The engine's resolver inside every container on a user-defined network.
+const DOCKER_DNS: &str = "127.0.0.11";
+
+/// The key of the dind daemons' version in `run.json`'s `builder_versions`.
+const DIND_VERSION: &str = "dind (classic builder)";
+
+/// Polls buildkitd on its socket from inside its container until it lists its workers. A daemon that
+/// exited is reported at once, with its last words.
+async fn wait_for_buildkitd(engine: &Docker, container: &str, what: &str) -> Result<(), BackendError> {
+    let check = ["buildctl", "--addr", buildkitd::SOCKET, "debug", "workers"];
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        if exec_output(engine, container, &check).await.is_ok() {
+            return Ok(());
+        }
+        let running = engine.inspect_container(container, None).await.ok().and_then(|c| c.state).and_then(|s| s.running);
+        if running != Some(true) {
+            let last = super::engine::last_log_lines(engine, container, 3).await;
+            return Err(BackendError::new(format!("wait for {what}"), format!("it exited: {last}")));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(BackendError::new(format!("wait for {what}"), format!("it did not answer within {} s", READY_TIMEOUT.as_secs())));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(Dind { container: name.to_string(), volumes: volumes.into_iter().map(|(v, _)| v).collect(), client })
 }
 
 /// Where dockerd reads its configuration.
@@ -141,13 +230,22 @@ const DAEMON_JSON_PATH: &str = "/etc/docker/daemon.json";
 const CONTAINERD_DAEMON_JSON: &str = "{\"features\": {\"containerd-snapshotter\": true}}\n";
 
 /// Drops connections to the daemon's API that do not come in over its network interface: a build
-/// step (the classic builder's and BuildKit's RUN containers sit behind the daemon's own bridge)
-/// cannot reach the daemon that runs it, nor could it reach another (each strategy has its own network).
-async fn fence_api(engine: &Docker, container: &str) -> Result<(), BackendError> {
-    exec_output(engine, container, &["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "2375", "!", "-i", "eth0", "-j", "DROP"])
-        .await
-        .map(|_| ())
-        .map_err(|e| BackendError::new(format!("fence the API of dind daemon {container}"), e.message))
+/// step cannot reach the daemon that runs it (a dind's steps sit behind the daemon's own bridge; a
+/// buildkitd's share its network namespace, so theirs arrive on the loopback), nor could it reach another
+/// (each strategy has its own network).
+///
+/// IPv6 too: Go daemons listening on `0.0.0.0` listen on both families, and a buildkitd's step reached
+/// `[::1]` when only IPv4 was fenced. REJECT (a reset) rather than DROP, so a probe fails at once instead of
+/// waiting out its timeout.
+async fn fence_api(engine: &Docker, container: &str, port: u16) -> Result<(), BackendError> {
+    let port = port.to_string();
+    for iptables in ["iptables", "ip6tables"] {
+        let rule = [iptables, "-I", "INPUT", "-p", "tcp", "--dport", &port, "!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"];
+        exec_output(engine, container, &rule)
+            .await
+            .map_err(|e| BackendError::new(format!("fence the API of daemon {container}"), e.message))?;
+    }
+    Ok(())
 }
 
 /// runc's words when the engine's capability bounding set cannot grant `--privileged`.

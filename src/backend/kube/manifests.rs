@@ -393,7 +393,7 @@ pub fn daemonless_job_pod(
         DaemonlessBuilder::Buildah => images.buildah.clone(),
         // Callers refuse kaniko jobs without an image; an empty name would fail validation anyway.
         DaemonlessBuilder::Kaniko => images.kaniko.clone().unwrap_or_default(),
-        DaemonlessBuilder::Buildx => String::new(),
+        DaemonlessBuilder::Buildx | DaemonlessBuilder::Buildctl => String::new(),
     };
     let builder = Container {
         name: BUILD_CONTAINER.into(),
@@ -424,7 +424,7 @@ pub fn builder_command(request: &BuildRequest, dockerfile_path: &Path, images: &
     let endpoints = crate::builder::Endpoints {
         registry: REGISTRY_HOST,
         hub_mirror: images.hub_mirror.as_deref(),
-        docker_host: None,
+        daemon_host: None,
     };
     crate::builder::job_command(request, dockerfile_path, &endpoints)
 }

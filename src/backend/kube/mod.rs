@@ -40,7 +40,10 @@ use crate::builder_log::{LogFormat, ParsedStep};
 use crate::events::{Event, EventSink};
 use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::scenario::Scenario;
-use crate::strategy::{Daemon, DaemonlessBuilder, Op, Phase, PlanInput, StrategyKind};
+use crate::strategy::{Daemon, DaemonKind, DaemonlessBuilder, Op, Phase, PlanInput, StrategyKind};
+
+/// Why a standalone-buildkitd strategy is refused here (the CLI refuses it before a run starts).
+const BUILDKITD_NOT_YET: &str = "the standalone BuildKit strategies do not run on the kube backend yet";
 
 /// Images the cluster runs. The cluster pulls them itself: load them into it when it is offline.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +85,7 @@ impl KubeImages {
             dind,
             registry: toolchain.registry.name.clone(),
             buildah: toolchain.buildah.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
-            kaniko: toolchain.kaniko.as_ref().and_then(|k| k.as_ref().ok()).map(|k| k.name.clone()),
+            kaniko: toolchain.kaniko.as_ref().map(|k| k.name.clone()),
             hub_mirror: None,
         }
     }
@@ -199,13 +202,16 @@ pub fn manifests_yaml(
         format!("Objects carry {}={MANIFESTS_RUN_ID}; a run labels them with its own run id.", crate::RUN_ID_LABEL),
     ];
     match plan.daemon {
-        Daemon::FreshDind => {
+        Daemon::Fresh(DaemonKind::Buildkit) | Daemon::Shared(DaemonKind::Buildkit) => {
+            return Err(BackendError::new(format!("print manifests for {strategy}"), BUILDKITD_NOT_YET));
+        }
+        Daemon::Fresh(DaemonKind::Docker) => {
             objects.push(Object::Pod(manifests::dind_job_pod(&run, &options.images, &job, timeout_s)));
             notes.push("Each job gets a pod like the one below; layerbench drives its daemon through a \
                         port-forward, uploading the build context with the Docker API. The job's script:"
                 .into());
         }
-        Daemon::SharedDind => {
+        Daemon::Shared(DaemonKind::Docker) => {
             let shared = manifests::shared_dind(&run, options, 1);
             objects.extend([
                 Object::PersistentVolumeClaim(shared.claim),
@@ -521,7 +527,7 @@ impl KubeBackend {
             DaemonlessBuilder::Kaniko if self.options.images.kaniko.is_none() => {
                 return Err(JobError::infrastructure("no kaniko image is available; name one in the toolchain configuration"))
             }
-            DaemonlessBuilder::Buildx => {
+            DaemonlessBuilder::Buildx | DaemonlessBuilder::Buildctl => {
                 return Err(JobError::infrastructure("BuildKit strategies do not run on the kube backend yet"))
             }
             _ => {}
@@ -683,7 +689,7 @@ impl Backend for KubeBackend {
 
         let mut started = vec![];
         for &strategy in strategies {
-            if strategy.strategy().daemon() != Daemon::SharedDind {
+            if strategy.strategy().daemon() != Daemon::Shared(DaemonKind::Docker) {
                 continue;
             }
             events.setup(format!("starting the shared dind service for {strategy} (iteration {iteration})"));
@@ -710,8 +716,11 @@ impl Backend for KubeBackend {
         let mut outcome = JobOutcome::default();
         let log_before = self.registry_log().await;
         let result = match job.plan.daemon {
-            Daemon::FreshDind => self.run_fresh_dind(job, events, &mut outcome).await,
-            Daemon::SharedDind => self.run_shared_dind(job, events, &mut outcome).await,
+            Daemon::Fresh(DaemonKind::Docker) => self.run_fresh_dind(job, events, &mut outcome).await,
+            Daemon::Shared(DaemonKind::Docker) => self.run_shared_dind(job, events, &mut outcome).await,
+            Daemon::Fresh(DaemonKind::Buildkit) | Daemon::Shared(DaemonKind::Buildkit) => {
+                Err(JobError::infrastructure(BUILDKITD_NOT_YET))
+            }
             Daemon::None => self.run_daemonless(job, events, &mut outcome).await,
         };
         if let Err(e) = result {
@@ -738,7 +747,7 @@ impl Backend for KubeBackend {
             let out = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await;
             state.registry_bytes = state.size_from("registry storage", out);
         }
-        if strategy.strategy().daemon() == Daemon::SharedDind {
+        if strategy.strategy().daemon() == Daemon::Shared(DaemonKind::Docker) {
             if let Some(Ok(pod)) = &self.shared_dind {
                 let script = format!("du -sb {}", manifests::DIND_DATA_PATH);
                 let out = self.exec_output(pod, manifests::DIND_CONTAINER, &script).await;
