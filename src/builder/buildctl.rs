@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use super::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use super::{buildkit_cache_export, buildkit_cache_import, mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
+use crate::strategy::{BuildRequest, Phase};
 
 /// One `buildctl build` with BuildKit's machine-readable progress (`rawjson`, on stderr), the same the
 /// buildx jobs print: cache import, build, cache export and push happen inside it, and the parser splits
@@ -29,16 +29,11 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     // `--output` is one line of CSV: several names are one quoted field.
     let names = request.destinations.join(",");
     build.extend(["--output".into(), format!("type=image,\"name={names}\",push=true")]);
-    for CacheImport::Registry { reference } in &request.cache_from {
-        build.extend(["--import-cache".into(), format!("type=registry,ref={reference}")]);
+    for import in &request.cache_from {
+        build.extend(["--import-cache".into(), buildkit_cache_import(import)]);
     }
-    match &request.cache_to {
-        Some(CacheExport::Inline) => build.extend(["--export-cache".into(), "type=inline".into()]),
-        Some(CacheExport::Registry { reference, every_stage }) => {
-            let mode = if *every_stage { "max" } else { "min" };
-            build.extend(["--export-cache".into(), format!("type=registry,ref={reference},mode={mode}")]);
-        }
-        None => {}
+    if let Some(export) = &request.cache_to {
+        build.extend(["--export-cache".into(), buildkit_cache_export(export)]);
     }
     let lines = vec!["buildctl --version".to_string(), mark(Phase::Build), shell_words(&build)];
     let env = endpoints.daemon_host.map(|h| vec![format!("BUILDKIT_HOST={h}")]).unwrap_or_default();
@@ -55,7 +50,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::DaemonlessBuilder;
+    use crate::strategy::{CacheExport, CacheImport, DaemonlessBuilder};
 
     #[test]
     fn registry_cache_is_mode_max_and_every_destination_is_one_csv_field() {

@@ -1,8 +1,8 @@
 //! docker buildx (BuildKit) against the job's Docker daemon, as a GitLab or GitHub job runs it.
 
-use super::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use super::{buildkit_cache_export, buildkit_cache_import, mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
+use crate::strategy::{BuildRequest, Phase};
 
 /// One `docker buildx build --push` with BuildKit's machine-readable progress (`rawjson`, on
 /// stderr): cache import, build, cache export and push all happen inside it, and the parser splits
@@ -13,16 +13,11 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         .map(String::from)
         .collect();
     build.push(dockerfile.to_string());
-    for CacheImport::Registry { reference } in &request.cache_from {
-        build.extend(["--cache-from".into(), format!("type=registry,ref={reference}")]);
+    for import in &request.cache_from {
+        build.extend(["--cache-from".into(), buildkit_cache_import(import)]);
     }
-    match &request.cache_to {
-        Some(CacheExport::Inline) => build.extend(["--cache-to".into(), "type=inline".into()]),
-        Some(CacheExport::Registry { reference, every_stage }) => {
-            let mode = if *every_stage { "max" } else { "min" };
-            build.extend(["--cache-to".into(), format!("type=registry,ref={reference},mode={mode}")]);
-        }
-        None => {}
+    if let Some(export) = &request.cache_to {
+        build.extend(["--cache-to".into(), buildkit_cache_export(export)]);
     }
     for destination in &request.destinations {
         build.extend(["-t".into(), destination.clone()]);
@@ -44,7 +39,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::DaemonlessBuilder;
+    use crate::strategy::{CacheExport, CacheImport, DaemonlessBuilder};
 
     fn request(cache_to: Option<CacheExport>) -> BuildRequest {
         BuildRequest {

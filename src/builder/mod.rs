@@ -14,7 +14,7 @@ mod kaniko;
 use std::path::Path;
 
 use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, DaemonlessBuilder, Phase};
+use crate::strategy::{BuildRequest, CacheExport, CacheImport, DaemonlessBuilder, Phase};
 
 /// Where the build context is unpacked in a job container.
 pub const CONTEXT_DIR: &str = "/workspace";
@@ -79,6 +79,23 @@ pub fn job_command(request: &BuildRequest, dockerfile: &Path, endpoints: &Endpoi
     }
 }
 
+/// BuildKit's attributes for a cache import (`--cache-from` of buildx, `--import-cache` of buildctl).
+fn buildkit_cache_import(import: &CacheImport) -> String {
+    let CacheImport::Registry { reference } = import;
+    format!("type=registry,ref={reference}")
+}
+
+/// BuildKit's attributes for a cache export (`--cache-to` of buildx, `--export-cache` of buildctl).
+fn buildkit_cache_export(export: &CacheExport) -> String {
+    match export {
+        CacheExport::Inline => "type=inline".into(),
+        CacheExport::Registry { reference, every_stage } => {
+            let mode = if *every_stage { "max" } else { "min" };
+            format!("type=registry,ref={reference},mode={mode}")
+        }
+    }
+}
+
 /// The line a script prints to mark the start of `phase`.
 fn mark(phase: Phase) -> String {
     format!("echo {}", shell_word(&format!("{PHASE_MARK}{}", phase.name())))
@@ -119,7 +136,6 @@ pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::{CacheExport, CacheImport};
 
     fn request(builder: DaemonlessBuilder) -> BuildRequest {
         BuildRequest {

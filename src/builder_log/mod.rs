@@ -71,7 +71,7 @@ pub enum LogFormat {
     Buildah,
     /// kaniko executor (`Using caching version of cmd: ...`).
     Kaniko,
-    /// BuildKit through `docker buildx build --progress=rawjson` (JSON objects on stderr).
+    /// BuildKit's `--progress=rawjson` (JSON objects on stderr), from `docker buildx build` or `buildctl build`.
     Buildkit,
 }
 

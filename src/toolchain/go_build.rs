@@ -155,6 +155,8 @@ impl GoCache {
             .args(["build", "-trimpath", "-tags", recipe.tags, "-ldflags", recipe.ldflags, "-o"])
             .arg(format!("{}/", out.display()))
             .args(recipe.packages)
+            // Everything Go keeps goes under the cache directory, whatever HOME is (or whether it is set).
+            .env("GOPATH", self.root.join("gopath"))
             .env("GOMODCACHE", self.root.join("mod"))
             .env("GOCACHE", self.root.join("build-cache"))
             // Static binaries: the stand-ins run them on a scratch or Debian root filesystem alike.
