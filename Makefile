@@ -14,7 +14,7 @@ test:
 	$(WITH_ENGINE) cargo run -- images
 	$(WITH_ENGINE) cargo test
 
-## images: pull the toolchain images, or build local stand-ins from Debian packages
+## images: pull the toolchain images, or build local stand-ins from Debian packages and Go modules
 images:
 	$(WITH_ENGINE) cargo run --release -- images
 

@@ -18,6 +18,10 @@ use layerbench::backend::kube::{self, KubeOptions};
 use layerbench::toolchain::{self, ToolchainConfig};
 use layerbench::{compare, report, resources, session};
 
+/// Every strategy's name, for `run --help` (a test checks it against the strategies layerbench knows).
+const STRATEGIES_HELP: &str = "Strategies: ephemeral-dind, registry-final, registry-multistage, shared-dind, daemonless, \
+daemonless-kaniko, buildkit-inline, buildkit-registry, buildkit-shared, buildkit-daemon, buildkit-daemon-shared";
+
 const EXAMPLES: &str = "\
 Examples:
   layerbench run scenarios/flask.toml
@@ -42,7 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario through every strategy and write results/<run-id>/ and a report.
-    #[command(after_help = "Strategies: ephemeral-dind, registry-final, registry-multistage, shared-dind, daemonless, daemonless-kaniko")]
+    #[command(after_help = STRATEGIES_HELP)]
     Run {
         /// The scenario file (TOML), e.g. scenarios/flask.toml.
         scenario: PathBuf,
@@ -104,7 +108,7 @@ enum Command {
         #[arg(long)]
         namespace: Option<String>,
     },
-    /// Pull the toolchain images, or build local stand-ins from Debian packages when pulls fail.
+    /// Pull the toolchain images, or build local stand-ins (from Debian packages and Go modules) when pulls fail.
     Images {
         #[command(flatten)]
         images: ImageArgs,
@@ -157,9 +161,12 @@ struct ImageArgs {
     /// buildah image for the daemonless strategy.
     #[arg(long, default_value_t = ToolchainConfig::default().buildah)]
     buildah_image: String,
-    /// kaniko executor image (a maintained fork; upstream was archived in 2025).
+    /// kaniko executor image, debug flavour (upstream's last release; the project was archived in 2025).
     #[arg(long, default_value_t = ToolchainConfig::default().kaniko)]
     kaniko_image: String,
+    /// BuildKit image: buildkitd for the standalone-daemon strategies, and the buildctl their jobs run.
+    #[arg(long, default_value_t = ToolchainConfig::default().buildkit)]
+    buildkit_image: String,
     /// Image BuildKit jobs run `docker buildx build` in (the docker CLI with its buildx plugin).
     #[arg(long, default_value_t = ToolchainConfig::default().job)]
     job_image: String,
@@ -173,6 +180,7 @@ impl ImageArgs {
             registry: self.registry_image.clone(),
             buildah: self.buildah_image.clone(),
             kaniko: self.kaniko_image.clone(),
+            buildkit: self.buildkit_image.clone(),
             job: self.job_image.clone(),
             ..ToolchainConfig::default()
         }
@@ -433,3 +441,12 @@ async fn interrupted(code: &std::sync::OnceLock<i32>) {
     let _ = code.set(signal);
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_help_names_every_strategy() {
+        let names: Vec<&str> = super::STRATEGIES_HELP.trim_start_matches("Strategies: ").split(", ").collect();
+        let known: Vec<&str> = layerbench::strategy::StrategyKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, known);
+    }
+}

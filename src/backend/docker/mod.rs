@@ -265,10 +265,7 @@ fn shared_alias(kind: DaemonKind) -> &'static str {
 
 /// How a job's builder addresses its daemon (DOCKER_HOST or BUILDKIT_HOST).
 fn daemon_host(kind: DaemonKind, alias: &str) -> String {
-    match kind {
-        DaemonKind::Docker => format!("tcp://{alias}:{}", crate::builder::dind::API_PORT),
-        DaemonKind::Buildkit => format!("tcp://{alias}:{}", crate::builder::buildkitd::API_PORT),
-    }
+    format!("tcp://{alias}:{}", kind.api_port())
 }
 
 impl Backend for DockerBackend {

@@ -73,7 +73,8 @@ pub struct DaemonPlace<'a> {
 }
 
 impl DaemonKind {
-    fn api_port(self) -> u16 {
+    /// The port its API listens on, on the strategy's network.
+    pub(super) fn api_port(self) -> u16 {
         match self {
             DaemonKind::Docker => dind::API_PORT,
             DaemonKind::Buildkit => buildkitd::API_PORT,
