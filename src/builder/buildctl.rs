@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use super::{buildkit_cache_export, buildkit_cache_import, mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
-use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, Phase};
+use super::{buildkit_cache_export, buildkit_cache_import, buildkit_client_job, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use crate::strategy::BuildRequest;
 
 /// One `buildctl build` with BuildKit's machine-readable progress (`rawjson`, on stderr), the same the
 /// buildx jobs print: cache import, build, cache export and push happen inside it, and the parser splits
@@ -35,16 +34,8 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     if let Some(export) = &request.cache_to {
         build.extend(["--export-cache".into(), buildkit_cache_export(export)]);
     }
-    let lines = vec!["buildctl --version".to_string(), mark(Phase::Build), shell_words(&build)];
-    let env = endpoints.daemon_host.map(|h| vec![format!("BUILDKIT_HOST={h}")]).unwrap_or_default();
-    JobCommand {
-        entrypoint: shell(),
-        args: script(lines),
-        env,
-        log: LogFormat::Buildkit,
-        storage: None,
-        version: Some(VersionLine { builder: "buildctl", prefix: "buildctl github.com/moby/buildkit " }),
-    }
+    let version = VersionLine { builder: "buildctl", prefix: "buildctl github.com/moby/buildkit " };
+    buildkit_client_job("buildctl --version", &build, "BUILDKIT_HOST", endpoints, version)
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
 //! docker buildx (BuildKit) against the job's Docker daemon, as a GitLab or GitHub job runs it.
 
-use super::{buildkit_cache_export, buildkit_cache_import, mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
-use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, Phase};
+use super::{buildkit_cache_export, buildkit_cache_import, buildkit_client_job, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use crate::strategy::BuildRequest;
 
 /// One `docker buildx build --push` with BuildKit's machine-readable progress (`rawjson`, on
 /// stderr): cache import, build, cache export and push all happen inside it, and the parser splits
@@ -23,17 +22,9 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         build.extend(["-t".into(), destination.clone()]);
     }
     build.push(CONTEXT_DIR.into());
-    let lines = vec!["docker buildx version".to_string(), mark(Phase::Build), shell_words(&build)];
-    let env = endpoints.daemon_host.map(|h| vec![format!("DOCKER_HOST={h}")]).unwrap_or_default();
-    JobCommand {
-        entrypoint: shell(),
-        args: script(lines),
-        env,
-        log: LogFormat::Buildkit,
-        storage: None,
-        // `github.com/docker/buildx 0.13.1+ds1 …`
-        version: Some(VersionLine { builder: "buildx", prefix: "github.com/docker/buildx " }),
-    }
+    // `github.com/docker/buildx 0.13.1+ds1 …`
+    let version = VersionLine { builder: "buildx", prefix: "github.com/docker/buildx " };
+    buildkit_client_job("docker buildx version", &build, "DOCKER_HOST", endpoints, version)
 }
 
 #[cfg(test)]

@@ -96,6 +96,20 @@ fn buildkit_cache_export(export: &CacheExport) -> String {
     }
 }
 
+/// A BuildKit client's job (buildx or buildctl): print its version, mark the build, run the one build
+/// command that also imports and exports the cache and pushes, with the daemon's address in `host_variable`.
+fn buildkit_client_job(
+    version_command: &str,
+    build: &[String],
+    host_variable: &str,
+    endpoints: &Endpoints,
+    version: VersionLine,
+) -> JobCommand {
+    let lines = vec![version_command.to_string(), mark(Phase::Build), shell_words(build)];
+    let env = endpoints.daemon_host.map(|h| vec![format!("{host_variable}={h}")]).unwrap_or_default();
+    JobCommand { entrypoint: shell(), args: script(lines), env, log: LogFormat::Buildkit, storage: None, version: Some(version) }
+}
+
 /// The line a script prints to mark the start of `phase`.
 fn mark(phase: Phase) -> String {
     format!("echo {}", shell_word(&format!("{PHASE_MARK}{}", phase.name())))
