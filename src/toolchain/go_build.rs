@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::time::timeout;
 
 use super::{Operation, ToolchainError};
@@ -214,14 +213,9 @@ async fn go_version(go: &Path) -> Result<String, String> {
     Ok(version)
 }
 
-/// 16 hex digits of sha256 over length-prefixed parts.
+/// 16 hex digits of the stand-ins' recipe hash over `parts`: enough to tell builds apart in a file name.
 fn short_hash(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    format!("{:x}", hasher.finalize())[..16].to_string()
+    super::stand_in::recipe_hash(parts)[..16].to_string()
 }
 
 #[cfg(test)]

@@ -198,7 +198,7 @@ fn stand_in(role: Role, official: &str, name: String, id: String) -> ResolvedIma
     ResolvedImage::new(role, official, name, ImageSource::LocalStandIn, Some(id))
 }
 
-fn recipe_hash(parts: &[&str]) -> String {
+pub(super) fn recipe_hash(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
