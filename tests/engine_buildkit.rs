@@ -12,22 +12,13 @@ use std::sync::OnceLock;
 
 use common::*;
 use layerbench::results::JobStatus;
-use layerbench::session::Ending;
 use layerbench::strategy::StrategyKind::{self, *};
 
 const BUILDKIT: [StrategyKind; 3] = [BuildkitInline, BuildkitRegistry, BuildkitShared];
 
 fn matrix() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
-    RESULTS.get_or_init(|| {
-        let _engine = lock_engine();
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-buildkit");
-        let scenario = load("scenarios/small.toml");
-        let outcome = runtime().block_on(run(&scenario, &BUILDKIT, &root, vec![]));
-        assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
-        assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0, "the run left labelled resources behind");
-        outcome.results_dir
-    })
+    RESULTS.get_or_init(|| run_to_the_end("engine-buildkit", "scenarios/small.toml", &BUILDKIT))
 }
 
 #[test]

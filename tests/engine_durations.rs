@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 
 use common::*;
 use layerbench::results::{JobRecord, JobStatus, StepRecord};
-use layerbench::session::Ending;
 use layerbench::strategy::{Phase, StrategyKind::*};
 
 /// shared-dind: the classic builder; daemonless: buildah; buildkit-shared: BuildKit.
@@ -17,14 +16,7 @@ const SLEEP_STEP: u32 = 3;
 
 fn timed() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
-    RESULTS.get_or_init(|| {
-        let _engine = lock_engine();
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-timed");
-        let scenario = load("scenarios/timed.toml");
-        let outcome = runtime().block_on(run(&scenario, &[SharedDind, Daemonless, BuildkitShared], &root, vec![]));
-        assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
-        outcome.results_dir
-    })
+    RESULTS.get_or_init(|| run_to_the_end("engine-timed", "scenarios/timed.toml", &[SharedDind, Daemonless, BuildkitShared]))
 }
 
 fn job<'a>(jobs: &'a [JobRecord], strategy: &str, run: &str) -> &'a JobRecord {

@@ -19,16 +19,7 @@ const ALL_ON_ENGINE: [StrategyKind; 5] = [EphemeralDind, RegistryFinal, Registry
 /// One run of every strategy through the whole pipeline, shared by the tests below.
 fn matrix() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
-    RESULTS.get_or_init(|| {
-        let _engine = lock_engine();
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-matrix");
-        let scenario = load("scenarios/small.toml");
-        let outcome = runtime().block_on(run(&scenario, &ALL_ON_ENGINE, &root, vec![]));
-        assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
-        let left = runtime().block_on(leftovers(&outcome.run_id));
-        assert_eq!(left, 0, "the run left labelled resources behind");
-        outcome.results_dir
-    })
+    RESULTS.get_or_init(|| run_to_the_end("engine-matrix", "scenarios/small.toml", &ALL_ON_ENGINE))
 }
 
 #[test]

@@ -61,6 +61,19 @@ pub async fn run(scenario: &Scenario, strategies: &[StrategyKind], results_root:
     session::execute(&docker, &request, &events(extra), std::future::pending()).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The shared run of a test file: `scenario` (relative to the repository) with `strategies`, one at a time on
+/// the engine, under `CARGO_TARGET_TMPDIR/<dir>`; it must finish and leave no labelled resource behind.
+/// Returns its results directory.
+pub fn run_to_the_end(dir: &str, scenario: &str, strategies: &[StrategyKind]) -> PathBuf {
+    let _engine = lock_engine();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let scenario = load(scenario);
+    let outcome = runtime().block_on(run(&scenario, strategies, &root, vec![]));
+    assert!(matches!(outcome.ending, session::Ending::Finished(_)), "{:?}", outcome.ending);
+    assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0, "the run left labelled resources behind");
+    outcome.results_dir
+}
+
 pub fn steps(dir: &Path) -> Vec<StepRecord> {
     layerbench::results::read_steps(dir).expect("steps.csv parses")
 }
