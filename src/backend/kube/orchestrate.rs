@@ -3,11 +3,12 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions, Condition};
+use kube::runtime::wait::{conditions, Condition};
+use kube::runtime::watcher::watch_object;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -161,19 +162,62 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
-    match tokio::time::timeout(limit, await_condition(api.clone(), name, conditions::is_deleted::<K>(uid))).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(KubeError::Api { action: format!("watch {name}"), message: e.to_string() }),
-        Err(_) => {
-            let state = match api.get_opt(name).await {
+    let gone = conditions::is_deleted::<K>(uid);
+    match first_matching(watch_object(api.clone(), name), |o: &Option<K>| gone.matches_object(o.as_ref()), limit).await {
+        Ok(_) => Ok(()),
+        Err(last_watch_error) => {
+            let mut state = match api.get_opt(name).await {
                 Ok(Some(o)) if !o.finalizers().is_empty() => {
                     format!(" (finalizers still pending: {})", o.finalizers().join(", "))
                 }
                 _ => String::new(),
             };
+            state.push_str(&watch_note(last_watch_error));
             Err(KubeError::Timeout { what: what.into(), seconds: limit.as_secs(), state })
         }
     }
+}
+
+/// The first item of a watch `stream` that `done` accepts. A watch error (an API server restart,
+/// an expired resource version, a dropped connection) does not end the wait: the watch is made
+/// again after a short backoff, and only `limit` ends it, with the last watch error if there was one.
+pub(crate) async fn first_matching<T, S>(stream: S, mut done: impl FnMut(&T) -> bool, limit: Duration) -> Result<T, Option<String>>
+where
+    S: Stream<Item = Result<T, watcher::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut stream = std::pin::pin!(stream);
+    let mut backoff = WATCH_BACKOFF_FIRST;
+    let mut last_error = None;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Err(last_error),
+            Ok(Some(Ok(item))) => {
+                backoff = WATCH_BACKOFF_FIRST;
+                if done(&item) {
+                    return Ok(item);
+                }
+            }
+            Ok(Some(Err(e))) => {
+                last_error = Some(e.to_string());
+                // The watcher starts over on its next poll: waiting first is the backoff.
+                if tokio::time::timeout_at(deadline, tokio::time::sleep(backoff)).await.is_err() {
+                    return Err(last_error);
+                }
+                backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+            }
+            // A watcher never ends; should one, there is nothing more to wait for.
+            Ok(None) => return Err(last_error.or(Some("the watch ended".into()))),
+        }
+    }
+}
+
+const WATCH_BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// ` (last watch error: ...)` for a timeout message, when the watch failed along the way.
+fn watch_note(last_watch_error: Option<String>) -> String {
+    last_watch_error.map(|e| format!(" (last watch error: {e})")).unwrap_or_default()
 }
 
 /// A stage of a pod's start, each waited for on its own bound so a timeout names the stage.
@@ -279,18 +323,19 @@ pub fn start_failure(pod: &Pod) -> Option<String> {
 /// Waits until pod `name` reaches `stage`, failing early with the pod's own reason.
 pub async fn wait_pod(api: &Api<Pod>, name: &str, stage: PodStage, limit: Duration) -> Result<Pod, KubeError> {
     let what = stage.describe(name);
-    match tokio::time::timeout(limit, await_condition(api.clone(), name, stage.or_failed())).await {
-        Ok(Ok(Some(pod))) => match start_failure(&pod) {
+    let cond = stage.or_failed();
+    match first_matching(watch_object(api.clone(), name), |p: &Option<Pod>| cond.matches_object(p.as_ref()), limit).await {
+        Ok(Some(pod)) => match start_failure(&pod) {
             Some(reason) if !stage.reached(&pod) => Err(KubeError::PodFailed { what: format!("pod {name}"), reason }),
             _ => Ok(pod),
         },
-        Ok(Ok(None)) => Err(KubeError::PodFailed { what: format!("pod {name}"), reason: "it was deleted".into() }),
-        Ok(Err(e)) => Err(KubeError::Api { action: format!("watch pod {name}"), message: e.to_string() }),
-        Err(_) => {
-            let state = match api.get_opt(name).await {
+        Ok(None) => Err(KubeError::PodFailed { what: format!("pod {name}"), reason: "it was deleted".into() }),
+        Err(last_watch_error) => {
+            let mut state = match api.get_opt(name).await {
                 Ok(Some(pod)) => pending_state(&pod),
                 _ => String::new(),
             };
+            state.push_str(&watch_note(last_watch_error));
             Err(KubeError::Timeout { what, seconds: limit.as_secs(), state })
         }
     }
@@ -305,18 +350,31 @@ pub async fn wait_selected_pod(
     limit: Duration,
 ) -> Result<Pod, KubeError> {
     let cond = stage.or_failed();
-    let stream = watcher(api.clone(), watcher::Config::default().labels(selector))
-        .applied_objects()
-        .try_filter(|pod| std::future::ready(pod.meta().deletion_timestamp.is_none() && cond.matches_object(Some(pod))));
-    let mut stream = std::pin::pin!(stream);
-    match tokio::time::timeout(limit, stream.next()).await {
-        Ok(Some(Ok(pod))) => match start_failure(&pod) {
+    let stream = watcher(api.clone(), watcher::Config::default().labels(selector)).applied_objects();
+    // The last pod seen says where things stood if the wait runs out.
+    let mut last_seen: Option<Pod> = None;
+    let found = first_matching(
+        stream,
+        |pod: &Pod| {
+            let live = pod.meta().deletion_timestamp.is_none();
+            if live {
+                last_seen = Some(pod.clone());
+            }
+            live && cond.matches_object(Some(pod))
+        },
+        limit,
+    )
+    .await;
+    match found {
+        Ok(pod) => match start_failure(&pod) {
             Some(reason) if !stage.reached(&pod) => Err(KubeError::PodFailed { what: format!("pod {}", pod.name_any()), reason }),
             _ => Ok(pod),
         },
-        Ok(Some(Err(e))) => Err(KubeError::Api { action: format!("watch pods {selector}"), message: e.to_string() }),
-        Ok(None) => Err(KubeError::Api { action: format!("watch pods {selector}"), message: "the watch ended".into() }),
-        Err(_) => Err(KubeError::Timeout { what: what.into(), seconds: limit.as_secs(), state: String::new() }),
+        Err(last_watch_error) => {
+            let mut state = last_seen.as_ref().map(pending_state).unwrap_or_default();
+            state.push_str(&watch_note(last_watch_error));
+            Err(KubeError::Timeout { what: what.into(), seconds: limit.as_secs(), state })
+        }
     }
 }
 

@@ -457,3 +457,51 @@ async fn clean_deletes_labelled_namespaces_but_not_those_already_terminating() {
     assert_eq!(removed, 1);
     assert_eq!(lines(&trace), vec!["GET /api/v1/namespaces".to_string(), "DELETE /api/v1/namespaces/layerbench-old".into()]);
 }
+
+/// A watch that fails (an API server restart, an etcd leader change) is watched again: only the
+/// limit ends a wait. Each wait's first two lists fail, the third answers.
+#[tokio::test(start_paused = true)]
+async fn a_failed_watch_is_watched_again_until_the_limit() {
+    let lists = Arc::new(Mutex::new(0));
+    let seen = lists.clone();
+    let (client, _) = mock::serve(move |s| {
+        let ready = pod(NS, "p", running(&["c"], true));
+        match (s.method.as_str(), s.is_watch()) {
+            ("GET", true) => Reply::Hang,
+            ("GET", false) => {
+                let mut n = seen.lock().unwrap();
+                *n += 1;
+                match *n % 3 {
+                    1 | 2 => status(500, "InternalError", "etcdserver: leader changed"),
+                    _ => list("Pod", vec![ready]),
+                }
+            }
+            ("DELETE", _) => ok(ready),
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let started = tokio::time::Instant::now();
+    wait_pod(&pods, "p", PodStage::Ready, Duration::from_secs(60)).await.unwrap();
+    let selected = super::orchestrate::wait_selected_pod(&pods, "app=x", "an x pod", PodStage::Ready, Duration::from_secs(60)).await;
+    assert_eq!(selected.unwrap().metadata.name.as_deref(), Some("p"));
+    assert!(started.elapsed() < Duration::from_secs(30), "retried with a short backoff, not at the limit");
+    assert_eq!(*lists.lock().unwrap(), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_that_keeps_failing_ends_at_the_limit_naming_the_last_watch_error() {
+    let (client, _) = mock::serve(|s| match (s.method.as_str(), s.is_watch()) {
+        ("DELETE", _) => ok(pod(NS, "p", json!({}))),
+        ("GET", false) if s.path == pod_path("p") => ok(pod(NS, "p", json!({}))),
+        ("GET", _) => status(403, "Forbidden", "pods is forbidden: User \"ci\" cannot watch resource \"pods\""),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let started = tokio::time::Instant::now();
+    let error = delete(&pods, "p", &DeleteParams::default(), Some(Duration::from_secs(40))).await.unwrap_err();
+    assert_eq!(started.elapsed().as_secs(), 40, "only the limit ends the wait");
+    let text = error.to_string();
+    assert!(text.starts_with("timed out after 40 s waiting for Pod p to be deleted"), "{text}");
+    assert!(text.contains("cannot watch resource"), "the last watch error is named: {text}");
+}
