@@ -328,13 +328,11 @@ impl KubeBackend {
             None => names::run_namespace(run_id),
         };
         let run = RunMeta { run_id: run_id.into(), namespace: namespace.clone(), scenario: scenario.into() };
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let existing = namespaces
-            .get_opt(&namespace)
-            .await
-            .map_err(|e| BackendError::new(format!("look up namespace {namespace}"), api_error("get", e)))?;
-        let owns_namespace = existing.is_none();
+        // A namespace given with --namespace is used as it is, never read: a namespace-scoped CI
+        // account may not be allowed to. Whether it exists shows at the first create in it.
+        let owns_namespace = options.namespace.is_none();
         if owns_namespace {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
             ensure_created(&namespaces, &manifests::namespace(&run), options.timeouts.namespace_delete)
                 .await
                 .map_err(|e| BackendError::new(format!("create namespace {namespace}"), e))?;

@@ -48,6 +48,29 @@ pub fn api_error(action: impl Into<String>, error: kube::Error) -> KubeError {
     KubeError::Api { action: action.into(), message }
 }
 
+/// A failed create, said so that the user knows what to do about the namespace's two usual refusals:
+/// it does not exist (404 on a namespaced create), or its Pod Security level refuses the pod (403).
+fn create_error(action: String, namespace: Option<&str>, error: kube::Error) -> KubeError {
+    let missing_namespace = match (&error, namespace) {
+        (kube::Error::Api(status), Some(ns)) if status.code == 404 => {
+            let kind = status.details.as_ref().map(|d| d.kind.as_str());
+            (kind == Some("namespaces") || status.message.starts_with("namespaces \"")).then_some(ns)
+        }
+        _ => None,
+    };
+    let error = api_error(action, error);
+    match (missing_namespace, error) {
+        (Some(ns), KubeError::Api { action, message }) => KubeError::Api {
+            action,
+            message: format!(
+                "namespace {ns} does not exist ({message}); create it with `kubectl create namespace {ns}`, \
+                 or leave out --namespace and layerbench creates a namespace of its own"
+            ),
+        },
+        (_, error) => error,
+    }
+}
+
 fn status_of(error: &kube::Error) -> Option<u16> {
     match error {
         kube::Error::Api(status) => Some(status.code),
@@ -68,7 +91,7 @@ where
     match api.create(&PostParams::default(), object).await {
         Ok(_) => return Ok(()),
         Err(e) if status_of(&e) == Some(409) => {}
-        Err(e) => return Err(api_error(action(), e)),
+        Err(e) => return Err(create_error(action(), object.meta().namespace.as_deref(), e)),
     }
     let existing = match api.get_opt(&name).await {
         Ok(Some(existing)) => existing,

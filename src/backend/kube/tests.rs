@@ -46,7 +46,7 @@ fn options() -> KubeOptions {
     KubeOptions { namespace: Some(NS.into()), ..KubeOptions::default() }
 }
 
-/// A backend on the mock, its namespace already there (so it does not own it).
+/// A backend on the mock in the namespace `--namespace` names (so it does not own it).
 async fn backend(handler: impl FnMut(&mock::Seen) -> Reply + Send + 'static) -> (KubeBackend, mock::Trace) {
     let mut handler = handler;
     let (client, trace) = mock::serve(move |seen| {
@@ -54,9 +54,7 @@ async fn backend(handler: impl FnMut(&mock::Seen) -> Reply + Send + 'static) -> 
             return ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "", "gitTreeState": "",
                              "buildDate": "", "goVersion": "", "compiler": "", "platform": ""}));
         }
-        if seen.is("GET", &format!("/api/v1/namespaces/{NS}")) {
-            return ok(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
-        }
+        assert!(!seen.is("GET", &format!("/api/v1/namespaces/{NS}")), "a given namespace is not read");
         handler(seen)
     });
     let backend = KubeBackend::with_client(client, options(), "run-1", "flask").await.unwrap();
@@ -504,4 +502,35 @@ async fn a_watch_that_keeps_failing_ends_at_the_limit_naming_the_last_watch_erro
     let text = error.to_string();
     assert!(text.starts_with("timed out after 40 s waiting for Pod p to be deleted"), "{text}");
     assert!(text.contains("cannot watch resource"), "the last watch error is named: {text}");
+}
+
+/// The answer to `GET /version` of a server at `minor` (1.`minor`).
+fn version(minor: &str) -> Reply {
+    ok(json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.0"), "gitCommit": "", "gitTreeState": "",
+              "buildDate": "", "goVersion": "", "compiler": "", "platform": ""}))
+}
+
+/// A namespace-scoped CI account may not read namespaces: with `--namespace` none is looked up
+/// or created, and a namespace that does not exist is named as such at the first create.
+#[tokio::test(start_paused = true)]
+async fn a_given_namespace_is_neither_read_nor_created_and_a_missing_one_is_named() {
+    let (client, trace) = mock::serve(|seen| match (seen.method.as_str(), seen.path.as_str()) {
+        ("GET", "/version") => version("33"),
+        (_, p) if p.starts_with("/api/v1/namespaces/ns") && !p.starts_with("/api/v1/namespaces/ns/") => {
+            status(403, "Forbidden", "namespaces \"ns\" is forbidden: User \"system:serviceaccount:ci:runner\" cannot get resource \"namespaces\"")
+        }
+        ("DELETE", _) => list("Deployment", vec![]),
+        ("POST", _) => Reply::Json(
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404,
+                   "message": "namespaces \"ns\" not found", "details": {"name": "ns", "kind": "namespaces"}}),
+        ),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let mut backend = KubeBackend::with_client(client, options(), "run-1", "flask").await.unwrap();
+    assert_eq!(lines(&trace), vec!["GET /version".to_string()], "no namespace read");
+    let error = backend.begin_iteration(1, &[StrategyKind::EphemeralDind], &EventSink::default()).await.unwrap_err().to_string();
+    assert!(error.contains("namespace ns does not exist"), "{error}");
+    assert!(error.contains("kubectl create namespace ns"), "{error}");
+    assert!(!lines(&trace).iter().any(|l| l.starts_with("POST /api/v1/namespaces ")), "never created");
 }
