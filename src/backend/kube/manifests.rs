@@ -55,12 +55,44 @@ pub const STRATEGY_LABEL: &str = "layerbench.io/strategy";
 pub const ITERATION_LABEL: &str = "layerbench.io/iteration";
 pub const PIPELINE_RUN_ANNOTATION: &str = "layerbench.io/pipeline-run";
 
-/// What every object of one run shares: its namespace and its labels.
+/// What every object of one run shares: its namespace and its labels, and what its cluster reads.
 #[derive(Debug, Clone)]
 pub struct RunMeta {
     pub run_id: String,
     pub namespace: String,
     pub scenario: String,
+    /// How pods ask for an AppArmor profile on this run's API server.
+    pub apparmor: AppArmorStyle,
+}
+
+/// How a pod asks for its containers' AppArmor profile. The `securityContext.appArmorProfile` field
+/// is GA in Kubernetes 1.30; older API servers drop it without a word (the container then runs
+/// under the runtime's default profile), and read the beta annotation
+/// `container.apparmor.security.beta.kubernetes.io/<container>` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppArmorStyle {
+    /// The field, for API servers of 1.30 and later.
+    #[default]
+    Field,
+    /// The annotation, for API servers before 1.30.
+    Annotation,
+}
+
+impl AppArmorStyle {
+    /// The style for an API server's `/version` (`major` "1", `minor` "29" or "29+" as some
+    /// providers report it). A version it cannot read is taken for a current one.
+    pub fn for_server(major: &str, minor: &str) -> Self {
+        let number = |text: &str| text.trim_end_matches('+').parse::<u32>().ok();
+        match (number(major), number(minor)) {
+            (Some(1), Some(minor)) if minor < 30 => AppArmorStyle::Annotation,
+            _ => AppArmorStyle::Field,
+        }
+    }
+}
+
+/// The annotation older API servers read for `container`'s AppArmor profile.
+pub fn apparmor_annotation(container: &str) -> String {
+    format!("container.apparmor.security.beta.kubernetes.io/{container}")
 }
 
 impl RunMeta {
@@ -383,12 +415,18 @@ pub fn daemonless_job_pod(
         volumes.push(empty_dir("builder-storage"));
         mounts.push(mount("builder-storage", storage));
     }
-    let security_context = (request.builder == DaemonlessBuilder::Buildah).then(|| SecurityContext {
+    let buildah = request.builder == DaemonlessBuilder::Buildah;
+    let security_context = buildah.then(|| SecurityContext {
         capabilities: Some(Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
         seccomp_profile: Some(SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
-        app_armor_profile: Some(AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        app_armor_profile: (run.apparmor == AppArmorStyle::Field)
+            .then(|| AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
         ..Default::default()
     });
+    let mut metadata = job.pod_meta(run);
+    if buildah && run.apparmor == AppArmorStyle::Annotation {
+        metadata.annotations.get_or_insert_with(BTreeMap::new).insert(apparmor_annotation(BUILD_CONTAINER), "unconfined".into());
+    }
     let image = match request.builder {
         DaemonlessBuilder::Buildah => images.buildah.clone(),
         // Callers refuse kaniko jobs without an image; an empty name would fail validation anyway.
@@ -408,7 +446,7 @@ pub fn daemonless_job_pod(
         ..Default::default()
     };
     Pod {
-        metadata: job.pod_meta(run),
+        metadata,
         spec: Some(PodSpec {
             init_containers: Some(vec![unpack]),
             containers: vec![builder],
@@ -557,7 +595,12 @@ mod tests {
     use crate::strategy::DaemonlessBuilder;
 
     fn run() -> RunMeta {
-        RunMeta { run_id: "20261127T190501Z-flask".into(), namespace: "layerbench-x".into(), scenario: "flask".into() }
+        RunMeta {
+            run_id: "20261127T190501Z-flask".into(),
+            namespace: "layerbench-x".into(),
+            scenario: "flask".into(),
+            apparmor: AppArmorStyle::Field,
+        }
     }
 
     fn job() -> JobMeta<'static> {
@@ -695,6 +738,21 @@ mod tests {
         let unpack = container(spec, CONTEXT_CONTAINER);
         assert_eq!(mount_path(unpack, "context-parts"), CONTEXT_PARTS_DIR);
         assert_eq!(mount_path(unpack, "workspace"), mount_path(build, "workspace"));
+    }
+
+    #[test]
+    fn apparmor_style_follows_the_api_servers_version() {
+        assert_eq!(AppArmorStyle::for_server("1", "29"), AppArmorStyle::Annotation);
+        assert_eq!(AppArmorStyle::for_server("1", "27+"), AppArmorStyle::Annotation, "as EKS and GKE report it");
+        assert_eq!(AppArmorStyle::for_server("1", "30"), AppArmorStyle::Field);
+        assert_eq!(AppArmorStyle::for_server("1", "33"), AppArmorStyle::Field);
+        assert_eq!(AppArmorStyle::for_server("", ""), AppArmorStyle::Field, "unreadable: a current server");
+        let mut old = run();
+        old.apparmor = AppArmorStyle::Annotation;
+        let op = daemonless_op(DaemonlessBuilder::Kaniko);
+        let kaniko = daemonless_job_pod(&old, &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &[], 60);
+        let annotations = kaniko.metadata.annotations.unwrap();
+        assert!(!annotations.contains_key(&apparmor_annotation(BUILD_CONTAINER)), "kaniko runs under the default profile");
     }
 
     #[test]

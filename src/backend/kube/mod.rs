@@ -173,6 +173,8 @@ pub fn manifests_yaml(
             .clone()
             .unwrap_or_else(|| names::run_namespace(&format!("{MANIFESTS_RUN_ID}-{}", scenario.name))),
         scenario: scenario.name.clone(),
+        // What current clusters read; servers older than 1.30 need the annotation instead.
+        apparmor: manifests::AppArmorStyle::Field,
     };
     let repository = format!("{}/{}/{}", manifests::REGISTRY_HOST, strategy.name(), scenario.repository);
     let first_run = scenario.pipeline.first().map(|p| p.name.as_str()).unwrap_or("first");
@@ -302,8 +304,8 @@ impl KubeBackend {
     ) -> Result<Self, BackendError> {
         let limit = options.timeouts.api;
         let version = tokio::time::timeout(limit, client.apiserver_version()).await;
-        match version {
-            Ok(Ok(_)) => {}
+        let apparmor = match version {
+            Ok(Ok(info)) => manifests::AppArmorStyle::for_server(&info.major, &info.minor),
             Ok(Err(e)) => {
                 return Err(BackendError::new(
                     "reach the Kubernetes API server",
@@ -316,7 +318,7 @@ impl KubeBackend {
                     format!("no answer within {} s; check `kubectl cluster-info` for this context", limit.as_secs()),
                 ))
             }
-        }
+        };
         let namespace = match &options.namespace {
             Some(ns) if names::is_dns_label(ns) => ns.clone(),
             Some(ns) => {
@@ -327,7 +329,7 @@ impl KubeBackend {
             }
             None => names::run_namespace(run_id),
         };
-        let run = RunMeta { run_id: run_id.into(), namespace: namespace.clone(), scenario: scenario.into() };
+        let run = RunMeta { run_id: run_id.into(), namespace: namespace.clone(), scenario: scenario.into(), apparmor };
         // A namespace given with --namespace is used as it is, never read: a namespace-scoped CI
         // account may not be allowed to. Whether it exists shows at the first create in it.
         let owns_namespace = options.namespace.is_none();
@@ -385,7 +387,9 @@ impl KubeBackend {
                 let refused = self.api::<Deployment>().get_opt(component).await.ok().flatten().and_then(|d| {
                     let conditions = d.status?.conditions?;
                     let failure = conditions.into_iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
-                    Some(format!(" ({}: {})", failure.reason.unwrap_or_default(), failure.message.unwrap_or_default()))
+                    let message = failure.message.unwrap_or_default();
+                    let hint = orchestrate::pod_security_hint(&self.run.namespace, &message).map(|h| format!("; {h}"));
+                    Some(format!(" ({}: {message}{})", failure.reason.unwrap_or_default(), hint.unwrap_or_default()))
                 });
                 return Err(KubeError::Timeout { what, seconds, state: refused.unwrap_or(state) });
             }

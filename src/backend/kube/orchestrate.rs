@@ -48,6 +48,18 @@ pub fn api_error(action: impl Into<String>, error: kube::Error) -> KubeError {
     KubeError::Api { action: action.into(), message }
 }
 
+/// What to do when the API server refused a pod for its namespace's Pod Security level (`message`
+/// is the server's: `... violates PodSecurity "baseline:latest": privileged ...`).
+pub fn pod_security_hint(namespace: &str, message: &str) -> Option<String> {
+    message.contains("violates PodSecurity").then(|| {
+        format!(
+            "namespace {namespace} enforces a Pod Security level that refuses this pod; allow privileged pods \
+             there with `kubectl label namespace {namespace} pod-security.kubernetes.io/enforce=privileged --overwrite`, \
+             or leave out --namespace and layerbench creates a namespace labelled so"
+        )
+    })
+}
+
 /// A failed create, said so that the user knows what to do about the namespace's two usual refusals:
 /// it does not exist (404 on a namespaced create), or its Pod Security level refuses the pod (403).
 fn create_error(action: String, namespace: Option<&str>, error: kube::Error) -> KubeError {
@@ -66,6 +78,10 @@ fn create_error(action: String, namespace: Option<&str>, error: kube::Error) -> 
                 "namespace {ns} does not exist ({message}); create it with `kubectl create namespace {ns}`, \
                  or leave out --namespace and layerbench creates a namespace of its own"
             ),
+        },
+        (None, KubeError::Api { action, message }) => match namespace.and_then(|ns| pod_security_hint(ns, &message)) {
+            Some(hint) => KubeError::Api { action, message: format!("{message}; {hint}") },
+            None => KubeError::Api { action, message },
         },
         (_, error) => error,
     }

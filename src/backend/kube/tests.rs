@@ -48,11 +48,15 @@ fn options() -> KubeOptions {
 
 /// A backend on the mock in the namespace `--namespace` names (so it does not own it).
 async fn backend(handler: impl FnMut(&mock::Seen) -> Reply + Send + 'static) -> (KubeBackend, mock::Trace) {
+    backend_at("33", handler).await
+}
+
+/// As [`backend`], on an API server of version 1.`minor`.
+async fn backend_at(minor: &'static str, handler: impl FnMut(&mock::Seen) -> Reply + Send + 'static) -> (KubeBackend, mock::Trace) {
     let mut handler = handler;
     let (client, trace) = mock::serve(move |seen| {
         if seen.is("GET", "/version") {
-            return ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "", "gitTreeState": "",
-                             "buildDate": "", "goVersion": "", "compiler": "", "platform": ""}));
+            return version(minor);
         }
         assert!(!seen.is("GET", &format!("/api/v1/namespaces/{NS}")), "a given namespace is not read");
         handler(seen)
@@ -382,6 +386,7 @@ async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes
     let error = outcome.error.unwrap().message;
     assert!(error.starts_with("the shared dind service did not start: timed out after 60 s waiting for a dind pod"), "{error}");
     assert!(error.contains("FailedCreate: pods \"dind-5d8f\" is forbidden: violates PodSecurity"), "{error}");
+    assert!(error.contains("kubectl label namespace ns pod-security.kubernetes.io/enforce=privileged --overwrite"), "{error}");
     assert_eq!(outcome.bytes_pushed, Some(0), "registry traffic is still measured");
 }
 
@@ -533,4 +538,58 @@ async fn a_given_namespace_is_neither_read_nor_created_and_a_missing_one_is_name
     assert!(error.contains("namespace ns does not exist"), "{error}");
     assert!(error.contains("kubectl create namespace ns"), "{error}");
     assert!(!lines(&trace).iter().any(|l| l.starts_with("POST /api/v1/namespaces ")), "never created");
+}
+
+/// In a namespace given with `--namespace`, Pod Security may refuse the privileged dind pod: the
+/// job fails at once with the API server's words and the command that allows it.
+#[tokio::test(start_paused = true)]
+async fn a_job_pod_refused_by_pod_security_says_how_to_label_the_namespace() {
+    let refusal = "pods \"job-i1-p0-ephemeral-dind\" is forbidden: violates PodSecurity \"baseline:latest\": privileged \
+                   (container \"dind\" must not set securityContext.privileged=true)";
+    let (mut backend, _) = backend(move |seen| match seen.method.as_str() {
+        "POST" => status(403, "Forbidden", refusal),
+        "DELETE" => list("Pod", vec![]),
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    let job = Job::new(StrategyKind::EphemeralDind);
+    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &EventSink::default()).await;
+    let error = outcome.error.unwrap().message;
+    assert!(error.contains("violates PodSecurity \"baseline:latest\""), "{error}");
+    assert!(error.contains("kubectl label namespace ns pod-security.kubernetes.io/enforce=privileged --overwrite"), "{error}");
+}
+
+/// The pod a daemonless buildah job posts to an API server of version 1.`minor`.
+async fn posted_daemonless_pod(minor: &'static str) -> Pod {
+    let posted: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let bodies = posted.clone();
+    let (mut backend, _) = backend_at(minor, move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => {
+            bodies.lock().unwrap().push(seen.body.clone());
+            // Refused, so the job ends here: only the pod's manifest matters.
+            if seen.path.ends_with("/pods") { status(403, "Forbidden", "no") } else { created(seen) }
+        }
+        ("DELETE", _) => list("Pod", vec![]),
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    let job = Job::new(StrategyKind::Daemonless);
+    backend.run_job(&job.spec(StrategyKind::Daemonless), &EventSink::default()).await;
+    let pod = posted.lock().unwrap().iter().find(|b| b["kind"] == "Pod").cloned().unwrap();
+    serde_json::from_value(pod).unwrap()
+}
+
+/// `appArmorProfile` is GA in 1.30; older API servers drop the field without a word, so there
+/// buildah's unconfined profile is asked for with the annotation those servers read.
+#[tokio::test(start_paused = true)]
+async fn buildah_asks_for_apparmor_unconfined_in_the_way_the_api_server_reads() {
+    let annotation = "container.apparmor.security.beta.kubernetes.io/build";
+    let old = posted_daemonless_pod("29").await;
+    assert_eq!(old.metadata.annotations.as_ref().unwrap().get(annotation).map(String::as_str), Some("unconfined"));
+    let build = &old.spec.as_ref().unwrap().containers[0];
+    assert!(build.security_context.as_ref().unwrap().app_armor_profile.is_none(), "a 1.29 server would drop it");
+    let current = posted_daemonless_pod("33").await;
+    assert!(!current.metadata.annotations.as_ref().unwrap().contains_key(annotation));
+    let build = &current.spec.as_ref().unwrap().containers[0];
+    assert_eq!(build.security_context.as_ref().unwrap().app_armor_profile.as_ref().unwrap().type_, "Unconfined");
 }
