@@ -207,6 +207,7 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         // Both registry images take a config file as their only argument; the Debian stand-in's
         // packaged config turns on auth, which environment overrides cannot turn off.
         args: Some(vec![crate::registry::CONFIG_PATH.into()]),
+        termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
         ports: Some(vec![ContainerPort { container_port: REGISTRY_PORT, ..Default::default() }]),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
@@ -496,6 +497,10 @@ pub fn op_as_command(op: &Op, dockerfile_path: &Path, images: &KubeImages) -> St
     }
 }
 
+/// A daemon that crashes writes no termination message of its own: the kubelet then gives the end
+/// of its log (at most 80 lines, 2 KiB) as the message, which is what a crash report needs.
+const CRASH_MESSAGE_FROM_LOG: &str = "FallbackToLogsOnError";
+
 /// Toolchain images are often loaded into the cluster by hand (`kind load docker-image`);
 /// `Always`, the default for `:latest`, would then fail on a cluster without registry access.
 const PULL_POLICY: &str = "IfNotPresent";
@@ -512,6 +517,7 @@ fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Contain
         ports: Some(vec![ContainerPort { container_port: DIND_PORT.into(), ..Default::default() }]),
         // A daemon runs containers with their own cgroups, mounts and iptables: privileged.
         security_context: Some(SecurityContext { privileged: Some(true), ..Default::default() }),
+        termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
         readiness_probe: Some(Probe {
             exec: Some(ExecAction { command: Some(vec!["docker".into(), "version".into()]) }),
             period_seconds: Some(1),
@@ -640,6 +646,7 @@ mod tests {
         assert_eq!(args[0], "dockerd", "both dind images need `dockerd` first to take these flags verbatim");
         assert!(args.contains(&"--host=tcp://127.0.0.1:2375".to_string()), "{args:?}");
         assert!(args.contains(&"--insecure-registry=registry:5000".to_string()));
+        assert_eq!(dind.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"), "a crash says why");
         assert_eq!(mount_path(dind, "dind-data"), DIND_DATA_PATH);
         let data = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == "dind-data").unwrap();
         assert!(data.empty_dir.is_some(), "a fresh daemon per job starts from an empty /var/lib/docker");

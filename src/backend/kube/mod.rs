@@ -396,7 +396,7 @@ impl KubeBackend {
             other => other?,
         };
         let name = pod.name_any();
-        wait_pod(&pods, &name, PodStage::Started, t.start).await?;
+        wait_pod(&pods, &name, PodStage::Running, t.start).await?;
         wait_pod(&pods, &name, PodStage::Ready, t.ready).await?;
         Ok(name)
     }
@@ -469,7 +469,7 @@ impl KubeBackend {
         let pod = manifests::dind_job_pod(&self.run, &self.options.images, &meta, self.options.timeouts.job.as_secs());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
         let clock = Instant::now();
-        let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started, PodStage::Ready]).await;
+        let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await;
         add_phase(outcome, Phase::Provision, clock);
         let result = match started {
             Ok(()) => self.drive_daemon(&meta.name, job, events, outcome).await,
@@ -495,7 +495,7 @@ impl KubeBackend {
         for &stage in stages {
             let limit = match stage {
                 PodStage::Scheduled => t.schedule,
-                PodStage::Started => t.start,
+                PodStage::Started | PodStage::Running => t.start,
                 PodStage::Ready => t.ready,
                 PodStage::Exited(_) => t.job,
             };

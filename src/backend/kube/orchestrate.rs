@@ -264,9 +264,13 @@ fn watch_note(last_watch_error: Option<String>) -> String {
 pub enum PodStage {
     /// Bound to a node.
     Scheduled,
-    /// Images pulled and every container started (init containers done).
+    /// Images pulled and every container started, or already done (init containers done): the
+    /// stage of a job's build, which may be over before the watch ever sees it running.
     Started,
-    /// Every container passes its readiness probe.
+    /// Images pulled and every container running, none exited or restarted: the stage of
+    /// long-running containers (daemons, the registry), where one that exited has crashed.
+    Running,
+    /// Every container passes its readiness probe; one that exited has crashed.
     Ready,
     /// The named container has exited.
     Exited(&'static str),
@@ -276,7 +280,7 @@ impl PodStage {
     pub fn describe(self, pod: &str) -> String {
         match self {
             PodStage::Scheduled => format!("pod {pod} to be scheduled"),
-            PodStage::Started => format!("pod {pod} to pull its images and start its containers"),
+            PodStage::Started | PodStage::Running => format!("pod {pod} to pull its images and start its containers"),
             PodStage::Ready => format!("pod {pod} to become ready"),
             PodStage::Exited(container) => format!("container {container} of pod {pod} to finish"),
         }
@@ -290,6 +294,10 @@ impl PodStage {
                 !statuses.is_empty()
                     && statuses.iter().all(|s| s.state.as_ref().is_some_and(|st| st.waiting.is_none()))
             }
+            PodStage::Running => {
+                let statuses = container_statuses(pod);
+                !statuses.is_empty() && statuses.iter().all(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()))
+            }
             PodStage::Ready => has_condition(pod, "Ready"),
             PodStage::Exited(container) => container_statuses(pod).iter().any(|s| {
                 s.name == container && s.state.as_ref().is_some_and(|st| st.terminated.is_some())
@@ -300,8 +308,34 @@ impl PodStage {
     /// Readiness as a composable condition: this stage reached, or the pod failed to start.
     pub fn or_failed(self) -> impl Condition<Pod> {
         (move |pod: Option<&Pod>| pod.is_some_and(|p| self.reached(p)))
-            .or(|pod: Option<&Pod>| pod.is_some_and(|p| start_failure(p).is_some()))
+            .or(move |pod: Option<&Pod>| pod.is_some_and(|p| self.failure(p).is_some()))
     }
+
+    /// Why the pod will not reach this stage: it cannot start, or, at the stages of long-running
+    /// containers, one of them has exited.
+    pub fn failure(self, pod: &Pod) -> Option<String> {
+        let daemons = matches!(self, PodStage::Running | PodStage::Ready);
+        start_failure(pod).or_else(|| daemons.then(|| crashed(pod)).flatten())
+    }
+}
+
+/// A container that exited, now or before the kubelet restarted it: for a daemon or the
+/// registry, a crash, in the kubelet's words (`container dind exited with code 1 (Error): ...`).
+pub fn crashed(pod: &Pod) -> Option<String> {
+    container_statuses(pod).iter().find_map(|s| {
+        let now = s.state.as_ref().and_then(|st| st.terminated.as_ref());
+        let before = if s.restart_count > 0 { s.last_state.as_ref().and_then(|st| st.terminated.as_ref()) } else { None };
+        let t = now.or(before)?;
+        let restarted = if now.is_none() { format!("; the kubelet restarted it ({} restarts so far)", s.restart_count) } else { String::new() };
+        let words = [t.reason.as_deref(), t.message.as_deref().map(str::trim)];
+        let words = match words {
+            [Some(reason), Some(message)] if !message.is_empty() => format!(" ({reason}): {message}"),
+            [Some(reason), _] => format!(" ({reason})"),
+            [None, Some(message)] if !message.is_empty() => format!(": {message}"),
+            _ => String::new(),
+        };
+        Some(format!("container {} exited with code {}{words}{restarted}", s.name, t.exit_code))
+    })
 }
 
 /// Waiting reasons the kubelet does not recover from without a change to the pod or the node.
@@ -364,7 +398,7 @@ pub async fn wait_pod(api: &Api<Pod>, name: &str, stage: PodStage, limit: Durati
     let what = stage.describe(name);
     let cond = stage.or_failed();
     match first_matching(watch_object(api.clone(), name), |p: &Option<Pod>| cond.matches_object(p.as_ref()), limit).await {
-        Ok(Some(pod)) => match start_failure(&pod) {
+        Ok(Some(pod)) => match stage.failure(&pod) {
             Some(reason) if !stage.reached(&pod) => Err(KubeError::PodFailed { what: format!("pod {name}"), reason }),
             _ => Ok(pod),
         },
@@ -405,7 +439,7 @@ pub async fn wait_selected_pod(
     )
     .await;
     match found {
-        Ok(pod) => match start_failure(&pod) {
+        Ok(pod) => match stage.failure(&pod) {
             Some(reason) if !stage.reached(&pod) => Err(KubeError::PodFailed { what: format!("pod {}", pod.name_any()), reason }),
             _ => Ok(pod),
         },

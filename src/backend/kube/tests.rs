@@ -593,3 +593,81 @@ async fn buildah_asks_for_apparmor_unconfined_in_the_way_the_api_server_reads() 
     let build = &current.spec.as_ref().unwrap().containers[0];
     assert_eq!(build.security_context.as_ref().unwrap().app_armor_profile.as_ref().unwrap().type_, "Unconfined");
 }
+
+/// A daemon that exits while its pod starts has crashed: the job fails at once with its exit
+/// code and words, instead of waiting out the Ready timeout.
+#[tokio::test(start_paused = true)]
+async fn a_dind_daemon_that_exits_while_starting_fails_its_job_at_once() {
+    let job_name = "job-i1-p0-ephemeral-dind";
+    let crashed = json!({
+        "phase": "Running",
+        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {"name": "dind", "image": "docker:28-dind", "imageID": "", "ready": false, "restartCount": 0,
+             "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                                      "message": "failed to start daemon: Error initializing network controller: iptables not found"}}},
+            {"name": "job", "image": "docker:28-dind", "imageID": "", "ready": true, "restartCount": 0,
+             "state": {"running": {"startedAt": "2026-11-27T18:00:00Z"}}},
+        ],
+    });
+    let (mut backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => created(seen),
+        ("GET", true) => Reply::Hang,
+        ("GET", false) => list("Pod", vec![pod(NS, job_name, crashed.clone())]),
+        ("DELETE", _) => list("Pod", vec![]),
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    let job = Job::new(StrategyKind::EphemeralDind);
+    let started = tokio::time::Instant::now();
+    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &EventSink::default()).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "failed at once, not at a timeout");
+    let error = outcome.error.unwrap().message;
+    assert!(error.contains("container dind exited with code 1 (Error): failed to start daemon"), "{error}");
+}
+
+/// A Deployment's container restarts after a crash: the restart count and the last state show it.
+#[tokio::test(start_paused = true)]
+async fn a_registry_that_restarted_after_a_crash_fails_the_iteration_at_once() {
+    let mut restarted = running(&["registry"], false);
+    restarted["containerStatuses"][0]["restartCount"] = json!(1);
+    restarted["containerStatuses"][0]["lastState"] =
+        json!({"terminated": {"exitCode": 2, "reason": "Error", "message": "panic: open /etc/layerbench/registry.yml: no such file"}});
+    let (mut backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("DELETE", _) => status(404, "NotFound", "not found"),
+        ("POST", _) => created(seen),
+        ("GET", true) => Reply::Hang,
+        ("GET", false) => list("Pod", vec![pod(NS, "registry-abc", restarted.clone())]),
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let error = backend.begin_iteration(1, &[], &EventSink::default()).await.unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(1), "failed at once: {error}");
+    assert!(error.contains("container registry exited with code 2 (Error): panic: open"), "{error}");
+    assert!(error.contains("restarted"), "{error}");
+}
+
+/// A daemonless build may be over before the watch ever sees it running: that is no crash.
+#[tokio::test(start_paused = true)]
+async fn a_daemonless_build_that_is_done_before_it_is_seen_running_is_no_crash() {
+    let job_name = "job-i1-p0-daemonless";
+    let log = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
+               2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
+               2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
+    let (mut backend, _) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => created(seen),
+        ("GET", _) if seen.path.ends_with("/log") => Reply::Text(log.to_string()),
+        ("GET", true) => Reply::Hang,
+        ("GET", false) if seen.path == pod_path(job_name) => ok(pod(NS, job_name, exited("build", 0))),
+        ("GET", false) => list("Pod", vec![pod(NS, job_name, exited("build", 0))]),
+        _ => status(500, "InternalError", "unexpected"),
+    }))
+    .await;
+    let events = EventSink::default();
+    backend.begin_iteration(1, &[StrategyKind::Daemonless], &events).await.unwrap();
+    let job = Job::new(StrategyKind::Daemonless);
+    let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.steps.len(), 2);
+}
