@@ -3,20 +3,31 @@
 WITH_ENGINE := scripts/with-engine.sh
 SCENARIO ?= scenarios/flask.toml
 
-.PHONY: run test images clean bench
+.PHONY: run run-kind test images cluster-down clean bench
 
 ## run: the sample scenario end to end; prints where the results are
 run:
 	$(WITH_ENGINE) cargo run --release -- run $(SCENARIO)
 
-## test: the whole test suite; integration tests need the toolchain images, so they are prepared first
+## test: the whole test suite; integration tests need the toolchain images and the kind cluster (kube backend),
+## so they are prepared first (both are built once and reused)
 test:
 	$(WITH_ENGINE) cargo run -- images
+	$(WITH_ENGINE) cargo run -- cluster up
 	$(WITH_ENGINE) cargo test
+
+## run-kind: the sample scenario on the local kind cluster (kube backend), created or reused first
+run-kind:
+	$(WITH_ENGINE) cargo run --release -- cluster up
+	$(WITH_ENGINE) cargo run --release -- run $(SCENARIO) --backend kube --context kind-layerbench
 
 ## images: pull the toolchain images, or build local stand-ins from Debian packages and Go modules
 images:
 	$(WITH_ENGINE) cargo run --release -- images
+
+## cluster-down: delete the kind cluster (its images stay cached)
+cluster-down:
+	$(WITH_ENGINE) cargo run --release -- cluster down
 
 ## clean: remove containers, networks and volumes left by crashed runs (results and images stay)
 clean:

@@ -76,10 +76,7 @@ install_engine() {
     [ "$(dockerd_major)" -ge "$ENGINE_MIN_MAJOR" ] && return 0
     [ "$(id -u)" -eq 0 ] || die "dockerd $ENGINE_MIN_MAJOR+ is needed; as root run: scripts/with-engine.sh true"
     say "installing Debian 13's docker.io (Docker $ENGINE_MIN_MAJOR); nothing else moves to Debian 13"
-    echo "deb http://deb.debian.org/debian trixie main" >"$TRIXIE_LIST"
-    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$TRIXIE_PIN"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || die "apt-get update failed; check the network and $TRIXIE_LIST"
+    trixie_sources
     # Debian's package starts the system dockerd on /var/run/docker.sock; layerbench runs its own private one.
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     local rc=0
@@ -90,6 +87,24 @@ install_engine() {
     rm -f /usr/sbin/policy-rc.d
     [ "$rc" -eq 0 ] || die "apt-get install docker.io/trixie failed; run it by hand to see why"
     [ "$(dockerd_major)" -ge "$ENGINE_MIN_MAJOR" ] || die "dockerd is still $(dockerd --version); expected $ENGINE_MIN_MAJOR or later"
+}
+
+# Debian 13's packages, pinned below Debian 12's: only what is named `PKG/trixie` comes from there.
+trixie_sources() {
+    echo "deb http://deb.debian.org/debian trixie main" >"$TRIXIE_LIST"
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$TRIXIE_PIN"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || die "apt-get update failed; check the network and $TRIXIE_LIST"
+}
+
+# kind drives the engine through the `docker` CLI (`layerbench cluster up`); Debian 13's docker.io has none.
+install_docker_cli() {
+    command -v docker >/dev/null 2>&1 && return 0
+    [ "$(id -u)" -eq 0 ] || die "the docker CLI is missing (kind needs it); as root run: scripts/with-engine.sh true"
+    say "installing Debian 13's docker-cli (kind drives the engine through it)"
+    trixie_sources
+    apt-get install -y -qq --no-install-recommends docker-cli/trixie >/dev/null \
+        || die "apt-get install docker-cli/trixie failed; run it by hand to see why"
 }
 
 private_dockerd_pid() {
@@ -135,6 +150,7 @@ start_private_dockerd() {
 }
 
 install_missing "${PACKAGES[@]}"
+install_docker_cli
 
 if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo not found; install Rust from https://rustup.rs (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh), then re-run"

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod builder;
 pub mod builder_log;
+pub mod cluster;
 pub mod compare;
 pub mod error;
 pub mod events;

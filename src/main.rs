@@ -113,6 +113,53 @@ enum Command {
         #[command(flatten)]
         images: ImageArgs,
     },
+    /// A local kind cluster for `--backend kube`, built offline from Go modules (kind, Kubernetes, its images).
+    #[command(after_help = CLUSTER_HELP)]
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+const CLUSTER_HELP: &str = "\
+Examples:
+  layerbench cluster up            # build what is missing, create (or reuse) kind-layerbench, load the images
+  layerbench run scenarios/small.toml --backend kube --context kind-layerbench
+  layerbench cluster down
+
+`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes and the node image from
+Go modules (about 30 min on 2 cores); later ones reuse a running cluster in seconds.";
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Create the cluster, or reuse a running one made from the current node image; load the toolchain images.
+    Up {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        images: ImageArgs,
+    },
+    /// Delete the cluster.
+    Down {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// kind's cluster name (the context is kind-NAME).
+    #[arg(long, default_value = "layerbench")]
+    name: String,
+    /// kind's cluster configuration.
+    #[arg(long, default_value = "scenarios/kind-cluster.yaml")]
+    config: PathBuf,
+}
+
+impl ClusterArgs {
+    fn options(&self) -> layerbench::cluster::ClusterOptions {
+        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone() }
+    }
 }
 
 #[derive(clap::Args)]
@@ -265,6 +312,21 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let engine = connect_engine().await?;
             let removed = resources::remove_labelled(&engine, None).await.map_err(environment)?;
             println!("removed {removed}");
+            Ok(exit::OK)
+        }
+        Command::Cluster { action: ClusterAction::Up { cluster, images } } => {
+            if !kube::names::is_dns_label(&cluster.name) {
+                return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
+            }
+            let engine = connect_engine().await?;
+            let events = reporters();
+            let up = layerbench::cluster::up(&engine, &images.config(), &cluster.options(), &events).await.map_err(environment)?;
+            println!("{}", up.context);
+            Ok(exit::OK)
+        }
+        Command::Cluster { action: ClusterAction::Down { cluster } } => {
+            let events = reporters();
+            layerbench::cluster::down(&cluster.options(), &events).await.map_err(environment)?;
             Ok(exit::OK)
         }
         Command::Images { images } => {

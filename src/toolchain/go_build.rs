@@ -47,9 +47,10 @@ impl GoRecipe {
         format!("{}@{}", self.module, self.version)
     }
 
-    /// The binaries' file names, in the order of `packages`.
+    /// The binaries' file names, in the order of `packages`: the package path's last element, as `go build`
+    /// names them, which skips a major-version suffix (`go.etcd.io/etcd/server/v3` builds `server`).
     pub fn binaries(&self) -> Vec<&'static str> {
-        self.packages.iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect()
+        self.packages.iter().map(|p| binary_name(p)).collect()
     }
 
     /// Everything that decides the binaries' bytes; `go_version` is what `go env GOVERSION` printed.
@@ -147,6 +148,34 @@ impl GoCache {
         Ok(GoBinaries { dir, names, go_version })
     }
 
+    /// The source of `recipe`'s module as the module cache holds it (for files that are not Go programs, such
+    /// as kind's node files or Kubernetes' pause.c); downloaded when the cache lacks it.
+    pub async fn module_source(&self, recipe: &GoRecipe, image: &str) -> Result<PathBuf, ToolchainError> {
+        let dir = self.root.join("mod").join(format!("{}@{}", escape_module_path(recipe.module), recipe.version));
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let fail = |message: String| ToolchainError::new(Operation::GoBuild, image, message, GO_HINT);
+        let go = find_go().ok_or_else(|| fail("no `go` command was found (PATH, /usr/local/go/bin)".into()))?;
+        let output = tokio::process::Command::new(go)
+            .args(["mod", "download", &recipe.built_from()])
+            .current_dir(&self.root)
+            .env("GOPATH", self.root.join("gopath"))
+            .env("GOMODCACHE", self.root.join("mod"))
+            .env("GOCACHE", self.root.join("build-cache"))
+            .env("GOWORK", "off")
+            .env("GO111MODULE", "on")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| fail(format!("cannot run go mod download: {e}")))?;
+        if !output.status.success() || !dir.is_dir() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(fail(format!("go mod download {}: {}", recipe.built_from(), super::stand_in::last_lines(&[&stderr], 3))));
+        }
+        Ok(dir)
+    }
+
     async fn go_build(&self, go: &Path, recipe: &GoRecipe, source: &Path, out: &Path) -> Result<(), String> {
         let mut command = tokio::process::Command::new(go);
         command
@@ -181,11 +210,35 @@ impl GoCache {
     }
 }
 
+fn binary_name(package: &'static str) -> &'static str {
+    let mut elements = package.rsplit('/');
+    let last = elements.next().unwrap_or(package);
+    let major_suffix = last.len() > 1 && last.starts_with('v') && last[1..].bytes().all(|b| b.is_ascii_digit());
+    match (major_suffix, elements.next()) {
+        (true, Some(previous)) => previous,
+        _ => last,
+    }
+}
+
 fn writable(dir: &Path) -> bool {
     let probe = dir.join(format!(".layerbench-probe-{}", std::process::id()));
     let ok = std::fs::write(&probe, b"").is_ok();
     let _ = std::fs::remove_file(&probe);
     ok
+}
+
+/// The module cache's spelling of a module path: capitals become `!` and the lower-case letter.
+fn escape_module_path(module: &str) -> String {
+    let mut escaped = String::with_capacity(module.len());
+    for c in module.chars() {
+        if c.is_ascii_uppercase() {
+            escaped.push('!');
+            escaped.push(c.to_ascii_lowercase());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// `go` on PATH, else where the official tarball installs it.
@@ -225,6 +278,15 @@ mod tests {
         let recipe = super::super::stand_in::go_recipe(super::super::Role::Buildkit).expect("a Go recipe");
         assert_eq!(recipe.binaries(), ["buildkitd", "buildctl"]);
         assert_eq!(recipe.built_from(), "github.com/moby/buildkit@v0.34.2");
+    }
+
+    #[test]
+    fn binary_names_skip_a_major_version_suffix_as_go_build_does() {
+        assert_eq!(super::binary_name("go.etcd.io/etcd/server/v3"), "server");
+        assert_eq!(super::binary_name("k8s.io/kubernetes/cmd/kubeadm"), "kubeadm");
+        assert_eq!(super::binary_name("sigs.k8s.io/kind"), "kind");
+        assert_eq!(super::binary_name("example.com/v"), "v");
+        assert_eq!(super::escape_module_path("github.com/GoogleContainerTools/kaniko"), "github.com/!google!container!tools/kaniko");
     }
 
     #[test]

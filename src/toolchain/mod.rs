@@ -1,6 +1,7 @@
 //! Toolchain images: pulled under their official names, or built from Debian packages (and Go modules) when that fails.
 
 mod go_build;
+pub mod kind_node;
 mod stand_in;
 
 use std::collections::BTreeSet;

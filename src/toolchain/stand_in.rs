@@ -165,8 +165,10 @@ impl<'a> Builder<'a> {
                     None => None,
                 };
                 built_from = binaries.as_ref().map(|(go, b)| b.built_from(go));
-                build(self.docker, &name, &recipe, binaries.as_ref().map(|(_, b)| b), built_from.as_deref(), &base_name, &hash, self.events)
-                    .await?
+                let context = recipe_context(&recipe, binaries.as_ref().map(|(_, b)| b));
+                let build_args = HashMap::from([("BASE", base_name.as_str())]);
+                let spec = BuildSpec { name: &name, build_args, built_from: built_from.as_deref(), hash: &hash };
+                build(self.docker, &spec, context, self.events).await?
             }
         };
         let mut image = stand_in(role, official, name, id);
@@ -177,7 +179,8 @@ impl<'a> Builder<'a> {
         Ok(image)
     }
 
-    async fn base(&mut self) -> Result<(String, String), ToolchainError> {
+    /// The base stand-in's name and image ID, built first when missing or stale.
+    pub(super) async fn base(&mut self) -> Result<(String, String), ToolchainError> {
         if let Some(base) = &self.base {
             return Ok(base.clone());
         }
@@ -209,7 +212,7 @@ pub(super) fn recipe_hash(parts: &[&str]) -> String {
 }
 
 /// The ID of the stand-in `name` when it exists and was built from the recipe `hash`.
-async fn current(
+pub(super) async fn current(
     docker: &Docker,
     name: &str,
     hash: &str,
@@ -358,29 +361,42 @@ async fn import(docker: &Docker, rootfs: &Path, name: &str, hash: &str) -> Resul
     Ok(())
 }
 
-/// Builds a Dockerfile stand-in FROM the base stand-in. Returns the image ID.
-#[allow(clippy::too_many_arguments)]
-async fn build(
+/// What to build a stand-in as: its name, build arguments, and the labels that say what it is.
+pub(super) struct BuildSpec<'a> {
+    pub name: &'a str,
+    pub build_args: HashMap<&'a str, &'a str>,
+    /// The Go modules its programs were built from, for [`BUILT_FROM_LABEL`].
+    pub built_from: Option<&'a str>,
+    /// The recipe hash, for [`RECIPE_LABEL`].
+    pub hash: &'a str,
+}
+
+/// Builds a stand-in from a Dockerfile context. Returns the image ID.
+pub(super) async fn build(
     docker: &Docker,
-    name: &str,
-    recipe: &Recipe,
-    binaries: Option<&GoBinaries>,
-    built_from: Option<&str>,
-    base_name: &str,
-    hash: &str,
+    spec: &BuildSpec<'_>,
+    context: Context,
     events: &EventSink,
 ) -> Result<String, ToolchainError> {
-    let context = context_tar(recipe, binaries).map_err(|e| {
+    let name = spec.name;
+    let context = context.finish().map_err(|e| {
         ToolchainError::new(Operation::Build, name, format!("cannot pack the build context: {e}"), "See the message")
     })?;
-    let mut labels = HashMap::from([(STAND_IN_LABEL, "true"), (RECIPE_LABEL, hash)]);
-    if let Some(from) = built_from {
+    let mut labels = HashMap::from([(STAND_IN_LABEL, "true"), (RECIPE_LABEL, spec.hash)]);
+    if let Some(from) = spec.built_from {
         labels.insert(BUILT_FROM_LABEL, from);
     }
-    let build_args = HashMap::from([("BASE", base_name)]);
-    let options =
-        BuildImageOptionsBuilder::new().t(name).buildargs(&build_args).labels(&labels).rm(true).forcerm(true).build();
-    events.setup(format!("building local stand-in {name} FROM {base_name}"));
+    let options = BuildImageOptionsBuilder::new()
+        .t(name)
+        .buildargs(&spec.build_args)
+        .labels(&labels)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    match spec.build_args.get("BASE") {
+        Some(base) => events.setup(format!("building local stand-in {name} FROM {base}")),
+        None => events.setup(format!("building local stand-in {name}")),
+    }
     let started = Instant::now();
     let mut output = docker.build_image(options, None, Some(body_full(context.into())));
     let mut tail: VecDeque<String> = VecDeque::new();
@@ -420,28 +436,96 @@ async fn build(
     image_id(docker, name, Operation::Build).await
 }
 
-/// The Dockerfile, the recipe's files and the Go binaries (at the context's root, executable).
-fn context_tar(recipe: &Recipe, binaries: Option<&GoBinaries>) -> std::io::Result<Vec<u8>> {
-    let mut archive = tar::Builder::new(Vec::new());
-    let files = std::iter::once(("Dockerfile", recipe.dockerfile)).chain(recipe.files.iter().copied());
-    for (file, content) in files {
+/// A build context: the Dockerfile, and files given as text, read from disk, or copied from a directory tree.
+pub(super) struct Context {
+    archive: tar::Builder<Vec<u8>>,
+    /// The first error met while adding; reported by [`Context::finish`].
+    error: Option<std::io::Error>,
+}
+
+impl Context {
+    pub(super) fn new(dockerfile: &str) -> Self {
+        let mut context = Context { archive: tar::Builder::new(Vec::new()), error: None };
+        context.text("Dockerfile", dockerfile);
+        context
+    }
+
+    /// A file with `content`; scripts (`*.sh`) are executable.
+    pub(super) fn text(&mut self, path: &str, content: &str) {
+        let mode = if path.ends_with(".sh") { 0o755 } else { 0o644 };
+        self.bytes(path, content.as_bytes(), mode);
+    }
+
+    pub(super) fn bytes(&mut self, path: &str, content: &[u8], mode: u32) {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
-        header.set_mode(if file.ends_with(".sh") { 0o755 } else { 0o644 });
+        header.set_mode(mode);
         header.set_cksum();
-        archive.append_data(&mut header, file, content.as_bytes())?;
-    }
-    if let Some(binaries) = binaries {
-        for binary in &binaries.names {
-            let content = std::fs::read(binaries.dir.join(binary))?;
-            let mut header = tar::Header::new_gnu();
-            header.set_size(content.len() as u64);
-            header.set_mode(0o755);
-            header.set_cksum();
-            archive.append_data(&mut header, binary, content.as_slice())?;
+        if let Err(e) = self.archive.append_data(&mut header, path, content) {
+            self.error.get_or_insert(e);
         }
     }
-    archive.into_inner()
+
+    /// A file read from `source`, with `mode`.
+    pub(super) fn file(&mut self, path: &str, source: &Path, mode: u32) {
+        match std::fs::read(source) {
+            Ok(content) => self.bytes(path, &content, mode),
+            Err(e) => {
+                self.error.get_or_insert(std::io::Error::new(e.kind(), format!("{}: {e}", source.display())));
+            }
+        }
+    }
+
+    /// The named Go binaries at the context's root, executable.
+    pub(super) fn binaries(&mut self, binaries: &GoBinaries, names: &[&str]) {
+        for name in names {
+            self.file(name, &binaries.dir.join(name), 0o755);
+        }
+    }
+
+    /// Every file under `dir` as `prefix/…`, executable when `executable(relative path)` says so.
+    pub(super) fn tree(&mut self, prefix: &str, dir: &Path, executable: &dyn Fn(&str) -> bool) {
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            let entries = match std::fs::read_dir(&current) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.error.get_or_insert(std::io::Error::new(e.kind(), format!("{}: {e}", current.display())));
+                    return;
+                }
+            };
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths {
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
+                let mode = if executable(&relative) { 0o755 } else { 0o644 };
+                self.file(&format!("{prefix}/{relative}"), &path, mode);
+            }
+        }
+    }
+
+    pub(super) fn finish(self) -> std::io::Result<Vec<u8>> {
+        match self.error {
+            Some(e) => Err(e),
+            None => self.archive.into_inner(),
+        }
+    }
+}
+
+/// The Dockerfile, the recipe's files and the Go binaries (at the context's root, executable).
+fn recipe_context(recipe: &Recipe, binaries: Option<&GoBinaries>) -> Context {
+    let mut context = Context::new(recipe.dockerfile);
+    for (file, content) in recipe.files {
+        context.text(file, content);
+    }
+    if let Some(binaries) = binaries {
+        context.binaries(binaries, &binaries.names);
+    }
+    context
 }
 
 /// What a stand-in's label says it was built from (Go programs' module and version), if anything.
@@ -577,7 +661,7 @@ mod tests {
 
     #[test]
     fn context_scripts_are_executable() {
-        let context = context_tar(&recipe(Role::Dind).expect("recipe"), None).expect("tar");
+        let context = recipe_context(&recipe(Role::Dind).expect("recipe"), None).finish().expect("tar");
         let mut archive = tar::Archive::new(context.as_slice());
         let modes: HashMap<String, u32> = archive
             .entries()
