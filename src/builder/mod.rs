@@ -9,7 +9,10 @@ mod buildctl;
 pub mod buildkitd;
 mod buildx;
 pub mod dind;
+mod job_log;
 mod kaniko;
+
+pub use job_log::{FinishedLog, JobLog};
 
 use std::path::Path;
 

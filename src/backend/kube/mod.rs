@@ -9,6 +9,7 @@
 //!   NetworkPolicy admitting only the run's job pods;
 //! - daemonless: one pod per job; its build context arrives in ConfigMaps (see docs/kubernetes.md).
 
+mod follow;
 pub mod forward;
 pub mod manifests;
 pub mod names;
@@ -22,7 +23,6 @@ mod tests;
 use std::time::{Duration, Instant};
 
 use bollard::{Docker, API_DEFAULT_VERSION};
-use futures_util::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -36,7 +36,7 @@ use self::forward::LocalForward;
 use self::manifests::{JobMeta, Object, RunMeta};
 use self::orchestrate::{api_error, delete, delete_owned, ensure_created, wait_pod, wait_selected_pod, KubeError, PodStage};
 use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
-use crate::builder_log::{LogFormat, ParsedStep};
+use crate::builder::{JobCommand, JobLog};
 use crate::events::{Event, EventSink};
 use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::scenario::Scenario;
@@ -285,6 +285,8 @@ pub struct KubeBackend {
     registry_pod: Option<String>,
     /// The shared daemon's pod, or why it did not start (its jobs fail with that reason).
     shared_dind: Option<Result<String, String>>,
+    /// Builder name to the version its job's log reported, as on the docker backend.
+    builder_versions: std::collections::BTreeMap<String, String>,
 }
 
 impl KubeBackend {
@@ -339,11 +341,25 @@ impl KubeBackend {
                 .await
                 .map_err(|e| BackendError::new(format!("create namespace {namespace}"), e))?;
         }
-        Ok(KubeBackend { client, options, run, owns_namespace, iteration: 0, registry_pod: None, shared_dind: None })
+        Ok(KubeBackend {
+            client,
+            options,
+            run,
+            owns_namespace,
+            iteration: 0,
+            registry_pod: None,
+            shared_dind: None,
+            builder_versions: Default::default(),
+        })
     }
 
     pub fn namespace(&self) -> &str {
         &self.run.namespace
+    }
+
+    /// Builder name to the version its jobs' logs reported (`buildah` 1.28.2), for `run.json`.
+    pub fn builder_versions(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.builder_versions
     }
 
     /// Selects what this run made, and nothing of anyone else's in a shared namespace.
@@ -468,20 +484,25 @@ impl KubeBackend {
         let meta = self.job_meta(job);
         let pod = manifests::dind_job_pod(&self.run, &self.options.images, &meta, self.options.timeouts.job.as_secs());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
-        let clock = Instant::now();
+        outcome.enter(Phase::Provision);
         let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await;
-        add_phase(outcome, Phase::Provision, clock);
         let result = match started {
             Ok(()) => self.drive_daemon(&meta.name, job, events, outcome).await,
             Err(e) => Err(e.to_string().into()),
         };
+        outcome.enter(Phase::Teardown);
         self.remove_job_objects(&meta.name, &[]).await;
         result
     }
 
     async fn run_shared_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         match &self.shared_dind {
-            Some(Ok(pod)) => self.drive_daemon(pod, job, events, outcome).await,
+            Some(Ok(pod)) => {
+                // Reaching the shared daemon (the port-forward) is this job's provisioning.
+                events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {pod}") });
+                outcome.enter(Phase::Provision);
+                self.drive_daemon(pod, job, events, outcome).await
+            }
             Some(Err(reason)) => Err(format!("the shared dind service did not start: {reason}").into()),
             None => Err(format!("no shared dind service was started for {} in this iteration", job.strategy).into()),
         }
@@ -519,7 +540,7 @@ impl KubeBackend {
         run_docker_ops(&docker, job, events, outcome).await
     }
 
-    async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
+    async fn run_daemonless(&mut self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let meta = self.job_meta(job);
         let Some(Op::JobBuild(request)) = job.plan.ops.first() else {
             return Err(format!("a {} job has no daemonless build to run", job.strategy).into());
@@ -534,9 +555,10 @@ impl KubeBackend {
             }
             _ => {}
         }
-        let format = manifests::builder_command(request, job.dockerfile_path, &self.options.images).log;
+        // The same job command as on the docker backend (crate::builder), with this cluster's endpoints.
+        let command = manifests::builder_command(request, job.dockerfile_path, &self.options.images);
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
-        let clock = Instant::now();
+        outcome.enter(Phase::Provision);
         let tar = crate::scenario::context::tar_context(job.context).map_err(|e| format!("pack the build context: {e}"))?;
         let parts = manifests::context_config_maps(&self.run, &meta.name, &tar)?;
         let pod = manifests::daemonless_job_pod(
@@ -558,71 +580,60 @@ impl KubeBackend {
         if provisioned.is_ok() {
             provisioned = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await;
         }
-        add_phase(outcome, Phase::Provision, clock);
         let result = match provisioned {
             Ok(()) => {
                 events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} in pod {}", meta.name).to_lowercase() });
-                let clock = Instant::now();
-                let built = self.follow_build(&meta.name, format, job, events, outcome).await;
-                add_phase(outcome, Phase::Build, clock);
-                built
+                self.follow_build(&meta.name, builder, &command, job, events, outcome).await
             }
             Err(e) => Err(e.to_string().into()),
         };
+        outcome.enter(Phase::Teardown);
         self.remove_job_objects(&meta.name, &parts).await;
         result
     }
 
-    /// Streams the build container's log through the builder's parser until it exits.
+    /// Reads the build container's log through the builder's job log (phase marks, version, steps)
+    /// until the container exits; a log known incomplete fails the job.
     async fn follow_build(
-        &self,
+        &mut self,
         pod: &str,
-        format: LogFormat,
+        builder: DaemonlessBuilder,
+        command: &JobCommand,
         job: &JobSpec<'_>,
         events: &EventSink,
         outcome: &mut JobOutcome,
     ) -> Result<(), JobError> {
         let pods = self.api::<Pod>();
-        let limit = self.options.timeouts.job;
-        let params = LogParams {
-            container: Some(manifests::BUILD_CONTAINER.into()),
-            follow: true,
-            timestamps: true,
-            ..Default::default()
-        };
-        let mut parser = format.parser(job.dockerfile);
+        let deadline = tokio::time::Instant::now() + self.options.timeouts.job;
+        let mut log = JobLog::start(command, job.dockerfile, outcome);
         let mut current_step = 0;
-        let mut clock = crate::builder_log::LogClock::default();
-        let mut tail = std::collections::VecDeque::new();
-        let follow = async {
-            let mut lines = pods.log_stream(pod, &params).await.map_err(|e| api_error(format!("stream the log of pod {pod}"), e))?.lines();
-            while let Some(line) = lines.try_next().await.map_err(|e| KubeError::Api { action: format!("read the log of pod {pod}"), message: e.to_string() })? {
-                // The kubelet stamps lines as the engine does (RFC 3339, nanoseconds).
-                let (at_ms, text) = match crate::builder_log::split_docker_timestamp(&line) {
-                    Some((time_ms, text)) => (clock.at(time_ms), text),
-                    None => (clock.last_ms(), line.as_str()),
-                };
-                parser.push_line(at_ms, text);
-                crate::backend::docker::ops::announce_step(parser.as_ref(), job, &mut current_step, events);
-                tail.push_back(text.to_string());
-                if tail.len() > 5 {
-                    tail.pop_front();
-                }
+        let mut versions = vec![];
+        let followed = follow::follow_log(&pods, pod, manifests::BUILD_CONTAINER, deadline, |line| {
+            versions.extend(log.push(line, outcome));
+            crate::backend::docker::ops::announce_step(log.parser(), job, &mut current_step, events);
+        })
+        .await;
+        for (name, version) in versions {
+            self.builder_versions.entry(name.to_string()).or_insert(version);
+        }
+        let finished = log.finish(outcome);
+        match followed {
+            Ok(()) => {}
+            Err(follow::LogBreak::Deadline) => {
+                return Err(JobError::infrastructure(format!(
+                    "the build in pod {pod} did not finish within {} s",
+                    self.options.timeouts.job.as_secs()
+                )))
             }
-            Ok::<(), KubeError>(())
-        };
-        let deadline = tokio::time::Instant::now() + limit;
-        // A log that breaks off early is no verdict: the container's exit status is.
-        let _ = tokio::time::timeout_at(deadline, follow).await;
-        let steps = parser.finish(clock.last_ms());
-        crate::backend::docker::ops::merge_steps(outcome, &steps);
+            Err(broken) => return Err(JobError::infrastructure(broken.to_string())),
+        }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()).max(self.options.timeouts.api);
         let exited = wait_pod(&pods, pod, PodStage::Exited(manifests::BUILD_CONTAINER), remaining)
             .await
             .map_err(|e| e.to_string())?;
         match orchestrate::exit_of(&exited, manifests::BUILD_CONTAINER) {
             Some((0, _)) => Ok(()),
-            Some((code, message)) => Err(build_failure(&steps, job, code, &message, &tail)),
+            Some((code, message)) => Err(finished.exit_failure(builder, code.into(), job.dockerfile.total_steps(), Some(&message))),
             None => Err(format!("the build container of pod {pod} reported no exit status").into()),
         }
     }
@@ -631,26 +642,6 @@ impl KubeBackend {
 /// The one place a dind daemon is handed to the docker backend's op executor.
 async fn run_docker_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
     crate::backend::docker::ops::run_ops(docker, job, events, outcome).await
-}
-
-fn build_failure(steps: &[ParsedStep], job: &JobSpec<'_>, code: i32, message: &str, tail: &std::collections::VecDeque<String>) -> JobError {
-    if let Some(step) = steps.iter().find(|s| s.error.is_some()) {
-        return JobError::build(format!(
-            "build failed at step {}/{} `{}`: {}",
-            step.step,
-            job.dockerfile.total_steps(),
-            step.instruction,
-            step.error.as_deref().unwrap_or_default()
-        ));
-    }
-    let last = tail.iter().map(String::as_str).collect::<Vec<_>>().join(" | ");
-    let detail = if message.is_empty() { last } else { message.to_string() };
-    JobError::infrastructure(format!("the build container exited with code {code}: {detail}"))
-}
-
-/// `2026-11-27T18:53:26.123456789Z text` (what `timestamps=true` gives) into time and text.
-fn add_phase(outcome: &mut JobOutcome, phase: Phase, since: Instant) {
-    *outcome.phases.entry(phase).or_default() += crate::millis(since.elapsed());
 }
 
 impl Backend for KubeBackend {
@@ -728,6 +719,8 @@ impl Backend for KubeBackend {
         if let Err(e) = result {
             outcome.fail(e);
         }
+        // layerbench's own bookkeeping, as on the docker backend: no CI job has it.
+        outcome.enter(Phase::Measure);
         if let (Some(before), Some(after)) = (log_before, self.registry_log().await) {
             // Jobs run one at a time, so the lines this job added are its traffic.
             let traffic = Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str));
@@ -740,6 +733,7 @@ impl Backend for KubeBackend {
             };
             outcome.record_traffic(traffic);
         }
+        outcome.end_phase();
         outcome
     }
 

@@ -2,6 +2,7 @@
 //!
 //! Every wait runs on paused tokio time: a timeout of minutes passes in no real time.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -411,7 +412,8 @@ async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_
             // Running when first asked, exited from then on.
             let state = if exited_yet { exited("build", 0) } else { running(&["build"], false) };
             exited_yet = true;
-            list("Pod", vec![pod(NS, job_name, state)])
+            let answer = pod(NS, job_name, state);
+            if seen.path == pod_path(job_name) { ok(answer) } else { list("Pod", vec![answer]) }
         }
         _ => status(500, "InternalError", "unexpected"),
     }))
@@ -670,4 +672,101 @@ async fn a_daemonless_build_that_is_done_before_it_is_seen_running_is_no_crash()
     let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
     assert_eq!(outcome.error, None);
     assert_eq!(outcome.steps.len(), 2);
+}
+
+/// A daemonless job whose log the API server answers with `logs` in turn (the last one again
+/// after that); its pod runs until the `exits_after`th log request has been answered, then its
+/// build container exits with 0. Returns the outcome and every log request's query.
+async fn daemonless_job_with_logs(logs: Vec<Reply>, exits_after: usize) -> (JobOutcome, Vec<String>) {
+    let job_name = "job-i1-p0-daemonless";
+    let mut logs: VecDeque<Reply> = logs.into();
+    let served = Arc::new(Mutex::new(vec![]));
+    let queries = served.clone();
+    let (mut backend, _) = backend(iteration_handler(move |seen| {
+        let exited_yet = queries.lock().unwrap().len() >= exits_after;
+        let state = if exited_yet { exited("build", 0) } else { running(&["build"], false) };
+        match (seen.method.as_str(), seen.is_watch()) {
+            ("POST", _) => created(seen),
+            ("GET", _) if seen.path.ends_with("/log") => {
+                queries.lock().unwrap().push(seen.query.clone());
+                match logs.len() {
+                    0 => status(500, "InternalError", "no more logs scripted"),
+                    1 => match &logs[0] {
+                        Reply::Text(t) => Reply::Text(t.clone()),
+                        Reply::Json(code, body) => Reply::Json(*code, body.clone()),
+                        _ => Reply::Hang,
+                    },
+                    _ => logs.pop_front().unwrap(),
+                }
+            }
+            ("GET", true) => Reply::Hang,
+            ("GET", false) if seen.path == pod_path(job_name) => ok(pod(NS, job_name, state)),
+            ("GET", false) => list("Pod", vec![pod(NS, job_name, state)]),
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    }))
+    .await;
+    let events = EventSink::default();
+    backend.begin_iteration(1, &[StrategyKind::Daemonless], &events).await.unwrap();
+    let job = Job::new(StrategyKind::Daemonless);
+    let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
+    let queries = served.lock().unwrap().clone();
+    (outcome, queries)
+}
+
+fn step_rows(outcome: &JobOutcome) -> Vec<(u32, bool, Option<crate::Millis>)> {
+    outcome.steps.iter().map(|s| (s.step, s.cached, s.duration_ms)).collect()
+}
+
+/// The job command's phase marks give a daemonless job's phases on both backends: buildah's
+/// push is the push phase, not part of the build, and the last step ends at the push mark.
+#[tokio::test(start_paused = true)]
+async fn a_daemonless_job_takes_its_phases_from_its_scripts_marks() {
+    let log = "2026-11-27T18:00:00.000000000Z buildah version 1.28.2 (image-spec 1.0.2-dev, runtime-spec 1.0.2-dev)\n\
+               2026-11-27T18:00:00.100000000Z ::layerbench-phase build\n\
+               2026-11-27T18:00:00.200000000Z STEP 1/2: FROM python:3.11-slim\n\
+               2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
+               2026-11-27T18:00:04.000000000Z ::layerbench-phase push\n\
+               2026-11-27T18:00:09.000000000Z Writing manifest to image destination\n";
+    let (outcome, _) = daemonless_job_with_logs(vec![Reply::Text(log.into())], 1).await;
+    assert_eq!(outcome.error, None);
+    for phase in [Phase::Provision, Phase::Build, Phase::Push, Phase::Teardown, Phase::Measure] {
+        assert!(outcome.phases.contains_key(&phase), "{phase:?} missing: {:?}", outcome.phases);
+    }
+    assert_eq!(step_rows(&outcome)[1], (2, false, Some(2500)), "step 2 ends at the push mark");
+}
+
+const FIRST_PART: &str = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
+                          2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
+                          2026-11-27T18:00:01.600000000Z hi\n";
+
+/// A log stream that ends while the build still runs is opened again from a second before its
+/// last timestamp; the lines it gives again are not read twice.
+#[tokio::test(start_paused = true)]
+async fn a_log_that_breaks_off_is_resumed_from_its_last_timestamp_without_reading_a_line_twice() {
+    let rest = "2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
+                2026-11-27T18:00:01.600000000Z hi\n\
+                2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
+    let (outcome, queries) = daemonless_job_with_logs(vec![Reply::Text(FIRST_PART.into()), Reply::Text(rest.into())], 2).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    assert!(!queries[0].contains("sinceTime"), "{}", queries[0]);
+    assert!(queries[1].contains("sinceTime=2026-11-27T18%3A00%3A00Z"), "{}", queries[1]);
+    assert!(queries[1].contains("follow=true") && queries[1].contains("timestamps=true"), "{}", queries[1]);
+    assert_eq!(step_rows(&outcome), vec![(1, false, Some(1500)), (2, false, Some(2500))]);
+}
+
+/// A log that breaks off and cannot be opened again is known incomplete: the job fails, naming
+/// the cause, even though its build container exited with 0.
+#[tokio::test(start_paused = true)]
+async fn a_log_that_breaks_off_and_cannot_be_resumed_fails_the_job_naming_the_cause() {
+    let kubelet = status(500, "InternalError", "Get \"https://10.0.0.3:10250/containerLogs/ns/job/build\": dial tcp 10.0.0.3:10250: connect: connection refused");
+    // Running when the first stream ends, exited from the first failed re-open on.
+    let (outcome, queries) = daemonless_job_with_logs(vec![Reply::Text(FIRST_PART.into()), kubelet], 2).await;
+    let error = outcome.error.expect("a log known incomplete is no ok job");
+    assert_eq!(error.kind, crate::results::FailureKind::Infrastructure);
+    assert!(error.message.contains("the log of pod job-i1-p0-daemonless broke off"), "{}", error.message);
+    assert!(error.message.contains("connect: connection refused"), "{}", error.message);
+    assert!(queries.len() > 2, "re-opened more than once: {queries:?}");
+    assert_eq!(outcome.steps.len(), 2, "what was read is still recorded");
 }

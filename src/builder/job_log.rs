@@ -1,0 +1,152 @@
+//! A job container's log read the same way on every backend: the builder's version line, the phases
+//! its script marks, and the builder's steps through its parser.
+
+use std::collections::VecDeque;
+
+use super::{phase_marked, JobCommand, VersionLine};
+use crate::backend::{JobError, JobOutcome};
+use crate::builder_log::{split_docker_timestamp, LogClock, LogParser, ParsedStep};
+use crate::scenario::Dockerfile;
+use crate::strategy::{DaemonlessBuilder, Phase};
+use crate::Millis;
+
+/// Lines kept to say what a builder that failed without a parsed error printed last.
+const TAIL_LINES: usize = 20;
+
+/// Reads one job's log as it streams, line by line.
+pub struct JobLog {
+    parser: Box<dyn LogParser>,
+    version: Option<VersionLine>,
+    clock: LogClock,
+    /// Where the script left its build phase (buildah's pushes follow): the builder's last step ends there.
+    build_end_ms: Option<Millis>,
+    tail: VecDeque<String>,
+}
+
+impl JobLog {
+    /// Starts reading the log of a job running `command`. The job enters its build phase now: a
+    /// builder without phase marks (kaniko) builds and pushes in one go, and all of it is the build.
+    pub fn start(command: &JobCommand, dockerfile: &Dockerfile, outcome: &mut JobOutcome) -> JobLog {
+        outcome.enter(Phase::Build);
+        JobLog {
+            parser: command.log.parser(dockerfile),
+            version: command.version,
+            clock: LogClock::default(),
+            build_end_ms: None,
+            tail: VecDeque::new(),
+        }
+    }
+
+    /// Reads one line as the runtime stamped it (`timestamps=true`: the engine's and the kubelet's
+    /// format alike). A phase mark enters its phase on the job's clock as it arrives. Returns the
+    /// builder's name and version when the line reports them.
+    pub fn push(&mut self, stamped: &str, outcome: &mut JobOutcome) -> Option<(&'static str, String)> {
+        let (time_ms, text) = split_docker_timestamp(stamped.trim_end())?;
+        let at_ms = self.clock.at(time_ms);
+        if let Some(phase) = phase_marked(text) {
+            if outcome.phase() == Some(Phase::Build) && phase != Phase::Build {
+                self.build_end_ms = Some(at_ms);
+            }
+            outcome.enter(phase);
+            return None;
+        }
+        let version = self.version.and_then(|line| line.version(text).map(|v| (line.builder, v)));
+        self.parser.push_line(at_ms, text);
+        self.tail.push_back(text.to_string());
+        if self.tail.len() > TAIL_LINES {
+            self.tail.pop_front();
+        }
+        version
+    }
+
+    /// The builder's parser, for progress display of the step running now.
+    pub fn parser(&self) -> &dyn LogParser {
+        self.parser.as_ref()
+    }
+
+    /// Ends the log: the builder's steps go into `outcome`, and the time the builder reported for
+    /// phases inside its one build command (BuildKit's cache import, export and push) is split off
+    /// the build.
+    pub fn finish(mut self, outcome: &mut JobOutcome) -> FinishedLog {
+        let steps = self.parser.finish(self.build_end_ms.unwrap_or(self.clock.last_ms()));
+        crate::backend::docker::ops::merge_steps(outcome, &steps);
+        for (phase, ms) in self.parser.phases() {
+            outcome.split_phase(Phase::Build, phase, ms);
+        }
+        let last_line = self.tail.iter().rev().find(|l| !l.trim().is_empty()).cloned();
+        FinishedLog { steps, error: self.parser.error().map(str::to_string), last_line }
+    }
+}
+
+/// What a finished log says about the job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedLog {
+    pub steps: Vec<ParsedStep>,
+    /// The first error the builder reported.
+    pub error: Option<String>,
+    /// The last line the job printed that is not blank.
+    pub last_line: Option<String>,
+}
+
+impl FinishedLog {
+    /// Why the job failed when its builder exited with `code`: a build failure at the step that
+    /// failed, or an infrastructure failure with the builder's error or the last thing it printed
+    /// (`fallback` when it printed nothing: a message the runtime kept, say).
+    pub fn exit_failure(&self, builder: DaemonlessBuilder, code: i64, total_steps: u32, fallback: Option<&str>) -> JobError {
+        let reason = self
+            .error
+            .clone()
+            .or_else(|| self.last_line.clone())
+            .or_else(|| fallback.map(str::trim).filter(|f| !f.is_empty()).map(str::to_string))
+            .unwrap_or_else(|| "it printed nothing".into());
+        match self.steps.iter().find(|s| s.error.is_some()) {
+            Some(step) => JobError::build(format!(
+                "{builder:?} failed at step {}/{total_steps} `{}` (exit code {code}): {reason}",
+                step.step, step.instruction
+            )),
+            None => JobError::infrastructure(format!("{builder:?} exited with code {code}: {reason}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::builder::{job_command, Endpoints};
+    use crate::strategy::{BuildRequest, CacheExport, CacheImport};
+
+    fn buildah() -> JobCommand {
+        let request = BuildRequest {
+            builder: DaemonlessBuilder::Buildah,
+            destinations: vec!["r:5000/a:c1".into()],
+            cache_from: vec![CacheImport::Registry { reference: "r:5000/a-cache".into() }],
+            cache_to: Some(CacheExport::Registry { reference: "r:5000/a-cache".into(), every_stage: true }),
+        };
+        job_command(&request, Path::new("Dockerfile"), &Endpoints { registry: "r:5000", hub_mirror: None, daemon_host: None })
+    }
+
+    #[test]
+    fn marks_enter_phases_the_version_is_read_and_the_last_step_ends_at_the_push_mark() {
+        let dockerfile = Dockerfile::parse("FROM python:3.11-slim\nRUN echo hi\n").unwrap();
+        let mut outcome = JobOutcome::default();
+        let mut log = JobLog::start(&buildah(), &dockerfile, &mut outcome);
+        let lines = [
+            "2026-11-27T18:00:00.000000000Z buildah version 1.28.2 (image-spec 1.0.2-dev, runtime-spec 1.0.2-dev)",
+            "2026-11-27T18:00:00.100000000Z ::layerbench-phase build",
+            "2026-11-27T18:00:00.200000000Z STEP 1/2: FROM python:3.11-slim",
+            "2026-11-27T18:00:01.000000000Z STEP 2/2: RUN echo hi",
+            "2026-11-27T18:00:03.000000000Z ::layerbench-phase push",
+            "2026-11-27T18:00:09.000000000Z Writing manifest to image destination",
+        ];
+        let versions: Vec<_> = lines.iter().filter_map(|l| log.push(l, &mut outcome)).collect();
+        assert_eq!(versions, vec![("buildah", "1.28.2".to_string())]);
+        assert_eq!(outcome.phase(), Some(Phase::Push));
+        let finished = log.finish(&mut outcome);
+        assert_eq!(finished.steps[1].duration_ms, Some(2000), "step 2 ends at the push mark, not at the log's end");
+        assert_eq!(finished.last_line.as_deref(), Some("Writing manifest to image destination"));
+        let failure = finished.exit_failure(DaemonlessBuilder::Buildah, 125, 2, None);
+        assert_eq!(failure.message, "Buildah exited with code 125: Writing manifest to image destination");
+    }
+}
