@@ -173,6 +173,15 @@ struct BackendArgs {
     /// Namespace (with --backend kube; default: a new layerbench-<run id>).
     #[arg(long)]
     namespace: Option<String>,
+    /// Docker Hub mirror for the pods' builders (with --backend kube): HOST:PORT of an existing plain-HTTP
+    /// mirror, or `none` to pull from Docker Hub; default: one per run, seeded with the base images from
+    /// the local engine and served read-only.
+    #[arg(long, value_parser = parse_hub_mirror)]
+    hub_mirror: Option<kube::mirror::HubMirror>,
+}
+
+fn parse_hub_mirror(value: &str) -> Result<kube::mirror::HubMirror, String> {
+    kube::mirror::HubMirror::parse(value)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -183,7 +192,12 @@ enum BackendName {
 
 impl BackendArgs {
     fn kube_options(&self) -> KubeOptions {
-        KubeOptions { context: self.context.clone(), namespace: self.namespace.clone(), ..KubeOptions::default() }
+        KubeOptions {
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            hub_mirror: self.hub_mirror.clone().unwrap_or_default(),
+            ..KubeOptions::default()
+        }
     }
 
     fn choice(&self) -> session::BackendChoice {

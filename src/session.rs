@@ -144,7 +144,11 @@ pub async fn execute(
         BackendChoice::Kube(options) => {
             let options = KubeOptions { images: KubeImages::from_toolchain(&toolchain), keep: request.keep, ..(**options).clone() };
             let mut slot = None;
-            let start = KubeBackend::connect(options, &run_id, &scenario.name);
+            let mirrored = toolchain.hub_images();
+            let start = async {
+                let backend = KubeBackend::connect(options, &run_id, &scenario.name).await?;
+                Ok(backend.with_mirror_source(engine.clone(), mirrored))
+            };
             let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
             if let Some(backend) = slot.as_mut() {
                 backend.shutdown().await.map_err(SessionError::Cleanup)?;

@@ -195,6 +195,11 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
+    /// What the run's Docker Hub mirror serves: (local image, the Docker Hub name Dockerfiles use).
+    pub fn hub_images(&self) -> Vec<(String, String)> {
+        vec![(self.base.name.clone(), self.base.official.clone())]
+    }
+
     /// The available images, for `run.json`.
     pub fn images(&self) -> Vec<ImageInfo> {
         [

@@ -11,6 +11,7 @@
 mod engine;
 mod job_container;
 pub mod ops;
+pub use services::push_to_mirror;
 mod owned;
 mod services;
 
@@ -86,7 +87,7 @@ impl BackendImages {
             kaniko: toolchain.kaniko.clone(),
             buildkit: toolchain.buildkit.clone(),
             job: toolchain.job.clone(),
-            mirrored: vec![(toolchain.base.name.clone(), toolchain.base.official.clone())],
+            mirrored: toolchain.hub_images(),
         }
     }
 }

@@ -330,20 +330,33 @@ pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSi
         .and_then(|p| p.get("5000/tcp").cloned().flatten())
         .and_then(|b| b.into_iter().find_map(|b| b.host_port))
         .ok_or_else(|| BackendError::new(format!("find the loopback port of {mirror}"), "it has none"))?;
-    wait_for_port(&format!("{MIRROR_HOST}:{port}"), &format!("mirror {mirror} on loopback"), READY_TIMEOUT).await?;
-    for (local, hub_name) in &backend.images.mirrored {
+    let address = format!("{MIRROR_HOST}:{port}");
+    wait_for_port(&address, &format!("mirror {mirror} on loopback"), READY_TIMEOUT).await?;
+    push_to_mirror(&backend.engine, &address, &backend.images.mirrored, events).await
+}
+
+/// Pushes each `(local image, Docker Hub name)` from the host engine into the registry at `address` (on
+/// loopback, which the engine talks plain HTTP to) under its Docker Hub path: `python:3.11-slim` becomes
+/// `library/python:3.11-slim`, where a daemon using the registry as its Docker Hub mirror looks for it. The
+/// kube backend seeds its mirror the same way, through a port-forward.
+pub async fn push_to_mirror(
+    engine: &Docker,
+    address: &str,
+    mirrored: &[(String, String)],
+    events: &EventSink,
+) -> Result<(), BackendError> {
+    for (local, hub_name) in mirrored {
         let (repo, tag) = super::ops::split_tag(hub_name);
         let path = if repo.contains('/') { repo.to_string() } else { format!("library/{repo}") };
         // The sweep of the run's resources finds this tag by the mirror's port, should the run be
         // cancelled before the removal below.
-        let target = format!("{MIRROR_HOST}:{port}/{path}");
+        let target = format!("{address}/{path}");
         events.setup(format!("seeding the mirror with {local} as {hub_name}"));
-        backend
-            .engine
+        engine
             .tag_image(local, Some(TagImageOptionsBuilder::default().repo(&target).tag(tag).build()))
             .await
             .map_err(failed(format!("tag {local} as {target}:{tag}")))?;
-        let mut push = backend.engine.push_image(&target, Some(PushImageOptionsBuilder::default().tag(tag).build()), None);
+        let mut push = engine.push_image(&target, Some(PushImageOptionsBuilder::default().tag(tag).build()), None);
         let mut result = Ok(());
         while let Some(item) = push.next().await {
             if let Err(e) = item {
@@ -352,8 +365,7 @@ pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSi
             }
         }
         // The seeding tag is ours; the image itself stays.
-        let _ = backend
-            .engine
+        let _ = engine
             .remove_image(&format!("{target}:{tag}"), Some(RemoveImageOptionsBuilder::default().noprune(true).build()), None)
             .await;
         result?;

@@ -119,7 +119,7 @@ impl RunMeta {
         join_selector(&self.selector(component))
     }
 
-    fn meta(&self, name: &str, component: &str) -> ObjectMeta {
+    pub(super) fn meta(&self, name: &str, component: &str) -> ObjectMeta {
         ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some(self.namespace.clone()),
@@ -204,9 +204,10 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         name: REGISTRY_NAME.into(),
         image: Some(images.registry.clone()),
         image_pull_policy: Some(PULL_POLICY.into()),
-        // Both registry images take a config file as their only argument; the Debian stand-in's
-        // packaged config turns on auth, which environment overrides cannot turn off.
-        args: Some(vec![crate::registry::CONFIG_PATH.into()]),
+        // Both registry images run `/entrypoint.sh CONFIG`; the Debian stand-in's packaged config
+        // turns on auth, which environment overrides cannot turn off, so the config is always ours.
+        // The access log goes to a file as well as to the kubelet's log, which rotates.
+        command: Some(sh(&registry_command(REGISTRY_ENTRYPOINT, REGISTRY_LOG_DIR, crate::registry::CONFIG_PATH))),
         termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
         ports: Some(vec![ContainerPort { container_port: REGISTRY_PORT, ..Default::default() }]),
         readiness_probe: Some(Probe {
@@ -221,6 +222,7 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         volume_mounts: Some(vec![
             mount("registry-data", crate::registry::STORAGE_ROOT),
             mount("registry-config", &config_dir),
+            mount("registry-log", REGISTRY_LOG_DIR),
         ]),
         ..Default::default()
     };
@@ -228,6 +230,7 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         containers: vec![container],
         volumes: Some(vec![
             empty_dir("registry-data"),
+            empty_dir("registry-log"),
             Volume {
                 name: "registry-config".into(),
                 config_map: Some(ConfigMapVolumeSource { name: REGISTRY_CONFIG.into(), ..Default::default() }),
@@ -240,6 +243,37 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
     let deployment = single_replica(run, REGISTRY_NAME, "registry", iteration, pod);
     let service = service(run, REGISTRY_NAME, "registry", REGISTRY_PORT);
     Registry { config, deployment, service }
+}
+
+/// The registry images' entry point (registry:2's and layerbench's stand-in's): `/entrypoint.sh CONFIG`
+/// serves with that configuration.
+pub const REGISTRY_ENTRYPOINT: &str = "/entrypoint.sh";
+/// Where the registry pod keeps its own copy of its log (an emptyDir, fresh with each pod).
+pub const REGISTRY_LOG_DIR: &str = "/var/log/registry";
+/// The registry's log, access lines included, as a file: the kubelet rotates a container's log
+/// (`containerLogMaxSize`, 10 MiB by default), so lines between two marks could vanish from it.
+pub const REGISTRY_ACCESS_LOG: &str = "/var/log/registry/access.log";
+
+/// The registry container's script: `entrypoint config`, its stdout and stderr through a FIFO into
+/// `tee -a`, which appends them to the file in `log_dir` and passes them on to the container's
+/// log. The registry stays process 1 (`exec`), so it gets the kubelet's SIGTERM itself. Needs only
+/// `sh`, `mkfifo` and `tee`, which both registry images have (busybox; coreutils).
+pub fn registry_command(entrypoint: &str, log_dir: &str, config: &str) -> String {
+    let pipe = format!("{log_dir}/.pipe");
+    format!(
+        "set -e\nrm -f {pipe}\nmkfifo {pipe}\ntee -a {log_dir}/access.log < {pipe} &\nexec {entrypoint} {config} > {pipe} 2>&1\n"
+    )
+}
+
+/// A script for the registry container that prints how many lines its log file has: the mark
+/// where a job's traffic starts.
+pub fn access_log_lines_script() -> String {
+    format!("wc -l < {REGISTRY_ACCESS_LOG}")
+}
+
+/// A script for the registry container that prints its log file's lines after the first `mark`.
+pub fn access_log_since_script(mark: u64) -> String {
+    format!("tail -n +{} {REGISTRY_ACCESS_LOG}", mark + 1)
 }
 
 /// A CI job with a dind service: the privileged daemon, and the job container a CI script
@@ -276,22 +310,7 @@ pub struct SharedDind {
 }
 
 pub fn shared_dind(run: &RunMeta, options: &KubeOptions, iteration: u32) -> SharedDind {
-    let claim = PersistentVolumeClaim {
-        metadata: run.meta(SHARED_DIND_PVC, "dind"),
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: options.storage_class.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    Quantity(options.shared_dind_storage.clone()),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let claim = claim(run, SHARED_DIND_PVC, "dind", options.storage_class.as_deref(), &options.shared_dind_storage);
     let pod = PodSpec {
         containers: vec![dind_container(&options.images, "0.0.0.0", "docker-data")],
         volumes: Some(vec![Volume {
@@ -499,11 +518,11 @@ pub fn op_as_command(op: &Op, dockerfile_path: &Path, images: &KubeImages) -> St
 
 /// A daemon that crashes writes no termination message of its own: the kubelet then gives the end
 /// of its log (at most 80 lines, 2 KiB) as the message, which is what a crash report needs.
-const CRASH_MESSAGE_FROM_LOG: &str = "FallbackToLogsOnError";
+pub(super) const CRASH_MESSAGE_FROM_LOG: &str = "FallbackToLogsOnError";
 
 /// Toolchain images are often loaded into the cluster by hand (`kind load docker-image`);
 /// `Always`, the default for `:latest`, would then fail on a cluster without registry access.
-const PULL_POLICY: &str = "IfNotPresent";
+pub(super) const PULL_POLICY: &str = "IfNotPresent";
 
 /// A dind daemon. `bind` is where its API listens: the loopback of a job pod (reachable through
 /// port-forward and from the pod's own containers only) or every interface behind a Service.
@@ -541,7 +560,24 @@ fn job_pod_spec(timeout_s: u64) -> PodSpec {
     }
 }
 
-fn single_replica(run: &RunMeta, name: &str, component: &str, iteration: u32, spec: PodSpec) -> Deployment {
+/// A ReadWriteOnce volume claim of `size` (a Kubernetes quantity), of the cluster's default class unless named.
+pub(super) fn claim(run: &RunMeta, name: &str, component: &str, storage_class: Option<&str>, size: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: run.meta(name, component),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: storage_class.map(String::from),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size.into()))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn single_replica(run: &RunMeta, name: &str, component: &str, iteration: u32, spec: PodSpec) -> Deployment {
     let mut pod_labels = run.labels(component);
     // Tells this iteration's pod from a previous iteration's pod that is still terminating.
     pod_labels.insert(ITERATION_LABEL.into(), iteration.to_string());
@@ -560,7 +596,7 @@ fn single_replica(run: &RunMeta, name: &str, component: &str, iteration: u32, sp
     }
 }
 
-fn service(run: &RunMeta, name: &str, component: &str, port: i32) -> Service {
+pub(super) fn service(run: &RunMeta, name: &str, component: &str, port: i32) -> Service {
     Service {
         metadata: run.meta(name, component),
         spec: Some(ServiceSpec {
@@ -582,7 +618,7 @@ fn env(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
 }
 
-fn mount(name: &str, path: &str) -> VolumeMount {
+pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount { name: name.into(), mount_path: path.into(), ..Default::default() }
 }
 
@@ -712,7 +748,9 @@ mod tests {
         let Registry { config, deployment, service } = registry(&run(), &KubeImages::default(), 1);
         let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         let c = container(pod, REGISTRY_NAME);
-        assert_eq!(c.args.as_deref(), Some(&[crate::registry::CONFIG_PATH.to_string()][..]));
+        let script = &c.command.as_ref().unwrap()[2];
+        assert!(script.contains(&format!("exec /entrypoint.sh {}", crate::registry::CONFIG_PATH)), "{script}");
+        assert!(c.args.is_none(), "the image's CMD would follow the script as $0");
         let file = Path::new(crate::registry::CONFIG_PATH);
         assert_eq!(Path::new(mount_path(c, "registry-config")), file.parent().unwrap());
         let key = file.file_name().unwrap().to_str().unwrap();
@@ -720,9 +758,52 @@ mod tests {
         let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "registry-config").unwrap();
         assert_eq!(volume.config_map.as_ref().unwrap().name, config.metadata.name.unwrap());
         assert_eq!(mount_path(c, "registry-data"), crate::registry::STORAGE_ROOT);
+        assert_eq!(mount_path(c, "registry-log"), REGISTRY_LOG_DIR);
+        let log = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "registry-log").unwrap();
+        assert!(log.empty_dir.is_some(), "a fresh log with each iteration's registry");
         let port = &service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
         assert_eq!(port.port, 5000);
         assert_eq!(format!("{}:{}", service.metadata.name.unwrap(), port.port), REGISTRY_HOST);
+    }
+
+    /// The registry's script in a real shell, with a stand-in entry point: what the registry prints
+    /// reaches both the file and the container's log, and the line marks count it.
+    #[test]
+    fn the_registry_logs_to_its_file_and_to_the_container_log_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        std::fs::create_dir(&log_dir).unwrap();
+        let entrypoint = dir.path().join("entrypoint.sh");
+        std::fs::write(&entrypoint, "#!/bin/sh\necho \"config $1\"\necho 'GET /v2/ 200' >&2\n").unwrap();
+        std::fs::set_permissions(&entrypoint, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let script = registry_command(entrypoint.to_str().unwrap(), log_dir.to_str().unwrap(), "/etc/r.yml");
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // tee may still be writing when sh exits: wait for it.
+        let file = log_dir.join("access.log");
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.lines().count() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(text, "config /etc/r.yml\nGET /v2/ 200\n");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("config /etc/r.yml") || text.contains("config"), "{stdout}");
+        let count = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(access_log_lines_script().replace(REGISTRY_ACCESS_LOG, file.to_str().unwrap()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "2");
+        let since = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(access_log_since_script(1).replace(REGISTRY_ACCESS_LOG, file.to_str().unwrap()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&since.stdout), "GET /v2/ 200\n");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod follow;
 pub mod forward;
 pub mod manifests;
+pub mod mirror;
 pub mod names;
 pub mod orchestrate;
 
@@ -26,11 +27,10 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{AttachParams, DeleteParams, ListParams, LogParams};
+use kube::api::{DeleteParams, ListParams, LogParams};
 use kube::config::KubeConfigOptions;
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncReadExt;
 
 use self::forward::LocalForward;
 use self::manifests::{JobMeta, Object, RunMeta};
@@ -133,6 +133,8 @@ pub struct KubeOptions {
     pub storage_class: Option<String>,
     /// Size requested for the shared daemon's `/var/lib/docker`, as a Kubernetes quantity.
     pub shared_dind_storage: String,
+    /// Where the builders' Docker Hub mirror comes from (see [`mirror`]).
+    pub hub_mirror: mirror::HubMirror,
     pub timeouts: KubeTimeouts,
 }
 
@@ -145,6 +147,7 @@ impl Default for KubeOptions {
             keep: false,
             storage_class: None,
             shared_dind_storage: "20Gi".into(),
+            hub_mirror: mirror::HubMirror::Deploy,
             timeouts: KubeTimeouts::default(),
         }
     }
@@ -287,6 +290,10 @@ pub struct KubeBackend {
     shared_dind: Option<Result<String, String>>,
     /// Builder name to the version its job's log reported, as on the docker backend.
     builder_versions: std::collections::BTreeMap<String, String>,
+    /// The local engine and the images (local name, Docker Hub name) it seeds the run's mirror with.
+    mirror_source: Option<(Docker, Vec<(String, String)>)>,
+    /// The run's mirror is seeded and serving read-only.
+    mirror_ready: bool,
 }
 
 impl KubeBackend {
@@ -300,7 +307,7 @@ impl KubeBackend {
     /// As [`KubeBackend::connect`], on a client made elsewhere (tests give a mock service).
     pub async fn with_client(
         client: Client,
-        options: KubeOptions,
+        mut options: KubeOptions,
         run_id: &str,
         scenario: &str,
     ) -> Result<Self, BackendError> {
@@ -341,6 +348,8 @@ impl KubeBackend {
                 .await
                 .map_err(|e| BackendError::new(format!("create namespace {namespace}"), e))?;
         }
+        // Every daemon and builder gets the mirror, whichever kind it is.
+        options.images.hub_mirror = options.hub_mirror.address();
         Ok(KubeBackend {
             client,
             options,
@@ -350,7 +359,57 @@ impl KubeBackend {
             registry_pod: None,
             shared_dind: None,
             builder_versions: Default::default(),
+            mirror_source: None,
+            mirror_ready: false,
         })
+    }
+
+    /// The local engine that seeds the run's Docker Hub mirror with `mirrored` (local image, Docker Hub
+    /// name), when the mirror is layerbench's own ([`mirror::HubMirror::Deploy`]).
+    pub fn with_mirror_source(mut self, engine: Docker, mirrored: Vec<(String, String)>) -> Self {
+        self.mirror_source = Some((engine, mirrored));
+        self
+    }
+
+    /// Deploys the run's mirror, seeds it from the local engine through a port-forward, and restarts it
+    /// read-only on the same volume.
+    async fn start_mirror(&self, events: &EventSink) -> Result<(), BackendError> {
+        let fail = |action: &str| {
+            let action = format!("{action} (the run's Docker Hub mirror in {})", self.run.namespace);
+            move |e: KubeError| BackendError::new(action, e)
+        };
+        let Some((engine, mirrored)) = &self.mirror_source else {
+            return Err(BackendError::new(
+                "seed the run's Docker Hub mirror",
+                "no local engine was given to seed it from; pass --hub-mirror HOST:PORT or --hub-mirror none",
+            ));
+        };
+        events.setup(format!("starting the Docker Hub mirror in namespace {} and seeding it with the base images", self.run.namespace));
+        let limit = self.options.timeouts.delete;
+        let storage_class = self.options.storage_class.as_deref();
+        let seeding = mirror::objects(&self.run, &self.options.images, storage_class, false);
+        ensure_created(&self.api(), &seeding.config, limit).await.map_err(fail("create its configuration"))?;
+        ensure_created(&self.api(), &seeding.claim, limit).await.map_err(fail("create its volume claim"))?;
+        ensure_created(&self.api(), &seeding.service, limit).await.map_err(fail("create its service"))?;
+        ensure_created(&self.api(), &seeding.deployment, limit).await.map_err(fail("create its deployment"))?;
+        let pod = self.wait_deployment_pod(mirror::COMPONENT, 0).await.map_err(fail("start it"))?;
+        {
+            let forward = LocalForward::to_pod(self.api(), pod.clone(), manifests::REGISTRY_PORT as u16)
+                .await
+                .map_err(|e| BackendError::new(format!("listen for a port-forward to the mirror pod {pod}"), e))?;
+            // The engine pushes plain HTTP to a loopback registry.
+            let address = forward.addr().to_string();
+            crate::backend::docker::push_to_mirror(engine, &address, mirrored, events).await?;
+        }
+        // Serving: the same claim, Distribution's read-only mode.
+        let ours = self.run_selector();
+        delete_owned(&self.api::<Deployment>(), mirror::MIRROR_NAME, &ours, &DeleteParams::foreground(), Some(limit))
+            .await
+            .map_err(fail("stop the seeding registry"))?;
+        let serving = mirror::objects(&self.run, &self.options.images, storage_class, true);
+        ensure_created(&self.api(), &serving.deployment, limit).await.map_err(fail("create its read-only deployment"))?;
+        self.wait_deployment_pod(mirror::COMPONENT, 1).await.map_err(fail("restart it read-only"))?;
+        Ok(())
     }
 
     pub fn namespace(&self) -> &str {
@@ -435,27 +494,10 @@ impl KubeBackend {
         Some(text.lines().map(String::from).collect())
     }
 
+    /// What `script` printed in `container` of `pod`; an error, with the end of its stderr, when it
+    /// failed or its exit status could not be seen.
     async fn exec_output(&self, pod: &str, container: &str, script: &str) -> Result<String, KubeError> {
-        let params = AttachParams::default().container(container).stdin(false).stdout(true).stderr(false);
-        let run = async {
-            let mut process = self
-                .api::<Pod>()
-                .exec(pod, ["sh", "-c", script], &params)
-                .await
-                .map_err(|e| api_error(format!("exec in pod {pod}"), e))?;
-            let mut out = String::new();
-            if let Some(mut stdout) = process.stdout() {
-                stdout.read_to_string(&mut out).await.map_err(|e| KubeError::Api {
-                    action: format!("read the output of exec in pod {pod}"),
-                    message: e.to_string(),
-                })?;
-            }
-            let _ = process.join().await;
-            Ok(out)
-        };
-        tokio::time::timeout(self.options.timeouts.api, run).await.unwrap_or_else(|_| {
-            Err(KubeError::Timeout { what: format!("exec in pod {pod}"), seconds: self.options.timeouts.api.as_secs(), state: String::new() })
-        })
+        orchestrate::exec_output(&self.api(), pod, container, script, self.options.timeouts.api).await
     }
 
     /// Deletes a job's pod and context ConfigMaps without waiting: the namespace's deletion is
@@ -662,6 +704,10 @@ impl Backend for KubeBackend {
         self.iteration = iteration;
         self.registry_pod = None;
         self.shared_dind = None;
+        if self.options.hub_mirror == mirror::HubMirror::Deploy && !self.mirror_ready {
+            self.start_mirror(events).await?;
+            self.mirror_ready = true;
+        }
         self.remove_iteration_services(true)
             .await
             .map_err(|e| BackendError::new(format!("remove the services of the previous iteration in {}", self.run.namespace), e))?;

@@ -1,0 +1,175 @@
+//! The run's Docker Hub mirror on the cluster, as on the docker backend: a Distribution registry that every
+//! daemon and builder uses as its Docker Hub mirror, seeded once per run with the scenario's base images
+//! from the local engine (through a port-forward) and then restarted read-only, so no build can change what
+//! another one pulls. Its blobs live on a volume claim, which survives that restart. `--hub-mirror HOST:PORT`
+//! names an existing mirror instead (a pull-through cache the cluster already has), `--hub-mirror none`
+//! lets the builders pull from Docker Hub.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, PodSpec, Probe, Service, Volume,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::manifests::{self, RunMeta};
+use super::KubeImages;
+
+pub const MIRROR_NAME: &str = "mirror";
+/// The mirror as pods see it (its Service, in the run's namespace).
+pub const MIRROR_HOST: &str = "mirror:5000";
+pub const MIRROR_PVC: &str = "mirror-data";
+pub const MIRROR_CONFIG: &str = "mirror-config";
+/// The component label of the mirror's objects.
+pub const COMPONENT: &str = "mirror";
+/// The base images of a scenario are a few hundred MB.
+const MIRROR_STORAGE: &str = "5Gi";
+const WRITABLE_CONFIG: &str = "registry.yml";
+const READ_ONLY_CONFIG: &str = "registry-readonly.yml";
+
+/// Where the builders' Docker Hub mirror comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HubMirror {
+    /// layerbench deploys one per run, seeded from the local engine (the default).
+    #[default]
+    Deploy,
+    /// An existing mirror, `host:port`, reachable from the pods over plain HTTP.
+    External(String),
+    /// No mirror: builders pull from Docker Hub.
+    Off,
+}
+
+impl HubMirror {
+    /// `--hub-mirror`: `HOST:PORT`, or `none`.
+    pub fn parse(value: &str) -> Result<HubMirror, String> {
+        match value.trim() {
+            "none" => Ok(HubMirror::Off),
+            "" => Err("--hub-mirror needs HOST:PORT or `none`".into()),
+            v if v.contains('/') || v.contains(char::is_whitespace) => {
+                Err(format!("--hub-mirror: `{v}` is not HOST:PORT (no scheme or path; the mirror is plain HTTP)"))
+            }
+            v => Ok(HubMirror::External(v.to_string())),
+        }
+    }
+
+    /// The mirror's address as the pods' builders are given it.
+    pub fn address(&self) -> Option<String> {
+        match self {
+            HubMirror::Deploy => Some(MIRROR_HOST.into()),
+            HubMirror::External(address) => Some(address.clone()),
+            HubMirror::Off => None,
+        }
+    }
+}
+
+/// The mirror's objects; `read_only` picks the configuration its registry starts with.
+pub struct Mirror {
+    pub config: ConfigMap,
+    pub claim: PersistentVolumeClaim,
+    pub deployment: Deployment,
+    pub service: Service,
+}
+
+pub fn objects(run: &RunMeta, images: &KubeImages, storage_class: Option<&str>, read_only: bool) -> Mirror {
+    let config_dir = Path::new(crate::registry::CONFIG_PATH).parent().unwrap_or(Path::new("/")).to_string_lossy().to_string();
+    let config = ConfigMap {
+        metadata: run.meta(MIRROR_CONFIG, COMPONENT),
+        data: Some(BTreeMap::from([
+            (WRITABLE_CONFIG.to_string(), crate::registry::config_yaml()),
+            (READ_ONLY_CONFIG.to_string(), crate::registry::read_only_config_yaml()),
+        ])),
+        ..Default::default()
+    };
+    let file = if read_only { READ_ONLY_CONFIG } else { WRITABLE_CONFIG };
+    let container = Container {
+        name: MIRROR_NAME.into(),
+        image: Some(images.registry.clone()),
+        image_pull_policy: Some(manifests::PULL_POLICY.into()),
+        // Both registry images take a config file as their only argument.
+        args: Some(vec![format!("{config_dir}/{file}")]),
+        termination_message_policy: Some(manifests::CRASH_MESSAGE_FROM_LOG.into()),
+        ports: Some(vec![ContainerPort { container_port: manifests::REGISTRY_PORT, ..Default::default() }]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/v2/".into()),
+                port: IntOrString::Int(manifests::REGISTRY_PORT),
+                ..Default::default()
+            }),
+            period_seconds: Some(1),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            manifests::mount("mirror-data", crate::registry::STORAGE_ROOT),
+            manifests::mount("mirror-config", &config_dir),
+        ]),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        volumes: Some(vec![
+            Volume {
+                name: "mirror-data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: MIRROR_PVC.into(), read_only: None }),
+                ..Default::default()
+            },
+            Volume {
+                name: "mirror-config".into(),
+                config_map: Some(ConfigMapVolumeSource { name: MIRROR_CONFIG.into(), ..Default::default() }),
+                ..Default::default()
+            },
+        ]),
+        termination_grace_period_seconds: Some(5),
+        ..Default::default()
+    };
+    // The read-only pod is told apart from the seeding one by its "iteration" label (0 seeding, 1 serving).
+    let mut deployment = manifests::single_replica(run, MIRROR_NAME, COMPONENT, u32::from(read_only), pod);
+    if let Some(spec) = deployment.spec.as_mut() {
+        // The claim is ReadWriteOnce: the seeding pod must be gone before the serving one mounts it.
+        spec.strategy = Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() });
+    }
+    Mirror {
+        config,
+        claim: manifests::claim(run, MIRROR_PVC, COMPONENT, storage_class, MIRROR_STORAGE),
+        deployment,
+        service: manifests::service(run, MIRROR_NAME, COMPONENT, manifests::REGISTRY_PORT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunMeta {
+        RunMeta { run_id: "r1".into(), namespace: "layerbench-r1".into(), scenario: "small".into() }
+    }
+
+    #[test]
+    fn the_serving_mirror_runs_the_read_only_configuration_on_the_seeded_claim() {
+        let mirror = objects(&run(), &KubeImages::default(), None, true);
+        let spec = mirror.deployment.spec.as_ref().unwrap();
+        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        let pod = spec.template.spec.as_ref().unwrap();
+        let args = pod.containers[0].args.as_ref().unwrap();
+        assert!(args[0].ends_with(READ_ONLY_CONFIG), "{args:?}");
+        let config = mirror.config.data.as_ref().unwrap();
+        assert!(config[READ_ONLY_CONFIG].contains("readonly:\n      enabled: true"));
+        assert!(!config[WRITABLE_CONFIG].contains("readonly"));
+        let claim = pod.volumes.as_ref().unwrap()[0].persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(claim.claim_name, MIRROR_PVC);
+        let seeding = objects(&run(), &KubeImages::default(), None, false);
+        let args = &seeding.deployment.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+        assert!(args[0].ends_with(WRITABLE_CONFIG));
+    }
+
+    #[test]
+    fn hub_mirror_flag_values() {
+        assert_eq!(HubMirror::parse("none"), Ok(HubMirror::Off));
+        assert_eq!(HubMirror::parse("10.0.0.5:5000"), Ok(HubMirror::External("10.0.0.5:5000".into())));
+        assert!(HubMirror::parse("http://10.0.0.5:5000").is_err());
+        assert_eq!(HubMirror::Deploy.address().as_deref(), Some(MIRROR_HOST));
+        assert_eq!(HubMirror::Off.address(), None);
+    }
+}
