@@ -1,20 +1,52 @@
 //! A pod's port as a local TCP listener, so clients that dial addresses (bollard) can reach it.
+//!
+//! A client only sees a forwarded connection close; why it closed (the pod is gone, nothing
+//! listens on the port inside the pod, the permission is missing) is the API server's or the
+//! kubelet's to say. The listener keeps the last such reason for whoever reports the client's error.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use super::orchestrate::api_error;
+
+/// Resolves with the far end's reason when it gives up on a stream (the kubelet's error channel
+/// of a port-forward), or with `None` when the stream ends without one.
+pub type FailureSignal = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// One upstream connection: its byte stream, and how to hear why it failed.
+pub struct Upstream<S> {
+    pub stream: S,
+    pub failure: FailureSignal,
+}
+
+impl<S> Upstream<S> {
+    /// A stream whose far end never says why it ends.
+    pub fn plain(stream: S) -> Self {
+        Upstream { stream, failure: Box::pin(std::future::ready(None)) }
+    }
+}
+
+/// How long a closed connection's far end may take to say why it closed.
+const REASON_GRACE: Duration = Duration::from_secs(2);
 
 /// Forwards every connection to `127.0.0.1:<addr().port()>` to a port of a pod.
 /// Dropping it stops accepting; connections in flight end with their peers.
 pub struct LocalForward {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// The last reason an upstream connection failed, in the API server's or kubelet's words.
+    failure: watch::Receiver<Option<String>>,
 }
 
 impl LocalForward {
@@ -24,15 +56,23 @@ impl LocalForward {
         Self::start(move || {
             let (pods, pod) = (pods.clone(), pod.clone());
             async move {
-                let mut forwarder = pods
-                    .portforward(&pod, &[port])
-                    .await
-                    .map_err(|e| io::Error::other(format!("port-forward to pod {pod} port {port}: {e}")))?;
+                let action = format!("port-forward to pod {pod} port {port}");
+                let mut forwarder = pods.portforward(&pod, &[port]).await.map_err(|e| io::Error::other(api_error(&action, e).to_string()))?;
                 let stream = forwarder
                     .take_stream(port)
-                    .ok_or_else(|| io::Error::other(format!("port-forward to pod {pod} gave no stream for {port}")))?;
-                // The forwarder's task keeps running while the stream is open; nothing to join.
-                Ok(stream)
+                    .ok_or_else(|| io::Error::other(format!("{action}: the forwarder gave no stream")))?;
+                let kubelet = forwarder.take_error(port);
+                let failure: FailureSignal = Box::pin(async move {
+                    // The kubelet's own words when it gives up on the port, else the forwarder's failure.
+                    if let Some(reason) = match kubelet {
+                        Some(said) => said.await,
+                        None => None,
+                    } {
+                        return Some(format!("{action}: {reason}"));
+                    }
+                    forwarder.join().await.err().map(|e| format!("{action}: {e}"))
+                });
+                Ok(Upstream { stream, failure })
             }
         })
         .await
@@ -42,25 +82,20 @@ impl LocalForward {
     pub async fn start<F, Fut, S>(connect: F) -> io::Result<LocalForward>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = io::Result<S>> + Send + 'static,
+        Fut: Future<Output = io::Result<Upstream<S>>> + Send + 'static,
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let (report, failure) = watch::channel(None);
+        let report = Arc::new(report);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut local, _)) = listener.accept().await else { break };
-                let upstream = connect();
-                tokio::spawn(async move {
-                    // A failed upstream closes the local connection: the client sees the error
-                    // as a dropped connection and reports it against the operation it ran.
-                    if let Ok(mut upstream) = upstream.await {
-                        let _ = tokio::io::copy_bidirectional(&mut local, &mut upstream).await;
-                    }
-                });
+                let Ok((local, _)) = listener.accept().await else { break };
+                tokio::spawn(serve(local, connect(), report.clone()));
             }
         });
-        Ok(LocalForward { addr, task })
+        Ok(LocalForward { addr, task, failure })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -70,6 +105,57 @@ impl LocalForward {
     /// `tcp://127.0.0.1:PORT`, what `bollard::Docker::connect_with_http` takes.
     pub fn url(&self) -> String {
         format!("tcp://{}", self.addr)
+    }
+
+    /// Why an upstream connection failed last, if one did: waits up to `within` for a reason still
+    /// on its way (a client may see its connection close a moment before the reason arrives).
+    pub async fn failure(&self, within: Duration) -> Option<String> {
+        let mut failure = self.failure.clone();
+        let _ = tokio::time::timeout(within, failure.wait_for(Option::is_some)).await;
+        let reason = failure.borrow().clone();
+        reason
+    }
+}
+
+/// One local connection: its upstream, then bytes both ways until either side ends. A failed
+/// upstream closes the local connection after its reason is recorded, so a client that reports
+/// the closed connection finds the reason there.
+async fn serve<S>(
+    mut local: tokio::net::TcpStream,
+    upstream: impl Future<Output = io::Result<Upstream<S>>>,
+    report: Arc<watch::Sender<Option<String>>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Upstream { mut stream, mut failure } = match upstream.await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            report.send_replace(Some(e.to_string()));
+            return;
+        }
+    };
+    let copied = {
+        let copy = tokio::io::copy_bidirectional(&mut local, &mut stream);
+        tokio::pin!(copy);
+        tokio::select! {
+            biased;
+            reason = &mut failure => match reason {
+                Some(reason) => {
+                    report.send_replace(Some(reason));
+                    return;
+                }
+                // Ended without a word: the bytes still in flight go on.
+                None => copy.await,
+            },
+            copied = &mut copy => copied,
+        }
+    };
+    if let Err(e) = copied {
+        report.send_replace(Some(format!("the forwarded connection failed: {e}")));
+    }
+    // The far end may say why it closed just after closing.
+    if let Ok(Some(reason)) = tokio::time::timeout(REASON_GRACE, failure).await {
+        report.send_replace(Some(reason));
     }
 }
 
@@ -104,7 +190,7 @@ mod tests {
                         }
                     }
                 });
-                Ok(near)
+                Ok(Upstream::plain(near))
             }
         })
         .await
@@ -132,15 +218,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_upstream_closes_only_that_connection() {
-        let forward = LocalForward::start(|| async { Err::<tokio::io::DuplexStream, _>(io::Error::other("no pod")) })
-            .await
-            .unwrap();
+    async fn a_failed_upstream_closes_only_that_connection_and_its_reason_is_kept() {
+        let forward = LocalForward::start(|| async {
+            Err::<Upstream<tokio::io::DuplexStream>, _>(io::Error::other("pods \"job\" not found (NotFound, HTTP 404)"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(forward.failure(Duration::ZERO).await, None);
         let mut conn = TcpStream::connect(forward.addr()).await.unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(conn.read(&mut buf).await.unwrap(), 0, "expected EOF");
+        assert_eq!(forward.failure(Duration::ZERO).await.as_deref(), Some("pods \"job\" not found (NotFound, HTTP 404)"));
         // The listener keeps serving.
         assert!(TcpStream::connect(forward.addr()).await.is_ok());
+    }
+
+    /// The kubelet says why it gives up on a port on the port's error channel, then closes: the
+    /// reason is kept before the client sees its connection close.
+    #[tokio::test]
+    async fn the_far_ends_reason_is_kept_before_the_connection_closes() {
+        let forward = LocalForward::start(|| async {
+            let (near, far) = tokio::io::duplex(64);
+            let failure: FailureSignal = Box::pin(async move {
+                drop(far);
+                Some("failed to connect to localhost:2375 inside namespace: connection refused".to_string())
+            });
+            Ok(Upstream { stream: near, failure })
+        })
+        .await
+        .unwrap();
+        let mut conn = TcpStream::connect(forward.addr()).await.unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(conn.read(&mut buf).await.unwrap(), 0, "expected EOF");
+        let reason = forward.failure(Duration::ZERO).await.unwrap();
+        assert!(reason.contains("connection refused"), "{reason}");
     }
 
     #[tokio::test]

@@ -143,7 +143,7 @@ mod tests {
     use super::*;
 
     fn run() -> RunMeta {
-        RunMeta { run_id: "r1".into(), namespace: "layerbench-r1".into(), scenario: "small".into() }
+        RunMeta { run_id: "r1".into(), namespace: "layerbench-r1".into(), scenario: "small".into(), apparmor: Default::default() }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, ListParams, LogParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::config::KubeConfigOptions;
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -486,12 +486,28 @@ impl KubeBackend {
         self.wait_deployment_pod("dind", iteration).await
     }
 
-    /// Number of lines in the registry's log so far: the start mark of a job's traffic.
-    async fn registry_log(&self) -> Option<Vec<String>> {
-        let pod = self.registry_pod.as_ref()?;
-        let params = LogParams { container: Some(manifests::REGISTRY_NAME.into()), ..Default::default() };
-        let text = self.api::<Pod>().logs(pod, &params).await.ok()?;
-        Some(text.lines().map(String::from).collect())
+    /// How many lines the registry's log file has: the mark where a job's traffic starts.
+    async fn registry_mark(&self) -> Result<u64, String> {
+        let pod = self.registry_pod.as_ref().ok_or("the registry is not running")?;
+        let out = self.exec_output(pod, manifests::REGISTRY_NAME, &manifests::access_log_lines_script()).await.map_err(|e| e.to_string())?;
+        out.trim().parse().map_err(|_| format!("counting its lines printed `{}`", out.trim()))
+    }
+
+    /// The registry's traffic since `mark`, from the lines its log file gained; the sizes of the
+    /// blobs uploaded from its blob store.
+    async fn registry_traffic(&self, mark: Result<u64, String>) -> Result<Traffic, String> {
+        let pod = self.registry_pod.as_ref().ok_or("the registry is not running")?;
+        let lines = self
+            .exec_output(pod, manifests::REGISTRY_NAME, &manifests::access_log_since_script(mark?))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Jobs run one at a time, so the lines this job added are its traffic.
+        let traffic = Traffic::from_access_log(lines.lines());
+        if traffic.uploaded.is_empty() {
+            return Ok(traffic);
+        }
+        let sizes = self.exec_output(pod, manifests::REGISTRY_NAME, &blob_sizes_script(&traffic.uploaded)).await;
+        Ok(traffic.with_blob_sizes(sizes))
     }
 
     /// What `script` printed in `container` of `pod`; an error, with the end of its stderr, when it
@@ -572,14 +588,33 @@ impl KubeBackend {
         let forward = LocalForward::to_pod(self.api(), pod.to_string(), manifests::DIND_PORT)
             .await
             .map_err(|e| format!("listen for a port-forward to pod {pod}: {e}"))?;
-        let docker = Docker::connect_with_http(&forward.url(), self.options.timeouts.job.as_secs(), API_DEFAULT_VERSION)
-            .map_err(|e| format!("connect to the dind daemon of pod {pod} through {}: {e}", forward.url()))?;
-        // dind images carry older daemons than bollard's default API version.
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| format!("agree an API version with the dind daemon of pod {pod}: {e}"))?;
-        run_docker_ops(&docker, job, events, outcome).await
+        let driven = async {
+            let docker = Docker::connect_with_http(&forward.url(), self.options.timeouts.job.as_secs(), API_DEFAULT_VERSION)
+                .map_err(|e| format!("connect to the dind daemon of pod {pod} through {}: {e}", forward.url()))?;
+            // dind images carry older daemons than bollard's default API version.
+            let docker = docker
+                .negotiate_version()
+                .await
+                .map_err(|e| format!("agree an API version with the dind daemon of pod {pod}: {e}"))?;
+            run_docker_ops(&docker, job, events, outcome).await
+        };
+        match driven.await {
+            // The builder's own failure: the connection was fine.
+            Err(e) if e.kind == crate::results::FailureKind::Build => Err(e),
+            // bollard only saw a connection close; the port-forward and the pod say why.
+            Err(mut e) => {
+                if let Some(reason) = forward.failure(Duration::from_secs(2)).await {
+                    e.message.push_str(&format!("; {reason}"));
+                }
+                if let Ok(Some(now)) = self.api::<Pod>().get_opt(pod).await {
+                    if let Some(crash) = orchestrate::crashed(&now) {
+                        e.message.push_str(&format!("; pod {pod}: {crash}"));
+                    }
+                }
+                Err(e)
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     async fn run_daemonless(&mut self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
@@ -753,7 +788,7 @@ impl Backend for KubeBackend {
 
     async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome {
         let mut outcome = JobOutcome::default();
-        let log_before = self.registry_log().await;
+        let mark = self.registry_mark().await;
         let result = match job.plan.daemon {
             Daemon::Fresh(DaemonKind::Docker) => self.run_fresh_dind(job, events, &mut outcome).await,
             Daemon::Shared(DaemonKind::Docker) => self.run_shared_dind(job, events, &mut outcome).await,
@@ -767,17 +802,11 @@ impl Backend for KubeBackend {
         }
         // layerbench's own bookkeeping, as on the docker backend: no CI job has it.
         outcome.enter(Phase::Measure);
-        if let (Some(before), Some(after)) = (log_before, self.registry_log().await) {
-            // Jobs run one at a time, so the lines this job added are its traffic.
-            let traffic = Traffic::from_access_log(after.iter().skip(before.len()).map(String::as_str));
-            let traffic = match (&self.registry_pod, traffic.uploaded.is_empty()) {
-                (Some(pod), false) => {
-                    let sizes = self.exec_output(pod, manifests::REGISTRY_NAME, &blob_sizes_script(&traffic.uploaded)).await;
-                    traffic.with_blob_sizes(sizes)
-                }
-                _ => traffic,
-            };
-            outcome.record_traffic(traffic);
+        match self.registry_traffic(mark).await {
+            Ok(traffic) => outcome.record_traffic(traffic),
+            Err(why) => outcome
+                .unmeasured
+                .push(format!("bytes pulled and pushed left empty: the registry's access log could not be read ({why})")),
         }
         outcome.end_phase();
         outcome

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status};
+use kube::api::{AttachParams, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::{conditions, Condition};
 use kube::runtime::watcher::watch_object;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -496,5 +496,67 @@ pub fn exit_of(pod: &Pod, container: &str) -> Option<(i32, String)> {
         let t = s.state.as_ref()?.terminated.as_ref()?;
         let text = t.message.clone().or_else(|| t.reason.clone()).unwrap_or_default();
         Some((t.exit_code, text))
+    })
+}
+
+/// Runs `sh -c script` in `container` of `pod` and returns what it printed on stdout, once it
+/// exited with 0. A command that failed, or whose exit status could not be seen, is an error
+/// with the end of its stderr: a figure read from it would be unknown, never 0.
+pub async fn exec_output(api: &Api<Pod>, pod: &str, container: &str, script: &str, limit: Duration) -> Result<String, KubeError> {
+    let action = format!("exec in pod {pod} (container {container})");
+    let run = async {
+        let params = AttachParams::default().container(container).stdin(false).stdout(true).stderr(true);
+        let mut process = api.exec(pod, ["sh", "-c", script], &params).await.map_err(|e| api_error(&action, e))?;
+        let status = process.take_status();
+        let (stdout, stderr) = (process.stdout(), process.stderr());
+        // Both at once: a full stderr pipe would stall the stdout the command is still writing.
+        let (out, err) = tokio::join!(read_all(stdout), read_all(stderr));
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
+        let _ = process.join().await;
+        let read_failed = |e: std::io::Error| KubeError::Api { action: action.clone(), message: format!("reading its output failed: {e}") };
+        exec_result(out.map_err(read_failed)?, &err.unwrap_or_default(), status).map_err(|message| KubeError::Api { action: action.clone(), message })
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(result) => result,
+        Err(_) => Err(KubeError::Timeout { what: action.clone(), seconds: limit.as_secs(), state: String::new() }),
+    }
+}
+
+async fn read_all(stream: Option<impl tokio::io::AsyncRead + Unpin>) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    if let Some(mut stream) = stream {
+        let mut bytes = vec![];
+        stream.read_to_end(&mut bytes).await?;
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    Ok(text)
+}
+
+/// The stdout of a command run by exec when the kubelet's status says it succeeded; otherwise why not.
+pub fn exec_result(stdout: String, stderr: &str, status: Option<Status>) -> Result<String, String> {
+    let stderr_tail = {
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+        if tail.is_empty() { String::new() } else { format!(": {tail}") }
+    };
+    let Some(status) = status else {
+        return Err(format!("the command's exit status never came (the stream ended without one){stderr_tail}"));
+    };
+    if status.status.as_deref() == Some("Success") {
+        return Ok(stdout);
+    }
+    let code = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.clone());
+    Err(match code {
+        Some(code) => format!("the command exited with code {code}{stderr_tail}"),
+        None => format!("the command failed ({}){stderr_tail}", status.message.as_deref().unwrap_or("no message")),
     })
 }

@@ -44,7 +44,8 @@ impl Reporter for Recorder {
 }
 
 fn options() -> KubeOptions {
-    KubeOptions { namespace: Some(NS.into()), ..KubeOptions::default() }
+    // No Docker Hub mirror: deploying one needs a local engine to seed it from.
+    KubeOptions { namespace: Some(NS.into()), hub_mirror: super::mirror::HubMirror::Off, ..KubeOptions::default() }
 }
 
 /// A backend on the mock in the namespace `--namespace` names (so it does not own it).
@@ -348,9 +349,6 @@ fn iteration_handler(mut rest: impl FnMut(&mock::Seen) -> Reply + Send) -> impl 
         if seen.method == "GET" && seen.path == pods_path() && registry_query {
             return if seen.is_watch() { Reply::Hang } else { list("Pod", vec![registry_pod]) };
         }
-        if seen.is("GET", &format!("{}/log", pod_path("registry-abc"))) {
-            return Reply::Text(String::new());
-        }
         rest(seen)
     }
 }
@@ -388,7 +386,10 @@ async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes
     assert!(error.starts_with("the shared dind service did not start: timed out after 60 s waiting for a dind pod"), "{error}");
     assert!(error.contains("FailedCreate: pods \"dind-5d8f\" is forbidden: violates PodSecurity"), "{error}");
     assert!(error.contains("kubectl label namespace ns pod-security.kubernetes.io/enforce=privileged --overwrite"), "{error}");
-    assert_eq!(outcome.bytes_pushed, Some(0), "registry traffic is still measured");
+    // The registry's log file is read through exec, which this mock cannot serve (see
+    // registry_traffic_comes_from_the_lines_its_log_file_gained_during_the_job): unknown, and said so.
+    assert_eq!(outcome.bytes_pushed, None);
+    assert!(outcome.unmeasured.iter().any(|u| u.contains("the registry's access log could not be read")), "{:?}", outcome.unmeasured);
 }
 
 #[tokio::test(start_paused = true)]
@@ -769,4 +770,110 @@ async fn a_log_that_breaks_off_and_cannot_be_resumed_fails_the_job_naming_the_ca
     assert!(error.message.contains("connect: connection refused"), "{}", error.message);
     assert!(queries.len() > 2, "re-opened more than once: {queries:?}");
     assert_eq!(outcome.steps.len(), 2, "what was read is still recorded");
+}
+
+/// A command run by exec that failed is no measurement, even when it printed a number: `du`
+/// that could not read part of the tree prints a total that is too small, and exits 1.
+#[tokio::test]
+async fn a_size_measured_by_a_command_that_failed_is_unknown_and_says_why() {
+    let (mut backend, trace) = backend(|seen| match seen.path.as_str() {
+        p if p == format!("{}/exec", pod_path("registry-abc")) => mock::exec("12345\n", "", 0),
+        p if p == format!("{}/exec", pod_path("dind-abc")) => {
+            mock::exec("1234\t/var/lib/docker\n", "du: cannot read directory '/var/lib/docker/overlay2/l': Permission denied\n", 1)
+        }
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    backend.registry_pod = Some("registry-abc".into());
+    backend.shared_dind = Some(Ok("dind-abc".into()));
+    let state = backend.cache_state(StrategyKind::SharedDind).await;
+    assert_eq!(state.registry_bytes, Some(12345), "stdout of a command that succeeded");
+    assert_eq!(state.daemon_volume_bytes, None, "not the partial total");
+    let why = state.unmeasured.join("; ");
+    assert!(why.contains("exited with code 1") && why.contains("Permission denied"), "{why}");
+    let exec = trace.lock().unwrap().iter().find(|s| s.path.ends_with("/exec")).cloned().unwrap();
+    assert!(exec.query.contains("stderr=true"), "{}", exec.query);
+}
+
+/// Registry traffic is counted from the registry's own log file, read through exec (the
+/// kubelet's log rotates): the lines after the job's start mark.
+#[tokio::test]
+async fn registry_traffic_comes_from_the_lines_its_log_file_gained_during_the_job() {
+    const LINES: &str = "10.244.0.7 - - [27/Nov/2026:18:53:27 +0000] \"GET /v2/daemonless/app/manifests/latest HTTP/1.1\" 200 528 \"\" \"buildah\"\n\
+        10.244.0.7 - - [27/Nov/2026:18:53:28 +0000] \"PUT /v2/daemonless/app/blobs/uploads/85107ae9?_state=x&digest=sha256%3Aa63922c84b714e53ebb01573d2a8038aa8ec867922a47c875b0d4101a3d4d69d HTTP/1.1\" 201 0 \"\" \"buildah\"\n";
+    let (mut backend, trace) = backend(|seen| {
+        let exec = format!("{}/exec", pod_path("registry-abc"));
+        match (seen.path == exec, seen.query.as_str()) {
+            (true, q) if q.contains("wc") => mock::exec("3\n", "", 0),
+            (true, q) if q.contains("tail") => mock::exec(LINES, "", 0),
+            (true, q) if q.contains("stat") => mock::exec("914\n", "", 0),
+            _ => status(500, "InternalError", "unexpected"),
+        }
+    })
+    .await;
+    backend.registry_pod = Some("registry-abc".into());
+    // A job that fails before it starts: its traffic is still measured.
+    backend.options.images.kaniko = None;
+    let job = Job::new(StrategyKind::DaemonlessKaniko);
+    let outcome = backend.run_job(&job.spec(StrategyKind::DaemonlessKaniko), &EventSink::default()).await;
+    assert!(outcome.error.is_some());
+    assert_eq!((outcome.bytes_pulled, outcome.bytes_pushed), (Some(528), Some(914)), "{:?}", outcome.unmeasured);
+    let tail = trace.lock().unwrap().iter().find(|s| s.query.contains("tail")).cloned().unwrap();
+    assert!(tail.query.contains("%2B4"), "the lines after the 3 of the start mark: {}", tail.query);
+    assert!(!lines(&trace).iter().any(|l| l.ends_with("/log")), "the kubelet's rotating log is not read");
+}
+
+/// Without the `pods/exec` permission the traffic is unknown, and the run says why.
+#[tokio::test(start_paused = true)]
+async fn registry_traffic_that_cannot_be_read_is_unknown_and_says_why() {
+    let (mut backend, _) = backend(|seen| match seen.path.ends_with("/exec") {
+        true => status(403, "Forbidden", "pods \"registry-abc\" is forbidden: User \"ci\" cannot create resource \"pods/exec\""),
+        false => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    backend.registry_pod = Some("registry-abc".into());
+    backend.options.images.kaniko = None;
+    let job = Job::new(StrategyKind::DaemonlessKaniko);
+    let outcome = backend.run_job(&job.spec(StrategyKind::DaemonlessKaniko), &EventSink::default()).await;
+    assert_eq!((outcome.bytes_pulled, outcome.bytes_pushed), (None, None));
+    let why = outcome.unmeasured.join("; ");
+    assert!(why.contains("bytes pulled and pushed left empty") && why.contains("pods/exec"), "{why}");
+}
+
+/// A dind job pod that is up, and a port-forward to it answered by `forward`; returns the job's error.
+async fn dind_job_through(forward: Reply) -> String {
+    let job_name = "job-i1-p0-ephemeral-dind";
+    let mut forward = Some(forward);
+    let (mut backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => created(seen),
+        ("GET", _) if seen.path.ends_with("/portforward") => forward.take().unwrap_or(Reply::Hang),
+        ("GET", true) => Reply::Hang,
+        ("GET", false) if seen.path == pod_path(job_name) => ok(pod(NS, job_name, running(&["dind", "job"], true))),
+        ("GET", false) => list("Pod", vec![pod(NS, job_name, running(&["dind", "job"], true))]),
+        ("DELETE", _) => list("Pod", vec![]),
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    let job = Job::new(StrategyKind::EphemeralDind);
+    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &EventSink::default()).await;
+    outcome.error.expect("the job failed").message
+}
+
+/// bollard only sees its connection close; the job's error carries the kubelet's reason.
+#[tokio::test]
+async fn a_port_forward_the_kubelet_gives_up_on_fails_the_job_with_the_kubelets_reason() {
+    let refused = "error forwarding port 2375 to pod 1f1c, uid : failed to execute portforward in network namespace \
+                   \"/var/run/netns/cni-7\": failed to connect to localhost:2375 inside namespace \"1f1c\", \
+                   IPv4: dial tcp4 127.0.0.1:2375: connect: connection refused";
+    let error = dind_job_through(mock::port_forward_refused(2375, refused)).await;
+    assert!(error.contains("dial tcp4 127.0.0.1:2375: connect: connection refused"), "{error}");
+    assert!(error.contains("port-forward to pod job-i1-p0-ephemeral-dind port 2375"), "{error}");
+}
+
+/// The API server's refusal of the port-forward itself reaches the job too.
+#[tokio::test]
+async fn a_port_forward_the_api_server_refuses_fails_the_job_with_its_reason() {
+    let forbidden = "pods \"job-i1-p0-ephemeral-dind\" is forbidden: User \"ci\" cannot create resource \"pods/portforward\"";
+    let error = dind_job_through(status(403, "Forbidden", forbidden)).await;
+    assert!(error.contains("cannot create resource \\\"pods/portforward\\\"") || error.contains("cannot create resource \"pods/portforward\""), "{error}");
 }
