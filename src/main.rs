@@ -178,6 +178,10 @@ struct BackendArgs {
     /// the local engine and served read-only.
     #[arg(long, value_parser = parse_hub_mirror)]
     hub_mirror: Option<kube::mirror::HubMirror>,
+    /// StorageClass of the volumes a run claims (with --backend kube: the shared daemon's /var/lib/docker,
+    /// the mirror's blobs); default: the cluster's default class.
+    #[arg(long, value_name = "NAME")]
+    storage_class: Option<String>,
 }
 
 fn parse_hub_mirror(value: &str) -> Result<kube::mirror::HubMirror, String> {
@@ -196,6 +200,7 @@ impl BackendArgs {
             context: self.context.clone(),
             namespace: self.namespace.clone(),
             hub_mirror: self.hub_mirror.clone().unwrap_or_default(),
+            storage_class: self.storage_class.clone(),
             ..KubeOptions::default()
         }
     }

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use bollard::{Docker, API_DEFAULT_VERSION};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams};
 use kube::config::KubeConfigOptions;
@@ -389,6 +390,7 @@ impl KubeBackend {
         let storage_class = self.options.storage_class.as_deref();
         let seeding = mirror::objects(&self.run, &self.options.images, storage_class, false);
         ensure_created(&self.api(), &seeding.config, limit).await.map_err(fail("create its configuration"))?;
+        self.check_storage_class(mirror::MIRROR_PVC).await.map_err(fail("create its volume claim"))?;
         ensure_created(&self.api(), &seeding.claim, limit).await.map_err(fail("create its volume claim"))?;
         ensure_created(&self.api(), &seeding.service, limit).await.map_err(fail("create its service"))?;
         ensure_created(&self.api(), &seeding.deployment, limit).await.map_err(fail("create its deployment"))?;
@@ -479,11 +481,69 @@ impl KubeBackend {
     async fn start_shared_dind(&self, iteration: u32) -> Result<String, KubeError> {
         let limit = self.options.timeouts.delete;
         let shared = manifests::shared_dind(&self.run, &self.options, iteration);
+        self.check_storage_class(manifests::SHARED_DIND_PVC).await?;
         ensure_created(&self.api(), &shared.claim, limit).await?;
         ensure_created(&self.api(), &shared.policy, limit).await?;
         ensure_created(&self.api(), &shared.service, limit).await?;
         ensure_created(&self.api(), &shared.deployment, limit).await?;
-        self.wait_deployment_pod("dind", iteration).await
+        match self.wait_deployment_pod("dind", iteration).await {
+            // A pod waiting for its volume says only that the claim is unbound; the claim says why.
+            Err(KubeError::Timeout { what, seconds, mut state }) => {
+                state.push_str(&self.claim_state(manifests::SHARED_DIND_PVC).await.unwrap_or_default());
+                Err(KubeError::Timeout { what, seconds, state })
+            }
+            other => other,
+        }
+    }
+
+    /// Without `--storage-class`, a claim gets the cluster's default StorageClass, and stays Pending
+    /// without a word where there is none: refuse `claim` at once then. An account that may not
+    /// list StorageClasses (they are cluster-wide) skips the check; a Pending claim then shows in
+    /// the wait's timeout.
+    async fn check_storage_class(&self, claim: &str) -> Result<(), KubeError> {
+        if self.options.storage_class.is_some() {
+            return Ok(());
+        }
+        let classes: Api<StorageClass> = Api::all(self.client.clone());
+        let Ok(classes) = classes.list(&ListParams::default()).await else { return Ok(()) };
+        let is_default = |class: &StorageClass| {
+            let annotations = class.annotations();
+            ["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"]
+                .iter()
+                .any(|key| annotations.get(*key).map(String::as_str) == Some("true"))
+        };
+        if classes.items.iter().any(is_default) {
+            return Ok(());
+        }
+        let names: Vec<String> = classes.items.iter().map(|c| c.name_any()).collect();
+        let there = if names.is_empty() { "it has none".to_string() } else { format!("it has {}", names.join(", ")) };
+        Err(KubeError::Api {
+            action: format!("create PersistentVolumeClaim {claim}"),
+            message: format!(
+                "no default StorageClass; pass --storage-class NAME ({there}; `kubectl get storageclass` lists them)"
+            ),
+        })
+    }
+
+    /// ` (PersistentVolumeClaim NAME is Pending: its latest events)` while `name` is not bound.
+    async fn claim_state(&self, name: &str) -> Option<String> {
+        let claim = self.api::<PersistentVolumeClaim>().get_opt(name).await.ok()??;
+        let phase = claim.status.and_then(|s| s.phase).unwrap_or_else(|| "Pending".into());
+        if phase == "Bound" {
+            return None;
+        }
+        let selector = format!("involvedObject.kind=PersistentVolumeClaim,involvedObject.name={name}");
+        let events = self.api::<CoreEvent>().list(&ListParams::default().fields(&selector)).await.ok();
+        let said: Vec<String> = events
+            .map(|list| list.items)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take(3)
+            .map(|e| format!("{}: {}", e.reason.as_deref().unwrap_or("event"), e.message.as_deref().unwrap_or("").trim()))
+            .collect();
+        let said = if said.is_empty() { String::new() } else { format!(": {}", said.join("; ")) };
+        Some(format!(" (PersistentVolumeClaim {name} is {phase}{said})"))
     }
 
     /// How many lines the registry's log file has: the mark where a job's traffic starts.

@@ -877,3 +877,61 @@ async fn a_port_forward_the_api_server_refuses_fails_the_job_with_its_reason() {
     let error = dind_job_through(status(403, "Forbidden", forbidden)).await;
     assert!(error.contains("cannot create resource \\\"pods/portforward\\\"") || error.contains("cannot create resource \"pods/portforward\""), "{error}");
 }
+
+fn storage_class(name: &str, default: bool) -> serde_json::Value {
+    let annotations = if default { json!({"storageclass.kubernetes.io/is-default-class": "true"}) } else { json!({}) };
+    json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/disk",
+           "metadata": {"name": name, "annotations": annotations}})
+}
+
+/// Without `--storage-class` on a cluster with no default class, the shared daemon's claim would
+/// stay Pending until the timeout: its jobs fail at once with what to pass instead.
+#[tokio::test(start_paused = true)]
+async fn a_cluster_without_a_default_storage_class_fails_the_shared_daemon_at_once_naming_the_flag() {
+    let (mut backend, trace) = backend(iteration_handler(|seen| match seen.path.as_str() {
+        "/apis/storage.k8s.io/v1/storageclasses" => list("StorageClass", vec![storage_class("slow", false)]),
+        _ => status(500, "InternalError", "unexpected"),
+    }))
+    .await;
+    let recorder = Recorder::default();
+    let events = EventSink::new(vec![Box::new(recorder.clone())]);
+    let started = tokio::time::Instant::now();
+    backend.begin_iteration(1, &[StrategyKind::SharedDind], &events).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "at once, not at a timeout");
+    let notices: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
+    assert!(notices.iter().any(|n| n.contains("no default StorageClass; pass --storage-class NAME")), "{notices:?}");
+    assert!(notices.iter().any(|n| n.contains("slow")), "the classes there are: {notices:?}");
+    assert!(!lines(&trace).iter().any(|l| l.starts_with("POST") && l.ends_with("persistentvolumeclaims")), "no claim made");
+}
+
+/// A shared daemon whose claim stays Pending times out saying so, with the claim's events. (An
+/// account that may not list StorageClasses skips the default-class check.)
+#[tokio::test(start_paused = true)]
+async fn a_shared_daemon_waiting_on_a_pending_claim_times_out_with_the_claims_phase_and_events() {
+    let pending = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                         "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}]});
+    let (mut backend, _) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.path.as_str()) {
+        (_, "/apis/storage.k8s.io/v1/storageclasses") => status(403, "Forbidden", "cannot list resource \"storageclasses\""),
+        ("POST", _) => created(seen),
+        ("GET", p) if p == format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/dind-docker") => ok(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "dind-docker"}, "status": {"phase": "Pending"}})),
+        ("GET", p) if p == format!("/api/v1/namespaces/{NS}/events") => list("Event", vec![json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "dind-docker.1"}, "reason": "FailedBinding", "type": "Warning",
+            "involvedObject": {"kind": "PersistentVolumeClaim", "name": "dind-docker"},
+            "message": "no persistent volumes available for this claim and no storage class is set"})]),
+        ("GET", p) if p == pods_path() && seen.is_watch() => Reply::Hang,
+        ("GET", p) if p == pods_path() => list("Pod", vec![pod(NS, "dind-7c9", pending.clone())]),
+        ("GET", p) if p.ends_with("/deployments/dind") => ok(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dind"}})),
+        _ => status(500, "InternalError", "unexpected"),
+    }))
+    .await;
+    let recorder = Recorder::default();
+    let events = EventSink::new(vec![Box::new(recorder.clone())]);
+    backend.begin_iteration(1, &[StrategyKind::SharedDind], &events).await.unwrap();
+    let notices: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
+    let notice = notices.iter().find(|n| n.contains("did not start")).expect("a notice");
+    assert!(notice.contains("timed out after 60 s waiting for a dind pod to be scheduled"), "{notice}");
+    assert!(notice.contains("pod has unbound immediate PersistentVolumeClaims"), "{notice}");
+    assert!(notice.contains("PersistentVolumeClaim dind-docker is Pending"), "{notice}");
+    assert!(notice.contains("FailedBinding: no persistent volumes available for this claim"), "{notice}");
+}
