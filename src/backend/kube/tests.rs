@@ -3,7 +3,7 @@
 //! Every wait runs on paused tokio time: a timeout of minutes passes in no real time.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -934,4 +934,37 @@ async fn a_shared_daemon_waiting_on_a_pending_claim_times_out_with_the_claims_ph
     assert!(notice.contains("pod has unbound immediate PersistentVolumeClaims"), "{notice}");
     assert!(notice.contains("PersistentVolumeClaim dind-docker is Pending"), "{notice}");
     assert!(notice.contains("FailedBinding: no persistent volumes available for this claim"), "{notice}");
+}
+
+/// The buildah pod runs the builder's one job command (crate::builder): the registries.conf that
+/// makes the run's registry plain HTTP and sends Docker Hub through the mirror, as on the docker
+/// backend, with the names the pod sees.
+#[tokio::test(start_paused = true)]
+async fn the_buildah_pod_runs_the_builders_job_command_with_its_registries_conf() {
+    let posted: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let bodies = posted.clone();
+    let (client, _) = mock::serve(move |seen| match (seen.method.as_str(), seen.path.as_str()) {
+        ("GET", "/version") => version("33"),
+        ("POST", p) if p.ends_with("/pods") => {
+            bodies.lock().unwrap().push(seen.body.clone());
+            status(403, "Forbidden", "the manifest is all this test needs")
+        }
+        ("POST", _) => created(seen),
+        ("DELETE", _) => list("Pod", vec![]),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let options = KubeOptions { hub_mirror: super::mirror::HubMirror::External("10.0.0.5:5000".into()), ..options() };
+    let mut backend = KubeBackend::with_client(client, options, "run-1", "flask").await.unwrap();
+    let job = Job::new(StrategyKind::Daemonless);
+    backend.run_job(&job.spec(StrategyKind::Daemonless), &EventSink::default()).await;
+    let pod: Pod = serde_json::from_value(posted.lock().unwrap()[0].clone()).unwrap();
+    let build = &pod.spec.unwrap().containers[0];
+    let Op::JobBuild(request) = &job.plan.ops[0] else { panic!("a daemonless plan") };
+    let endpoints = crate::builder::Endpoints { registry: "registry:5000", hub_mirror: Some("10.0.0.5:5000"), daemon_host: None };
+    let expected = crate::builder::job_command(request, Path::new("Dockerfile"), &endpoints);
+    assert_eq!(build.args.as_ref().unwrap(), &expected.args, "the builder's own script");
+    let script = &expected.args[0];
+    assert!(script.contains("cat > /etc/containers/registries.conf"), "{script}");
+    assert!(script.contains("prefix = \"registry:5000\"\nlocation = \"registry:5000\"\ninsecure = true"), "{script}");
+    assert!(script.contains("[[registry.mirror]]\nlocation = \"10.0.0.5:5000\"\ninsecure = true"), "{script}");
 }
