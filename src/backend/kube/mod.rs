@@ -949,12 +949,14 @@ pub async fn clean(options: &KubeOptions) -> Result<usize, BackendError> {
 /// As [`clean`], on a client made elsewhere.
 pub async fn clean_with(client: Client, options: &KubeOptions) -> Result<usize, BackendError> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let labelled = namespaces
-        .list(&ListParams::default().labels(crate::RUN_ID_LABEL))
-        .await
-        .map_err(|e| BackendError::new("list layerbench namespaces", api_error("list namespaces", e)))?;
+    let labelled = match namespaces.list(&ListParams::default().labels(crate::RUN_ID_LABEL)).await {
+        Ok(list) => list.items,
+        // An account scoped to the namespace it names may not list namespaces: that one is cleaned.
+        Err(kube::Error::Api(status)) if status.code == 403 && options.namespace.is_some() => vec![],
+        Err(e) => return Err(BackendError::new("list layerbench namespaces", api_error("list namespaces", e))),
+    };
     let mut removed = 0;
-    for ns in &labelled.items {
+    for ns in &labelled {
         let terminating = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
         if terminating {
             continue;
@@ -965,7 +967,7 @@ pub async fn clean_with(client: Client, options: &KubeOptions) -> Result<usize, 
         removed += 1;
     }
     if let Some(ns) = &options.namespace {
-        if !labelled.items.iter().any(|n| n.name_any() == *ns) {
+        if !labelled.iter().any(|n| n.name_any() == *ns) {
             removed += delete_labelled(&client, ns, crate::RUN_ID_LABEL)
                 .await
                 .map_err(|e| BackendError::new(format!("delete layerbench objects in namespace {ns}"), e))?;

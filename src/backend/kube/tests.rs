@@ -968,3 +968,25 @@ async fn the_buildah_pod_runs_the_builders_job_command_with_its_registries_conf(
     assert!(script.contains("prefix = \"registry:5000\"\nlocation = \"registry:5000\"\ninsecure = true"), "{script}");
     assert!(script.contains("[[registry.mirror]]\nlocation = \"10.0.0.5:5000\"\ninsecure = true"), "{script}");
 }
+
+/// `clean --namespace` with an account scoped to that namespace: the namespaces it may not list
+/// are skipped, and the run objects in its namespace are still removed.
+#[tokio::test]
+async fn clean_in_a_given_namespace_needs_no_right_to_list_namespaces() {
+    let (client, trace) = mock::serve(|seen| match (seen.method.as_str(), seen.path.as_str()) {
+        ("GET", "/api/v1/namespaces") => status(403, "Forbidden", "User \"ci\" cannot list resource \"namespaces\" at the cluster scope"),
+        ("DELETE", p) => {
+            // One labelled object of whichever kind, in its group's version.
+            let version = match p {
+                p if p.starts_with("/apis/apps/") => "apps/v1",
+                p if p.starts_with("/apis/networking.k8s.io/") => "networking.k8s.io/v1",
+                _ => "v1",
+            };
+            ok(json!({"kind": "List", "apiVersion": version, "metadata": {}, "items": [{"metadata": {"name": "x", "namespace": NS}}]}))
+        }
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let removed = clean_with(client, &options()).await.unwrap();
+    assert_eq!(removed, 6, "one object of each kind");
+    assert!(lines(&trace).iter().all(|l| !l.starts_with("DELETE /api/v1/namespaces/ns ")), "the namespace itself stays");
+}
