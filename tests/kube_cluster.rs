@@ -1,83 +1,248 @@
-//! End to end on a real cluster: scenarios/small.toml through the kube backend (see docs/kubernetes.md).
+//! The kube backend on a live kind cluster (`make test` runs `layerbench cluster up` first, which creates
+//! `kind-layerbench` or reuses it): every strategy that runs on kube, through the small scenario, with the same
+//! cache patterns as on the Docker engine (tests/engine_strategies.rs, tests/engine_standalone.rs); clean-up,
+//! Ctrl-C and an image the cluster cannot pull.
 //!
-//! ```text
-//! kind create cluster --config scenarios/kind-cluster.yaml
-//! KUBECONFIG=$HOME/.kube/config cargo test --test kube_cluster -- --ignored --nocapture
-//! ```
-//! With `LAYERBENCH_KUBE_STAND_INS=1` the pods use layerbench's local stand-in images (after
-//! `kind load docker-image` of each); otherwise the official images, which the cluster pulls.
+//! scenarios/small/Dockerfile: 1 FROM (builder), 2 RUN, 3 COPY deps.txt (early), 4 RUN, 5 FROM,
+//! 6 ENV, 7 COPY --from=builder, 8 WORKDIR, 9 COPY app . (late), 10 RUN, 11 CMD.
 
-use std::path::Path;
+mod common;
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, Client};
-use layerbench::backend::kube::{KubeBackend, KubeImages, KubeOptions};
-use layerbench::backend::Backend;
-use layerbench::events::EventSink;
-use layerbench::results::{read_jobs, JobStatus, ResultsWriter};
-use layerbench::runner::{self, RunPlan};
-use layerbench::strategy::StrategyKind::{self, *};
-use layerbench::toolchain::{stand_in_name, Role, ToolchainConfig};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-/// The strategies tests/engine_strategies.rs runs on the local engine.
-const ON_CLUSTER: [StrategyKind; 5] = [EphemeralDind, RegistryFinal, RegistryMultistage, SharedDind, Daemonless];
+use common::{cache_pattern, jobs, load, lock_engine, runtime, steps};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::ListParams;
+use kube::config::KubeConfigOptions;
+use kube::{Api, Client, Config};
+use layerbench::backend::kube::KubeOptions;
+use layerbench::results::{FailureKind, JobStatus};
+use layerbench::session::{self, BackendChoice, Ending};
+use layerbench::strategy::StrategyKind;
+use layerbench::toolchain::ToolchainConfig;
 
-fn images() -> KubeImages {
-    let mut images = KubeImages::default();
-    if std::env::var_os("LAYERBENCH_KUBE_STAND_INS").is_some() {
-        let official = ToolchainConfig::default();
-        let local = |role, name: &str| stand_in_name(&official.stand_in_prefix, role, name);
-        images.dind = local(Role::Dind, &official.dind);
-        images.helper = images.dind.clone();
-        images.registry = local(Role::Registry, &official.registry);
-        images.buildah = local(Role::Buildah, &official.buildah);
-    }
-    images.hub_mirror = std::env::var("LAYERBENCH_KUBE_HUB_MIRROR").ok();
-    images
+/// The context `layerbench cluster up` writes (override with LAYERBENCH_KUBE_CONTEXT).
+fn context() -> String {
+    std::env::var("LAYERBENCH_KUBE_CONTEXT").unwrap_or_else(|_| "kind-layerbench".into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs cluster"]
-async fn small_scenario_runs_every_strategy_on_the_cluster_and_leaves_nothing_behind() {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "set KUBECONFIG to a cluster's kubeconfig (e.g. after `kind create cluster --config scenarios/kind-cluster.yaml`)"
-    );
-    let scenario = layerbench::scenario::load(Path::new("scenarios/small.toml")).expect("scenarios/small.toml loads");
-    let run_id = runner::new_run_id(&scenario.name);
-    let results = tempfile::tempdir().unwrap();
-    let results_dir = runner::results_dir(results.path(), &run_id);
-    let mut writer = ResultsWriter::create(&results_dir).unwrap();
-    let events = EventSink::default();
-    let options = KubeOptions { images: images(), ..KubeOptions::default() };
+/// Every strategy the kube backend runs (BuildKit's are refused there).
+const KUBE_STRATEGIES: [StrategyKind; 6] = [
+    StrategyKind::EphemeralDind,
+    StrategyKind::RegistryFinal,
+    StrategyKind::RegistryMultistage,
+    StrategyKind::SharedDind,
+    StrategyKind::Daemonless,
+    StrategyKind::DaemonlessKaniko,
+];
 
-    let mut backend = KubeBackend::connect(options.clone(), &run_id, &scenario.name).await.expect("the cluster answers");
-    let work = tempfile::tempdir().unwrap();
-    let plan = RunPlan {
-        run_id: run_id.clone(),
-        scenario: &scenario,
-        strategies: ON_CLUSTER.to_vec(),
+async fn client() -> Client {
+    let options = KubeConfigOptions { context: Some(context()), ..Default::default() };
+    let config = Config::from_kubeconfig(&options).await.unwrap_or_else(|e| {
+        panic!("no kubeconfig context {} ({e}); run the tests with `make test`, which runs `layerbench cluster up`", context())
+    });
+    let client = Client::try_from(config).expect("a client for the kind cluster");
+    client.apiserver_version().await.unwrap_or_else(|e| {
+        panic!("the kind cluster does not answer ({e}); `layerbench cluster up` (re)creates it")
+    });
+    client
+}
+
+fn options() -> KubeOptions {
+    KubeOptions { context: Some(context()), ..KubeOptions::default() }
+}
+
+fn request<'a>(scenario: &'a layerbench::scenario::Scenario, strategies: &[StrategyKind], root: &Path, options: KubeOptions) -> session::Request<'a> {
+    session::Request {
+        scenario,
+        strategies: strategies.to_vec(),
         iterations: 1,
-        work_dir: work.path().to_path_buf(),
-    };
-    let namespace = backend.namespace().to_string();
-    let summary = runner::run(&mut backend, &plan, &mut writer, &events).await;
-    backend.shutdown().await.expect("the run's namespace is deleted");
-    let summary = summary.expect("the run completes");
-
-    let jobs = read_jobs(&results_dir).unwrap();
-    assert_eq!(jobs.len(), scenario.pipeline.len() * ON_CLUSTER.len());
-    assert_eq!(summary.failed_jobs, 0, "{:#?}", jobs.iter().filter(|j| j.status == JobStatus::Failed).collect::<Vec<_>>());
-    assert!(jobs.iter().all(|j| j.backend == "kube" && j.provision_ms.is_some() && j.build_ms.is_some()));
-    let job = |strategy: &str, run: &str| jobs.iter().find(|j| j.strategy == strategy && j.pipeline_run == run).unwrap();
-    // The cache behaviour that defines each strategy, as on the docker backend: every step but
-    // the two FROMs (11 - 2) is served from cache on an unchanged rerun, except with a fresh daemon.
-    for run in ["cold", "no-change", "code-change", "deps-change"] {
-        assert_eq!(job("ephemeral-dind", run).cached_steps, Some(0), "{run}");
+        results_root: root.to_path_buf(),
+        keep: false,
+        toolchain: ToolchainConfig::default(),
+        backend: BackendChoice::Kube(Box::new(options)),
     }
-    assert_eq!(job("shared-dind", "no-change").cached_steps, Some(7));
-    assert_eq!(job("daemonless", "no-change").cached_steps, Some(7), "buildah in a fresh pod pulls its cache from the registry");
-    assert!(job("shared-dind", "cold").bytes_pushed.is_some_and(|b| b > 0), "registry traffic is measured");
-    let namespaces: Api<Namespace> = Api::all(Client::try_default().await.unwrap());
-    assert!(namespaces.get_opt(&namespace).await.unwrap().is_none(), "shutdown deleted namespace {namespace}");
+}
+
+/// Runs `f` on a thread with a large stack: a whole session on the kube backend is one deep future, deeper
+/// in a debug build than a test thread's 2 MiB stack allows.
+fn big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().stack_size(64 << 20).spawn_scoped(scope, f).expect("a thread");
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Namespaces and pods (in any namespace) labelled with the run id.
+async fn leftovers(run_id: &str) -> Vec<String> {
+    let client = client().await;
+    let selector = format!("{}={}", layerbench::RUN_ID_LABEL, layerbench::backend::kube::names::label_value(run_id));
+    let params = ListParams::default().labels(&selector);
+    let mut left = Vec::new();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    // A namespace being deleted still lists for a moment: what matters is that its deletion was started.
+    for ns in namespaces.list(&params).await.expect("list namespaces").items {
+        if ns.metadata.deletion_timestamp.is_none() {
+            left.push(format!("namespace {}", ns.metadata.name.unwrap_or_default()));
+        }
+    }
+    let pods: Api<Pod> = Api::all(client);
+    for pod in pods.list(&params).await.expect("list pods").items {
+        if pod.metadata.deletion_timestamp.is_none() {
+            left.push(format!("pod {}", pod.metadata.name.unwrap_or_default()));
+        }
+    }
+    left
+}
+
+/// The shared run: the small scenario with every kube strategy, one iteration.
+fn matrix() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let _engine = lock_engine();
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-matrix");
+        let scenario = load("scenarios/small.toml");
+        big_stack(|| {
+            runtime().block_on(async {
+                let docker = common::engine().await;
+                let request = request(&scenario, &KUBE_STRATEGIES, &root, options());
+                let outcome = session::execute(&docker, &request, &common::events(vec![]), std::future::pending())
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
+                let left = leftovers(&outcome.run_id).await;
+                assert!(left.is_empty(), "the run left labelled objects behind: {left:?}");
+                outcome.results_dir
+            })
+        })
+    })
+}
+
+#[test]
+fn every_job_of_every_kube_strategy_succeeds() {
+    let jobs = jobs(matrix());
+    assert_eq!(jobs.len(), KUBE_STRATEGIES.len() * 4);
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Ok, "{} {}: {:?}", job.strategy, job.pipeline_run, job.error);
+    }
+}
+
+#[test]
+fn ephemeral_dind_never_hits_the_cache() {
+    let steps = steps(matrix());
+    for run in ["cold", "no-change", "code-change", "deps-change"] {
+        let (hits, _) = cache_pattern(&steps, run, "ephemeral-dind");
+        assert!(hits.is_empty(), "{run}: ephemeral-dind reported cached steps {hits:?}");
+    }
+}
+
+#[test]
+fn shared_dind_registry_multistage_and_buildah_hit_every_step_on_no_change() {
+    let steps = steps(matrix());
+    for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
+        let (hits, misses) = cache_pattern(&steps, "no-change", strategy);
+        assert!(misses.is_empty(), "{strategy} missed {misses:?} on no-change");
+        assert_eq!(hits.len(), 9, "{strategy}");
+    }
+}
+
+#[test]
+fn a_late_copy_change_reruns_only_from_that_copy() {
+    let steps = steps(matrix());
+    for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
+        let (hits, misses) = cache_pattern(&steps, "code-change", strategy);
+        assert_eq!(hits, vec![2, 3, 4, 6, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
+        assert_eq!(misses, vec![9, 10, 11], "{strategy}: steps from `COPY app .` on must miss");
+    }
+}
+
+#[test]
+fn registry_final_caches_only_the_final_stage_steps_before_copy_from() {
+    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "registry-final");
+    assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage; misses {misses:?}");
+}
+
+#[test]
+fn kaniko_hits_every_run_step_from_its_cache_repo() {
+    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "daemonless-kaniko");
+    assert_eq!(hits, vec![2, 4, 10], "RUN steps; misses {misses:?}");
+}
+
+/// Phases mean on kube what they mean on docker: buildah's push is its own phase, after its build; kaniko's
+/// executor pushes inside the one process that builds, so on both backends its push is part of `build`.
+#[test]
+fn daemonless_jobs_phases_mean_what_they_mean_on_docker() {
+    for job in jobs(matrix()).iter().filter(|j| j.strategy.starts_with("daemonless")) {
+        let build = job.build_ms.expect("a build phase");
+        assert!(build > 0, "{} {}", job.strategy, job.pipeline_run);
+        match job.strategy.as_str() {
+            "daemonless" => {
+                let push = job.push_ms.unwrap_or_else(|| panic!("buildah {}: no push phase", job.pipeline_run));
+                assert!(push > 0, "buildah {}: push {push} ms", job.pipeline_run);
+            }
+            _ => assert_eq!(job.push_ms, None, "kaniko {}: its push is part of its build", job.pipeline_run),
+        }
+        assert!(job.provision_ms.is_some() && job.teardown_ms.is_some(), "{} {}", job.strategy, job.pipeline_run);
+    }
+}
+
+/// The buildah image exists in the local engine (so the run resolves it) but was never loaded into the
+/// cluster, which cannot pull it: the kubelet's reason must reach the job, and the run go on.
+#[test]
+fn a_job_whose_image_cannot_be_pulled_fails_with_the_pods_reason_and_the_run_goes_on() {
+    const NOT_IN_CLUSTER: &str = "layerbench-test/not-in-cluster";
+    let _engine = lock_engine();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-unpullable");
+    let mut scenario = load("scenarios/small.toml");
+    scenario.pipeline.truncate(1);
+    let rt = runtime();
+    let outcome = big_stack(|| rt.block_on(async {
+        let docker = common::engine().await;
+        let toolchain = ToolchainConfig::default();
+        let base = layerbench::toolchain::stand_in_name(&toolchain.stand_in_prefix, layerbench::toolchain::Role::Base, &toolchain.base);
+        let tag = bollard::query_parameters::TagImageOptionsBuilder::default().repo(NOT_IN_CLUSTER).tag("1").build();
+        docker.tag_image(&base, Some(tag)).await.expect("tag the base stand-in (make test builds it)");
+        let strategies = [StrategyKind::Daemonless, StrategyKind::EphemeralDind];
+        let mut request = request(&scenario, &strategies, &root, options());
+        request.toolchain.buildah = format!("{NOT_IN_CLUSTER}:1");
+        let outcome = session::execute(&docker, &request, &common::events(vec![]), std::future::pending()).await;
+        let _ = docker.remove_image(&format!("{NOT_IN_CLUSTER}:1"), None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        outcome.unwrap_or_else(|e| panic!("{e}"))
+    }));
+    assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
+    let jobs = jobs(&outcome.results_dir);
+    let buildah = jobs.iter().find(|j| j.strategy == "daemonless").expect("a daemonless job");
+    assert_eq!(buildah.status, JobStatus::Failed);
+    assert_eq!(buildah.failure_kind, Some(FailureKind::Infrastructure), "{:?}", buildah.error);
+    let error = buildah.error.as_deref().unwrap_or_default();
+    assert!(error.contains("ErrImagePull") || error.contains("ImagePullBackOff"), "{error}");
+    assert!(error.contains(NOT_IN_CLUSTER), "{error}");
+    let dind = jobs.iter().find(|j| j.strategy == "ephemeral-dind").expect("an ephemeral-dind job");
+    assert_eq!(dind.status, JobStatus::Ok, "the run goes on: {:?}", dind.error);
+    assert!(rt.block_on(leftovers(&outcome.run_id)).is_empty());
+}
+
+#[test]
+fn ctrl_c_mid_run_leaves_valid_results_and_no_labelled_objects() {
+    let _engine = lock_engine();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-interrupt");
+    let scenario = load("scenarios/small.toml");
+    let rt = runtime();
+    let outcome = big_stack(|| rt.block_on(async {
+        let docker = common::engine().await;
+        let strategies = [StrategyKind::SharedDind];
+        // Interrupted once the first job has had time to get its pod going.
+        let interrupt = tokio::time::sleep(Duration::from_secs(25));
+        session::execute(&docker, &request(&scenario, &strategies, &root, options()), &common::events(vec![]), interrupt)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }));
+    assert!(matches!(outcome.ending, Ending::Interrupted), "{:?}", outcome.ending);
+    // Whatever was written parses; the run says it was interrupted.
+    let _ = jobs(&outcome.results_dir);
+    let _ = steps(&outcome.results_dir);
+    assert!(layerbench::results::read_run_info(&outcome.results_dir).unwrap().interrupted);
+    assert!(rt.block_on(leftovers(&outcome.run_id)).is_empty());
 }

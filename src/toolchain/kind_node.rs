@@ -370,13 +370,17 @@ async fn ensure_kind_base(
 fn storage_manifest(kind_source: &std::path::Path, prefix: &str) -> Result<String, String> {
     let path = kind_source.join("pkg/build/nodeimage/const_storage.go");
     let source = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    storage_manifest_from(&source, prefix).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn storage_manifest_from(source: &str, prefix: &str) -> Result<String, String> {
     let start = source
         .find("const defaultStorageManifest = `")
-        .ok_or_else(|| format!("{} has no defaultStorageManifest", path.display()))?;
+        .ok_or("no defaultStorageManifest")?;
     let body = &source[start + "const defaultStorageManifest = `".len()..];
     for constant in KIND_STORAGE_IMAGES {
         if !source.contains(&format!("\"{constant}\"")) {
-            return Err(format!("{} no longer names {constant}; layerbench's node image needs updating", path.display()));
+            return Err(format!("{constant} is no longer named; layerbench's node image needs updating"));
         }
     }
     // A raw string that names the images by concatenation (`` ` + storageProvisionerImage + ` ``): with those
@@ -384,10 +388,10 @@ fn storage_manifest(kind_source: &std::path::Path, prefix: &str) -> Result<Strin
     let body = body
         .replace("` + storageProvisionerImage + `", &format!("docker.io/{prefix}/{LOCAL_PATH_PROVISIONER_IMAGE}"))
         .replace("` + storageHelperImage + `", &format!("docker.io/{prefix}/{LOCAL_PATH_HELPER_IMAGE}"));
-    let end = body.find('`').ok_or_else(|| format!("{}: defaultStorageManifest does not end", path.display()))?;
+    let end = body.find('`').ok_or("defaultStorageManifest does not end")?;
     let manifest = body[..end].to_string();
     if !manifest.contains("kind: StorageClass") || manifest.contains("` + ") {
-        return Err(format!("{}: defaultStorageManifest is not the manifest layerbench knows", path.display()));
+        return Err("defaultStorageManifest is not the manifest layerbench knows".into());
     }
     Ok(manifest)
 }
@@ -401,4 +405,46 @@ async fn export_images(docker: &Docker, names: &[&str], image: &str) -> Result<V
         tar.extend_from_slice(&chunk);
     }
     Ok(tar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIND_SOURCE: &str = "package nodeimage\n\
+const storageProvisionerImage = \"docker.io/kindest/local-path-provisioner:v20260820-69b56db7\"\n\
+const storageHelperImage = \"docker.io/kindest/local-path-helper:v20260131-7181c60a\"\n\
+const defaultStorageManifest = `\n\
+kind: StorageClass\n\
+---\n\
+          image: ` + storageProvisionerImage + `\n\
+            - ` + storageHelperImage + `\n\
+`\n";
+
+    #[test]
+    fn the_storage_manifest_is_kinds_with_the_local_provisioner_images() {
+        let manifest = storage_manifest_from(KIND_SOURCE, "layerbench-local").expect("a manifest");
+        assert!(manifest.contains("image: docker.io/layerbench-local/local-path-provisioner:v0.0.30\n"), "{manifest}");
+        assert!(manifest.contains("- docker.io/layerbench-local/local-path-helper:busybox\n"), "{manifest}");
+        assert!(!manifest.contains('`') && !manifest.contains("kindest"), "{manifest}");
+    }
+
+    #[test]
+    fn a_kind_release_that_renames_its_storage_images_is_refused() {
+        let renamed = KIND_SOURCE.replace("v20260131-7181c60a", "v20270101-0");
+        assert!(storage_manifest_from(&renamed, "p").unwrap_err().contains("local-path-helper"));
+    }
+
+    #[test]
+    fn component_images_carry_the_names_kubeadm_expects() {
+        let names: Vec<String> = components().into_iter().filter_map(|c| c.in_node).collect();
+        for expected in [
+            "registry.k8s.io/kube-apiserver:v1.34.4",
+            "registry.k8s.io/etcd:3.6.5-0",
+            "registry.k8s.io/coredns/coredns:v1.12.1",
+            "registry.k8s.io/pause:3.10.1",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        }
+    }
 }
