@@ -21,8 +21,10 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// CoreDNS and the storage provisioner becoming available after creation.
 const ADDONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-/// The toolchain images the kube backend's pods run (BuildKit's strategies do not run on kube).
-pub const KUBE_ROLES: [Role; 6] = [Role::Base, Role::Registry, Role::Dind, Role::Buildah, Role::Kaniko, Role::Job];
+/// The toolchain images the kube backend's pods run: registry and mirror, dind (also its helper containers),
+/// buildah and kaniko. BuildKit's strategies do not run on kube, and the base image reaches the builders
+/// through the run's Docker Hub mirror, not the nodes.
+pub const KUBE_ROLES: [Role; 4] = [Role::Registry, Role::Dind, Role::Buildah, Role::Kaniko];
 
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -86,6 +88,8 @@ pub async fn up(
     let created = match node_container_image(docker, &node).await? {
         Some((image, true)) if image == node_image.id => {
             events.setup(format!("reusing the running kind cluster `{}` ({})", options.name, node_image.name));
+            // The kubeconfig may have lost the context since (another kubeconfig, a deleted file).
+            kind.run(&["export", "kubeconfig", "--name", &options.name], CREATE_TIMEOUT).await?;
             false
         }
         Some((image, running)) => {
@@ -169,7 +173,9 @@ async fn load_toolchain(
 ) -> Result<(), ClusterError> {
     let roles = KUBE_ROLES.into_iter().collect();
     let toolchain = toolchain::resolve_roles(docker, config, &roles, events).await.map_err(|e| error(e.to_string(), "See the message"))?;
-    let images: Vec<String> = toolchain.images().into_iter().map(|i| i.name).collect();
+    let wanted: Vec<&str> = KUBE_ROLES.iter().map(|r| r.as_str()).collect();
+    let images: Vec<String> =
+        toolchain.images().into_iter().filter(|i| wanted.contains(&i.role.as_str())).map(|i| i.name).collect();
     events.setup(format!("loading {} toolchain images into kind cluster `{name}`", images.len()));
     let started = Instant::now();
     let mut args = vec!["load", "docker-image", "--name", name];
