@@ -151,6 +151,7 @@ pub async fn execute(
             };
             let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
             if let Some(backend) = slot.as_mut() {
+                info.builder_versions.extend(backend.builder_versions().iter().map(|(k, v)| (k.clone(), v.clone())));
                 backend.shutdown().await.map_err(SessionError::Cleanup)?;
             }
             ending

@@ -12,12 +12,10 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::engine::{create_volume, describe};
-use super::ops::merge_steps;
 use super::owned::JobResources;
 use super::DockerBackend;
 use crate::backend::{JobError, JobOutcome, JobSpec};
-use crate::builder::{job_command, phase_marked, Endpoints, JobCommand, CONTEXT_DIR};
-use crate::builder_log::{split_docker_timestamp, LogClock};
+use crate::builder::{job_command, Endpoints, JobCommand, JobLog, CONTEXT_DIR};
 use crate::events::{Event, EventSink};
 use crate::resources::run_labels;
 use crate::strategy::{BuildRequest, DaemonlessBuilder, Phase};
@@ -139,8 +137,8 @@ fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, String> {
     out.into_inner().map_err(error)
 }
 
-/// Follows the job's log to its end, parsing steps from the engine's timestamps of each line, and
-/// entering each phase the script marks when its mark arrives.
+/// Follows the job's log to its end through the builder's job log (crate::builder::JobLog): steps
+/// from the engine's timestamps of each line, each phase the script marks entered when its mark arrives.
 async fn follow(
     backend: &mut DockerBackend,
     name: &str,
@@ -150,68 +148,27 @@ async fn follow(
     events: &EventSink,
     outcome: &mut JobOutcome,
 ) -> Result<(), JobError> {
-    let mut parser = command.log.parser(job.dockerfile);
     let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).timestamps(true).build();
     let mut logs = backend.engine.logs(name, Some(options));
-    let mut clock = LogClock::default();
-    // The builder's steps end where the script left the build phase (buildah's push follows).
-    let mut build_end_ms = None;
-    let mut tail: Vec<String> = vec![];
+    let mut log = JobLog::start(command, job.dockerfile, outcome);
     let mut current = 0;
     let mut pending = String::new();
-    // Without marks (kaniko) the whole run is the build.
-    outcome.enter(Phase::Build);
     while let Some(chunk) = logs.next().await {
         let chunk = chunk.map_err(|e| JobError::infrastructure(format!("follow the log of {name}: {}", describe(&e))))?;
         pending.push_str(&chunk.to_string());
         while let Some(newline) = pending.find('\n') {
             let line: String = pending.drain(..=newline).collect();
-            let Some((time_ms, text)) = split_docker_timestamp(line.trim_end()) else { continue };
-            let at_ms = clock.at(time_ms);
-            if let Some(line) = &command.version {
-                if let Some(version) = line.version(text) {
-                    backend.builder_versions.entry(line.builder.to_string()).or_insert(version);
-                }
+            if let Some((builder, version)) = log.push(&line, outcome) {
+                backend.builder_versions.entry(builder.to_string()).or_insert(version);
             }
-            if let Some(phase) = phase_marked(text) {
-                if outcome.phase() == Some(Phase::Build) && phase != Phase::Build {
-                    build_end_ms = Some(at_ms);
-                }
-                outcome.enter(phase);
-                continue;
-            }
-            parser.push_line(at_ms, text);
-            tail.push(text.to_string());
-            if tail.len() > 20 {
-                tail.remove(0);
-            }
-            super::ops::announce_step(parser.as_ref(), job, &mut current, events);
+            super::ops::announce_step(log.parser(), job, &mut current, events);
         }
     }
-    let steps = parser.finish(build_end_ms.unwrap_or(clock.last_ms()));
-    merge_steps(outcome, &steps);
-    // BuildKit times its own cache import, cache export and push inside the one build command.
-    for (phase, ms) in parser.phases() {
-        outcome.split_phase(Phase::Build, phase, ms);
-    }
+    let finished = log.finish(outcome);
     let mut wait = backend.engine.wait_container(name, Some(WaitContainerOptionsBuilder::default().condition("not-running").build()));
-    let code = exit_code(name, wait.next().await)?;
-    if code == 0 {
-        return Ok(());
-    }
-    let reason = parser
-        .error()
-        .map(str::to_string)
-        .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()).cloned())
-        .unwrap_or_else(|| "it printed nothing".into());
-    match steps.iter().find(|s| s.error.is_some()) {
-        Some(step) => Err(JobError::build(format!(
-            "{builder:?} failed at step {}/{} `{}` (exit code {code}): {reason}",
-            step.step,
-            job.dockerfile.total_steps(),
-            step.instruction
-        ))),
-        None => Err(JobError::infrastructure(format!("{builder:?} exited with code {code}: {reason}"))),
+    match exit_code(name, wait.next().await)? {
+        0 => Ok(()),
+        code => Err(finished.exit_failure(builder, code, job.dockerfile.total_steps(), None)),
     }
 }
 

@@ -991,8 +991,9 @@ async fn delete_labelled(client: &Client, namespace: &str, selector: &str) -> Re
             .map_err(|e| api_error(format!("delete {kind}s labelled {selector} in {namespace}"), e))?;
         Ok(deleted.left().map(|list| list.items.len()).unwrap_or(0))
     }
-    Ok(kind::<Pod>(client, namespace, selector).await?
-        + kind::<Deployment>(client, namespace, selector).await?
+    // Deployments first: a pod deleted while its Deployment stands is replaced at once.
+    Ok(kind::<Deployment>(client, namespace, selector).await?
+        + kind::<Pod>(client, namespace, selector).await?
         + kind::<Service>(client, namespace, selector).await?
         + kind::<ConfigMap>(client, namespace, selector).await?
         + kind::<NetworkPolicy>(client, namespace, selector).await?
