@@ -34,36 +34,25 @@ fn every_job_of_the_matrix_succeeds() {
 
 #[test]
 fn ephemeral_dind_never_hits_the_cache() {
-    let steps = steps(matrix());
-    for run in ["cold", "no-change", "code-change", "deps-change"] {
-        let (hits, _) = cache_pattern(&steps, run, "ephemeral-dind");
-        assert!(hits.is_empty(), "{run}: ephemeral-dind reported cached steps {hits:?}");
-    }
+    common::assert_never_hits(&steps(matrix()), "ephemeral-dind");
 }
 
 #[test]
 fn shared_dind_hits_every_step_on_no_change() {
-    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "shared-dind");
-    assert!(misses.is_empty(), "shared-dind missed {misses:?} on no-change");
-    assert_eq!(hits.len(), 9);
+    common::assert_hits_every_step_on_no_change(&steps(matrix()), "shared-dind");
 }
 
 #[test]
 fn a_late_copy_change_reruns_only_from_that_copy() {
     let steps = steps(matrix());
     for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
-        let (hits, misses) = cache_pattern(&steps, "code-change", strategy);
-        assert_eq!(hits, vec![2, 3, 4, 6, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
-        assert_eq!(misses, vec![9, 10, 11], "{strategy}: steps from `COPY app .` on must miss");
+        common::assert_late_copy_change_reruns_from_it(&steps, strategy);
     }
 }
 
 #[test]
 fn registry_final_caches_only_the_final_stage_steps_before_copy_from() {
-    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "registry-final");
-    // The builder stage is never pushed, so it rebuilds; its new output breaks `COPY --from`.
-    assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage");
-    assert_eq!(misses, vec![2, 3, 4, 7, 8, 9, 10, 11]);
+    common::assert_registry_final_hits_only_before_copy_from(&steps(matrix()));
 }
 
 #[test]

@@ -29,14 +29,9 @@ fn context() -> String {
 }
 
 /// Every strategy the kube backend runs (BuildKit's are refused there).
-const KUBE_STRATEGIES: [StrategyKind; 6] = [
-    StrategyKind::EphemeralDind,
-    StrategyKind::RegistryFinal,
-    StrategyKind::RegistryMultistage,
-    StrategyKind::SharedDind,
-    StrategyKind::Daemonless,
-    StrategyKind::DaemonlessKaniko,
-];
+fn kube_strategies() -> Vec<StrategyKind> {
+    layerbench::backend::kube::kube_strategies()
+}
 
 async fn client() -> Client {
     let options = KubeConfigOptions { context: Some(context()), ..Default::default() };
@@ -107,7 +102,7 @@ fn matrix() -> &'static PathBuf {
         big_stack(|| {
             runtime().block_on(async {
                 let docker = common::engine().await;
-                let request = request(&scenario, &KUBE_STRATEGIES, &root, options());
+                let request = request(&scenario, &kube_strategies(), &root, options());
                 let outcome = session::execute(&docker, &request, &common::events(vec![]), std::future::pending())
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
@@ -123,7 +118,7 @@ fn matrix() -> &'static PathBuf {
 #[test]
 fn every_job_of_every_kube_strategy_succeeds() {
     let jobs = jobs(matrix());
-    assert_eq!(jobs.len(), KUBE_STRATEGIES.len() * 4);
+    assert_eq!(jobs.len(), kube_strategies().len() * 4);
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Ok, "{} {}: {:?}", job.strategy, job.pipeline_run, job.error);
     }
@@ -131,20 +126,14 @@ fn every_job_of_every_kube_strategy_succeeds() {
 
 #[test]
 fn ephemeral_dind_never_hits_the_cache() {
-    let steps = steps(matrix());
-    for run in ["cold", "no-change", "code-change", "deps-change"] {
-        let (hits, _) = cache_pattern(&steps, run, "ephemeral-dind");
-        assert!(hits.is_empty(), "{run}: ephemeral-dind reported cached steps {hits:?}");
-    }
+    common::assert_never_hits(&steps(matrix()), "ephemeral-dind");
 }
 
 #[test]
 fn shared_dind_registry_multistage_and_buildah_hit_every_step_on_no_change() {
     let steps = steps(matrix());
     for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
-        let (hits, misses) = cache_pattern(&steps, "no-change", strategy);
-        assert!(misses.is_empty(), "{strategy} missed {misses:?} on no-change");
-        assert_eq!(hits.len(), 9, "{strategy}");
+        common::assert_hits_every_step_on_no_change(&steps, strategy);
     }
 }
 
@@ -152,16 +141,13 @@ fn shared_dind_registry_multistage_and_buildah_hit_every_step_on_no_change() {
 fn a_late_copy_change_reruns_only_from_that_copy() {
     let steps = steps(matrix());
     for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
-        let (hits, misses) = cache_pattern(&steps, "code-change", strategy);
-        assert_eq!(hits, vec![2, 3, 4, 6, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
-        assert_eq!(misses, vec![9, 10, 11], "{strategy}: steps from `COPY app .` on must miss");
+        common::assert_late_copy_change_reruns_from_it(&steps, strategy);
     }
 }
 
 #[test]
 fn registry_final_caches_only_the_final_stage_steps_before_copy_from() {
-    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "registry-final");
-    assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage; misses {misses:?}");
+    common::assert_registry_final_hits_only_before_copy_from(&steps(matrix()));
 }
 
 #[test]

@@ -114,3 +114,37 @@ pub async fn leftovers(run_id: &str) -> usize {
         .unwrap();
     containers.len() + volumes.volumes.unwrap_or_default().len() + networks.len()
 }
+
+// The cache patterns that define the strategies on scenarios/small.toml, whichever backend ran them:
+// 1 FROM (builder), 2 RUN, 3 COPY deps.txt (early), 4 RUN, 5 FROM, 6 ENV, 7 COPY --from=builder,
+// 8 WORKDIR, 9 COPY app . (late), 10 RUN, 11 CMD.
+
+/// A strategy whose caches never survive a job reports no hit on any pipeline run.
+pub fn assert_never_hits(steps: &[StepRecord], strategy: &str) {
+    for run in ["cold", "no-change", "code-change", "deps-change"] {
+        let (hits, _) = cache_pattern(steps, run, strategy);
+        assert!(hits.is_empty(), "{run}: {strategy} reported cached steps {hits:?}");
+    }
+}
+
+/// Every step but the two `FROM`s hits when nothing changed.
+pub fn assert_hits_every_step_on_no_change(steps: &[StepRecord], strategy: &str) {
+    let (hits, misses) = cache_pattern(steps, "no-change", strategy);
+    assert!(misses.is_empty(), "{strategy} missed {misses:?} on no-change");
+    assert_eq!(hits.len(), 9, "{strategy}");
+}
+
+/// After the late `COPY app .` (9) changes, the steps before it hit and it and the steps after it run.
+pub fn assert_late_copy_change_reruns_from_it(steps: &[StepRecord], strategy: &str) {
+    let (hits, misses) = cache_pattern(steps, "code-change", strategy);
+    assert_eq!(hits, vec![2, 3, 4, 6, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
+    assert_eq!(misses, vec![9, 10, 11], "{strategy}: steps from `COPY app .` on must miss");
+}
+
+/// registry-final pushes only the final stage: the builder stage rebuilds, and its new output breaks
+/// `COPY --from`, so only `ENV OUT=/out` (6) hits on no-change.
+pub fn assert_registry_final_hits_only_before_copy_from(steps: &[StepRecord]) {
+    let (hits, misses) = cache_pattern(steps, "no-change", "registry-final");
+    assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage");
+    assert_eq!(misses, vec![2, 3, 4, 7, 8, 9, 10, 11]);
+}

@@ -200,32 +200,16 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         data: Some(BTreeMap::from([(config_file, crate::registry::config_yaml())])),
         ..Default::default()
     };
-    let container = Container {
-        name: REGISTRY_NAME.into(),
-        image: Some(images.registry.clone()),
-        image_pull_policy: Some(PULL_POLICY.into()),
-        // Both registry images run `/entrypoint.sh CONFIG`; the Debian stand-in's packaged config
-        // turns on auth, which environment overrides cannot turn off, so the config is always ours.
-        // The access log goes to a file as well as to the kubelet's log, which rotates.
-        command: Some(sh(&registry_command(REGISTRY_ENTRYPOINT, REGISTRY_LOG_DIR, crate::registry::CONFIG_PATH))),
-        termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
-        ports: Some(vec![ContainerPort { container_port: REGISTRY_PORT, ..Default::default() }]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/v2/".into()),
-                port: IntOrString::Int(REGISTRY_PORT),
-                ..Default::default()
-            }),
-            period_seconds: Some(1),
-            ..Default::default()
-        }),
-        volume_mounts: Some(vec![
-            mount("registry-data", crate::registry::STORAGE_ROOT),
-            mount("registry-config", &config_dir),
-            mount("registry-log", REGISTRY_LOG_DIR),
-        ]),
-        ..Default::default()
-    };
+    // Both registry images run `/entrypoint.sh CONFIG`; the Debian stand-in's packaged config
+    // turns on auth, which environment overrides cannot turn off, so the config is always ours.
+    // The access log goes to a file as well as to the kubelet's log, which rotates.
+    let mut container = registry_container(
+        REGISTRY_NAME,
+        images,
+        &[mount("registry-data", crate::registry::STORAGE_ROOT), mount("registry-config", &config_dir)],
+    );
+    container.command = Some(sh(&registry_command(REGISTRY_ENTRYPOINT, REGISTRY_LOG_DIR, crate::registry::CONFIG_PATH)));
+    container.volume_mounts.get_or_insert_with(Vec::new).push(mount("registry-log", REGISTRY_LOG_DIR));
     let pod = PodSpec {
         containers: vec![container],
         volumes: Some(vec![
@@ -243,6 +227,29 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
     let deployment = single_replica(run, REGISTRY_NAME, "registry", iteration, pod);
     let service = service(run, REGISTRY_NAME, "registry", REGISTRY_PORT);
     Registry { config, deployment, service }
+}
+
+/// A Distribution registry container serving plain HTTP on [`REGISTRY_PORT`], ready once `/v2/` answers,
+/// with its storage and configuration mounted at `mounts` (the run's registry, and its Docker Hub mirror).
+pub(super) fn registry_container(name: &str, images: &KubeImages, mounts: &[VolumeMount]) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(images.registry.clone()),
+        image_pull_policy: Some(PULL_POLICY.into()),
+        termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
+        ports: Some(vec![ContainerPort { container_port: REGISTRY_PORT, ..Default::default() }]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/v2/".into()),
+                port: IntOrString::Int(REGISTRY_PORT),
+                ..Default::default()
+            }),
+            period_seconds: Some(1),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts.to_vec()),
+        ..Default::default()
+    }
 }
 
 /// The registry images' entry point (registry:2's and layerbench's stand-in's): `/entrypoint.sh CONFIG`

@@ -10,10 +10,8 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, PodSpec, Probe, Service, Volume,
+    ConfigMap, ConfigMapVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodSpec, Service, Volume,
 };
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::manifests::{self, RunMeta};
 use super::KubeImages;
@@ -84,29 +82,13 @@ pub fn objects(run: &RunMeta, images: &KubeImages, storage_class: Option<&str>, 
         ..Default::default()
     };
     let file = if read_only { READ_ONLY_CONFIG } else { WRITABLE_CONFIG };
-    let container = Container {
-        name: MIRROR_NAME.into(),
-        image: Some(images.registry.clone()),
-        image_pull_policy: Some(manifests::PULL_POLICY.into()),
-        // Both registry images take a config file as their only argument.
-        args: Some(vec![format!("{config_dir}/{file}")]),
-        termination_message_policy: Some(manifests::CRASH_MESSAGE_FROM_LOG.into()),
-        ports: Some(vec![ContainerPort { container_port: manifests::REGISTRY_PORT, ..Default::default() }]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/v2/".into()),
-                port: IntOrString::Int(manifests::REGISTRY_PORT),
-                ..Default::default()
-            }),
-            period_seconds: Some(1),
-            ..Default::default()
-        }),
-        volume_mounts: Some(vec![
-            manifests::mount("mirror-data", crate::registry::STORAGE_ROOT),
-            manifests::mount("mirror-config", &config_dir),
-        ]),
-        ..Default::default()
-    };
+    let mut container = manifests::registry_container(
+        MIRROR_NAME,
+        images,
+        &[manifests::mount("mirror-data", crate::registry::STORAGE_ROOT), manifests::mount("mirror-config", &config_dir)],
+    );
+    // Both registry images take a config file as their only argument.
+    container.args = Some(vec![format!("{config_dir}/{file}")]);
     let pod = PodSpec {
         containers: vec![container],
         volumes: Some(vec![

@@ -43,6 +43,20 @@ use crate::registry::{blob_sizes_script, storage_script, Traffic};
 use crate::scenario::Scenario;
 use crate::strategy::{Daemon, DaemonKind, DaemonlessBuilder, Op, Phase, PlanInput, StrategyKind};
 
+/// Whether the kube backend runs `kind`. It has one shared daemon per iteration and drives it with the classic
+/// builder only: a BuildKit job there would share shared-dind's daemon and cache, and it has no standalone
+/// buildkitd yet, so the BuildKit strategies are refused (by the CLI, before a run starts).
+pub fn runs_on_kube(kind: StrategyKind) -> bool {
+    let strategy = kind.strategy();
+    let buildkit_job = matches!(strategy.job_builder(), Some(DaemonlessBuilder::Buildx | DaemonlessBuilder::Buildctl));
+    !buildkit_job && strategy.daemon().kind() != Some(DaemonKind::Buildkit)
+}
+
+/// The strategies the kube backend runs, in [`StrategyKind::ALL`]'s order.
+pub fn kube_strategies() -> Vec<StrategyKind> {
+    StrategyKind::ALL.into_iter().filter(|k| runs_on_kube(*k)).collect()
+}
+
 /// Why a standalone-buildkitd strategy is refused here (the CLI refuses it before a run starts).
 const BUILDKITD_NOT_YET: &str = "the standalone BuildKit strategies do not run on the kube backend yet";
 

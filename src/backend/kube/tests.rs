@@ -990,3 +990,12 @@ async fn clean_in_a_given_namespace_needs_no_right_to_list_namespaces() {
     assert_eq!(removed, 6, "one object of each kind");
     assert!(lines(&trace).iter().all(|l| !l.starts_with("DELETE /api/v1/namespaces/ns ")), "the namespace itself stays");
 }
+
+#[test]
+fn the_kube_backend_runs_every_strategy_but_buildkits() {
+    use StrategyKind::*;
+    assert_eq!(
+        super::kube_strategies(),
+        [EphemeralDind, RegistryFinal, RegistryMultistage, SharedDind, Daemonless, DaemonlessKaniko]
+    );
+}
