@@ -220,11 +220,32 @@ async fn run_program(program: &Path, args: &[&str], limit: Duration) -> Result<S
         return Ok(stdout);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().chain(stdout.lines()).map(str::trim).filter(|l| !l.is_empty()).collect();
-    // kind ends a failure with a Go stack trace; its `ERROR:` line and the command output above it say what failed.
+    Err(format!("{} ({})", output.status, failure_reason(&format!("{stderr}\n{stdout}"))))
+}
+
+/// What a failed command printed that says why, on one line: kind ends a failure with a Go stack trace,
+/// so its `ERROR:` line and what follows up to the trace; otherwise the last lines.
+fn failure_reason(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let reason: Vec<&str> = match lines.iter().position(|l| l.starts_with("ERROR:")) {
         Some(at) => lines[at..].iter().take_while(|l| !l.starts_with("Stack Trace:")).take(6).copied().collect(),
         None => lines[lines.len().saturating_sub(4)..].to_vec(),
     };
-    Err(format!("{} ({})", output.status, reason.join(" | ")))
+    reason.join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_kind_failure_is_told_by_its_error_line_not_its_stack_trace() {
+        let output = "Creating cluster \"layerbench\" ...\n \u{2713} Preparing nodes\n\
+            ERROR: failed to create cluster: failed to init node with kubeadm: command \"docker exec\" failed with error: exit status 1\n\
+            Command Output: I1203 kubeadm init timed out waiting for the condition\n\
+            Stack Trace:\nsigs.k8s.io/kind/pkg/errors.WithStack\nruntime.goexit\n";
+        let reason = super::failure_reason(output);
+        assert!(reason.starts_with("ERROR: failed to create cluster"), "{reason}");
+        assert!(reason.contains("timed out waiting for the condition"), "{reason}");
+        assert!(!reason.contains("goexit"), "{reason}");
+        assert_eq!(super::failure_reason("a\nb\nc\nd\ne\n"), "b | c | d | e");
+    }
 }
