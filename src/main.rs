@@ -128,7 +128,7 @@ Examples:
   layerbench cluster down
 
 `up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes and the node image from
-Go modules (about 30 min on 2 cores); later ones reuse a running cluster in seconds.";
+Go modules (about 15 min on 2 cores); later ones take about a minute, or seconds with the cluster running.";
 
 #[derive(Subcommand)]
 enum ClusterAction {
