@@ -123,7 +123,7 @@ enum Command {
 
 const CLUSTER_HELP: &str = "\
 Examples:
-  layerbench cluster up            # build what is missing, create (or reuse) kind-layerbench, load the images
+  layerbench cluster up       # build what is missing; create or reuse kind-layerbench
   layerbench run scenarios/small.toml --backend kube --context kind-layerbench
   layerbench cluster down
 
