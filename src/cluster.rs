@@ -85,7 +85,7 @@ pub async fn up(
     let (kind, node_image) = kind_node::ensure(docker, config, events).await.map_err(|e| error(e.to_string(), "See the message"))?;
     let kind = Kind { binary: kind };
     let node = format!("{}-control-plane", options.name);
-    let created = match node_container_image(docker, &node).await? {
+    let mut created = match node_container_image(docker, &node).await? {
         Some((image, true)) if image == node_image.id => {
             events.setup(format!("reusing the running kind cluster `{}` ({})", options.name, node_image.name));
             // The kubeconfig may have lost the context since (another kubeconfig, a deleted file).
@@ -104,7 +104,18 @@ pub async fn up(
             true
         }
     };
-    wait_for_addons(&node, events).await?;
+    match wait_for_addons(&node, events).await {
+        Ok(()) => {}
+        // A node restarted with its engine may not come back whole: make a new cluster rather than fail.
+        Err(e) if !created => {
+            events.notice(format!("the reused kind cluster `{}` is not healthy ({e}); deleting and recreating it", options.name));
+            kind.run(&["delete", "cluster", "--name", &options.name], CREATE_TIMEOUT).await?;
+            create(&kind, options, &node_image, events).await?;
+            wait_for_addons(&node, events).await?;
+            created = true;
+        }
+        Err(e) => return Err(e),
+    }
     load_toolchain(docker, config, &kind, &options.name, events).await?;
     Ok(Cluster { name: options.name.clone(), context: format!("kind-{}", options.name), node_image, created })
 }
