@@ -59,12 +59,16 @@ pub struct ClusterError {
 
 impl std::fmt::Display for ClusterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}; {}", self.message, self.hint)
+        match self.hint.is_empty() {
+            true => f.write_str(&self.message),
+            false => write!(f, "{}; {}", self.message, self.hint),
+        }
     }
 }
 
 impl std::error::Error for ClusterError {}
 
+/// A failure and what to do about it; an empty hint when the message already says (a toolchain error does).
 fn error(message: impl Into<String>, hint: impl Into<String>) -> ClusterError {
     ClusterError { message: message.into(), hint: hint.into() }
 }
@@ -82,7 +86,7 @@ pub async fn up(
             "Run from the repository root, or pass --config",
         ));
     }
-    let (kind, node_image) = kind_node::ensure(docker, config, events).await.map_err(|e| error(e.to_string(), "See the message"))?;
+    let (kind, node_image) = kind_node::ensure(docker, config, events).await.map_err(|e| error(e.to_string(), ""))?;
     let kind = Kind { binary: kind };
     let node = format!("{}-control-plane", options.name);
     let mut created = match node_container_image(docker, &node).await? {
@@ -127,7 +131,7 @@ pub async fn down(options: &ClusterOptions, events: &EventSink) -> Result<(), Cl
 }
 
 async fn kind_binary(events: &EventSink) -> Result<PathBuf, ClusterError> {
-    kind_node::kind_binary(events).await.map_err(|e| error(e.to_string(), "See the message"))
+    kind_node::kind_binary(events).await.map_err(|e| error(e.to_string(), ""))
 }
 
 async fn create(kind: &Kind, options: &ClusterOptions, node: &NodeImage, events: &EventSink) -> Result<(), ClusterError> {
@@ -183,7 +187,7 @@ async fn load_toolchain(
     events: &EventSink,
 ) -> Result<(), ClusterError> {
     let roles = KUBE_ROLES.into_iter().collect();
-    let toolchain = toolchain::resolve_roles(docker, config, &roles, events).await.map_err(|e| error(e.to_string(), "See the message"))?;
+    let toolchain = toolchain::resolve_roles(docker, config, &roles, events).await.map_err(|e| error(e.to_string(), ""))?;
     let wanted: Vec<&str> = KUBE_ROLES.iter().map(|r| r.as_str()).collect();
     let images: Vec<String> =
         toolchain.images().into_iter().filter(|i| wanted.contains(&i.role.as_str())).map(|i| i.name).collect();

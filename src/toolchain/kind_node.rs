@@ -226,7 +226,7 @@ pub async fn ensure(
     let node_name = format!("{prefix}/kind-node:{KUBERNETES_VERSION}");
     let kind_source = go.module_source(&KIND, &node_name).await?;
     let storage = storage_manifest(&kind_source, prefix).map_err(|e| {
-        ToolchainError::new(Operation::Build, &node_name, e, "The kind module's source is not as expected; see the message")
+        ToolchainError::new(Operation::Build, &node_name, e, "The kind module's source is not what layerbench's node image was written for")
     })?;
     let dockerfile = include_str!("../../toolchain/cluster/node.Dockerfile");
     let mut parts = vec!["kind-node", dockerfile, &storage, &kind_base.1];
