@@ -542,10 +542,12 @@ impl KubeBackend {
     /// ` (PersistentVolumeClaim NAME is Pending: its latest events)` while `name` is not bound.
     async fn claim_state(&self, name: &str) -> Option<String> {
         let claim = self.api::<PersistentVolumeClaim>().get_opt(name).await.ok()??;
-        let phase = claim.status.and_then(|s| s.phase).unwrap_or_else(|| "Pending".into());
-        if phase == "Bound" {
-            return None;
-        }
+        let phase = match claim.status.and_then(|s| s.phase) {
+            Some(phase) if phase == "Bound" => return None,
+            Some(phase) => phase,
+            // Not guessed: a claim the API server gave no phase yet is said to have none.
+            None => "without a phase yet".into(),
+        };
         let selector = format!("involvedObject.kind=PersistentVolumeClaim,involvedObject.name={name}");
         let events = self.api::<CoreEvent>().list(&ListParams::default().fields(&selector)).await.ok();
         let said: Vec<String> = events
