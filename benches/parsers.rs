@@ -5,7 +5,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use layerbench::builder_log::{split_docker_timestamp, LogFormat};
+use layerbench::builder::log::split_docker_timestamp;
+use layerbench::builder::LogFormat;
 use layerbench::scenario::Dockerfile;
 use layerbench::Millis;
 

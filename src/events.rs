@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::results::JobRecord;
-use crate::strategy::Phase;
+use crate::results::{JobRecord, PipelineRunName};
+use crate::strategy::{Phase, Strategy};
 use crate::Millis;
 
 #[derive(Debug, Clone)]
@@ -14,8 +14,8 @@ pub enum Event {
     Notice { message: String },
     /// Set-up work outside any job (image builds, registry start).
     Setup { message: String },
-    ServiceStarted { iteration: u32, strategy: String, service: String, startup_ms: Millis },
-    JobStarted { iteration: u32, pipeline_run: String, strategy: String },
+    ServiceStarted { iteration: u32, strategy: Strategy, service: String, startup_ms: Millis },
+    JobStarted { iteration: u32, pipeline_run: PipelineRunName, strategy: Strategy },
     PhaseStarted { phase: Phase, detail: String },
     StepStarted { step: u32, total_steps: u32, instruction: String },
     JobFinished { record: Box<JobRecord> },

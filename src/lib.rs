@@ -2,11 +2,12 @@
 
 pub mod backend;
 pub mod builder;
-pub mod builder_log;
 pub mod cluster;
 pub mod compare;
+pub mod dockerfile;
 pub mod error;
 pub mod events;
+pub mod job;
 pub mod progress;
 pub mod registry;
 pub mod report;

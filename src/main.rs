@@ -13,14 +13,16 @@ use layerbench::events::{EventSink, Reporter};
 use layerbench::progress::{PlainReporter, ProgressReporter};
 use layerbench::runner;
 use layerbench::scenario::{self, Scenario};
-use layerbench::strategy::StrategyKind;
+use layerbench::strategy::Strategy;
 use layerbench::backend::kube::{self, KubeOptions};
 use layerbench::toolchain::{self, ToolchainConfig};
 use layerbench::{compare, report, resources, session};
 
-/// Every strategy's name, for `run --help` (a test checks it against the strategies layerbench knows).
-const STRATEGIES_HELP: &str = "Strategies: ephemeral-dind, registry-final, registry-multistage, shared-dind, daemonless, \
-daemonless-kaniko, buildkit-inline, buildkit-registry, buildkit-shared, buildkit-daemon, buildkit-daemon-shared";
+/// Every strategy, from the registry, for `run --help`.
+fn strategies_help() -> String {
+    let lines: Vec<String> = Strategy::all().map(|s| format!("  {:<24}{}", s.name(), s.description)).collect();
+    format!("Strategies:\n{}", lines.join("\n"))
+}
 
 const EXAMPLES: &str = "\
 Examples:
@@ -46,7 +48,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario through every strategy and write results/<run-id>/ and a report.
-    #[command(after_help = STRATEGIES_HELP)]
+    #[command(after_help = strategies_help())]
     Run {
         /// The scenario file (TOML), e.g. scenarios/flask.toml.
         scenario: PathBuf,
@@ -184,7 +186,7 @@ struct BackendArgs {
     storage_class: Option<String>,
 }
 
-fn parse_hub_mirror(value: &str) -> Result<kube::mirror::HubMirror, String> {
+fn parse_hub_mirror(value: &str) -> Result<kube::mirror::HubMirror, kube::HubMirrorError> {
     kube::mirror::HubMirror::parse(value)
 }
 
@@ -320,8 +322,8 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Manifests { scenario, strategy, namespace } => {
             let scenario = scenario::load(&scenario).map_err(usage)?;
-            let strategy = StrategyKind::parse(&strategy).ok_or_else(|| {
-                usage(anyhow!("--strategy: unknown strategy `{strategy}`; valid strategies: {}", StrategyKind::valid_names()))
+            let strategy = Strategy::parse(&strategy).ok_or_else(|| {
+                usage(anyhow!("--strategy: unknown strategy `{strategy}`; valid strategies: {}", Strategy::valid_names()))
             })?;
             let options = KubeOptions { namespace, ..KubeOptions::default() };
             print!("{}", kube::manifests_yaml(&scenario, strategy, &options).map_err(usage)?);
@@ -403,13 +405,13 @@ fn check_namespace(namespace: Option<&str>) -> Result<(), Failure> {
     }
 }
 
-fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<Vec<StrategyKind>, Failure> {
+fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<Vec<Strategy>, Failure> {
     let Some(names) = names else { return Ok(scenario.strategies.clone()) };
     names
         .iter()
         .map(|n| {
-            StrategyKind::parse(n.trim()).ok_or_else(|| {
-                usage(anyhow!("--strategies: unknown strategy `{n}`; valid strategies: {}", StrategyKind::valid_names()))
+            Strategy::parse(n.trim()).ok_or_else(|| {
+                usage(anyhow!("--strategies: unknown strategy `{n}`; valid strategies: {}", Strategy::valid_names()))
             })
         })
         .collect()
@@ -438,7 +440,7 @@ async fn run(
     }
     if let session::BackendChoice::Kube(options) = &backend {
         check_namespace(options.namespace.as_deref())?;
-        let (runs, refused): (Vec<StrategyKind>, Vec<StrategyKind>) =
+        let (runs, refused): (Vec<Strategy>, Vec<Strategy>) =
             strategies.iter().partition(|k| kube::runs_on_kube(**k));
         let refused: Vec<&str> = refused.iter().map(|k| k.name()).collect();
         if !refused.is_empty() && (explicit || runs.is_empty()) {
@@ -520,9 +522,11 @@ async fn interrupted(code: &std::sync::OnceLock<i32>) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn run_help_names_every_strategy() {
-        let names: Vec<&str> = super::STRATEGIES_HELP.trim_start_matches("Strategies: ").split(", ").collect();
-        let known: Vec<&str> = layerbench::strategy::StrategyKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names, known);
+    fn run_help_names_every_strategy_with_its_description() {
+        let help = super::strategies_help();
+        for strategy in layerbench::strategy::Strategy::all() {
+            let line = help.lines().find(|l| l.trim_start().starts_with(&format!("{} ", strategy.name())));
+            assert!(line.is_some_and(|l| l.ends_with(strategy.description)), "{strategy}: {help}");
+        }
     }
 }

@@ -11,6 +11,18 @@
 
 use crate::Bytes;
 
+/// The registry's access log, or a blob size in it, could not be read: the job's traffic figures stay
+/// empty with this reason (the job itself is not failed for it, on any backend).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LogUnreadable(String);
+
+impl LogUnreadable {
+    pub fn new(why: impl std::fmt::Display) -> Self {
+        LogUnreadable(why.to_string())
+    }
+}
+
 /// Where the registry keeps its blobs inside its container (set through the environment).
 pub const STORAGE_ROOT: &str = "/var/lib/registry";
 

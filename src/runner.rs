@@ -3,13 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::backend::{Backend, BackendError, JobOutcome, JobSpec};
+use crate::backend::{Backend, BackendError};
 use crate::events::{Event, EventSink};
-use crate::results::{
-    CacheRecord, JobRecord, JobStatus, ResultsError, ResultsWriter, ServiceRecord, StepRecord,
-};
-use crate::scenario::{context, Scenario, ScenarioError};
-use crate::strategy::{PlanInput, StrategyKind};
+use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
+use crate::results::{BackendKind, CacheRecord, JobRecord, JobStatus, ResultsError, ResultsWriter, ServiceRecord, StepRecord};
+use crate::scenario::{context, PipelineRun, Scenario, ScenarioError};
+use crate::strategy::{Phase, PlanInput, Strategy};
 use crate::Millis;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +21,6 @@ pub enum RunError {
     Scenario(#[from] ScenarioError),
 }
 
-/// A job that takes longer is stopped and recorded as failed, so one hung build cannot stall a
-/// nightly run forever.
-pub const JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 /// How long a backend may take to remove a timed-out job's resources.
 const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -32,7 +28,7 @@ const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 pub struct RunPlan<'a> {
     pub run_id: String,
     pub scenario: &'a Scenario,
-    pub strategies: Vec<StrategyKind>,
+    pub strategies: Vec<Strategy>,
     pub iterations: u32,
     /// Where per-iteration copies of the context live while the run goes on.
     pub work_dir: PathBuf,
@@ -55,7 +51,7 @@ pub fn new_run_id(scenario_name: &str) -> String {
 
 /// The strategies in the order they run for one pipeline run: rotated each time, so that a
 /// machine that drifts (warming up, throttling) does not always favour the same strategy.
-pub fn rotation(strategies: &[StrategyKind], iteration: u32, pipeline_index: usize, pipeline_len: usize) -> Vec<StrategyKind> {
+pub fn rotation(strategies: &[Strategy], iteration: u32, pipeline_index: usize, pipeline_len: usize) -> Vec<Strategy> {
     if strategies.is_empty() {
         return vec![];
     }
@@ -71,102 +67,123 @@ pub async fn run<B: Backend>(
     writer: &mut ResultsWriter,
     events: &EventSink,
 ) -> Result<RunSummary, RunError> {
-    let scenario = plan.scenario;
-    let mut summary = RunSummary::default();
-    // Why figures were left empty, each said once per run rather than once per job.
-    let mut said = std::collections::BTreeSet::new();
-    let mut say_once = |why: &[String]| {
-        for reason in why {
-            if said.insert(reason.clone()) {
-                events.notice(reason.clone());
-            }
-        }
-    };
+    let mut run = Running { plan, writer, events, summary: RunSummary::default(), said: Default::default() };
     for iteration in 1..=plan.iterations {
-        let context_dir = plan.work_dir.join(format!("iteration-{iteration}"));
+        run.iteration(backend, iteration).await?;
+    }
+    Ok(run.summary)
+}
+
+/// A run under way: where its records go, and what it has said so far.
+struct Running<'r, 'p> {
+    plan: &'r RunPlan<'p>,
+    writer: &'r mut ResultsWriter,
+    events: &'r EventSink,
+    summary: RunSummary,
+    /// Why figures were left empty, each said once per run rather than once per job.
+    said: std::collections::BTreeSet<String>,
+}
+
+impl Running<'_, '_> {
+    /// One iteration from empty caches: its services, then every pipeline run in order.
+    async fn iteration<B: Backend>(&mut self, backend: &mut B, iteration: u32) -> Result<(), RunError> {
+        let scenario = self.plan.scenario;
+        let context_dir = self.plan.work_dir.join(format!("iteration-{iteration}"));
         let context_dir = context::prepare_iteration_context(scenario, &context_dir)?;
-        for service in backend.begin_iteration(iteration, &plan.strategies, events).await? {
+        for service in backend.begin_iteration(iteration, &self.plan.strategies, self.events).await? {
             let record = ServiceRecord {
-                run_id: plan.run_id.clone(),
-                backend: backend.name().to_string(),
+                run_id: self.plan.run_id.clone(),
+                backend: backend.kind(),
                 iteration,
-                strategy: service.strategy.name().to_string(),
+                strategy: service.strategy,
                 service: service.service.clone(),
                 startup_ms: service.startup_ms,
             };
-            writer.append_service(&record)?;
-            events.emit(Event::ServiceStarted {
-                iteration,
-                strategy: record.strategy,
-                service: service.service,
-                startup_ms: service.startup_ms,
-            });
+            self.writer.append_service(&record)?;
+            self.events.emit(Event::ServiceStarted { iteration, strategy: service.strategy, service: service.service, startup_ms: service.startup_ms });
         }
         for (index, pipeline_run) in scenario.pipeline.iter().enumerate() {
             context::apply_change(&context_dir, &pipeline_run.change)?;
-            for strategy in rotation(&plan.strategies, iteration, index, scenario.pipeline.len()) {
-                events.emit(Event::JobStarted {
-                    iteration,
-                    pipeline_run: pipeline_run.name.clone(),
-                    strategy: strategy.name().to_string(),
-                });
-                let repository = backend.repository(strategy, &scenario.repository);
-                let commit_tag = format!("c{}-{}", index + 1, pipeline_run.name);
-                let job_plan = strategy.strategy().plan(&PlanInput {
-                    repository: &repository,
-                    commit_tag: &commit_tag,
-                    dockerfile: &scenario.dockerfile,
-                });
-                let job = JobSpec {
-                    iteration,
-                    pipeline_index: index as u32,
-                    pipeline_run,
-                    strategy,
-                    plan: &job_plan,
-                    context: &context_dir,
-                    dockerfile_path: &scenario.dockerfile_path,
-                    dockerfile: &scenario.dockerfile,
-                };
-                let started_at = chrono::Utc::now();
-                let clock = Instant::now();
-                // Backends bound a job by JOB_TIMEOUT themselves and then remove what it created; this
-                // outer bound only catches a backend whose clean-up hangs too.
-                let outcome = tokio::time::timeout(JOB_TIMEOUT + CLEANUP_GRACE, backend.run_job(&job, events))
-                    .await
-                    .unwrap_or_else(|_| {
-                        let mut outcome = JobOutcome::default();
-                        outcome.fail(crate::backend::JobError::infrastructure(format!(
-                            "the job and its clean-up did not finish within {} min; the end of the run removes what it left",
-                            (JOB_TIMEOUT + CLEANUP_GRACE).as_secs() / 60
-                        )));
-                        outcome
-                    });
-                let wall_ms = crate::millis(clock.elapsed());
-                say_once(&outcome.unmeasured);
-                let (record, steps) = records(plan, backend.name(), &job, &outcome, started_at, wall_ms);
-                writer.append_job(&record, &steps)?;
-                summary.jobs += 1;
-                if record.status == JobStatus::Failed {
-                    summary.failed_jobs += 1;
-                }
-                events.emit(Event::JobFinished { record: Box::new(record) });
-                let cache = backend.cache_state(strategy).await;
-                say_once(&cache.unmeasured);
-                writer.append_cache(&CacheRecord {
-                    run_id: plan.run_id.clone(),
-                    backend: backend.name().to_string(),
-                    iteration,
-                    pipeline_run: pipeline_run.name.clone(),
-                    strategy: strategy.name().to_string(),
-                    registry_bytes: cache.registry_bytes,
-                    daemon_volume_bytes: cache.daemon_volume_bytes,
-                })?;
+            for strategy in rotation(&self.plan.strategies, iteration, index, scenario.pipeline.len()) {
+                let at = JobAt { iteration, index: index as u32, pipeline_run, strategy };
+                self.job(backend, &at, &context_dir).await?;
             }
         }
         backend.end_iteration(iteration).await?;
         let _ = std::fs::remove_dir_all(&context_dir);
+        Ok(())
     }
-    Ok(summary)
+
+    /// One job, its records written the moment it ends, then its strategy's cache state.
+    async fn job<B: Backend>(&mut self, backend: &mut B, at: &JobAt<'_>, context_dir: &Path) -> Result<(), RunError> {
+        let scenario = self.plan.scenario;
+        let JobAt { iteration, index, pipeline_run, strategy } = *at;
+        self.events.emit(Event::JobStarted { iteration, pipeline_run: pipeline_run.name.clone(), strategy });
+        let repository = backend.repository(strategy, &scenario.repository);
+        let commit_tag = format!("c{}-{}", index + 1, pipeline_run.name);
+        let job_plan = strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile });
+        let job = JobSpec {
+            iteration,
+            pipeline_index: index,
+            pipeline_run,
+            strategy,
+            plan: &job_plan,
+            context: context_dir,
+            dockerfile_path: &scenario.dockerfile_path,
+            dockerfile: &scenario.dockerfile,
+        };
+        let started_at = chrono::Utc::now();
+        let clock = Instant::now();
+        // Backends bound a job by JOB_TIMEOUT themselves and then remove what it created; this
+        // outer bound only catches a backend whose clean-up hangs too.
+        let outcome = tokio::time::timeout(JOB_TIMEOUT + CLEANUP_GRACE, backend.run_job(&job, self.events)).await.unwrap_or_else(|_| {
+            let mut outcome = JobOutcome::default();
+            outcome.fail(JobError::infrastructure(format!(
+                "the job and its clean-up did not finish within {} min; the end of the run removes what it left",
+                (JOB_TIMEOUT + CLEANUP_GRACE).as_secs() / 60
+            )));
+            outcome
+        });
+        let wall_ms = crate::millis(clock.elapsed());
+        self.say_once(&outcome.unmeasured);
+        let (record, steps) = records(&self.plan.run_id, backend.kind(), &job, &outcome, started_at, wall_ms);
+        self.writer.append_job(&record, &steps)?;
+        self.summary.jobs += 1;
+        if record.status == JobStatus::Failed {
+            self.summary.failed_jobs += 1;
+        }
+        self.events.emit(Event::JobFinished { record: Box::new(record) });
+        let cache = backend.cache_state(strategy).await;
+        self.say_once(&cache.unmeasured);
+        self.writer.append_cache(&CacheRecord {
+            run_id: self.plan.run_id.clone(),
+            backend: backend.kind(),
+            iteration,
+            pipeline_run: pipeline_run.name.clone(),
+            strategy,
+            registry_bytes: cache.registry_bytes,
+            daemon_volume_bytes: cache.daemon_volume_bytes,
+        })?;
+        Ok(())
+    }
+
+    fn say_once(&mut self, why: &[String]) {
+        for reason in why {
+            if self.said.insert(reason.clone()) {
+                self.events.notice(reason.clone());
+            }
+        }
+    }
+}
+
+/// Where one job sits in the run.
+#[derive(Clone, Copy)]
+struct JobAt<'a> {
+    iteration: u32,
+    /// 0-based position of the pipeline run.
+    index: u32,
+    pipeline_run: &'a PipelineRun,
+    strategy: Strategy,
 }
 
 /// Turns a job's outcome into its CSV rows.
@@ -175,16 +192,15 @@ pub async fn run<B: Backend>(
 /// `cached` empty, once the builder reported anything at all. A job whose builder reported nothing has
 /// no step rows and an empty `cached_steps`: nothing was seen, so nothing is counted.
 fn records(
-    plan: &RunPlan<'_>,
-    backend: &str,
+    run_id: &str,
+    backend: BackendKind,
     job: &JobSpec<'_>,
     outcome: &JobOutcome,
     started_at: chrono::DateTime<chrono::Utc>,
     wall_ms: Millis,
 ) -> (JobRecord, Vec<StepRecord>) {
-    use crate::strategy::Phase;
     let dockerfile = job.dockerfile;
-    let reported: std::collections::BTreeMap<u32, &crate::backend::StepOutcome> =
+    let reported: std::collections::BTreeMap<u32, &crate::job::StepOutcome> =
         outcome.steps.iter().map(|s| (s.step, s)).collect();
     let global = dockerfile.global_args.iter().map(|i| ("global".to_string(), i));
     let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
@@ -201,11 +217,11 @@ fn records(
                     return None;
                 }
                 Some(StepRecord {
-                    run_id: plan.run_id.clone(),
-                    backend: backend.to_string(),
+                    run_id: run_id.to_string(),
+                    backend,
                     iteration: job.iteration,
                     pipeline_run: job.pipeline_run.name.clone(),
-                    strategy: job.strategy.name().to_string(),
+                    strategy: job.strategy,
                     stage,
                     step: instruction.step,
                     total_steps: dockerfile.total_steps(),
@@ -224,12 +240,12 @@ fn records(
     });
     let failure = outcome.failure();
     let record = JobRecord {
-        run_id: plan.run_id.clone(),
-        backend: backend.to_string(),
+        run_id: run_id.to_string(),
+        backend,
         iteration: job.iteration,
         pipeline_index: job.pipeline_index,
         pipeline_run: job.pipeline_run.name.clone(),
-        strategy: job.strategy.name().to_string(),
+        strategy: job.strategy,
         status: if failure.is_some() { JobStatus::Failed } else { JobStatus::Ok },
         failure_kind: failure.as_ref().map(|(kind, _)| *kind),
         error: failure.map(|(_, message)| message),
@@ -266,15 +282,15 @@ pub fn results_dir(root: &Path, run_id: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use StrategyKind::*;
 
     #[test]
     fn every_strategy_leads_once_per_rotation() {
-        let all = [EphemeralDind, SharedDind, RegistryFinal];
+        let [ephemeral, shared, last] = ["ephemeral-dind", "shared-dind", "registry-final"].map(Strategy::named);
+        let all = [ephemeral, shared, last];
         let firsts: Vec<_> = (0..3).map(|p| rotation(&all, 1, p, 4)[0]).collect();
-        assert_eq!(firsts, vec![EphemeralDind, SharedDind, RegistryFinal]);
+        assert_eq!(firsts, vec![ephemeral, shared, last]);
         // The next iteration carries on where the previous one stopped.
-        assert_eq!(rotation(&all, 2, 0, 4)[0], SharedDind);
+        assert_eq!(rotation(&all, 2, 0, 4)[0], shared);
         assert_eq!(rotation(&all, 1, 0, 4).len(), 3);
     }
 
@@ -286,7 +302,7 @@ mod tests {
         let plan = RunPlan {
             run_id: "r".into(),
             scenario: &scenario,
-            strategies: vec![StrategyKind::BuildkitShared],
+            strategies: vec![Strategy::named("buildkit-shared")],
             iterations: 1,
             work_dir: PathBuf::from("/nonexistent"),
         };
@@ -295,7 +311,7 @@ mod tests {
             iteration: 1,
             pipeline_index: 0,
             pipeline_run: &scenario.pipeline[0],
-            strategy: StrategyKind::BuildkitShared,
+            strategy: Strategy::named("buildkit-shared"),
             plan: &job_plan,
             context: std::path::Path::new("/nonexistent"),
             dockerfile_path: &scenario.dockerfile_path,
@@ -309,13 +325,13 @@ mod tests {
             .dockerfile
             .steps()
             .filter(|(_, i)| i.step != last)
-            .map(|(_, i)| crate::backend::StepOutcome { step: i.step, cached: false, duration_ms: Some(1) })
+            .map(|(_, i)| crate::job::StepOutcome { step: i.step, cached: false, duration_ms: Some(1) })
             .collect();
-        let (_, rows) = records(&plan, "docker", &job, &outcome, chrono::Utc::now(), 10);
+        let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, chrono::Utc::now(), 10);
         assert_eq!(rows.len(), total, "every step has its row");
         assert_eq!(rows.last().map(|r| (r.step, r.cached)), Some((last, None)), "the builder ran nothing for it");
-        outcome.fail(crate::backend::JobError::build("step failed"));
-        let (_, rows) = records(&plan, "docker", &job, &outcome, chrono::Utc::now(), 10);
+        outcome.fail(JobError::build("step failed"));
+        let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, chrono::Utc::now(), 10);
         assert_eq!(rows.len(), total - 1, "a failed build has no rows after the last step it reached");
     }
 

@@ -8,17 +8,18 @@ use bollard::Docker;
 use crate::backend::docker::{BackendImages, DockerBackend};
 use crate::backend::kube::{KubeBackend, KubeImages, KubeOptions};
 use crate::backend::{Backend, BackendError};
+use crate::builder;
 use crate::events::{Event, EventSink};
-use crate::results::{HostInfo, ResultsError, ResultsWriter, RunInfo, StepInfo};
+use crate::results::{BackendKind, HostInfo, ResultsError, ResultsWriter, RunInfo, StepInfo};
 use crate::runner::{self, RunError, RunPlan, RunSummary};
 use crate::scenario::Scenario;
-use crate::strategy::StrategyKind;
-use crate::toolchain::{self, Role, ToolchainConfig, ToolchainError};
+use crate::strategy::Strategy;
+use crate::toolchain::{self, Role, Toolchain, ToolchainConfig, ToolchainError};
 
 /// What to run.
 pub struct Request<'a> {
     pub scenario: &'a Scenario,
-    pub strategies: Vec<StrategyKind>,
+    pub strategies: Vec<Strategy>,
     pub iterations: u32,
     /// `results/`: the run writes `results/<run-id>/`.
     pub results_root: PathBuf,
@@ -74,88 +75,33 @@ pub async fn execute(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Outcome, SessionError> {
     let scenario = request.scenario;
-    let mut roles = toolchain::roles_for(&request.strategies);
+    let mut roles = builder::image_roles(&request.strategies);
     if let BackendChoice::Kube(_) = request.backend {
         // The kube backend's helper pods run the dind image, whatever the strategies.
         roles.insert(Role::Dind);
     }
     let toolchain = toolchain::resolve_roles(engine, &request.toolchain, &roles, events).await?;
-    let strategies = request.strategies.clone();
 
     let run_id = runner::new_run_id(&scenario.name);
     let results_dir = runner::results_dir(&request.results_root, &run_id);
     let mut writer = ResultsWriter::create(&results_dir)?;
-    let mut info = RunInfo {
-        run_id: run_id.clone(),
-        backend: match request.backend {
-            BackendChoice::Docker => "docker".into(),
-            BackendChoice::Kube(_) => "kube".into(),
-        },
-        scenario: scenario.name.clone(),
-        scenario_path: scenario.source.display().to_string(),
-        scenario_hash: scenario.hash.clone(),
-        layerbench_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: git_commit(),
-        engine_version: engine.version().await.ok().and_then(|v| v.version),
-        builder_versions: Default::default(),
-        images: toolchain.images(),
-        strategies: strategies.iter().map(|s| s.name().to_string()).collect(),
-        pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
-        iterations: request.iterations,
-        steps: scenario
-            .dockerfile
-            .steps()
-            .map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() })
-            .collect(),
-        host: host_info(),
-        started_at: now(),
-        ended_at: None,
-        interrupted: false,
-        privileges: strategies.iter().map(|s| (s.name().to_string(), s.strategy().privileges().summary())).collect(),
-    };
+    let mut info = run_info(engine, request, &run_id, &toolchain).await;
     writer.write_run_info(&info)?;
-    let total_jobs = (request.iterations as usize * scenario.pipeline.len() * strategies.len()) as u64;
+    let total_jobs = (request.iterations as usize * scenario.pipeline.len() * request.strategies.len()) as u64;
     events.emit(Event::RunStarted { run_id: run_id.clone(), results_dir: results_dir.clone(), total_jobs });
 
     let scratch = scratch_dir(&run_id)?;
     let plan = RunPlan {
         run_id: run_id.clone(),
         scenario,
-        strategies,
+        strategies: request.strategies.clone(),
         iterations: request.iterations,
         work_dir: scratch.path().to_path_buf(),
     };
+    let run = Run { plan: &plan, events, keep: request.keep };
     let ending = match &request.backend {
-        BackendChoice::Docker => {
-            let mut slot = None;
-            let start = DockerBackend::start(engine.clone(), &run_id, BackendImages::from_toolchain(&toolchain), events);
-            let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
-            if let Some(backend) = &slot {
-                builder_versions(&mut info, backend);
-            }
-            if !request.keep {
-                // By label, so whatever a cancelled job was half-way through creating goes too.
-                crate::resources::remove_labelled(engine, Some(&run_id)).await.map_err(|e| {
-                    SessionError::Cleanup(BackendError::new("remove the run's containers, volumes and network", e))
-                })?;
-            }
-            ending
-        }
-        BackendChoice::Kube(options) => {
-            let options = KubeOptions { images: KubeImages::from_toolchain(&toolchain), keep: request.keep, ..(**options).clone() };
-            let mut slot = None;
-            let mirrored = toolchain.hub_images();
-            let start = async {
-                let backend = KubeBackend::connect(options, &run_id, &scenario.name).await?;
-                Ok(backend.with_mirror_source(engine.clone(), mirrored))
-            };
-            let ending = drive(start, &mut slot, &plan, &mut writer, events, interrupt).await;
-            if let Some(backend) = slot.as_mut() {
-                info.builder_versions.extend(backend.builder_versions().iter().map(|(k, v)| (k.clone(), v.clone())));
-                backend.shutdown().await.map_err(SessionError::Cleanup)?;
-            }
-            ending
-        }
+        BackendChoice::Docker => run.on_docker(engine, &toolchain, &mut writer, &mut info, interrupt).await?,
+        BackendChoice::Kube(options) => run.on_kube(engine, options, &toolchain, &mut writer, &mut info, interrupt).await?,
     };
     info.interrupted = !matches!(ending, Ending::Finished(_));
     info.ended_at = Some(now());
@@ -170,6 +116,98 @@ pub async fn execute(
     }
     events.emit(Event::RunFinished { results_dir: results_dir.clone(), interrupted: matches!(ending, Ending::Interrupted) });
     Ok(Outcome { run_id, results_dir, ending })
+}
+
+/// Everything about the run that is not a measurement, as `run.json` starts it.
+async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchain: &Toolchain) -> RunInfo {
+    let scenario = request.scenario;
+    RunInfo {
+        run_id: run_id.to_string(),
+        backend: match request.backend {
+            BackendChoice::Docker => BackendKind::Docker,
+            BackendChoice::Kube(_) => BackendKind::Kube,
+        },
+        scenario: scenario.name.clone(),
+        scenario_path: scenario.source.display().to_string(),
+        scenario_hash: scenario.hash.clone(),
+        layerbench_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: git_commit(),
+        engine_version: engine.version().await.ok().and_then(|v| v.version),
+        builder_versions: Default::default(),
+        images: toolchain.images(),
+        strategies: request.strategies.clone(),
+        pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
+        iterations: request.iterations,
+        steps: scenario
+            .dockerfile
+            .steps()
+            .map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() })
+            .collect(),
+        host: host_info(),
+        started_at: now(),
+        ended_at: None,
+        interrupted: false,
+        privileges: request.strategies.iter().map(|&s| (s, builder::privilege_summary(s))).collect(),
+    }
+}
+
+/// One run's plan on its way to a backend.
+struct Run<'a> {
+    plan: &'a RunPlan<'a>,
+    events: &'a EventSink,
+    keep: bool,
+}
+
+impl Run<'_> {
+    /// On the local engine; afterwards everything labelled with the run's id goes, by label, so whatever
+    /// a cancelled job was half-way through creating goes too.
+    async fn on_docker(
+        &self,
+        engine: &Docker,
+        toolchain: &Toolchain,
+        writer: &mut ResultsWriter,
+        info: &mut RunInfo,
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<Ending, SessionError> {
+        let run_id = &self.plan.run_id;
+        let mut slot = None;
+        let start = DockerBackend::start(engine.clone(), run_id, BackendImages::from_toolchain(toolchain), self.events);
+        let ending = drive(start, &mut slot, self.plan, writer, self.events, interrupt).await;
+        if let Some(backend) = &slot {
+            builder_versions(info, backend);
+        }
+        if !self.keep {
+            crate::resources::remove_labelled(engine, Some(run_id))
+                .await
+                .map_err(|e| SessionError::Cleanup(BackendError::new("remove the run's containers, volumes and network", e)))?;
+        }
+        Ok(ending)
+    }
+
+    /// On a cluster; afterwards the backend removes what it made there.
+    async fn on_kube(
+        &self,
+        engine: &Docker,
+        options: &KubeOptions,
+        toolchain: &Toolchain,
+        writer: &mut ResultsWriter,
+        info: &mut RunInfo,
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<Ending, SessionError> {
+        let options = KubeOptions { images: KubeImages::from_toolchain(toolchain), keep: self.keep, ..options.clone() };
+        let mut slot = None;
+        let mirrored = toolchain.hub_images();
+        let start = async {
+            let backend = KubeBackend::connect(options, &self.plan.run_id, &self.plan.scenario.name).await?;
+            Ok(backend.with_mirror_source(engine.clone(), mirrored))
+        };
+        let ending = drive(start, &mut slot, self.plan, writer, self.events, interrupt).await;
+        if let Some(backend) = slot.as_mut() {
+            info.builder_versions.extend(backend.builder_versions().iter().map(|(k, v)| (k.clone(), v.clone())));
+            backend.shutdown().await.map_err(SessionError::Cleanup)?;
+        }
+        Ok(ending)
+    }
 }
 
 /// The run's scratch space (per-iteration contexts) under $TMPDIR: only its owner can read it and
@@ -211,9 +249,8 @@ async fn drive<B: Backend>(
 /// Versions of what built the images, and how dind ran on this engine.
 fn builder_versions(info: &mut RunInfo, backend: &DockerBackend) {
     if let Some(mode) = backend.dind_mode() {
-        for (name, summary) in info.privileges.iter_mut() {
-            let uses_dind = StrategyKind::parse(name).is_some_and(|k| k.strategy().privileges().privileged);
-            if uses_dind {
+        for (strategy, summary) in info.privileges.iter_mut() {
+            if builder::privileges(*strategy).privileged {
                 summary.push_str(&format!(" On this engine its daemon ran with: {}.", mode.describe()));
             }
         }

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use layerbench::builder_log::buildkit::{BuildkitParser, BuildkitPhases};
-use layerbench::builder_log::{split_docker_timestamp, LogFormat, LogParser, ParsedStep};
+use layerbench::builder::buildkit::log::{BuildkitParser, BuildkitPhases};
+use layerbench::builder::log::{split_docker_timestamp, LogParser, ParsedStep};
+use layerbench::builder::LogFormat;
 use layerbench::scenario::Dockerfile;
 use layerbench::Millis;
 

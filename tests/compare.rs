@@ -361,7 +361,7 @@ fn a_strategy_or_pipeline_run_missing_from_the_candidate_is_a_regression_by_name
         .rows
         .iter()
         .filter(|r| r.regressed)
-        .map(|r| r.pipeline_run.clone())
+        .map(|r| r.pipeline_run.to_string())
         .collect();
     assert_eq!(regressed.len(), 5 * 2);
     assert!(regressed
@@ -649,4 +649,39 @@ fn markdown_is_one_table_with_a_row_per_strategy_and_run() {
     assert!(run
         .markdown
         .contains("<details><summary>How the verdict is made</summary>"));
+}
+
+/// A real run written before records were typed (tests/fixtures/results/example-before-typed-records, a copy of
+/// results/example as of 29fff7e) still loads, as the same names, and compares against a run written now.
+#[test]
+fn results_written_before_typed_records_load_and_compare() {
+    let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/example-before-typed-records");
+    let data = layerbench::results::data::RunData::load(&old).expect("the old results load");
+    let names: Vec<&str> = data.strategies().iter().map(|s| s.name()).collect();
+    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names[0], "ephemeral-dind");
+    let runs: Vec<String> = data.pipeline().iter().map(|r| r.to_string()).collect();
+    assert_eq!(runs, ["cold", "no-change", "code-change", "deps-change"]);
+    assert_eq!(data.jobs.len(), 132);
+    assert!(data.jobs.iter().all(|j| j.backend == layerbench::results::BackendKind::Docker));
+    // Rewritten by today's writer, the same records read back equal, column for column.
+    let now = tempfile::tempdir().unwrap();
+    let mut writer = layerbench::results::ResultsWriter::create(now.path()).unwrap();
+    writer.write_run_info(&data.info).unwrap();
+    for job in &data.jobs {
+        writer.append_job(job, &data.steps_of(job).into_iter().cloned().collect::<Vec<_>>()).unwrap();
+    }
+    for row in &data.cache {
+        writer.append_cache(row).unwrap();
+    }
+    for row in &data.services {
+        writer.append_service(row).unwrap();
+    }
+    let header = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap().lines().next().unwrap().to_string();
+    for file in ["jobs.csv", "steps.csv", "cache.csv", "services.csv"] {
+        assert_eq!(header(&old, file), header(now.path(), file), "{file}'s columns");
+    }
+    let run = run_compare(&old, now.path());
+    assert_eq!(exit_code(&run.result), 0, "the same figures are no regression");
+    assert_eq!(run.result.expect("old against new compares").comparison.rows.len(), 44);
 }

@@ -10,11 +10,12 @@ mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use common::strategies::*;
 use common::*;
 use layerbench::results::JobStatus;
-use layerbench::strategy::StrategyKind::{self, *};
+use layerbench::strategy::Strategy;
 
-const BUILDKIT: [StrategyKind; 3] = [BuildkitInline, BuildkitRegistry, BuildkitShared];
+const BUILDKIT: [Strategy; 3] = [BUILDKIT_INLINE, BUILDKIT_REGISTRY, BUILDKIT_SHARED];
 
 fn matrix() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();

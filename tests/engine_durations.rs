@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use common::*;
 use layerbench::results::{JobRecord, JobStatus, StepRecord};
-use layerbench::strategy::{Phase, StrategyKind::*};
+use common::strategies::*;
+use layerbench::strategy::Phase;
 
 /// shared-dind: the classic builder; daemonless: buildah; buildkit-shared: BuildKit.
 const BUILDERS: [&str; 3] = ["shared-dind", "daemonless", "buildkit-shared"];
@@ -16,7 +17,7 @@ const SLEEP_STEP: u32 = 3;
 
 fn timed() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
-    RESULTS.get_or_init(|| run_to_the_end("engine-timed", "scenarios/timed.toml", &[SharedDind, Daemonless, BuildkitShared]))
+    RESULTS.get_or_init(|| run_to_the_end("engine-timed", "scenarios/timed.toml", &[SHARED_DIND, DAEMONLESS, BUILDKIT_SHARED]))
 }
 
 fn job<'a>(jobs: &'a [JobRecord], strategy: &str, run: &str) -> &'a JobRecord {

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::strategies::*;
 use common::*;
 use layerbench::events::{Event, Reporter};
 use layerbench::results::JobStatus;
 use layerbench::session::Ending;
-use layerbench::strategy::StrategyKind::*;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -23,7 +23,7 @@ fn tmp(name: &str) -> PathBuf {
 fn a_failing_run_step_fails_its_job_and_the_run_goes_on() {
     let _engine = lock_engine();
     let scenario = load("scenarios/small-failing.toml");
-    let outcome = runtime().block_on(run(&scenario, &[SharedDind, EphemeralDind], &tmp("failing"), vec![]));
+    let outcome = runtime().block_on(run(&scenario, &[SHARED_DIND, EPHEMERAL_DIND], &tmp("failing"), vec![]));
     let Ending::Finished(summary) = outcome.ending else { panic!("the run must finish: {:?}", outcome.ending) };
     let jobs = jobs(&outcome.results_dir);
     assert_eq!(jobs.len(), 2 * scenario.pipeline.len(), "every job ran although each one failed");
@@ -65,7 +65,7 @@ fn a_registry_that_goes_away_fails_the_jobs_that_need_it() {
     let _engine = lock_engine();
     let scenario = load("scenarios/small.toml");
     let reporter: Box<dyn Reporter> = Box::new(StopRegistryAfterFirstJob { stopped: false });
-    let outcome = runtime().block_on(run(&scenario, &[RegistryFinal], &tmp("registry-away"), vec![reporter]));
+    let outcome = runtime().block_on(run(&scenario, &[REGISTRY_FINAL], &tmp("registry-away"), vec![reporter]));
     assert!(matches!(outcome.ending, Ending::Finished(_)), "the run ends cleanly: {:?}", outcome.ending);
     let jobs = jobs(&outcome.results_dir);
     assert_eq!(jobs.len(), 4);

@@ -5,11 +5,11 @@ mod common;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder};
+use common::strategies::*;
 use common::*;
 use futures_util::StreamExt;
 use layerbench::backend::docker::{BackendImages, DockerBackend};
 use layerbench::backend::Backend;
-use layerbench::strategy::StrategyKind::*;
 
 /// Python that exits 0 when it can connect to HOST:PORT, 1 when it cannot.
 fn connect(host: &str, port: u16) -> String {
@@ -68,13 +68,13 @@ fn no_build_reaches_a_daemon_it_does_not_own_and_the_mirror_is_read_only() {
         let toolchain = layerbench::toolchain::resolve(&docker, &config, &events).await.unwrap();
         let run_id = format!("fence-{}", std::process::id());
         let mut backend = DockerBackend::start(docker.clone(), &run_id, BackendImages::from_toolchain(&toolchain), &events).await.unwrap();
-        backend.begin_iteration(1, &[SharedDind, Daemonless], &events).await.unwrap();
-        let shared_net = backend.network(SharedDind).unwrap().to_string();
-        let other_net = backend.network(Daemonless).unwrap().to_string();
+        backend.begin_iteration(1, &[SHARED_DIND, DAEMONLESS], &events).await.unwrap();
+        let shared_net = backend.network(SHARED_DIND).unwrap().to_string();
+        let other_net = backend.network(DAEMONLESS).unwrap().to_string();
         assert_ne!(shared_net, other_net, "each strategy has a network of its own");
-        let dind = backend.shared_daemon(SharedDind).unwrap().to_string();
+        let dind = backend.shared_daemon(SHARED_DIND).unwrap().to_string();
         let dind_ip = ip_on(&docker, &dind, &shared_net).await;
-        let base = &toolchain.base.name;
+        let base = &toolchain.base().name;
 
         // Positive control: the daemon's own network reaches it (as its jobs do).
         assert_eq!(probe(&docker, base, &shared_net, &connect(&dind_ip, 2375)).await, 0, "the owner's network reaches its daemon");
@@ -107,7 +107,7 @@ fn hostile_paths_and_changes_build_as_data_in_every_scripted_builder() {
     let scenario = load("tests/fixtures/scenarios/hostile.toml");
     let results = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let strategies = [Daemonless, BuildkitInline, BuildkitDaemon, DaemonlessKaniko];
+        let strategies = [DAEMONLESS, BUILDKIT_INLINE, BUILDKIT_DAEMON, DAEMONLESS_KANIKO];
         let outcome = run(&scenario, &strategies, results.path(), vec![]).await;
         let jobs = jobs(&outcome.results_dir);
         assert_eq!(jobs.len(), 4 * 3, "four strategies, three pipeline runs");

@@ -10,11 +10,12 @@ mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use common::strategies::*;
 use common::*;
 use layerbench::results::{FailureKind, JobStatus};
-use layerbench::strategy::StrategyKind::{self, *};
+use layerbench::strategy::Strategy;
 
-const STANDALONE: [StrategyKind; 3] = [DaemonlessKaniko, BuildkitDaemon, BuildkitDaemonShared];
+const STANDALONE: [Strategy; 3] = [DAEMONLESS_KANIKO, BUILDKIT_DAEMON, BUILDKIT_DAEMON_SHARED];
 
 fn matrix() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
@@ -68,7 +69,7 @@ fn buildkit_daemon_shared_hits_every_step_on_no_change() {
 fn only_the_fresh_buildkitd_imports_and_exports_its_cache() {
     for job in jobs(matrix()) {
         let (import, export) = (job.cache_import_ms, job.cache_export_ms);
-        match job.strategy.as_str() {
+        match job.strategy.name() {
             "buildkit-daemon" => {
                 assert!(import.is_some_and(|ms| ms > 0), "{}: no cache import timed: {import:?}", job.pipeline_run);
                 // The export overlaps the push; only the time it runs alone is its own, which may round to 0.
@@ -79,7 +80,7 @@ fn only_the_fresh_buildkitd_imports_and_exports_its_cache() {
             }
             _ => {}
         }
-        if job.strategy.starts_with("buildkit-daemon") {
+        if job.strategy.name().starts_with("buildkit-daemon") {
             assert!(job.push_ms.is_some_and(|ms| ms > 0), "{} {}: no push timed", job.strategy, job.pipeline_run);
         }
     }
@@ -114,7 +115,7 @@ fn no_build_step_reaches_the_buildkitd_that_runs_it() {
     let _engine = lock_engine();
     let scenario = load("tests/fixtures/scenarios/fence-probe.toml");
     let results = tempfile::tempdir().unwrap();
-    let outcome = runtime().block_on(run(&scenario, &[BuildkitDaemon, BuildkitDaemonShared], results.path(), vec![]));
+    let outcome = runtime().block_on(run(&scenario, &[BUILDKIT_DAEMON, BUILDKIT_DAEMON_SHARED], results.path(), vec![]));
     let jobs = jobs(&outcome.results_dir);
     assert_eq!(jobs.len(), 2);
     for job in &jobs {

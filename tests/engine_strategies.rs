@@ -9,12 +9,13 @@ mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use common::strategies::*;
 use common::*;
 use layerbench::results::JobStatus;
 use layerbench::session::Ending;
-use layerbench::strategy::StrategyKind::{self, *};
+use layerbench::strategy::Strategy;
 
-const ALL_ON_ENGINE: [StrategyKind; 5] = [EphemeralDind, RegistryFinal, RegistryMultistage, SharedDind, Daemonless];
+const ALL_ON_ENGINE: [Strategy; 5] = [EPHEMERAL_DIND, REGISTRY_FINAL, REGISTRY_MULTISTAGE, SHARED_DIND, DAEMONLESS];
 
 /// One run of every strategy through the whole pipeline, shared by the tests below.
 fn matrix() -> &'static PathBuf {
@@ -105,7 +106,7 @@ fn registry_multistage_generalises_to_three_stages() {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-3stage");
     let scenario = load("scenarios/small-3stage.toml");
     assert_eq!(scenario.dockerfile.stages.len(), 3);
-    let outcome = runtime().block_on(run(&scenario, &[RegistryMultistage], &root, vec![]));
+    let outcome = runtime().block_on(run(&scenario, &[REGISTRY_MULTISTAGE], &root, vec![]));
     assert!(matches!(outcome.ending, Ending::Finished(_)));
     let (hits, misses) = cache_pattern(&steps(&outcome.results_dir), "no-change", "registry-multistage");
     assert!(misses.is_empty(), "missed {misses:?} with three stages");

@@ -20,7 +20,7 @@ use kube::{Api, Client, Config};
 use layerbench::backend::kube::KubeOptions;
 use layerbench::results::{FailureKind, JobStatus};
 use layerbench::session::{self, BackendChoice, Ending};
-use layerbench::strategy::StrategyKind;
+use layerbench::strategy::Strategy;
 use layerbench::toolchain::ToolchainConfig;
 
 /// The context `layerbench cluster up` writes (override with LAYERBENCH_KUBE_CONTEXT).
@@ -29,7 +29,7 @@ fn context() -> String {
 }
 
 /// Every strategy the kube backend runs (BuildKit's are refused there).
-fn kube_strategies() -> Vec<StrategyKind> {
+fn kube_strategies() -> Vec<Strategy> {
     layerbench::backend::kube::kube_strategies()
 }
 
@@ -49,7 +49,7 @@ fn options() -> KubeOptions {
     KubeOptions { context: Some(context()), ..KubeOptions::default() }
 }
 
-fn request<'a>(scenario: &'a layerbench::scenario::Scenario, strategies: &[StrategyKind], root: &Path, options: KubeOptions) -> session::Request<'a> {
+fn request<'a>(scenario: &'a layerbench::scenario::Scenario, strategies: &[Strategy], root: &Path, options: KubeOptions) -> session::Request<'a> {
     session::Request {
         scenario,
         strategies: strategies.to_vec(),
@@ -160,10 +160,10 @@ fn kaniko_hits_every_run_step_from_its_cache_repo() {
 /// executor pushes inside the one process that builds, so on both backends its push is part of `build`.
 #[test]
 fn daemonless_jobs_phases_mean_what_they_mean_on_docker() {
-    for job in jobs(matrix()).iter().filter(|j| j.strategy.starts_with("daemonless")) {
+    for job in jobs(matrix()).iter().filter(|j| j.strategy.name().starts_with("daemonless")) {
         let build = job.build_ms.expect("a build phase");
         assert!(build > 0, "{} {}", job.strategy, job.pipeline_run);
-        match job.strategy.as_str() {
+        match job.strategy.name() {
             "daemonless" => {
                 let push = job.push_ms.unwrap_or_else(|| panic!("buildah {}: no push phase", job.pipeline_run));
                 assert!(push > 0, "buildah {}: push {push} ms", job.pipeline_run);
@@ -190,7 +190,7 @@ fn a_job_whose_image_cannot_be_pulled_fails_with_the_pods_reason_and_the_run_goe
         let base = layerbench::toolchain::stand_in_name(&toolchain.stand_in_prefix, layerbench::toolchain::Role::Base, &toolchain.base);
         let tag = bollard::query_parameters::TagImageOptionsBuilder::default().repo(NOT_IN_CLUSTER).tag("1").build();
         docker.tag_image(&base, Some(tag)).await.expect("tag the base stand-in (make test builds it)");
-        let strategies = [StrategyKind::Daemonless, StrategyKind::EphemeralDind];
+        let strategies = [Strategy::named("daemonless"), Strategy::named("ephemeral-dind")];
         let mut request = request(&scenario, &strategies, &root, options());
         request.toolchain.buildah = format!("{NOT_IN_CLUSTER}:1");
         let outcome = session::execute(&docker, &request, &common::events(vec![]), std::future::pending()).await;
@@ -218,7 +218,7 @@ fn ctrl_c_mid_run_leaves_valid_results_and_no_labelled_objects() {
     let rt = runtime();
     let outcome = big_stack(|| rt.block_on(async {
         let docker = common::engine().await;
-        let strategies = [StrategyKind::SharedDind];
+        let strategies = [Strategy::named("shared-dind")];
         // Interrupted once the first job has had time to get its pod going.
         let interrupt = tokio::time::sleep(Duration::from_secs(25));
         session::execute(&docker, &request(&scenario, &strategies, &root, options()), &common::events(vec![]), interrupt)

@@ -9,7 +9,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use layerbench::backend::kube::names::{is_dns_label, is_label_value};
 use layerbench::backend::kube::{manifests_yaml, KubeOptions};
 use layerbench::scenario::{Change, Dockerfile, PipelineRun, Scenario};
-use layerbench::strategy::StrategyKind;
+use layerbench::strategy::Strategy;
 use serde::Deserialize;
 
 const DOCKERFILE: &str = "FROM python:3.11-slim AS builder\nRUN pip wheel -w /wheels flask\n\
@@ -63,13 +63,13 @@ fn scenario(context: &tempfile::TempDir, name: &str) -> Scenario {
         dockerfile: Dockerfile::parse(DOCKERFILE).unwrap(),
         repository: "flask-app".into(),
         iterations: 1,
-        strategies: StrategyKind::ALL.to_vec(),
+        strategies: Strategy::all().collect(),
         pipeline: vec![PipelineRun { name: "first".into(), change: Change::None }],
         hash: String::new(),
     }
 }
 
-fn manifests(strategy: StrategyKind, options: &KubeOptions) -> (String, Objects) {
+fn manifests(strategy: Strategy, options: &KubeOptions) -> (String, Objects) {
     let context = tempfile::tempdir().unwrap();
     let yaml = manifests_yaml(&scenario(&context, "flask"), strategy, options).unwrap();
     // For checks by outside tools (a schema validator, `kubectl apply --dry-run=server`).
@@ -87,8 +87,8 @@ fn dind_of(pod: &k8s_openapi::api::core::v1::PodSpec) -> &k8s_openapi::api::core
 
 #[test]
 fn every_strategy_prints_yaml_that_parses_back_with_valid_names_and_run_labels() {
-    for strategy in StrategyKind::ALL {
-        if strategy.strategy().daemon().kind() == Some(layerbench::strategy::DaemonKind::Buildkit) {
+    for strategy in Strategy::all() {
+        if strategy.daemon.kind() == Some(layerbench::strategy::DaemonKind::Buildkit) {
             // No standalone buildkitd on this backend yet: refused with a reason, not half-printed.
             let context = tempfile::tempdir().unwrap();
             let error = manifests_yaml(&scenario(&context, "flask"), strategy, &KubeOptions::default()).unwrap_err();
@@ -116,7 +116,7 @@ fn every_strategy_prints_yaml_that_parses_back_with_valid_names_and_run_labels()
 
 #[test]
 fn dind_strategies_print_a_job_pod_with_a_privileged_daemon_and_the_jobs_script() {
-    for strategy in [StrategyKind::EphemeralDind, StrategyKind::RegistryFinal, StrategyKind::RegistryMultistage] {
+    for strategy in [Strategy::named("ephemeral-dind"), Strategy::named("registry-final"), Strategy::named("registry-multistage")] {
         let (yaml, objects) = manifests(strategy, &KubeOptions::default());
         assert_eq!(objects.pods.len(), 1, "{strategy}");
         let spec = objects.pods[0].spec.as_ref().unwrap();
@@ -127,14 +127,14 @@ fn dind_strategies_print_a_job_pod_with_a_privileged_daemon_and_the_jobs_script(
         assert!(yaml.contains("# privileged container"), "{strategy}: the YAML says it is privileged");
         assert!(yaml.contains("#   docker push registry:5000/"), "{strategy}: the job's script is shown");
     }
-    let (yaml, _) = manifests(StrategyKind::RegistryMultistage, &KubeOptions::default());
+    let (yaml, _) = manifests(Strategy::named("registry-multistage"), &KubeOptions::default());
     assert!(yaml.contains("docker build --target builder"), "{yaml}");
 }
 
 #[test]
 fn shared_dind_prints_claim_deployment_service_and_policy_with_the_root_risk_warning() {
     let options = KubeOptions { storage_class: Some("standard".into()), ..KubeOptions::default() };
-    let (yaml, objects) = manifests(StrategyKind::SharedDind, &options);
+    let (yaml, objects) = manifests(Strategy::named("shared-dind"), &options);
     assert!(objects.pods.is_empty(), "jobs use the shared daemon; no job pod of their own");
     assert_eq!((objects.claims.len(), objects.policies.len()), (1, 1));
     let claim = &objects.claims[0];
@@ -160,7 +160,7 @@ fn shared_dind_prints_claim_deployment_service_and_policy_with_the_root_risk_war
 
 #[test]
 fn daemonless_prints_the_context_config_maps_its_pod_mounts() {
-    for strategy in [StrategyKind::Daemonless, StrategyKind::DaemonlessKaniko] {
+    for strategy in [Strategy::named("daemonless"), Strategy::named("daemonless-kaniko")] {
         let (_, objects) = manifests(strategy, &KubeOptions::default());
         let parts: Vec<&ConfigMap> = objects.config_maps.iter().filter(|cm| cm.binary_data.is_some()).collect();
         assert_eq!(parts.len(), 1, "{strategy}: a small context is one part");
@@ -183,7 +183,7 @@ fn daemonless_prints_the_context_config_maps_its_pod_mounts() {
 #[test]
 fn a_given_namespace_is_used_and_not_printed_as_an_object() {
     let options = KubeOptions { namespace: Some("ci-builds".into()), ..KubeOptions::default() };
-    let (_, objects) = manifests(StrategyKind::EphemeralDind, &options);
+    let (_, objects) = manifests(Strategy::named("ephemeral-dind"), &options);
     assert!(objects.namespaces.is_empty());
     assert_eq!(objects.pods[0].metadata.namespace.as_deref(), Some("ci-builds"));
 }
@@ -192,7 +192,7 @@ fn a_given_namespace_is_used_and_not_printed_as_an_object() {
 fn an_invalid_namespace_is_refused_with_the_rule() {
     let context = tempfile::tempdir().unwrap();
     let options = KubeOptions { namespace: Some("CI_Builds".into()), ..KubeOptions::default() };
-    let error = manifests_yaml(&scenario(&context, "flask"), StrategyKind::SharedDind, &options).unwrap_err();
+    let error = manifests_yaml(&scenario(&context, "flask"), Strategy::named("shared-dind"), &options).unwrap_err();
     assert_eq!(
         error.to_string(),
         "use namespace \"CI_Builds\": it is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63)"
@@ -203,7 +203,7 @@ fn an_invalid_namespace_is_refused_with_the_rule() {
 fn a_long_scenario_name_still_gives_valid_names_and_labels() {
     let context = tempfile::tempdir().unwrap();
     let long = "A scenario whose name is far longer than any Kubernetes name or label may be, with spaces";
-    let yaml = manifests_yaml(&scenario(&context, long), StrategyKind::SharedDind, &KubeOptions::default()).unwrap();
+    let yaml = manifests_yaml(&scenario(&context, long), Strategy::named("shared-dind"), &KubeOptions::default()).unwrap();
     for (kind, name, labels) in parse(&yaml).metas {
         assert!(is_dns_label(&name), "{kind} {name}");
         assert!(labels.values().all(|v| is_label_value(v)), "{kind} {name}: {labels:?}");

@@ -53,15 +53,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The fastest strategy as the CSV says, computed here without the report's code.
 fn fastest_by_csv(dir: &Path) -> String {
     let jobs = read_jobs(dir).unwrap();
-    let runs: Vec<String> = read_run_info(dir).unwrap().pipeline;
+    let runs: Vec<String> = read_run_info(dir).unwrap().pipeline.iter().map(|r| r.to_string()).collect();
     let mut walls: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for j in jobs.iter().filter(|j| j.status == JobStatus::Ok) {
         walls
-            .entry((j.strategy.clone(), j.pipeline_run.clone()))
+            .entry((j.strategy.to_string(), j.pipeline_run.to_string()))
             .or_default()
             .push(j.wall_ms as f64);
     }
-    let strategies: Vec<String> = jobs.iter().map(|j| j.strategy.clone()).collect();
+    let strategies: Vec<String> = jobs.iter().map(|j| j.strategy.to_string()).collect();
     let mut totals: Vec<(f64, String)> = vec![];
     for s in strategies.iter().collect::<std::collections::BTreeSet<_>>() {
         let per_run: Option<Vec<f64>> = runs
@@ -384,7 +384,7 @@ fn an_interrupted_run_is_reported_over_the_runs_it_reached_and_says_so() {
     }
     let mut info = read_run_info(&source).unwrap();
     info.interrupted = true;
-    info.strategies.push("daemonless-kaniko".into());
+    info.strategies.push(layerbench::strategy::Strategy::named("daemonless-kaniko"));
     std::fs::write(
         dir.path().join("run.json"),
         serde_json::to_string_pretty(&info).unwrap(),

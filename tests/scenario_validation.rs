@@ -4,7 +4,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use layerbench::scenario::{self, context, Change, Scenario};
-use layerbench::strategy::StrategyKind;
+use layerbench::strategy::Strategy;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,7 +33,7 @@ fn error_of(name: &str, file: &Path) -> String {
 
 #[test]
 fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
-    let valid = StrategyKind::valid_names();
+    let valid = Strategy::valid_names();
     let cases: &[(&str, &str, &[&str])] = &[
         ("unknown-key.toml", "3:1", &["unknown field `iteratons`", "expected one of", "`iterations`"]),
         ("unknown-pipeline-key.toml", "6:1", &["unknown field `chnage`", "`change`"]),
@@ -101,7 +101,7 @@ fn flask_scenario_is_the_fifteen_step_two_stage_app() {
         matches!(&s.pipeline[3].change, Change::Append { file, .. } if file == Path::new("requirements.txt"))
     );
     // Every strategy: kaniko is skipped at run time, with a note, where its image cannot be pulled.
-    assert_eq!(s.strategies, StrategyKind::ALL.to_vec());
+    assert_eq!(s.strategies, Strategy::all().collect::<Vec<_>>());
     // The step the code change invalidates: the comment in flask.toml relies on it.
     assert_eq!(s.dockerfile.step(12).unwrap().1.text, "COPY app .");
     assert_eq!(s.dockerfile.step(5).unwrap().1.text, "COPY requirements.txt .");
@@ -245,13 +245,14 @@ fn hostile_values_load_unchanged_and_reach_the_tar_as_data() {
 
 #[test]
 fn registry_multistage_needs_named_stages_and_the_others_do_not() {
-    use StrategyKind::*;
+    let [ephemeral_dind, registry_final, registry_multistage, shared_dind, daemonless, daemonless_kaniko] =
+        ["ephemeral-dind", "registry-final", "registry-multistage", "shared-dind", "daemonless", "daemonless-kaniko"].map(Strategy::named);
     let s = load_shipped("small-3stage-unnamed.toml");
     let labels: Vec<String> = s.dockerfile.stages.iter().map(|s| s.label()).collect();
     assert_eq!(labels, ["deps", "1", "2"]);
     s.check_strategies(&s.strategies).unwrap();
-    s.check_strategies(&[EphemeralDind, RegistryFinal, SharedDind, Daemonless, DaemonlessKaniko]).unwrap();
-    let err = s.check_strategies(&[SharedDind, RegistryMultistage]).unwrap_err().to_string();
+    s.check_strategies(&[ephemeral_dind, registry_final, shared_dind, daemonless, daemonless_kaniko]).unwrap();
+    let err = s.check_strategies(&[shared_dind, registry_multistage]).unwrap_err().to_string();
     assert_eq!(
         err,
         format!(
@@ -261,11 +262,11 @@ fn registry_multistage_needs_named_stages_and_the_others_do_not() {
     );
     // The named three-stage Dockerfile is what registry-multistage is tested on.
     let named = load_shipped("small-3stage.toml");
-    named.check_strategies(&[RegistryMultistage]).unwrap();
+    named.check_strategies(&[registry_multistage]).unwrap();
 
     // A stage name Docker accepts can still make an invalid repository once appended.
     let (_dir, path) = temp_scenario("[[pipeline]]\nname = \"cold\"\n");
     std::fs::write(path.parent().unwrap().join("ctx/Dockerfile"), "FROM a AS deps.\nFROM b\n").unwrap();
-    let err = scenario::load(&path).unwrap().check_strategies(&[RegistryMultistage]).unwrap_err().to_string();
+    let err = scenario::load(&path).unwrap().check_strategies(&[registry_multistage]).unwrap_err().to_string();
     assert!(err.ends_with("pushes stage `deps.` (line 1) as `t-deps.`, which is not a valid image repository (use lower-case letters and digits, joined by '.', '_', '__' or '-', in '/'-separated parts); rename the stage"), "{err}");
 }

@@ -13,7 +13,7 @@ use bollard::{body_full, Docker};
 use futures_util::StreamExt;
 use layerbench::events::{Event, EventSink, Reporter};
 use layerbench::results::ImageSource;
-use layerbench::toolchain::{self, ResolvedImage, ToolchainConfig, BUILT_FROM_LABEL, RECIPE_LABEL, STAND_IN_LABEL};
+use layerbench::toolchain::{self, ResolvedImage, Role, ToolchainConfig, BUILT_FROM_LABEL, RECIPE_LABEL, STAND_IN_LABEL};
 
 /// Keeps every event, so tests can check what the user was told.
 #[derive(Clone, Default)]
@@ -89,10 +89,8 @@ async fn resolved_images_exist_run_and_are_announced_once() {
     let toolchain = toolchain::resolve(&docker, &config, &recorder.sink()).await.expect("toolchain resolves");
 
     let notices = recorder.notices();
-    let (dind, buildah) = (toolchain.dind.as_ref().expect("dind"), toolchain.buildah.as_ref().expect("buildah"));
-    let job = toolchain.job.as_ref().expect("job image");
-    let (kaniko, buildkit) = (toolchain.kaniko.as_ref().expect("kaniko"), toolchain.buildkit.as_ref().expect("buildkit"));
-    for image in [&toolchain.base, dind, &toolchain.registry, buildah, job, kaniko, buildkit] {
+    for role in toolchain::ROLES {
+        let image = toolchain.get(role).unwrap_or_else(|| panic!("{role} is resolved"));
         let inspected = docker.inspect_image(&image.name).await.expect("resolved image exists");
         assert_eq!(inspected.id, image.id, "{} id", image.role);
         let announced = notices.iter().filter(|n| n.contains(&image.name)).count();
@@ -107,7 +105,9 @@ async fn resolved_images_exist_run_and_are_announced_once() {
         }
     }
 
-    let (output, code) = run(&docker, &toolchain.base, &["python", "-c", "import venv, pip; print(1)"]).await;
+    let image = |role: toolchain::Role| toolchain.get(role).unwrap_or_else(|| panic!("{role} is resolved"));
+    let (buildah, job, kaniko, buildkit) = (image(Role::Buildah), image(Role::Job), image(Role::Kaniko), image(Role::Buildkit));
+    let (output, code) = run(&docker, toolchain.base(), &["python", "-c", "import venv, pip; print(1)"]).await;
     assert_eq!((output.trim(), code), ("1", 0), "base image runs python with venv and pip");
     let (output, code) = run(&docker, buildah, &["buildah", "--version"]).await;
     assert_eq!(code, 0, "buildah runs: {output}");
@@ -183,22 +183,22 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
             eprintln!("  setup: {message}");
         }
     }
-    let images = [&first.base, first.dind.as_ref().unwrap(), &first.registry, first.buildah.as_ref().unwrap()];
+    let images = [first.base(), first.get(Role::Dind).unwrap(), first.registry(), first.get(Role::Buildah).unwrap()];
     for image in images {
         assert_eq!(image.source, ImageSource::LocalStandIn, "{}", image.role);
         assert!(image.name.starts_with(&format!("{prefix}/")), "{}", image.name);
     }
-    assert_eq!(first.base.name, format!("{prefix}/python:3.11-slim"));
+    assert_eq!(first.base().name, format!("{prefix}/python:3.11-slim"));
     assert_eq!(recorder.notices().len(), 7, "one notice per stand-in: {:?}", recorder.notices());
-    for image in [first.kaniko.as_ref().unwrap(), first.buildkit.as_ref().unwrap()] {
+    for image in [first.get(Role::Kaniko).unwrap(), first.get(Role::Buildkit).unwrap()] {
         assert!(image.built_from.as_deref().is_some_and(|f| f.contains("(go build, go")), "{}: {:?}", image.role, image.built_from);
     }
 
-    let (output, code) = run(&docker, &first.base, &["pip", "install", "--dry-run", "--no-index", "pip"]).await;
+    let (output, code) = run(&docker, first.base(), &["pip", "install", "--dry-run", "--no-index", "pip"]).await;
     assert_eq!(code, 0, "pip may install system-wide, as in the official image: {output}");
-    let (output, code) = run(&docker, first.dind.as_ref().unwrap(), &["dockerd", "--version"]).await;
+    let (output, code) = run(&docker, first.get(Role::Dind).unwrap(), &["dockerd", "--version"]).await;
     assert_eq!(code, 0, "dind entry point runs commands: {output}");
-    let (output, code) = run(&docker, &first.registry, &["registry", "--version"]).await;
+    let (output, code) = run(&docker, first.registry(), &["registry", "--version"]).await;
     assert_eq!(code, 0, "registry entry point runs subcommands: {output}");
 
     // A second resolve finds everything current and builds nothing.
@@ -210,16 +210,16 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
     assert!(second_ms < 10_000, "reusing stand-ins took {second_ms} ms");
 
     // An image from another recipe under a stand-in's name gets rebuilt, not trusted.
-    plant_stale(&docker, &first.registry.name, &first.base.name).await;
-    let stale_id = docker.inspect_image(&first.registry.name).await.unwrap().id;
+    plant_stale(&docker, &first.registry().name, &first.base().name).await;
+    let stale_id = docker.inspect_image(&first.registry().name).await.unwrap().id;
     let rebuilt = toolchain::resolve(&docker, &config, &EventSink::default()).await.expect("stale registry rebuilt");
-    assert_ne!(rebuilt.registry.id, stale_id);
-    let inspected = docker.inspect_image(&rebuilt.registry.name).await.unwrap();
+    assert_ne!(rebuilt.registry().id, stale_id);
+    let inspected = docker.inspect_image(&rebuilt.registry().name).await.unwrap();
     assert_ne!(labels(&inspected).get(RECIPE_LABEL).map(String::as_str), Some("stale"));
-    assert_eq!((rebuilt.base.id.clone(), rebuilt.dind.as_ref().unwrap().id.clone()), (first.base.id.clone(), first.dind.as_ref().unwrap().id.clone()));
+    assert_eq!((rebuilt.base().id.clone(), rebuilt.get(Role::Dind).unwrap().id.clone()), (first.base().id.clone(), first.get(Role::Dind).unwrap().id.clone()));
 
-    let go_built = [rebuilt.kaniko.as_ref().unwrap(), rebuilt.buildkit.as_ref().unwrap(), rebuilt.job.as_ref().unwrap()];
-    for image in go_built.into_iter().chain([rebuilt.buildah.as_ref().unwrap(), &rebuilt.registry, rebuilt.dind.as_ref().unwrap(), &rebuilt.base]) {
+    let go_built = [rebuilt.get(Role::Kaniko).unwrap(), rebuilt.get(Role::Buildkit).unwrap(), rebuilt.get(Role::Job).unwrap()];
+    for image in go_built.into_iter().chain([rebuilt.get(Role::Buildah).unwrap(), rebuilt.registry(), rebuilt.get(Role::Dind).unwrap(), rebuilt.base()]) {
         let options = RemoveImageOptionsBuilder::new().force(true).build();
         docker.remove_image(&image.name, Some(options), None).await.expect("remove test image");
     }

@@ -1,4 +1,24 @@
-//! The flags and configuration of every standalone BuildKit daemon a run starts, on either backend.
+//! The standalone BuildKit daemon (`buildkitd`) a run starts, on either backend: its flags, configuration,
+//! image, state and privileges.
+
+use super::command::DaemonHome;
+use crate::strategy::Privileges;
+use crate::toolchain::Role;
+
+pub const HOME: DaemonHome = DaemonHome {
+    service_name: "buildkitd",
+    role: Role::Buildkit,
+    state_dir: "/var/lib/buildkit",
+    api_port: API_PORT,
+    privileges,
+};
+
+/// buildkitd mounts overlayfs and sets up iptables for its steps: without a privileged container both fail
+/// (with SYS_ADMIN, NET_ADMIN and unconfined profiles it also needs a writable cgroup tree). Rootless
+/// buildkitd would need none, and is not measured here.
+fn privileges() -> Privileges {
+    Privileges { privileged: true, ..Privileges::default() }
+}
 
 /// The port buildkitd's gRPC API listens on, plain TCP without TLS, reachable only on the strategy's own
 /// network (a build step is fenced off it, see the backends).

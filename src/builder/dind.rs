@@ -1,4 +1,26 @@
-//! The flags of every dind daemon a run starts, on either backend: one daemon, one command line.
+//! The dind daemon (docker:dind, `dockerd`) a run starts, on either backend: one daemon, one command line,
+//! its image, state and privileges.
+
+use super::command::DaemonHome;
+use crate::strategy::Privileges;
+use crate::toolchain::Role;
+
+pub const HOME: DaemonHome = DaemonHome {
+    service_name: "dind",
+    role: Role::Dind,
+    state_dir: "/var/lib/docker",
+    api_port: API_PORT,
+    privileges,
+};
+
+/// dockerd runs containers of its own: it needs a privileged container (see the backends for an engine that
+/// refuses `--privileged`).
+fn privileges() -> Privileges {
+    Privileges { privileged: true, ..Privileges::default() }
+}
+
+/// The key of the dind daemons' version (and so the classic builder's) in `run.json`'s `builder_versions`.
+pub const VERSION_KEY: &str = "dind (classic builder)";
 
 /// The port a dind daemon's API listens on, plain TCP without TLS, reachable only where the backend
 /// allows it (the strategy's own network, or a job pod's loopback).

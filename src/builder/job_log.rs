@@ -3,11 +3,12 @@
 
 use std::collections::VecDeque;
 
-use super::{phase_marked, JobCommand, VersionLine};
-use crate::backend::{JobError, JobOutcome};
-use crate::builder_log::{split_docker_timestamp, LogClock, LogParser, ParsedStep};
-use crate::scenario::Dockerfile;
-use crate::strategy::{DaemonlessBuilder, Phase};
+use super::log::{announce_step, split_docker_timestamp, LogClock, LogParser, ParsedStep};
+use super::command::{phase_marked, JobCommand, VersionLine};
+use crate::dockerfile::Dockerfile;
+use crate::events::EventSink;
+use crate::job::{JobError, JobOutcome};
+use crate::strategy::{JobBuilder, Phase};
 use crate::Millis;
 
 /// Lines kept to say what a builder that failed without a parsed error printed last.
@@ -21,6 +22,8 @@ pub struct JobLog {
     /// Where the script left its build phase (buildah's pushes follow): the builder's last step ends there.
     build_end_ms: Option<Millis>,
     tail: VecDeque<String>,
+    /// The step last announced as started.
+    announced: u32,
 }
 
 impl JobLog {
@@ -29,11 +32,12 @@ impl JobLog {
     pub fn start(command: &JobCommand, dockerfile: &Dockerfile, outcome: &mut JobOutcome) -> JobLog {
         outcome.enter(Phase::Build);
         JobLog {
-            parser: command.log.parser(dockerfile),
+            parser: (command.parser)(dockerfile),
             version: command.version,
             clock: LogClock::default(),
             build_end_ms: None,
             tail: VecDeque::new(),
+            announced: 0,
         }
     }
 
@@ -59,9 +63,9 @@ impl JobLog {
         version
     }
 
-    /// The builder's parser, for progress display of the step running now.
-    pub fn parser(&self) -> &dyn LogParser {
-        self.parser.as_ref()
+    /// Says when the builder starts a step it had not started before (progress display).
+    pub fn announce(&mut self, dockerfile: &Dockerfile, events: &EventSink) {
+        announce_step(self.parser.as_ref(), dockerfile, &mut self.announced, events);
     }
 
     /// Ends the log: the builder's steps go into `outcome`, and the time the builder reported for
@@ -69,7 +73,7 @@ impl JobLog {
     /// the build.
     pub fn finish(mut self, outcome: &mut JobOutcome) -> FinishedLog {
         let steps = self.parser.finish(self.build_end_ms.unwrap_or(self.clock.last_ms()));
-        crate::backend::docker::ops::merge_steps(outcome, &steps);
+        outcome.merge_steps(steps.iter().map(ParsedStep::outcome));
         for (phase, ms) in self.parser.phases() {
             outcome.split_phase(Phase::Build, phase, ms);
         }
@@ -92,7 +96,7 @@ impl FinishedLog {
     /// Why the job failed when its builder exited with `code`: a build failure at the step that
     /// failed, or an infrastructure failure with the builder's error or the last thing it printed
     /// (`fallback` when it printed nothing: a message the runtime kept, say).
-    pub fn exit_failure(&self, builder: DaemonlessBuilder, code: i64, total_steps: u32, fallback: Option<&str>) -> JobError {
+    pub fn exit_failure(&self, builder: JobBuilder, code: i64, total_steps: u32, fallback: Option<&str>) -> JobError {
         let reason = self
             .error
             .clone()
@@ -119,7 +123,7 @@ mod tests {
 
     fn buildah() -> JobCommand {
         let request = BuildRequest {
-            builder: DaemonlessBuilder::Buildah,
+            builder: JobBuilder::Buildah,
             destinations: vec!["r:5000/a:c1".into()],
             cache_from: vec![CacheImport::Registry { reference: "r:5000/a-cache".into() }],
             cache_to: Some(CacheExport::Registry { reference: "r:5000/a-cache".into(), every_stage: true }),
@@ -146,7 +150,7 @@ mod tests {
         let finished = log.finish(&mut outcome);
         assert_eq!(finished.steps[1].duration_ms, Some(2000), "step 2 ends at the push mark, not at the log's end");
         assert_eq!(finished.last_line.as_deref(), Some("Writing manifest to image destination"));
-        let failure = finished.exit_failure(DaemonlessBuilder::Buildah, 125, 2, None);
+        let failure = finished.exit_failure(JobBuilder::Buildah, 125, 2, None);
         assert_eq!(failure.message, "Buildah exited with code 125: Writing manifest to image destination");
     }
 }

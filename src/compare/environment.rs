@@ -1,6 +1,6 @@
 //! How the two runs' machines and toolchains differ: what can move times with no change to the code.
 
-use crate::report::data::Spread;
+use crate::results::data::Spread;
 use crate::results::{ImageSource, JobRecord, RunInfo};
 
 /// Difference in load per CPU that counts as another environment.
@@ -61,7 +61,7 @@ pub fn differences(b: &RunInfo, c: &RunInfo) -> Vec<Difference> {
             out.push(Difference::new(what, base, cand));
         }
     };
-    differ("backend", b.backend.clone(), c.backend.clone());
+    differ("backend", b.backend.to_string(), c.backend.to_string());
     differ(
         "host CPUs",
         b.host.cpus.map_or(UNKNOWN.into(), |n| n.to_string()),

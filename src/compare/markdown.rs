@@ -50,8 +50,8 @@ pub fn render(c: &Comparison) -> String {
         }
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            cell(&r.strategy),
-            cell(&r.pipeline_run),
+            cell(r.strategy.name()),
+            cell(r.pipeline_run.as_str()),
             cell(&side_text(&r.baseline)),
             cell(&side_text(&r.candidate)),
             cell(&change_text(r)),
@@ -67,8 +67,8 @@ pub fn render(c: &Comparison) -> String {
             details_text(r).into_iter().map(move |t| {
                 format!(
                     "- **{} / {}**: {}",
-                    cell(&r.strategy),
-                    cell(&r.pipeline_run),
+                    cell(r.strategy.name()),
+                    cell(r.pipeline_run.as_str()),
                     t
                 )
             })

@@ -9,8 +9,9 @@ mod terminal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::report::data::{RunData, Spread};
-use crate::results::{FailureKind, JobStatus};
+use crate::results::data::{RunData, Spread};
+use crate::results::{FailureKind, JobStatus, PipelineRunName};
+use crate::strategy::Strategy;
 
 pub use bootstrap::{relative_change_of_median, Estimate, RESAMPLES};
 pub use environment::{Difference, LOAD_PER_CPU_DIFFERENCE};
@@ -188,8 +189,8 @@ impl StepKey {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    pub strategy: String,
-    pub pipeline_run: String,
+    pub strategy: Strategy,
+    pub pipeline_run: PipelineRunName,
     pub baseline: Option<Side>,
     pub candidate: Option<Side>,
     /// Relative change of the median, (candidate - baseline) / baseline.
@@ -321,7 +322,7 @@ fn load(role: &str, dir: &Path) -> Result<RunData, CompareError> {
 }
 
 /// Which steps hit the cache in most successful jobs of a strategy in a pipeline run.
-fn cached_majority(data: &RunData, strategy: &str, run: &str) -> (BTreeSet<StepKey>, usize) {
+fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> (BTreeSet<StepKey>, usize) {
     let ok: Vec<_> = data
         .jobs_of(strategy, run)
         .into_iter()
@@ -354,7 +355,7 @@ fn cached_majority(data: &RunData, strategy: &str, run: &str) -> (BTreeSet<StepK
     (cached, data.step_table().len())
 }
 
-fn side(data: &RunData, strategy: &str, run: &str) -> Option<Side> {
+fn side(data: &RunData, strategy: Strategy, run: &str) -> Option<Side> {
     let jobs = data.jobs_of(strategy, run);
     if jobs.is_empty() {
         return None;
@@ -420,86 +421,23 @@ pub fn time_verdict(
     }
 }
 
-fn row(
-    strategy: &str,
-    run: &str,
-    baseline: Option<Side>,
-    candidate: Option<Side>,
-    threshold: f64,
-    whole_run: &[Difference],
-) -> Row {
-    let mut change = None;
-    let mut interval = None;
-    let time = match (&baseline, &candidate) {
-        (None, _) => TimeVerdict::NotCompared("only in the candidate".into()),
-        (_, None) => TimeVerdict::NotCompared("missing from the candidate".into()),
-        (Some(b), Some(c)) => match (b.ok_jobs, c.ok_jobs) {
-            (0, 0) => TimeVerdict::NotCompared("every job failed on both sides".into()),
-            (_, 0) => TimeVerdict::NotCompared("no successful candidate job".into()),
-            (0, _) => TimeVerdict::NotCompared("no successful baseline job".into()),
-            _ => {
-                let (ch, iv, v) = time_verdict(&b.ok_wall_ms, &c.ok_wall_ms, threshold);
-                change = Some(ch);
-                interval = iv;
-                v
-            }
-        },
-    };
-    let (cache_lost, cache_gained) = match (&baseline, &candidate) {
-        (Some(b), Some(c)) if b.ok_jobs > 0 && c.ok_jobs > 0 => {
-            let base_ids: BTreeSet<_> = b.cached.iter().map(StepKey::id).collect();
-            let cand_ids: BTreeSet<_> = c.cached.iter().map(StepKey::id).collect();
-            let mut lost: Vec<StepKey> = b
-                .cached
-                .iter()
-                .filter(|k| !cand_ids.contains(&k.id()))
-                .cloned()
-                .collect();
-            let mut gained: Vec<StepKey> = c
-                .cached
-                .iter()
-                .filter(|k| !base_ids.contains(&k.id()))
-                .cloned()
-                .collect();
-            lost.sort_by_key(|k| k.step);
-            gained.sort_by_key(|k| k.step);
-            (lost, gained)
-        }
-        _ => (vec![], vec![]),
-    };
-    // A candidate that measured nothing fails the gate even when the baseline failed too: a gate
-    // that passes on no evidence can be fooled by breaking the thing it measures.
-    let breakage = match (&baseline, &candidate) {
-        (Some(_), None) => Some(Breakage::MissingFromCandidate),
-        (Some(_), Some(c)) if c.ok_jobs == 0 => Some(Breakage::NoSuccessfulCandidateJob {
-            build: c.build_failures,
-            infrastructure: c.infrastructure_failures,
-        }),
-        (Some(b), Some(c)) if b.build_failures == 0 && c.build_failures > 0 => {
-            Some(Breakage::NewBuildFailures {
-                candidate: c.build_failures,
-            })
-        }
-        _ => None,
-    };
+fn row(strategy: Strategy, run: &PipelineRunName, baseline: Option<Side>, candidate: Option<Side>, threshold: f64, whole_run: &[Difference]) -> Row {
+    let (change, interval, time) = judge_times(baseline.as_ref(), candidate.as_ref(), threshold);
+    let (cache_lost, cache_gained) = cache_changes(baseline.as_ref(), candidate.as_ref());
+    let breakage = breakage(baseline.as_ref(), candidate.as_ref());
     let environment = if matches!(time, TimeVerdict::Regressed | TimeVerdict::Improved) {
         let load = environment::load_difference(
             baseline.as_ref().and_then(|s| s.load_per_cpu),
             candidate.as_ref().and_then(|s| s.load_per_cpu),
         );
-        whole_run
-            .iter()
-            .filter(|d| !d.is_load())
-            .cloned()
-            .chain(load)
-            .collect()
+        whole_run.iter().filter(|d| !d.is_load()).cloned().chain(load).collect()
     } else {
         vec![]
     };
     let regressed = time == TimeVerdict::Regressed || !cache_lost.is_empty() || breakage.is_some();
     Row {
-        strategy: strategy.into(),
-        pipeline_run: run.into(),
+        strategy,
+        pipeline_run: run.clone(),
         baseline,
         candidate,
         change,
@@ -513,8 +451,57 @@ fn row(
     }
 }
 
+/// The change of the median wall time, its interval and the verdict, when both sides have successful jobs.
+fn judge_times(baseline: Option<&Side>, candidate: Option<&Side>, threshold: f64) -> (Option<f64>, Option<(f64, f64)>, TimeVerdict) {
+    let not_compared = |why: &str| (None, None, TimeVerdict::NotCompared(why.into()));
+    match (baseline, candidate) {
+        (None, _) => not_compared("only in the candidate"),
+        (_, None) => not_compared("missing from the candidate"),
+        (Some(b), Some(c)) => match (b.ok_jobs, c.ok_jobs) {
+            (0, 0) => not_compared("every job failed on both sides"),
+            (_, 0) => not_compared("no successful candidate job"),
+            (0, _) => not_compared("no successful baseline job"),
+            _ => {
+                let (change, interval, verdict) = time_verdict(&b.ok_wall_ms, &c.ok_wall_ms, threshold);
+                (Some(change), interval, verdict)
+            }
+        },
+    }
+}
+
+/// Steps that hit in the baseline and no longer do, and the reverse, by step number.
+fn cache_changes(baseline: Option<&Side>, candidate: Option<&Side>) -> (Vec<StepKey>, Vec<StepKey>) {
+    let (Some(b), Some(c)) = (baseline, candidate) else { return (vec![], vec![]) };
+    if b.ok_jobs == 0 || c.ok_jobs == 0 {
+        return (vec![], vec![]);
+    }
+    let only_in = |one: &Side, other: &Side| {
+        let ids: BTreeSet<_> = other.cached.iter().map(StepKey::id).collect();
+        let mut keys: Vec<StepKey> = one.cached.iter().filter(|k| !ids.contains(&k.id())).cloned().collect();
+        keys.sort_by_key(|k| k.step);
+        keys
+    };
+    (only_in(b, c), only_in(c, b))
+}
+
+/// What makes a row a regression whatever its times say. A candidate that measured nothing fails the
+/// gate even when the baseline failed too: a gate that passes on no evidence can be fooled by breaking
+/// the thing it measures.
+fn breakage(baseline: Option<&Side>, candidate: Option<&Side>) -> Option<Breakage> {
+    match (baseline, candidate) {
+        (Some(_), None) => Some(Breakage::MissingFromCandidate),
+        (Some(_), Some(c)) if c.ok_jobs == 0 => {
+            Some(Breakage::NoSuccessfulCandidateJob { build: c.build_failures, infrastructure: c.infrastructure_failures })
+        }
+        (Some(b), Some(c)) if b.build_failures == 0 && c.build_failures > 0 => {
+            Some(Breakage::NewBuildFailures { candidate: c.build_failures })
+        }
+        _ => None,
+    }
+}
+
 /// Names on either side, baseline order first.
-fn union(a: Vec<String>, b: Vec<String>) -> Vec<String> {
+fn union<T: PartialEq>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
     let mut out = a;
     for x in b {
         if !out.contains(&x) {
@@ -563,12 +550,12 @@ pub fn compare_data(
     let mut rows = vec![];
     for strategy in union(baseline.strategies(), candidate.strategies()) {
         for run in union(baseline.pipeline(), candidate.pipeline()) {
-            let bs = side(baseline, &strategy, &run);
-            let cs = side(candidate, &strategy, &run);
+            let bs = side(baseline, strategy, run.as_str());
+            let cs = side(candidate, strategy, run.as_str());
             if bs.is_none() && cs.is_none() {
                 continue;
             }
-            rows.push(row(&strategy, &run, bs, cs, threshold, &environment));
+            rows.push(row(strategy, &run, bs, cs, threshold, &environment));
         }
     }
     Ok(Comparison {

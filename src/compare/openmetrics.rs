@@ -16,8 +16,8 @@ fn escape(value: &str) -> String {
 fn labels(r: &Row) -> String {
     format!(
         "{{strategy=\"{}\",pipeline_run=\"{}\"}}",
-        escape(&r.strategy),
-        escape(&r.pipeline_run)
+        escape(r.strategy.name()),
+        escape(r.pipeline_run.as_str())
     )
 }
 

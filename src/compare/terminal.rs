@@ -34,8 +34,8 @@ pub fn render(c: &Comparison) -> String {
         .iter()
         .map(|r| {
             [
-                r.strategy.clone(),
-                r.pipeline_run.clone(),
+                r.strategy.to_string(),
+                r.pipeline_run.to_string(),
                 side_text(&r.baseline),
                 side_text(&r.candidate),
                 change_text(r),

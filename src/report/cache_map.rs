@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::data::{RunData, Spread};
+use crate::results::data::{RunData, Spread};
 use crate::results::{JobRecord, StepInfo, StepRecord};
 use crate::Millis;
 
@@ -102,8 +102,8 @@ pub struct Cell {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
-    pub strategy: String,
-    pub pipeline_run: String,
+    pub strategy: crate::strategy::Strategy,
+    pub pipeline_run: crate::results::PipelineRunName,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,10 +158,9 @@ pub fn classify(steps: &[&StepRecord], had_cache: bool) -> BTreeMap<u32, StepSta
 
 /// Whether `job` had a cache to reuse: its strategy keeps one between jobs, and an earlier job of the
 /// same strategy in the same iteration succeeded (each iteration starts with empty daemons and an
-/// empty registry). A strategy layerbench does not know is given the benefit of the doubt.
+/// empty registry).
 pub fn had_cache(data: &RunData, job: &JobRecord) -> bool {
-    let keeps = crate::strategy::StrategyKind::parse(&job.strategy).is_none_or(|k| k.strategy().keeps_cache());
-    keeps
+    job.strategy.keeps_cache()
         && data.jobs.iter().any(|j| {
             j.strategy == job.strategy
                 && j.iteration == job.iteration
@@ -212,15 +211,12 @@ impl CacheMap {
         let mut columns = vec![];
         for strategy in data.strategies() {
             for run in data.pipeline() {
-                columns.push(Column {
-                    strategy: strategy.clone(),
-                    pipeline_run: run,
-                });
+                columns.push(Column { strategy, pipeline_run: run });
             }
         }
         let jobs: Vec<Vec<&JobRecord>> = columns
             .iter()
-            .map(|c| data.jobs_of(&c.strategy, &c.pipeline_run))
+            .map(|c| data.jobs_of(c.strategy, c.pipeline_run.as_str()))
             .collect();
         let cells = steps
             .iter()
@@ -256,10 +252,10 @@ mod tests {
     fn record(stage: &str, step: u32, instruction: &str, cached: bool) -> StepRecord {
         StepRecord {
             run_id: "r".into(),
-            backend: "docker".into(),
+            backend: crate::results::BackendKind::Docker,
             iteration: 1,
             pipeline_run: "no-change".into(),
-            strategy: "s".into(),
+            strategy: crate::strategy::Strategy::named("shared-dind"),
             stage: stage.into(),
             step,
             total_steps: 6,

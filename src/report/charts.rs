@@ -10,10 +10,12 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::cache_map::{CacheMap, Cause, StepState};
-use super::data::{phase_ms, phase_name, RunData, TimeCell, PHASES};
+use crate::results::data::{phase_ms, phase_name, RunData, TimeCell, PHASES};
 use super::format;
 use super::verdict::Verdict;
 use super::ReportError;
+use crate::results::PipelineRunName;
+use crate::strategy::Strategy;
 
 /// DejaVu Sans 2.37 (Debian's fonts-dejavu-core), embedded so that PNG text renders the same on
 /// any machine; its licence is `fonts/LICENSE-DejaVu.txt`.
@@ -125,7 +127,7 @@ fn text_style(size: u32) -> TextStyle<'static> {
 /// Bars grouped along x by `groups`, a linear y axis from 0, and the mesh every chart shares.
 fn grouped_chart<'a, DB: DrawingBackend>(
     plot: &'a DrawingArea<DB, Shift>,
-    groups: &[String],
+    groups: &[impl AsRef<str>],
     y_max: f64,
     y_label_area: u32,
     y_desc: &str,
@@ -210,10 +212,8 @@ struct GroupAxis {
 }
 
 impl GroupAxis {
-    fn new(names: &[String]) -> GroupAxis {
-        GroupAxis {
-            names: names.to_vec(),
-        }
+    fn new(names: &[impl AsRef<str>]) -> GroupAxis {
+        GroupAxis { names: names.iter().map(|n| n.as_ref().to_string()).collect() }
     }
 
     fn width(&self) -> f64 {
@@ -278,8 +278,8 @@ fn note_at<DB: DrawingBackend>(
 /// Median job wall time per strategy per pipeline run, with the min-max range across iterations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeChart {
-    pub pipeline: Vec<String>,
-    pub strategies: Vec<String>,
+    pub pipeline: Vec<PipelineRunName>,
+    pub strategies: Vec<Strategy>,
     /// `cells[strategy][pipeline run]`
     pub cells: Vec<Vec<TimeCell>>,
 }
@@ -301,7 +301,7 @@ impl TimeChart {
         let strategies = data.strategies();
         let cells = strategies
             .iter()
-            .map(|s| pipeline.iter().map(|run| data.wall(s, run)).collect())
+            .map(|&s| pipeline.iter().map(|run| data.wall(s, run.as_str())).collect())
             .collect();
         TimeChart {
             pipeline,
@@ -365,7 +365,7 @@ impl Chart for TimeChart {
             .strategies
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.clone(), strategy_color(i)))
+            .map(|(i, s)| (s.to_string(), strategy_color(i)))
             .collect();
         let plot = legend_on_top(root, 54, &entries)?;
         let y_max = self.y_max_s();
@@ -417,7 +417,7 @@ impl Chart for TimeChart {
 /// Per strategy, the pipeline total of each phase (sum over runs of the median over successful jobs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhasesChart {
-    pub strategies: Vec<String>,
+    pub strategies: Vec<Strategy>,
     /// `totals_ms[strategy][phase]`, phases in `PHASES` order; `None` when not recorded.
     pub totals_ms: Vec<[Option<f64>; 8]>,
 }
@@ -427,7 +427,7 @@ impl PhasesChart {
         let strategies = data.strategies();
         let totals_ms = strategies
             .iter()
-            .map(|s| PHASES.map(|phase| data.pipeline_total(s, |j| phase_ms(j, phase))))
+            .map(|&s| PHASES.map(|phase| data.pipeline_total(s, |j| phase_ms(j, phase))))
             .collect();
         PhasesChart {
             strategies,
@@ -501,7 +501,7 @@ impl Chart for PhasesChart {
 /// Bytes moved and stored per strategy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostChart {
-    pub strategies: Vec<String>,
+    pub strategies: Vec<Strategy>,
     /// `[pushed, pulled, registry storage]` per strategy, bytes.
     pub bytes: Vec<[Option<f64>; 3]>,
 }
@@ -513,8 +513,8 @@ pub const COST_SERIES: [&str; 3] = [
 ];
 
 impl CostChart {
-    pub fn from_verdict(verdict: &Verdict, strategies: &[String]) -> CostChart {
-        let standing = |s: &str| {
+    pub fn from_verdict(verdict: &Verdict, strategies: &[Strategy]) -> CostChart {
+        let standing = |s: Strategy| {
             verdict
                 .ranked
                 .iter()
@@ -526,7 +526,7 @@ impl CostChart {
             strategies: strategies.to_vec(),
             bytes: strategies
                 .iter()
-                .map(|s| standing(s).unwrap_or([None; 3]))
+                .map(|&s| standing(s).unwrap_or([None; 3]))
                 .collect(),
         }
     }
@@ -625,7 +625,7 @@ impl Chart for CacheMapChart<'_> {
             if previous_strategy != Some(&column.strategy) {
                 previous_strategy = Some(&column.strategy);
                 grid.draw(&Text::new(
-                    short(&column.strategy, 22),
+                    short(column.strategy.name(), 22),
                     (x + 2, 4),
                     text_style(13),
                 ))
@@ -637,7 +637,7 @@ impl Chart for CacheMapChart<'_> {
                 .map_err(err)?;
             }
             grid.draw(&Text::new(
-                short(&column.pipeline_run, 14),
+                short(column.pipeline_run.as_str(), 14),
                 (x + CELL_W / 2 - 6, HEADER_H - 6),
                 vertical.clone(),
             ))
@@ -676,7 +676,7 @@ impl Chart for CacheMapChart<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::data::Spread;
+    use crate::results::data::Spread;
 
     fn cell(values: &[f64], failed: usize) -> TimeCell {
         TimeCell {
@@ -708,7 +708,7 @@ mod tests {
     fn one_iteration_draws_bars_without_whiskers() {
         let chart = TimeChart {
             pipeline: vec!["cold".into(), "no-change".into()],
-            strategies: vec!["a".into(), "b".into()],
+            strategies: vec![Strategy::named("ephemeral-dind"), Strategy::named("shared-dind")],
             cells: vec![
                 vec![cell(&[30_000.0], 0), cell(&[5_000.0], 0)],
                 vec![cell(&[31_000.0], 0), cell(&[29_000.0], 0)],
@@ -729,7 +729,7 @@ mod tests {
     fn spread_across_iterations_draws_a_whisker_from_min_to_max() {
         let chart = TimeChart {
             pipeline: vec!["cold".into()],
-            strategies: vec!["a".into()],
+            strategies: vec![Strategy::named("ephemeral-dind")],
             cells: vec![vec![cell(&[10_000.0, 12_000.0, 20_000.0], 0)]],
         };
         let bar = chart.bars()[0];
@@ -742,7 +742,7 @@ mod tests {
     fn a_strategy_whose_every_job_failed_gets_a_note_and_no_bar() {
         let chart = TimeChart {
             pipeline: vec!["cold".into(), "no-change".into()],
-            strategies: vec!["ok".into(), "broken".into()],
+            strategies: vec![Strategy::named("shared-dind"), Strategy::named("registry-final")],
             cells: vec![
                 vec![cell(&[1_000.0, 2_000.0], 0), cell(&[1_500.0, 1_700.0], 0)],
                 vec![cell(&[], 2), cell(&[], 2)],
@@ -754,7 +754,7 @@ mod tests {
         let texts = texts(&svg);
         assert_eq!(texts.iter().filter(|t| *t == "all 2 failed").count(), 2);
         assert!(
-            texts.iter().any(|t| t == "broken"),
+            texts.iter().any(|t| t == "registry-final"),
             "the failed strategy stays in the legend"
         );
     }
@@ -763,7 +763,7 @@ mod tests {
     fn every_job_failed_everywhere_still_draws_an_axis() {
         let chart = TimeChart {
             pipeline: vec!["cold".into()],
-            strategies: vec!["broken".into()],
+            strategies: vec![Strategy::named("registry-final")],
             cells: vec![vec![cell(&[], 3)]],
         };
         assert!(chart.bars().is_empty());
@@ -775,7 +775,7 @@ mod tests {
     fn a_pipeline_with_a_single_run_is_one_group() {
         let chart = TimeChart {
             pipeline: vec!["cold".into()],
-            strategies: vec!["a".into(), "b".into(), "c".into()],
+            strategies: vec![Strategy::named("ephemeral-dind"), Strategy::named("shared-dind"), Strategy::named("daemonless")],
             cells: vec![
                 vec![cell(&[3_000.0], 0)],
                 vec![cell(&[4_000.0, 5_000.0], 0)],
@@ -804,7 +804,7 @@ mod tests {
     #[test]
     fn phases_skip_missing_segments_and_mark_a_strategy_with_none() {
         let chart = PhasesChart {
-            strategies: vec!["a".into(), "b".into()],
+            strategies: vec![Strategy::named("ephemeral-dind"), Strategy::named("shared-dind")],
             totals_ms: vec![[Some(1000.0), None, None, Some(5000.0), None, Some(500.0), None, None], [None; 8]],
         };
         assert_eq!(
@@ -819,7 +819,7 @@ mod tests {
     #[test]
     fn cost_marks_missing_figures_as_not_available() {
         let chart = CostChart {
-            strategies: vec!["a".into()],
+            strategies: vec![Strategy::named("ephemeral-dind")],
             bytes: vec![[Some(2e6), None, Some(5e7)]],
         };
         let svg = draws_to_svg_and_png(&chart);

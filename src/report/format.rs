@@ -42,7 +42,8 @@ pub fn change(ratio: f64) -> String {
 }
 
 /// Escapes text for HTML element content and attribute values.
-pub fn html(text: &str) -> String {
+pub fn html(text: impl AsRef<str>) -> String {
+    let text = text.as_ref();
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -55,6 +56,11 @@ pub fn html(text: &str) -> String {
         }
     }
     out
+}
+
+/// Names joined with `sep` (strategies, pipeline runs).
+pub fn join<T: AsRef<str>>(items: &[T], sep: &str) -> String {
+    items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(sep)
 }
 
 #[cfg(test)]
@@ -72,3 +78,4 @@ mod tests {
         assert_eq!(html("<a href=\"x\">&"), "&lt;a href=&quot;x&quot;&gt;&amp;");
     }
 }
+

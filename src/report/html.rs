@@ -1,8 +1,8 @@
 //! Fills the report's HTML template (`template.html`) with the tables and inline charts.
 
 use super::cache_map::{CacheMap, StepState};
-use super::data::{phase_ms, RunData, Spread, PHASES};
-use super::format::{self, html, MISSING};
+use crate::results::data::{phase_ms, RunData, Spread, PHASES};
+use super::format::{self, html, join, MISSING};
 use super::verdict::{self, Standing, Verdict};
 use super::ReportError;
 use crate::results::{ImageSource, JobStatus};
@@ -31,9 +31,9 @@ pub fn render(
     let values = [
         ("scenario", html(&info.scenario)),
         ("run_id", html(&info.run_id)),
-        ("backend", html(&info.backend)),
+        ("backend", html(info.backend)),
         ("iterations", iterations),
-        ("pipeline", html(&data.pipeline().join(" → "))),
+        ("pipeline", html(join(&data.pipeline(), " → "))),
         ("warnings", warnings(data)),
         ("verdict", verdict_html(data, verdict)),
         ("time_chart", charts.time.clone()),
@@ -47,7 +47,7 @@ pub fn render(
         ("cost_table", cost_tables(data, verdict)),
         ("environment", environment(data)),
         ("version", html(env!("CARGO_PKG_VERSION"))),
-        ("chart_files", html(&charts.files.join(", "))),
+        ("chart_files", html(charts.files.join(", "))),
     ];
     fill(TEMPLATE, &values)
 }
@@ -158,25 +158,19 @@ fn warnings(data: &RunData) -> String {
         out.push_str(&format!(
             "<p class=\"warning\">run.json lists {} but no job of {} was recorded (skipped, or the \
              run stopped first); {} left out of this report.</p>",
-            html(&without.join(", ")),
+            html(join(&without, ", ")),
             if without.len() == 1 { "it" } else { "them" },
             if without.len() == 1 { "it is" } else { "they are" }
         ));
     }
     let reached = data.pipeline();
-    let missing_runs: Vec<&str> = data
-        .info
-        .pipeline
-        .iter()
-        .filter(|r| !reached.contains(r))
-        .map(String::as_str)
-        .collect();
+    let missing_runs: Vec<&str> = data.info.pipeline.iter().filter(|r| !reached.contains(r)).map(|r| r.as_str()).collect();
     if !missing_runs.is_empty() {
         out.push_str(&format!(
             "<p class=\"warning bad\">No job was recorded for the pipeline run(s) {}: every total \
              here covers only {}.</p>",
-            html(&missing_runs.join(", ")),
-            html(&reached.join(", "))
+            html(missing_runs.join(", ")),
+            html(join(&reached, ", "))
         ));
     }
     let stand_ins = data
@@ -195,10 +189,10 @@ fn warnings(data: &RunData) -> String {
     out
 }
 
-fn strategy_html(name: &str) -> String {
+fn strategy_html(name: impl AsRef<str>) -> String {
     format!(
         "<strong class=\"strategy\" data-strategy=\"{0}\">{0}</strong>",
-        html(name)
+        html(name.as_ref())
     )
 }
 
@@ -216,8 +210,8 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
                 "<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs} run{}): \
                  <span class=\"fastest\" data-strategy=\"{}\">{}</span>, {} in total",
                 if runs == 1 { "" } else { "s" },
-                html(&best.strategy),
-                strategy_html(&best.strategy),
+                html(best.strategy),
+                strategy_html(best.strategy),
                 format::duration(total)
             ));
             match next.and_then(|n| n.total_ms.map(|t| (n, t))) {
@@ -225,7 +219,7 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
                     ", {} ({:.1}%) faster than {} ({}).",
                     format::duration(next_total - total),
                     if total > 0.0 { (next_total - total) / total * 100.0 } else { 0.0 },
-                    strategy_html(&next.strategy),
+                    strategy_html(next.strategy),
                     format::duration(next_total)
                 )),
                 None => out.push_str(
@@ -257,8 +251,8 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
             .map(|s| {
                 format!(
                     "{} (all jobs failed in: {})",
-                    strategy_html(&s.strategy),
-                    html(&s.runs_without_ok_job.join(", "))
+                    strategy_html(s.strategy),
+                    html(join(&s.runs_without_ok_job, ", "))
                 )
             })
             .collect();
@@ -286,7 +280,7 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
                 }
                 _ => MISSING.to_string(),
             };
-            let spread = verdict::total_spread(data, &s.strategy)
+            let spread = verdict::total_spread(data, s.strategy)
                 .filter(|sp| sp.n > 1)
                 .map_or(MISSING.to_string(), |sp| {
                     format!("{}–{}", format::duration(sp.min), format::duration(sp.max))
@@ -301,7 +295,7 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
             };
             vec![
                 td_num(rank.map_or("—".into(), |r| r.to_string())),
-                format!("<td>{}</td>", strategy_html(&s.strategy)),
+                format!("<td>{}</td>", strategy_html(s.strategy)),
                 td_num(format::opt_duration(s.total_ms)),
                 td_num(vs),
                 td_num(spread),
@@ -336,9 +330,9 @@ fn cost_sentence(best: &Standing, next: Option<&Standing>) -> String {
     let describe = |s: &Standing| {
         format!(
             "{} stores {} in the registry after the last run and pushes {} over the pipeline; it needs: {}",
-            strategy_html(&s.strategy),
-            html(&format::opt_bytes(s.registry_bytes)),
-            html(&format::opt_bytes(s.bytes_pushed)),
+            strategy_html(s.strategy),
+            html(format::opt_bytes(s.registry_bytes)),
+            html(format::opt_bytes(s.bytes_pushed)),
             html(
                 s.privileges
                     .as_deref()
@@ -357,20 +351,20 @@ fn cost_sentence(best: &Standing, next: Option<&Standing>) -> String {
 fn time_table(data: &RunData) -> String {
     let pipeline = data.pipeline();
     let mut headers = vec!["strategy"];
-    headers.extend(pipeline.iter().map(String::as_str));
+    headers.extend(pipeline.iter().map(|r| r.as_str()));
     headers.push("pipeline total");
     let rows: Vec<Vec<String>> = data
         .strategies()
         .iter()
-        .map(|s| {
+        .map(|&s| {
             let mut row = vec![format!("<td>{}</td>", strategy_html(s))];
             let mut medians = vec![];
             for run in &pipeline {
-                let cell = data.wall(s, run);
+                let cell = data.wall(s, run.as_str());
                 medians.push(cell.wall_ms.map(|w| w.median));
                 let figure = cell.wall_ms.map_or_else(
                     || format!("<span class=\"na\">{MISSING}</span>"),
-                    |w| html(&spread_text(&w)),
+                    |w| html(spread_text(&w)),
                 );
                 let mut counts = format!("{} ok", cell.ok);
                 if cell.failed > 0 {
@@ -387,7 +381,7 @@ fn time_table(data: &RunData) -> String {
                     "<td class=\"num\">{figure}<br><small>{counts}</small></td>"
                 ));
             }
-            row.push(td_num(format::opt_duration(super::data::sum_all(medians))));
+            row.push(td_num(format::opt_duration(crate::results::data::sum_all(medians))));
             row
         })
         .collect();
@@ -399,11 +393,11 @@ fn cache_map(map: &CacheMap) -> String {
         return "<p class=\"na\">No step records: the builder logs gave nothing to map.</p>".into();
     }
     let mut out = String::from("<div class=\"scroll\"><table id=\"cache-map\" class=\"cache-map\"><thead><tr><th rowspan=\"2\">step</th>");
-    let mut groups: Vec<(&str, usize)> = vec![];
+    let mut groups: Vec<(crate::strategy::Strategy, usize)> = vec![];
     for c in &map.columns {
         match groups.last_mut() {
             Some((name, n)) if *name == c.strategy => *n += 1,
-            _ => groups.push((&c.strategy, 1)),
+            _ => groups.push((c.strategy, 1)),
         }
     }
     for (name, n) in &groups {
@@ -465,9 +459,9 @@ fn cache_map(map: &CacheMap) -> String {
             out.push_str(&format!(
                 "<td class=\"cell {}{edge}\" data-strategy=\"{}\" data-pipeline-run=\"{}\" title=\"{} / {}: {} (majority of {} iterations), median {}\"><span class=\"state\">{short}</span><span class=\"dur\">{}</span><span class=\"jobs\">{marks}</span></td>",
                 state.class(),
-                html(&column.strategy),
+                html(column.strategy),
                 html(&column.pipeline_run),
-                html(&column.strategy),
+                html(column.strategy),
                 html(&column.pipeline_run),
                 state.label(),
                 cell.marks.len(),
@@ -485,7 +479,7 @@ fn phases_table(data: &RunData) -> String {
     let rows: Vec<Vec<String>> = data
         .strategies()
         .iter()
-        .map(|s| {
+        .map(|&s| {
             let phases = PHASES.map(|p| data.pipeline_total(s, |j| phase_ms(j, p)));
             let wall = data.pipeline_total(s, |j| Some(j.wall_ms));
             let outside = data.pipeline_total(s, outside_phases_ms);
@@ -561,14 +555,14 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
                 .ranked
                 .iter()
                 .chain(&verdict.unranked)
-                .find(|x| &x.strategy == s)
+                .find(|x| x.strategy == *s)
         })
         .collect();
     let rows: Vec<Vec<String>> = standings
         .iter()
         .map(|s| {
             vec![
-                format!("<td>{}</td>", strategy_html(&s.strategy)),
+                format!("<td>{}</td>", strategy_html(s.strategy)),
                 td_num(format::opt_bytes(s.bytes_pushed)),
                 td_num(format::opt_bytes(s.bytes_pulled)),
                 td_num(format::opt_bytes(s.registry_bytes)),
@@ -589,27 +583,27 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
     );
     let pipeline = data.pipeline();
     let mut headers = vec!["strategy"];
-    headers.extend(pipeline.iter().map(String::as_str));
+    headers.extend(pipeline.iter().map(|r| r.as_str()));
     let rows: Vec<Vec<String>> = data
         .strategies()
         .iter()
-        .map(|s| {
+        .map(|&s| {
             let mut row = vec![format!("<td>{}</td>", strategy_html(s))];
             for run in &pipeline {
-                let pushed = data.job_median(s, run, |j| j.bytes_pushed);
-                let pulled = data.job_median(s, run, |j| j.bytes_pulled);
-                let stored = super::data::Spread::of(
+                let pushed = data.job_median(s, run.as_str(), |j| j.bytes_pushed);
+                let pulled = data.job_median(s, run.as_str(), |j| j.bytes_pulled);
+                let stored = crate::results::data::Spread::of(
                     data.cache
                         .iter()
-                        .filter(|c| &c.strategy == s && &c.pipeline_run == run)
+                        .filter(|c| c.strategy == s && c.pipeline_run == *run)
                         .filter_map(|c| c.registry_bytes.map(|b| b as f64)),
                 )
                 .map(|sp| sp.median);
                 row.push(format!(
                     "<td class=\"num\">↑ {}<br>↓ {}<br>stored {}</td>",
-                    html(&format::opt_bytes(pushed)),
-                    html(&format::opt_bytes(pulled)),
-                    html(&format::opt_bytes(stored))
+                    html(format::opt_bytes(pushed)),
+                    html(format::opt_bytes(pulled)),
+                    html(format::opt_bytes(stored))
                 ));
             }
             row
@@ -697,9 +691,9 @@ fn environment(data: &RunData) -> String {
             format!("{} ({})", info.scenario, info.scenario_path),
         ),
         ("scenario hash (sha256)", info.scenario_hash.clone()),
-        ("backend", info.backend.clone()),
-        ("strategies", info.strategies.join(", ")),
-        ("pipeline", info.pipeline.join(" → ")),
+        ("backend", info.backend.to_string()),
+        ("strategies", join(&info.strategies, ", ")),
+        ("pipeline", join(&info.pipeline, " → ")),
         ("iterations", info.iterations.to_string()),
         ("jobs recorded", data.jobs.len().to_string()),
         ("layerbench version", info.layerbench_version.clone()),

@@ -2,7 +2,7 @@
 
 pub(crate) mod cache_map;
 pub mod charts;
-pub mod data;
+
 pub(crate) mod format;
 mod html;
 mod verdict;
@@ -46,7 +46,7 @@ pub const CHART_FILES: [&str; 8] = [
 /// Writes `out_dir/index.html` and the charts next to it from `results_dir` alone.
 /// Returns the path of the HTML file.
 pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportError> {
-    let data = data::RunData::load(results_dir)?;
+    let data = crate::results::data::RunData::load(results_dir)?;
     if data.jobs.is_empty() {
         return Err(ReportError::Data(format!(
             "{} has no finished job in {}: nothing to report (did the run stop before its first job ended?)",

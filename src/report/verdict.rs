@@ -2,18 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use super::data::{RunData, Spread};
-use crate::results::JobStatus;
+use crate::results::data::{RunData, Spread};
+use crate::results::{JobStatus, PipelineRunName};
+use crate::strategy::Strategy;
 
 /// One strategy's standing over the whole pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standing {
-    pub strategy: String,
+    pub strategy: Strategy,
     /// Sum over the pipeline runs of the median wall time of the successful jobs; `None`
     /// when some pipeline run has no successful job.
     pub total_ms: Option<f64>,
     /// Pipeline runs in which every job of this strategy failed (or none ran).
-    pub runs_without_ok_job: Vec<String>,
+    pub runs_without_ok_job: Vec<PipelineRunName>,
     pub failed_jobs: usize,
     pub jobs: usize,
     /// Sum over the pipeline runs of the median bytes pushed per job.
@@ -53,24 +54,24 @@ impl Verdict {
         for strategy in data.strategies() {
             let cells: Vec<_> = pipeline
                 .iter()
-                .map(|run| (run, data.wall(&strategy, run)))
+                .map(|run| (run, data.wall(strategy, run.as_str())))
                 .collect();
             let standing = Standing {
-                total_ms: super::data::sum_all(
+                total_ms: crate::results::data::sum_all(
                     cells.iter().map(|(_, c)| c.wall_ms.map(|s| s.median)),
                 ),
                 runs_without_ok_job: cells
                     .iter()
                     .filter(|(_, c)| c.ok == 0)
-                    .map(|(run, _)| run.to_string())
+                    .map(|(run, _)| (*run).clone())
                     .collect(),
                 failed_jobs: cells.iter().map(|(_, c)| c.failed).sum(),
                 jobs: cells.iter().map(|(_, c)| c.ok + c.failed).sum(),
-                bytes_pushed: data.pipeline_total(&strategy, |j| j.bytes_pushed),
-                bytes_pulled: data.pipeline_total(&strategy, |j| j.bytes_pulled),
-                registry_bytes: data.storage_after_last_run(&strategy, |c| c.registry_bytes),
+                bytes_pushed: data.pipeline_total(strategy, |j| j.bytes_pushed),
+                bytes_pulled: data.pipeline_total(strategy, |j| j.bytes_pulled),
+                registry_bytes: data.storage_after_last_run(strategy, |c| c.registry_bytes),
                 daemon_volume_bytes: data
-                    .storage_after_last_run(&strategy, |c| c.daemon_volume_bytes),
+                    .storage_after_last_run(strategy, |c| c.daemon_volume_bytes),
                 privileges: data.info.privileges.get(&strategy).cloned(),
                 strategy,
             };
@@ -103,7 +104,7 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
     };
     let runs = data.pipeline().len();
     // iteration -> strategy -> (wall total, ok jobs)
-    let mut totals: BTreeMap<u32, BTreeMap<&str, (u64, usize)>> = BTreeMap::new();
+    let mut totals: BTreeMap<u32, BTreeMap<Strategy, (u64, usize)>> = BTreeMap::new();
     for job in &data.jobs {
         if job.status != JobStatus::Ok || !ranked.iter().any(|s| s.strategy == job.strategy) {
             continue;
@@ -111,7 +112,7 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
         let entry = totals
             .entry(job.iteration)
             .or_default()
-            .entry(&job.strategy)
+            .entry(job.strategy)
             .or_default();
         entry.0 += job.wall_ms;
         entry.1 += 1;
@@ -121,7 +122,7 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
     for (iteration, per_strategy) in totals {
         let all_complete = ranked.iter().all(|s| {
             per_strategy
-                .get(s.strategy.as_str())
+                .get(&s.strategy)
                 .is_some_and(|(_, n)| *n == runs)
         });
         if !all_complete {
@@ -132,7 +133,7 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
             .iter()
             .min_by_key(|(_, (total, _))| *total)
             .map(|(s, _)| *s);
-        if winner == Some(fastest.strategy.as_str()) {
+        if winner == Some(fastest.strategy) {
             wins += 1;
         }
     }
@@ -140,7 +141,7 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
 }
 
 /// The spread of a strategy's per-iteration pipeline totals, for the verdict's wording.
-pub fn total_spread(data: &RunData, strategy: &str) -> Option<Spread> {
+pub fn total_spread(data: &RunData, strategy: Strategy) -> Option<Spread> {
     let runs = data.pipeline().len();
     let mut per_iteration: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
     for job in data

@@ -1,5 +1,6 @@
 //! Typed records of what a run measured (one row = one observation) and their on-disk form.
 
+pub mod data;
 mod writer;
 
 pub use writer::{
@@ -9,16 +10,49 @@ pub use writer::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::scenario::PipelineRunName;
+use crate::strategy::{Phase, Strategy};
 use crate::{Bytes, Millis};
+
+/// Where a run's jobs ran: the value of every record's `backend` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The local Docker engine.
+    Docker,
+    /// A Kubernetes cluster.
+    Kube,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Docker => "docker",
+            BackendKind::Kube => "kube",
+        }
+    }
+}
+
+impl AsRef<str> for BackendKind {
+    fn as_ref(&self) -> &str {
+        self.name()
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One Dockerfile step of one job, as the builder reported it (`steps.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub run_id: String,
-    pub backend: String,
+    pub backend: BackendKind,
     pub iteration: u32,
-    pub pipeline_run: String,
-    pub strategy: String,
+    pub pipeline_run: PipelineRunName,
+    pub strategy: Strategy,
     /// Stage name, or its 0-based index when the stage is unnamed.
     pub stage: String,
     /// 1-based position of the instruction in the whole Dockerfile.
@@ -63,12 +97,12 @@ impl FailureKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub run_id: String,
-    pub backend: String,
+    pub backend: BackendKind,
     pub iteration: u32,
     /// 0-based position of the pipeline run in the scenario's pipeline.
     pub pipeline_index: u32,
-    pub pipeline_run: String,
-    pub strategy: String,
+    pub pipeline_run: PipelineRunName,
+    pub strategy: Strategy,
     pub status: JobStatus,
     /// Set exactly when the job failed.
     pub failure_kind: Option<FailureKind>,
@@ -104,8 +138,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// The time the job spent in `phase`; `None` when it never entered it.
-    pub fn phase_ms(&self, phase: crate::strategy::Phase) -> Option<Millis> {
-        use crate::strategy::Phase;
+    pub fn phase_ms(&self, phase: Phase) -> Option<Millis> {
         match phase {
             Phase::Provision => self.provision_ms,
             Phase::Pull => self.pull_ms,
@@ -123,10 +156,10 @@ impl JobRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheRecord {
     pub run_id: String,
-    pub backend: String,
+    pub backend: BackendKind,
     pub iteration: u32,
-    pub pipeline_run: String,
-    pub strategy: String,
+    pub pipeline_run: PipelineRunName,
+    pub strategy: Strategy,
     /// Blob bytes stored in the registry for this strategy's repositories.
     pub registry_bytes: Option<Bytes>,
     /// Size of the shared daemon's `/var/lib/docker` volume (shared-dind only).
@@ -137,9 +170,9 @@ pub struct CacheRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub run_id: String,
-    pub backend: String,
+    pub backend: BackendKind,
     pub iteration: u32,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub service: String,
     pub startup_ms: Millis,
 }
@@ -179,7 +212,7 @@ pub struct HostInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub run_id: String,
-    pub backend: String,
+    pub backend: BackendKind,
     pub scenario: String,
     pub scenario_path: String,
     /// sha256 over the scenario file, its Dockerfile and its context.
@@ -190,8 +223,8 @@ pub struct RunInfo {
     /// Builder name -> version, e.g. "dind" -> "20.10.24", "buildah" -> "1.28.2".
     pub builder_versions: std::collections::BTreeMap<String, String>,
     pub images: Vec<ImageInfo>,
-    pub strategies: Vec<String>,
-    pub pipeline: Vec<String>,
+    pub strategies: Vec<Strategy>,
+    pub pipeline: Vec<PipelineRunName>,
     pub iterations: u32,
     /// Step table of the scenario's Dockerfile: (stage, step, instruction).
     pub steps: Vec<StepInfo>,
@@ -201,7 +234,7 @@ pub struct RunInfo {
     /// True when the run was stopped before it finished (Ctrl-C or a fatal error).
     pub interrupted: bool,
     /// Privileges each strategy needed, as shown in the report.
-    pub privileges: std::collections::BTreeMap<String, String>,
+    pub privileges: std::collections::BTreeMap<Strategy, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -197,11 +197,11 @@ mod tests {
     fn job() -> JobRecord {
         JobRecord {
             run_id: "r".into(),
-            backend: "docker".into(),
+            backend: crate::results::BackendKind::Docker,
             iteration: 1,
             pipeline_index: 0,
             pipeline_run: "cold".into(),
-            strategy: "shared-dind".into(),
+            strategy: crate::strategy::Strategy::named("shared-dind"),
             status: JobStatus::Failed,
             failure_kind: Some(crate::results::FailureKind::Build),
             error: Some("build failed: \"quoted\", with comma\nand newline".into()),
@@ -229,10 +229,10 @@ mod tests {
         assert_eq!(header_of(&job()), JOB_COLUMNS);
         let step = StepRecord {
             run_id: "r".into(),
-            backend: "docker".into(),
+            backend: crate::results::BackendKind::Docker,
             iteration: 1,
             pipeline_run: "cold".into(),
-            strategy: "s".into(),
+            strategy: crate::strategy::Strategy::named("shared-dind"),
             stage: "builder".into(),
             step: 1,
             total_steps: 2,
@@ -243,19 +243,19 @@ mod tests {
         assert_eq!(header_of(&step), STEP_COLUMNS);
         let cache = CacheRecord {
             run_id: "r".into(),
-            backend: "docker".into(),
+            backend: crate::results::BackendKind::Docker,
             iteration: 1,
             pipeline_run: "cold".into(),
-            strategy: "s".into(),
+            strategy: crate::strategy::Strategy::named("shared-dind"),
             registry_bytes: None,
             daemon_volume_bytes: Some(1),
         };
         assert_eq!(header_of(&cache), CACHE_COLUMNS);
         let service = ServiceRecord {
             run_id: "r".into(),
-            backend: "docker".into(),
+            backend: crate::results::BackendKind::Docker,
             iteration: 1,
-            strategy: "s".into(),
+            strategy: crate::strategy::Strategy::named("shared-dind"),
             service: "dind".into(),
             startup_ms: 3,
         };

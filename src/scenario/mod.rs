@@ -1,7 +1,7 @@
 //! A scenario: an app, its Dockerfile, and the ordered pipeline of CI runs that follow each other.
 
 pub mod context;
-pub mod dockerfile;
+
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -11,9 +11,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-pub use dockerfile::{Dockerfile, DockerfileError, Instruction, Stage};
+pub use crate::dockerfile::{Dockerfile, DockerfileError, Instruction, Stage};
 
-use crate::strategy::StrategyKind;
+use crate::strategy::{Op, PlanInput, Strategy};
 
 /// A loaded and validated scenario file.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct Scenario {
     /// Image repository name, without registry host or tag (e.g. `flask-app`).
     pub repository: String,
     pub iterations: u32,
-    pub strategies: Vec<StrategyKind>,
+    pub strategies: Vec<Strategy>,
     pub pipeline: Vec<PipelineRun>,
     /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
     /// included), by sorted relative path.
@@ -39,8 +39,59 @@ pub struct Scenario {
 /// One CI pipeline run: what changed in the repository before the job ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineRun {
-    pub name: String,
+    pub name: PipelineRunName,
     pub change: Change,
+}
+
+/// A pipeline run's name (`cold`, `code-change`), as the scenario gives it and every record carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PipelineRunName(String);
+
+impl PipelineRunName {
+    pub fn new(name: impl Into<String>) -> Self {
+        PipelineRunName(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PipelineRunName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for PipelineRunName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PipelineRunName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<&str> for PipelineRunName {
+    fn from(name: &str) -> Self {
+        PipelineRunName(name.to_string())
+    }
+}
+
+impl AsRef<str> for PipelineRunName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for PipelineRunName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A change to the per-iteration copy of the context, applied before the pipeline run's jobs.
@@ -89,30 +140,45 @@ impl Scenario {
     /// Checks that every strategy of `strategies` (the scenario's own or `--strategies`) can build
     /// this scenario, so that a run refuses at once instead of failing every job of a strategy.
     ///
-    /// registry-multistage builds each stage but the last with `--target <stage>`, and the classic
-    /// builder of dind only finds a target by name (`target stage "1" could not be found`), so it
-    /// needs those stages named; it also pushes each as `<repository>-<stage>`, which must be a valid
-    /// repository. The other strategies never pass `--target`: unnamed stages are fine for them.
-    pub fn check_strategies(&self, strategies: &[StrategyKind]) -> Result<(), ScenarioError> {
-        if !strategies.contains(&StrategyKind::RegistryMultistage) {
-            return Ok(());
+    /// Asked of each strategy's own plan for this Dockerfile: a stage it builds with `--target` must be
+    /// named, since the classic builder of dind finds a target only by name (`target stage "1" could not
+    /// be found`), and the image it pushes such a stage as must be a valid repository. Strategies that
+    /// never pass `--target` take unnamed stages.
+    pub fn check_strategies(&self, strategies: &[Strategy]) -> Result<(), ScenarioError> {
+        for &strategy in strategies {
+            self.check_targets(strategy)?;
         }
-        let stages = &self.dockerfile.stages;
-        let refuse = |message: String| ScenarioError::Strategy {
-            path: self.source.clone(),
-            message: format!("strategy {} {message}", StrategyKind::RegistryMultistage),
-        };
-        for stage in &stages[..stages.len() - 1] {
+        Ok(())
+    }
+
+    fn check_targets(&self, strategy: Strategy) -> Result<(), ScenarioError> {
+        let input = PlanInput { repository: &self.repository, commit_tag: "c1", dockerfile: &self.dockerfile };
+        let plan = strategy.plan(&input);
+        let targeted: Vec<(&Stage, &str)> = plan
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Build { target: Some(target), tags, .. } => {
+                    let stage = self.dockerfile.stages.iter().find(|s| s.label() == *target)?;
+                    Some((stage, tags.first().map(String::as_str).unwrap_or_default()))
+                }
+                _ => None,
+            })
+            .collect();
+        let refuse = |message: String| ScenarioError::Strategy { path: self.source.clone(), message: format!("strategy {strategy} {message}") };
+        let every_but_last = targeted.len() + 1 == self.dockerfile.stages.len();
+        for (stage, tag) in &targeted {
             let line = stage.instructions[0].line;
             let Some(name) = &stage.name else {
+                let which = if every_but_last { "every stage but the last" } else { "every stage it builds with `--target`" };
                 return Err(refuse(format!(
-                    "needs every stage but the last named (`FROM … AS name`): stage {} (line {line}) has no name",
+                    "needs {which} named (`FROM … AS name`): stage {} (line {line}) has no name",
                     stage.index + 1
                 )));
             };
-            let image = format!("{}-{name}", self.repository);
+            let image = tag.rsplit_once(':').map_or(*tag, |(repository, _)| repository);
             // 200 leaves room for the registry host and strategy in front, within Docker's 255.
-            check_repository(&image, 200).map_err(|why| {
+            check_repository(image, 200).map_err(|why| {
                 refuse(format!(
                     "pushes stage `{name}` (line {line}) as `{image}`, which is not a valid image repository \
                      ({why}); rename the stage"
@@ -124,8 +190,8 @@ impl Scenario {
 }
 
 /// The strategies a scenario runs when it names none: every one.
-pub fn default_strategies() -> Vec<StrategyKind> {
-    StrategyKind::ALL.to_vec()
+pub fn default_strategies() -> Vec<Strategy> {
+    Strategy::all().collect()
 }
 
 pub const DEFAULT_ITERATIONS: u32 = 3;
@@ -315,7 +381,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
             None => Change::None,
             Some(change) => parse_change(change, &context, &ignore, &at)?,
         };
-        pipeline.push(PipelineRun { name: run_name.clone(), change });
+        pipeline.push(PipelineRun { name: PipelineRunName::new(run_name.clone()), change });
     }
 
     let hash = hash_scenario(&bytes, &context)?;
@@ -336,22 +402,22 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 fn parse_strategies(
     list: &Spanned<Vec<Spanned<String>>>,
     at: &impl Fn(Range<usize>, String) -> ScenarioError,
-) -> Result<Vec<StrategyKind>, ScenarioError> {
+) -> Result<Vec<Strategy>, ScenarioError> {
     if list.get_ref().is_empty() {
         return Err(at(
             list.span(),
-            format!("strategies is empty: list at least one of {}", StrategyKind::valid_names()),
+            format!("strategies is empty: list at least one of {}", Strategy::valid_names()),
         ));
     }
     let mut kinds = vec![];
     for name in list.get_ref() {
-        let kind = StrategyKind::parse(name.get_ref()).ok_or_else(|| {
+        let kind = Strategy::parse(name.get_ref()).ok_or_else(|| {
             at(
                 name.span(),
                 format!(
                     "unknown strategy `{}`: expected one of {}",
                     name.get_ref(),
-                    StrategyKind::valid_names()
+                    Strategy::valid_names()
                 ),
             )
         })?;
@@ -564,7 +630,7 @@ mod tests {
         let scenario = load(&dir.path().join("s.toml")).unwrap();
         assert_eq!((scenario.iterations, scenario.repository.as_str()), (3, "t"));
         assert_eq!(scenario.strategies, default_strategies());
-        assert_eq!(scenario.strategies.len(), StrategyKind::ALL.len(), "a scenario naming none runs every strategy");
+        assert_eq!(scenario.strategies.len(), Strategy::all().count(), "a scenario naming none runs every strategy");
         assert_eq!(scenario.hash.len(), 64);
 
         let copy = context::prepare_iteration_context(&scenario, &dir.path().join("work/iter-1")).unwrap();

@@ -2,38 +2,15 @@
 
 use super::*;
 
-pub struct BuildkitInline;
-
-impl Strategy for BuildkitInline {
-    fn kind(&self) -> StrategyKind {
-        StrategyKind::BuildkitInline
-    }
-    fn name(&self) -> &'static str {
-        "buildkit-inline"
-    }
-    fn description(&self) -> &'static str {
-        "fresh dind per job; buildx with --cache-from :latest and inline cache (final stage only)"
-    }
-    fn privileges(&self) -> Privileges {
-        DIND_PRIVILEGES
-    }
-    fn daemon(&self) -> Daemon {
-        Daemon::Fresh(DaemonKind::Docker)
-    }
-    fn image_store(&self) -> ImageStore {
-        ImageStore::GraphDriver
-    }
-    fn plan(&self, input: &PlanInput) -> JobPlan {
+pub const STRATEGY: StrategyDef = StrategyDef {
+    name: "buildkit-inline",
+    description: "fresh dind per job; buildx with --cache-from :latest and inline cache (final stage only)",
+    daemon: Daemon::Fresh(DaemonKind::Docker),
+    image_store: ImageStore::GraphDriver,
+    risk: DIND_RISK,
+    // Inline cache describes the final stage only: the builder stage is never cached.
+    ops: |input| {
         let latest = format!("{}:latest", input.repository);
-        JobPlan {
-            daemon: self.daemon(),
-            ops: vec![Op::JobBuild(BuildRequest {
-                builder: DaemonlessBuilder::Buildx,
-                destinations: destinations(input),
-                cache_from: vec![CacheImport::Registry { reference: latest }],
-                // Inline cache describes the final stage only: the builder stage is never cached.
-                cache_to: Some(CacheExport::Inline),
-            })],
-        }
-    }
-}
+        job_build(JobBuilder::Buildx, input, vec![CacheImport::Registry { reference: latest }], Some(CacheExport::Inline))
+    },
+};

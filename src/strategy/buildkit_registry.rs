@@ -2,37 +2,22 @@
 
 use super::*;
 
-pub struct BuildkitRegistry;
+pub const STRATEGY: StrategyDef = StrategyDef {
+    name: "buildkit-registry",
+    description: "fresh dind per job; buildx with a registry cache ref, mode=max (every stage cached)",
+    daemon: Daemon::Fresh(DaemonKind::Docker),
+    image_store: ImageStore::Containerd,
+    risk: DIND_RISK,
+    ops: |input| registry_cache(JobBuilder::Buildx, input),
+};
 
-impl Strategy for BuildkitRegistry {
-    fn kind(&self) -> StrategyKind {
-        StrategyKind::BuildkitRegistry
-    }
-    fn name(&self) -> &'static str {
-        "buildkit-registry"
-    }
-    fn description(&self) -> &'static str {
-        "fresh dind per job; buildx with a registry cache ref, mode=max (every stage cached)"
-    }
-    fn privileges(&self) -> Privileges {
-        DIND_PRIVILEGES
-    }
-    fn daemon(&self) -> Daemon {
-        Daemon::Fresh(DaemonKind::Docker)
-    }
-    fn image_store(&self) -> ImageStore {
-        ImageStore::Containerd
-    }
-    fn plan(&self, input: &PlanInput) -> JobPlan {
-        let cache = format!("{}:buildcache", input.repository);
-        JobPlan {
-            daemon: self.daemon(),
-            ops: vec![Op::JobBuild(BuildRequest {
-                builder: DaemonlessBuilder::Buildx,
-                destinations: destinations(input),
-                cache_from: vec![CacheImport::Registry { reference: cache.clone() }],
-                cache_to: Some(CacheExport::Registry { reference: cache, every_stage: true }),
-            })],
-        }
-    }
+/// BuildKit's registry cache in `<repo>:buildcache`, `mode=max`, imported and exported.
+pub(super) fn registry_cache(builder: JobBuilder, input: &PlanInput) -> Vec<Op> {
+    let cache = format!("{}:buildcache", input.repository);
+    job_build(
+        builder,
+        input,
+        vec![CacheImport::Registry { reference: cache.clone() }],
+        Some(CacheExport::Registry { reference: cache, every_stage: true }),
+    )
 }

@@ -2,40 +2,12 @@
 
 use super::*;
 
-pub struct BuildkitShared;
-
-impl Strategy for BuildkitShared {
-    fn kind(&self) -> StrategyKind {
-        StrategyKind::BuildkitShared
-    }
-    fn name(&self) -> &'static str {
-        "buildkit-shared"
-    }
-    fn description(&self) -> &'static str {
-        "one long-lived dind with a volume, shared by every job, built with buildx (local BuildKit cache)"
-    }
-    fn privileges(&self) -> Privileges {
-        Privileges {
-            risk: "A privileged daemon is root on its node, and every job of the strategy shares its \
-                   unauthenticated API and its BuildKit cache.",
-            ..DIND_PRIVILEGES
-        }
-    }
-    fn daemon(&self) -> Daemon {
-        Daemon::Shared(DaemonKind::Docker)
-    }
-    fn image_store(&self) -> ImageStore {
-        ImageStore::GraphDriver
-    }
-    fn plan(&self, input: &PlanInput) -> JobPlan {
-        JobPlan {
-            daemon: self.daemon(),
-            ops: vec![Op::JobBuild(BuildRequest {
-                builder: DaemonlessBuilder::Buildx,
-                destinations: destinations(input),
-                cache_from: vec![],
-                cache_to: None,
-            })],
-        }
-    }
-}
+pub const STRATEGY: StrategyDef = StrategyDef {
+    name: "buildkit-shared",
+    description: "one long-lived dind with a volume, shared by every job, built with buildx (local BuildKit cache)",
+    daemon: Daemon::Shared(DaemonKind::Docker),
+    image_store: ImageStore::GraphDriver,
+    risk: "A privileged daemon is root on its node, and every job of the strategy shares its unauthenticated API \
+           and its BuildKit cache.",
+    ops: |input| job_build(JobBuilder::Buildx, input, vec![], None),
+};

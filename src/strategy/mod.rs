@@ -1,10 +1,13 @@
-//! Caching strategies: each is data plus a plan of job operations that any backend can execute.
+//! Caching strategies, each declared once as data (its own file) and listed in one registry; and the
+//! vocabulary of a job's plan that every backend executes.
 
 mod buildkit_daemon;
+mod buildkit_daemon_shared;
 mod buildkit_inline;
 mod buildkit_registry;
 mod buildkit_shared;
 mod daemonless;
+mod daemonless_kaniko;
 mod ephemeral_dind;
 mod registry_final;
 mod registry_multistage;
@@ -12,119 +15,194 @@ mod shared_dind;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::Dockerfile;
+use crate::dockerfile::Dockerfile;
 
-/// The strategies layerbench knows. Adding one means one variant here and one file beside this one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StrategyKind {
-    EphemeralDind,
-    RegistryFinal,
-    RegistryMultistage,
-    SharedDind,
-    Daemonless,
-    DaemonlessKaniko,
-    BuildkitInline,
-    BuildkitRegistry,
-    BuildkitShared,
-    BuildkitDaemon,
-    BuildkitDaemonShared,
+/// Every strategy layerbench knows, in the order `--help`, the docs and reports list them. Adding one
+/// is its file beside this one and one line here.
+const REGISTRY: [&StrategyDef; 11] = [
+    &ephemeral_dind::STRATEGY,
+    &registry_final::STRATEGY,
+    &registry_multistage::STRATEGY,
+    &shared_dind::STRATEGY,
+    &daemonless::STRATEGY,
+    &daemonless_kaniko::STRATEGY,
+    &buildkit_inline::STRATEGY,
+    &buildkit_registry::STRATEGY,
+    &buildkit_shared::STRATEGY,
+    &buildkit_daemon::STRATEGY,
+    &buildkit_daemon_shared::STRATEGY,
+];
+
+/// What a strategy is: a name, where its jobs get a daemon, and the plan of one job.
+pub struct StrategyDef {
+    /// Its name in scenarios, on the command line and in every record (`shared-dind`).
+    pub name: &'static str,
+    /// One line for `--help` and the docs.
+    pub description: &'static str,
+    /// Where its jobs get a daemon; the same for every job of the strategy.
+    pub daemon: Daemon,
+    /// How its dind daemons store images (BuildKit daemons have their own store).
+    pub image_store: ImageStore,
+    /// One sentence on the risk of the privileges it needs. The privileges themselves are its
+    /// daemon's and its builder's (see `crate::builder::privileges`), so they cannot drift from what runs.
+    pub risk: &'static str,
+    /// The operations of one job, in the order a CI job's script runs them.
+    pub ops: fn(&PlanInput) -> Vec<Op>,
 }
 
-impl StrategyKind {
-    pub const ALL: [StrategyKind; 11] = [
-        StrategyKind::EphemeralDind,
-        StrategyKind::RegistryFinal,
-        StrategyKind::RegistryMultistage,
-        StrategyKind::SharedDind,
-        StrategyKind::Daemonless,
-        StrategyKind::DaemonlessKaniko,
-        StrategyKind::BuildkitInline,
-        StrategyKind::BuildkitRegistry,
-        StrategyKind::BuildkitShared,
-        StrategyKind::BuildkitDaemon,
-        StrategyKind::BuildkitDaemonShared,
-    ];
+/// A strategy, as records, events and plans name it: a handle on its declaration in the registry.
+/// Serialised as its name, and ordered by it, so CSV columns, `run.json` and every sorted list read as
+/// they did when strategies were strings.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Strategy(u8);
+
+impl Ord for Strategy {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for Strategy {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Strategy {
+    /// Every strategy, in the registry's order.
+    pub fn all() -> impl Iterator<Item = Strategy> + Clone {
+        (0..REGISTRY.len() as u8).map(Strategy)
+    }
+
+    pub fn parse(name: &str) -> Option<Strategy> {
+        Self::all().find(|s| s.name() == name)
+    }
+
+    /// The strategy of that name, for code and tests that name one the registry must have; a name it does
+    /// not have is a bug (in a `const`, one that does not compile).
+    pub const fn named(name: &str) -> Strategy {
+        let mut i = 0;
+        while i < REGISTRY.len() {
+            if same(REGISTRY[i].name.as_bytes(), name.as_bytes()) {
+                return Strategy(i as u8);
+            }
+            i += 1;
+        }
+        panic!("no strategy of that name is in the registry")
+    }
+
+    /// Comma-separated list of every valid name, for error messages and `--help`.
+    pub fn valid_names() -> String {
+        Self::all().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    pub fn def(self) -> &'static StrategyDef {
+        REGISTRY[self.0 as usize]
+    }
 
     pub fn name(self) -> &'static str {
-        self.strategy().name()
+        self.def().name
     }
 
-    pub fn parse(name: &str) -> Option<StrategyKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+    /// The plan of one job.
+    pub fn plan(self, input: &PlanInput) -> JobPlan {
+        JobPlan { daemon: self.daemon, ops: (self.ops)(input) }
     }
 
-    /// Comma-separated list of every valid name, for error messages.
-    pub fn valid_names() -> String {
-        Self::ALL.map(|k| k.name()).join(", ")
+    /// Its plan for a two-stage Dockerfile: what a job does, whatever the Dockerfile, for questions
+    /// about the strategy as a whole.
+    pub fn sample_plan(self) -> JobPlan {
+        let dockerfile = Dockerfile::parse("FROM scratch AS build\nFROM scratch\n").expect("a two-stage Dockerfile parses");
+        self.plan(&PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile })
     }
 
-    pub fn strategy(self) -> &'static dyn Strategy {
-        match self {
-            StrategyKind::EphemeralDind => &ephemeral_dind::EphemeralDind,
-            StrategyKind::RegistryFinal => &registry_final::RegistryFinal,
-            StrategyKind::RegistryMultistage => &registry_multistage::RegistryMultistage,
-            StrategyKind::SharedDind => &shared_dind::SharedDind,
-            StrategyKind::Daemonless => &daemonless::Daemonless { builder: DaemonlessBuilder::Buildah },
-            StrategyKind::DaemonlessKaniko => {
-                &daemonless::Daemonless { builder: DaemonlessBuilder::Kaniko }
-            }
-            StrategyKind::BuildkitInline => &buildkit_inline::BuildkitInline,
-            StrategyKind::BuildkitRegistry => &buildkit_registry::BuildkitRegistry,
-            StrategyKind::BuildkitShared => &buildkit_shared::BuildkitShared,
-            StrategyKind::BuildkitDaemon => &buildkit_daemon::BuildkitDaemon { shared: false },
-            StrategyKind::BuildkitDaemonShared => &buildkit_daemon::BuildkitDaemon { shared: true },
-        }
+    /// Whether its jobs can reuse what earlier jobs left, asked of its own plan.
+    pub fn keeps_cache(self) -> bool {
+        self.sample_plan().reuses_cache()
     }
 
     /// The builders its jobs run in job containers (none for a classic `docker build` through a
     /// daemon's API). Read off a plan, so it cannot drift from what the jobs do.
-    pub fn job_builders(self) -> Vec<DaemonlessBuilder> {
-        let dockerfile = Dockerfile::parse("FROM scratch\n").expect("a one-line Dockerfile parses");
-        let input = PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile };
-        let plan = self.strategy().plan(&input);
-        plan.ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::JobBuild(request) => Some(request.builder),
-                _ => None,
-            })
-            .collect()
+    pub fn job_builders(self) -> Vec<JobBuilder> {
+        self.sample_plan().job_builders()
     }
 }
 
-impl std::fmt::Display for StrategyKind {
+/// Byte-wise equality, usable in a `const fn`.
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl std::ops::Deref for Strategy {
+    type Target = StrategyDef;
+    fn deref(&self) -> &StrategyDef {
+        self.def()
+    }
+}
+
+impl std::fmt::Display for Strategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Debug for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq<str> for Strategy {
+    fn eq(&self, other: &str) -> bool {
+        self.name() == other
+    }
+}
+
+impl PartialEq<&str> for Strategy {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl AsRef<str> for Strategy {
+    fn as_ref(&self) -> &str {
+        self.name()
+    }
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Strategy::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown strategy `{name}`; known strategies: {}", Strategy::valid_names()))
+        })
     }
 }
 
 /// Which daemon a job builds with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DaemonKind {
-    /// A Docker daemon in a docker:dind service (`dockerd`, API on 2375); its state in `/var/lib/docker`.
+    /// A Docker daemon in a docker:dind service (`dockerd`, see `crate::builder::dind`).
     Docker,
-    /// A standalone BuildKit daemon (`buildkitd`, gRPC on 1234), as buildx's `docker-container` and
-    /// `kubernetes` drivers or a buildkitd Deployment run it; its state in `/var/lib/buildkit`.
+    /// A standalone BuildKit daemon (`buildkitd`, see `crate::builder::buildkitd`), as buildx's
+    /// `docker-container` and `kubernetes` drivers or a buildkitd Deployment run it.
     Buildkit,
-}
-
-impl DaemonKind {
-    /// What the report and progress lines call it.
-    pub fn service_name(self) -> &'static str {
-        match self {
-            DaemonKind::Docker => "dind",
-            DaemonKind::Buildkit => "buildkitd",
-        }
-    }
-
-    /// Where the daemon keeps its images and cache: a volume of its own.
-    pub fn state_dir(self) -> &'static str {
-        match self {
-            DaemonKind::Docker => "/var/lib/docker",
-            DaemonKind::Buildkit => "/var/lib/buildkit",
-        }
-    }
 }
 
 /// Where a job's daemon comes from.
@@ -163,10 +241,9 @@ pub enum ImageStore {
     Containerd,
 }
 
-/// The builders a job container can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DaemonlessBuilder {
+/// The builders a job container can run (each has its home in `crate::builder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobBuilder {
     Buildah,
     Kaniko,
     /// `docker buildx build` (BuildKit) against the job's Docker daemon.
@@ -195,7 +272,7 @@ pub enum CacheExport {
 /// One build a job container runs: which builder, what it pushes, and its cache.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildRequest {
-    pub builder: DaemonlessBuilder,
+    pub builder: JobBuilder,
     pub destinations: Vec<String>,
     pub cache_from: Vec<CacheImport>,
     pub cache_to: Option<CacheExport>,
@@ -208,7 +285,7 @@ pub enum Op {
     /// pipeline run has none).
     Pull { image: String },
     /// `docker build [--target T] --cache-from ... -t TAG...` with the classic builder, driven
-    /// through the daemon's API as a CI job's client would.
+    /// through the daemon's API as a CI job's client would (`crate::builder::classic`).
     Build { target: Option<String>, tags: Vec<String>, cache_from: Vec<String> },
     /// `docker push IMAGE`
     Push { image: String },
@@ -299,6 +376,25 @@ impl JobPlan {
                 Op::Push { .. } => false,
             })
     }
+
+    /// The job-container builders of the plan, in order.
+    pub fn job_builders(&self) -> Vec<JobBuilder> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::JobBuild(request) => Some(request.builder),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The job's one job-container build, if it has one.
+    pub fn job_build(&self) -> Option<&BuildRequest> {
+        self.ops.iter().find_map(|op| match op {
+            Op::JobBuild(request) => Some(request),
+            _ => None,
+        })
+    }
 }
 
 /// What a strategy needs to plan a job.
@@ -311,21 +407,37 @@ pub struct PlanInput<'a> {
     pub dockerfile: &'a Dockerfile,
 }
 
-/// What a strategy asks of the machine that runs it; shown in the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a builder or a daemon asks of the machine that runs it. A strategy's are the union of its
+/// daemon's and its job builder's, shown in the report with the strategy's risk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Privileges {
-    /// Needs a privileged container (a dind daemon).
+    /// Needs a privileged container (a dind daemon, buildkitd).
     pub privileged: bool,
     /// Kernel capabilities beyond Docker's default set, when not privileged.
-    pub extra_capabilities: &'static [&'static str],
-    /// Security profiles it must run without.
-    pub unconfined: &'static [&'static str],
-    /// One sentence for the report on the risk this carries.
-    pub risk: &'static str,
+    pub extra_capabilities: Vec<&'static str>,
+    /// Security profiles it must run without (`seccomp`, `apparmor`).
+    pub unconfined: Vec<&'static str>,
 }
 
 impl Privileges {
-    pub fn summary(&self) -> String {
+    /// Both sets of needs at once (a daemon and the job container beside it).
+    pub fn union(mut self, other: &Privileges) -> Privileges {
+        self.privileged |= other.privileged;
+        for cap in &other.extra_capabilities {
+            if !self.extra_capabilities.contains(cap) {
+                self.extra_capabilities.push(cap);
+            }
+        }
+        for profile in &other.unconfined {
+            if !self.unconfined.contains(profile) {
+                self.unconfined.push(profile);
+            }
+        }
+        self
+    }
+
+    /// The privileges in words, then `risk`.
+    pub fn summary(&self, risk: &str) -> String {
         let mut parts = vec![];
         if self.privileged {
             parts.push("privileged container".to_string());
@@ -339,54 +451,15 @@ impl Privileges {
         if parts.is_empty() {
             parts.push("no extra privileges".to_string());
         }
-        format!("{}. {}", parts.join("; "), self.risk)
+        format!("{}. {risk}", parts.join("; "))
     }
 }
 
-/// A caching strategy: a name, what it needs, and the plan of one job.
-pub trait Strategy: Sync {
-    fn kind(&self) -> StrategyKind;
-    fn name(&self) -> &'static str;
-    /// One line for `--help` and the report.
-    fn description(&self) -> &'static str;
-    fn privileges(&self) -> Privileges;
-    /// Where its jobs get a daemon; the same for every job of the strategy.
-    fn daemon(&self) -> Daemon;
-    /// How its dind daemons store images (BuildKit daemons have their own store).
-    fn image_store(&self) -> ImageStore {
-        ImageStore::GraphDriver
-    }
-    fn plan(&self, input: &PlanInput) -> JobPlan;
-    /// Its plan for a two-stage Dockerfile: what a job does, whatever the Dockerfile, for questions
-    /// about the strategy as a whole.
-    fn sample_plan(&self) -> JobPlan {
-        let dockerfile = crate::scenario::Dockerfile::parse("FROM scratch AS build\nFROM scratch\n")
-            .expect("a two-stage Dockerfile parses");
-        self.plan(&PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile: &dockerfile })
-    }
-    /// Whether its jobs can reuse what earlier jobs left, asked of its own plan.
-    fn keeps_cache(&self) -> bool {
-        self.sample_plan().reuses_cache()
-    }
-    /// The job-container builder its jobs run, if any.
-    fn job_builder(&self) -> Option<DaemonlessBuilder> {
-        self.sample_plan().ops.iter().find_map(|op| match op {
-            Op::JobBuild(request) => Some(request.builder),
-            _ => None,
-        })
-    }
-}
-
-/// The privileges of every strategy that runs a dind daemon.
-pub(crate) const DIND_PRIVILEGES: Privileges = Privileges {
-    privileged: true,
-    extra_capabilities: &[],
-    unconfined: &[],
-    risk: "A privileged daemon is root on its node; anything that can reach its API can be too.",
-};
+/// The risk of every strategy that runs a fresh dind daemon per job.
+const DIND_RISK: &str = "A privileged daemon is root on its node; anything that can reach its API can be too.";
 
 /// `docker build` of the final stage, tagged `<repo>:<commit>` and `<repo>:latest`, then pushed.
-pub(crate) fn build_and_push_final(input: &PlanInput, cache_from: Vec<String>) -> Vec<Op> {
+fn build_and_push_final(input: &PlanInput, cache_from: Vec<String>) -> Vec<Op> {
     let commit = format!("{}:{}", input.repository, input.commit_tag);
     let latest = format!("{}:latest", input.repository);
     vec![
@@ -397,8 +470,13 @@ pub(crate) fn build_and_push_final(input: &PlanInput, cache_from: Vec<String>) -
 }
 
 /// `<repo>:<commit>` and `<repo>:latest`: what every job pushes.
-pub(crate) fn destinations(input: &PlanInput) -> Vec<String> {
+fn destinations(input: &PlanInput) -> Vec<String> {
     vec![format!("{}:{}", input.repository, input.commit_tag), format!("{}:latest", input.repository)]
+}
+
+/// One job-container build pushing to `destinations`.
+fn job_build(builder: JobBuilder, input: &PlanInput, cache_from: Vec<CacheImport>, cache_to: Option<CacheExport>) -> Vec<Op> {
+    vec![Op::JobBuild(BuildRequest { builder, destinations: destinations(input), cache_from, cache_to })]
 }
 
 #[cfg(test)]
@@ -407,14 +485,25 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_unique() {
-        for kind in StrategyKind::ALL {
-            assert_eq!(StrategyKind::parse(kind.name()), Some(kind));
-            assert_eq!(kind.strategy().kind(), kind);
+        for strategy in Strategy::all() {
+            assert_eq!(Strategy::parse(strategy.name()), Some(strategy));
+            assert_eq!(Strategy::all().filter(|s| s.name() == strategy.name()).count(), 1, "{strategy}");
         }
-        assert_eq!(StrategyKind::parse("nope"), None);
-        let cold_every_time: Vec<_> = StrategyKind::ALL.into_iter().filter(|k| !k.strategy().keeps_cache()).collect();
-        assert_eq!(cold_every_time, [StrategyKind::EphemeralDind], "only ephemeral-dind reuses nothing");
-        let serialized = serde_json::to_string(&StrategyKind::RegistryMultistage).unwrap();
+        assert_eq!(Strategy::parse("nope"), None);
+        let cold_every_time: Vec<_> = Strategy::all().filter(|k| !k.keeps_cache()).collect();
+        assert_eq!(cold_every_time, [Strategy::named("ephemeral-dind")], "only ephemeral-dind reuses nothing");
+        let serialized = serde_json::to_string(&Strategy::named("registry-multistage")).unwrap();
         assert_eq!(serialized, "\"registry-multistage\"");
+        let back: Strategy = serde_json::from_str(&serialized).unwrap();
+        assert_eq!(back, Strategy::named("registry-multistage"));
+        let unknown = serde_json::from_str::<Strategy>("\"nope\"").unwrap_err().to_string();
+        assert!(unknown.contains("unknown strategy `nope`"), "{unknown}");
+    }
+
+    #[test]
+    fn every_plan_agrees_with_its_declared_daemon() {
+        for strategy in Strategy::all() {
+            assert_eq!(strategy.sample_plan().daemon, strategy.daemon, "{strategy}");
+        }
     }
 }

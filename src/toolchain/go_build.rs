@@ -171,7 +171,7 @@ impl GoCache {
             .map_err(|e| fail(format!("cannot run go mod download: {e}")))?;
         if !output.status.success() || !dir.is_dir() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(fail(format!("go mod download {}: {}", recipe.built_from(), super::stand_in::last_lines(&[&stderr], 3))));
+            return Err(fail(format!("go mod download {}: {}", recipe.built_from(), super::last_lines(&[&stderr], 3))));
         }
         Ok(dir)
     }
@@ -206,7 +206,7 @@ impl GoCache {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!("go build {}: {}", output.status, super::stand_in::last_lines(&[&stderr], 4)))
+        Err(format!("go build {}: {}", output.status, super::last_lines(&[&stderr], 4)))
     }
 }
 
@@ -268,7 +268,7 @@ async fn go_version(go: &Path) -> Result<String, String> {
 
 /// 16 hex digits of the stand-ins' recipe hash over `parts`: enough to tell builds apart in a file name.
 fn short_hash(parts: &[&str]) -> String {
-    super::stand_in::recipe_hash(parts)[..16].to_string()
+    super::recipe_hash(parts)[..16].to_string()
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ pub async fn ensure(
     }
     let go_parts = KUBERNETES.hash_parts();
     parts.extend(go_parts.iter());
-    let hash = stand_in::recipe_hash(&parts);
+    let hash = super::recipe_hash(&parts);
     let id = match stand_in::current(docker, &node_name, &hash, events).await? {
         Some(id) => id,
         None => {
@@ -308,7 +308,7 @@ async fn ensure_component(
     if let Some((file, recipe, path)) = component.module_file {
         parts.extend([file, recipe.module, recipe.version, path]);
     }
-    let hash = stand_in::recipe_hash(&parts);
+    let hash = super::recipe_hash(&parts);
     if let Some(id) = stand_in::current(docker, name, &hash, events).await? {
         return Ok(id);
     }
@@ -346,7 +346,7 @@ async fn ensure_kind_base(
     let mut parts = vec!["kind-base", dockerfile, conflist, base_id, KIND.module, KIND.version];
     let cri_parts = CRI_TOOLS.hash_parts();
     parts.extend(cri_parts.iter());
-    let hash = stand_in::recipe_hash(&parts);
+    let hash = super::recipe_hash(&parts);
     if let Some(id) = stand_in::current(docker, &name, &hash, events).await? {
         return Ok((name, id));
     }

@@ -12,11 +12,11 @@ use bollard::query_parameters::CreateImageOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::events::EventSink;
 use crate::resources::is_not_found;
 use crate::results::{ImageInfo, ImageSource};
-use crate::strategy::{DaemonKind, DaemonlessBuilder, StrategyKind};
 
 pub use stand_in::stand_in_name;
 
@@ -30,16 +30,17 @@ pub const BUILT_FROM_LABEL: &str = "layerbench.built-from";
 /// A pull that reports nothing for this long is stuck; large layers still report progress more often.
 const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What an image is for. Each role's official image and its stand-in share one way of running them:
-/// - `Base`: the Python base image scenario Dockerfiles start `FROM`.
-/// - `Dind`: create it with `Cmd` and environment from [`crate::builder::dind`]; both flavours then run
+/// What an image is for; the builder and daemon homes name the role they run in. Each role's official image and
+/// its stand-in share one way of running them:
+/// - `Base`: the base image scenario Dockerfiles start `FROM`.
+/// - `Dind`: create it with `Cmd` and environment from the dind daemon's home; both flavours then run
 ///   exactly that `dockerd` command line.
 /// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
 ///   overridable with `REGISTRY_*` variables (both are CNCF Distribution).
 /// - `Buildah`: always give an explicit command (`buildah bud …`, or `sh -c …`).
 /// - `Kaniko`: the entry point is `/kaniko/executor`; `Cmd` holds its flags. Its stand-in's executor is
 ///   built from kaniko's Go module.
-/// - `Buildkit`: `moby/buildkit`, whose entry point is `buildkitd` (flags from [`crate::builder::buildkitd`]);
+/// - `Buildkit`: `moby/buildkit`, whose entry point is `buildkitd` (flags from buildkitd's home);
 ///   job containers run its `buildctl` with an explicit command. Its stand-in's programs are built from
 ///   BuildKit's Go module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,7 +117,7 @@ impl Default for ToolchainConfig {
 }
 
 impl ToolchainConfig {
-    fn official(&self, role: Role) -> &str {
+    pub fn official(&self, role: Role) -> &str {
         match role {
             Role::Base => &self.base,
             Role::Dind => &self.dind,
@@ -179,68 +180,38 @@ impl ResolvedImage {
     }
 }
 
-/// The images a run needs. A role no chosen strategy uses is `None`: it was not looked for, so a
+/// The images a run needs, by role. A role no chosen strategy uses is absent: it was not looked for, so a
 /// run of one strategy never waits for (or fails on) another strategy's image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toolchain {
-    pub base: ResolvedImage,
-    pub dind: Option<ResolvedImage>,
-    pub registry: ResolvedImage,
-    pub buildah: Option<ResolvedImage>,
-    /// The docker CLI with buildx that BuildKit jobs run in.
-    pub job: Option<ResolvedImage>,
-    pub kaniko: Option<ResolvedImage>,
-    /// buildkitd and buildctl.
-    pub buildkit: Option<ResolvedImage>,
+    images: std::collections::BTreeMap<Role, ResolvedImage>,
 }
 
 impl Toolchain {
+    /// The image of `role`, when the run resolved it.
+    pub fn get(&self, role: Role) -> Option<&ResolvedImage> {
+        self.images.get(&role)
+    }
+
+    /// The base image scenario Dockerfiles start `FROM`: always resolved.
+    pub fn base(&self) -> &ResolvedImage {
+        &self.images[&Role::Base]
+    }
+
+    /// The registry image (the run's registry and its Docker Hub mirror): always resolved.
+    pub fn registry(&self) -> &ResolvedImage {
+        &self.images[&Role::Registry]
+    }
+
     /// What the run's Docker Hub mirror serves: (local image, the Docker Hub name Dockerfiles use).
     pub fn hub_images(&self) -> Vec<(String, String)> {
-        vec![(self.base.name.clone(), self.base.official.clone())]
+        vec![(self.base().name.clone(), self.base().official.clone())]
     }
 
     /// The available images, for `run.json`.
     pub fn images(&self) -> Vec<ImageInfo> {
-        [
-            Some(&self.base),
-            self.dind.as_ref(),
-            Some(&self.registry),
-            self.buildah.as_ref(),
-            self.job.as_ref(),
-            self.kaniko.as_ref(),
-            self.buildkit.as_ref(),
-        ]
-            .into_iter()
-            .flatten()
-            .map(ResolvedImage::info)
-            .collect()
+        self.images.values().map(ResolvedImage::info).collect()
     }
-}
-
-/// The roles whose images a run of `strategies` needs: the base image (the mirror serves it) and the
-/// registry always, dind or buildkit for the daemon a strategy runs, buildah, kaniko, the job image
-/// (buildx) or buildkit (buildctl) for what its job containers run.
-pub fn roles_for(strategies: &[StrategyKind]) -> BTreeSet<Role> {
-    let mut roles = BTreeSet::from([Role::Base, Role::Registry]);
-    for strategy in strategies {
-        match strategy.strategy().daemon().kind() {
-            Some(DaemonKind::Docker) => roles.insert(Role::Dind),
-            Some(DaemonKind::Buildkit) => roles.insert(Role::Buildkit),
-            None => false,
-        };
-        for builder in strategy.job_builders() {
-            match builder {
-                DaemonlessBuilder::Buildah => roles.insert(Role::Buildah),
-                DaemonlessBuilder::Kaniko => roles.insert(Role::Kaniko),
-                // `docker buildx build` runs in the job image, against the job's dind.
-                DaemonlessBuilder::Buildx => roles.insert(Role::Job),
-                // `buildctl` ships with buildkitd, in the same image.
-                DaemonlessBuilder::Buildctl => roles.insert(Role::Buildkit),
-            };
-        }
-    }
-    roles
 }
 
 /// What layerbench was doing to a toolchain image when it failed.
@@ -293,14 +264,12 @@ impl ToolchainError {
     }
 }
 
+/// Every role there is.
+pub const ROLES: [Role; 7] = [Role::Base, Role::Dind, Role::Registry, Role::Buildah, Role::Kaniko, Role::Buildkit, Role::Job];
+
 /// Finds every toolchain image (see [`resolve_roles`]).
-pub async fn resolve(
-    docker: &Docker,
-    config: &ToolchainConfig,
-    events: &EventSink,
-) -> Result<Toolchain, ToolchainError> {
-    let every = [Role::Base, Role::Dind, Role::Registry, Role::Buildah, Role::Kaniko, Role::Buildkit, Role::Job];
-    resolve_roles(docker, config, &BTreeSet::from(every), events).await
+pub async fn resolve(docker: &Docker, config: &ToolchainConfig, events: &EventSink) -> Result<Toolchain, ToolchainError> {
+    resolve_roles(docker, config, &BTreeSet::from(ROLES), events).await
 }
 
 /// Finds the images of `roles` (base and registry always): the official one when present or
@@ -312,29 +281,13 @@ pub async fn resolve_roles(
     events: &EventSink,
 ) -> Result<Toolchain, ToolchainError> {
     let mut stand_ins = stand_in::Builder::new(docker, config, events);
-    let base = resolve_role(docker, config, Role::Base, &mut stand_ins, events).await?;
-    let registry = resolve_role(docker, config, Role::Registry, &mut stand_ins, events).await?;
-    let dind = resolve_wanted(docker, config, roles, Role::Dind, &mut stand_ins, events).await?;
-    let buildah = resolve_wanted(docker, config, roles, Role::Buildah, &mut stand_ins, events).await?;
-    let job = resolve_wanted(docker, config, roles, Role::Job, &mut stand_ins, events).await?;
-    let kaniko = resolve_wanted(docker, config, roles, Role::Kaniko, &mut stand_ins, events).await?;
-    let buildkit = resolve_wanted(docker, config, roles, Role::Buildkit, &mut stand_ins, events).await?;
-    Ok(Toolchain { base, dind, registry, buildah, job, kaniko, buildkit })
-}
-
-/// The role's image when `roles` asks for it; `None` (not looked for) otherwise.
-async fn resolve_wanted(
-    docker: &Docker,
-    config: &ToolchainConfig,
-    roles: &BTreeSet<Role>,
-    role: Role,
-    stand_ins: &mut stand_in::Builder<'_>,
-    events: &EventSink,
-) -> Result<Option<ResolvedImage>, ToolchainError> {
-    match roles.contains(&role) {
-        true => resolve_role(docker, config, role, stand_ins, events).await.map(Some),
-        false => Ok(None),
+    let mut images = std::collections::BTreeMap::new();
+    for role in ROLES {
+        if matches!(role, Role::Base | Role::Registry) || roles.contains(&role) {
+            images.insert(role, resolve_role(docker, config, role, &mut stand_ins, events).await?);
+        }
     }
+    Ok(Toolchain { images })
 }
 
 async fn resolve_role(
@@ -446,6 +399,22 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+fn recipe_hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// The last `n` non-empty lines across `texts`, on one line.
+fn last_lines(texts: &[&str], n: usize) -> String {
+    let lines: Vec<&str> = texts.iter().flat_map(|t| t.lines()).map(str::trim).filter(|l| !l.is_empty()).collect();
+    one_line(&lines[lines.len().saturating_sub(n)..].join(" | "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,18 +426,5 @@ mod tests {
         assert_eq!(with_default_tag("registry:2"), "registry:2");
         assert_eq!(with_default_tag("quay.io/buildah/stable:v1.28"), "quay.io/buildah/stable:v1.28");
         assert_eq!(with_default_tag("busybox@sha256:abc"), "busybox@sha256:abc");
-    }
-
-    #[test]
-    fn a_run_resolves_only_the_images_its_strategies_need() {
-        use StrategyKind::*;
-        let roles = |strategies: &[StrategyKind]| roles_for(strategies).into_iter().collect::<Vec<_>>();
-        assert_eq!(roles(&[EphemeralDind]), [Role::Base, Role::Dind, Role::Registry]);
-        assert_eq!(roles(&[Daemonless]), [Role::Base, Role::Registry, Role::Buildah]);
-        assert_eq!(roles(&[DaemonlessKaniko]), [Role::Base, Role::Registry, Role::Kaniko]);
-        assert_eq!(roles(&[RegistryFinal, BuildkitShared]), [Role::Base, Role::Dind, Role::Registry, Role::Job]);
-        assert_eq!(roles(&[BuildkitDaemon]), [Role::Base, Role::Registry, Role::Buildkit]);
-        assert_eq!(roles(&[BuildkitDaemonShared]), [Role::Base, Role::Registry, Role::Buildkit]);
-        assert_eq!(roles(&StrategyKind::ALL).len(), 7);
     }
 }

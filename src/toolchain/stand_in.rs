@@ -8,13 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bollard::query_parameters::{BuildImageOptionsBuilder, CreateImageOptionsBuilder, RemoveImageOptionsBuilder};
 use bollard::{body_full, body_try_stream, Docker};
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
+
 use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
 use super::go_build::{GoBinaries, GoCache, GoRecipe};
 use super::{
-    one_line, BUILT_FROM_LABEL, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
+    last_lines, recipe_hash, BUILT_FROM_LABEL, Operation, ResolvedImage, Role, ToolchainConfig, ToolchainError, RECIPE_LABEL,
     STAND_IN_LABEL,
 };
 use crate::events::EventSink;
@@ -201,15 +201,6 @@ fn stand_in(role: Role, official: &str, name: String, id: String) -> ResolvedIma
     ResolvedImage::new(role, official, name, ImageSource::LocalStandIn, Some(id))
 }
 
-pub(super) fn recipe_hash(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    format!("{:x}", hasher.finalize())
-}
 
 /// The ID of the stand-in `name` when it exists and was built from the recipe `hash`.
 pub(super) async fn current(
@@ -534,11 +525,6 @@ async fn built_from_label(docker: &Docker, name: &str) -> Option<String> {
     image.config?.labels?.get(BUILT_FROM_LABEL).cloned()
 }
 
-/// The last `n` non-empty lines across `texts`, on one line.
-pub(super) fn last_lines(texts: &[&str], n: usize) -> String {
-    let lines: Vec<&str> = texts.iter().flat_map(|t| t.lines()).map(str::trim).filter(|l| !l.is_empty()).collect();
-    one_line(&lines[lines.len().saturating_sub(n)..].join(" | "))
-}
 
 /// PATH plus the sbin directories: debootstrap lives in /usr/sbin, which non-login shells may not search.
 fn search_path() -> String {

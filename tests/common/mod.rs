@@ -9,7 +9,7 @@ use layerbench::events::{EventSink, Reporter};
 use layerbench::results::{JobRecord, StepRecord};
 use layerbench::scenario::{self, Scenario};
 use layerbench::session::{self, Outcome};
-use layerbench::strategy::StrategyKind;
+use layerbench::strategy::Strategy;
 use layerbench::toolchain::ToolchainConfig;
 
 /// Engine tests build for real on a 2-core machine: one at a time keeps their timings sane.
@@ -47,7 +47,7 @@ pub fn events(extra: Vec<Box<dyn Reporter>>) -> EventSink {
 }
 
 /// Runs a scenario with the given strategies (one iteration) to the end, results under `results_root`.
-pub async fn run(scenario: &Scenario, strategies: &[StrategyKind], results_root: &Path, extra: Vec<Box<dyn Reporter>>) -> Outcome {
+pub async fn run(scenario: &Scenario, strategies: &[Strategy], results_root: &Path, extra: Vec<Box<dyn Reporter>>) -> Outcome {
     let docker = engine().await;
     let request = session::Request {
         scenario,
@@ -64,7 +64,7 @@ pub async fn run(scenario: &Scenario, strategies: &[StrategyKind], results_root:
 /// The shared run of a test file: `scenario` (relative to the repository) with `strategies`, one at a time on
 /// the engine, under `CARGO_TARGET_TMPDIR/<dir>`; it must finish and leave no labelled resource behind.
 /// Returns its results directory.
-pub fn run_to_the_end(dir: &str, scenario: &str, strategies: &[StrategyKind]) -> PathBuf {
+pub fn run_to_the_end(dir: &str, scenario: &str, strategies: &[Strategy]) -> PathBuf {
     let _engine = lock_engine();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
     let scenario = load(scenario);
@@ -147,4 +147,21 @@ pub fn assert_registry_final_hits_only_before_copy_from(steps: &[StepRecord]) {
     let (hits, misses) = cache_pattern(steps, "no-change", "registry-final");
     assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage");
     assert_eq!(misses, vec![2, 3, 4, 7, 8, 9, 10, 11]);
+}
+
+/// The strategies by name, for the engine tests' lists.
+pub mod strategies {
+    use layerbench::strategy::Strategy;
+
+    pub const EPHEMERAL_DIND: Strategy = Strategy::named("ephemeral-dind");
+    pub const REGISTRY_FINAL: Strategy = Strategy::named("registry-final");
+    pub const REGISTRY_MULTISTAGE: Strategy = Strategy::named("registry-multistage");
+    pub const SHARED_DIND: Strategy = Strategy::named("shared-dind");
+    pub const DAEMONLESS: Strategy = Strategy::named("daemonless");
+    pub const DAEMONLESS_KANIKO: Strategy = Strategy::named("daemonless-kaniko");
+    pub const BUILDKIT_INLINE: Strategy = Strategy::named("buildkit-inline");
+    pub const BUILDKIT_REGISTRY: Strategy = Strategy::named("buildkit-registry");
+    pub const BUILDKIT_SHARED: Strategy = Strategy::named("buildkit-shared");
+    pub const BUILDKIT_DAEMON: Strategy = Strategy::named("buildkit-daemon");
+    pub const BUILDKIT_DAEMON_SHARED: Strategy = Strategy::named("buildkit-daemon-shared");
 }

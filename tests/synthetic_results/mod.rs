@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use layerbench::results::{
-    CacheRecord, FailureKind, HostInfo, ImageInfo, ImageSource, JobRecord, JobStatus,
+    BackendKind, CacheRecord, FailureKind, HostInfo, ImageInfo, ImageSource, JobRecord, JobStatus,
     ResultsWriter, RunInfo, ServiceRecord, StepInfo, StepRecord,
 };
-use layerbench::strategy::StrategyKind;
+use layerbench::strategy::Strategy;
 
 pub const FLASK_HASH: &str = "5e1f0c3a9b7d2e48c6a1f0b9d3e7c2a45b8f1d0e6c9a3b7f2d4e8c1a0b5f9e3d";
 pub const OTHER_HASH: &str = "a07c3e9f1b5d8c2e4f6a0b1c3d5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e";
@@ -246,7 +246,7 @@ fn run_info(spec: &Spec) -> RunInfo {
     };
     RunInfo {
         run_id: spec.name.into(),
-        backend: "docker".into(),
+        backend: BackendKind::Docker,
         scenario: spec.scenario.into(),
         scenario_path: format!("scenarios/{}.toml", spec.scenario),
         scenario_hash: spec.scenario_hash.into(),
@@ -273,8 +273,8 @@ fn run_info(spec: &Spec) -> RunInfo {
                 "layerbench-local/buildah:latest",
             ),
         ],
-        strategies: spec.strategies.iter().map(|s| s.to_string()).collect(),
-        pipeline: spec.pipeline.iter().map(|s| s.to_string()).collect(),
+        strategies: spec.strategies.iter().map(|s| Strategy::named(s)).collect(),
+        pipeline: spec.pipeline.iter().map(|s| (*s).into()).collect(),
         iterations: spec.iterations,
         steps: STEPS
             .iter()
@@ -296,9 +296,7 @@ fn run_info(spec: &Spec) -> RunInfo {
         privileges: spec
             .strategies
             .iter()
-            .filter_map(|s| {
-                StrategyKind::parse(s).map(|k| (s.to_string(), k.strategy().privileges().summary()))
-            })
+            .filter_map(|s| Strategy::parse(s).map(|k| (k, layerbench::builder::privilege_summary(k))))
             .collect(),
     }
 }
@@ -325,9 +323,9 @@ pub fn write(spec: &Spec, dir: &Path) {
             writer
                 .append_service(&ServiceRecord {
                     run_id: spec.name.into(),
-                    backend: "docker".into(),
+                    backend: BackendKind::Docker,
                     iteration,
-                    strategy: "shared-dind".into(),
+                    strategy: Strategy::named("shared-dind"),
                     service: "dind".into(),
                     startup_ms,
                 })
@@ -348,10 +346,10 @@ pub fn write(spec: &Spec, dir: &Path) {
                 writer
                     .append_cache(&CacheRecord {
                         run_id: spec.name.into(),
-                        backend: "docker".into(),
+                        backend: BackendKind::Docker,
                         iteration,
-                        pipeline_run: run.to_string(),
-                        strategy: strategy.into(),
+                        pipeline_run: (*run).into(),
+                        strategy: Strategy::named(strategy),
                         registry_bytes: Some(stored.get(strategy).copied().unwrap_or(0)),
                         daemon_volume_bytes: (strategy == "shared-dind")
                             .then(|| 1_200_000_000 + 40_000_000 * index as u64),
@@ -380,11 +378,11 @@ fn job(
     let started_at = timestamp(*clock);
     let base = JobRecord {
         run_id: spec.name.into(),
-        backend: "docker".into(),
+        backend: BackendKind::Docker,
         iteration,
         pipeline_index,
         pipeline_run: run.into(),
-        strategy: strategy.into(),
+        strategy: Strategy::named(strategy),
         status: JobStatus::Ok,
         failure_kind: None,
         error: None,
@@ -447,10 +445,10 @@ fn job(
         let duration_ms = scaled(ms, factor * jitter(&format!("{key}/{step}"), 0.04));
         steps.push(StepRecord {
             run_id: spec.name.into(),
-            backend: "docker".into(),
+            backend: BackendKind::Docker,
             iteration,
             pipeline_run: run.into(),
-            strategy: strategy.into(),
+            strategy: Strategy::named(strategy),
             stage: stage.to_string(),
             step,
             total_steps: STEPS.len() as u32,

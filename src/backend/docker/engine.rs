@@ -134,7 +134,7 @@ pub async fn logs_since(
     }
     let since_ms = since.timestamp_millis() as u64;
     for line in text.lines() {
-        match crate::builder_log::split_docker_timestamp(line) {
+        match crate::builder::log::split_docker_timestamp(line) {
             Some((at_ms, rest)) if at_ms >= since_ms => lines.push(rest.to_string()),
             _ => {}
         }

@@ -14,11 +14,11 @@ use futures_util::StreamExt;
 use super::engine::{create_volume, describe};
 use super::owned::JobResources;
 use super::DockerBackend;
-use crate::backend::{JobError, JobOutcome, JobSpec};
-use crate::builder::{job_command, Endpoints, JobCommand, JobLog, CONTEXT_DIR};
+use crate::builder::{self, job_command, Endpoints, JobCommand, JobLog, CONTEXT_DIR};
+use crate::job::{JobError, JobOutcome, JobSpec};
 use crate::events::{Event, EventSink};
 use crate::resources::run_labels;
-use crate::strategy::{BuildRequest, DaemonlessBuilder, Phase};
+use crate::strategy::{BuildRequest, JobBuilder, Phase};
 use crate::toolchain::ResolvedImage;
 
 /// Where a job container runs.
@@ -41,7 +41,7 @@ pub async fn run(
 ) -> Result<(), JobError> {
     let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), daemon_host: place.daemon_host };
     let command = job_command(request, job.dockerfile_path, &endpoints);
-    let image = backend.job_image(request.builder).map_err(JobError::infrastructure)?.clone();
+    let image = backend.job_image(request.builder)?.clone();
     let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), backend.jobs_started));
     outcome.enter(Phase::Provision);
     let volume = match command.storage {
@@ -53,7 +53,7 @@ pub async fn run(
         }
         None => None,
     };
-    let body = container_body(backend, job, &image, &command, volume.as_deref(), place.network);
+    let body = container_body(backend, request.builder, &image, &command, volume.as_deref(), place.network);
     owner.container(&name);
     let options = CreateContainerOptionsBuilder::default().name(&name).build();
     backend
@@ -61,7 +61,7 @@ pub async fn run(
         .create_container(Some(options), body)
         .await
         .map_err(|e| JobError::infrastructure(format!("create job container {name}: {}", describe(&e))))?;
-    let tar = context_tar(job).map_err(JobError::infrastructure)?;
+    let tar = context_tar(job)?;
     let upload = UploadToContainerOptionsBuilder::default().path("/").build();
     backend
         .engine
@@ -79,22 +79,16 @@ pub async fn run(
 
 fn container_body(
     backend: &DockerBackend,
-    job: &JobSpec<'_>,
+    builder: JobBuilder,
     image: &ResolvedImage,
     command: &JobCommand,
     volume: Option<&str>,
     network: &str,
 ) -> ContainerCreateBody {
-    let privileges = job.strategy.strategy().privileges();
-    // A dind strategy's privileges are its daemon's; its job container is a plain one.
-    let (caps, unconfined) = if privileges.privileged {
-        (vec![], vec![])
-    } else {
-        (
-            privileges.extra_capabilities.iter().map(|c| c.to_string()).collect(),
-            privileges.unconfined.iter().map(|p| format!("{p}=unconfined")).collect(),
-        )
-    };
+    // What the builder's home says its job container needs; a daemon's privileges are the daemon's own.
+    let privileges = (builder::home(builder).privileges)();
+    let caps = privileges.extra_capabilities.iter().map(|c| c.to_string()).collect();
+    let unconfined = privileges.unconfined.iter().map(|p| format!("{p}=unconfined")).collect();
     ContainerCreateBody {
         image: Some(image.name.clone()),
         entrypoint: command.entrypoint.clone(),
@@ -103,6 +97,7 @@ fn container_body(
         working_dir: Some(CONTEXT_DIR.into()),
         labels: Some(run_labels(&backend.run_id)),
         host_config: Some(HostConfig {
+            privileged: privileges.privileged.then_some(true),
             network_mode: Some(network.to_string()),
             binds: match (volume, command.storage) {
                 (Some(v), Some(path)) => Some(vec![format!("{v}:{path}")]),
@@ -117,8 +112,8 @@ fn container_body(
 }
 
 /// The build context as a tar rooted at `/`, under CONTEXT_DIR.
-fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, String> {
-    let plain = crate::scenario::context::tar_context(job.context).map_err(|e| format!("pack the build context: {e}"))?;
+fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, JobError> {
+    let plain = crate::scenario::context::tar_context(job.context).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
     let mut archive = tar::Archive::new(plain.as_slice());
     let mut out = tar::Builder::new(Vec::new());
     let prefix = CONTEXT_DIR.trim_start_matches('/');
@@ -126,7 +121,7 @@ fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, String> {
     dir.set_entry_type(tar::EntryType::Directory);
     dir.set_mode(0o755);
     dir.set_size(0);
-    let error = |e: std::io::Error| format!("pack the build context: {e}");
+    let error = |e: std::io::Error| JobError::infrastructure(format!("pack the build context: {e}"));
     out.append_data(&mut dir, prefix, std::io::empty()).map_err(error)?;
     for entry in archive.entries().map_err(error)? {
         let mut entry = entry.map_err(error)?;
@@ -142,7 +137,7 @@ fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, String> {
 async fn follow(
     backend: &mut DockerBackend,
     name: &str,
-    builder: DaemonlessBuilder,
+    builder: JobBuilder,
     command: &JobCommand,
     job: &JobSpec<'_>,
     events: &EventSink,
@@ -151,7 +146,6 @@ async fn follow(
     let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).timestamps(true).build();
     let mut logs = backend.engine.logs(name, Some(options));
     let mut log = JobLog::start(command, job.dockerfile, outcome);
-    let mut current = 0;
     let mut pending = String::new();
     while let Some(chunk) = logs.next().await {
         let chunk = chunk.map_err(|e| JobError::infrastructure(format!("follow the log of {name}: {}", describe(&e))))?;
@@ -161,7 +155,7 @@ async fn follow(
             if let Some((builder, version)) = log.push(&line, outcome) {
                 backend.builder_versions.entry(builder.to_string()).or_insert(version);
             }
-            super::ops::announce_step(log.parser(), job, &mut current, events);
+            log.announce(job.dockerfile, events);
         }
     }
     let finished = log.finish(outcome);

@@ -10,10 +10,10 @@
 
 mod engine;
 mod job_container;
-pub mod ops;
-pub use services::push_to_mirror;
 mod owned;
 mod services;
+
+pub use services::push_to_mirror;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -26,12 +26,15 @@ use engine::{exec_output, failed, remove_container};
 use owned::JobResources;
 use services::{DaemonPlace, DaemonService};
 
-use crate::backend::{Backend, BackendError, CacheState, JobError, JobOutcome, JobSpec, ServiceStart};
+use crate::backend::{Backend, BackendError, CacheState, ServiceStart};
+use crate::builder::{self, classic};
 use crate::events::EventSink;
-use crate::registry::{blob_sizes_script, storage_script, Traffic};
+use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
+use crate::registry::{blob_sizes_script, storage_script, LogUnreadable, Traffic};
 use crate::resources::run_labels;
-use crate::strategy::{Daemon, DaemonKind, DaemonlessBuilder, Op, Phase, StrategyKind};
-use crate::toolchain::{ResolvedImage, Toolchain};
+use crate::results::BackendKind;
+use crate::strategy::{Daemon, DaemonKind, JobBuilder, Op, Phase, Strategy};
+use crate::toolchain::{ResolvedImage, Role, Toolchain};
 
 /// How long a daemon or registry may take to answer after its container started.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -39,19 +42,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Images the backend runs, already present in the engine (see `toolchain`).
 #[derive(Debug, Clone)]
 pub struct BackendImages {
-    /// `None` when no strategy of the run needs a daemon.
-    pub dind: Option<ResolvedImage>,
-    pub registry: ResolvedImage,
-    /// `None` when no strategy of the run builds with buildah.
-    pub buildah: Option<ResolvedImage>,
-    /// `None` when no strategy of the run builds with kaniko.
-    pub kaniko: Option<ResolvedImage>,
-    /// buildkitd and buildctl; `None` when no strategy of the run uses a standalone BuildKit daemon.
-    pub buildkit: Option<ResolvedImage>,
-    /// The image a CI job's script runs in (`docker:28`, with the docker CLI and buildx).
-    pub job: Option<ResolvedImage>,
+    /// The toolchain images, by role; the builder and daemon homes say which role each runs.
+    pub toolchain: Toolchain,
     /// Images to serve from the mirror: (local image, name the Dockerfile uses, e.g. `python:3.11-slim`).
     pub mirrored: Vec<(String, String)>,
+}
+
+impl BackendImages {
+    /// The image of `role`, or why the job cannot have it.
+    fn get(&self, role: Role, what: &str) -> Result<&ResolvedImage, BackendError> {
+        self.toolchain.get(role).ok_or_else(|| BackendError::new(format!("find the {what} image"), format!("no {role} image was resolved for this run")))
+    }
 }
 
 /// What one strategy has on the engine: a network of its own and, per iteration, its own registry
@@ -70,7 +71,7 @@ pub struct DockerBackend {
     dind_mode: Option<DindMode>,
     /// The read-only Docker Hub mirror and the network it was seeded on.
     mirror: Option<(String, String)>,
-    places: HashMap<StrategyKind, StrategyPlace>,
+    places: HashMap<Strategy, StrategyPlace>,
     jobs_started: u32,
     /// Builder versions as the builders reported them (`buildah`, `buildctl`, …), for `run.json`.
     builder_versions: BTreeMap<String, String>,
@@ -80,15 +81,7 @@ impl BackendImages {
     /// The toolchain's images; the base image is served from the mirror under its official name,
     /// so the scenario's Dockerfile builds unchanged with a local stand-in.
     pub fn from_toolchain(toolchain: &Toolchain) -> Self {
-        BackendImages {
-            dind: toolchain.dind.clone(),
-            registry: toolchain.registry.clone(),
-            buildah: toolchain.buildah.clone(),
-            kaniko: toolchain.kaniko.clone(),
-            buildkit: toolchain.buildkit.clone(),
-            job: toolchain.job.clone(),
-            mirrored: toolchain.hub_images(),
-        }
+        BackendImages { mirrored: toolchain.hub_images(), toolchain: toolchain.clone() }
     }
 }
 
@@ -139,7 +132,7 @@ impl DockerBackend {
     }
 
     /// The strategy's network, created (with the mirror attached as `mirror`) on first use.
-    async fn place(&mut self, strategy: StrategyKind) -> Result<&mut StrategyPlace, BackendError> {
+    async fn place(&mut self, strategy: Strategy) -> Result<&mut StrategyPlace, BackendError> {
         if !self.places.contains_key(&strategy) {
             let network = format!("layerbench-{}-{}", self.run_id, strategy.name());
             self.create_network(&network).await?;
@@ -162,12 +155,12 @@ impl DockerBackend {
     }
 
     /// The strategy's network, once its first iteration began.
-    pub fn network(&self, strategy: StrategyKind) -> Option<&str> {
+    pub fn network(&self, strategy: Strategy) -> Option<&str> {
         self.places.get(&strategy).map(|p| p.network.as_str())
     }
 
     /// The container name of the strategy's shared daemon in the running iteration.
-    pub fn shared_daemon(&self, strategy: StrategyKind) -> Option<&str> {
+    pub fn shared_daemon(&self, strategy: Strategy) -> Option<&str> {
         self.places.get(&strategy).and_then(|p| p.shared.as_ref()).map(|d| d.container.as_str())
     }
 
@@ -183,25 +176,15 @@ impl DockerBackend {
     }
 
     /// The image a job container of `builder` runs.
-    fn job_image(&self, builder: DaemonlessBuilder) -> Result<&ResolvedImage, String> {
-        match builder {
-            DaemonlessBuilder::Buildah => {
-                self.images.buildah.as_ref().ok_or_else(|| "no buildah image was resolved".into())
-            }
-            DaemonlessBuilder::Kaniko => self.images.kaniko.as_ref().ok_or_else(|| "no kaniko image was resolved".into()),
-            DaemonlessBuilder::Buildx => {
-                self.images.job.as_ref().ok_or_else(|| "no job image (docker CLI with buildx) was resolved".into())
-            }
-            DaemonlessBuilder::Buildctl => {
-                self.images.buildkit.as_ref().ok_or_else(|| "no BuildKit image (buildctl) was resolved".into())
-            }
-        }
+    fn job_image(&self, builder: JobBuilder) -> Result<&ResolvedImage, BackendError> {
+        let home = builder::home(builder);
+        self.images.get(home.role, home.name)
     }
 
     /// The strategy registry's traffic since `since`, from its access log.
-    async fn registry_traffic(&self, strategy: StrategyKind, since: chrono::DateTime<chrono::Utc>) -> Result<Traffic, String> {
-        let registry = self.places.get(&strategy).and_then(|p| p.registry.as_ref()).ok_or("no registry is running")?;
-        let lines = engine::logs_since(&self.engine, registry, since).await.map_err(|e| e.to_string())?;
+    async fn registry_traffic(&self, strategy: Strategy, since: chrono::DateTime<chrono::Utc>) -> Result<Traffic, LogUnreadable> {
+        let registry = self.places.get(&strategy).and_then(|p| p.registry.as_ref()).ok_or_else(|| LogUnreadable::new("no registry is running"))?;
+        let lines = engine::logs_since(&self.engine, registry, since).await.map_err(LogUnreadable::new)?;
         let traffic = Traffic::from_access_log(lines.iter().map(String::as_str));
         if traffic.uploaded.is_empty() {
             return Ok(traffic);
@@ -217,9 +200,9 @@ impl DockerBackend {
         let network = self.place(strategy).await?.network.clone();
         let daemon = match job.plan.daemon {
             Daemon::Fresh(kind) => {
-                let name = self.container_name(&format!("{}-job{}", kind.service_name(), self.jobs_started));
+                let name = self.container_name(&format!("{}-job{}", builder::daemon(kind).service_name, self.jobs_started));
                 let alias = fresh_alias(kind);
-                let place = DaemonPlace { name: &name, network: &network, alias, kind, image_store: strategy.strategy().image_store() };
+                let place = DaemonPlace { name: &name, network: &network, alias, kind, image_store: strategy.image_store };
                 let service = services::start_daemon(self, &place, owner).await?;
                 Some((service.client, daemon_host(kind, alias)))
             }
@@ -240,7 +223,7 @@ impl DockerBackend {
                     let place = job_container::Placement { network: &network, daemon_host };
                     job_container::run(self, job, request, &place, owner, events, outcome).await?;
                 }
-                (op, Some((Some(client), _))) => ops::run_op(client, op, job, &mut context_tar, events, outcome).await?,
+                (op, Some((Some(client), _))) => classic::run_op(client, op, job, &mut context_tar, events, outcome).await?,
                 (_, _) => return Err(JobError::infrastructure(format!("{strategy} has no Docker daemon to run `{op:?}` on"))),
             }
         }
@@ -266,22 +249,22 @@ fn shared_alias(kind: DaemonKind) -> &'static str {
 
 /// How a job's builder addresses its daemon (DOCKER_HOST or BUILDKIT_HOST).
 fn daemon_host(kind: DaemonKind, alias: &str) -> String {
-    format!("tcp://{alias}:{}", kind.api_port())
+    format!("tcp://{alias}:{}", builder::daemon(kind).api_port)
 }
 
 impl Backend for DockerBackend {
-    fn name(&self) -> &'static str {
-        "docker"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Docker
     }
 
-    fn repository(&self, strategy: StrategyKind, repository: &str) -> String {
+    fn repository(&self, strategy: Strategy, repository: &str) -> String {
         format!("registry:5000/{}/{repository}", strategy.name())
     }
 
     async fn begin_iteration(
         &mut self,
         iteration: u32,
-        strategies: &[StrategyKind],
+        strategies: &[Strategy],
         events: &EventSink,
     ) -> Result<Vec<ServiceStart>, BackendError> {
         let mut started = vec![];
@@ -290,11 +273,12 @@ impl Backend for DockerBackend {
             let registry = self.container_name(&format!("registry-{}-it{iteration}", strategy.name()));
             services::start_registry(self, &registry, &network, "registry", false).await?;
             self.place(strategy).await?.registry = Some(registry);
-            let Daemon::Shared(kind) = strategy.strategy().daemon() else { continue };
-            events.setup(format!("starting the shared {} service for {strategy} (iteration {iteration})", kind.service_name()));
+            let Daemon::Shared(kind) = strategy.daemon else { continue };
+            let service = builder::daemon(kind).service_name;
+            events.setup(format!("starting the shared {service} service for {strategy} (iteration {iteration})"));
             let clock = Instant::now();
-            let name = self.container_name(&format!("{}-shared-{}-it{iteration}", kind.service_name(), strategy.name()));
-            let place = DaemonPlace { name: &name, network: &network, alias: shared_alias(kind), kind, image_store: strategy.strategy().image_store() };
+            let name = self.container_name(&format!("{service}-shared-{}-it{iteration}", strategy.name()));
+            let place = DaemonPlace { name: &name, network: &network, alias: shared_alias(kind), kind, image_store: strategy.image_store };
             // A shared daemon outlives its jobs: the iteration owns it, not a job.
             let mut owner = JobResources::new(&self.engine);
             let daemon = match services::start_daemon(self, &place, &mut owner).await {
@@ -309,7 +293,7 @@ impl Backend for DockerBackend {
             };
             started.push(ServiceStart {
                 strategy,
-                service: kind.service_name().into(),
+                service: service.into(),
                 startup_ms: crate::millis(clock.elapsed()),
             });
             self.place(strategy).await?.shared = Some(daemon);
@@ -322,7 +306,7 @@ impl Backend for DockerBackend {
         let since = chrono::Utc::now();
         let mut outcome = JobOutcome::default();
         let mut owner = JobResources::new(&self.engine);
-        let limit = crate::runner::JOB_TIMEOUT;
+        let limit = JOB_TIMEOUT;
         let body = tokio::time::timeout(limit, self.job_body(job, &mut owner, events, &mut outcome)).await;
         match body {
             Ok(Ok(())) => {}
@@ -335,15 +319,12 @@ impl Backend for DockerBackend {
         outcome.enter(Phase::Teardown);
         outcome.cleanup_errors.extend(owner.remove().await);
         outcome.enter(Phase::Measure);
-        match self.registry_traffic(job.strategy, since).await {
-            Ok(traffic) => outcome.record_traffic(traffic),
-            Err(e) => outcome.cleanup_errors.push(format!("read the registry's access log: {e}")),
-        }
+        outcome.record_traffic(self.registry_traffic(job.strategy, since).await);
         outcome.end_phase();
         outcome
     }
 
-    async fn cache_state(&mut self, strategy: StrategyKind) -> CacheState {
+    async fn cache_state(&mut self, strategy: Strategy) -> CacheState {
         let mut state = CacheState::default();
         let Some(place) = self.places.get(&strategy) else { return state };
         if let Some(registry) = &place.registry {
@@ -352,7 +333,7 @@ impl Backend for DockerBackend {
             state.registry_bytes = state.size_from("registry storage", out);
         }
         if let Some(daemon) = &place.shared {
-            let out = exec_output(&self.engine, &daemon.container, &["du", "-sb", daemon.kind.state_dir()]).await;
+            let out = exec_output(&self.engine, &daemon.container, &["du", "-sb", builder::daemon(daemon.kind).state_dir]).await;
             state.daemon_volume_bytes = state.size_from("the shared daemon's volume size", out);
         }
         state

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::engine::{container_ip, create_volume, describe, exec_output, failed, remove_container, DindMode};
 use super::{DockerBackend, READY_TIMEOUT};
 use crate::backend::BackendError;
-use crate::builder::{buildkitd, dind};
+use crate::builder::{self, buildkitd, dind};
 use crate::events::EventSink;
 use crate::resources::{run_labels, MIRROR_HOST};
 use crate::strategy::{DaemonKind, ImageStore};
@@ -37,14 +37,14 @@ impl DaemonService {
             owner.volume(v);
         }
         match owner.remove().await.into_iter().next() {
-            Some(error) => Err(BackendError::new(format!("remove {} daemon {}", self.kind.service_name(), self.container), error)),
+            Some(error) => Err(BackendError::new(format!("remove {} daemon {}", builder::daemon(self.kind).service_name, self.container), error)),
             None => Ok(()),
         }
     }
 
     /// Waits until the daemon answers again (a shared one, before each job).
     pub async fn wait_until_ready(&self, engine: &Docker) -> Result<(), BackendError> {
-        let what = format!("shared {} daemon {}", self.kind.service_name(), self.container);
+        let what = format!("shared {} daemon {}", builder::daemon(self.kind).service_name, self.container);
         match &self.client {
             Some(client) => super::engine::wait_until_ready(client, &what, READY_TIMEOUT).await,
             None => wait_for_buildkitd(engine, &self.container, &what).await,
@@ -72,16 +72,6 @@ pub struct DaemonPlace<'a> {
     pub image_store: ImageStore,
 }
 
-impl DaemonKind {
-    /// The port its API listens on, on the strategy's network.
-    pub(super) fn api_port(self) -> u16 {
-        match self {
-            DaemonKind::Docker => dind::API_PORT,
-            DaemonKind::Buildkit => buildkitd::API_PORT,
-        }
-    }
-}
-
 /// Starts a daemon with labelled volumes on its state directory (and `/var/lib/containerd` for a dind
 /// with the containerd image store), fenced so that nothing its builds run can reach its API. The first
 /// privileged start on an engine tries `--privileged` and falls back to the explicit capability list when
@@ -93,14 +83,9 @@ pub async fn start_daemon(
 ) -> Result<DaemonService, BackendError> {
     let name = place.name;
     let kind = place.kind;
-    let image = match kind {
-        DaemonKind::Docker => backend.images.dind.clone(),
-        DaemonKind::Buildkit => backend.images.buildkit.clone(),
-    };
-    let image = image.ok_or_else(|| {
-        BackendError::new(format!("start {} {name}", kind.service_name()), "no image was resolved for it in this run")
-    })?;
-    let mut volumes = vec![(format!("{name}-state"), kind.state_dir())];
+    let home = builder::daemon(kind);
+    let image = backend.images.get(home.role, home.service_name)?.clone();
+    let mut volumes = vec![(format!("{name}-state"), home.state_dir)];
     if kind == DaemonKind::Docker && place.image_store == ImageStore::Containerd {
         volumes.push((format!("{name}-containerd"), "/var/lib/containerd"));
     }
@@ -174,9 +159,9 @@ pub async fn start_daemon(
                 .negotiate_version()
                 .await
                 .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
-            if !backend.builder_versions.contains_key(DIND_VERSION) {
+            if !backend.builder_versions.contains_key(dind::VERSION_KEY) {
                 if let Some(version) = client.version().await.ok().and_then(|v| v.version) {
-                    backend.builder_versions.insert(DIND_VERSION.into(), version);
+                    backend.builder_versions.insert(dind::VERSION_KEY.into(), version);
                 }
             }
             Some(client)
@@ -194,15 +179,12 @@ pub async fn start_daemon(
             None
         }
     };
-    fence_api(&backend.engine, name, kind.api_port()).await?;
+    fence_api(&backend.engine, name, home.api_port).await?;
     Ok(DaemonService { kind, container: name.to_string(), volumes, client })
 }
 
 /// The engine's resolver inside every container on a user-defined network.
 const DOCKER_DNS: &str = "127.0.0.11";
-
-/// The key of the dind daemons' version in `run.json`'s `builder_versions`.
-const DIND_VERSION: &str = "dind (classic builder)";
 
 /// Polls buildkitd on its socket from inside its container until it lists its workers. A daemon that
 /// exited is reported at once, with its last words.
@@ -270,9 +252,9 @@ pub async fn start_registry(
         )])
     });
     let body = ContainerCreateBody {
-        image: Some(backend.images.registry.name.clone()),
+        image: Some(backend.images.toolchain.registry().name.clone()),
         cmd: Some(vec![crate::registry::CONFIG_PATH.to_string()]),
-        env: Some(backend.images.registry.env.clone()),
+        env: Some(backend.images.toolchain.registry().env.clone()),
         labels: Some(run_labels(&backend.run_id)),
         exposed_ports: Some(vec!["5000/tcp".to_string()]),
         host_config: Some(HostConfig {
@@ -346,7 +328,7 @@ pub async fn push_to_mirror(
     events: &EventSink,
 ) -> Result<(), BackendError> {
     for (local, hub_name) in mirrored {
-        let (repo, tag) = super::ops::split_tag(hub_name);
+        let (repo, tag) = crate::builder::classic::split_tag(hub_name);
         let path = if repo.contains('/') { repo.to_string() } else { format!("library/{repo}") };
         // The sweep of the run's resources finds this tag by the mirror's port, should the run be
         // cancelled before the removal below.

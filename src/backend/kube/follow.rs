@@ -11,7 +11,7 @@ use kube::Api;
 use tokio::time::Instant;
 
 use super::orchestrate::{api_error, exit_of};
-use crate::builder_log::split_docker_timestamp;
+use crate::builder::log::split_docker_timestamp;
 use crate::Millis;
 
 /// Times a stream may break off in a row, with nothing new read in between, before the log is given up.

@@ -21,9 +21,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use serde::Serialize;
 
+use super::config::{KubeImages, KubeOptions};
 use super::names;
-use super::{KubeImages, KubeOptions};
-use crate::strategy::{BuildRequest, DaemonlessBuilder, Op};
+use crate::strategy::{BuildRequest, Op, Privileges};
 
 pub const REGISTRY_NAME: &str = "registry";
 pub const REGISTRY_PORT: i32 = 5000;
@@ -234,7 +234,7 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
 pub(super) fn registry_container(name: &str, images: &KubeImages, mounts: &[VolumeMount]) -> Container {
     Container {
         name: name.into(),
-        image: Some(images.registry.clone()),
+        image: Some(images.name(crate::toolchain::Role::Registry)),
         image_pull_policy: Some(PULL_POLICY.into()),
         termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
         ports: Some(vec![ContainerPort { container_port: REGISTRY_PORT, ..Default::default() }]),
@@ -442,33 +442,23 @@ pub fn daemonless_job_pod(
         volumes.push(empty_dir("builder-storage"));
         mounts.push(mount("builder-storage", storage));
     }
-    let buildah = request.builder == DaemonlessBuilder::Buildah;
-    let security_context = buildah.then(|| SecurityContext {
-        capabilities: Some(Capabilities { add: Some(vec!["SYS_ADMIN".into()]), drop: None }),
-        seccomp_profile: Some(SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
-        app_armor_profile: (run.apparmor == AppArmorStyle::Field)
-            .then(|| AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
-        ..Default::default()
-    });
+    let home = crate::builder::home(request.builder);
+    let privileges = (home.privileges)();
     let mut metadata = job.pod_meta(run);
-    if buildah && run.apparmor == AppArmorStyle::Annotation {
+    let apparmor_unconfined = privileges.unconfined.contains(&"apparmor");
+    if apparmor_unconfined && run.apparmor == AppArmorStyle::Annotation {
         metadata.annotations.get_or_insert_with(BTreeMap::new).insert(apparmor_annotation(BUILD_CONTAINER), "unconfined".into());
     }
-    let image = match request.builder {
-        DaemonlessBuilder::Buildah => images.buildah.clone(),
-        // Callers refuse kaniko jobs without an image; an empty name would fail validation anyway.
-        DaemonlessBuilder::Kaniko => images.kaniko.clone().unwrap_or_default(),
-        DaemonlessBuilder::Buildx | DaemonlessBuilder::Buildctl => String::new(),
-    };
     let builder = Container {
         name: BUILD_CONTAINER.into(),
-        image: Some(image),
+        // Callers refuse a job whose builder has no image; an empty name would fail validation anyway.
+        image: Some(images.name(home.role)),
         image_pull_policy: Some(PULL_POLICY.into()),
         // kaniko's image has no shell: its entry point is the executor, given arguments only.
         command: command.entrypoint.clone(),
         args: Some(command.args.clone()),
         env: Some(command.env.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| env(k, v)).collect()),
-        security_context,
+        security_context: security_context(&privileges, run.apparmor),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -482,6 +472,24 @@ pub fn daemonless_job_pod(
         }),
         ..Default::default()
     }
+}
+
+/// The security context of a container with `privileges` (a builder home's), or none for a plain one.
+fn security_context(privileges: &Privileges, apparmor: AppArmorStyle) -> Option<SecurityContext> {
+    if *privileges == Privileges::default() {
+        return None;
+    }
+    let unconfined = |profile: &str| privileges.unconfined.contains(&profile);
+    let capabilities = (!privileges.extra_capabilities.is_empty())
+        .then(|| Capabilities { add: Some(privileges.extra_capabilities.iter().map(|c| c.to_string()).collect()), drop: None });
+    Some(SecurityContext {
+        privileged: privileges.privileged.then_some(true),
+        capabilities,
+        seccomp_profile: unconfined("seccomp").then(|| SeccompProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        app_armor_profile: (unconfined("apparmor") && apparmor == AppArmorStyle::Field)
+            .then(|| AppArmorProfile { type_: "Unconfined".into(), localhost_profile: None }),
+        ..Default::default()
+    })
 }
 
 /// The builder's job command, the same as on the docker backend, with this cluster's endpoints.
@@ -536,13 +544,13 @@ pub(super) const PULL_POLICY: &str = "IfNotPresent";
 fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Container {
     Container {
         name: DIND_CONTAINER.into(),
-        image: Some(images.dind.clone()),
+        image: Some(images.name(crate::builder::dind::HOME.role)),
         image_pull_policy: Some(PULL_POLICY.into()),
         args: Some(crate::builder::dind::dockerd_command(bind, REGISTRY_HOST, images.hub_mirror.as_deref())),
         env: Some(crate::builder::dind::ENV.iter().map(|(k, v)| env(k, v)).collect()),
         ports: Some(vec![ContainerPort { container_port: DIND_PORT.into(), ..Default::default() }]),
-        // A daemon runs containers with their own cgroups, mounts and iptables: privileged.
-        security_context: Some(SecurityContext { privileged: Some(true), ..Default::default() }),
+        // A daemon runs containers with their own cgroups, mounts and iptables: what its home says it needs.
+        security_context: security_context(&(crate::builder::dind::HOME.privileges)(), AppArmorStyle::Field),
         termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
         readiness_probe: Some(Probe {
             exec: Some(ExecAction { command: Some(vec!["docker".into(), "version".into()]) }),
@@ -641,7 +649,7 @@ fn sh(script: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::backend::kube::names::{is_dns_label, is_label_value};
-    use crate::strategy::DaemonlessBuilder;
+    use crate::strategy::JobBuilder;
 
     fn run() -> RunMeta {
         RunMeta {
@@ -656,7 +664,7 @@ mod tests {
         JobMeta { name: "job-i1-p0-ephemeral-dind".into(), iteration: 1, pipeline_run: "edit app.py", strategy: "ephemeral-dind" }
     }
 
-    fn daemonless_op(builder: DaemonlessBuilder) -> BuildRequest {
+    fn daemonless_op(builder: JobBuilder) -> BuildRequest {
         let cache = "registry:5000/daemonless/app-cache".to_string();
         BuildRequest {
             builder,
@@ -807,7 +815,7 @@ mod tests {
 
     #[test]
     fn buildah_pod_gets_sys_admin_and_unconfined_profiles_but_no_privileged_mode() {
-        let op = daemonless_op(DaemonlessBuilder::Buildah);
+        let op = daemonless_op(JobBuilder::Buildah);
         let parts = context_config_maps(&run(), "job-i1-p0-daemonless", &[7u8; 10]).unwrap();
         let pod = daemonless_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("docker/Dockerfile"), &parts, 60);
         let spec = pod.spec.as_ref().unwrap();
@@ -836,7 +844,7 @@ mod tests {
         assert_eq!(AppArmorStyle::for_server("", ""), AppArmorStyle::Field, "unreadable: a current server");
         let mut old = run();
         old.apparmor = AppArmorStyle::Annotation;
-        let op = daemonless_op(DaemonlessBuilder::Kaniko);
+        let op = daemonless_op(JobBuilder::Kaniko);
         let kaniko = daemonless_job_pod(&old, &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &[], 60);
         let annotations = kaniko.metadata.annotations.unwrap();
         assert!(!annotations.contains_key(&apparmor_annotation(BUILD_CONTAINER)), "kaniko runs under the default profile");
@@ -844,7 +852,7 @@ mod tests {
 
     #[test]
     fn kaniko_pod_passes_flags_only_and_trusts_the_plain_http_registry() {
-        let op = daemonless_op(DaemonlessBuilder::Kaniko);
+        let op = daemonless_op(JobBuilder::Kaniko);
         let parts = context_config_maps(&run(), "job", &[1u8; 3]).unwrap();
         let pod = daemonless_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &parts, 60);
         let build = container(pod.spec.as_ref().unwrap(), BUILD_CONTAINER);
@@ -873,7 +881,7 @@ mod tests {
             &run(),
             &KubeImages::default(),
             &job(),
-            &daemonless_op(DaemonlessBuilder::Buildah),
+            &daemonless_op(JobBuilder::Buildah),
             Path::new("Dockerfile"),
             &parts,
             60,
@@ -909,7 +917,7 @@ mod tests {
         let reg = registry(&long, &options.images, 1);
         let shared = shared_dind(&long, &options, 1);
         let parts = context_config_maps(&long, "job-i1-p0-daemonless", b"x").unwrap();
-        let op = daemonless_op(DaemonlessBuilder::Buildah);
+        let op = daemonless_op(JobBuilder::Buildah);
         let objects: Vec<ObjectMeta> = vec![
             namespace(&long).metadata,
             reg.config.metadata,
@@ -941,11 +949,11 @@ mod tests {
         let args = container(dind.spec.as_ref().unwrap(), DIND_CONTAINER).args.clone().unwrap();
         assert!(args.contains(&"--registry-mirror=http://10.0.0.5:5000".to_string()), "{args:?}");
         assert!(args.contains(&"--insecure-registry=10.0.0.5:5000".to_string()), "{args:?}");
-        let kaniko = builder_command(&daemonless_op(DaemonlessBuilder::Kaniko), Path::new("Dockerfile"), &images).args;
+        let kaniko = builder_command(&daemonless_op(JobBuilder::Kaniko), Path::new("Dockerfile"), &images).args;
         assert!(kaniko.contains(&"--registry-mirror=10.0.0.5:5000".to_string()), "{kaniko:?}");
-        let script = builder_command(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), &images).args.remove(0);
+        let script = builder_command(&daemonless_op(JobBuilder::Buildah), Path::new("Dockerfile"), &images).args.remove(0);
         assert!(script.contains("location = \"10.0.0.5:5000\""), "{script}");
-        let without = builder_command(&daemonless_op(DaemonlessBuilder::Buildah), Path::new("Dockerfile"), &KubeImages::default()).args.remove(0);
+        let without = builder_command(&daemonless_op(JobBuilder::Buildah), Path::new("Dockerfile"), &KubeImages::default()).args.remove(0);
         assert!(!without.contains("[[registry.mirror]]"), "{without}");
     }
 

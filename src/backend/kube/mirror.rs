@@ -13,12 +13,12 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodSpec, Service, Volume,
 };
 
+use super::config::KubeImages;
 use super::manifests::{self, RunMeta};
-use super::KubeImages;
+
+pub use super::config::{HubMirror, MIRROR_HOST};
 
 pub const MIRROR_NAME: &str = "mirror";
-/// The mirror as pods see it (its Service, in the run's namespace).
-pub const MIRROR_HOST: &str = "mirror:5000";
 pub const MIRROR_PVC: &str = "mirror-data";
 pub const MIRROR_CONFIG: &str = "mirror-config";
 /// The component label of the mirror's objects.
@@ -27,41 +27,6 @@ pub const COMPONENT: &str = "mirror";
 const MIRROR_STORAGE: &str = "5Gi";
 const WRITABLE_CONFIG: &str = "registry.yml";
 const READ_ONLY_CONFIG: &str = "registry-readonly.yml";
-
-/// Where the builders' Docker Hub mirror comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum HubMirror {
-    /// layerbench deploys one per run, seeded from the local engine (the default).
-    #[default]
-    Deploy,
-    /// An existing mirror, `host:port`, reachable from the pods over plain HTTP.
-    External(String),
-    /// No mirror: builders pull from Docker Hub.
-    Off,
-}
-
-impl HubMirror {
-    /// `--hub-mirror`: `HOST:PORT`, or `none`.
-    pub fn parse(value: &str) -> Result<HubMirror, String> {
-        match value.trim() {
-            "none" => Ok(HubMirror::Off),
-            "" => Err("--hub-mirror needs HOST:PORT or `none`".into()),
-            v if v.contains('/') || v.contains(char::is_whitespace) => {
-                Err(format!("--hub-mirror: `{v}` is not HOST:PORT (no scheme or path; the mirror is plain HTTP)"))
-            }
-            v => Ok(HubMirror::External(v.to_string())),
-        }
-    }
-
-    /// The mirror's address as the pods' builders are given it.
-    pub fn address(&self) -> Option<String> {
-        match self {
-            HubMirror::Deploy => Some(MIRROR_HOST.into()),
-            HubMirror::External(address) => Some(address.clone()),
-            HubMirror::Off => None,
-        }
-    }
-}
 
 /// The mirror's objects; `read_only` picks the configuration its registry starts with.
 pub struct Mirror {
@@ -150,7 +115,12 @@ mod tests {
     fn hub_mirror_flag_values() {
         assert_eq!(HubMirror::parse("none"), Ok(HubMirror::Off));
         assert_eq!(HubMirror::parse("10.0.0.5:5000"), Ok(HubMirror::External("10.0.0.5:5000".into())));
-        assert!(HubMirror::parse("http://10.0.0.5:5000").is_err());
+        assert_eq!(HubMirror::parse("mirror.ci.example:443"), Ok(HubMirror::External("mirror.ci.example:443".into())));
+        // Each of these would be written into a dockerd flag or a registries.conf line as it is.
+        for hostile in ["http://10.0.0.5:5000", "a\"b:5000", "a b:5000", "host", "host:", "host:0", "host:65536", ":5000", "-a:5000", "a..b:5000", "a:5000/x", "a:+1", ""] {
+            let error = HubMirror::parse(hostile).unwrap_err().to_string();
+            assert!(error.starts_with("--hub-mirror: `"), "{hostile:?}: {error}");
+        }
         assert_eq!(HubMirror::Deploy.address().as_deref(), Some(MIRROR_HOST));
         assert_eq!(HubMirror::Off.address(), None);
     }

@@ -135,53 +135,37 @@ where
     api.create(&PostParams::default(), object).await.map(|_| ()).map_err(|e| api_error(action(), e))
 }
 
-/// Deletes `name`; a 404 means it is already gone. With `wait`, returns once it no longer exists.
-pub async fn delete<K>(
-    api: &Api<K>,
-    name: &str,
-    params: &DeleteParams,
-    wait: Option<Duration>,
-) -> Result<(), KubeError>
-where
-    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
-    K::DynamicType: Default,
-{
-    let kind = K::kind(&Default::default()).to_string();
-    let deleting = match api.delete(name, params).await {
-        Ok(either) => either.left(),
-        Err(e) if status_of(&e) == Some(404) => return Ok(()),
-        // A namespace already terminating answers 409: it is on its way out, as we asked.
-        Err(e) if status_of(&e) == Some(409) => api.get_opt(name).await.ok().flatten(),
-        Err(e) => return Err(api_error(format!("delete {kind} {name}"), e)),
-    };
-    match (wait, deleting) {
-        (Some(limit), Some(object)) => {
-            let uid = object.meta().uid.clone().unwrap_or_default();
-            wait_deleted(api, name, &uid, &format!("{kind} {name} to be deleted"), limit).await
-        }
-        _ => Ok(()),
-    }
+/// Whose object a delete may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose<'a> {
+    /// Whatever carries the name (the run's own namespace, which only it can have made).
+    Any,
+    /// Only an object that carries this label selector (the run's label), in one call: a same-named
+    /// object of someone else's is left alone.
+    Labelled(&'a str),
 }
 
-/// Deletes `name` only if it carries `selector` (the run's label), in one call: a same-named
-/// object of someone else's is left alone. With `wait`, returns once it no longer exists.
-pub async fn delete_owned<K>(
-    api: &Api<K>,
-    name: &str,
-    selector: &str,
-    params: &DeleteParams,
-    wait: Option<Duration>,
-) -> Result<(), KubeError>
+/// Deletes `name`, the one way every object is deleted. A 404 means it is already gone; a 409 that it
+/// is already being deleted (a terminating namespace): both are the state asked for. With `wait`,
+/// returns once it no longer exists.
+pub async fn delete<K>(api: &Api<K>, name: &str, whose: Whose<'_>, params: &DeleteParams, wait: Option<Duration>) -> Result<(), KubeError>
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
     let kind = K::kind(&Default::default()).to_string();
-    let matching = ListParams::default().labels(selector).fields(&format!("metadata.name={name}"));
-    let deleting = match api.delete_collection(params, &matching).await {
-        Ok(either) => either.left().map(|list| list.items).unwrap_or_default(),
-        Err(e) if status_of(&e) == Some(404) => return Ok(()),
-        Err(e) => return Err(api_error(format!("delete {kind} {name}"), e)),
+    let deleting: Vec<K> = match whose {
+        Whose::Any => match api.delete(name, params).await {
+            Ok(either) => either.left().into_iter().collect(),
+            Err(e) => already_deleting(api, name, e, &kind).await?,
+        },
+        Whose::Labelled(selector) => {
+            let matching = ListParams::default().labels(selector).fields(&format!("metadata.name={name}"));
+            match api.delete_collection(params, &matching).await {
+                Ok(either) => either.left().map(|list| list.items).unwrap_or_default(),
+                Err(e) => already_deleting(api, name, e, &kind).await?.into_iter().filter(|o| carries(o.meta(), selector)).collect(),
+            }
+        }
     };
     if let Some(limit) = wait {
         for object in deleting {
@@ -190,6 +174,25 @@ where
         }
     }
     Ok(())
+}
+
+/// What a failed delete leaves to wait for: nothing after a 404, the object itself after a 409.
+async fn already_deleting<K>(api: &Api<K>, name: &str, error: kube::Error, kind: &str) -> Result<Vec<K>, KubeError>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    match status_of(&error) {
+        Some(404) => Ok(vec![]),
+        Some(409) => Ok(api.get_opt(name).await.ok().flatten().into_iter().collect()),
+        _ => Err(api_error(format!("delete {kind} {name}"), error)),
+    }
+}
+
+/// Whether `meta` carries every `key=value` of `selector`.
+fn carries(meta: &ObjectMeta, selector: &str) -> bool {
+    let labels = meta.labels.as_ref();
+    selector.split(',').filter_map(|pair| pair.split_once('=')).all(|(k, v)| labels.and_then(|l| l.get(k)).map(String::as_str) == Some(v))
 }
 
 fn run_label(meta: &ObjectMeta) -> Option<&str> {

@@ -13,12 +13,13 @@ use kube::Api;
 use serde_json::json;
 
 use super::mock::{self, created, exited, list, lines, ok, pod, running, status, waiting, Reply};
-use super::orchestrate::{delete, ensure_created, wait_pod, KubeError, PodStage};
+use super::orchestrate::{delete, ensure_created, wait_pod, KubeError, PodStage, Whose};
 use super::*;
-use crate::backend::JobSpec;
-use crate::events::Reporter;
+use crate::backend::Backend;
+use crate::events::{Event, EventSink, Reporter};
+use crate::job::{JobOutcome, JobSpec};
 use crate::scenario::{Change, Dockerfile, PipelineRun};
-use crate::strategy::JobPlan;
+use crate::strategy::{JobPlan, Op, Phase, PlanInput};
 
 const NS: &str = "ns";
 
@@ -77,13 +78,13 @@ struct Job {
 }
 
 impl Job {
-    fn new(strategy: StrategyKind) -> Job {
+    fn new(strategy: Strategy) -> Job {
         let text = "FROM python:3.11-slim\nRUN echo hi\n";
         let dockerfile = Dockerfile::parse(text).unwrap();
         let context = tempfile::tempdir().unwrap();
         std::fs::write(context.path().join("Dockerfile"), text).unwrap();
         let repository = format!("registry:5000/{strategy}/app");
-        let plan = strategy.strategy().plan(&PlanInput { repository: &repository, commit_tag: "c1-first", dockerfile: &dockerfile });
+        let plan = strategy.plan(&PlanInput { repository: &repository, commit_tag: "c1-first", dockerfile: &dockerfile });
         Job {
             pipeline_run: PipelineRun { name: "first".into(), change: Change::None },
             plan,
@@ -93,7 +94,7 @@ impl Job {
         }
     }
 
-    fn spec(&self, strategy: StrategyKind) -> JobSpec<'_> {
+    fn spec(&self, strategy: Strategy) -> JobSpec<'_> {
         JobSpec {
             iteration: 1,
             pipeline_index: 0,
@@ -175,7 +176,7 @@ async fn create_over_someone_elses_object_of_the_same_name_is_refused() {
 async fn delete_answered_404_means_already_gone() {
     let (client, trace) = mock::serve(|_| status(404, "NotFound", "pods \"p\" not found"));
     let pods: Api<Pod> = Api::namespaced(client, NS);
-    delete(&pods, "p", &DeleteParams::default(), Some(Duration::from_secs(5))).await.unwrap();
+    delete(&pods, "p", Whose::Any, &DeleteParams::default(), Some(Duration::from_secs(5))).await.unwrap();
     assert_eq!(lines(&trace), vec![format!("DELETE {}", pod_path("p"))]);
 }
 
@@ -296,34 +297,42 @@ async fn a_namespace_that_never_terminates_fails_shutdown_with_what_holds_it() {
 async fn a_dind_job_whose_image_cannot_be_pulled_fails_with_that_reason_and_its_pod_is_deleted() {
     let job_name = "job-i1-p0-ephemeral-dind";
     let mut watched = false;
+    let mut deleted = false;
     let (mut backend, trace) = backend(move |seen| {
         let scheduled = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]});
         let stuck = waiting("dind", "docker:28-dind", "ErrImagePull", "failed to pull and unpack image \"docker.io/library/docker:28-dind\": dial tcp: lookup registry-1.docker.io: no such host");
         match (seen.method.as_str(), seen.is_watch()) {
             ("POST", _) => created(seen),
+            // The teardown waits for the pod to be gone, as the docker backend waits for its containers.
+            ("GET", true) if deleted => Reply::Watch(vec![("DELETED", pod(NS, job_name, stuck.clone()))]),
             ("GET", true) if !std::mem::replace(&mut watched, true) => {
                 Reply::Watch(vec![("MODIFIED", pod(NS, job_name, stuck.clone()))])
             }
             ("GET", true) => Reply::Hang,
             ("GET", false) => list("Pod", vec![pod(NS, job_name, scheduled)]),
-            ("DELETE", _) => list("Pod", vec![pod(NS, job_name, stuck)]),
+            ("DELETE", _) => {
+                deleted = true;
+                list("Pod", vec![pod(NS, job_name, stuck)])
+            }
             _ => status(500, "InternalError", "unexpected"),
         }
     })
     .await;
-    let job = Job::new(StrategyKind::EphemeralDind);
+    let job = Job::new(Strategy::named("ephemeral-dind"));
     let recorder = Recorder::default();
     let events = EventSink::new(vec![Box::new(recorder.clone())]);
-    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &events).await;
+    let outcome = backend.run_job(&job.spec(Strategy::named("ephemeral-dind")), &events).await;
     let error = outcome.error.unwrap().message;
     assert!(error.starts_with(&format!("pod {job_name}: container dind: ErrImagePull: failed to pull")), "{error}");
     assert!(error.contains("kind load docker-image docker:28-dind"), "{error}");
     assert!(outcome.phases.contains_key(&Phase::Provision));
     assert!(!outcome.phases.contains_key(&Phase::Build));
-    let last = trace.lock().unwrap().last().cloned().unwrap();
+    assert!(outcome.cleanup_errors.is_empty(), "{:?}", outcome.cleanup_errors);
     assert_eq!(lines(&trace).first().unwrap(), &format!("POST {}", pods_path()));
-    assert!(last.is("DELETE", &pods_path()), "{}", last.line());
-    assert!(deletes_only_ours(&last, job_name), "{}", last.query);
+    let delete = trace.lock().unwrap().iter().find(|s| s.method == "DELETE").cloned().expect("the pod is deleted");
+    assert!(delete.is("DELETE", &pods_path()), "{}", delete.line());
+    assert!(deletes_only_ours(&delete, job_name), "{}", delete.query);
+    assert!(trace.lock().unwrap().last().unwrap().is_watch(), "the teardown waits until the pod is gone");
     let sent: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
     assert!(sent[0].contains("Provision") && sent[0].contains(job_name), "{sent:?}");
 }
@@ -370,7 +379,7 @@ async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes
     .await;
     let recorder = Recorder::default();
     let events = EventSink::new(vec![Box::new(recorder.clone())]);
-    let started = backend.begin_iteration(1, &[StrategyKind::SharedDind], &events).await.unwrap();
+    let started = backend.begin_iteration(1, &[Strategy::named("shared-dind")], &events).await.unwrap();
     assert!(started.is_empty(), "no shared service started: {started:?}");
     let trace = lines(&trace);
     assert_eq!(trace.iter().filter(|l| l.starts_with("DELETE")).count(), 6, "leftovers removed first: {trace:?}");
@@ -380,8 +389,8 @@ async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes
     let notices: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
     assert!(notices.iter().any(|n| n.contains("violates PodSecurity")), "{notices:?}");
 
-    let job = Job::new(StrategyKind::SharedDind);
-    let outcome = backend.run_job(&job.spec(StrategyKind::SharedDind), &events).await;
+    let job = Job::new(Strategy::named("shared-dind"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("shared-dind")), &events).await;
     let error = outcome.error.unwrap().message;
     assert!(error.starts_with("the shared dind service did not start: timed out after 60 s waiting for a dind pod"), "{error}");
     assert!(error.contains("FailedCreate: pods \"dind-5d8f\" is forbidden: violates PodSecurity"), "{error}");
@@ -420,9 +429,9 @@ async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_
     }))
     .await;
     let events = EventSink::default();
-    backend.begin_iteration(1, &[StrategyKind::Daemonless], &events).await.unwrap();
-    let job = Job::new(StrategyKind::Daemonless);
-    let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
+    backend.begin_iteration(1, &[Strategy::named("daemonless")], &events).await.unwrap();
+    let job = Job::new(Strategy::named("daemonless"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("daemonless")), &events).await;
     assert_eq!(outcome.error, None);
     assert!(outcome.phases.contains_key(&Phase::Provision) && outcome.phases.contains_key(&Phase::Build));
     let steps: Vec<(u32, bool, Option<crate::Millis>)> = outcome.steps.iter().map(|s| (s.step, s.cached, s.duration_ms)).collect();
@@ -505,7 +514,7 @@ async fn a_watch_that_keeps_failing_ends_at_the_limit_naming_the_last_watch_erro
     });
     let pods: Api<Pod> = Api::namespaced(client, NS);
     let started = tokio::time::Instant::now();
-    let error = delete(&pods, "p", &DeleteParams::default(), Some(Duration::from_secs(40))).await.unwrap_err();
+    let error = delete(&pods, "p", Whose::Any, &DeleteParams::default(), Some(Duration::from_secs(40))).await.unwrap_err();
     assert_eq!(started.elapsed().as_secs(), 40, "only the limit ends the wait");
     let text = error.to_string();
     assert!(text.starts_with("timed out after 40 s waiting for Pod p to be deleted"), "{text}");
@@ -537,7 +546,7 @@ async fn a_given_namespace_is_neither_read_nor_created_and_a_missing_one_is_name
     });
     let mut backend = KubeBackend::with_client(client, options(), "run-1", "flask").await.unwrap();
     assert_eq!(lines(&trace), vec!["GET /version".to_string()], "no namespace read");
-    let error = backend.begin_iteration(1, &[StrategyKind::EphemeralDind], &EventSink::default()).await.unwrap_err().to_string();
+    let error = backend.begin_iteration(1, &[Strategy::named("ephemeral-dind")], &EventSink::default()).await.unwrap_err().to_string();
     assert!(error.contains("namespace ns does not exist"), "{error}");
     assert!(error.contains("kubectl create namespace ns"), "{error}");
     assert!(!lines(&trace).iter().any(|l| l.starts_with("POST /api/v1/namespaces ")), "never created");
@@ -555,8 +564,8 @@ async fn a_job_pod_refused_by_pod_security_says_how_to_label_the_namespace() {
         _ => status(500, "InternalError", "unexpected"),
     })
     .await;
-    let job = Job::new(StrategyKind::EphemeralDind);
-    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &EventSink::default()).await;
+    let job = Job::new(Strategy::named("ephemeral-dind"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("ephemeral-dind")), &EventSink::default()).await;
     let error = outcome.error.unwrap().message;
     assert!(error.contains("violates PodSecurity \"baseline:latest\""), "{error}");
     assert!(error.contains("kubectl label namespace ns pod-security.kubernetes.io/enforce=privileged --overwrite"), "{error}");
@@ -576,8 +585,8 @@ async fn posted_daemonless_pod(minor: &'static str) -> Pod {
         _ => status(500, "InternalError", "unexpected"),
     })
     .await;
-    let job = Job::new(StrategyKind::Daemonless);
-    backend.run_job(&job.spec(StrategyKind::Daemonless), &EventSink::default()).await;
+    let job = Job::new(Strategy::named("daemonless"));
+    backend.run_job(&job.spec(Strategy::named("daemonless")), &EventSink::default()).await;
     let pod = posted.lock().unwrap().iter().find(|b| b["kind"] == "Pod").cloned().unwrap();
     serde_json::from_value(pod).unwrap()
 }
@@ -621,9 +630,9 @@ async fn a_dind_daemon_that_exits_while_starting_fails_its_job_at_once() {
         _ => status(500, "InternalError", "unexpected"),
     })
     .await;
-    let job = Job::new(StrategyKind::EphemeralDind);
+    let job = Job::new(Strategy::named("ephemeral-dind"));
     let started = tokio::time::Instant::now();
-    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &EventSink::default()).await;
+    let outcome = backend.run_job(&job.spec(Strategy::named("ephemeral-dind")), &EventSink::default()).await;
     assert!(started.elapsed() < Duration::from_secs(1), "failed at once, not at a timeout");
     let error = outcome.error.unwrap().message;
     assert!(error.contains("container dind exited with code 1 (Error): failed to start daemon"), "{error}");
@@ -668,9 +677,9 @@ async fn a_daemonless_build_that_is_done_before_it_is_seen_running_is_no_crash()
     }))
     .await;
     let events = EventSink::default();
-    backend.begin_iteration(1, &[StrategyKind::Daemonless], &events).await.unwrap();
-    let job = Job::new(StrategyKind::Daemonless);
-    let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
+    backend.begin_iteration(1, &[Strategy::named("daemonless")], &events).await.unwrap();
+    let job = Job::new(Strategy::named("daemonless"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("daemonless")), &events).await;
     assert_eq!(outcome.error, None);
     assert_eq!(outcome.steps.len(), 2);
 }
@@ -708,9 +717,9 @@ async fn daemonless_job_with_logs(logs: Vec<Reply>, exits_after: usize) -> (JobO
     }))
     .await;
     let events = EventSink::default();
-    backend.begin_iteration(1, &[StrategyKind::Daemonless], &events).await.unwrap();
-    let job = Job::new(StrategyKind::Daemonless);
-    let outcome = backend.run_job(&job.spec(StrategyKind::Daemonless), &events).await;
+    backend.begin_iteration(1, &[Strategy::named("daemonless")], &events).await.unwrap();
+    let job = Job::new(Strategy::named("daemonless"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("daemonless")), &events).await;
     let queries = served.lock().unwrap().clone();
     (outcome, queries)
 }
@@ -786,7 +795,7 @@ async fn a_size_measured_by_a_command_that_failed_is_unknown_and_says_why() {
     .await;
     backend.registry_pod = Some("registry-abc".into());
     backend.shared_dind = Some(Ok("dind-abc".into()));
-    let state = backend.cache_state(StrategyKind::SharedDind).await;
+    let state = backend.cache_state(Strategy::named("shared-dind")).await;
     assert_eq!(state.registry_bytes, Some(12345), "stdout of a command that succeeded");
     assert_eq!(state.daemon_volume_bytes, None, "not the partial total");
     let why = state.unmeasured.join("; ");
@@ -813,9 +822,9 @@ async fn registry_traffic_comes_from_the_lines_its_log_file_gained_during_the_jo
     .await;
     backend.registry_pod = Some("registry-abc".into());
     // A job that fails before it starts: its traffic is still measured.
-    backend.options.images.kaniko = None;
-    let job = Job::new(StrategyKind::DaemonlessKaniko);
-    let outcome = backend.run_job(&job.spec(StrategyKind::DaemonlessKaniko), &EventSink::default()).await;
+    backend.options.images.by_role.remove(&crate::toolchain::Role::Kaniko);
+    let job = Job::new(Strategy::named("daemonless-kaniko"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("daemonless-kaniko")), &EventSink::default()).await;
     assert!(outcome.error.is_some());
     assert_eq!((outcome.bytes_pulled, outcome.bytes_pushed), (Some(528), Some(914)), "{:?}", outcome.unmeasured);
     let tail = trace.lock().unwrap().iter().find(|s| s.query.contains("tail")).cloned().unwrap();
@@ -832,9 +841,9 @@ async fn registry_traffic_that_cannot_be_read_is_unknown_and_says_why() {
     })
     .await;
     backend.registry_pod = Some("registry-abc".into());
-    backend.options.images.kaniko = None;
-    let job = Job::new(StrategyKind::DaemonlessKaniko);
-    let outcome = backend.run_job(&job.spec(StrategyKind::DaemonlessKaniko), &EventSink::default()).await;
+    backend.options.images.by_role.remove(&crate::toolchain::Role::Kaniko);
+    let job = Job::new(Strategy::named("daemonless-kaniko"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("daemonless-kaniko")), &EventSink::default()).await;
     assert_eq!((outcome.bytes_pulled, outcome.bytes_pushed), (None, None));
     let why = outcome.unmeasured.join("; ");
     assert!(why.contains("bytes pulled and pushed left empty") && why.contains("pods/exec"), "{why}");
@@ -854,8 +863,8 @@ async fn dind_job_through(forward: Reply) -> String {
         _ => status(500, "InternalError", "unexpected"),
     })
     .await;
-    let job = Job::new(StrategyKind::EphemeralDind);
-    let outcome = backend.run_job(&job.spec(StrategyKind::EphemeralDind), &EventSink::default()).await;
+    let job = Job::new(Strategy::named("ephemeral-dind"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("ephemeral-dind")), &EventSink::default()).await;
     outcome.error.expect("the job failed").message
 }
 
@@ -896,7 +905,7 @@ async fn a_cluster_without_a_default_storage_class_fails_the_shared_daemon_at_on
     let recorder = Recorder::default();
     let events = EventSink::new(vec![Box::new(recorder.clone())]);
     let started = tokio::time::Instant::now();
-    backend.begin_iteration(1, &[StrategyKind::SharedDind], &events).await.unwrap();
+    backend.begin_iteration(1, &[Strategy::named("shared-dind")], &events).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(1), "at once, not at a timeout");
     let notices: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
     assert!(notices.iter().any(|n| n.contains("no default StorageClass; pass --storage-class NAME")), "{notices:?}");
@@ -927,7 +936,7 @@ async fn a_shared_daemon_waiting_on_a_pending_claim_times_out_with_the_claims_ph
     .await;
     let recorder = Recorder::default();
     let events = EventSink::new(vec![Box::new(recorder.clone())]);
-    backend.begin_iteration(1, &[StrategyKind::SharedDind], &events).await.unwrap();
+    backend.begin_iteration(1, &[Strategy::named("shared-dind")], &events).await.unwrap();
     let notices: Vec<String> = recorder.0.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
     let notice = notices.iter().find(|n| n.contains("did not start")).expect("a notice");
     assert!(notice.contains("timed out after 60 s waiting for a dind pod to be scheduled"), "{notice}");
@@ -955,8 +964,8 @@ async fn the_buildah_pod_runs_the_builders_job_command_with_its_registries_conf(
     });
     let options = KubeOptions { hub_mirror: super::mirror::HubMirror::External("10.0.0.5:5000".into()), ..options() };
     let mut backend = KubeBackend::with_client(client, options, "run-1", "flask").await.unwrap();
-    let job = Job::new(StrategyKind::Daemonless);
-    backend.run_job(&job.spec(StrategyKind::Daemonless), &EventSink::default()).await;
+    let job = Job::new(Strategy::named("daemonless"));
+    backend.run_job(&job.spec(Strategy::named("daemonless")), &EventSink::default()).await;
     let pod: Pod = serde_json::from_value(posted.lock().unwrap()[0].clone()).unwrap();
     let build = &pod.spec.unwrap().containers[0];
     let Op::JobBuild(request) = &job.plan.ops[0] else { panic!("a daemonless plan") };
@@ -993,9 +1002,6 @@ async fn clean_in_a_given_namespace_needs_no_right_to_list_namespaces() {
 
 #[test]
 fn the_kube_backend_runs_every_strategy_but_buildkits() {
-    use StrategyKind::*;
-    assert_eq!(
-        super::kube_strategies(),
-        [EphemeralDind, RegistryFinal, RegistryMultistage, SharedDind, Daemonless, DaemonlessKaniko]
-    );
+    let names: Vec<&str> = super::kube_strategies().iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["ephemeral-dind", "registry-final", "registry-multistage", "shared-dind", "daemonless", "daemonless-kaniko"]);
 }

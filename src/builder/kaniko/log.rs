@@ -45,10 +45,15 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::tracker::StepTracker;
-use super::{lines, LogParser, ParsedStep};
-use crate::scenario::Dockerfile;
+use crate::builder::tracker::StepTracker;
+use crate::builder::log::{lines, LogParser, ParsedStep};
+use crate::dockerfile::Dockerfile;
 use crate::Millis;
+
+/// This builder's log parser, as a job command names it.
+pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
+    Box::new(KanikoParser::new(dockerfile))
+}
 
 pub struct KanikoParser {
     steps: StepTracker,

@@ -1,12 +1,7 @@
-//! Parsers that turn a builder's output into per-step records: what it cached, and when each step ran.
+//! What every builder's log parser shares: the per-step record, the streaming parser trait, the log's clock.
+//! Each parser lives in its builder's home (`classic/log.rs`, `buildah/log.rs`, …).
 
-pub mod buildah;
-pub mod buildkit;
-pub mod classic;
-pub mod kaniko;
-mod tracker;
-
-use crate::scenario::Dockerfile;
+use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
 /// One Dockerfile step as a builder's log reported it.
@@ -28,6 +23,13 @@ pub struct ParsedStep {
     pub duration_ms: Option<Millis>,
     /// The builder's error message, when this step failed.
     pub error: Option<String>,
+}
+
+impl ParsedStep {
+    /// What the job's outcome keeps of the step.
+    pub fn outcome(&self) -> crate::job::StepOutcome {
+        crate::job::StepOutcome { step: self.step, cached: self.cached, duration_ms: self.duration_ms }
+    }
 }
 
 /// A streaming parser: fed the log line by line as it arrives, with each line's time.
@@ -59,30 +61,6 @@ pub trait LogParser: Send {
     /// import, cache export and push), by its own clock; empty for builders that report none.
     fn phases(&self) -> Vec<(crate::strategy::Phase, Millis)> {
         vec![]
-    }
-}
-
-/// Which builder produced a log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Docker's classic builder (`Step 3/15 : RUN ...`, ` ---> Using cache`).
-    Classic,
-    /// `buildah bud` (`[1/2] STEP 2/6: RUN ...`, `--> Using cache ...`).
-    Buildah,
-    /// kaniko executor (`Using caching version of cmd: ...`).
-    Kaniko,
-    /// BuildKit's `--progress=rawjson` (JSON objects on stderr), from `docker buildx build` or `buildctl build`.
-    Buildkit,
-}
-
-impl LogFormat {
-    pub fn parser(self, dockerfile: &Dockerfile) -> Box<dyn LogParser> {
-        match self {
-            LogFormat::Classic => Box::new(classic::ClassicParser::new(dockerfile)),
-            LogFormat::Buildah => Box::new(buildah::BuildahParser::new(dockerfile)),
-            LogFormat::Kaniko => Box::new(kaniko::KanikoParser::new(dockerfile)),
-            LogFormat::Buildkit => Box::new(buildkit::BuildkitParser::new(dockerfile)),
-        }
     }
 }
 
@@ -125,13 +103,27 @@ impl LogClock {
     }
 }
 
+/// Says when the builder starts a step it had not started before (for progress display).
+pub fn announce_step(parser: &dyn LogParser, dockerfile: &Dockerfile, current: &mut u32, events: &crate::events::EventSink) {
+    if let Some(step) = parser.current() {
+        if step.step != *current {
+            *current = step.step;
+            events.emit(crate::events::Event::StepStarted {
+                step: step.step,
+                total_steps: dockerfile.total_steps(),
+                instruction: step.instruction.clone(),
+            });
+        }
+    }
+}
+
 /// The lines of a chunk, without their `\n` or `\r\n` ends.
-fn lines(chunk: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn lines(chunk: &str) -> impl Iterator<Item = &str> {
     chunk.split_terminator('\n').map(|l| l.strip_suffix('\r').unwrap_or(l))
 }
 
 /// Plain decimal digits only (`str::parse` would also take a sign).
-fn parse_number(digits: &str) -> Option<u32> {
+pub(crate) fn parse_number(digits: &str) -> Option<u32> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -54,14 +54,19 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{lines, LogParser, ParsedStep};
-use crate::scenario::Dockerfile;
+use crate::builder::log::{lines, LogParser, ParsedStep};
+use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
 /// Nanoseconds since the Unix epoch, on BuildKit's clock.
 type UnixNanos = i64;
 
 const NANOS_PER_MS: i64 = 1_000_000;
+
+/// This builder's log parser, as a job command names it.
+pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
+    Box::new(BuildkitParser::new(dockerfile))
+}
 
 pub struct BuildkitParser {
     stages: Vec<StageSteps>,
@@ -557,7 +562,7 @@ fn parse_step_name(name: &str) -> Option<StepName<'_>> {
     let (inside, rest) = name.strip_prefix('[')?.split_once("] ")?;
     let mut words: Vec<&str> = inside.split_whitespace().collect();
     let (index, total) = words.pop()?.split_once('/')?;
-    let (index, total) = (super::parse_number(index)?, super::parse_number(total)?);
+    let (index, total) = (crate::builder::log::parse_number(index)?, crate::builder::log::parse_number(total)?);
     // A platform has a `/`; a stage name cannot.
     words.retain(|w| !w.contains('/'));
     let stage = match words.as_slice() {

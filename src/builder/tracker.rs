@@ -1,6 +1,6 @@
 //! Step bookkeeping the parsers share: steps open, close, fail and get cached in log order.
 
-use super::ParsedStep;
+use super::log::ParsedStep;
 use crate::Millis;
 
 #[derive(Debug, Default)]

@@ -2,8 +2,14 @@
 
 use std::path::Path;
 
-use super::{buildkit_cache_export, buildkit_cache_import, buildkit_client_job, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
-use crate::strategy::BuildRequest;
+use super::{cache_export, cache_import, client_job};
+use crate::builder::command::{BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use crate::strategy::{BuildRequest, Privileges};
+use crate::toolchain::Role;
+
+/// buildctl ships with buildkitd, in the same image, and runs as a plain container; the privileges are
+/// its buildkitd's.
+pub const HOME: BuilderHome = BuilderHome { name: "buildctl", role: Role::Buildkit, privileges: Privileges::default, command };
 
 /// One `buildctl build` with BuildKit's machine-readable progress (`rawjson`, on stderr), the same the
 /// buildx jobs print: cache import, build, cache export and push happen inside it, and the parser splits
@@ -29,24 +35,24 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     let names = request.destinations.join(",");
     build.extend(["--output".into(), format!("type=image,\"name={names}\",push=true")]);
     for import in &request.cache_from {
-        build.extend(["--import-cache".into(), buildkit_cache_import(import)]);
+        build.extend(["--import-cache".into(), cache_import(import)]);
     }
     if let Some(export) = &request.cache_to {
-        build.extend(["--export-cache".into(), buildkit_cache_export(export)]);
+        build.extend(["--export-cache".into(), cache_export(export)]);
     }
     let version = VersionLine { builder: "buildctl", prefix: "buildctl github.com/moby/buildkit " };
-    buildkit_client_job("buildctl --version", &build, "BUILDKIT_HOST", endpoints, version)
+    client_job("buildctl --version", &build, "BUILDKIT_HOST", endpoints, version)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::{CacheExport, CacheImport, DaemonlessBuilder};
+    use crate::strategy::{CacheExport, CacheImport, JobBuilder};
 
     #[test]
     fn registry_cache_is_mode_max_and_every_destination_is_one_csv_field() {
         let request = BuildRequest {
-            builder: DaemonlessBuilder::Buildctl,
+            builder: JobBuilder::Buildctl,
             destinations: vec!["registry:5000/s/a:c1".into(), "registry:5000/s/a:latest".into()],
             cache_from: vec![CacheImport::Registry { reference: "registry:5000/s/a:buildcache".into() }],
             cache_to: Some(CacheExport::Registry { reference: "registry:5000/s/a:buildcache".into(), every_stage: true }),

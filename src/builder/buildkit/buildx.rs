@@ -1,7 +1,13 @@
 //! docker buildx (BuildKit) against the job's Docker daemon, as a GitLab or GitHub job runs it.
 
-use super::{buildkit_cache_export, buildkit_cache_import, buildkit_client_job, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
-use crate::strategy::BuildRequest;
+use super::{cache_export, cache_import, client_job};
+use crate::builder::command::{BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use crate::strategy::{BuildRequest, Privileges};
+use crate::toolchain::Role;
+
+/// docker buildx runs in the job image (`docker:28`: the docker CLI with buildx) as a plain container; the
+/// privileges are its dind's.
+pub const HOME: BuilderHome = BuilderHome { name: "buildx", role: Role::Job, privileges: Privileges::default, command };
 
 /// One `docker buildx build --push` with BuildKit's machine-readable progress (`rawjson`, on
 /// stderr): cache import, build, cache export and push all happen inside it, and the parser splits
@@ -13,10 +19,10 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         .collect();
     build.push(dockerfile.to_string());
     for import in &request.cache_from {
-        build.extend(["--cache-from".into(), buildkit_cache_import(import)]);
+        build.extend(["--cache-from".into(), cache_import(import)]);
     }
     if let Some(export) = &request.cache_to {
-        build.extend(["--cache-to".into(), buildkit_cache_export(export)]);
+        build.extend(["--cache-to".into(), cache_export(export)]);
     }
     for destination in &request.destinations {
         build.extend(["-t".into(), destination.clone()]);
@@ -24,17 +30,17 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     build.push(CONTEXT_DIR.into());
     // `github.com/docker/buildx 0.13.1+ds1 …`
     let version = VersionLine { builder: "buildx", prefix: "github.com/docker/buildx " };
-    buildkit_client_job("docker buildx version", &build, "DOCKER_HOST", endpoints, version)
+    client_job("docker buildx version", &build, "DOCKER_HOST", endpoints, version)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::{CacheExport, CacheImport, DaemonlessBuilder};
+    use crate::strategy::{CacheExport, CacheImport, JobBuilder};
 
     fn request(cache_to: Option<CacheExport>) -> BuildRequest {
         BuildRequest {
-            builder: DaemonlessBuilder::Buildx,
+            builder: JobBuilder::Buildx,
             destinations: vec!["registry:5000/s/a:c1".into(), "registry:5000/s/a:latest".into()],
             cache_from: vec![CacheImport::Registry { reference: "registry:5000/s/a:buildcache".into() }],
             cache_to,

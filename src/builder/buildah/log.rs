@@ -23,10 +23,15 @@
 //! it with that layer. A failing step's `Error:` is the log's last words: an `Error:` line
 //! followed by more steps was a RUN's output.
 
-use super::tracker::StepTracker;
-use super::{lines, parse_number, LogParser, ParsedStep};
-use crate::scenario::Dockerfile;
+use crate::builder::tracker::StepTracker;
+use crate::builder::log::{lines, parse_number, LogParser, ParsedStep};
+use crate::dockerfile::Dockerfile;
 use crate::Millis;
+
+/// This builder's log parser, as a job command names it.
+pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
+    Box::new(BuildahParser::new(dockerfile))
+}
 
 pub struct BuildahParser {
     steps: StepTracker,

@@ -1,13 +1,14 @@
-//! Loads one results directory and aggregates its records into the figures the report and compare show.
+//! The results model: one results directory loaded whole, and its records aggregated into the figures
+//! the report and `compare` both show.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::results::{
-    self, CacheRecord, JobRecord, JobStatus, ResultsError, RunInfo, ServiceRecord, StepInfo,
+    self, CacheRecord, JobRecord, JobStatus, PipelineRunName, ResultsError, RunInfo, ServiceRecord, StepInfo,
     StepRecord,
 };
-use crate::strategy::Phase;
+use crate::strategy::{Phase, Strategy};
 use crate::Millis;
 
 /// Every record of `results/<run-id>/`.
@@ -94,37 +95,27 @@ impl RunData {
     }
 
     /// Strategies with at least one job: run.json's order, then any that only jobs.csv names.
-    pub fn strategies(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .info
-            .strategies
-            .iter()
-            .filter(|s| self.jobs.iter().any(|j| &j.strategy == *s))
-            .cloned()
-            .collect();
+    pub fn strategies(&self) -> Vec<Strategy> {
+        let mut names: Vec<Strategy> =
+            self.info.strategies.iter().filter(|s| self.jobs.iter().any(|j| j.strategy == **s)).copied().collect();
         for job in &self.jobs {
             if !names.contains(&job.strategy) {
-                names.push(job.strategy.clone());
+                names.push(job.strategy);
             }
         }
         names
     }
 
     /// Strategies run.json lists that have no job at all (skipped, or the run stopped first).
-    pub fn strategies_without_jobs(&self) -> Vec<String> {
+    pub fn strategies_without_jobs(&self) -> Vec<Strategy> {
         let ran = self.strategies();
-        self.info
-            .strategies
-            .iter()
-            .filter(|s| !ran.contains(s))
-            .cloned()
-            .collect()
+        self.info.strategies.iter().filter(|s| !ran.contains(s)).copied().collect()
     }
 
     /// Pipeline runs with at least one job: run.json's order, then any that only jobs.csv names
     /// (by their index). An interrupted run is reported over the runs it reached.
-    pub fn pipeline(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
+    pub fn pipeline(&self) -> Vec<PipelineRunName> {
+        let mut names: Vec<PipelineRunName> = self
             .info
             .pipeline
             .iter()
@@ -146,7 +137,7 @@ impl RunData {
     }
 
     /// The jobs of one strategy in one pipeline run, by iteration.
-    pub fn jobs_of(&self, strategy: &str, run: &str) -> Vec<&JobRecord> {
+    pub fn jobs_of(&self, strategy: Strategy, run: &str) -> Vec<&JobRecord> {
         let mut jobs: Vec<&JobRecord> = self
             .jobs
             .iter()
@@ -156,14 +147,14 @@ impl RunData {
         jobs
     }
 
-    fn ok_jobs_of(&self, strategy: &str, run: &str) -> Vec<&JobRecord> {
+    fn ok_jobs_of(&self, strategy: Strategy, run: &str) -> Vec<&JobRecord> {
         self.jobs_of(strategy, run)
             .into_iter()
             .filter(|j| j.status == JobStatus::Ok)
             .collect()
     }
 
-    pub fn wall(&self, strategy: &str, run: &str) -> TimeCell {
+    pub fn wall(&self, strategy: Strategy, run: &str) -> TimeCell {
         let jobs = self.jobs_of(strategy, run);
         let ok: Vec<&&JobRecord> = jobs.iter().filter(|j| j.status == JobStatus::Ok).collect();
         TimeCell {
@@ -180,7 +171,7 @@ impl RunData {
     /// Median of an optional per-job figure over the successful jobs that recorded it.
     pub fn job_median(
         &self,
-        strategy: &str,
+        strategy: Strategy,
         run: &str,
         figure: impl Fn(&JobRecord) -> Option<u64>,
     ) -> Option<f64> {
@@ -195,27 +186,27 @@ impl RunData {
     /// Sum over the pipeline of the per-run median of a per-job figure (successful jobs).
     pub fn pipeline_total(
         &self,
-        strategy: &str,
+        strategy: Strategy,
         figure: impl Fn(&JobRecord) -> Option<u64>,
     ) -> Option<f64> {
         sum_all(
             self.pipeline()
                 .iter()
-                .map(|run| self.job_median(strategy, run, &figure)),
+                .map(|run| self.job_median(strategy, run.as_str(), &figure)),
         )
     }
 
     /// Median across iterations of a cache.csv figure after the last pipeline run that has one.
     pub fn storage_after_last_run(
         &self,
-        strategy: &str,
+        strategy: Strategy,
         figure: impl Fn(&CacheRecord) -> Option<u64>,
     ) -> Option<f64> {
         self.pipeline().iter().rev().find_map(|run| {
             Spread::of(
                 self.cache
                     .iter()
-                    .filter(|c| c.strategy == strategy && &c.pipeline_run == run)
+                    .filter(|c| c.strategy == strategy && c.pipeline_run == *run)
                     .filter_map(|c| figure(c).map(|v| v as f64)),
             )
             .map(|s| s.median)
@@ -257,11 +248,11 @@ impl RunData {
     }
 
     /// Median start-up time of each long-lived service, by (strategy, service).
-    pub fn service_startups(&self) -> Vec<(String, String, Spread)> {
-        let mut by_key: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    pub fn service_startups(&self) -> Vec<(Strategy, String, Spread)> {
+        let mut by_key: BTreeMap<(Strategy, String), Vec<f64>> = BTreeMap::new();
         for s in &self.services {
             by_key
-                .entry((s.strategy.clone(), s.service.clone()))
+                .entry((s.strategy, s.service.clone()))
                 .or_default()
                 .push(s.startup_ms as f64);
         }

@@ -16,10 +16,15 @@
 //! the steps up to the target. A failing step's error is not in the stream: the API sends it
 //! as an `error` message, which the caller hands over with `push_error`.
 
-use super::tracker::StepTracker;
-use super::{lines, parse_number, LogParser, ParsedStep};
-use crate::scenario::Dockerfile;
+use crate::builder::tracker::StepTracker;
+use crate::builder::log::{lines, parse_number, LogParser, ParsedStep};
+use crate::dockerfile::Dockerfile;
 use crate::Millis;
+
+/// This builder's log parser, as a job command names it.
+pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
+    Box::new(ClassicParser::new(dockerfile))
+}
 
 pub struct ClassicParser {
     steps: StepTracker,

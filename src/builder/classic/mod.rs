@@ -1,6 +1,8 @@
-//! Executes a job plan's pull, build and push operations against one Docker daemon, as a CI job's client would.
+//! The classic builder: a job plan's `docker pull`, `docker build` and `docker push` against one dind's Engine
+//! API, as a CI job's client makes them (both backends hand it the job's daemon), and its log parser.
 
-use std::collections::HashMap;
+pub mod log;
+
 use std::time::Instant;
 
 use bollard::query_parameters::{
@@ -10,10 +12,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::engine::describe;
-use crate::backend::{JobError, JobOutcome, JobSpec, StepOutcome};
-use crate::builder_log::{LogFormat, LogParser, ParsedStep};
 use crate::events::{Event, EventSink};
+use crate::job::{JobError, JobOutcome, JobSpec};
+use crate::resources::engine_message as describe;
 use crate::strategy::Op;
 
 /// Runs one daemon operation of the job's plan (`docker pull`, `build`, `push`) as a CI job's client
@@ -31,7 +32,7 @@ pub async fn run_op(
     match op {
         Op::Pull { image } => {
             events.emit(Event::PhaseStarted { phase, detail: format!("pull {image}") });
-            pull_if_present(docker, image).await.map_err(JobError::infrastructure)
+            pull_if_present(docker, image).await
         }
         Op::Build { target, tags, cache_from } => {
             let what = match target {
@@ -49,13 +50,13 @@ pub async fn run_op(
         }
         Op::Push { image } => {
             events.emit(Event::PhaseStarted { phase, detail: format!("push {image}") });
-            push(docker, image).await.map_err(JobError::infrastructure)
+            push(docker, image).await
         }
         Op::JobBuild(_) => Err(JobError::infrastructure("a job container's build does not run through a daemon's API")),
     }
 }
 
-/// Runs every daemon operation of the plan in order (the kube backend's dind jobs).
+/// Runs every operation of the plan in order through the daemon's API (a dind job on either backend).
 pub async fn run_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
     let mut context_tar = None;
     for op in &job.plan.ops {
@@ -65,7 +66,7 @@ pub async fn run_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, out
 }
 
 /// `docker pull`; an image the registry does not have yet is fine (the first pipeline run).
-async fn pull_if_present(docker: &Docker, image: &str) -> Result<(), String> {
+async fn pull_if_present(docker: &Docker, image: &str) -> Result<(), JobError> {
     let options = CreateImageOptionsBuilder::default().from_image(image).build();
     let mut stream = docker.create_image(Some(options), None, None);
     while let Some(item) = stream.next().await {
@@ -73,7 +74,7 @@ async fn pull_if_present(docker: &Docker, image: &str) -> Result<(), String> {
             if registry_has_no_such_image(&e) {
                 return Ok(());
             }
-            return Err(format!("pull {image}: {}", describe(&e)));
+            return Err(JobError::infrastructure(format!("pull {image}: {}", describe(&e))));
         }
     }
     Ok(())
@@ -96,12 +97,12 @@ pub fn registry_has_no_such_image(error: &bollard::errors::Error) -> bool {
     }
 }
 
-async fn push(docker: &Docker, image: &str) -> Result<(), String> {
+async fn push(docker: &Docker, image: &str) -> Result<(), JobError> {
     let (name, tag) = split_tag(image);
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = docker.push_image(name, Some(options), None);
     while let Some(item) = stream.next().await {
-        item.map_err(|e| format!("push {image}: {}", describe(&e)))?;
+        item.map_err(|e| JobError::infrastructure(format!("push {image}: {}", describe(&e))))?;
     }
     Ok(())
 }
@@ -138,7 +139,7 @@ async fn build(
     if let Some(target) = target {
         options = options.target(target);
     }
-    let mut parser = LogFormat::Classic.parser(job.dockerfile);
+    let mut parser = log::parser(job.dockerfile);
     let started = Instant::now();
     let mut stream = docker.build_image(options.build(), None, Some(bollard::body_full(context_tar)));
     let mut pending = String::new();
@@ -154,7 +155,7 @@ async fn build(
                     let line: String = pending.drain(..=newline).collect();
                     parser.push_line(at_ms, line.trim_end_matches(['\n', '\r']));
                 }
-                announce_step(parser.as_ref(), job, &mut current_step, events);
+                super::log::announce_step(parser.as_ref(), job.dockerfile, &mut current_step, events);
             }
             Err(e) => {
                 let message = describe(&e);
@@ -173,7 +174,7 @@ async fn build(
     }
     let steps = parser.finish(crate::millis(started.elapsed()));
     let failed_step = steps.iter().find(|s| s.error.is_some()).map(|s| (s.step, s.instruction.clone()));
-    merge_steps(outcome, &steps);
+    outcome.merge_steps(steps.iter().map(|s| s.outcome()));
     if let Some((message, from_builder)) = error {
         return Err(match (failed_step, from_builder) {
             (Some((step, instruction)), true) => JobError::build(format!(
@@ -185,7 +186,7 @@ async fn build(
         });
     }
     for extra in tags.iter().skip(1) {
-        tag(docker, &tags[0], extra).await.map_err(JobError::infrastructure)?;
+        tag(docker, &tags[0], extra).await?;
     }
     if target.is_none() {
         if let Some(first) = tags.first() {
@@ -195,35 +196,13 @@ async fn build(
     Ok(())
 }
 
-pub(crate) fn announce_step(parser: &dyn LogParser, job: &JobSpec<'_>, current: &mut u32, events: &EventSink) {
-    if let Some(step) = parser.current() {
-        if step.step != *current {
-            *current = step.step;
-            events.emit(Event::StepStarted {
-                step: step.step,
-                total_steps: job.dockerfile.total_steps(),
-                instruction: step.instruction.clone(),
-            });
-        }
-    }
-}
-
-async fn tag(docker: &Docker, source: &str, target: &str) -> Result<(), String> {
+async fn tag(docker: &Docker, source: &str, target: &str) -> Result<(), JobError> {
     let (repo, tag) = split_tag(target);
     let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
-    docker.tag_image(source, Some(options)).await.map_err(|e| format!("tag {source} as {target}: {}", describe(&e)))
-}
-
-/// Adds steps the job has not reported yet: when one job builds several targets, a step's row
-/// comes from the first build that ran it (later builds reuse it from the local cache).
-pub fn merge_steps(outcome: &mut JobOutcome, steps: &[ParsedStep]) {
-    let seen: HashMap<u32, ()> = outcome.steps.iter().map(|s| (s.step, ())).collect();
-    for step in steps {
-        if !seen.contains_key(&step.step) {
-            outcome.steps.push(StepOutcome { step: step.step, cached: step.cached, duration_ms: step.duration_ms });
-        }
-    }
-    outcome.steps.sort_by_key(|s| s.step);
+    docker
+        .tag_image(source, Some(options))
+        .await
+        .map_err(|e| JobError::infrastructure(format!("tag {source} as {target}: {}", describe(&e))))
 }
 
 #[cfg(test)]
@@ -255,18 +234,5 @@ mod tests {
         assert_eq!(split_tag("registry:5000/a/b:latest"), ("registry:5000/a/b", "latest"));
         assert_eq!(split_tag("registry:5000/a/b"), ("registry:5000/a/b", "latest"));
         assert_eq!(split_tag("b:c1"), ("b", "c1"));
-    }
-
-    fn parsed(step: u32, cached: bool) -> ParsedStep {
-        ParsedStep { step, instruction: format!("RUN {step}"), cached, started_ms: 0, duration_ms: Some(1), error: None }
-    }
-
-    #[test]
-    fn first_build_to_report_a_step_wins() {
-        let mut outcome = JobOutcome::default();
-        merge_steps(&mut outcome, &[parsed(1, false), parsed(2, false)]);
-        merge_steps(&mut outcome, &[parsed(1, true), parsed(2, true), parsed(3, true)]);
-        let cached: Vec<_> = outcome.steps.iter().map(|s| (s.step, s.cached)).collect();
-        assert_eq!(cached, vec![(1, false), (2, false), (3, true)]);
     }
 }

@@ -1,8 +1,13 @@
 //! kaniko: the executor builds, caches `RUN` layers in a registry repository and pushes in one go.
 
-use super::{Endpoints, JobCommand, CONTEXT_DIR};
-use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, CacheExport, CacheImport};
+pub mod log;
+
+use crate::builder::command::{BuilderHome, Endpoints, JobCommand, CONTEXT_DIR};
+use crate::strategy::{BuildRequest, CacheExport, CacheImport, Privileges};
+use crate::toolchain::Role;
+
+/// kaniko needs nothing beyond a plain container: it runs as root inside it and rewrites its own filesystem.
+pub const HOME: BuilderHome = BuilderHome { name: "kaniko", role: Role::Kaniko, privileges: Privileges::default, command };
 
 /// kaniko's flags. Its image's entry point is the executor, so these are its arguments. kaniko
 /// has one cache repository for import and export; it builds and pushes in one go, so its whole
@@ -46,5 +51,5 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         ]);
     }
     args.extend(request.destinations.iter().map(|d| format!("--destination={d}")));
-    JobCommand { entrypoint: None, args, env: vec![], log: LogFormat::Kaniko, storage: None, version: None }
+    JobCommand { entrypoint: None, args, env: vec![], parser: log::parser, storage: None, version: None }
 }

@@ -1,8 +1,19 @@
 //! buildah: `bud --layers` with its layers cached in a registry repository, then a push per destination.
 
-use super::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
-use crate::builder_log::LogFormat;
-use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
+pub mod log;
+
+use crate::builder::command::{mark, script, shell, shell_words, BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase, Privileges};
+use crate::toolchain::Role;
+
+pub const HOME: BuilderHome = BuilderHome { name: "buildah", role: Role::Buildah, privileges, command };
+
+/// buildah in a container: it unshares namespaces and mounts overlay, which the default seccomp profile
+/// and AppArmor refuse (`unshare(CLONE_NEWUSER): Operation not permitted`); with `BUILDAH_ISOLATION=chroot`
+/// it needs no privileged mode.
+fn privileges() -> Privileges {
+    Privileges { privileged: false, extra_capabilities: vec!["SYS_ADMIN"], unconfined: vec!["seccomp", "apparmor"] }
+}
 
 /// overlay on the job's volume, not vfs: vfs copies every layer and made a cold Flask build ~5x slower.
 const STORAGE: &str = "--storage-driver=overlay";
@@ -56,7 +67,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         entrypoint: shell(),
         args: script(lines),
         env: vec!["BUILDAH_ISOLATION=chroot".into()],
-        log: LogFormat::Buildah,
+        parser: log::parser,
         storage: Some("/var/lib/containers"),
         version: Some(VersionLine { builder: "buildah", prefix: "buildah version " }),
     }
@@ -69,7 +80,7 @@ mod tests {
     #[test]
     fn one_build_then_a_push_per_destination_with_the_mirror_configured() {
         let request = BuildRequest {
-            builder: crate::strategy::DaemonlessBuilder::Buildah,
+            builder: crate::strategy::JobBuilder::Buildah,
             destinations: vec!["r:5000/a:c1".into(), "r:5000/a:latest".into()],
             cache_from: vec![CacheImport::Registry { reference: "r:5000/a-cache".into() }],
             cache_to: Some(CacheExport::Registry { reference: "r:5000/a-cache".into(), every_stage: true }),

@@ -1,0 +1,132 @@
+//! `layerbench manifests`: the objects the kube backend would apply for one strategy, as YAML for `kubectl apply -f`.
+
+use super::manifests::{self, JobMeta, Object, RunMeta};
+use super::{names, KubeOptions, BUILDKITD_NOT_YET};
+use crate::backend::BackendError;
+use crate::builder;
+use crate::scenario::Scenario;
+use crate::strategy::{Daemon, DaemonKind, JobPlan, PlanInput, Strategy};
+
+/// Run id of objects printed by `layerbench manifests`; a real run labels with its own id.
+pub const MANIFESTS_RUN_ID: &str = "manifests";
+
+/// Everything the kube backend would apply for `strategy`, as multi-document YAML for
+/// `kubectl apply -f`: the namespace, the registry, and the objects of the first job.
+pub fn manifests_yaml(scenario: &Scenario, strategy: Strategy, options: &KubeOptions) -> Result<String, BackendError> {
+    let run = run_meta(scenario, options)?;
+    let repository = format!("{}/{}/{}", manifests::REGISTRY_HOST, strategy.name(), scenario.repository);
+    let first_run = scenario.pipeline.first().map(|p| p.name.as_str()).unwrap_or("first");
+    // The tag the runner gives the first pipeline run's job.
+    let commit_tag = format!("c1-{first_run}");
+    let plan = strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile });
+    let job = JobMeta { name: names::job_name(1, 0, strategy.name()), iteration: 1, pipeline_run: first_run, strategy: strategy.name() };
+
+    let mut objects = vec![];
+    if options.namespace.is_none() {
+        objects.push(Object::Namespace(manifests::namespace(&run)));
+    }
+    let registry = manifests::registry(&run, &options.images, 1);
+    objects.extend([Object::ConfigMap(registry.config), Object::Deployment(registry.deployment), Object::Service(registry.service)]);
+    let mut notes = vec![
+        format!("layerbench manifests: scenario {}, strategy {strategy}", scenario.name),
+        builder::privilege_summary(strategy),
+        format!("Objects carry {}={MANIFESTS_RUN_ID}; a run labels them with its own run id.", crate::RUN_ID_LABEL),
+    ];
+    let (job_objects, note) = job_objects(scenario, strategy, &plan, &run, &job, options)?;
+    objects.extend(job_objects);
+    notes.push(note.into());
+    notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path, &options.images))));
+    yaml(&notes, &objects)
+}
+
+/// The run a printout stands for: the namespace `--namespace` names, or the one a run would create.
+fn run_meta(scenario: &Scenario, options: &KubeOptions) -> Result<RunMeta, BackendError> {
+    if let Some(ns) = options.namespace.as_deref().filter(|ns| !names::is_dns_label(ns)) {
+        return Err(BackendError::new(
+            format!("use namespace {ns:?}"),
+            "it is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63)",
+        ));
+    }
+    Ok(RunMeta {
+        run_id: MANIFESTS_RUN_ID.into(),
+        namespace: options.namespace.clone().unwrap_or_else(|| names::run_namespace(&format!("{MANIFESTS_RUN_ID}-{}", scenario.name))),
+        scenario: scenario.name.clone(),
+        // What current clusters read; servers older than 1.30 need the annotation instead.
+        apparmor: manifests::AppArmorStyle::Field,
+    })
+}
+
+/// The objects of the strategy's first job, and a note on how they are used.
+fn job_objects(
+    scenario: &Scenario,
+    strategy: Strategy,
+    plan: &JobPlan,
+    run: &RunMeta,
+    job: &JobMeta,
+    options: &KubeOptions,
+) -> Result<(Vec<Object>, &'static str), BackendError> {
+    let timeout_s = options.timeouts.job.as_secs();
+    match plan.daemon {
+        Daemon::Fresh(DaemonKind::Docker) => Ok((
+            vec![Object::Pod(manifests::dind_job_pod(run, &options.images, job, timeout_s))],
+            "Each job gets a pod like the one below; layerbench drives its daemon through a port-forward, \
+             uploading the build context with the Docker API. The job's script:",
+        )),
+        Daemon::Shared(DaemonKind::Docker) => {
+            let shared = manifests::shared_dind(run, options, 1);
+            Ok((
+                vec![
+                    Object::PersistentVolumeClaim(shared.claim),
+                    Object::Deployment(shared.deployment),
+                    Object::Service(shared.service),
+                    Object::NetworkPolicy(shared.policy),
+                ],
+                "WARNING: an unauthenticated Docker daemon is root on its node for anyone who can reach port 2375; \
+                 the NetworkPolicy below admits only this run's job pods, and only works where the cluster's \
+                 network plugin enforces NetworkPolicies. Each job runs, with DOCKER_HOST=tcp://dind:2375:",
+            ))
+        }
+        Daemon::None => daemonless_objects(scenario, strategy, plan, run, job, options),
+        Daemon::Fresh(DaemonKind::Buildkit) | Daemon::Shared(DaemonKind::Buildkit) => {
+            Err(BackendError::new(format!("print manifests for {strategy}"), BUILDKITD_NOT_YET))
+        }
+    }
+}
+
+/// A daemonless job: its context ConfigMaps and its pod.
+fn daemonless_objects(
+    scenario: &Scenario,
+    strategy: Strategy,
+    plan: &JobPlan,
+    run: &RunMeta,
+    job: &JobMeta,
+    options: &KubeOptions,
+) -> Result<(Vec<Object>, &'static str), BackendError> {
+    let request = plan.job_build().ok_or_else(|| BackendError::new(format!("plan a {strategy} job"), "a daemonless job has one job build"))?;
+    let home = builder::home(request.builder);
+    if options.images.get(home.role).is_none() {
+        return Err(BackendError::new(
+            format!("print manifests for {strategy}"),
+            format!("no {} image is configured; name one in the toolchain configuration", home.name),
+        ));
+    }
+    let tar = crate::scenario::context::tar_context(&scenario.context).map_err(|e| BackendError::new("pack the build context", e))?;
+    let parts = manifests::context_config_maps(run, &job.name, &tar)
+        .map_err(|e| BackendError::new(format!("carry the build context of {}", scenario.name), e))?;
+    let timeout_s = options.timeouts.job.as_secs();
+    let pod = manifests::daemonless_job_pod(run, &options.images, job, request, &scenario.dockerfile_path, &parts, timeout_s);
+    let mut objects: Vec<Object> = parts.into_iter().map(Object::ConfigMap).collect();
+    objects.push(Object::Pod(pod));
+    Ok((objects, "The build context travels in the ConfigMaps below; the job pod builds and pushes:"))
+}
+
+/// The notes as YAML comments (a multi-line script stays comments, line by line), then each object.
+fn yaml(notes: &[String], objects: &[Object]) -> Result<String, BackendError> {
+    let mut yaml: String = notes.iter().flat_map(|n| n.lines()).map(|line| format!("# {line}\n")).collect();
+    for object in objects {
+        let doc = serde_yaml::to_string(object).map_err(|e| BackendError::new("print the manifests as YAML", e))?;
+        yaml.push_str("---\n");
+        yaml.push_str(&doc);
+    }
+    Ok(yaml)
+}

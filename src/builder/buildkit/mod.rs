@@ -1,0 +1,36 @@
+//! BuildKit's clients, `docker buildx build` against a dind and `buildctl build` against a standalone buildkitd:
+//! what they share (the cache attributes, the shape of the job, the `rawjson` log and its parser).
+
+pub mod buildctl;
+pub mod buildx;
+pub mod log;
+
+use crate::builder::command::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine};
+use crate::strategy::{CacheExport, CacheImport, Phase};
+
+/// BuildKit's attributes for a cache import (`--cache-from` of buildx, `--import-cache` of buildctl).
+fn cache_import(import: &CacheImport) -> String {
+    let CacheImport::Registry { reference } = import;
+    format!("type=registry,ref={reference}")
+}
+
+/// BuildKit's attributes for a cache export (`--cache-to` of buildx, `--export-cache` of buildctl).
+fn cache_export(export: &CacheExport) -> String {
+    match export {
+        CacheExport::Inline => "type=inline".into(),
+        CacheExport::Registry { reference, every_stage } => {
+            let mode = if *every_stage { "max" } else { "min" };
+            format!("type=registry,ref={reference},mode={mode}")
+        }
+    }
+}
+
+/// A BuildKit client's job (buildx or buildctl): print its version, mark the build, run the one build
+/// command that also imports and exports the cache and pushes, with the daemon's address in `host_variable`.
+/// BuildKit reports the cache import, cache export and push inside that command itself, and its parser
+/// splits them off the build by BuildKit's own vertex times.
+fn client_job(version_command: &str, build: &[String], host_variable: &str, endpoints: &Endpoints, version: VersionLine) -> JobCommand {
+    let lines = vec![version_command.to_string(), mark(Phase::Build), shell_words(build)];
+    let env = endpoints.daemon_host.map(|h| vec![format!("{host_variable}={h}")]).unwrap_or_default();
+    JobCommand { entrypoint: shell(), args: script(lines), env, parser: log::parser, storage: None, version: Some(version) }
+}

@@ -1,0 +1,147 @@
+//! What every builder's home is made of: the shape of a job command, what a job container can reach, the
+//! phase marks its script prints, and quoting for the shell it runs in.
+
+use super::log::LogParser;
+use crate::dockerfile::Dockerfile;
+use crate::strategy::{BuildRequest, Phase, Privileges};
+use crate::toolchain::Role;
+
+/// What a job-container builder is, in one place for both backends.
+pub struct BuilderHome {
+    /// Its name in messages and `run.json`'s `builder_versions`.
+    pub name: &'static str,
+    /// The toolchain image its job container runs.
+    pub role: Role,
+    /// What its job container needs beyond a plain container.
+    pub privileges: fn() -> Privileges,
+    /// Its job command for one build, with the Dockerfile at the given path inside the container.
+    pub command: fn(&BuildRequest, &str, &Endpoints) -> JobCommand,
+}
+
+/// What a daemon is, in one place for both backends.
+pub struct DaemonHome {
+    /// What the report and progress lines call it (`dind`, `buildkitd`).
+    pub service_name: &'static str,
+    /// The toolchain image it runs.
+    pub role: Role,
+    /// Where it keeps its images and cache: a volume of its own.
+    pub state_dir: &'static str,
+    /// The port its API listens on, plain TCP without TLS, reachable only where the backend allows.
+    pub api_port: u16,
+    /// What its container needs.
+    pub privileges: fn() -> Privileges,
+}
+
+/// Where the build context is unpacked in a job container.
+pub const CONTEXT_DIR: &str = "/workspace";
+
+/// Printed by a job script when it enters a phase: `::layerbench-phase push`. The follower times
+/// phases by when these lines arrive.
+pub const PHASE_MARK: &str = "::layerbench-phase ";
+
+/// What a job container can reach, by the names the run's network gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints<'a> {
+    /// The strategy's CI registry, `host:port`, plain HTTP.
+    pub registry: &'a str,
+    /// The read-only Docker Hub mirror, `host:port`, plain HTTP; `None` to use Docker Hub itself.
+    pub hub_mirror: Option<&'a str>,
+    /// The job's daemon, for builders that drive one (`tcp://docker:2375`, `tcp://buildkitd:1234`).
+    pub daemon_host: Option<&'a str>,
+}
+
+/// How to run one build in a job container.
+#[derive(Clone)]
+pub struct JobCommand {
+    /// Replaces the image's entry point when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// The container's arguments (a script for `sh -c`, or the builder's own flags).
+    pub args: Vec<String>,
+    /// `KEY=value` pairs the builder needs.
+    pub env: Vec<String>,
+    /// Its log's parser (in the builder's home).
+    pub parser: fn(&Dockerfile) -> Box<dyn LogParser>,
+    /// Where the builder keeps its local storage, given a fresh volume per job (`None`: nowhere).
+    pub storage: Option<&'static str>,
+    /// How its script reports the builder's version, if it does.
+    pub version: Option<VersionLine>,
+}
+
+/// A line the job's script prints with its builder's version (`buildah --version` and the like): it
+/// starts with `prefix`, and the version is the next word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionLine {
+    /// The builder's name in `run.json`'s `builder_versions`.
+    pub builder: &'static str,
+    pub prefix: &'static str,
+}
+
+impl VersionLine {
+    /// The version `line` reports, if it is this line.
+    pub fn version(&self, line: &str) -> Option<String> {
+        line.strip_prefix(self.prefix)?.split_whitespace().next().map(str::to_string)
+    }
+}
+
+/// The line a script prints to mark the start of `phase`.
+pub(crate) fn mark(phase: Phase) -> String {
+    format!("echo {}", shell_word(&format!("{PHASE_MARK}{}", phase.name())))
+}
+
+/// The phase a log line marks, if it is a phase mark.
+pub fn phase_marked(line: &str) -> Option<Phase> {
+    let name = line.trim().strip_prefix(PHASE_MARK)?;
+    Phase::ALL.into_iter().find(|p| p.name() == name)
+}
+
+/// A script for `sh -c`: stop at the first failing command.
+pub(crate) fn script(lines: Vec<String>) -> Vec<String> {
+    vec![format!("set -e\n{}\n", lines.join("\n"))]
+}
+
+/// `sh -c SCRIPT` as an entry point.
+pub(crate) fn shell() -> Option<Vec<String>> {
+    Some(vec!["sh".into(), "-c".into()])
+}
+
+/// One word for a POSIX shell: left bare when it holds only safe characters, else single-quoted.
+pub fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Words joined into one shell command line, each quoted as needed.
+pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
+    words.iter().map(|w| shell_word(w.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_words_stay_one_word() {
+        assert_eq!(shell_word("plain/Dockerfile"), "plain/Dockerfile");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("$(touch /tmp/pwned)"), "'$(touch /tmp/pwned)'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_words(&["buildah", "-t", "a b"]), "buildah -t 'a b'");
+    }
+
+    #[test]
+    fn phase_marks_round_trip() {
+        for phase in Phase::ALL {
+            let line = mark(phase);
+            let printed = line.strip_prefix("echo ").unwrap().trim_matches('\'');
+            assert_eq!(phase_marked(printed), Some(phase));
+        }
+        assert_eq!(phase_marked("::layerbench-phase nonsense"), None);
+        assert_eq!(phase_marked("STEP 1/2: FROM x"), None);
+    }
+}
