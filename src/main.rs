@@ -431,28 +431,10 @@ async fn run(
     // Every mistake that can be seen here is refused before the engine and the toolchain images,
     // which can take minutes.
     let scenario = scenario::load(scenario_path).map_err(usage)?;
-    let explicit = strategies.is_some();
-    let mut strategies = select_strategies(&scenario, strategies)?;
-    scenario.check_strategies(&strategies).map_err(usage)?;
+    let strategies = run_strategies(&scenario, strategies, &backend)?;
     let iterations = iterations.unwrap_or(scenario.iterations);
     if iterations == 0 {
         return Err(usage(anyhow!("--iterations must be at least 1")));
-    }
-    if let session::BackendChoice::Kube(options) = &backend {
-        check_namespace(options.namespace.as_deref())?;
-        let (runs, refused): (Vec<Strategy>, Vec<Strategy>) =
-            strategies.iter().partition(|k| kube::runs_on_kube(**k));
-        let refused: Vec<&str> = refused.iter().map(|k| k.name()).collect();
-        if !refused.is_empty() && (explicit || runs.is_empty()) {
-            return Err(usage(anyhow!(
-                "--backend kube does not run the BuildKit strategies yet ({}); leave them out with --strategies, or use the docker backend",
-                refused.join(", ")
-            )));
-        }
-        if !refused.is_empty() {
-            eprintln!("note: --backend kube leaves out the scenario's BuildKit strategies ({}): it does not run them yet", refused.join(", "));
-        }
-        strategies = runs;
     }
     for (flag, dir) in [("--results", Some(results_root)), ("--reports", reports_root)] {
         if let Some(dir) = dir {
@@ -472,11 +454,38 @@ async fn run(
     };
     let signal = std::sync::OnceLock::new();
     let outcome = session::execute(&engine, &request, &events, interrupted(&signal)).await.map_err(environment)?;
+    finish(outcome, reports_root, signal.get().copied())
+}
+
+/// The strategies a run runs: `--strategies` or the scenario's, each able to build it, and on the kube
+/// backend only those it runs (the scenario's others left out with a note; named ones refused).
+fn run_strategies(scenario: &Scenario, names: Option<Vec<String>>, backend: &session::BackendChoice) -> Result<Vec<Strategy>, Failure> {
+    let explicit = names.is_some();
+    let strategies = select_strategies(scenario, names)?;
+    scenario.check_strategies(&strategies).map_err(usage)?;
+    let session::BackendChoice::Kube(options) = backend else { return Ok(strategies) };
+    check_namespace(options.namespace.as_deref())?;
+    let (runs, refused): (Vec<Strategy>, Vec<Strategy>) = strategies.iter().partition(|k| kube::runs_on_kube(**k));
+    let refused: Vec<&str> = refused.iter().map(|k| k.name()).collect();
+    if !refused.is_empty() && (explicit || runs.is_empty()) {
+        return Err(usage(anyhow!(
+            "--backend kube does not run the BuildKit strategies yet ({}); leave them out with --strategies, or use the docker backend",
+            refused.join(", ")
+        )));
+    }
+    if !refused.is_empty() {
+        eprintln!("note: --backend kube leaves out the scenario's BuildKit strategies ({}): it does not run them yet", refused.join(", "));
+    }
+    Ok(runs)
+}
+
+/// How a run ended, as the exit code says it; the report is written when the run finished.
+fn finish(outcome: session::Outcome, reports_root: Option<&Path>, signal: Option<i32>) -> Result<i32, Failure> {
     let results_dir = &outcome.results_dir;
     let summary = match outcome.ending {
         session::Ending::Interrupted => {
             eprintln!("interrupted: the results written so far are valid in {}", results_dir.display());
-            return Ok(signal.get().copied().unwrap_or(exit::INTERRUPTED));
+            return Ok(signal.unwrap_or(exit::INTERRUPTED));
         }
         session::Ending::Failed(e) => {
             let code = match e {
@@ -497,12 +506,7 @@ async fn run(
     }
     println!("results: {}", results_dir.display());
     if summary.failed_jobs > 0 {
-        eprintln!(
-            "{} of {} jobs failed; see the error column of {}",
-            summary.failed_jobs,
-            summary.jobs,
-            results_dir.join("jobs.csv").display()
-        );
+        eprintln!("{} of {} jobs failed; see the error column of {}", summary.failed_jobs, summary.jobs, results_dir.join("jobs.csv").display());
         return Ok(exit::REGRESSION_OR_FAILED_JOB);
     }
     Ok(exit::OK)

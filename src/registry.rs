@@ -52,16 +52,6 @@ fn config(read_only: bool) -> String {
     )
 }
 
-/// The same settings as environment overrides, for where a file cannot be placed before start.
-/// They cannot switch auth off, so the Debian stand-in needs `config_yaml` instead.
-pub fn container_env() -> Vec<String> {
-    vec![
-        "REGISTRY_HTTP_ADDR=0.0.0.0:5000".into(),
-        format!("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY={STORAGE_ROOT}"),
-        "REGISTRY_STORAGE_DELETE_ENABLED=true".into(),
-        "REGISTRY_LOG_ACCESSLOG_DISABLED=false".into(),
-    ]
-}
 
 /// Bytes moved through a registry, summed over the access-log lines given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -47,12 +47,6 @@ pub struct Removed {
     pub tags: usize,
 }
 
-impl Removed {
-    pub fn total(&self) -> usize {
-        self.containers + self.volumes + self.networks + self.tags
-    }
-}
-
 impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -82,82 +76,115 @@ pub async fn remove_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Re
         Some(id) => format!("{RUN_ID_LABEL}={id}"),
         None => RUN_ID_LABEL.to_string(),
     };
-    let filters: HashMap<&str, Vec<&str>> = HashMap::from([("label", vec![label.as_str()])]);
-    let err = |action: &str| {
-        let action = format!("{action} labelled {label}");
-        move |error| CleanupError { action, error }
-    };
+    let sweep = Sweep { docker, label: &label };
     let mut removed = Removed::default();
-
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&sweep.filters()).build()))
         .await
-        .map_err(err("list containers"))?;
+        .map_err(sweep.err("list containers"))?;
     let mirror_ports = loopback_registry_ports(&containers);
     // A port some other container still publishes belongs to it, not to a mirror that is gone.
     let orphans_but = match run_id {
         Some(_) => None,
         None => Some(loopback_registry_ports(
-            &docker
-                .list_containers(Some(ListContainersOptionsBuilder::default().build()))
-                .await
-                .map_err(err("list containers"))?,
+            &docker.list_containers(Some(ListContainersOptionsBuilder::default().build())).await.map_err(sweep.err("list containers"))?,
         )),
     };
-    for c in containers {
-        let Some(id) = c.id else { continue };
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match docker.remove_container(&id, Some(options)).await {
-            Ok(()) => removed.containers += 1,
-            Err(e) if is_not_found(&e) => {}
-            // A job's owner is removing it right now (Ctrl-C arrived mid-teardown): it is on its way
-            // to the state we want. Wait for it to go, since its volumes are freed only then.
-            Err(e) if removal_in_progress(&e) => wait_until_gone(docker, &id).await.map_err(err("remove container"))?,
-            Err(e) => return Err(err("remove container")(e)),
-        }
-    }
-
-    let images = docker
-        .list_images(Some(ListImagesOptionsBuilder::default().build()))
-        .await
-        .map_err(|error| CleanupError { action: "list images".into(), error })?;
-    let tags: Vec<Vec<String>> = images.into_iter().map(|i| i.repo_tags).collect();
-    for tag in seeding_tags(&tags, &mirror_ports, orphans_but.as_ref()) {
-        // noprune: the tag goes, the image it names (the base image or its stand-in) stays.
-        let options = RemoveImageOptionsBuilder::default().noprune(true).build();
-        match docker.remove_image(&tag, Some(options), None).await {
-            Ok(_) => removed.tags += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(error) => return Err(CleanupError { action: format!("remove image tag {tag}"), error }),
-        }
-    }
-
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
-        .await
-        .map_err(err("list volumes"))?;
-    for v in volumes.volumes.unwrap_or_default() {
-        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match docker.remove_volume(&v.name, Some(options)).await {
-            Ok(()) => removed.volumes += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(err("remove volume")(e)),
-        }
-    }
-
-    let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build()))
-        .await
-        .map_err(err("list networks"))?;
-    for n in networks {
-        let Some(id) = n.id else { continue };
-        match docker.remove_network(&id).await {
-            Ok(()) => removed.networks += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(err("remove network")(e)),
-        }
-    }
+    removed.containers = sweep.containers(containers).await?;
+    removed.tags = sweep.seeding_tags(&mirror_ports, orphans_but.as_ref()).await?;
+    removed.volumes = sweep.volumes().await?;
+    removed.networks = sweep.networks().await?;
     Ok(removed)
+}
+
+/// One sweep by label: each kind of resource removed in turn, a 404 counted as already gone.
+struct Sweep<'a> {
+    docker: &'a Docker,
+    label: &'a str,
+}
+
+impl Sweep<'_> {
+    fn filters(&self) -> HashMap<&str, Vec<&str>> {
+        HashMap::from([("label", vec![self.label])])
+    }
+
+    fn err(&self, action: &str) -> impl FnOnce(bollard::errors::Error) -> CleanupError {
+        let action = format!("{action} labelled {}", self.label);
+        move |error| CleanupError { action, error }
+    }
+
+    async fn containers(&self, containers: Vec<ContainerSummary>) -> Result<usize, CleanupError> {
+        let mut removed = 0;
+        for c in containers {
+            let Some(id) = c.id else { continue };
+            let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+            match self.docker.remove_container(&id, Some(options)).await {
+                Ok(()) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                // A job's owner is removing it right now (Ctrl-C arrived mid-teardown): it is on its way
+                // to the state we want. Wait for it to go, since its volumes are freed only then.
+                Err(e) if removal_in_progress(&e) => wait_until_gone(self.docker, &id).await.map_err(self.err("remove container"))?,
+                Err(e) => return Err(self.err("remove container")(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn seeding_tags(&self, mirror_ports: &BTreeSet<u16>, orphans_but: Option<&BTreeSet<u16>>) -> Result<usize, CleanupError> {
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptionsBuilder::default().build()))
+            .await
+            .map_err(|error| CleanupError { action: "list images".into(), error })?;
+        let tags: Vec<Vec<String>> = images.into_iter().map(|i| i.repo_tags).collect();
+        let mut removed = 0;
+        for tag in seeding_tags(&tags, mirror_ports, orphans_but) {
+            // noprune: the tag goes, the image it names (the base image or its stand-in) stays.
+            let options = RemoveImageOptionsBuilder::default().noprune(true).build();
+            match self.docker.remove_image(&tag, Some(options), None).await {
+                Ok(_) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(error) => return Err(CleanupError { action: format!("remove image tag {tag}"), error }),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn volumes(&self) -> Result<usize, CleanupError> {
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&self.filters()).build()))
+            .await
+            .map_err(self.err("list volumes"))?;
+        let mut removed = 0;
+        for v in volumes.volumes.unwrap_or_default() {
+            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+            match self.docker.remove_volume(&v.name, Some(options)).await {
+                Ok(()) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(self.err("remove volume")(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn networks(&self) -> Result<usize, CleanupError> {
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&self.filters()).build()))
+            .await
+            .map_err(self.err("list networks"))?;
+        let mut removed = 0;
+        for n in networks {
+            let Some(id) = n.id else { continue };
+            match self.docker.remove_network(&id).await {
+                Ok(()) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(self.err("remove network")(e)),
+            }
+        }
+        Ok(removed)
+    }
 }
 
 /// The host ports of `containers` that publish a registry on the mirror's loopback address.

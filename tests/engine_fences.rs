@@ -93,7 +93,7 @@ fn no_build_reaches_a_daemon_it_does_not_own_and_the_mirror_is_read_only() {
         eprintln!("mirror push: {out}");
 
         backend.end_iteration(1).await.unwrap();
-        backend.shutdown().await.unwrap();
+        layerbench::resources::remove_labelled(&docker, Some(&run_id)).await.unwrap();
     });
 }
 

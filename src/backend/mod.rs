@@ -83,8 +83,7 @@ pub trait Backend {
     async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome;
     /// Measures what a strategy's caches hold now.
     async fn cache_state(&mut self, strategy: Strategy) -> CacheState;
-    /// Removes the iteration's services and registry.
+    /// Removes the iteration's services and registry. (What is left when a run ends goes by the run's
+    /// label on the engine, and with the run's namespace on a cluster: see `session`.)
     async fn end_iteration(&mut self, iteration: u32) -> Result<(), BackendError>;
-    /// Removes everything the backend created.
-    async fn shutdown(&mut self) -> Result<(), BackendError>;
 }

@@ -30,6 +30,17 @@ pub const CONFIG_PATH: &str = "/etc/buildkit/buildkitd.toml";
 /// Its local socket, for the backend's own readiness check from inside the container.
 pub const SOCKET: &str = "unix:///run/buildkit/buildkitd.sock";
 
+/// A command that succeeds inside the daemon's container once it lists its workers: it is ready to build.
+pub const READY_CHECK: &[&str] = &["buildctl", "--addr", SOCKET, "debug", "workers"];
+
+/// A command that prints the daemon's version inside its container, read by [`version_of`].
+pub const VERSION_COMMAND: &[&str] = &["buildkitd", "--version"];
+
+/// The version in what [`VERSION_COMMAND`] printed: `buildkitd github.com/moby/buildkit v0.34.2 <revision>`.
+pub fn version_of(printed: &str) -> Option<String> {
+    printed.split_whitespace().nth(2).map(str::to_string)
+}
+
 /// buildkitd's arguments. The image's entry point is `buildkitd` (moby/buildkit and the stand-in alike),
 /// so these are flags only. `bind` is the address the API listens on.
 ///

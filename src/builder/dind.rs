@@ -19,6 +19,15 @@ fn privileges() -> Privileges {
     Privileges { privileged: true, ..Privileges::default() }
 }
 
+/// Where dockerd reads its configuration.
+pub const DAEMON_JSON_PATH: &str = "/etc/docker/daemon.json";
+
+/// `daemon.json` for the containerd image store: BuildKit's docker driver exports a registry cache only with it.
+pub const CONTAINERD_DAEMON_JSON: &str = "{\"features\": {\"containerd-snapshotter\": true}}\n";
+
+/// A command that succeeds inside the daemon's container once its API answers (a readiness probe).
+pub const READY_CHECK: &[&str] = &["docker", "version"];
+
 /// The key of the dind daemons' version (and so the classic builder's) in `run.json`'s `builder_versions`.
 pub const VERSION_KEY: &str = "dind (classic builder)";
 

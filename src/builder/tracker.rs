@@ -1,6 +1,6 @@
 //! Step bookkeeping the parsers share: steps open, close, fail and get cached in log order.
 
-use super::log::ParsedStep;
+use super::log::{lines, LogParser, ParsedStep};
 use crate::Millis;
 
 #[derive(Debug, Default)]
@@ -70,5 +70,40 @@ impl StepTracker {
     pub fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
         self.end(end_ms);
         std::mem::take(&mut self.steps)
+    }
+}
+
+/// A line parser whose steps a [`StepTracker`] keeps (the classic builder's, buildah's and kaniko's): it
+/// reads one line at a time, and every [`LogParser`] call but `push_line` is the tracker's.
+pub(crate) trait TrackedParser: Send {
+    fn line(&mut self, at_ms: Millis, line: &str);
+    fn steps(&self) -> &StepTracker;
+    fn steps_mut(&mut self) -> &mut StepTracker;
+    /// An error the parser holds back (buildah prints its last words after the step has ended).
+    fn held_error(&self) -> Option<&str> {
+        None
+    }
+    /// Called before the last step is closed.
+    fn before_finish(&mut self) {}
+}
+
+impl<T: TrackedParser> LogParser for T {
+    fn push_line(&mut self, at_ms: Millis, chunk: &str) {
+        for line in lines(chunk) {
+            self.line(at_ms, line);
+        }
+    }
+    fn push_error(&mut self, at_ms: Millis, message: &str) {
+        self.steps_mut().fail(at_ms, message);
+    }
+    fn current(&self) -> Option<&ParsedStep> {
+        self.steps().running()
+    }
+    fn error(&self) -> Option<&str> {
+        self.steps().error().or(self.held_error())
+    }
+    fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
+        self.before_finish();
+        self.steps_mut().finish(end_ms)
     }
 }

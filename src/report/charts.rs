@@ -72,14 +72,19 @@ pub trait Chart {
     /// File name without extension.
     const NAME: &'static str;
     fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError>;
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why plotters could not draw a chart, in its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DrawError(String);
+
+fn err(e: impl std::fmt::Display) -> DrawError {
+    DrawError(e.to_string())
 }
 
-fn ensure_font() -> Result<(), String> {
+fn ensure_font() -> Result<(), DrawError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT).is_ok()
@@ -87,16 +92,13 @@ fn ensure_font() -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("the embedded DejaVu Sans font could not be loaded".into())
+        Err(err("the embedded DejaVu Sans font could not be loaded"))
     }
 }
 
 /// Writes `NAME.svg` and `NAME.png` into `out_dir` and returns the SVG text.
 pub fn render<C: Chart>(chart: &C, out_dir: &Path) -> Result<String, ReportError> {
-    let fail = |message: String| ReportError::Chart {
-        chart: C::NAME,
-        message,
-    };
+    let fail = |e: DrawError| ReportError::Chart { chart: C::NAME, message: e.0 };
     ensure_font().map_err(fail)?;
     let mut svg = String::new();
     {
@@ -114,7 +116,7 @@ pub fn render<C: Chart>(chart: &C, out_dir: &Path) -> Result<String, ReportError
         let root = BitMapBackend::new(&png_path, chart.size()).into_drawing_area();
         chart.draw(&root).map_err(fail)?;
         root.present()
-            .map_err(|e| fail(format!("cannot write {}: {e}", png_path.display())))?;
+            .map_err(|e| fail(err(format!("cannot write {}: {e}", png_path.display()))))?;
     }
     Ok(svg)
 }
@@ -132,7 +134,7 @@ fn grouped_chart<'a, DB: DrawingBackend>(
     y_label_area: u32,
     y_desc: &str,
     x_desc: Option<&str>,
-) -> Result<ChartContext<'a, DB, Cartesian2d<GroupAxis, RangedCoordf64>>, String> {
+) -> Result<ChartContext<'a, DB, Cartesian2d<GroupAxis, RangedCoordf64>>, DrawError> {
     let mut chart = ChartBuilder::on(plot)
         .margin(10)
         .x_label_area_size(44)
@@ -157,7 +159,7 @@ fn legend_on_top<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     height: u32,
     entries: &[(String, RGBColor)],
-) -> Result<DrawingArea<DB, Shift>, String> {
+) -> Result<DrawingArea<DB, Shift>, DrawError> {
     root.fill(&WHITE).map_err(err)?;
     let (legend, plot) = root.split_vertically(height);
     draw_legend(&legend, entries)?;
@@ -167,7 +169,7 @@ fn legend_on_top<DB: DrawingBackend>(
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor)],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let (width, _) = area.dim_in_pixel();
     let (mut x, mut y) = (70i32, 8i32);
     for (label, color) in entries {
@@ -258,7 +260,7 @@ fn note_at<DB: DrawingBackend>(
     y_max: f64,
     text: &str,
     color: RGBColor,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let style = (FONT_FAMILY, 13)
         .into_font()
         .transform(FontTransform::Rotate270)
@@ -360,7 +362,7 @@ impl Chart for TimeChart {
         (width.clamp(640, 1400), 480)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError> {
         let entries: Vec<(String, RGBColor)> = self
             .strategies
             .iter()
@@ -462,7 +464,7 @@ impl Chart for PhasesChart {
         )
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError> {
         let entries: Vec<(String, RGBColor)> = PHASES
             .iter()
             .zip(PHASE_COLORS)
@@ -542,7 +544,7 @@ impl Chart for CostChart {
         )
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError> {
         let entries: Vec<(String, RGBColor)> = COST_SERIES
             .iter()
             .zip(COST_COLORS)
@@ -610,7 +612,7 @@ impl Chart for CacheMapChart<'_> {
         (w.max(640) as u32, h as u32)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError> {
         root.fill(&WHITE).map_err(err)?;
         let (legend, grid) = root.split_vertically(LEGEND_H);
         let entries: Vec<(String, RGBColor)> = StepState::ALL

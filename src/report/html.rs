@@ -197,70 +197,68 @@ fn strategy_html(name: impl AsRef<str>) -> String {
 }
 
 fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
-    let mut out = String::new();
-    let runs = data.pipeline().len();
-    match (verdict.fastest(), verdict.runner_up()) {
-        (None, _) => out.push_str(
-            "<p class=\"headline\" id=\"verdict-headline\">No strategy can be ranked: every strategy \
-             has a pipeline run in which all its jobs failed.</p>",
-        ),
-        (Some(best), next) => {
-            let total = best.total_ms.unwrap_or_default();
-            out.push_str(&format!(
-                "<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs} run{}): \
-                 <span class=\"fastest\" data-strategy=\"{}\">{}</span>, {} in total",
-                if runs == 1 { "" } else { "s" },
-                html(best.strategy),
-                strategy_html(best.strategy),
-                format::duration(total)
-            ));
-            match next.and_then(|n| n.total_ms.map(|t| (n, t))) {
-                Some((next, next_total)) => out.push_str(&format!(
-                    ", {} ({:.1}%) faster than {} ({}).",
-                    format::duration(next_total - total),
-                    if total > 0.0 { (next_total - total) / total * 100.0 } else { 0.0 },
-                    strategy_html(next.strategy),
-                    format::duration(next_total)
-                )),
-                None => out.push_str(
-                    ". It is the only strategy with a successful job in every pipeline run.",
-                ),
-            }
-            let complete = verdict.complete_iterations.len();
-            if complete > 0 && verdict.ranked.len() > 1 {
-                out.push_str(&format!(
-                    " It was also fastest in {} of {complete} iteration{} taken on its own.",
-                    verdict.fastest_wins,
-                    if complete == 1 { "" } else { "s" }
-                ));
-            }
-            if best.failed_jobs > 0 {
-                out.push_str(&format!(
-                    " <span class=\"failed\">{} of its {} jobs failed and are not counted.</span>",
-                    best.failed_jobs, best.jobs
-                ));
-            }
-            out.push_str("</p>");
-            out.push_str(&cost_sentence(best, next));
-        }
-    }
+    let mut out = headline(data, verdict);
     if !verdict.unranked.is_empty() {
         let names: Vec<String> = verdict
             .unranked
             .iter()
-            .map(|s| {
-                format!(
-                    "{} (all jobs failed in: {})",
-                    strategy_html(s.strategy),
-                    html(join(&s.runs_without_ok_job, ", "))
-                )
-            })
+            .map(|s| format!("{} (all jobs failed in: {})", strategy_html(s.strategy), html(join(&s.runs_without_ok_job, ", "))))
             .collect();
+        out.push_str(&format!("<p class=\"failed\">Not ranked: {}.</p>", names.join("; ")));
+    }
+    out.push_str(&ranking_table(data, verdict));
+    out
+}
+
+/// The verdict's first sentences: the fastest strategy, how far ahead of the next, and at what cost.
+fn headline(data: &RunData, verdict: &Verdict) -> String {
+    let runs = data.pipeline().len();
+    let Some(best) = verdict.fastest() else {
+        return "<p class=\"headline\" id=\"verdict-headline\">No strategy can be ranked: every strategy \
+                has a pipeline run in which all its jobs failed.</p>"
+            .into();
+    };
+    let next = verdict.runner_up();
+    let total = best.total_ms.unwrap_or_default();
+    let mut out = format!(
+        "<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs} run{}): \
+         <span class=\"fastest\" data-strategy=\"{}\">{}</span>, {} in total",
+        if runs == 1 { "" } else { "s" },
+        html(best.strategy),
+        strategy_html(best.strategy),
+        format::duration(total)
+    );
+    match next.and_then(|n| n.total_ms.map(|t| (n, t))) {
+        Some((next, next_total)) => out.push_str(&format!(
+            ", {} ({:.1}%) faster than {} ({}).",
+            format::duration(next_total - total),
+            if total > 0.0 { (next_total - total) / total * 100.0 } else { 0.0 },
+            strategy_html(next.strategy),
+            format::duration(next_total)
+        )),
+        None => out.push_str(". It is the only strategy with a successful job in every pipeline run."),
+    }
+    let complete = verdict.complete_iterations.len();
+    if complete > 0 && verdict.ranked.len() > 1 {
         out.push_str(&format!(
-            "<p class=\"failed\">Not ranked: {}.</p>",
-            names.join("; ")
+            " It was also fastest in {} of {complete} iteration{} taken on its own.",
+            verdict.fastest_wins,
+            if complete == 1 { "" } else { "s" }
         ));
     }
+    if best.failed_jobs > 0 {
+        out.push_str(&format!(
+            " <span class=\"failed\">{} of its {} jobs failed and are not counted.</span>",
+            best.failed_jobs, best.jobs
+        ));
+    }
+    out.push_str("</p>");
+    out.push_str(&cost_sentence(best, next));
+    out
+}
+
+/// Every strategy in rank order (the unranked after), with its total, spread, failures, bytes and privileges.
+fn ranking_table(data: &RunData, verdict: &Verdict) -> String {
     let best_total = verdict.fastest().and_then(|b| b.total_ms);
     let rows: Vec<Vec<String>> = verdict
         .ranked
@@ -271,27 +269,15 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
         .map(|(rank, s)| {
             let vs = match (rank, s.total_ms, best_total) {
                 (Some(1), _, _) => "fastest".to_string(),
-                (_, Some(t), Some(b)) if b > 0.0 => {
-                    format!(
-                        "+{} (+{:.1}%)",
-                        format::duration(t - b),
-                        (t - b) / b * 100.0
-                    )
-                }
+                (_, Some(t), Some(b)) if b > 0.0 => format!("+{} (+{:.1}%)", format::duration(t - b), (t - b) / b * 100.0),
                 _ => MISSING.to_string(),
             };
             let spread = verdict::total_spread(data, s.strategy)
                 .filter(|sp| sp.n > 1)
-                .map_or(MISSING.to_string(), |sp| {
-                    format!("{}–{}", format::duration(sp.min), format::duration(sp.max))
-                });
-            let failed = if s.failed_jobs > 0 {
-                format!(
-                    "<td class=\"num failed\">{} of {}</td>",
-                    s.failed_jobs, s.jobs
-                )
-            } else {
-                format!("<td class=\"num\">0 of {}</td>", s.jobs)
+                .map_or(MISSING.to_string(), |sp| format!("{}–{}", format::duration(sp.min), format::duration(sp.max)));
+            let failed = match s.failed_jobs {
+                0 => format!("<td class=\"num\">0 of {}</td>", s.jobs),
+                n => format!("<td class=\"num failed\">{n} of {}</td>", s.jobs),
             };
             vec![
                 td_num(rank.map_or("—".into(), |r| r.to_string())),
@@ -307,23 +293,9 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(
-        Some("ranking"),
-        &[
-            "rank",
-            "strategy",
-            "pipeline total",
-            "vs fastest",
-            "per-iteration totals",
-            "jobs failed",
-            "registry storage",
-            "pushed",
-            "pulled",
-            "privileges",
-        ],
-        &rows,
-    ));
-    out
+    let headers =
+        ["rank", "strategy", "pipeline total", "vs fastest", "per-iteration totals", "jobs failed", "registry storage", "pushed", "pulled", "privileges"];
+    table(Some("ranking"), &headers, &rows)
 }
 
 fn cost_sentence(best: &Standing, next: Option<&Standing>) -> String {
@@ -392,36 +364,11 @@ fn cache_map(map: &CacheMap) -> String {
     if map.steps.is_empty() || map.columns.is_empty() {
         return "<p class=\"na\">No step records: the builder logs gave nothing to map.</p>".into();
     }
-    let mut out = String::from("<div class=\"scroll\"><table id=\"cache-map\" class=\"cache-map\"><thead><tr><th rowspan=\"2\">step</th>");
-    let mut groups: Vec<(crate::strategy::Strategy, usize)> = vec![];
-    for c in &map.columns {
-        match groups.last_mut() {
-            Some((name, n)) if *name == c.strategy => *n += 1,
-            _ => groups.push((c.strategy, 1)),
-        }
-    }
-    for (name, n) in &groups {
-        out.push_str(&format!(
-            "<th class=\"strategy\" colspan=\"{n}\">{}</th>",
-            html(name)
-        ));
-    }
-    out.push_str("</tr><tr>");
-    let first_of_strategy: Vec<bool> = map
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| i == 0 || map.columns[i - 1].strategy != c.strategy)
-        .collect();
-    for (c, first) in map.columns.iter().zip(&first_of_strategy) {
-        let class = if *first {
-            " class=\"first-of-strategy\""
-        } else {
-            ""
-        };
-        out.push_str(&format!("<th{class}>{}</th>", html(&c.pipeline_run)));
-    }
-    out.push_str("</tr></thead><tbody>");
+    let first_of_strategy: Vec<bool> =
+        map.columns.iter().enumerate().map(|(i, c)| i == 0 || map.columns[i - 1].strategy != c.strategy).collect();
+    let mut out = String::from("<div class=\"scroll\"><table id=\"cache-map\" class=\"cache-map\">");
+    out.push_str(&cache_map_header(map, &first_of_strategy));
+    out.push_str("<tbody>");
     let mut stage = None;
     for (step, cells) in map.steps.iter().zip(&map.cells) {
         if stage != Some(&step.stage) {
@@ -438,41 +385,66 @@ fn cache_map(map: &CacheMap) -> String {
             html(&step.instruction)
         ));
         for ((cell, column), first) in cells.iter().zip(&map.columns).zip(&first_of_strategy) {
-            let state = cell.majority;
-            let short = state.short();
-            let duration = format::opt_duration(cell.median_ms);
-            let mut marks = String::new();
-            for m in &cell.marks {
-                let d = m
-                    .duration_ms
-                    .map_or(MISSING.to_string(), |d| format::duration(d as f64));
-                marks.push_str(&format!(
-                    "<span class=\"job {}\" data-iteration=\"{}\" title=\"iteration {}: {}, {}\"></span>",
-                    m.state.class(),
-                    m.iteration,
-                    m.iteration,
-                    m.state.label(),
-                    html(&d)
-                ));
-            }
-            let edge = if *first { " first-of-strategy" } else { "" };
-            out.push_str(&format!(
-                "<td class=\"cell {}{edge}\" data-strategy=\"{}\" data-pipeline-run=\"{}\" title=\"{} / {}: {} (majority of {} iterations), median {}\"><span class=\"state\">{short}</span><span class=\"dur\">{}</span><span class=\"jobs\">{marks}</span></td>",
-                state.class(),
-                html(column.strategy),
-                html(&column.pipeline_run),
-                html(column.strategy),
-                html(&column.pipeline_run),
-                state.label(),
-                cell.marks.len(),
-                html(&duration),
-                html(&duration),
-            ));
+            out.push_str(&cache_map_cell(cell, column, *first));
         }
         out.push_str("</tr>");
     }
     out.push_str("</tbody></table></div>");
     out
+}
+
+/// Two header rows: each strategy over its pipeline runs, then the runs.
+fn cache_map_header(map: &CacheMap, first_of_strategy: &[bool]) -> String {
+    let mut out = String::from("<thead><tr><th rowspan=\"2\">step</th>");
+    let mut groups: Vec<(crate::strategy::Strategy, usize)> = vec![];
+    for c in &map.columns {
+        match groups.last_mut() {
+            Some((name, n)) if *name == c.strategy => *n += 1,
+            _ => groups.push((c.strategy, 1)),
+        }
+    }
+    for (name, n) in &groups {
+        out.push_str(&format!("<th class=\"strategy\" colspan=\"{n}\">{}</th>", html(name)));
+    }
+    out.push_str("</tr><tr>");
+    for (c, first) in map.columns.iter().zip(first_of_strategy) {
+        let class = if *first { " class=\"first-of-strategy\"" } else { "" };
+        out.push_str(&format!("<th{class}>{}</th>", html(&c.pipeline_run)));
+    }
+    out.push_str("</tr></thead>");
+    out
+}
+
+/// One step of one strategy and pipeline run: the majority state, the median time, a mark per iteration.
+fn cache_map_cell(cell: &super::cache_map::Cell, column: &super::cache_map::Column, first: bool) -> String {
+    let state = cell.majority;
+    let duration = format::opt_duration(cell.median_ms);
+    let mut marks = String::new();
+    for m in &cell.marks {
+        let d = m.duration_ms.map_or(MISSING.to_string(), |d| format::duration(d as f64));
+        marks.push_str(&format!(
+            "<span class=\"job {}\" data-iteration=\"{}\" title=\"iteration {}: {}, {}\"></span>",
+            m.state.class(),
+            m.iteration,
+            m.iteration,
+            m.state.label(),
+            html(&d)
+        ));
+    }
+    let edge = if first { " first-of-strategy" } else { "" };
+    format!(
+        "<td class=\"cell {}{edge}\" data-strategy=\"{}\" data-pipeline-run=\"{}\" title=\"{} / {}: {} (majority of {} iterations), median {}\"><span class=\"state\">{}</span><span class=\"dur\">{}</span><span class=\"jobs\">{marks}</span></td>",
+        state.class(),
+        html(column.strategy),
+        html(&column.pipeline_run),
+        html(column.strategy),
+        html(&column.pipeline_run),
+        state.label(),
+        cell.marks.len(),
+        html(&duration),
+        state.short(),
+        html(&duration),
+    )
 }
 
 fn phases_table(data: &RunData) -> String {
@@ -615,81 +587,68 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
 }
 
 fn environment(data: &RunData) -> String {
-    let info = &data.info;
-    let images = &info.images;
-    let stand_ins: Vec<&crate::results::ImageInfo> = images
-        .iter()
-        .filter(|i| i.source == ImageSource::LocalStandIn)
-        .collect();
-    let mut out = String::new();
-    out.push_str("<p id=\"image-sources\"><b>");
-    if images.is_empty() {
-        out.push_str(
-            "run.json lists no toolchain images, so whether they were official is not known.",
-        );
+    let mut out = image_sources(&data.info.images);
+    out.push_str(&images_table(&data.info.images));
+    out.push_str(&facts_table(data));
+    out
+}
+
+/// One sentence on whether the toolchain images were the official ones.
+fn image_sources(images: &[crate::results::ImageInfo]) -> String {
+    let stand_ins: Vec<&crate::results::ImageInfo> = images.iter().filter(|i| i.source == ImageSource::LocalStandIn).collect();
+    let sentence = if images.is_empty() {
+        "run.json lists no toolchain images, so whether they were official is not known.".to_string()
     } else if stand_ins.is_empty() {
-        out.push_str("All toolchain images were the official ones.");
+        "All toolchain images were the official ones.".to_string()
     } else {
-        let names: Vec<String> = stand_ins
-            .iter()
-            .map(|i| format!("{} ({})", html(&i.role), html(&i.name)))
-            .collect();
-        out.push_str(&format!(
+        let names: Vec<String> = stand_ins.iter().map(|i| format!("{} ({})", html(&i.role), html(&i.name))).collect();
+        format!(
             "{} of {} toolchain images were local stand-ins built by layerbench from Debian \
              packages (and Go modules, where the table says so), because the official images could \
              not be pulled: {}. Times with the official images may differ.",
             stand_ins.len(),
             images.len(),
             names.join(", ")
-        ));
-    }
-    out.push_str("</b></p>");
+        )
+    };
+    format!("<p id=\"image-sources\"><b>{sentence}</b></p>")
+}
+
+fn images_table(images: &[crate::results::ImageInfo]) -> String {
     let rows: Vec<Vec<String>> = images
         .iter()
         .map(|i| {
+            let source = match (i.source, &i.built_from) {
+                (ImageSource::Official, _) => "official".to_string(),
+                (ImageSource::LocalStandIn, None) => "local stand-in (built from Debian packages)".to_string(),
+                (ImageSource::LocalStandIn, Some(go)) => {
+                    format!("local stand-in (built from Debian packages, its programs from the Go module {go})")
+                }
+            };
             vec![
                 td(&i.role),
                 format!("<td><code>{}</code></td>", html(&i.name)),
-                td(&match (i.source, &i.built_from) {
-                    (ImageSource::Official, _) => "official".to_string(),
-                    (ImageSource::LocalStandIn, None) => "local stand-in (built from Debian packages)".to_string(),
-                    (ImageSource::LocalStandIn, Some(go)) => {
-                        format!("local stand-in (built from Debian packages, its programs from the Go module {go})")
-                    }
-                }),
-                format!(
-                    "<td><code>{}</code></td>",
-                    html(i.id.as_deref().unwrap_or(MISSING))
-                ),
+                td(&source),
+                format!("<td><code>{}</code></td>", html(i.id.as_deref().unwrap_or(MISSING))),
             ]
         })
         .collect();
-    out.push_str(&table(
-        Some("images"),
-        &["role", "image", "source", "id"],
-        &rows,
-    ));
+    table(Some("images"), &["role", "image", "source", "id"], &rows)
+}
+
+/// What run.json says about the run, the host and the builders.
+fn facts_table(data: &RunData) -> String {
+    let info = &data.info;
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| MISSING.to_string());
-    let builders = if info.builder_versions.is_empty() {
-        MISSING.to_string()
-    } else {
-        info.builder_versions
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let builders = match info.builder_versions.is_empty() {
+        true => MISSING.to_string(),
+        false => info.builder_versions.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
     };
-    let memory = info
-        .host
-        .memory_bytes
-        .map(|b| format::bytes(b as f64))
-        .unwrap_or_else(|| MISSING.into());
+    let memory = info.host.memory_bytes.map(|b| format::bytes(b as f64)).unwrap_or_else(|| MISSING.into());
+    let cpus = info.host.cpus.map(|n| n.to_string()).unwrap_or_else(|| MISSING.into());
     let facts = [
         ("run id", info.run_id.clone()),
-        (
-            "scenario",
-            format!("{} ({})", info.scenario, info.scenario_path),
-        ),
+        ("scenario", format!("{} ({})", info.scenario, info.scenario_path)),
         ("scenario hash (sha256)", info.scenario_hash.clone()),
         ("backend", info.backend.to_string()),
         ("strategies", join(&info.strategies, ", ")),
@@ -700,32 +659,13 @@ fn environment(data: &RunData) -> String {
         ("git commit", opt(&info.git_commit)),
         ("engine version", opt(&info.engine_version)),
         ("builder versions", builders),
-        (
-            "host",
-            format!(
-                "{} CPUs, {} memory, {}",
-                info.host.cpus.map(|n| n.to_string()).unwrap_or_else(|| MISSING.into()),
-                memory,
-                info.host.os
-            ),
-        ),
+        ("host", format!("{cpus} CPUs, {memory} memory, {}", info.host.os)),
         ("started", info.started_at.clone()),
         ("ended", opt(&info.ended_at)),
-        (
-            "interrupted",
-            if info.interrupted {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-        ),
+        ("interrupted", if info.interrupted { "yes".into() } else { "no".into() }),
     ];
-    let rows: Vec<Vec<String>> = facts
-        .iter()
-        .map(|(k, v)| vec![format!("<th>{}</th>", html(k)), td(v)])
-        .collect();
-    out.push_str(&table(Some("environment-table"), &[], &rows));
-    out
+    let rows: Vec<Vec<String>> = facts.iter().map(|(k, v)| vec![format!("<th>{}</th>", html(k)), td(v)]).collect();
+    table(Some("environment-table"), &[], &rows)
 }
 
 #[cfg(test)]

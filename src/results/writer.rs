@@ -119,10 +119,6 @@ impl ResultsWriter {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes a finished job and its steps; both files are flushed before this returns.
     pub fn append_job(&mut self, job: &JobRecord, steps: &[StepRecord]) -> Result<(), ResultsError> {
         for step in steps {

@@ -66,7 +66,7 @@ pub fn apply_change(context_dir: &Path, change: &Change) -> Result<(), ScenarioE
         Change::Append { file, line } => (file, format!("{line}\n"), true),
         Change::Write { file, content } => (file, content.clone(), false),
     };
-    let refuse = |reason| ScenarioError::Change { file: file.clone(), reason };
+    let refuse = |reason: Outside| ScenarioError::Change { file: file.clone(), reason: reason.to_string() };
     check_inside(file).map_err(refuse)?;
     let path = context_dir.join(resolve_inside(context_dir, file).map_err(refuse)?);
     if append {
@@ -111,9 +111,26 @@ pub fn tar_context(context_dir: &Path) -> Result<Vec<u8>, ScenarioError> {
     tar.into_inner().map_err(io_at("finish the tar of", context_dir))
 }
 
+/// Why a path a scenario names is not a file inside its context, in words for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Outside(String);
+
+impl From<&str> for Outside {
+    fn from(why: &str) -> Self {
+        Outside(why.to_string())
+    }
+}
+
+impl From<String> for Outside {
+    fn from(why: String) -> Self {
+        Outside(why)
+    }
+}
+
 /// `Ok` when `file` is a relative path that stays inside the context as written; else why not.
 /// Symbolic links are [`resolve_inside`]'s business.
-pub(crate) fn check_inside(file: &Path) -> Result<(), String> {
+pub(crate) fn check_inside(file: &Path) -> Result<(), Outside> {
     if file.as_os_str().is_empty() {
         return Err("the path is empty; name a file of the context".into());
     }
@@ -140,7 +157,7 @@ const MAX_LINKS: usize = 40;
 /// not exist yet are kept as written. Refuses, naming the link, a link with an absolute target (it
 /// would point at the same place from every copy of the context, so never inside the copy) and a
 /// link whose `..` climbs out of `root`.
-pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, String> {
+pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, Outside> {
     // The link each pending part came from, to name it when that part leaves the root.
     struct Link {
         path: String,
@@ -170,7 +187,7 @@ pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, String>
             // `..` from a link's target: climbing out of the root is leaving the context.
             if !resolved.pop() {
                 return Err(match from {
-                    Some(link) => leaves(&links[link]),
+                    Some(link) => leaves(&links[link]).into(),
                     None => "`..` leaves the context; name a file inside it".into(),
                 });
             }
@@ -184,13 +201,13 @@ pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, String>
         }
         let path = resolved.join(&name).to_string_lossy().into_owned();
         if links.len() == MAX_LINKS {
-            return Err(format!("goes through more than {MAX_LINKS} symbolic links from `{path}` on (a loop?)"));
+            return Err(format!("goes through more than {MAX_LINKS} symbolic links from `{path}` on (a loop?)").into());
         }
         let target = fs::read_link(&here)
             .map_err(|e| format!("goes through the symbolic link `{path}`, which cannot be read: {e}"))?;
         let link = Link { path, target };
         if link.target.has_root() {
-            return Err(leaves(&link));
+            return Err(leaves(&link).into());
         }
         let expanded = parts(&link.target, Some(links.len()));
         links.push(link);
@@ -542,9 +559,9 @@ mod tests {
         ];
         for (rel, link) in cases {
             let expected = format!("goes through the symbolic link {link}, which leaves the context");
-            assert_eq!(resolve(rel).unwrap_err(), expected, "{rel}");
+            assert_eq!(resolve(rel).unwrap_err().to_string(), expected, "{rel}");
         }
-        assert!(resolve("loop/x").unwrap_err().contains("more than 40 symbolic links"));
+        assert!(resolve("loop/x").unwrap_err().to_string().contains("more than 40 symbolic links"));
     }
 
     #[test]

@@ -261,7 +261,39 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     };
     let raw: RawScenario =
         toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
+    let (name, repository) = name_and_repository(&raw, &at)?;
+    let iterations = match &raw.iterations {
+        Some(n) if *n.get_ref() == 0 => return Err(at(n.span(), "iterations must be at least 1".into())),
+        Some(n) => *n.get_ref(),
+        None => DEFAULT_ITERATIONS,
+    };
+    let strategies = match &raw.strategies {
+        None => default_strategies(),
+        Some(list) => parse_strategies(list, &at)?,
+    };
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    let context_shown = base_dir.join(raw.context.get_ref());
+    let context = context_dir(&context_shown, raw.context.span(), &at)?;
+    let ignore = context::DockerIgnore::load(&context)?;
+    let (dockerfile_path, dockerfile) = dockerfile_of(&raw, &context, &context_shown, &ignore, &at)?;
+    let pipeline = pipeline(raw.pipeline, &context, &ignore, &at)?;
+    let hash = hash_scenario(&bytes, &context)?;
+    Ok(Scenario {
+        name,
+        source: path.to_path_buf(),
+        context,
+        dockerfile_path,
+        dockerfile,
+        repository,
+        iterations,
+        strategies,
+        pipeline,
+        hash,
+    })
+}
 
+/// The scenario's name, and the image repository it builds (its own, or the name's).
+fn name_and_repository(raw: &RawScenario, at: &impl Fn(Range<usize>, String) -> ScenarioError) -> Result<(String, String), ScenarioError> {
     let name = raw.name.get_ref().clone();
     if let Err(why) = check_name(&name, MAX_NAME_LEN) {
         let why = format!("{why}: it names the run's results directory, containers and Kubernetes namespace");
@@ -276,91 +308,79 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         None => {
             let repo = name.to_ascii_lowercase();
             check_repository(&repo, MAX_REPOSITORY_LEN).map_err(|why| {
-                at(
-                    raw.name.span(),
-                    format!("the name `{name}` is not a valid image repository ({why}); set `repository`"),
-                )
+                at(raw.name.span(), format!("the name `{name}` is not a valid image repository ({why}); set `repository`"))
             })?;
             repo
         }
     };
-    let iterations = match &raw.iterations {
-        Some(n) if *n.get_ref() == 0 => return Err(at(n.span(), "iterations must be at least 1".into())),
-        Some(n) => *n.get_ref(),
-        None => DEFAULT_ITERATIONS,
-    };
-    let strategies = match &raw.strategies {
-        None => default_strategies(),
-        Some(list) => parse_strategies(list, &at)?,
-    };
+    Ok((name, repository))
+}
 
-    // Context and Dockerfile.
-    let base_dir = path.parent().unwrap_or(Path::new(""));
-    let context_shown = base_dir.join(raw.context.get_ref());
-    let context = match context_shown.canonicalize() {
-        Ok(dir) if dir.is_dir() => dir,
+/// The context directory, absolute.
+fn context_dir(shown: &Path, span: Range<usize>, at: &impl Fn(Range<usize>, String) -> ScenarioError) -> Result<PathBuf, ScenarioError> {
+    match shown.canonicalize() {
+        Ok(dir) if dir.is_dir() => Ok(dir),
         result => {
-            let shown = context_shown.display();
+            let shown = shown.display();
             let message = match result {
                 Ok(_) => format!("context {shown} is a file; `context` names the directory the build sees"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
-                    "context directory {shown} does not exist; `context` is relative to the scenario file's directory"
-                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    format!("context directory {shown} does not exist; `context` is relative to the scenario file's directory")
+                }
                 Err(e) => format!("cannot open the context directory {shown}: {e}"),
             };
-            return Err(at(raw.context.span(), message));
+            Err(at(span, message))
         }
-    };
-    let (dockerfile_path, dockerfile_span) = match &raw.dockerfile {
+    }
+}
+
+/// The Dockerfile's path relative to the context, and the Dockerfile, read and parsed; one the build could
+/// not read (outside the context, excluded by `.dockerignore`) is refused.
+fn dockerfile_of(
+    raw: &RawScenario,
+    context: &Path,
+    context_shown: &Path,
+    ignore: &context::DockerIgnore,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<(PathBuf, Dockerfile), ScenarioError> {
+    let (path, span) = match &raw.dockerfile {
         Some(d) => (d.get_ref().as_str(), d.span()),
         None => ("Dockerfile", raw.context.span()),
     };
-    let dockerfile_path = check_dockerfile_path(dockerfile_path)
-        .and_then(|p| Ok((context::resolve_inside(&context, &p)?, p)))
-        .map_err(|why| at(dockerfile_span.clone(), format!("invalid dockerfile path `{dockerfile_path}`: {why}")));
-    let (dockerfile_resolved, dockerfile_path) = dockerfile_path?;
-    let dockerfile_shown = context_shown.join(&dockerfile_path);
-    let dockerfile_text = std::fs::read_to_string(context.join(&dockerfile_resolved)).map_err(|e| {
-        let shown = dockerfile_shown.display();
+    let (resolved, relative) = check_dockerfile_path(path)
+        .and_then(|p| Ok((context::resolve_inside(context, &p)?, p)))
+        .map_err(|why| at(span.clone(), format!("invalid dockerfile path `{path}`: {why}")))?;
+    let shown = context_shown.join(&relative);
+    let text = std::fs::read_to_string(context.join(&resolved)).map_err(|e| {
+        let name = shown.display();
         let message = match (e.kind(), &raw.dockerfile) {
-            (std::io::ErrorKind::NotFound, Some(_)) => {
-                format!("no Dockerfile at {shown}; `dockerfile` is relative to the context directory")
-            }
-            (std::io::ErrorKind::NotFound, None) => {
-                format!("no Dockerfile at {shown}; set `dockerfile` if it has another name")
-            }
-            (std::io::ErrorKind::IsADirectory, _) => {
-                format!("{shown} is a directory; `dockerfile` names the Dockerfile inside the context")
-            }
-            _ => format!("cannot read the Dockerfile {shown}: {e}"),
+            (std::io::ErrorKind::NotFound, Some(_)) => format!("no Dockerfile at {name}; `dockerfile` is relative to the context directory"),
+            (std::io::ErrorKind::NotFound, None) => format!("no Dockerfile at {name}; set `dockerfile` if it has another name"),
+            (std::io::ErrorKind::IsADirectory, _) => format!("{name} is a directory; `dockerfile` names the Dockerfile inside the context"),
+            _ => format!("cannot read the Dockerfile {name}: {e}"),
         };
-        at(dockerfile_span.clone(), message)
+        at(span.clone(), message)
     })?;
-    let dockerfile = Dockerfile::parse(&dockerfile_text).map_err(|e| ScenarioError::Invalid {
-        path: dockerfile_shown.clone(),
-        line: e.line,
-        column: 1,
-        message: e.message,
-    })?;
-    let ignore = context::DockerIgnore::load(&context)?;
-    if let Some(line) = ignore.excluded_by(&slash_path(&dockerfile_resolved)) {
-        return Err(at(
-            dockerfile_span,
-            format!(
-                "the Dockerfile is excluded by .dockerignore line {line}, so the build could not read it"
-            ),
-        ));
+    let dockerfile = Dockerfile::parse(&text)
+        .map_err(|e| ScenarioError::Invalid { path: shown.clone(), line: e.line, column: 1, message: e.message })?;
+    if let Some(line) = ignore.excluded_by(&slash_path(&resolved)) {
+        return Err(at(span, format!("the Dockerfile is excluded by .dockerignore line {line}, so the build could not read it")));
     }
+    Ok((relative, dockerfile))
+}
 
-    // Pipeline.
-    let hint =
-        "add [[pipeline]] tables, each with a `name` (e.g. cold, no-change, code-change, deps-change) \
+/// The pipeline runs in order, each name unique and each change inside the context.
+fn pipeline(
+    raw: Option<Spanned<Vec<RawRun>>>,
+    context: &Path,
+    ignore: &context::DockerIgnore,
+    at: &impl Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Vec<PipelineRun>, ScenarioError> {
+    let hint = "add [[pipeline]] tables, each with a `name` (e.g. cold, no-change, code-change, deps-change) \
                 and an optional `change`";
-    let runs = match raw.pipeline {
+    let runs = match raw {
         None => return Err(at(0..0, format!("missing `pipeline`: {hint}"))),
-        Some(p) if p.get_ref().is_empty() => {
-            return Err(at(p.span(), format!("`pipeline` is empty: {hint}")))
-        }
+        Some(p) if p.get_ref().is_empty() => return Err(at(p.span(), format!("`pipeline` is empty: {hint}"))),
         Some(p) => p.into_inner(),
     };
     let mut pipeline = vec![];
@@ -372,31 +392,15 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
             at(run.name.span(), format!("invalid pipeline run name `{}`: {why}", shown_name(run_name)))
         })?;
         if !seen.insert(run_name.clone()) {
-            return Err(at(
-                run.name.span(),
-                format!("duplicate pipeline run `{run_name}`: each run needs its own name"),
-            ));
+            return Err(at(run.name.span(), format!("duplicate pipeline run `{run_name}`: each run needs its own name")));
         }
         let change = match run.change {
             None => Change::None,
-            Some(change) => parse_change(change, &context, &ignore, &at)?,
+            Some(change) => parse_change(change, context, ignore, at)?,
         };
         pipeline.push(PipelineRun { name: PipelineRunName::new(run_name.clone()), change });
     }
-
-    let hash = hash_scenario(&bytes, &context)?;
-    Ok(Scenario {
-        name,
-        source: path.to_path_buf(),
-        context,
-        dockerfile_path,
-        dockerfile,
-        repository,
-        iterations,
-        strategies,
-        pipeline,
-        hash,
-    })
+    Ok(pipeline)
 }
 
 fn parse_strategies(
@@ -568,7 +572,7 @@ fn check_repository(repo: &str, max: usize) -> Result<(), String> {
 /// relative to the context and made of plain names, so it cannot point outside the context however
 /// it is joined. Spaces, quotes and `$` are legal in file names and stay; backends pass the path as
 /// one argument, never through a shell unquoted.
-fn check_dockerfile_path(path: &str) -> Result<PathBuf, String> {
+fn check_dockerfile_path(path: &str) -> Result<PathBuf, context::Outside> {
     context::check_inside(Path::new(path))?;
     if path.ends_with('/') {
         return Err("it ends with `/`; name the Dockerfile, not its directory".into());

@@ -350,11 +350,4 @@ impl Backend for DockerBackend {
         }
         Ok(())
     }
-
-    async fn shutdown(&mut self) -> Result<(), BackendError> {
-        crate::resources::remove_labelled(&self.engine, Some(&self.run_id))
-            .await
-            .map(|_| ())
-            .map_err(|e| BackendError::new("remove the run's containers, volumes and network", e))
-    }
 }

@@ -84,7 +84,6 @@ pub async fn start_daemon(
     let name = place.name;
     let kind = place.kind;
     let home = builder::daemon(kind);
-    let image = backend.images.get(home.role, home.service_name)?.clone();
     let mut volumes = vec![(format!("{name}-state"), home.state_dir)];
     if kind == DaemonKind::Docker && place.image_store == ImageStore::Containerd {
         volumes.push((format!("{name}-containerd"), "/var/lib/containerd"));
@@ -94,85 +93,25 @@ pub async fn start_daemon(
         create_volume(&backend.engine, volume, &backend.run_id).await?;
     }
     owner.container(name);
-    // The API on the strategy's own network only; the run's mirror and registry.
-    let (cmd, env, config): (Vec<String>, Vec<String>, Option<(&str, String)>) = match kind {
-        DaemonKind::Docker => (
-            dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000")),
-            dind::env(),
-            (place.image_store == ImageStore::Containerd).then(|| (DAEMON_JSON_PATH, CONTAINERD_DAEMON_JSON.to_string())),
-        ),
-        DaemonKind::Buildkit => (
-            buildkitd::command("0.0.0.0"),
-            vec![],
-            Some((buildkitd::CONFIG_PATH, buildkitd::config_toml("registry:5000", Some("mirror:5000"), Some(DOCKER_DNS)))),
-        ),
-    };
-    let body = |mode: DindMode| {
-        let mut host = HostConfig {
-            binds: Some(volumes.iter().map(|(v, path)| format!("{v}:{path}")).collect()),
-            network_mode: Some(place.network.to_string()),
-            ..Default::default()
-        };
-        mode.apply(&mut host);
-        ContainerCreateBody {
-            image: Some(image.name.clone()),
-            cmd: Some(cmd.clone()),
-            env: Some(env.clone()),
-            labels: Some(run_labels(&backend.run_id)),
-            host_config: Some(host),
-            networking_config: Some(endpoint(place.network, place.alias)),
-            ..Default::default()
-        }
-    };
-    let create = |mode: DindMode| {
-        let engine = backend.engine.clone();
-        let body = body(mode);
-        let config = config.clone();
-        async move {
-            let options = CreateContainerOptionsBuilder::default().name(name).build();
-            engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
-            if let Some((path, content)) = config {
-                upload_file(&engine, name, path, content.as_bytes()).await?;
-            }
-            engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))
-        }
-    };
+    let container = DaemonContainer { image: backend.images.get(home.role, home.service_name)?.name.clone(), place, volumes: &volumes };
     let mode = backend.dind_mode.unwrap_or(DindMode::Privileged);
-    match create(mode).await {
+    match container.create(backend, mode).await {
         Ok(()) => backend.dind_mode = Some(mode),
         Err(e) if backend.dind_mode.is_none() && refuses_privileged(&e.message) => {
             remove_container(&backend.engine, name).await?;
-            create(DindMode::ExplicitCapabilities).await?;
+            container.create(backend, DindMode::ExplicitCapabilities).await?;
             backend.dind_mode = Some(DindMode::ExplicitCapabilities);
         }
         Err(e) => return Err(e),
     }
-    let volumes = volumes.into_iter().map(|(v, _)| v).collect();
     let client = match kind {
-        DaemonKind::Docker => {
-            let ip = container_ip(&backend.engine, name, place.network).await?;
-            let address = format!("tcp://{ip}:{}", dind::API_PORT);
-            let client = Docker::connect_with_http(&address, 3600, API_DEFAULT_VERSION)
-                .map_err(failed(format!("connect to dind daemon {name}")))?;
-            super::engine::wait_until_ready(&client, &format!("dind daemon {name} at {address}"), READY_TIMEOUT).await?;
-            let client = client
-                .negotiate_version()
-                .await
-                .map_err(failed(format!("agree an API version with dind daemon {name}")))?;
-            if !backend.builder_versions.contains_key(dind::VERSION_KEY) {
-                if let Some(version) = client.version().await.ok().and_then(|v| v.version) {
-                    backend.builder_versions.insert(dind::VERSION_KEY.into(), version);
-                }
-            }
-            Some(client)
-        }
+        DaemonKind::Docker => Some(connect_dind(backend, name, place.network).await?),
         DaemonKind::Buildkit => {
             wait_for_buildkitd(&backend.engine, name, &format!("buildkitd {name}")).await?;
             if !backend.builder_versions.contains_key("buildkitd") {
-                // `buildkitd github.com/moby/buildkit v0.34.2 <revision>`
-                if let Ok(out) = exec_output(&backend.engine, name, &["buildkitd", "--version"]).await {
-                    if let Some(version) = out.split_whitespace().nth(2) {
-                        backend.builder_versions.insert("buildkitd".into(), version.to_string());
+                if let Ok(out) = exec_output(&backend.engine, name, buildkitd::VERSION_COMMAND).await {
+                    if let Some(version) = buildkitd::version_of(&out) {
+                        backend.builder_versions.insert("buildkitd".into(), version);
                     }
                 }
             }
@@ -180,7 +119,78 @@ pub async fn start_daemon(
         }
     };
     fence_api(&backend.engine, name, home.api_port).await?;
+    let volumes = volumes.into_iter().map(|(v, _)| v).collect();
     Ok(DaemonService { kind, container: name.to_string(), volumes, client })
+}
+
+/// A daemon's container as its home describes it: its command line and configuration file, on the strategy's
+/// network only (the API listens there), with the run's registry and mirror, its state on its volumes.
+struct DaemonContainer<'a> {
+    image: String,
+    place: &'a DaemonPlace<'a>,
+    volumes: &'a [(String, &'static str)],
+}
+
+impl DaemonContainer<'_> {
+    /// The command, the environment, and the file to put in before it starts.
+    fn command(&self) -> (Vec<String>, Vec<String>, Option<(&'static str, String)>) {
+        match self.place.kind {
+            DaemonKind::Docker => (
+                dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000")),
+                dind::env(),
+                (self.place.image_store == ImageStore::Containerd).then(|| (dind::DAEMON_JSON_PATH, dind::CONTAINERD_DAEMON_JSON.to_string())),
+            ),
+            DaemonKind::Buildkit => (
+                buildkitd::command("0.0.0.0"),
+                vec![],
+                Some((buildkitd::CONFIG_PATH, buildkitd::config_toml("registry:5000", Some("mirror:5000"), Some(DOCKER_DNS)))),
+            ),
+        }
+    }
+
+    /// Creates, configures and starts it, running as `mode` says.
+    async fn create(&self, backend: &DockerBackend, mode: DindMode) -> Result<(), BackendError> {
+        let name = self.place.name;
+        let (cmd, env, config) = self.command();
+        let mut host = HostConfig {
+            binds: Some(self.volumes.iter().map(|(v, path)| format!("{v}:{path}")).collect()),
+            network_mode: Some(self.place.network.to_string()),
+            ..Default::default()
+        };
+        mode.apply(&mut host);
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(cmd),
+            env: Some(env),
+            labels: Some(run_labels(&backend.run_id)),
+            host_config: Some(host),
+            networking_config: Some(endpoint(self.place.network, self.place.alias)),
+            ..Default::default()
+        };
+        let engine = &backend.engine;
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
+        if let Some((path, content)) = config {
+            upload_file(engine, name, path, content.as_bytes()).await?;
+        }
+        engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))
+    }
+}
+
+/// The Engine API client of the dind in container `name`, once it answers; the first one also reports
+/// the daemon's version for `run.json`.
+async fn connect_dind(backend: &mut DockerBackend, name: &str, network: &str) -> Result<Docker, BackendError> {
+    let ip = container_ip(&backend.engine, name, network).await?;
+    let address = format!("tcp://{ip}:{}", dind::API_PORT);
+    let client = Docker::connect_with_http(&address, 3600, API_DEFAULT_VERSION).map_err(failed(format!("connect to dind daemon {name}")))?;
+    super::engine::wait_until_ready(&client, &format!("dind daemon {name} at {address}"), READY_TIMEOUT).await?;
+    let client = client.negotiate_version().await.map_err(failed(format!("agree an API version with dind daemon {name}")))?;
+    if !backend.builder_versions.contains_key(dind::VERSION_KEY) {
+        if let Some(version) = client.version().await.ok().and_then(|v| v.version) {
+            backend.builder_versions.insert(dind::VERSION_KEY.into(), version);
+        }
+    }
+    Ok(client)
 }
 
 /// The engine's resolver inside every container on a user-defined network.
@@ -189,10 +199,10 @@ const DOCKER_DNS: &str = "127.0.0.11";
 /// Polls buildkitd on its socket from inside its container until it lists its workers. A daemon that
 /// exited is reported at once, with its last words.
 async fn wait_for_buildkitd(engine: &Docker, container: &str, what: &str) -> Result<(), BackendError> {
-    let check = ["buildctl", "--addr", buildkitd::SOCKET, "debug", "workers"];
+    let check = buildkitd::READY_CHECK;
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     loop {
-        if exec_output(engine, container, &check).await.is_ok() {
+        if exec_output(engine, container, check).await.is_ok() {
             return Ok(());
         }
         let running = engine.inspect_container(container, None).await.ok().and_then(|c| c.state).and_then(|s| s.running);
@@ -207,10 +217,6 @@ async fn wait_for_buildkitd(engine: &Docker, container: &str, what: &str) -> Res
     }
 }
 
-/// Where dockerd reads its configuration.
-const DAEMON_JSON_PATH: &str = "/etc/docker/daemon.json";
-/// BuildKit's docker driver exports a registry cache only with the containerd image store.
-const CONTAINERD_DAEMON_JSON: &str = "{\"features\": {\"containerd-snapshotter\": true}}\n";
 
 /// Drops connections to the daemon's API that do not come in over its network interface: a build
 /// step cannot reach the daemon that runs it (a dind's steps sit behind the daemon's own bridge; a

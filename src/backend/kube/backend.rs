@@ -135,6 +135,30 @@ impl KubeBackend {
         Api::namespaced(self.client.clone(), &self.run.namespace)
     }
 
+    /// Removes everything the run made in the cluster: its namespace (waited for), or in a namespace
+    /// `--namespace` named, every object carrying the run's label.
+    pub async fn shutdown(&mut self) -> Result<(), BackendError> {
+        if self.options.keep {
+            return Ok(());
+        }
+        let ns = &self.run.namespace;
+        if self.owns_namespace {
+            let namespaces: Api<Namespace> = Api::all(self.client.clone());
+            return delete(&namespaces, ns, Whose::Any, &DeleteParams::background(), Some(self.options.timeouts.namespace_delete))
+                .await
+                .map_err(|e| {
+                    BackendError::new(
+                        format!("delete namespace {ns}"),
+                        format!("{e}; `kubectl get namespace {ns} -o yaml` shows what holds it, `layerbench clean --backend kube` retries"),
+                    )
+                });
+        }
+        delete_labelled(&self.client, ns, &self.run_selector())
+            .await
+            .map(|_| ())
+            .map_err(|e| BackendError::new(format!("delete the run's objects in namespace {ns}"), e))
+    }
+
     /// What `script` printed in `container` of `pod`; an error, with the end of its stderr, when it
     /// failed or its exit status could not be seen.
     pub(super) async fn exec_output(&self, pod: &str, container: &str, script: &str) -> Result<String, KubeError> {
@@ -257,27 +281,5 @@ impl Backend for KubeBackend {
         self.remove_iteration_services(false)
             .await
             .map_err(|e| BackendError::new(format!("remove the services of iteration {iteration}"), e))
-    }
-
-    async fn shutdown(&mut self) -> Result<(), BackendError> {
-        if self.options.keep {
-            return Ok(());
-        }
-        let ns = &self.run.namespace;
-        if self.owns_namespace {
-            let namespaces: Api<Namespace> = Api::all(self.client.clone());
-            return delete(&namespaces, ns, Whose::Any, &DeleteParams::background(), Some(self.options.timeouts.namespace_delete))
-                .await
-                .map_err(|e| {
-                    BackendError::new(
-                        format!("delete namespace {ns}"),
-                        format!("{e}; `kubectl get namespace {ns} -o yaml` shows what holds it, `layerbench clean --backend kube` retries"),
-                    )
-                });
-        }
-        delete_labelled(&self.client, ns, &self.run_selector())
-            .await
-            .map(|_| ())
-            .map_err(|e| BackendError::new(format!("delete the run's objects in namespace {ns}"), e))
     }
 }

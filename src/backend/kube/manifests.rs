@@ -363,16 +363,22 @@ pub fn shared_dind(run: &RunMeta, options: &KubeOptions, iteration: u32) -> Shar
     SharedDind { claim, deployment, service, policy }
 }
 
+/// A build context too large to pass through the API server in ConfigMaps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the build context is {bytes} bytes as a tar; daemonless jobs on Kubernetes carry it in at most \
+     {MAX_CONTEXT_PARTS} ConfigMaps of {CONTEXT_PART_BYTES} bytes. Add a .dockerignore-style trim of the context, \
+     or use a dind strategy, which uploads the context through the Docker API"
+)]
+pub struct ContextTooLarge {
+    pub bytes: usize,
+}
+
 /// The parts of a tarred build context, one ConfigMap each, in order.
-pub fn context_config_maps(run: &RunMeta, job: &str, tar: &[u8]) -> Result<Vec<ConfigMap>, String> {
+pub fn context_config_maps(run: &RunMeta, job: &str, tar: &[u8]) -> Result<Vec<ConfigMap>, ContextTooLarge> {
     let parts = tar.len().div_ceil(CONTEXT_PART_BYTES).max(1);
     if parts > MAX_CONTEXT_PARTS {
-        return Err(format!(
-            "the build context is {} bytes as a tar; daemonless jobs on Kubernetes carry it in at most \
-             {MAX_CONTEXT_PARTS} ConfigMaps of {CONTEXT_PART_BYTES} bytes. Add a .dockerignore-style \
-             trim of the context, or use a dind strategy, which uploads the context through the Docker API",
-            tar.len()
-        ));
+        return Err(ContextTooLarge { bytes: tar.len() });
     }
     Ok((0..parts)
         .map(|i| {
@@ -398,42 +404,7 @@ pub fn daemonless_job_pod(
     context_parts: &[ConfigMap],
     timeout_s: u64,
 ) -> Pod {
-    let unpack = Container {
-        name: CONTEXT_CONTAINER.into(),
-        image: Some(images.helper.clone()),
-        image_pull_policy: Some(PULL_POLICY.into()),
-        // The glob sorts part-000, part-001, ... in order.
-        command: Some(sh(&format!(
-            "mkdir -p {CONTEXT_DIR} && cat {CONTEXT_PARTS_DIR}/part-* | tar -x -C {CONTEXT_DIR}"
-        ))),
-        volume_mounts: Some(vec![mount("context-parts", CONTEXT_PARTS_DIR), mount("workspace", "/workspace")]),
-        ..Default::default()
-    };
-    let parts_volume = Volume {
-        name: "context-parts".into(),
-        projected: Some(ProjectedVolumeSource {
-            sources: Some(
-                context_parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, cm)| VolumeProjection {
-                        config_map: Some(ConfigMapProjection {
-                            name: cm.metadata.name.clone().unwrap_or_default(),
-                            items: Some(vec![KeyToPath {
-                                key: "part".into(),
-                                path: format!("part-{i:03}"),
-                                mode: None,
-                            }]),
-                            optional: Some(false),
-                        }),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            default_mode: None,
-        }),
-        ..Default::default()
-    };
+    let (unpack, parts_volume) = context_unpacking(images, context_parts);
     let mut volumes = vec![parts_volume, empty_dir("workspace")];
     let command = builder_command(request, dockerfile_path, images);
     let mut mounts = vec![mount("workspace", "/workspace")];
@@ -472,6 +443,38 @@ pub fn daemonless_job_pod(
         }),
         ..Default::default()
     }
+}
+
+/// The init container that unpacks a job's context from its ConfigMaps into the workspace, and the
+/// projected volume that brings the parts, in order.
+fn context_unpacking(images: &KubeImages, context_parts: &[ConfigMap]) -> (Container, Volume) {
+    let unpack = Container {
+        name: CONTEXT_CONTAINER.into(),
+        image: Some(images.helper.clone()),
+        image_pull_policy: Some(PULL_POLICY.into()),
+        // The glob sorts part-000, part-001, ... in order.
+        command: Some(sh(&format!("mkdir -p {CONTEXT_DIR} && cat {CONTEXT_PARTS_DIR}/part-* | tar -x -C {CONTEXT_DIR}"))),
+        volume_mounts: Some(vec![mount("context-parts", CONTEXT_PARTS_DIR), mount("workspace", "/workspace")]),
+        ..Default::default()
+    };
+    let sources = context_parts
+        .iter()
+        .enumerate()
+        .map(|(i, cm)| VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: cm.metadata.name.clone().unwrap_or_default(),
+                items: Some(vec![KeyToPath { key: "part".into(), path: format!("part-{i:03}"), mode: None }]),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let volume = Volume {
+        name: "context-parts".into(),
+        projected: Some(ProjectedVolumeSource { sources: Some(sources), default_mode: None }),
+        ..Default::default()
+    };
+    (unpack, volume)
 }
 
 /// The security context of a container with `privileges` (a builder home's), or none for a plain one.
@@ -553,7 +556,7 @@ fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Contain
         security_context: security_context(&(crate::builder::dind::HOME.privileges)(), AppArmorStyle::Field),
         termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
         readiness_probe: Some(Probe {
-            exec: Some(ExecAction { command: Some(vec!["docker".into(), "version".into()]) }),
+            exec: Some(ExecAction { command: Some(crate::builder::dind::READY_CHECK.iter().map(|w| w.to_string()).collect()) }),
             period_seconds: Some(1),
             failure_threshold: Some(3),
             ..Default::default()
@@ -904,7 +907,7 @@ mod tests {
             ]
         );
         let too_big = vec![0u8; CONTEXT_PART_BYTES * MAX_CONTEXT_PARTS + 1];
-        let error = context_config_maps(&run(), "job", &too_big).unwrap_err();
+        let error = context_config_maps(&run(), "job", &too_big).unwrap_err().to_string();
         assert!(error.contains("dind strategy"), "{error}");
     }
 

@@ -520,7 +520,8 @@ pub async fn exec_output(api: &Api<Pod>, pod: &str, container: &str, script: &st
         };
         let _ = process.join().await;
         let read_failed = |e: std::io::Error| KubeError::Api { action: action.clone(), message: format!("reading its output failed: {e}") };
-        exec_result(out.map_err(read_failed)?, &err.unwrap_or_default(), status).map_err(|message| KubeError::Api { action: action.clone(), message })
+        exec_result(out.map_err(read_failed)?, &err.unwrap_or_default(), status)
+            .map_err(|failed| KubeError::Api { action: action.clone(), message: failed.to_string() })
     };
     match tokio::time::timeout(limit, run).await {
         Ok(result) => result,
@@ -539,15 +540,20 @@ async fn read_all(stream: Option<impl tokio::io::AsyncRead + Unpin>) -> std::io:
     Ok(text)
 }
 
+/// A command run by exec that did not succeed, or whose exit status never came, with the end of its stderr.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ExecFailed(String);
+
 /// The stdout of a command run by exec when the kubelet's status says it succeeded; otherwise why not.
-pub fn exec_result(stdout: String, stderr: &str, status: Option<Status>) -> Result<String, String> {
+pub fn exec_result(stdout: String, stderr: &str, status: Option<Status>) -> Result<String, ExecFailed> {
     let stderr_tail = {
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
         if tail.is_empty() { String::new() } else { format!(": {tail}") }
     };
     let Some(status) = status else {
-        return Err(format!("the command's exit status never came (the stream ended without one){stderr_tail}"));
+        return Err(ExecFailed(format!("the command's exit status never came (the stream ended without one){stderr_tail}")));
     };
     if status.status.as_deref() == Some("Success") {
         return Ok(stdout);
@@ -558,8 +564,8 @@ pub fn exec_result(stdout: String, stderr: &str, status: Option<Status>) -> Resu
         .and_then(|d| d.causes.as_ref())
         .and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
         .and_then(|c| c.message.clone());
-    Err(match code {
+    Err(ExecFailed(match code {
         Some(code) => format!("the command exited with code {code}{stderr_tail}"),
         None => format!("the command failed ({}){stderr_tail}", status.message.as_deref().unwrap_or("no message")),
-    })
+    }))
 }

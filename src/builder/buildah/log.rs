@@ -23,8 +23,8 @@
 //! it with that layer. A failing step's `Error:` is the log's last words: an `Error:` line
 //! followed by more steps was a RUN's output.
 
-use crate::builder::tracker::StepTracker;
-use crate::builder::log::{lines, parse_number, LogParser, ParsedStep};
+use crate::builder::tracker::{StepTracker, TrackedParser};
+use crate::builder::log::{parse_number, LogParser};
 use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
@@ -152,26 +152,23 @@ fn is_hex(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-impl LogParser for BuildahParser {
-    fn push_line(&mut self, at_ms: Millis, chunk: &str) {
-        for line in lines(chunk) {
-            self.line(at_ms, line);
-        }
+impl TrackedParser for BuildahParser {
+    fn line(&mut self, at_ms: Millis, line: &str) {
+        BuildahParser::line(self, at_ms, line)
     }
-    fn push_error(&mut self, at_ms: Millis, message: &str) {
-        self.steps.fail(at_ms, message);
+    fn steps(&self) -> &StepTracker {
+        &self.steps
     }
-    fn current(&self) -> Option<&ParsedStep> {
-        self.steps.running()
+    fn steps_mut(&mut self) -> &mut StepTracker {
+        &mut self.steps
     }
-    fn error(&self) -> Option<&str> {
-        self.steps.error().or(self.error_line.as_ref().map(|(_, message)| message.as_str()))
+    fn held_error(&self) -> Option<&str> {
+        self.error_line.as_ref().map(|(_, message)| message.as_str())
     }
-    fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
+    fn before_finish(&mut self) {
         if let Some((at_ms, message)) = self.error_line.take() {
             self.steps.fail(at_ms, &message);
         }
-        self.steps.finish(end_ms)
     }
 }
 

@@ -16,8 +16,8 @@
 //! the steps up to the target. A failing step's error is not in the stream: the API sends it
 //! as an `error` message, which the caller hands over with `push_error`.
 
-use crate::builder::tracker::StepTracker;
-use crate::builder::log::{lines, parse_number, LogParser, ParsedStep};
+use crate::builder::tracker::{StepTracker, TrackedParser};
+use crate::builder::log::{parse_number, LogParser};
 use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
@@ -79,23 +79,15 @@ fn parse_header(line: &str) -> Option<(u32, u32, &str)> {
     Some((parse_number(n)?, parse_number(m)?, instruction))
 }
 
-impl LogParser for ClassicParser {
-    fn push_line(&mut self, at_ms: Millis, chunk: &str) {
-        for line in lines(chunk) {
-            self.line(at_ms, line);
-        }
+impl TrackedParser for ClassicParser {
+    fn line(&mut self, at_ms: Millis, line: &str) {
+        ClassicParser::line(self, at_ms, line)
     }
-    fn push_error(&mut self, at_ms: Millis, message: &str) {
-        self.steps.fail(at_ms, message);
+    fn steps(&self) -> &StepTracker {
+        &self.steps
     }
-    fn current(&self) -> Option<&ParsedStep> {
-        self.steps.running()
-    }
-    fn error(&self) -> Option<&str> {
-        self.steps.error()
-    }
-    fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
-        self.steps.finish(end_ms)
+    fn steps_mut(&mut self) -> &mut StepTracker {
+        &mut self.steps
     }
 }
 

@@ -45,8 +45,8 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use crate::builder::tracker::StepTracker;
-use crate::builder::log::{lines, LogParser, ParsedStep};
+use crate::builder::tracker::{StepTracker, TrackedParser};
+use crate::builder::log::LogParser;
 use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
@@ -314,29 +314,22 @@ fn logfmt_message(rest: &str) -> Option<(&str, Cow<'_, str>)> {
     Some((level, Cow::Owned(message)))
 }
 
-impl LogParser for KanikoParser {
-    fn push_line(&mut self, at_ms: Millis, chunk: &str) {
-        for line in lines(chunk) {
-            self.line(at_ms, line);
-        }
+impl TrackedParser for KanikoParser {
+    fn line(&mut self, at_ms: Millis, line: &str) {
+        KanikoParser::line(self, at_ms, line)
     }
-    fn push_error(&mut self, at_ms: Millis, message: &str) {
-        self.steps.fail(at_ms, message);
+    fn steps(&self) -> &StepTracker {
+        &self.steps
     }
-    fn current(&self) -> Option<&ParsedStep> {
-        self.steps.running()
-    }
-    fn error(&self) -> Option<&str> {
-        self.steps.error()
-    }
-    fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
-        self.steps.finish(end_ms)
+    fn steps_mut(&mut self) -> &mut StepTracker {
+        &mut self.steps
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::log::ParsedStep;
 
     #[test]
     fn messages_in_each_log_format() {
