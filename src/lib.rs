@@ -2,11 +2,13 @@
 
 pub mod backend;
 pub mod builder;
+pub mod cause;
 pub mod cluster;
 pub mod compare;
 pub mod dockerfile;
 pub mod error;
 pub mod events;
+pub mod inputs;
 pub mod job;
 pub mod progress;
 pub mod registry;

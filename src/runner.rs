@@ -3,7 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+
 use crate::backend::{Backend, BackendError};
+use crate::cause::{self, CacheScope, Prior, StepCause};
+use crate::inputs::StepInput;
 use crate::events::{Event, EventSink};
 use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
 use crate::results::{BackendKind, CacheRecord, JobRecord, JobStatus, ResultsError, ResultsWriter, ServiceRecord, StepRecord};
@@ -67,7 +71,8 @@ pub async fn run<B: Backend>(
     writer: &mut ResultsWriter,
     events: &EventSink,
 ) -> Result<RunSummary, RunError> {
-    let mut run = Running { plan, writer, events, summary: RunSummary::default(), said: Default::default() };
+    let scopes = plan.strategies.iter().map(|&s| (s, crate::builder::cache_scope(s, &plan.scenario.dockerfile))).collect();
+    let mut run = Running { plan, writer, events, summary: RunSummary::default(), said: Default::default(), scopes, priors: BTreeMap::new() };
     for iteration in 1..=plan.iterations {
         run.iteration(backend, iteration).await?;
     }
@@ -82,6 +87,10 @@ struct Running<'r, 'p> {
     summary: RunSummary,
     /// Why figures were left empty, each said once per run rather than once per job.
     said: std::collections::BTreeSet<String>,
+    /// What each strategy's cache can hold.
+    scopes: BTreeMap<Strategy, CacheScope>,
+    /// Each strategy's last successful job in the iteration, which the next one's causes are judged against.
+    priors: BTreeMap<Strategy, Prior>,
 }
 
 impl Running<'_, '_> {
@@ -90,6 +99,7 @@ impl Running<'_, '_> {
         let scenario = self.plan.scenario;
         let context_dir = self.plan.work_dir.join(format!("iteration-{iteration}"));
         let context_dir = context::prepare_iteration_context(scenario, &context_dir)?;
+        self.priors.clear();
         for service in backend.begin_iteration(iteration, &self.plan.strategies, self.events).await? {
             let record = ServiceRecord {
                 run_id: self.plan.run_id.clone(),
@@ -104,9 +114,11 @@ impl Running<'_, '_> {
         }
         for (index, pipeline_run) in scenario.pipeline.iter().enumerate() {
             context::apply_change(&context_dir, &pipeline_run.change)?;
+            // What every step's input is in this pipeline run, the same for every strategy.
+            let inputs = crate::inputs::step_inputs(&scenario.dockerfile, &context_dir)?;
             for strategy in rotation(&self.plan.strategies, iteration, index, scenario.pipeline.len()) {
                 let at = JobAt { iteration, index: index as u32, pipeline_run, strategy };
-                self.job(backend, &at, &context_dir).await?;
+                self.job(backend, &at, &context_dir, &inputs).await?;
             }
         }
         backend.end_iteration(iteration).await?;
@@ -115,7 +127,7 @@ impl Running<'_, '_> {
     }
 
     /// One job, its records written the moment it ends, then its strategy's cache state.
-    async fn job<B: Backend>(&mut self, backend: &mut B, at: &JobAt<'_>, context_dir: &Path) -> Result<(), RunError> {
+    async fn job<B: Backend>(&mut self, backend: &mut B, at: &JobAt<'_>, context_dir: &Path, inputs: &[StepInput]) -> Result<(), RunError> {
         let scenario = self.plan.scenario;
         let JobAt { iteration, index, pipeline_run, strategy } = *at;
         self.events.emit(Event::JobStarted { iteration, pipeline_run: pipeline_run.name.clone(), strategy });
@@ -146,8 +158,14 @@ impl Running<'_, '_> {
         });
         let wall_ms = crate::millis(clock.elapsed());
         self.say_once(&outcome.unmeasured);
-        let (record, steps) = records(&self.plan.run_id, backend.kind(), &job, &outcome, started_at, wall_ms);
+        let reported: BTreeMap<u32, bool> = outcome.steps.iter().map(|s| (s.step, s.cached)).collect();
+        let causes = cause::classify(inputs, &reported, self.priors.get(&strategy), &self.scopes[&strategy]);
+        let seen = Seen { inputs, causes: &causes };
+        let (record, steps) = records(&self.plan.run_id, backend.kind(), &job, &outcome, &seen, started_at, wall_ms);
         self.writer.append_job(&record, &steps)?;
+        if record.status == JobStatus::Ok {
+            self.priors.insert(strategy, Prior { inputs: inputs.to_vec(), cached: reported });
+        }
         self.summary.jobs += 1;
         if record.status == JobStatus::Failed {
             self.summary.failed_jobs += 1;
@@ -186,6 +204,12 @@ struct JobAt<'a> {
     strategy: Strategy,
 }
 
+/// What layerbench knows of a job's steps besides what the builder said: their inputs and causes.
+struct Seen<'a> {
+    inputs: &'a [StepInput],
+    causes: &'a BTreeMap<u32, StepCause>,
+}
+
 /// Turns a job's outcome into its CSV rows.
 ///
 /// A step the builder ran nothing for (BuildKit has no vertex for `ENV`, `CMD`, …) keeps its row with
@@ -196,6 +220,7 @@ fn records(
     backend: BackendKind,
     job: &JobSpec<'_>,
     outcome: &JobOutcome,
+    seen_steps: &Seen<'_>,
     started_at: chrono::DateTime<chrono::Utc>,
     wall_ms: Millis,
 ) -> (JobRecord, Vec<StepRecord>) {
@@ -228,6 +253,9 @@ fn records(
                     instruction: instruction.text.clone(),
                     cached: seen.map(|s| s.cached),
                     duration_ms: seen.and_then(|s| s.duration_ms),
+                    input_key: seen_steps.inputs.iter().find(|s| s.step == instruction.step).map(|s| s.key.short()),
+                    cause: seen_steps.causes.get(&instruction.step).and_then(|c| c.cause),
+                    changed: seen_steps.causes.get(&instruction.step).and_then(|c| c.changed.clone()),
                 })
             })
             .collect()
@@ -327,11 +355,13 @@ mod tests {
             .filter(|(_, i)| i.step != last)
             .map(|(_, i)| crate::job::StepOutcome { step: i.step, cached: false, duration_ms: Some(1) })
             .collect();
-        let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, chrono::Utc::now(), 10);
+        let seen = Seen { inputs: &[], causes: &BTreeMap::new() };
+        let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, &seen, chrono::Utc::now(), 10);
         assert_eq!(rows.len(), total, "every step has its row");
         assert_eq!(rows.last().map(|r| (r.step, r.cached)), Some((last, None)), "the builder ran nothing for it");
         outcome.fail(JobError::build("step failed"));
-        let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, chrono::Utc::now(), 10);
+        let seen = Seen { inputs: &[], causes: &BTreeMap::new() };
+        let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, &seen, chrono::Utc::now(), 10);
         assert_eq!(rows.len(), total - 1, "a failed build has no rows after the last step it reached");
     }
 

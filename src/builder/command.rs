@@ -2,6 +2,7 @@
 //! phase marks its script prints, and quoting for the shell it runs in.
 
 use super::log::LogParser;
+use crate::cause::Cause;
 use crate::dockerfile::Dockerfile;
 use crate::strategy::{BuildRequest, Phase, Privileges};
 use crate::toolchain::Role;
@@ -16,6 +17,8 @@ pub struct BuilderHome {
     pub privileges: fn() -> Privileges,
     /// Its job command for one build, with the Dockerfile at the given path inside the container.
     pub command: fn(&BuildRequest, &str, &Endpoints) -> JobCommand,
+    /// Instructions (by keyword) it never serves from its cache, whatever the strategy, and why.
+    pub uncached: &'static [(&'static str, Cause)],
 }
 
 /// What a daemon is, in one place for both backends.

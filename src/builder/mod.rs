@@ -28,8 +28,9 @@ pub use job_log::{FinishedLog, JobLog};
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::cause::{Cause, CacheScope};
 use crate::dockerfile::Dockerfile;
-use crate::strategy::{BuildRequest, DaemonKind, JobBuilder, Privileges, Strategy};
+use crate::strategy::{BuildRequest, CacheExport, DaemonKind, JobBuilder, Op, PlanInput, Privileges, Strategy};
 use crate::toolchain::Role;
 use log::LogParser;
 
@@ -60,6 +61,52 @@ pub fn privileges(strategy: Strategy) -> Privileges {
 /// A strategy's privileges in words, with its risk: what the report and `run.json` show.
 pub fn privilege_summary(strategy: Strategy) -> String {
     privileges(strategy).summary(strategy.risk)
+}
+
+/// What a strategy's cache can hold, read off its plan for `dockerfile` and its builder's home:
+/// - a shared daemon holds every stage;
+/// - a classic `--cache-from` holds the stages whose pushed images the plan pulls back as cache (registry-final
+///   pushes only the final stage, registry-multistage every stage);
+/// - BuildKit's inline cache, and a registry cache in `mode=min`, hold the final stage; `mode=max`, buildah's
+///   and kaniko's layer repositories every stage;
+/// - a builder may never cache some instructions (kaniko's `COPY`).
+pub fn cache_scope(strategy: Strategy, dockerfile: &Dockerfile) -> CacheScope {
+    let plan = strategy.plan(&PlanInput { repository: "registry:5000/app", commit_tag: "c1", dockerfile });
+    let mut scope = CacheScope { keeps: plan.reuses_cache(), ..CacheScope::default() };
+    let final_stage = dockerfile.final_stage().label();
+    let cache_images: BTreeSet<&String> = plan
+        .ops
+        .iter()
+        .flat_map(|op| match op {
+            Op::Build { cache_from, .. } => cache_from.iter().collect::<Vec<_>>(),
+            _ => vec![],
+        })
+        .collect();
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut gap = Cause::StageNotPushed;
+    for op in &plan.ops {
+        match op {
+            Op::Build { target, tags, .. } if tags.iter().any(|t| cache_images.contains(t)) => {
+                held.insert(target.clone().unwrap_or_else(|| final_stage.clone()));
+            }
+            Op::JobBuild(request) => {
+                scope.instruction_gaps.extend(home(request.builder).uncached.iter().copied());
+                match &request.cache_to {
+                    Some(CacheExport::Registry { every_stage: true, .. }) => held.extend(dockerfile.stages.iter().map(|s| s.label())),
+                    Some(_) => {
+                        held.insert(final_stage.clone());
+                        gap = Cause::InlineFinalStageOnly;
+                    }
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    if scope.keeps && !plan.daemon.is_shared() {
+        scope.stage_gaps = dockerfile.stages.iter().map(|s| s.label()).filter(|l| !held.contains(l)).map(|l| (l, gap)).collect();
+    }
+    scope
 }
 
 /// The toolchain images a run of `strategies` needs: the base image (the mirror serves it) and the

@@ -1,32 +1,22 @@
-//! The cache map: for every Dockerfile step and job, whether the builder served it from cache, and why not.
+//! The cache map: for every Dockerfile step and job, whether the builder served it from cache, and why not,
+//! as the run recorded it (`steps.csv`'s `cause`, computed from the steps' inputs by `crate::cause`).
 
-use std::collections::BTreeMap;
-
+use crate::cause::Cause;
 use crate::results::data::{RunData, Spread};
 use crate::results::{JobRecord, StepInfo, StepRecord};
 use crate::Millis;
 
-/// Why a step missed the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// The job had nothing to reuse: its strategy keeps no cache between jobs (a fresh daemon that
-    /// pulls nothing), or no earlier job of the strategy in the iteration succeeded (the first
-    /// pipeline run, or every one before failed), so any cache import found nothing.
-    NoCache,
-    /// The first miss of its stage in a job that had a cache: the step before it hit (or it is the
-    /// stage's first cacheable step), so the builder rejected the step's own input.
-    InputChanged,
-    /// The step before it in the same stage missed: its parent layer is new, so it could not hit.
-    AfterMiss,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepState {
     Hit,
-    Miss(Cause),
+    /// A miss and its cause; `None` in results written before causes were recorded.
+    Miss(Option<Cause>),
+    /// A hit whose input changed: a contradiction the builder's report made, shown rather than hidden.
+    Anomaly,
     /// `FROM`: builders never report a base image as a cache hit, so it is neither.
     Base,
-    /// The builder ran nothing for it (BuildKit has no vertex for `ENV`, `CMD`, …): no layer to cache.
+    /// The builder ran nothing for it (BuildKit has no vertex for `ENV`, `CMD`, …, nor for a stage the target
+    /// does not need): no layer to cache.
     Metadata,
     /// The job has no record of this step (it failed before, or its log was not parsed).
     NotRun,
@@ -34,11 +24,17 @@ pub enum StepState {
 
 impl StepState {
     /// Every state, in legend order.
-    pub const ALL: [StepState; 7] = [
+    pub const ALL: [StepState; 13] = [
         StepState::Hit,
-        StepState::Miss(Cause::NoCache),
-        StepState::Miss(Cause::InputChanged),
-        StepState::Miss(Cause::AfterMiss),
+        StepState::Miss(Some(Cause::NoCache)),
+        StepState::Miss(Some(Cause::InputChanged)),
+        StepState::Miss(Some(Cause::AfterMiss)),
+        StepState::Miss(Some(Cause::StageNotPushed)),
+        StepState::Miss(Some(Cause::InlineFinalStageOnly)),
+        StepState::Miss(Some(Cause::CopyNotCached)),
+        StepState::Miss(Some(Cause::Evicted)),
+        StepState::Miss(None),
+        StepState::Anomaly,
         StepState::Base,
         StepState::Metadata,
         StepState::NotRun,
@@ -48,9 +44,13 @@ impl StepState {
     pub fn class(self) -> &'static str {
         match self {
             StepState::Hit => "hit",
-            StepState::Miss(Cause::NoCache) => "miss-none",
-            StepState::Miss(Cause::InputChanged) => "miss-input",
-            StepState::Miss(Cause::AfterMiss) => "miss-after",
+            StepState::Miss(Some(Cause::NoCache)) => "miss-none",
+            StepState::Miss(Some(Cause::InputChanged)) => "miss-input",
+            StepState::Miss(Some(Cause::AfterMiss)) => "miss-after",
+            StepState::Miss(Some(Cause::Evicted)) => "miss-evicted",
+            StepState::Miss(Some(_)) => "miss-gap",
+            StepState::Miss(None) => "miss-unknown",
+            StepState::Anomaly => "anomaly",
             StepState::Base => "base",
             StepState::Metadata => "metadata",
             StepState::NotRun => "not-run",
@@ -60,9 +60,15 @@ impl StepState {
     pub fn label(self) -> &'static str {
         match self {
             StepState::Hit => "hit",
-            StepState::Miss(Cause::NoCache) => "miss: no cache",
-            StepState::Miss(Cause::InputChanged) => "miss: input changed",
-            StepState::Miss(Cause::AfterMiss) => "miss: after a miss",
+            StepState::Miss(Some(Cause::NoCache)) => "miss: no cache",
+            StepState::Miss(Some(Cause::InputChanged)) => "miss: input changed",
+            StepState::Miss(Some(Cause::AfterMiss)) => "miss: after a miss",
+            StepState::Miss(Some(Cause::StageNotPushed)) => "miss: not in the cache (only the final stage is pushed)",
+            StepState::Miss(Some(Cause::InlineFinalStageOnly)) => "miss: not in the cache (inline cache, final stage only)",
+            StepState::Miss(Some(Cause::CopyNotCached)) => "miss: not in the cache (kaniko caches no COPY)",
+            StepState::Miss(Some(Cause::Evicted)) => "miss: not in the cache (evicted)",
+            StepState::Miss(Some(Cause::HitDespiteChange)) | StepState::Anomaly => "anomaly: a hit although its input changed",
+            StepState::Miss(None) => "miss (cause not recorded)",
             StepState::Base => "base image (FROM)",
             StepState::Metadata => "no layer (builder ran nothing)",
             StepState::NotRun => "not run",
@@ -73,12 +79,29 @@ impl StepState {
     pub fn short(self) -> &'static str {
         match self {
             StepState::Hit => "hit",
-            StepState::Miss(Cause::NoCache) => "no cache",
-            StepState::Miss(Cause::InputChanged) => "changed",
-            StepState::Miss(Cause::AfterMiss) => "after miss",
+            StepState::Miss(Some(Cause::NoCache)) => "no cache",
+            StepState::Miss(Some(Cause::InputChanged)) => "changed",
+            StepState::Miss(Some(Cause::AfterMiss)) => "after miss",
+            StepState::Miss(Some(Cause::Evicted)) => "evicted",
+            StepState::Miss(Some(_)) => "not cached",
+            StepState::Miss(None) => "miss",
+            StepState::Anomaly => "anomaly",
             StepState::Base => "FROM",
             StepState::Metadata => "no layer",
             StepState::NotRun => "not run",
+        }
+    }
+
+    /// The state of one recorded step.
+    pub fn of(record: &StepRecord) -> StepState {
+        if is_base(&record.instruction) {
+            return StepState::Base;
+        }
+        match (record.cached, record.cause) {
+            (None, _) => StepState::Metadata,
+            (Some(true), Some(Cause::HitDespiteChange)) => StepState::Anomaly,
+            (Some(true), _) => StepState::Hit,
+            (Some(false), cause) => StepState::Miss(cause),
         }
     }
 }
@@ -89,6 +112,8 @@ pub struct Mark {
     pub iteration: u32,
     pub state: StepState,
     pub duration_ms: Option<Millis>,
+    /// What of the step's own input changed, as recorded.
+    pub changed: Option<String>,
 }
 
 /// One step in one (strategy, pipeline run): every iteration's mark and their majority.
@@ -115,91 +140,44 @@ pub struct CacheMap {
 }
 
 pub fn is_base(instruction: &str) -> bool {
-    instruction
-        .trim_start()
-        .get(..5)
-        .is_some_and(|w| w.eq_ignore_ascii_case("FROM "))
+    instruction.trim_start().get(..5).is_some_and(|w| w.eq_ignore_ascii_case("FROM "))
 }
 
-/// Classifies one job's recorded steps, walking each stage in step order. `had_cache` says whether
-/// the job had anything to reuse (see [`had_cache`]); without one, every miss is [`Cause::NoCache`].
-pub fn classify(steps: &[&StepRecord], had_cache: bool) -> BTreeMap<u32, StepState> {
-    let mut sorted: Vec<&StepRecord> = steps.to_vec();
-    sorted.sort_by_key(|s| s.step);
-    let mut previous_missed: BTreeMap<&str, bool> = BTreeMap::new();
-    let mut states = BTreeMap::new();
-    for s in sorted {
-        let state = if is_base(&s.instruction) {
-            StepState::Base
-        } else {
-            match s.cached {
-                // No layer: the chain of its stage goes on from the step before it.
-                None => StepState::Metadata,
-                Some(true) => {
-                    previous_missed.insert(&s.stage, false);
-                    StepState::Hit
-                }
-                Some(false) => {
-                    let after = previous_missed.insert(&s.stage, true).unwrap_or(false);
-                    StepState::Miss(if !had_cache {
-                        Cause::NoCache
-                    } else if after {
-                        Cause::AfterMiss
-                    } else {
-                        Cause::InputChanged
-                    })
-                }
-            }
-        };
-        states.insert(s.step, state);
-    }
-    states
-}
-
-/// Whether `job` had a cache to reuse: its strategy keeps one between jobs, and an earlier job of the
-/// same strategy in the same iteration succeeded (each iteration starts with empty daemons and an
-/// empty registry).
-pub fn had_cache(data: &RunData, job: &JobRecord) -> bool {
-    job.strategy.keeps_cache()
-        && data.jobs.iter().any(|j| {
-            j.strategy == job.strategy
-                && j.iteration == job.iteration
-                && j.pipeline_index < job.pipeline_index
-                && j.status == crate::results::JobStatus::Ok
-        })
-}
-
-/// Majority over the iterations that ran the step; a tie counts as a miss, because a step
-/// that misses half the time is not a step a pipeline can rely on.
+/// Majority over the iterations that ran the step; a tie counts as a miss, because a step that misses half
+/// the time is not a step a pipeline can rely on. An anomaly in any iteration shows.
 fn majority(marks: &[Mark]) -> StepState {
-    let count = |f: &dyn Fn(StepState) -> bool| marks.iter().filter(|m| f(m.state)).count();
-    let hits = count(&|s| s == StepState::Hit);
-    let causes = [Cause::NoCache, Cause::InputChanged, Cause::AfterMiss].map(|c| (c, count(&|s| s == StepState::Miss(c))));
-    let ran = hits + causes.iter().map(|(_, n)| n).sum::<usize>();
-    if ran == 0 {
+    if marks.iter().any(|m| m.state == StepState::Anomaly) {
+        return StepState::Anomaly;
+    }
+    let hits = marks.iter().filter(|m| m.state == StepState::Hit).count();
+    let misses: Vec<StepState> = marks.iter().map(|m| m.state).filter(|s| matches!(s, StepState::Miss(_))).collect();
+    if hits + misses.len() == 0 {
         return [StepState::Base, StepState::Metadata]
             .into_iter()
             .find(|state| marks.iter().any(|m| m.state == *state))
             .unwrap_or(StepState::NotRun);
     }
-    if hits * 2 > ran {
+    if hits > misses.len() {
         return StepState::Hit;
     }
-    // The most frequent cause; on a tie the earlier one in `causes` (no cache explains the rest).
-    let (cause, _) = causes.iter().fold(causes[0], |best, c| if c.1 > best.1 { *c } else { best });
-    StepState::Miss(cause)
+    // The most frequent miss; on a tie the first in legend order (no cache explains the rest).
+    let count = |state: &StepState| misses.iter().filter(|s| *s == state).count();
+    StepState::ALL.into_iter().filter(|s| matches!(s, StepState::Miss(_))).max_by_key(|s| (count(s), std::cmp::Reverse(legend_index(*s)))).unwrap_or(StepState::Miss(None))
+}
+
+fn legend_index(state: StepState) -> usize {
+    StepState::ALL.iter().position(|s| *s == state).unwrap_or(usize::MAX)
 }
 
 fn marks_of(data: &RunData, jobs: &[&JobRecord], step: u32) -> Vec<Mark> {
     jobs.iter()
         .map(|job| {
-            let records = data.steps_of(job);
-            let states = classify(&records, had_cache(data, job));
-            let record = records.iter().find(|r| r.step == step);
+            let record = data.steps_of(job).into_iter().find(|r| r.step == step);
             Mark {
                 iteration: job.iteration,
-                state: states.get(&step).copied().unwrap_or(StepState::NotRun),
+                state: record.map_or(StepState::NotRun, StepState::of),
                 duration_ms: record.and_then(|r| r.duration_ms),
+                changed: record.and_then(|r| r.changed.clone()),
             }
         })
         .collect()
@@ -214,10 +192,7 @@ impl CacheMap {
                 columns.push(Column { strategy, pipeline_run: run });
             }
         }
-        let jobs: Vec<Vec<&JobRecord>> = columns
-            .iter()
-            .map(|c| data.jobs_of(c.strategy, c.pipeline_run.as_str()))
-            .collect();
+        let jobs: Vec<Vec<&JobRecord>> = columns.iter().map(|c| data.jobs_of(c.strategy, c.pipeline_run.as_str())).collect();
         let cells = steps
             .iter()
             .map(|step| {
@@ -227,21 +202,33 @@ impl CacheMap {
                         let ran = marks.iter().filter(|m| m.state != StepState::NotRun);
                         Cell {
                             majority: majority(&marks),
-                            median_ms: Spread::of(
-                                ran.filter_map(|m| m.duration_ms.map(|d| d as f64)),
-                            )
-                            .map(|s| s.median),
+                            median_ms: Spread::of(ran.filter_map(|m| m.duration_ms.map(|d| d as f64))).map(|s| s.median),
                             marks,
                         }
                     })
                     .collect()
             })
             .collect();
-        CacheMap {
-            steps,
-            columns,
-            cells,
+        CacheMap { steps, columns, cells }
+    }
+
+    /// How many cells of each miss cause a strategy has in each pipeline run (majority states), for the
+    /// report's text and the notes.
+    pub fn causes_of(&self, strategy: crate::strategy::Strategy) -> Vec<(Cause, usize)> {
+        let mut counts: std::collections::BTreeMap<Cause, usize> = Default::default();
+        for row in &self.cells {
+            for (cell, column) in row.iter().zip(&self.columns) {
+                if column.strategy != strategy {
+                    continue;
+                }
+                match cell.majority {
+                    StepState::Miss(Some(cause)) => *counts.entry(cause).or_default() += 1,
+                    StepState::Anomaly => *counts.entry(Cause::HitDespiteChange).or_default() += 1,
+                    _ => {}
+                }
+            }
         }
+        counts.into_iter().collect()
     }
 }
 
@@ -249,94 +236,45 @@ impl CacheMap {
 mod tests {
     use super::*;
 
-    fn record(stage: &str, step: u32, instruction: &str, cached: bool) -> StepRecord {
+    fn record(step: u32, instruction: &str, cached: Option<bool>, cause: Option<Cause>) -> StepRecord {
         StepRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
             iteration: 1,
             pipeline_run: "no-change".into(),
             strategy: crate::strategy::Strategy::named("shared-dind"),
-            stage: stage.into(),
+            stage: "0".into(),
             step,
             total_steps: 6,
             instruction: instruction.into(),
-            cached: Some(cached),
+            cached,
             duration_ms: Some(10),
+            input_key: None,
+            cause,
+            changed: None,
         }
     }
 
     #[test]
-    fn the_first_miss_of_a_stage_is_its_own_input_and_the_rest_follow_it() {
-        let steps = [
-            record("builder", 1, "FROM python AS builder", false),
-            record("builder", 2, "RUN a", false),
-            record("builder", 3, "RUN b", false),
-            record("0", 4, "FROM python", false),
-            record("0", 5, "ENV X=1", true),
-            record("0", 6, "COPY --from=builder /a /a", false),
-            record("0", 7, "RUN c", false),
-        ];
-        let refs: Vec<&StepRecord> = steps.iter().collect();
-        let states = classify(&refs, true);
-        assert_eq!(states[&1], StepState::Base);
-        assert_eq!(
-            states[&2],
-            StepState::Miss(Cause::InputChanged),
-            "first step after FROM"
-        );
-        assert_eq!(states[&3], StepState::Miss(Cause::AfterMiss));
-        assert_eq!(
-            states[&4],
-            StepState::Base,
-            "a new stage starts a new chain"
-        );
-        assert_eq!(states[&5], StepState::Hit);
-        assert_eq!(
-            states[&6],
-            StepState::Miss(Cause::InputChanged),
-            "previous step hit"
-        );
-        assert_eq!(states[&7], StepState::Miss(Cause::AfterMiss));
+    fn a_steps_state_is_what_the_run_recorded() {
+        assert_eq!(StepState::of(&record(1, "FROM python", Some(false), None)), StepState::Base);
+        assert_eq!(StepState::of(&record(2, "RUN a", Some(false), Some(Cause::StageNotPushed))), StepState::Miss(Some(Cause::StageNotPushed)));
+        assert_eq!(StepState::of(&record(3, "ENV X=1", None, None)), StepState::Metadata, "a step the builder ran nothing for is not a miss");
+        assert_eq!(StepState::of(&record(4, "RUN b", Some(true), Some(Cause::HitDespiteChange))), StepState::Anomaly);
+        assert_eq!(StepState::of(&record(5, "RUN c", Some(false), None)), StepState::Miss(None), "older results: a miss, cause unknown");
     }
 
     #[test]
-    fn without_a_cache_every_miss_says_so_and_metadata_rows_are_no_miss() {
-        let mut env = record("0", 3, "ENV X=1", false);
-        env.cached = None;
-        let steps = [
-            record("0", 1, "FROM python", false),
-            record("0", 2, "RUN a", false),
-            env,
-            record("0", 4, "RUN b", false),
-        ];
-        let refs: Vec<&StepRecord> = steps.iter().collect();
-        let cold = classify(&refs, false);
-        assert_eq!(cold[&2], StepState::Miss(Cause::NoCache), "nothing to reuse is not a changed input");
-        assert_eq!(cold[&3], StepState::Metadata, "a step the builder ran nothing for is not a miss");
-        assert_eq!(cold[&4], StepState::Miss(Cause::NoCache));
-        let warm = classify(&refs, true);
-        assert_eq!(warm[&2], StepState::Miss(Cause::InputChanged));
-        assert_eq!(warm[&4], StepState::Miss(Cause::AfterMiss), "the metadata row does not break the chain");
-    }
-
-    #[test]
-    fn majority_ties_count_as_misses() {
-        let mark = |state| Mark {
-            iteration: 1,
-            state,
-            duration_ms: None,
-        };
+    fn majority_ties_count_as_misses_and_an_anomaly_always_shows() {
+        let mark = |state| Mark { iteration: 1, state, duration_ms: None, changed: None };
         let hit = mark(StepState::Hit);
-        let miss = mark(StepState::Miss(Cause::InputChanged));
+        let miss = mark(StepState::Miss(Some(Cause::InputChanged)));
         assert_eq!(majority(&[hit.clone(), miss.clone()]), miss.state);
-        assert_eq!(
-            majority(&[hit.clone(), hit.clone(), miss.clone()]),
-            StepState::Hit
-        );
-        assert_eq!(
-            majority(&[mark(StepState::NotRun), hit.clone()]),
-            StepState::Hit
-        );
+        assert_eq!(majority(&[hit.clone(), hit.clone(), miss.clone()]), StepState::Hit);
+        assert_eq!(majority(&[mark(StepState::NotRun), hit.clone()]), StepState::Hit);
         assert_eq!(majority(&[mark(StepState::NotRun)]), StepState::NotRun);
+        assert_eq!(majority(&[hit.clone(), hit.clone(), mark(StepState::Anomaly)]), StepState::Anomaly);
+        let evicted = mark(StepState::Miss(Some(Cause::Evicted)));
+        assert_eq!(majority(&[evicted.clone(), evicted, miss]), StepState::Miss(Some(Cause::Evicted)));
     }
 }

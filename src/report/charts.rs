@@ -9,7 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::cache_map::{CacheMap, Cause, StepState};
+use super::cache_map::{CacheMap, StepState};
+use crate::cause::Cause;
 use crate::results::data::{phase_ms, phase_name, RunData, TimeCell, PHASES};
 use super::format;
 use super::verdict::Verdict;
@@ -58,9 +59,13 @@ pub fn strategy_color(index: usize) -> RGBColor {
 pub fn state_color(state: StepState) -> RGBColor {
     match state {
         StepState::Hit => RGBColor(0x4C, 0xAF, 0x50),
-        StepState::Miss(Cause::NoCache) => RGBColor(0x7B, 0x1F, 0xA2),
-        StepState::Miss(Cause::InputChanged) => RGBColor(0xD3, 0x2F, 0x2F),
-        StepState::Miss(Cause::AfterMiss) => RGBColor(0xF4, 0xA5, 0x82),
+        StepState::Miss(Some(Cause::NoCache)) => RGBColor(0x7B, 0x1F, 0xA2),
+        StepState::Miss(Some(Cause::InputChanged)) => RGBColor(0xD3, 0x2F, 0x2F),
+        StepState::Miss(Some(Cause::AfterMiss)) => RGBColor(0xF4, 0xA5, 0x82),
+        StepState::Miss(Some(Cause::Evicted)) => RGBColor(0x1E, 0x88, 0xE5),
+        StepState::Miss(Some(_)) => RGBColor(0xFF, 0xB3, 0x00),
+        StepState::Miss(None) => RGBColor(0x9E, 0x9E, 0x9E),
+        StepState::Anomaly => RGBColor(0x00, 0x00, 0x00),
         StepState::Base => RGBColor(0xBD, 0xBD, 0xBD),
         StepState::Metadata => RGBColor(0xE8, 0xEA, 0xF6),
         StepState::NotRun => RGBColor(0xFF, 0xFF, 0xFF),

@@ -64,6 +64,18 @@ pub struct StepRecord {
     pub cached: Option<bool>,
     /// Wall time of the step from the builder's output times; empty when not measurable.
     pub duration_ms: Option<Millis>,
+    /// What went into the step, whatever the builder: its instruction, the files it copies and the steps it
+    /// builds on (`crate::inputs`), as 16 hex digits; empty in results written before it was recorded.
+    #[serde(default)]
+    pub input_key: Option<String>,
+    /// Why the step missed (or `hit-despite-change` for a suspect hit; `crate::cause`); empty for a hit and
+    /// for a step the builder ran nothing for.
+    #[serde(default)]
+    pub cause: Option<crate::cause::Cause>,
+    /// The files or the instruction whose change made the step's own input differ from the strategy's
+    /// last successful job; empty where nothing changed.
+    #[serde(default)]
+    pub changed: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

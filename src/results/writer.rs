@@ -79,7 +79,7 @@ pub struct ResultsWriter {
 
 pub const STEP_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_run", "strategy", "stage", "step", "total_steps",
-    "instruction", "cached", "duration_ms",
+    "instruction", "cached", "duration_ms", "input_key", "cause", "changed",
 ];
 pub const JOB_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_index", "pipeline_run", "strategy", "status",
@@ -235,6 +235,9 @@ mod tests {
             instruction: "RUN x".into(),
             cached: None,
             duration_ms: None,
+            input_key: None,
+            cause: None,
+            changed: None,
         };
         assert_eq!(header_of(&step), STEP_COLUMNS);
         let cache = CacheRecord {

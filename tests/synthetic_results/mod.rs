@@ -10,6 +10,7 @@ use layerbench::results::{
     BackendKind, CacheRecord, FailureKind, HostInfo, ImageInfo, ImageSource, JobRecord, JobStatus,
     ResultsWriter, RunInfo, ServiceRecord, StepInfo, StepRecord,
 };
+use layerbench::cause::Cause;
 use layerbench::strategy::Strategy;
 
 pub const FLASK_HASH: &str = "5e1f0c3a9b7d2e48c6a1f0b9d3e7c2a45b8f1d0e6c9a3b7f2d4e8c1a0b5f9e3d";
@@ -158,6 +159,35 @@ fn cached_steps(strategy: &str, run: &str) -> Vec<u32> {
         (_, "deps-change") => vec![2, 3, 4, 8, 9],
         _ => vec![],
     }
+}
+
+/// The cause and the changed input a run would record for a step (made up, as every figure here is): no
+/// cache on the cold run and for ephemeral-dind, registry-final's builder stage never pushed, and otherwise
+/// the first miss of a stage its changed input and the rest after it.
+fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Option<Cause>, Option<String>) {
+    let (stage, instruction, _) = STEPS[step as usize - 1];
+    if cached.contains(&step) || instruction.starts_with("FROM ") {
+        return (None, None);
+    }
+    if run == "cold" || strategy == "ephemeral-dind" {
+        return (Some(Cause::NoCache), None);
+    }
+    if strategy == "registry-final" && stage == "builder" {
+        return (Some(Cause::StageNotPushed), None);
+    }
+    let earlier_miss = (1..step).any(|s| {
+        let (st, text, _) = STEPS[s as usize - 1];
+        (st == stage || instruction.contains("--from=builder") && st == "builder") && !text.starts_with("FROM ") && !cached.contains(&s)
+    });
+    if earlier_miss {
+        return (Some(Cause::AfterMiss), None);
+    }
+    let changed = match run {
+        "code-change" => "app/hello.py",
+        "deps-change" => "requirements.txt",
+        _ => return (Some(Cause::Evicted), None),
+    };
+    (Some(Cause::InputChanged), Some(changed.into()))
 }
 
 /// A deterministic factor in [1 - amplitude, 1 + amplitude], so iterations differ a little.
@@ -443,6 +473,7 @@ fn job(
         let hit = cached.contains(&step);
         let ms = if hit { CACHED_STEP_MS } else { *executed_ms };
         let duration_ms = scaled(ms, factor * jitter(&format!("{key}/{step}"), 0.04));
+        let (cause, changed) = synthetic_cause(strategy, run, step, &cached);
         steps.push(StepRecord {
             run_id: spec.name.into(),
             backend: BackendKind::Docker,
@@ -455,6 +486,9 @@ fn job(
             instruction: instruction.to_string(),
             cached: Some(hit),
             duration_ms: Some(duration_ms),
+            input_key: None,
+            cause,
+            changed,
         });
     }
     let build_ms: u64 =

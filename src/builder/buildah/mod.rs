@@ -6,7 +6,7 @@ use crate::builder::command::{mark, script, shell, shell_words, BuilderHome, End
 use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase, Privileges};
 use crate::toolchain::Role;
 
-pub const HOME: BuilderHome = BuilderHome { name: "buildah", role: Role::Buildah, privileges, command };
+pub const HOME: BuilderHome = BuilderHome { name: "buildah", role: Role::Buildah, privileges, command, uncached: &[] };
 
 /// buildah in a container: it unshares namespaces and mounts overlay, which the default seccomp profile
 /// and AppArmor refuse (`unshare(CLONE_NEWUSER): Operation not permitted`); with `BUILDAH_ISOLATION=chroot`

@@ -3,11 +3,20 @@
 pub mod log;
 
 use crate::builder::command::{BuilderHome, Endpoints, JobCommand, CONTEXT_DIR};
+use crate::cause::Cause;
 use crate::strategy::{BuildRequest, CacheExport, CacheImport, Privileges};
 use crate::toolchain::Role;
 
 /// kaniko needs nothing beyond a plain container: it runs as root inside it and rewrites its own filesystem.
-pub const HOME: BuilderHome = BuilderHome { name: "kaniko", role: Role::Kaniko, privileges: Privileges::default, command };
+/// Without `--cache-copy-layers` it neither looks up nor pushes a cached layer for `COPY` or `ADD`
+/// (pkg/executor/build.go); its `RUN` layers are cached.
+pub const HOME: BuilderHome = BuilderHome {
+    name: "kaniko",
+    role: Role::Kaniko,
+    privileges: Privileges::default,
+    command,
+    uncached: &[("COPY", Cause::CopyNotCached), ("ADD", Cause::CopyNotCached)],
+};
 
 /// kaniko's flags. Its image's entry point is the executor, so these are its arguments. kaniko
 /// has one cache repository for import and export; it builds and pushes in one go, so its whole

@@ -1,0 +1,298 @@
+//! Why a step missed, from its inputs: each miss gets exactly one cause, and a hit whose input changed is
+//! recorded as an anomaly rather than hidden.
+//!
+//! A job's steps are compared with the same steps of the strategy's last successful job in the iteration
+//! (`crate::inputs` says what went into each). In order, a miss is:
+//! - `no-cache`: the job had nothing to reuse (a strategy that keeps no cache, or no earlier successful job);
+//! - `input-changed`: the step's own input differs (`changed` names the files or the instruction);
+//! - one of the strategy's gaps (its input and its parents are unchanged, yet the cache does not hold it):
+//!   `copy-not-cached` (kaniko without `--cache-copy-layers`), `stage-not-pushed` (only the final stage is
+//!   pushed), `inline-final-stage-only` (BuildKit's inline cache, `mode=min`);
+//! - `after-miss`: its input is unchanged, but a step it builds on missed;
+//! - `evicted`: input and parents unchanged and the cache should hold it, yet the builder had no layer.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::{self, StepInput};
+
+/// Why a step missed (or, for `hit-despite-change`, why a hit is suspect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    NoCache,
+    InputChanged,
+    AfterMiss,
+    /// The strategy pushes only the final stage, so an earlier stage is never in its cache.
+    StageNotPushed,
+    /// BuildKit's inline cache describes the final stage only (`mode=min`).
+    InlineFinalStageOnly,
+    /// kaniko caches no `COPY` or `ADD` without `--cache-copy-layers`.
+    CopyNotCached,
+    /// The cache held the layer last time and no longer does.
+    Evicted,
+    /// The builder reported a hit although the step's input changed: a contradiction, shown as an anomaly.
+    HitDespiteChange,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 8] = [
+        Cause::NoCache,
+        Cause::InputChanged,
+        Cause::AfterMiss,
+        Cause::StageNotPushed,
+        Cause::InlineFinalStageOnly,
+        Cause::CopyNotCached,
+        Cause::Evicted,
+        Cause::HitDespiteChange,
+    ];
+
+    /// The value in `steps.csv`'s `cause` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::NoCache => "no-cache",
+            Cause::InputChanged => "input-changed",
+            Cause::AfterMiss => "after-miss",
+            Cause::StageNotPushed => "stage-not-pushed",
+            Cause::InlineFinalStageOnly => "inline-final-stage-only",
+            Cause::CopyNotCached => "copy-not-cached",
+            Cause::Evicted => "evicted",
+            Cause::HitDespiteChange => "hit-despite-change",
+        }
+    }
+
+    /// In words, for the report and the terminal.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::NoCache => "no cache",
+            Cause::InputChanged => "input changed",
+            Cause::AfterMiss => "after a miss",
+            Cause::StageNotPushed => "not in the cache: only the final stage is pushed",
+            Cause::InlineFinalStageOnly => "not in the cache: inline cache holds the final stage only (mode=min)",
+            Cause::CopyNotCached => "not in the cache: kaniko caches no COPY without --cache-copy-layers",
+            Cause::Evicted => "not in the cache: held last time, gone now (evicted)",
+            Cause::HitDespiteChange => "anomaly: a hit although its input changed",
+        }
+    }
+
+    /// The step was unchanged and the cache did not hold it.
+    pub fn not_in_cache(self) -> bool {
+        matches!(self, Cause::StageNotPushed | Cause::InlineFinalStageOnly | Cause::CopyNotCached | Cause::Evicted)
+    }
+
+    /// What would make such a miss a hit, where the cause says so.
+    pub fn advice(self) -> Option<&'static str> {
+        match self {
+            Cause::NoCache => Some("keep a cache between jobs: any strategy but a fresh daemon without a cache import"),
+            Cause::StageNotPushed => Some("push the builder stage too: registry-multistage"),
+            Cause::InlineFinalStageOnly => Some("export every stage: a registry cache with mode=max (buildkit-registry)"),
+            Cause::CopyNotCached => Some("kaniko `--cache-copy-layers`"),
+            Cause::Evicted => Some("keep the cache from being pruned between jobs (a larger or longer-lived cache)"),
+            Cause::InputChanged | Cause::AfterMiss | Cause::HitDespiteChange => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a strategy's cache can hold, read off its plan and its builder (see `crate::builder::cache_scope`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CacheScope {
+    /// A job can reuse anything an earlier one left.
+    pub keeps: bool,
+    /// Stages (by label) whose layers the cache never holds, and why.
+    pub stage_gaps: BTreeMap<String, Cause>,
+    /// Instructions (by keyword) the builder never serves from its cache, and why.
+    pub instruction_gaps: BTreeMap<&'static str, Cause>,
+}
+
+/// One step's cause, and what of its own input changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepCause {
+    pub cause: Option<Cause>,
+    /// The files or the instruction that changed since the last successful job; `None` where nothing did.
+    pub changed: Option<String>,
+}
+
+/// What the strategy's last successful job of the iteration had: its steps' inputs and what its builder
+/// reported.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    pub inputs: Vec<StepInput>,
+    pub cached: BTreeMap<u32, bool>,
+}
+
+/// The cause of each step of a job: `inputs` its steps' inputs, `reported` whether its builder served each
+/// step it reported from cache (a step it ran nothing for is absent), `prior` the strategy's last successful
+/// job in the iteration.
+pub fn classify(inputs: &[StepInput], reported: &BTreeMap<u32, bool>, prior: Option<&Prior>, scope: &CacheScope) -> BTreeMap<u32, StepCause> {
+    let before = prior.map(|p| by_identity(&p.inputs));
+    let mut missed: BTreeMap<u32, bool> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for step in inputs {
+        let n = seen.entry((&step.stage, &step.instruction)).or_default();
+        let earlier = before.as_ref().and_then(|b| b.get(&(step.stage.as_str(), step.instruction.as_str(), *n)).copied());
+        *n += 1;
+        let changed = match (&before, earlier) {
+            (None, _) => None,
+            (Some(_), None) => Some("the instruction".to_string()),
+            (Some(_), Some(e)) => inputs::changed(e, step),
+        };
+        let parent_missed = step.parents.iter().any(|p| missed.get(p).copied().unwrap_or(false));
+        let own_changed = changed.is_some();
+        let structural = step.is_from() || step.stage == "global";
+        missed.insert(
+            step.step,
+            match reported.get(&step.step) {
+                Some(cached) if !structural => !cached,
+                _ => own_changed || parent_missed,
+            },
+        );
+        let cause = match reported.get(&step.step) {
+            _ if structural => own_changed.then_some(Cause::InputChanged),
+            Some(false) if !scope.keeps || prior.is_none() => Some(Cause::NoCache),
+            Some(false) if own_changed => Some(Cause::InputChanged),
+            Some(false) => Some(gap(step, scope).unwrap_or(if parent_missed { Cause::AfterMiss } else { Cause::Evicted })),
+            Some(true) => {
+                let key_changed = match (&before, earlier) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(_), Some(e)) => e.key != step.key,
+                };
+                key_changed.then_some(Cause::HitDespiteChange)
+            }
+            None => None,
+        };
+        out.insert(step.step, StepCause { cause, changed });
+    }
+    out
+}
+
+/// The strategy's own reason a step it had before is not in its cache, if it has one for this step.
+fn gap(step: &StepInput, scope: &CacheScope) -> Option<Cause> {
+    let keyword = step.instruction.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    scope.instruction_gaps.get(keyword.as_str()).or_else(|| scope.stage_gaps.get(&step.stage)).copied()
+}
+
+/// Steps by what they are rather than their number (stage, instruction, occurrence), so that an inserted
+/// line does not make every later step a different step.
+fn by_identity(inputs: &[StepInput]) -> BTreeMap<(&str, &str, u32), &StepInput> {
+    let mut seen: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    inputs
+        .iter()
+        .map(|s| {
+            let n = seen.entry((&s.stage, &s.instruction)).or_default();
+            let key = (s.stage.as_str(), s.instruction.as_str(), *n);
+            *n += 1;
+            (key, s)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::Dockerfile;
+
+    /// The small scenario's Dockerfile shape: 1 FROM builder, 2 RUN, 3 COPY deps.txt, 4 RUN, 5 FROM, 6 ENV,
+    /// 7 COPY --from=builder, 8 WORKDIR, 9 COPY app ., 10 RUN, 11 CMD.
+    const DOCKERFILE: &str = "FROM base AS builder\nRUN mkdir /out\nCOPY deps.txt /out/\nRUN cat /out/deps.txt\n\
+                              FROM base\nENV OUT=/out\nCOPY --from=builder /out /out\nWORKDIR /app\nCOPY app .\nRUN ls\nCMD [\"x\"]\n";
+
+    fn inputs(main: &str, deps: &str) -> (tempfile::TempDir, Vec<StepInput>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/main.py"), main).unwrap();
+        std::fs::write(dir.path().join("deps.txt"), deps).unwrap();
+        let inputs = crate::inputs::step_inputs(&Dockerfile::parse(DOCKERFILE).unwrap(), dir.path()).unwrap();
+        (dir, inputs)
+    }
+
+    fn cached(hits: &[u32], misses: &[u32]) -> BTreeMap<u32, bool> {
+        hits.iter().map(|s| (*s, true)).chain(misses.iter().map(|s| (*s, false))).collect()
+    }
+
+    fn causes(result: &BTreeMap<u32, StepCause>) -> Vec<(u32, Cause)> {
+        result.iter().filter_map(|(s, c)| c.cause.map(|c| (*s, c))).collect()
+    }
+
+    fn keeps() -> CacheScope {
+        CacheScope { keeps: true, ..CacheScope::default() }
+    }
+
+    #[test]
+    fn a_first_job_and_a_strategy_without_cache_have_no_cache() {
+        let (_d, now) = inputs("1", "a");
+        let all = cached(&[], &[2, 3, 4, 6, 7, 8, 9, 10, 11]);
+        assert!(causes(&classify(&now, &all, None, &keeps())).iter().all(|(_, c)| *c == Cause::NoCache));
+        let prior = Prior { inputs: now.clone(), cached: all.clone() };
+        let cold = CacheScope::default();
+        assert!(causes(&classify(&now, &all, Some(&prior), &cold)).iter().all(|(_, c)| *c == Cause::NoCache));
+    }
+
+    #[test]
+    fn a_code_change_is_the_late_copy_then_after_a_miss() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("2", "a");
+        let prior = Prior { inputs: before, cached: cached(&[2, 3, 4, 6, 7, 8, 9, 10, 11], &[]) };
+        let result = classify(&now, &cached(&[2, 3, 4, 6, 7, 8], &[9, 10, 11]), Some(&prior), &keeps());
+        assert_eq!(causes(&result), [(9, Cause::InputChanged), (10, Cause::AfterMiss), (11, Cause::AfterMiss)]);
+        assert_eq!(result[&9].changed.as_deref(), Some("app/main.py"));
+        assert_eq!(result[&10].changed, None);
+    }
+
+    #[test]
+    fn registry_final_misses_its_builder_stage_as_not_pushed_and_copy_from_after_it() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("1", "a");
+        let scope = CacheScope { keeps: true, stage_gaps: [("builder".to_string(), Cause::StageNotPushed)].into(), ..Default::default() };
+        let prior = Prior { inputs: before, cached: cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]) };
+        let result = classify(&now, &cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]), Some(&prior), &scope);
+        let c = causes(&result);
+        assert_eq!(&c[..3], [(2, Cause::StageNotPushed), (3, Cause::StageNotPushed), (4, Cause::StageNotPushed)]);
+        assert_eq!(c[3], (7, Cause::AfterMiss), "COPY --from takes the rebuilt builder stage");
+        assert!(result.values().all(|s| s.changed.is_none()), "nothing changed on a no-change run");
+    }
+
+    #[test]
+    fn kaniko_copies_are_not_in_the_cache_and_a_hit_with_a_changed_input_is_an_anomaly() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("1", "a");
+        let scope = CacheScope {
+            keeps: true,
+            instruction_gaps: [("COPY", Cause::CopyNotCached), ("ADD", Cause::CopyNotCached)].into(),
+            ..Default::default()
+        };
+        let prior = Prior { inputs: before.clone(), cached: cached(&[2, 4, 10], &[3, 7, 9]) };
+        let result = classify(&now, &cached(&[2, 4, 10], &[3, 7, 9]), Some(&prior), &scope);
+        assert_eq!(causes(&result), [(3, Cause::CopyNotCached), (7, Cause::CopyNotCached), (9, Cause::CopyNotCached)]);
+        let (_c, changed) = inputs("2", "a");
+        let result = classify(&changed, &cached(&[2, 4, 10], &[3, 7, 9]), Some(&prior), &scope);
+        assert_eq!(result[&9].cause, Some(Cause::InputChanged));
+        assert_eq!(result[&10].cause, Some(Cause::HitDespiteChange), "RUN after a changed COPY cannot rightly hit");
+    }
+
+    #[test]
+    fn an_unchanged_step_the_cache_should_hold_was_evicted() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("1", "a");
+        let prior = Prior { inputs: before, cached: cached(&[2, 3, 4], &[]) };
+        let result = classify(&now, &cached(&[2], &[3, 4]), Some(&prior), &keeps());
+        assert_eq!(causes(&result), [(3, Cause::Evicted), (4, Cause::AfterMiss)]);
+    }
+
+    #[test]
+    fn every_cause_has_a_distinct_name_that_round_trips() {
+        for cause in Cause::ALL {
+            let json = serde_json::to_string(&cause).unwrap();
+            assert_eq!(json, format!("\"{}\"", cause.name()));
+            assert_eq!(serde_json::from_str::<Cause>(&json).unwrap(), cause);
+        }
+    }
+}
