@@ -30,6 +30,9 @@ pub enum Cause {
     InlineFinalStageOnly,
     /// kaniko caches no `COPY` or `ADD` without `--cache-copy-layers`.
     CopyNotCached,
+    /// The builder caches no such instruction at all (kaniko serves only `RUN` from its cache): it reruns it
+    /// every time, which for a metadata instruction costs next to nothing.
+    NeverCached,
     /// The cache held the layer last time and no longer does.
     Evicted,
     /// The builder reported a hit although the step's input changed: a contradiction, shown as an anomaly.
@@ -37,13 +40,14 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::NoCache,
         Cause::InputChanged,
         Cause::AfterMiss,
         Cause::StageNotPushed,
         Cause::InlineFinalStageOnly,
         Cause::CopyNotCached,
+        Cause::NeverCached,
         Cause::Evicted,
         Cause::HitDespiteChange,
     ];
@@ -57,6 +61,7 @@ impl Cause {
             Cause::StageNotPushed => "stage-not-pushed",
             Cause::InlineFinalStageOnly => "inline-final-stage-only",
             Cause::CopyNotCached => "copy-not-cached",
+            Cause::NeverCached => "never-cached",
             Cause::Evicted => "evicted",
             Cause::HitDespiteChange => "hit-despite-change",
         }
@@ -71,6 +76,7 @@ impl Cause {
             Cause::StageNotPushed => "not in the cache: only the final stage is pushed",
             Cause::InlineFinalStageOnly => "not in the cache: inline cache holds the final stage only (mode=min)",
             Cause::CopyNotCached => "not in the cache: kaniko caches no COPY without --cache-copy-layers",
+            Cause::NeverCached => "not in the cache: the builder never caches this instruction",
             Cause::Evicted => "not in the cache: held last time, gone now (evicted)",
             Cause::HitDespiteChange => "anomaly: a hit although its input changed",
         }
@@ -78,7 +84,7 @@ impl Cause {
 
     /// The step was unchanged and the cache did not hold it.
     pub fn not_in_cache(self) -> bool {
-        matches!(self, Cause::StageNotPushed | Cause::InlineFinalStageOnly | Cause::CopyNotCached | Cause::Evicted)
+        matches!(self, Cause::StageNotPushed | Cause::InlineFinalStageOnly | Cause::CopyNotCached | Cause::NeverCached | Cause::Evicted)
     }
 
     /// What would make such a miss a hit, where the cause says so.
@@ -89,7 +95,7 @@ impl Cause {
             Cause::InlineFinalStageOnly => Some("export every stage: a registry cache with mode=max (buildkit-registry)"),
             Cause::CopyNotCached => Some("kaniko `--cache-copy-layers`"),
             Cause::Evicted => Some("keep the cache from being pruned between jobs (a larger or longer-lived cache)"),
-            Cause::InputChanged | Cause::AfterMiss | Cause::HitDespiteChange => None,
+            Cause::InputChanged | Cause::AfterMiss | Cause::NeverCached | Cause::HitDespiteChange => None,
         }
     }
 }
@@ -146,14 +152,7 @@ pub fn classify(inputs: &[StepInput], reported: &BTreeMap<u32, bool>, prior: Opt
         };
         let parent_missed = step.parents.iter().any(|p| missed.get(p).copied().unwrap_or(false));
         let own_changed = changed.is_some();
-        let structural = step.is_from() || step.stage == "global";
-        missed.insert(
-            step.step,
-            match reported.get(&step.step) {
-                Some(cached) if !structural => !cached,
-                _ => own_changed || parent_missed,
-            },
-        );
+        let structural = step.is_from() || step.stage == crate::dockerfile::GLOBAL_STAGE;
         let cause = match reported.get(&step.step) {
             _ if structural => own_changed.then_some(Cause::InputChanged),
             Some(false) if !scope.keeps || prior.is_none() => Some(Cause::NoCache),
@@ -169,6 +168,16 @@ pub fn classify(inputs: &[StepInput], reported: &BTreeMap<u32, bool>, prior: Opt
             }
             None => None,
         };
+        // A step the builder never caches gives the next one no new parent when its input is unchanged
+        // (kaniko keys a RUN by the commands and files before it, not by their layers).
+        let builder_gap = matches!(cause, Some(Cause::CopyNotCached | Cause::NeverCached));
+        missed.insert(
+            step.step,
+            match reported.get(&step.step) {
+                Some(cached) if !structural => !cached && !builder_gap,
+                _ => own_changed || parent_missed,
+            },
+        );
         out.insert(step.step, StepCause { cause, changed });
     }
     out

@@ -1,5 +1,8 @@
 //! The Dockerfile's stages and instructions, numbered the way builders number their steps.
 
+/// The stage label of an `ARG` before the first `FROM`, which belongs to no stage, in every record.
+pub const GLOBAL_STAGE: &str = "global";
+
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dockerfile {

@@ -56,7 +56,7 @@ pub struct FileInput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepInput {
     pub step: u32,
-    /// The stage's label (`global` for an `ARG` before the first `FROM`).
+    /// The stage's label ([`crate::dockerfile::GLOBAL_STAGE`] for an `ARG` before the first `FROM`).
     pub stage: String,
     /// The instruction as the Dockerfile writes it: how steps are matched from one job to the next.
     pub instruction: String,
@@ -92,7 +92,7 @@ pub fn step_inputs(dockerfile: &Dockerfile, context: &Path) -> Result<Vec<StepIn
         let own = Digest::of(&[resolved.as_bytes()]);
         out.push(StepInput {
             step: arg.step,
-            stage: "global".into(),
+            stage: crate::dockerfile::GLOBAL_STAGE.into(),
             instruction: arg.text.clone(),
             resolved,
             own,
@@ -154,10 +154,8 @@ fn stage_step(at: StepAt<'_>, done: &[StepInput]) -> StepInput {
             let resolved = at.vars.substitute(text);
             let copy = Copy::parse(&resolved);
             match copy.from.as_deref() {
-                Some(from) => match stage_by_ref(at.stage_ends, from) {
-                    Some(end) => parents.push(end),
-                    None => {} // an image: its reference is in the text
-                },
+                // From an image, its reference is in the text.
+                Some(from) => parents.extend(stage_by_ref(at.stage_ends, from)),
                 None => {
                     for source in copy.sources.iter().filter(|s| !is_remote(s)) {
                         copied.extend(at.files.matching(source));

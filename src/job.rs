@@ -118,6 +118,14 @@ impl JobOutcome {
         }
     }
 
+    /// The pushed image's size from the registry's manifest, or why it is left empty.
+    pub fn record_image(&mut self, bytes: Result<Bytes, crate::registry::LogUnreadable>) {
+        match bytes {
+            Ok(bytes) => self.image_bytes = Some(bytes),
+            Err(why) => self.unmeasured.push(format!("image size left empty: {why}")),
+        }
+    }
+
     /// Adds steps the job has not reported yet: when one job builds several targets, a step's row
     /// comes from the first build that ran it (later builds reuse it from the local cache).
     pub fn merge_steps(&mut self, steps: impl IntoIterator<Item = StepOutcome>) {

@@ -207,10 +207,11 @@ fn one_line(text: &str) -> String {
     line.chars().take(120).collect()
 }
 
-/// A shell script, run inside the registry container, that prints the total size in bytes of the
-/// distinct blobs (layers, configs, manifests) linked from the repositories under `prefix/`.
-/// Blobs that a later push made unreachable still count: they occupy storage until garbage collection.
-/// (Link files hold a digest without a newline, hence the `echo` after each.)
+/// A shell script, run inside the registry container, that prints the size in bytes of each distinct blob
+/// (layers, configs, manifests) linked from the repositories under `prefix/`, one per line, and `- HEX` for
+/// one it cannot `stat`; [`storage_bytes`] sums them. Blobs that a later push made unreachable still count:
+/// they occupy storage until garbage collection. (Link files hold a digest without a newline, hence the
+/// `echo` after each.)
 pub fn storage_script(prefix: &str) -> String {
     format!(
         r#"set -e
@@ -220,15 +221,164 @@ cd {STORAGE_ROOT} || {{ echo "no storage root {STORAGE_ROOT}" >&2; exit 3; }}
 cd docker/registry/v2
 find repositories/{prefix} -name link -path '*/_layers/*' -o -name link -path '*/_manifests/revisions/*' \
   | while read f; do cat "$f"; echo; done | sed -n 's/^sha256://p' | sort -u \
-  | while read h; do p=$(echo "$h" | cut -c1-2); stat -c %s "blobs/sha256/$p/$h/data" 2>/dev/null || true; done \
-  | awk '{{s+=$1}} END {{print s+0}}'
+  | while read h; do p=$(echo "$h" | cut -c1-2); stat -c %s "blobs/sha256/$p/$h/data" 2>/dev/null || echo "- $h"; done
 "#
     )
+}
+
+/// The size of the image a job pushed as `image` (`registry:5000/<repository>:<tag>`): the sum of its
+/// layers' sizes in the manifest the registry stores for it, which is the same quantity whichever builder
+/// pushed it. For an index (BuildKit's, with attestations), the first manifest for a real platform.
+/// `exec` runs a script in the registry's container and returns what it printed.
+pub async fn pushed_image_bytes<F, Fut, E>(image: &str, mut exec: F) -> Result<Bytes, LogUnreadable>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, E>>,
+    E: std::fmt::Display,
+{
+    let (name, tag) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).ok_or_else(|| LogUnreadable::new(format!("`{image}` has no tag")))?;
+    let repository = name.split_once('/').map_or(name, |(_, path)| path);
+    let read = |what: &str, e: E| LogUnreadable::new(format!("read the {what} of {image}: {e}"));
+    let mut manifest = exec(tagged_manifest_script(repository, tag)).await.map_err(|e| read("manifest", e))?;
+    for _ in 0..2 {
+        match manifest_layers(&manifest)? {
+            Layers::Bytes(bytes) => return Ok(bytes),
+            Layers::In(digest) => manifest = exec(blob_script(&digest)).await.map_err(|e| read("platform manifest", e))?,
+        }
+    }
+    Err(LogUnreadable::new(format!("the manifest of {image} leads to more indexes than expected")))
+}
+
+/// Prints the manifest the registry's store holds for `repository:tag`.
+fn tagged_manifest_script(repository: &str, tag: &str) -> String {
+    let link = format!("{STORAGE_ROOT}/docker/registry/v2/repositories/{repository}/_manifests/tags/{tag}/current/link");
+    format!(
+        "set -e\nd=$(cat {})\nh=${{d#sha256:}}\ncat \"{STORAGE_ROOT}/docker/registry/v2/blobs/sha256/$(printf %.2s \"$h\")/$h/data\"\n",
+        quote(&link)
+    )
+}
+
+/// Prints the blob `digest` (`sha256:…`) from the store.
+fn blob_script(digest: &str) -> String {
+    let hex = digest.trim_start_matches("sha256:");
+    format!("cat {}", quote(&format!("{STORAGE_ROOT}/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..hex.len().min(2)])))
+}
+
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+enum Layers {
+    Bytes(Bytes),
+    /// An index: the manifest to read next.
+    In(String),
+}
+
+/// A manifest's layer total, or, for an index, the digest of its first manifest for a real platform
+/// (`unknown/unknown` is BuildKit's attestation manifest).
+fn manifest_layers(json: &str) -> Result<Layers, LogUnreadable> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| LogUnreadable::new(format!("a manifest that is not JSON ({e})")))?;
+    if let Some(layers) = value.get("layers").and_then(|l| l.as_array()) {
+        let sizes: Option<Vec<Bytes>> = layers.iter().map(|l| l.get("size").and_then(|s| s.as_u64())).collect();
+        return sizes.map(|s| Layers::Bytes(s.iter().sum())).ok_or_else(|| LogUnreadable::new("a layer without a size in the manifest"));
+    }
+    let manifests = value.get("manifests").and_then(|m| m.as_array()).ok_or_else(|| LogUnreadable::new("a manifest with neither layers nor manifests"))?;
+    let real = |m: &&serde_json::Value| m.pointer("/platform/os").and_then(|o| o.as_str()) != Some("unknown");
+    let digest = manifests.iter().find(real).and_then(|m| m.get("digest")).and_then(|d| d.as_str());
+    digest.map(|d| Layers::In(d.to_string())).ok_or_else(|| LogUnreadable::new("an index without a platform manifest"))
+}
+
+/// The total [`storage_script`] printed; a blob it could not read makes the figure unknown (a partial sum
+/// would pass for the whole), and says which.
+pub fn storage_bytes(printed: &str) -> Result<Bytes, LogUnreadable> {
+    let mut total: Bytes = 0;
+    let mut unreadable = vec![];
+    for line in printed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match (line.parse::<Bytes>(), line.strip_prefix("- ")) {
+            (Ok(bytes), _) => total += bytes,
+            (_, Some(hex)) => unreadable.push(hex),
+            _ => return Err(LogUnreadable::new(format!("the storage script printed `{}`", one_line(line)))),
+        }
+    }
+    match unreadable.first() {
+        None => Ok(total),
+        Some(first) => Err(LogUnreadable::new(format!(
+            "{} blob(s) linked from the repositories could not be read (sha256:{first}{})",
+            unreadable.len(),
+            if unreadable.len() > 1 { ", …" } else { "" }
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry's store made here: a tag of an index (as BuildKit pushes it, with an attestation first)
+    /// leading to a platform manifest of two layers; the sum is read through real shell scripts.
+    #[test]
+    fn a_pushed_image_is_the_sum_of_its_layers_in_the_registrys_manifest() {
+        let root = tempfile::tempdir().unwrap();
+        let store = root.path().join("docker/registry/v2");
+        let blob = |hex: &str, content: &str| {
+            let dir = store.join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("data"), content).unwrap();
+        };
+        blob("bb01", r#"{"layers": [{"size": 100}, {"size": 23}]}"#);
+        blob("aa01", r#"{"manifests": [{"digest": "sha256:cc01", "platform": {"os": "unknown"}}, {"digest": "sha256:bb01", "platform": {"os": "linux"}}]}"#);
+        let tag = store.join("repositories/s/app/_manifests/tags/c1/current");
+        std::fs::create_dir_all(&tag).unwrap();
+        std::fs::write(tag.join("link"), "sha256:aa01").unwrap();
+        let root_path = root.path().to_str().unwrap().to_string();
+        let exec = |script: String| {
+            let script = script.replace(STORAGE_ROOT, &root_path);
+            async move {
+                let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+                match out.status.success() {
+                    true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+                    false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+                }
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(runtime.block_on(pushed_image_bytes("registry:5000/s/app:c1", exec)), Ok(123));
+        let missing = runtime.block_on(pushed_image_bytes("registry:5000/s/app:c2", exec)).unwrap_err().to_string();
+        assert!(missing.starts_with("read the manifest of registry:5000/s/app:c2"), "{missing}");
+    }
+
+    #[test]
+    fn storage_is_the_sum_of_its_blobs_and_unknown_when_one_cannot_be_read() {
+        assert_eq!(storage_bytes("0\n"), Ok(0));
+        assert_eq!(storage_bytes("100\n23\n"), Ok(123));
+        let error = storage_bytes("100\n- abcdef\n").unwrap_err().to_string();
+        assert!(error.contains("1 blob(s)") && error.contains("sha256:abcdef"), "{error}");
+        assert!(storage_bytes("oops").is_err());
+    }
+
+    /// The script in a real shell over a blob store made here: one readable blob, one missing.
+    #[test]
+    fn the_storage_script_says_which_blob_it_could_not_read() {
+        let root = tempfile::tempdir().unwrap();
+        let v2 = root.path().join("docker/registry/v2");
+        let link = v2.join("repositories/s/app/_layers/sha256/aa11");
+        std::fs::create_dir_all(&link).unwrap();
+        std::fs::write(link.join("link"), "sha256:aa11").unwrap();
+        let gone = v2.join("repositories/s/app/_layers/sha256/bb22");
+        std::fs::create_dir_all(&gone).unwrap();
+        std::fs::write(gone.join("link"), "sha256:bb22").unwrap();
+        let blob = v2.join("blobs/sha256/aa/aa11");
+        std::fs::create_dir_all(&blob).unwrap();
+        std::fs::write(blob.join("data"), "12345").unwrap();
+        let script = storage_script("s").replace(STORAGE_ROOT, root.path().to_str().unwrap());
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let error = storage_bytes(&printed).unwrap_err().to_string();
+        assert!(error.contains("sha256:bb22"), "{printed}: {error}");
+        std::fs::remove_dir_all(&gone).unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(storage_bytes(&String::from_utf8_lossy(&out.stdout)), Ok(5));
+    }
 
     // Captured from Distribution 2.8.2 (Debian's docker-registry) serving a `docker push` and a
     // `docker pull` from dockerd 20.10.24 on this machine.

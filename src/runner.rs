@@ -227,7 +227,7 @@ fn records(
     let dockerfile = job.dockerfile;
     let reported: std::collections::BTreeMap<u32, &crate::job::StepOutcome> =
         outcome.steps.iter().map(|s| (s.step, s)).collect();
-    let global = dockerfile.global_args.iter().map(|i| ("global".to_string(), i));
+    let global = dockerfile.global_args.iter().map(|i| (crate::dockerfile::GLOBAL_STAGE.to_string(), i));
     let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
     let steps: Vec<StepRecord> = if reported.is_empty() {
         vec![]
@@ -293,6 +293,7 @@ fn records(
         bytes_pulled: outcome.bytes_pulled,
         bytes_pushed: outcome.bytes_pushed,
         host_load_1m: host_load_1m(),
+        notes: (!outcome.unmeasured.is_empty()).then(|| outcome.unmeasured.join("; ")),
     };
     (record, steps)
 }

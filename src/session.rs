@@ -138,10 +138,13 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         strategies: request.strategies.clone(),
         pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
         iterations: request.iterations,
+        // Every step steps.csv has a row for: the global ARGs too.
         steps: scenario
             .dockerfile
-            .steps()
-            .map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() })
+            .global_args
+            .iter()
+            .map(|i| StepInfo { stage: crate::dockerfile::GLOBAL_STAGE.into(), step: i.step, instruction: i.text.clone() })
+            .chain(scenario.dockerfile.steps().map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() }))
             .collect(),
         host: host_info(),
         started_at: now(),

@@ -1086,3 +1086,33 @@ fn buildctl_and_buildx_logs_of_the_same_build_agree_on_hits() {
     let instructions = |steps: &[ParsedStep]| steps[1..].iter().map(|s| s.instruction.clone()).collect::<Vec<_>>();
     assert_eq!(instructions(&buildx), instructions(&buildctl));
 }
+
+/// A log streamed in chunks whose last line has no newline (a builder that exits mid-line): the last line
+/// is still read, once, as the job log's last words; every line before it is read whole.
+#[test]
+fn a_last_line_without_a_newline_is_read() {
+    use layerbench::builder::log::LineBuffer;
+    let stamped = fixture("kaniko/warm.timestamps.log");
+    let log = stamped.trim_end_matches('\n');
+    let chunks: Vec<String> = log.as_bytes().chunks(37).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    // The fixture is ASCII, so 37-byte chunks never split a character.
+    assert_eq!(chunks.concat(), log);
+    let mut buffer = LineBuffer::default();
+    let mut lines: Vec<String> = chunks.iter().flat_map(|c| buffer.push(c)).collect();
+    lines.extend(buffer.rest());
+    assert_eq!(lines, log.lines().collect::<Vec<_>>());
+    assert_eq!(buffer.rest(), None, "read once");
+    let (steps, _) = parse_lines(LogFormat::Kaniko, "kaniko/small.Dockerfile", &lines);
+    assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
+}
+
+fn parse_lines(format: LogFormat, dockerfile_path: &str, lines: &[String]) -> (Vec<ParsedStep>, Box<dyn LogParser>) {
+    let mut parser = format.parser(&dockerfile(dockerfile_path));
+    let mut clock = layerbench::builder::log::LogClock::default();
+    for line in lines {
+        let (ms, text) = split_docker_timestamp(line).expect("a stamped line");
+        parser.push_line(clock.at(ms), text);
+    }
+    let end = clock.last_ms();
+    (parser.finish(end), parser)
+}

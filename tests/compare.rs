@@ -678,11 +678,12 @@ fn results_written_before_typed_records_load_and_compare() {
         writer.append_service(row).unwrap();
     }
     let header = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap().lines().next().unwrap().to_string();
-    for file in ["jobs.csv", "cache.csv", "services.csv"] {
+    for file in ["cache.csv", "services.csv"] {
         assert_eq!(header(&old, file), header(now.path(), file), "{file}'s columns");
     }
-    // steps.csv gained the steps' inputs and causes, after the columns it had.
+    // steps.csv gained the steps' inputs and causes, jobs.csv its notes, after the columns they had.
     assert_eq!(header(now.path(), "steps.csv"), format!("{},input_key,cause,changed", header(&old, "steps.csv")));
+    assert_eq!(header(now.path(), "jobs.csv"), format!("{},notes", header(&old, "jobs.csv")));
     let run = run_compare(&old, now.path());
     assert_eq!(exit_code(&run.result), 0, "the same figures are no regression");
     assert_eq!(run.result.expect("old against new compares").comparison.rows.len(), 44);

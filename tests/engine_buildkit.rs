@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use common::strategies::*;
 use common::*;
+use layerbench::cause::Cause;
 use layerbench::results::JobStatus;
 use layerbench::strategy::Strategy;
 
@@ -57,7 +58,9 @@ fn a_late_copy_change_reruns_only_from_that_copy_for_every_buildkit_strategy() {
         let (hits, misses) = cache_pattern(&steps, "code-change", strategy);
         assert_eq!(hits, vec![2, 3, 4, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
         assert_eq!(misses, vec![9, 10], "{strategy}: `COPY app .` and what follows must miss");
+        common::assert_input_changed_at(&steps, "code-change", strategy, 9, "app/main.py", 11);
     }
+    common::assert_no_change_changes_nothing(&steps);
 }
 
 /// Inline cache is `mode=min`: only the final image's layers carry cache metadata. On no-change
@@ -70,6 +73,9 @@ fn inline_cache_loses_the_builder_stage_once_it_must_run_again() {
     let steps = steps(matrix());
     let (inline_hits, inline_misses) = cache_pattern(&steps, "deps-change", "buildkit-inline");
     assert!(inline_misses.contains(&2), "buildkit-inline: step 2 must miss on deps-change, hits {inline_hits:?}");
+    let inline: std::collections::BTreeMap<u32, Option<Cause>> = causes(&steps, "deps-change", "buildkit-inline").into_iter().collect();
+    assert_eq!(inline[&2], Some(Cause::InlineFinalStageOnly), "unchanged, yet not in an inline cache");
+    assert_eq!(inline[&3], Some(Cause::InputChanged));
     let (max_hits, _) = cache_pattern(&steps, "deps-change", "buildkit-registry");
     assert!(max_hits.contains(&2), "buildkit-registry: mode=max keeps step 2, hits {max_hits:?}");
     let (no_change_hits, _) = cache_pattern(&steps, "no-change", "buildkit-inline");
@@ -93,4 +99,28 @@ fn buildkit_registry_pushes_little_on_no_change_and_its_cache_is_measured() {
     let cache = layerbench::results::read_cache(dir).unwrap();
     let stored = cache.iter().find(|c| c.strategy == "buildkit-registry" && c.pipeline_run == "cold").unwrap();
     assert!(stored.registry_bytes.is_some_and(|b| b > 1_000_000), "{stored:?}");
+}
+
+/// A stage built `FROM` another stage, and a stage nothing uses (scenarios/small-stages.toml: 1 FROM base,
+/// 2 RUN, 3 FROM base AS unused, 4 RUN, 5 FROM base AS final, 6 COPY app, 7 RUN, 8 CMD). The classic
+/// builder builds every stage; BuildKit skips the unused one, which is "not run", never a miss.
+#[test]
+fn a_stage_from_a_stage_and_an_unused_stage_have_the_right_causes_for_both_builders() {
+    let dir = run_to_the_end("engine-stages", "scenarios/small-stages.toml", &[SHARED_DIND, BUILDKIT_SHARED]);
+    let steps = steps(&dir);
+    for job in jobs(&dir) {
+        assert_eq!(job.status, JobStatus::Ok, "{} {}: {:?}", job.strategy, job.pipeline_run, job.error);
+    }
+    for strategy in ["shared-dind", "buildkit-shared"] {
+        assert!(causes(&steps, "cold", strategy).iter().all(|(_, c)| *c == Some(Cause::NoCache)), "{strategy} cold");
+        assert!(causes(&steps, "no-change", strategy).is_empty(), "{strategy}: every step hits on no-change");
+        common::assert_input_changed_at(&steps, "code-change", strategy, 6, "app/main.py", 8);
+    }
+    let unused = |strategy: &str, run: &str| steps.iter().find(|s| s.strategy == strategy && s.pipeline_run == run && s.step == 4).cloned();
+    assert_eq!(unused("shared-dind", "cold").and_then(|s| s.cached), Some(false), "the classic builder builds the unused stage");
+    assert_eq!(unused("shared-dind", "code-change").and_then(|s| s.cached), Some(true), "and serves it from cache after");
+    for run in ["cold", "no-change", "code-change"] {
+        let row = unused("buildkit-shared", run);
+        assert!(row.as_ref().is_none_or(|s| s.cached.is_none() && s.cause.is_none()), "{run}: BuildKit ran nothing for it: {row:?}");
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use common::strategies::*;
 use common::*;
+use layerbench::cause::Cause;
 use layerbench::results::{FailureKind, JobStatus};
 use layerbench::strategy::Strategy;
 
@@ -39,6 +40,10 @@ fn kaniko_hits_every_run_step_from_its_cache_repo_in_a_fresh_container() {
     let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "daemonless-kaniko");
     assert_eq!(hits, vec![2, 4, 10], "RUN steps; misses {misses:?}");
     assert!(misses.contains(&3) && misses.contains(&9), "COPY steps are never cached by kaniko here: {misses:?}");
+    for (step, cause) in causes(&steps(matrix()), "no-change", "daemonless-kaniko") {
+        let expected = if [3, 7, 9].contains(&step) { Cause::CopyNotCached } else { Cause::NeverCached };
+        assert_eq!(cause, Some(expected), "kaniko no-change: step {step}");
+    }
 }
 
 /// After the late `COPY app .` (step 9) changes, the RUN steps before it still hit and the RUN after it runs.
@@ -47,6 +52,18 @@ fn kaniko_after_a_late_copy_change_hits_the_run_steps_before_it() {
     let (hits, misses) = cache_pattern(&steps(matrix()), "code-change", "daemonless-kaniko");
     assert_eq!(hits, vec![2, 4], "misses {misses:?}");
     assert!(misses.contains(&10), "RUN 10 follows the changed COPY and must run: {misses:?}");
+    let causes: std::collections::BTreeMap<u32, Option<Cause>> = causes(&steps(matrix()), "code-change", "daemonless-kaniko").into_iter().collect();
+    assert_eq!(causes[&9], Some(Cause::InputChanged), "the changed COPY says so, before kaniko's gap");
+    assert_eq!(causes[&10], Some(Cause::AfterMiss));
+}
+
+#[test]
+fn standalone_strategies_change_no_input_on_no_change_and_only_the_late_copy_on_code_change() {
+    let steps = steps(matrix());
+    common::assert_no_change_changes_nothing(&steps);
+    for strategy in ["buildkit-daemon", "buildkit-daemon-shared"] {
+        common::assert_input_changed_at(&steps, "code-change", strategy, 9, "app/main.py", 11);
+    }
 }
 
 #[test]

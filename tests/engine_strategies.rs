@@ -51,6 +51,12 @@ fn a_late_copy_change_reruns_only_from_that_copy() {
     }
 }
 
+/// No input changes on a rerun with nothing changed: every miss there is the strategy's own gap or after one.
+#[test]
+fn no_change_changes_no_steps_input_in_any_strategy() {
+    common::assert_no_change_changes_nothing(&steps(matrix()));
+}
+
 #[test]
 fn registry_final_caches_only_the_final_stage_steps_before_copy_from() {
     common::assert_registry_final_hits_only_before_copy_from(&steps(matrix()));

@@ -65,6 +65,20 @@ impl CacheState {
     }
 }
 
+impl CacheState {
+    /// The registry's storage from what [`crate::registry::storage_script`] printed; empty, saying why,
+    /// when the script failed or a blob could not be read.
+    pub fn storage_from(&mut self, output: Result<String, impl std::fmt::Display>) -> Option<Bytes> {
+        match output.map_err(|e| e.to_string()).and_then(|out| crate::registry::storage_bytes(&out).map_err(|e| e.to_string())) {
+            Ok(bytes) => Some(bytes),
+            Err(why) => {
+                self.unmeasured.push(format!("registry storage left empty: {why}"));
+                None
+            }
+        }
+    }
+}
+
 /// Where jobs run. The runner drives it; the backend owns every resource it creates.
 #[allow(async_fn_in_trait)]
 pub trait Backend {

@@ -68,6 +68,9 @@ pub struct JobCommand {
     pub storage: Option<&'static str>,
     /// How its script reports the builder's version, if it does.
     pub version: Option<VersionLine>,
+    /// Phases that run inside its one build command, which its log times and [`super::JobLog`] splits off
+    /// the build (BuildKit's cache import, push and cache export); empty when the script marks them.
+    pub inner_phases: Vec<Phase>,
 }
 
 /// A line the job's script prints with its builder's version (`buildah --version` and the like): it

@@ -18,6 +18,7 @@ const TAIL_LINES: usize = 20;
 pub struct JobLog {
     parser: Box<dyn LogParser>,
     version: Option<VersionLine>,
+    inner_phases: Vec<Phase>,
     clock: LogClock,
     /// Where the script left its build phase (buildah's pushes follow): the builder's last step ends there.
     build_end_ms: Option<Millis>,
@@ -34,6 +35,7 @@ impl JobLog {
         JobLog {
             parser: (command.parser)(dockerfile),
             version: command.version,
+            inner_phases: command.inner_phases.clone(),
             clock: LogClock::default(),
             build_end_ms: None,
             tail: VecDeque::new(),
@@ -74,8 +76,18 @@ impl JobLog {
     pub fn finish(mut self, outcome: &mut JobOutcome) -> FinishedLog {
         let steps = self.parser.finish(self.build_end_ms.unwrap_or(self.clock.last_ms()));
         outcome.merge_steps(steps.iter().map(ParsedStep::outcome));
-        for (phase, ms) in self.parser.phases() {
-            outcome.split_phase(Phase::Build, phase, ms);
+        let timed: std::collections::BTreeMap<Phase, Millis> = self.parser.phases().into_iter().collect();
+        for phase in &self.inner_phases {
+            // A phase the builder did not time, or timed longer than the whole command, stays empty, and
+            // the job says that its build includes it.
+            let why = match timed.get(phase) {
+                None => "the builder's progress showed no step for it".to_string(),
+                Some(ms) => match outcome.split_phase(Phase::Build, *phase, *ms) {
+                    true => continue,
+                    false => format!("the builder timed it at {ms} ms, more than layerbench's clock gave the whole build command"),
+                },
+            };
+            outcome.unmeasured.push(format!("{} left empty, its time is in build: {why}", phase.name()));
         }
         let last_line = self.tail.iter().rev().find(|l| !l.trim().is_empty()).cloned();
         FinishedLog { steps, error: self.parser.error().map(str::to_string), last_line }

@@ -103,6 +103,32 @@ impl LogClock {
     }
 }
 
+/// A log that arrives in chunks, as whole lines. The last line of a log need not end in a newline: it is
+/// still a line, given by [`LineBuffer::rest`] at the end.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    pending: String,
+}
+
+impl LineBuffer {
+    /// The whole lines `chunk` completes, without their `\n`.
+    pub fn push(&mut self, chunk: &str) -> Vec<String> {
+        self.pending.push_str(chunk);
+        let mut lines = vec![];
+        while let Some(newline) = self.pending.find('\n') {
+            let line: String = self.pending.drain(..=newline).collect();
+            lines.push(line.trim_end_matches(['\n', '\r']).to_string());
+        }
+        lines
+    }
+
+    /// What is left once the log ended: its last line, when that had no newline.
+    pub fn rest(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.pending);
+        (!rest.trim().is_empty()).then(|| rest.trim_end_matches('\r').to_string())
+    }
+}
+
 /// Says when the builder starts a step it had not started before (for progress display).
 pub fn announce_step(parser: &dyn LogParser, dockerfile: &Dockerfile, current: &mut u32, events: &crate::events::EventSink) {
     if let Some(step) = parser.current() {

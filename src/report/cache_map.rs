@@ -24,7 +24,7 @@ pub enum StepState {
 
 impl StepState {
     /// Every state, in legend order.
-    pub const ALL: [StepState; 13] = [
+    pub const ALL: [StepState; 14] = [
         StepState::Hit,
         StepState::Miss(Some(Cause::NoCache)),
         StepState::Miss(Some(Cause::InputChanged)),
@@ -32,6 +32,7 @@ impl StepState {
         StepState::Miss(Some(Cause::StageNotPushed)),
         StepState::Miss(Some(Cause::InlineFinalStageOnly)),
         StepState::Miss(Some(Cause::CopyNotCached)),
+        StepState::Miss(Some(Cause::NeverCached)),
         StepState::Miss(Some(Cause::Evicted)),
         StepState::Miss(None),
         StepState::Anomaly,
@@ -66,6 +67,7 @@ impl StepState {
             StepState::Miss(Some(Cause::StageNotPushed)) => "miss: not in the cache (only the final stage is pushed)",
             StepState::Miss(Some(Cause::InlineFinalStageOnly)) => "miss: not in the cache (inline cache, final stage only)",
             StepState::Miss(Some(Cause::CopyNotCached)) => "miss: not in the cache (kaniko caches no COPY)",
+            StepState::Miss(Some(Cause::NeverCached)) => "miss: the builder never caches this instruction",
             StepState::Miss(Some(Cause::Evicted)) => "miss: not in the cache (evicted)",
             StepState::Miss(Some(Cause::HitDespiteChange)) | StepState::Anomaly => "anomaly: a hit although its input changed",
             StepState::Miss(None) => "miss (cause not recorded)",

@@ -146,6 +146,10 @@ pub struct JobRecord {
     pub bytes_pushed: Option<Bytes>,
     /// The host's 1-minute load average when the job ended (`/proc/loadavg`), to tell a busy machine.
     pub host_load_1m: Option<f64>,
+    /// Why a figure of this job is empty although the job went through, `; `-separated (a phase its
+    /// builder did not time, a size the registry could not give); empty when every figure was measured.
+    #[serde(default)]
+    pub notes: Option<String>,
 }
 
 impl JobRecord {

@@ -85,7 +85,7 @@ pub const JOB_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_index", "pipeline_run", "strategy", "status",
     "failure_kind", "error", "started_at", "wall_ms", "provision_ms", "pull_ms", "cache_import_ms",
     "build_ms", "cache_export_ms", "push_ms", "teardown_ms", "measure_ms", "cached_steps",
-    "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed", "host_load_1m",
+    "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed", "host_load_1m", "notes",
 ];
 pub const CACHE_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_run", "strategy", "registry_bytes",
@@ -217,6 +217,7 @@ mod tests {
             bytes_pulled: None,
             bytes_pushed: Some(5),
             host_load_1m: Some(1.25),
+            notes: None,
         }
     }
 

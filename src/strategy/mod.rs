@@ -388,6 +388,15 @@ impl JobPlan {
             .collect()
     }
 
+    /// The image the job pushes under its commit's tag: what `image_bytes` measures.
+    pub fn image(&self) -> Option<&str> {
+        self.ops.iter().find_map(|op| match op {
+            Op::JobBuild(request) => request.destinations.first(),
+            Op::Build { target: None, tags, .. } => tags.first(),
+            _ => None,
+        }).map(String::as_str)
+    }
+
     /// The job's one job-container build, if it has one.
     pub fn job_build(&self) -> Option<&BuildRequest> {
         self.ops.iter().find_map(|op| match op {

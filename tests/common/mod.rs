@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use bollard::Docker;
 use layerbench::events::{EventSink, Reporter};
+use layerbench::cause::Cause;
 use layerbench::results::{JobRecord, StepRecord};
 use layerbench::scenario::{self, Scenario};
 use layerbench::session::{self, Outcome};
@@ -119,11 +120,49 @@ pub async fn leftovers(run_id: &str) -> usize {
 // 1 FROM (builder), 2 RUN, 3 COPY deps.txt (early), 4 RUN, 5 FROM, 6 ENV, 7 COPY --from=builder,
 // 8 WORKDIR, 9 COPY app . (late), 10 RUN, 11 CMD.
 
-/// A strategy whose caches never survive a job reports no hit on any pipeline run.
+/// A strategy whose caches never survive a job reports no hit on any pipeline run, and every miss says
+/// it had no cache.
 pub fn assert_never_hits(steps: &[StepRecord], strategy: &str) {
     for run in ["cold", "no-change", "code-change", "deps-change"] {
         let (hits, _) = cache_pattern(steps, run, strategy);
         assert!(hits.is_empty(), "{run}: {strategy} reported cached steps {hits:?}");
+        for (step, cause) in causes(steps, run, strategy) {
+            assert_eq!(cause, Some(Cause::NoCache), "{run}: {strategy} step {step}");
+        }
+    }
+}
+
+/// The cause recorded for each step the builder reported a miss for (`FROM` left out), by step.
+pub fn causes(steps: &[StepRecord], pipeline_run: &str, strategy: &str) -> Vec<(u32, Option<Cause>)> {
+    steps
+        .iter()
+        .filter(|s| s.pipeline_run == pipeline_run && s.strategy == strategy && s.cached == Some(false))
+        .filter(|s| !s.instruction.to_uppercase().starts_with("FROM "))
+        .map(|s| (s.step, s.cause))
+        .collect()
+}
+
+/// On a rerun with nothing changed no step of any strategy has a changed input (in the first job of an
+/// iteration there is nothing to compare with), and no hit is an anomaly.
+pub fn assert_no_change_changes_nothing(steps: &[StepRecord]) {
+    for s in steps.iter().filter(|s| s.pipeline_run == "no-change") {
+        assert_ne!(s.cause, Some(Cause::InputChanged), "{} step {} `{}`", s.strategy, s.step, s.instruction);
+        assert_ne!(s.cause, Some(Cause::HitDespiteChange), "{} step {}", s.strategy, s.step);
+        assert_eq!(s.changed, None, "{} step {}", s.strategy, s.step);
+        assert!(s.input_key.as_ref().is_some_and(|k| k.len() == 16), "{} step {}: {:?}", s.strategy, s.step, s.input_key);
+    }
+}
+
+/// After a change to `file`, copied at `step`, exactly that step's input changed, naming the file, and every
+/// miss after it in its stage (up to `stage_end`) is after a miss.
+pub fn assert_input_changed_at(steps: &[StepRecord], run: &str, strategy: &str, step: u32, file: &str, stage_end: u32) {
+    let record = steps.iter().find(|s| s.pipeline_run == run && s.strategy == strategy && s.step == step).expect("the step's row");
+    assert_eq!(record.cause, Some(Cause::InputChanged), "{strategy} {run}: step {step}");
+    assert_eq!(record.changed.as_deref(), Some(file), "{strategy} {run}: step {step}");
+    let changed: Vec<u32> = causes(steps, run, strategy).into_iter().filter(|(_, c)| *c == Some(Cause::InputChanged)).map(|(s, _)| s).collect();
+    assert_eq!(changed, [step], "{strategy} {run}: only the changed COPY's own input changed");
+    for (after, cause) in causes(steps, run, strategy).into_iter().filter(|(s, _)| *s > step && *s <= stage_end) {
+        assert_eq!(cause, Some(Cause::AfterMiss), "{strategy} {run}: step {after}");
     }
 }
 
@@ -139,6 +178,7 @@ pub fn assert_late_copy_change_reruns_from_it(steps: &[StepRecord], strategy: &s
     let (hits, misses) = cache_pattern(steps, "code-change", strategy);
     assert_eq!(hits, vec![2, 3, 4, 6, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
     assert_eq!(misses, vec![9, 10, 11], "{strategy}: steps from `COPY app .` on must miss");
+    assert_input_changed_at(steps, "code-change", strategy, 9, "app/main.py", 11);
 }
 
 /// registry-final pushes only the final stage: the builder stage rebuilds, and its new output breaks
@@ -147,6 +187,17 @@ pub fn assert_registry_final_hits_only_before_copy_from(steps: &[StepRecord]) {
     let (hits, misses) = cache_pattern(steps, "no-change", "registry-final");
     assert_eq!(hits, vec![6], "only `ENV OUT=/out` sits before `COPY --from` in the final stage");
     assert_eq!(misses, vec![2, 3, 4, 7, 8, 9, 10, 11]);
+    // Its cache never held the builder stage; the final stage then takes the rebuilt builder's output.
+    for run in ["no-change", "code-change", "deps-change"] {
+        for (step, cause) in causes(steps, run, "registry-final") {
+            let expected = match (run, step) {
+                ("deps-change", 3) | ("code-change", 9) => Cause::InputChanged,
+                (_, 2..=4) => Cause::StageNotPushed,
+                _ => Cause::AfterMiss,
+            };
+            assert_eq!(cause, Some(expected), "registry-final {run}: step {step}");
+        }
+    }
 }
 
 /// The strategies by name, for the engine tests' lists.

@@ -432,6 +432,7 @@ fn job(
         bytes_pulled: None,
         bytes_pushed: None,
         host_load_1m: spec.host_load_1m,
+        notes: None,
     };
     if spec.all_failed == Some(strategy) {
         let wall_ms = scaled(1_500, jitter(&key, 0.05));

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use super::engine::{create_volume, describe};
 use super::owned::JobResources;
 use super::DockerBackend;
+use crate::builder::log::LineBuffer;
 use crate::builder::{self, job_command, Endpoints, JobCommand, JobLog, CONTEXT_DIR};
 use crate::job::{JobError, JobOutcome, JobSpec};
 use crate::events::{Event, EventSink};
@@ -146,17 +147,22 @@ async fn follow(
     let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).timestamps(true).build();
     let mut logs = backend.engine.logs(name, Some(options));
     let mut log = JobLog::start(command, job.dockerfile, outcome);
-    let mut pending = String::new();
+    let mut lines = LineBuffer::default();
+    let mut read = |line: String, log: &mut JobLog, outcome: &mut JobOutcome| {
+        if let Some((builder, version)) = log.push(&line, outcome) {
+            backend.builder_versions.entry(builder.to_string()).or_insert(version);
+        }
+        log.announce(job.dockerfile, events);
+    };
     while let Some(chunk) = logs.next().await {
         let chunk = chunk.map_err(|e| JobError::infrastructure(format!("follow the log of {name}: {}", describe(&e))))?;
-        pending.push_str(&chunk.to_string());
-        while let Some(newline) = pending.find('\n') {
-            let line: String = pending.drain(..=newline).collect();
-            if let Some((builder, version)) = log.push(&line, outcome) {
-                backend.builder_versions.entry(builder.to_string()).or_insert(version);
-            }
-            log.announce(job.dockerfile, events);
+        for line in lines.push(&chunk.to_string()) {
+            read(line, &mut log, outcome);
         }
+    }
+    // The builder's last words need no newline to count.
+    if let Some(line) = lines.rest() {
+        read(line, &mut log, outcome);
     }
     let finished = log.finish(outcome);
     let mut wait = backend.engine.wait_container(name, Some(WaitContainerOptionsBuilder::default().condition("not-running").build()));

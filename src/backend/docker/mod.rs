@@ -193,6 +193,12 @@ impl DockerBackend {
         Ok(traffic.with_blob_sizes(sizes))
     }
 
+    /// The size of `image` as the strategy's registry stores it.
+    async fn image_bytes(&self, strategy: Strategy, image: &str) -> Result<crate::Bytes, LogUnreadable> {
+        let registry = self.places.get(&strategy).and_then(|p| p.registry.as_ref()).ok_or_else(|| LogUnreadable::new("no registry is running"))?;
+        crate::registry::pushed_image_bytes(image, |script| async move { exec_output(&self.engine, registry, &["sh", "-c", &script]).await }).await
+    }
+
     /// Provision (a fresh daemon, or the shared one), then the plan's operations in order.
     async fn job_body(&mut self, job: &JobSpec<'_>, owner: &mut JobResources, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         outcome.enter(Phase::Provision);
@@ -320,6 +326,9 @@ impl Backend for DockerBackend {
         outcome.cleanup_errors.extend(owner.remove().await);
         outcome.enter(Phase::Measure);
         outcome.record_traffic(self.registry_traffic(job.strategy, since).await);
+        if let (None, Some(image)) = (&outcome.error, job.plan.image()) {
+            outcome.record_image(self.image_bytes(job.strategy, image).await);
+        }
         outcome.end_phase();
         outcome
     }
@@ -330,7 +339,7 @@ impl Backend for DockerBackend {
         if let Some(registry) = &place.registry {
             let script = storage_script(strategy.name());
             let out = exec_output(&self.engine, registry, &["sh", "-c", &script]).await;
-            state.registry_bytes = state.size_from("registry storage", out);
+            state.registry_bytes = state.storage_from(out);
         }
         if let Some(daemon) = &place.shared {
             let out = exec_output(&self.engine, &daemon.container, &["du", "-sb", builder::daemon(daemon.kind).state_dir]).await;

@@ -250,6 +250,9 @@ impl Backend for KubeBackend {
         // layerbench's own bookkeeping, as on the docker backend: no CI job has it.
         outcome.enter(Phase::Measure);
         outcome.record_traffic(self.registry_traffic(mark).await);
+        if let (None, Some(image)) = (&outcome.error, job.plan.image()) {
+            outcome.record_image(self.image_bytes(image).await);
+        }
         outcome.end_phase();
         outcome
     }
@@ -258,7 +261,7 @@ impl Backend for KubeBackend {
         let mut state = CacheState::default();
         if let Some(pod) = &self.registry_pod {
             let out = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await;
-            state.registry_bytes = state.size_from("registry storage", out);
+            state.registry_bytes = state.storage_from(out);
         }
         if strategy.daemon == Daemon::Shared(DaemonKind::Docker) {
             if let Some(Ok(pod)) = &self.shared_dind {

@@ -179,6 +179,12 @@ impl KubeBackend {
         out.trim().parse().map_err(|_| LogUnreadable::new(format!("counting its lines printed `{}`", out.trim())))
     }
 
+    /// The size of `image` as the run's registry stores it.
+    pub(super) async fn image_bytes(&self, image: &str) -> Result<crate::Bytes, LogUnreadable> {
+        let pod = self.registry_pod.as_ref().ok_or_else(|| LogUnreadable::new("the registry is not running"))?;
+        crate::registry::pushed_image_bytes(image, |script| async move { self.exec_output(pod, manifests::REGISTRY_NAME, &script).await }).await
+    }
+
     /// The registry's traffic since `mark`, from the lines its log file gained; the sizes of the
     /// blobs uploaded from its blob store.
     pub(super) async fn registry_traffic(&self, mark: Result<u64, LogUnreadable>) -> Result<Traffic, LogUnreadable> {

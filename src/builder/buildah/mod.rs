@@ -70,6 +70,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         parser: log::parser,
         storage: Some("/var/lib/containers"),
         version: Some(VersionLine { builder: "buildah", prefix: "buildah version " }),
+        inner_phases: vec![],
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{cache_export, cache_import, client_job};
+use super::{cache_export, cache_import, client_job, Client};
 use crate::builder::command::{BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::strategy::{BuildRequest, Privileges};
 use crate::toolchain::Role;
@@ -41,7 +41,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         build.extend(["--export-cache".into(), cache_export(export)]);
     }
     let version = VersionLine { builder: "buildctl", prefix: "buildctl github.com/moby/buildkit " };
-    client_job("buildctl --version", &build, "BUILDKIT_HOST", endpoints, version)
+    client_job(request, &build, Client { version_command: "buildctl --version", host_variable: "BUILDKIT_HOST", version }, endpoints)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! docker buildx (BuildKit) against the job's Docker daemon, as a GitLab or GitHub job runs it.
 
-use super::{cache_export, cache_import, client_job};
+use super::{cache_export, cache_import, client_job, Client};
 use crate::builder::command::{BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::strategy::{BuildRequest, Privileges};
 use crate::toolchain::Role;
@@ -30,7 +30,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     build.push(CONTEXT_DIR.into());
     // `github.com/docker/buildx 0.13.1+ds1 …`
     let version = VersionLine { builder: "buildx", prefix: "github.com/docker/buildx " };
-    client_job("docker buildx version", &build, "DOCKER_HOST", endpoints, version)
+    client_job(request, &build, Client { version_command: "docker buildx version", host_variable: "DOCKER_HOST", version }, endpoints)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ pub mod buildx;
 pub mod log;
 
 use crate::builder::command::{mark, script, shell, shell_words, Endpoints, JobCommand, VersionLine};
-use crate::strategy::{CacheExport, CacheImport, Phase};
+use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase};
 
 /// BuildKit's attributes for a cache import (`--cache-from` of buildx, `--import-cache` of buildctl).
 fn cache_import(import: &CacheImport) -> String {
@@ -29,8 +29,24 @@ fn cache_export(export: &CacheExport) -> String {
 /// command that also imports and exports the cache and pushes, with the daemon's address in `host_variable`.
 /// BuildKit reports the cache import, cache export and push inside that command itself, and its parser
 /// splits them off the build by BuildKit's own vertex times.
-fn client_job(version_command: &str, build: &[String], host_variable: &str, endpoints: &Endpoints, version: VersionLine) -> JobCommand {
-    let lines = vec![version_command.to_string(), mark(Phase::Build), shell_words(build)];
-    let env = endpoints.daemon_host.map(|h| vec![format!("{host_variable}={h}")]).unwrap_or_default();
-    JobCommand { entrypoint: shell(), args: script(lines), env, parser: log::parser, storage: None, version: Some(version) }
+fn client_job(request: &BuildRequest, build: &[String], client: Client, endpoints: &Endpoints) -> JobCommand {
+    let lines = vec![client.version_command.to_string(), mark(Phase::Build), shell_words(build)];
+    let env = endpoints.daemon_host.map(|h| vec![format!("{}={h}", client.host_variable)]).unwrap_or_default();
+    let mut inner_phases = vec![];
+    if !request.cache_from.is_empty() {
+        inner_phases.push(Phase::CacheImport);
+    }
+    inner_phases.push(Phase::Push);
+    if request.cache_to.is_some() {
+        inner_phases.push(Phase::CacheExport);
+    }
+    JobCommand { entrypoint: shell(), args: script(lines), env, parser: log::parser, storage: None, version: Some(client.version), inner_phases }
+}
+
+/// How a BuildKit client is told apart: how it prints its version, where it finds its daemon.
+struct Client {
+    version_command: &'static str,
+    /// The variable its daemon's address goes in.
+    host_variable: &'static str,
+    version: VersionLine,
 }

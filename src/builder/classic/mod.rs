@@ -80,6 +80,12 @@ async fn pull_if_present(docker: &Docker, image: &str) -> Result<(), JobError> {
     Ok(())
 }
 
+/// The daemon's words when runc or containerd could not create a step's container (`OCI runtime create
+/// failed`, `failed to create shim task`): seen here under load as `read init-p: connection reset by peer`.
+fn runtime_failed(message: &str) -> bool {
+    message.contains("OCI runtime create failed") || message.contains("failed to create shim task")
+}
+
 /// Only the registry's answer that the image does not exist means "no cache yet": the engine's 404
 /// for a pull, or the registry's `MANIFEST_UNKNOWN` / `NAME_UNKNOWN` codes in the daemon's message
 /// (`manifest unknown`, `name unknown`). Anything else (a registry that is down, refused, or
@@ -176,22 +182,17 @@ async fn build(
     let failed_step = steps.iter().find(|s| s.error.is_some()).map(|s| (s.step, s.instruction.clone()));
     outcome.merge_steps(steps.iter().map(|s| s.outcome()));
     if let Some((message, from_builder)) = error {
-        return Err(match (failed_step, from_builder) {
-            (Some((step, instruction)), true) => JobError::build(format!(
-                "build failed at step {step}/{} `{instruction}`: {message}",
-                job.dockerfile.total_steps()
-            )),
-            (None, true) => JobError::build(format!("build failed: {message}")),
-            (_, false) => JobError::infrastructure(format!("build: lost the daemon: {message}")),
+        let at = failed_step.map(|(step, instruction)| format!(" at step {step}/{} `{instruction}`", job.dockerfile.total_steps()));
+        let at = at.unwrap_or_default();
+        return Err(match from_builder {
+            // The container runtime could not start the step's container: the daemon's host failed, not the step.
+            true if runtime_failed(&message) => JobError::infrastructure(format!("build{at}: the container runtime failed: {message}")),
+            true => JobError::build(format!("build failed{at}: {message}")),
+            false => JobError::infrastructure(format!("build: lost the daemon: {message}")),
         });
     }
     for extra in tags.iter().skip(1) {
         tag(docker, &tags[0], extra).await?;
-    }
-    if target.is_none() {
-        if let Some(first) = tags.first() {
-            outcome.image_bytes = docker.inspect_image(first).await.ok().and_then(|i| i.size).map(|s| s as u64);
-        }
     }
     Ok(())
 }
@@ -227,6 +228,14 @@ mod tests {
         )));
         assert!(!registry_has_no_such_image(&stream("Get \"http://registry:5000/v2/\": connection refused")));
         assert!(!registry_has_no_such_image(&server(500, "not found")));
+    }
+
+    #[test]
+    fn a_runtime_that_cannot_start_a_step_is_no_build_failure() {
+        let seen = "failed to create task for container: failed to create shim task: OCI runtime create failed: runc create \
+                    failed: unable to start container process: waiting for init preliminary setup: read init-p: connection reset by peer: unknown";
+        assert!(runtime_failed(seen));
+        assert!(!runtime_failed("The command '/bin/sh -c exit 3' returned a non-zero code: 3"));
     }
 
     #[test]

@@ -9,14 +9,27 @@ use crate::toolchain::Role;
 
 /// kaniko needs nothing beyond a plain container: it runs as root inside it and rewrites its own filesystem.
 /// Without `--cache-copy-layers` it neither looks up nor pushes a cached layer for `COPY` or `ADD`
-/// (pkg/executor/build.go); its `RUN` layers are cached.
-pub const HOME: BuilderHome = BuilderHome {
-    name: "kaniko",
-    role: Role::Kaniko,
-    privileges: Privileges::default,
-    command,
-    uncached: &[("COPY", Cause::CopyNotCached), ("ADD", Cause::CopyNotCached)],
-};
+/// (pkg/executor/build.go); of the rest it caches `RUN` only, and reruns every other instruction.
+pub const HOME: BuilderHome = BuilderHome { name: "kaniko", role: Role::Kaniko, privileges: Privileges::default, command, uncached: UNCACHED };
+
+const UNCACHED: &[(&str, Cause)] = &[
+    ("COPY", Cause::CopyNotCached),
+    ("ADD", Cause::CopyNotCached),
+    ("ENV", Cause::NeverCached),
+    ("ARG", Cause::NeverCached),
+    ("WORKDIR", Cause::NeverCached),
+    ("CMD", Cause::NeverCached),
+    ("ENTRYPOINT", Cause::NeverCached),
+    ("EXPOSE", Cause::NeverCached),
+    ("LABEL", Cause::NeverCached),
+    ("USER", Cause::NeverCached),
+    ("VOLUME", Cause::NeverCached),
+    ("STOPSIGNAL", Cause::NeverCached),
+    ("HEALTHCHECK", Cause::NeverCached),
+    ("SHELL", Cause::NeverCached),
+    ("ONBUILD", Cause::NeverCached),
+    ("MAINTAINER", Cause::NeverCached),
+];
 
 /// kaniko's flags. Its image's entry point is the executor, so these are its arguments. kaniko
 /// has one cache repository for import and export; it builds and pushes in one go, so its whole
@@ -60,5 +73,6 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
         ]);
     }
     args.extend(request.destinations.iter().map(|d| format!("--destination={d}")));
-    JobCommand { entrypoint: None, args, env: vec![], parser: log::parser, storage: None, version: None }
+    // kaniko pushes inside its one run and says nothing a phase could be split by: all of it is the build.
+    JobCommand { entrypoint: None, args, env: vec![], parser: log::parser, storage: None, version: None, inner_phases: vec![] }
 }
