@@ -67,6 +67,21 @@ impl Cause {
         }
     }
 
+    /// A word or two, for a terminal line.
+    pub fn short(self) -> &'static str {
+        match self {
+            Cause::NoCache => "no cache",
+            Cause::InputChanged => "changed",
+            Cause::AfterMiss => "after miss",
+            Cause::StageNotPushed => "stage not pushed",
+            Cause::InlineFinalStageOnly => "not in inline cache",
+            Cause::CopyNotCached => "COPY not cached",
+            Cause::NeverCached => "never cached",
+            Cause::Evicted => "evicted",
+            Cause::HitDespiteChange => "ANOMALY: hit despite change",
+        }
+    }
+
     /// In words, for the report and the terminal.
     pub fn label(self) -> &'static str {
         match self {

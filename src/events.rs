@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::results::{JobRecord, PipelineRunName};
+use crate::results::{JobRecord, PipelineRunName, StepRecord};
 use crate::strategy::{Phase, Strategy};
 use crate::Millis;
 
@@ -18,7 +18,8 @@ pub enum Event {
     JobStarted { iteration: u32, pipeline_run: PipelineRunName, strategy: Strategy },
     PhaseStarted { phase: Phase, detail: String },
     StepStarted { step: u32, total_steps: u32, instruction: String },
-    JobFinished { record: Box<JobRecord> },
+    /// A job ended: its record, and its steps' rows (their causes say why a step missed).
+    JobFinished { record: Box<JobRecord>, steps: Vec<StepRecord> },
     RunFinished { results_dir: PathBuf, interrupted: bool },
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::events::{Event, Reporter};
-use crate::results::{JobRecord, JobStatus};
+use crate::cause::Cause;
+use crate::results::{JobRecord, JobStatus, StepRecord};
 
 /// Seconds with one decimal, for people.
 pub fn seconds(ms: u64) -> String {
@@ -25,14 +26,15 @@ pub fn human_bytes(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
-fn job_line(job: &JobRecord) -> String {
+fn job_line(job: &JobRecord, steps: &[StepRecord]) -> String {
     let status = match job.status {
         JobStatus::Ok => "ok".to_string(),
         JobStatus::Failed => format!("FAILED: {}", job.error.as_deref().unwrap_or_default().lines().next().unwrap_or_default()),
     };
     let pushed = job.bytes_pushed.map(human_bytes).unwrap_or_else(|| "n/a".into());
+    let misses = miss_summary(steps);
     format!(
-        "[iteration {}] {:<12} {:<22} {:>8}  cached {:>2}/{:<2}  pushed {:>9}  {status}",
+        "[iteration {}] {:<12} {:<22} {:>8}  cached {:>2}/{:<2}  pushed {:>9}  {status}{misses}",
         job.iteration,
         job.pipeline_run,
         job.strategy,
@@ -41,6 +43,34 @@ fn job_line(job: &JobRecord) -> String {
         job.total_steps,
         pushed,
     )
+}
+
+/// Why the job's steps missed, step ranges by cause: `  misses: 9 changed (app/main.py), 10-11 after miss`;
+/// empty when nothing missed or no cause was recorded.
+fn miss_summary(steps: &[StepRecord]) -> String {
+    let mut groups: Vec<(Cause, Option<&str>, u32, u32)> = vec![];
+    for s in steps.iter().filter(|s| s.cause.is_some()) {
+        let cause = s.cause.expect("filtered");
+        match groups.last_mut() {
+            Some((c, changed, _, last)) if *c == cause && changed.is_none() && s.changed.is_none() && *last + 1 >= s.step => *last = s.step,
+            _ => groups.push((cause, s.changed.as_deref(), s.step, s.step)),
+        }
+    }
+    if groups.is_empty() {
+        return String::new();
+    }
+    if groups.iter().all(|(c, ..)| *c == Cause::NoCache) {
+        return "  misses: no cache".into();
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(cause, changed, first, last)| {
+            let steps = if first == last { first.to_string() } else { format!("{first}-{last}") };
+            let changed = changed.map(|c| format!(" ({c})")).unwrap_or_default();
+            format!("{steps} {}{changed}", cause.short())
+        })
+        .collect();
+    format!("  misses: {}", parts.join(", "))
 }
 
 /// One line per event worth a line, to stderr: for CI logs and pipes.
@@ -65,7 +95,7 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
             Event::ServiceStarted { iteration, strategy, service, startup_ms } => {
                 format!("[iteration {iteration}] {strategy}: {service} service ready in {}", seconds(*startup_ms))
             }
-            Event::JobFinished { record } => job_line(record),
+            Event::JobFinished { record, steps } => job_line(record, steps),
             Event::RunFinished { results_dir, interrupted } => match interrupted {
                 true => format!("interrupted; results so far are in {}", results_dir.display()),
                 false => format!("done; results in {}", results_dir.display()),
@@ -114,8 +144,8 @@ impl Reporter for ProgressReporter {
                 let short: String = instruction.chars().take(60).collect();
                 self.current.set_message(format!("{} · step {step}/{total_steps} {short}", self.job));
             }
-            Event::JobFinished { record } => {
-                let _ = self.multi.println(job_line(record));
+            Event::JobFinished { record, steps } => {
+                let _ = self.multi.println(job_line(record, steps));
                 self.jobs.inc(1);
             }
             Event::RunFinished { .. } => {
@@ -134,6 +164,38 @@ impl Reporter for ProgressReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn step(step: u32, cause: Option<Cause>, changed: Option<&str>) -> StepRecord {
+        StepRecord {
+            run_id: "r".into(),
+            backend: crate::results::BackendKind::Docker,
+            iteration: 1,
+            pipeline_run: "code-change".into(),
+            strategy: crate::strategy::Strategy::named("shared-dind"),
+            stage: "0".into(),
+            step,
+            total_steps: 11,
+            instruction: "RUN x".into(),
+            cached: Some(cause.is_none()),
+            duration_ms: None,
+            input_key: None,
+            cause,
+            changed: changed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_jobs_line_says_why_its_steps_missed() {
+        let code_change = [
+            step(8, None, None),
+            step(9, Some(Cause::InputChanged), Some("app/main.py")),
+            step(10, Some(Cause::AfterMiss), None),
+            step(11, Some(Cause::AfterMiss), None),
+        ];
+        assert_eq!(miss_summary(&code_change), "  misses: 9 changed (app/main.py), 10-11 after miss");
+        assert_eq!(miss_summary(&[step(2, Some(Cause::NoCache), None), step(3, Some(Cause::NoCache), None)]), "  misses: no cache");
+        assert_eq!(miss_summary(&[step(2, None, None)]), "", "every step hit");
+    }
 
     #[test]
     fn bytes_read_like_people_write_them() {

@@ -170,7 +170,7 @@ impl Running<'_, '_> {
         if record.status == JobStatus::Failed {
             self.summary.failed_jobs += 1;
         }
-        self.events.emit(Event::JobFinished { record: Box::new(record) });
+        self.events.emit(Event::JobFinished { record: Box::new(record), steps });
         let cache = backend.cache_state(strategy).await;
         self.say_once(&cache.unmeasured);
         self.writer.append_cache(&CacheRecord {

@@ -45,7 +45,7 @@ struct StopRegistryAfterFirstJob {
 
 impl Reporter for StopRegistryAfterFirstJob {
     fn event(&mut self, event: &Event) {
-        if let (Event::JobFinished { record }, false) = (event, self.stopped) {
+        if let (Event::JobFinished { record, .. }, false) = (event, self.stopped) {
             self.stopped = true;
             // Each strategy has a registry of its own per iteration.
             let name = format!("lb-{}-registry-{}-it{}", record.run_id, record.strategy, record.iteration);

@@ -206,8 +206,9 @@ fn the_verdict_names_the_strategy_the_csv_says_is_fastest() {
 fn the_verdict_says_how_much_faster_and_at_what_cost() {
     let (_out, _, doc) = report_of("synthetic-flask");
     let headline = text_of(&doc, "#verdict-headline");
-    assert!(headline.contains("faster than"), "{headline}");
-    assert!(headline.contains('%'), "{headline}");
+    assert!(headline.contains("× faster than"), "two strategies compare as a ratio: {headline}");
+    assert!(!headline.contains('%'), "{headline}");
+    assert!(headline.contains("ahead by more than the spread"), "{headline}");
     let cost = text_of(&doc, "#verdict-cost");
     assert!(
         cost.contains("MB") && cost.contains("privileged"),
@@ -455,4 +456,68 @@ fn build_and_infrastructure_failures_are_told_apart() {
         "the warning splits the failures by kind"
     );
     assert!(text.contains("1 failed (1 infrastructure)"), "the time table's cell names the kind");
+}
+
+/// How many columns each row of a table covers, colspan and rowspan honoured: one entry per `<tr>`, header
+/// rows first. A cell a rowspan carries down occupies its column in the rows below.
+fn row_widths(table: scraper::ElementRef<'_>) -> (usize, Vec<usize>) {
+    let span = |cell: &scraper::ElementRef, attr: &str| cell.value().attr(attr).and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
+    let mut carried: Vec<usize> = vec![]; // rows left for a rowspan, per column
+    let mut widths = vec![];
+    let mut header_rows = 0;
+    for row in table.select(&Selector::parse("tr").unwrap()) {
+        if row.ancestors().any(|a| a.value().as_element().is_some_and(|e| e.name() == "thead")) {
+            header_rows += 1;
+        }
+        let mut column = 0;
+        let mut next_carried = carried.iter().map(|n| n.saturating_sub(1)).collect::<Vec<_>>();
+        for cell in row.children().filter_map(scraper::ElementRef::wrap).filter(|c| matches!(c.value().name(), "td" | "th")) {
+            while carried.get(column).is_some_and(|n| *n > 0) {
+                column += 1;
+            }
+            let (cols, rows) = (span(&cell, "colspan"), span(&cell, "rowspan"));
+            for c in column..column + cols {
+                if next_carried.len() <= c {
+                    next_carried.resize(c + 1, 0);
+                }
+                next_carried[c] = rows - 1;
+            }
+            column += cols;
+        }
+        let covered = column.max(carried.iter().rposition(|n| *n > 0).map_or(0, |i| i + 1));
+        widths.push(covered);
+        carried = next_carried;
+    }
+    (header_rows, widths)
+}
+
+/// Every table of a report holding every strategy and every phase (a real run of all eleven strategies,
+/// kept from before records were typed) has as many header columns as each of its rows has cells.
+#[test]
+fn every_table_has_as_many_header_columns_as_each_row_has_cells() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/example-before-typed-records");
+    let jobs = read_jobs(&dir).unwrap();
+    let strategies: std::collections::BTreeSet<_> = jobs.iter().map(|j| j.strategy).collect();
+    assert_eq!(strategies.len(), layerbench::strategy::Strategy::all().count(), "every strategy is in the report");
+    for phase in layerbench::strategy::Phase::ALL {
+        assert!(jobs.iter().any(|j| j.phase_ms(phase).is_some()), "phase {} is in the report", phase.name());
+    }
+    let out = tempfile::tempdir().unwrap();
+    let index = generate(&dir, out.path()).unwrap();
+    let doc = Html::parse_document(&std::fs::read_to_string(index).unwrap());
+    let tables = select(&doc, "table");
+    assert!(tables.len() >= 8, "{} tables", tables.len());
+    for table in tables {
+        let id = table.value().attr("id").unwrap_or("(no id)").to_string();
+        let (header_rows, widths) = row_widths(table);
+        let expected = if header_rows > 0 { widths[..header_rows].iter().copied().max().unwrap() } else { widths[0] };
+        for (i, width) in widths.iter().enumerate() {
+            assert_eq!(*width, expected, "table {id}, row {i}: {width} cells under {expected} header columns");
+        }
+    }
+    let phases = select(&doc, "#phases-table thead th");
+    let names: Vec<String> = phases.iter().map(|h| h.text().collect()).collect();
+    for phase in layerbench::strategy::Phase::ALL {
+        assert!(names.contains(&phase.name().to_string()), "{} has a header: {names:?}", phase.name());
+    }
 }

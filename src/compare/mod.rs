@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::results::data::{RunData, Spread};
 use crate::results::{FailureKind, JobStatus, PipelineRunName};
+use crate::cause::Cause;
 use crate::strategy::Strategy;
 
 pub use bootstrap::{relative_change_of_median, Estimate, RESAMPLES};
@@ -161,6 +162,8 @@ pub struct Side {
     pub load_per_cpu: Option<f64>,
     /// Steps served from cache in more than half of the successful jobs.
     pub cached: BTreeSet<StepKey>,
+    /// For steps that missed, the cause most of the successful jobs recorded (none in older results).
+    pub miss_causes: BTreeMap<(String, String, u32), Cause>,
     pub total_steps: usize,
 }
 
@@ -174,6 +177,8 @@ pub struct StepKey {
     pub occurrence: u32,
     /// Step number, for display only.
     pub step: u32,
+    /// Why the candidate's jobs missed it, for a step that stopped hitting (display only).
+    pub cause: Option<Cause>,
 }
 
 impl StepKey {
@@ -183,7 +188,14 @@ impl StepKey {
     }
 
     pub fn label(&self) -> String {
-        format!("step {} `{}`", self.step, self.instruction)
+        match self.cause {
+            Some(cause) => format!("step {} `{}` ({})", self.step, self.instruction, cause.label()),
+            None => format!("step {} `{}`", self.step, self.instruction),
+        }
+    }
+
+    fn owned_id(&self) -> (String, String, u32) {
+        (self.stage.clone(), self.instruction.clone(), self.occurrence)
     }
 }
 
@@ -322,13 +334,14 @@ fn load(role: &str, dir: &Path) -> Result<RunData, CompareError> {
 }
 
 /// Which steps hit the cache in most successful jobs of a strategy in a pipeline run.
-fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> (BTreeSet<StepKey>, usize) {
+fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> (BTreeSet<StepKey>, BTreeMap<(String, String, u32), Cause>, usize) {
     let ok: Vec<_> = data
         .jobs_of(strategy, run)
         .into_iter()
         .filter(|j| j.status == JobStatus::Ok)
         .collect();
     let mut hits: BTreeMap<StepKey, usize> = BTreeMap::new();
+    let mut misses: BTreeMap<(String, String, u32), BTreeMap<Cause, usize>> = BTreeMap::new();
     for job in &ok {
         let mut seen: BTreeMap<(String, String), u32> = BTreeMap::new();
         for s in data.steps_of(job) {
@@ -340,10 +353,13 @@ fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> (BTreeSet<S
                 instruction: s.instruction.clone(),
                 occurrence: *n,
                 step: s.step,
+                cause: None,
             };
             *n += 1;
-            if s.cached == Some(true) {
-                *hits.entry(key).or_default() += 1;
+            match (s.cached, s.cause) {
+                (Some(true), _) => *hits.entry(key).or_default() += 1,
+                (Some(false), Some(cause)) => *misses.entry(key.owned_id()).or_default().entry(cause).or_default() += 1,
+                _ => {}
             }
         }
     }
@@ -352,7 +368,11 @@ fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> (BTreeSet<S
         .filter(|(_, n)| n * 2 > ok.len())
         .map(|(k, _)| k)
         .collect();
-    (cached, data.step_table().len())
+    let miss_causes = misses
+        .into_iter()
+        .filter_map(|(id, counts)| counts.into_iter().max_by_key(|(cause, n)| (*n, std::cmp::Reverse(*cause))).map(|(c, _)| (id, c)))
+        .collect();
+    (cached, miss_causes, data.step_table().len())
 }
 
 fn side(data: &RunData, strategy: Strategy, run: &str) -> Option<Side> {
@@ -366,7 +386,7 @@ fn side(data: &RunData, strategy: Strategy, run: &str) -> Option<Side> {
         .filter(|j| j.failure_kind == Some(FailureKind::Infrastructure))
         .count();
     let ok_wall_ms: Vec<f64> = ok.iter().map(|j| j.wall_ms as f64).collect();
-    let (cached, total_steps) = cached_majority(data, strategy, run);
+    let (cached, miss_causes, total_steps) = cached_majority(data, strategy, run);
     Some(Side {
         wall_ms: Spread::of(ok_wall_ms.iter().copied()),
         ok_wall_ms,
@@ -376,6 +396,7 @@ fn side(data: &RunData, strategy: Strategy, run: &str) -> Option<Side> {
         infrastructure_failures,
         load_per_cpu: environment::load_per_cpu(ok.iter().copied(), data.info.host.cpus),
         cached,
+        miss_causes,
         total_steps,
     })
 }
@@ -481,7 +502,9 @@ fn cache_changes(baseline: Option<&Side>, candidate: Option<&Side>) -> (Vec<Step
         keys.sort_by_key(|k| k.step);
         keys
     };
-    (only_in(b, c), only_in(c, b))
+    // A step that stopped hitting says why the candidate missed it.
+    let lost = only_in(b, c).into_iter().map(|k| StepKey { cause: c.miss_causes.get(&k.owned_id()).copied(), ..k }).collect();
+    (lost, only_in(c, b))
 }
 
 /// What makes a row a regression whatever its times say. A candidate that measured nothing fails the

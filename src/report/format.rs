@@ -58,6 +58,20 @@ pub fn html(text: impl AsRef<str>) -> String {
     out
 }
 
+/// How `a` compares with `b` as a ratio: "2.3× slower", "4.1× faster", "as fast" (within 0.05×): how a
+/// reader compares two strategies. A strategy against itself over time is a percentage (`change`).
+pub fn ratio(a: f64, b: f64) -> String {
+    if a <= 0.0 || b <= 0.0 {
+        return MISSING.to_string();
+    }
+    let r = a / b;
+    match r {
+        r if (r - 1.0).abs() < 0.05 => "as fast".to_string(),
+        r if r > 1.0 => format!("{r:.1}× slower"),
+        r => format!("{:.1}× faster", 1.0 / r),
+    }
+}
+
 /// Names joined with `sep` (strategies, pipeline runs).
 pub fn join<T: AsRef<str>>(items: &[T], sep: &str) -> String {
     items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(sep)
@@ -66,6 +80,14 @@ pub fn join<T: AsRef<str>>(items: &[T], sep: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_strategies_compare_as_a_ratio() {
+        assert_eq!(ratio(40.0, 92.0), "2.3× faster");
+        assert_eq!(ratio(92.0, 40.0), "2.3× slower");
+        assert_eq!(ratio(41.0, 40.0), "as fast");
+        assert_eq!(ratio(0.0, 40.0), MISSING);
+    }
 
     #[test]
     fn units_are_readable() {

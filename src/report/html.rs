@@ -3,7 +3,7 @@
 use super::cache_map::{CacheMap, StepState};
 use crate::results::data::{phase_ms, RunData, Spread, PHASES};
 use super::format::{self, html, join, MISSING};
-use super::verdict::{self, Standing, Verdict};
+use super::verdict::{self, Lead, Standing, Verdict};
 use super::ReportError;
 use crate::results::{ImageSource, JobStatus};
 
@@ -40,6 +40,7 @@ pub fn render(
         ("time_table", time_table(data)),
         ("cache_map", cache_map(map)),
         ("cache_map_legend", cache_map_legend()),
+        ("miss_advice", miss_advice(map)),
         ("phases_chart", charts.phases.clone()),
         ("phases_table", phases_table(data)),
         ("services", services(data)),
@@ -220,23 +221,42 @@ fn headline(data: &RunData, verdict: &Verdict) -> String {
     };
     let next = verdict.runner_up();
     let total = best.total_ms.unwrap_or_default();
-    let mut out = format!(
-        "<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs} run{}): \
-         <span class=\"fastest\" data-strategy=\"{}\">{}</span>, {} in total",
-        if runs == 1 { "" } else { "s" },
-        html(best.strategy),
-        strategy_html(best.strategy),
-        format::duration(total)
-    );
-    match next.and_then(|n| n.total_ms.map(|t| (n, t))) {
-        Some((next, next_total)) => out.push_str(&format!(
-            ", {} ({:.1}%) faster than {} ({}).",
-            format::duration(next_total - total),
-            if total > 0.0 { (next_total - total) / total * 100.0 } else { 0.0 },
-            strategy_html(next.strategy),
-            format::duration(next_total)
-        )),
-        None => out.push_str(". It is the only strategy with a successful job in every pipeline run."),
+    let runs = format!("{runs} run{}", if runs == 1 { "" } else { "s" });
+    let fastest = format!("<span class=\"fastest\" data-strategy=\"{}\">{}</span>", html(best.strategy), strategy_html(best.strategy));
+    let mut out = match &verdict.lead {
+        Lead::Tied(with) => {
+            let others: Vec<String> = verdict
+                .ranked
+                .iter()
+                .filter(|s| with.contains(&s.strategy))
+                .map(|s| format!("{} ({})", strategy_html(s.strategy), format::opt_duration(s.total_ms)))
+                .collect();
+            format!(
+                "<p class=\"headline\" id=\"verdict-headline\">Tied within noise over the pipeline ({runs}): {fastest} \
+                 ({} in total) and {}: the gaps are within the spread of their per-iteration totals, so none is fastest",
+                format::duration(total),
+                others.join(", ")
+            )
+        }
+        Lead::Clear | Lead::Unjudged => {
+            format!("<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs}): {fastest}, {} in total", format::duration(total))
+        }
+    };
+    match (next.and_then(|n| n.total_ms.map(|t| (n, t))), &verdict.lead) {
+        (Some(_), Lead::Tied(_)) => out.push('.'),
+        (Some((next, next_total)), lead) => {
+            out.push_str(&format!(
+                ", {} than {} ({})",
+                format::ratio(total, next_total),
+                strategy_html(next.strategy),
+                format::duration(next_total)
+            ));
+            out.push_str(match lead {
+                Lead::Unjudged => ", in too few complete iterations to tell that from noise.",
+                _ => ", ahead by more than the spread of either's per-iteration totals.",
+            });
+        }
+        (None, _) => out.push_str(". It is the only strategy with a successful job in every pipeline run."),
     }
     let complete = verdict.complete_iterations.len();
     if complete > 0 && verdict.ranked.len() > 1 {
@@ -267,9 +287,12 @@ fn ranking_table(data: &RunData, verdict: &Verdict) -> String {
         .map(|(i, s)| (Some(i + 1), s))
         .chain(verdict.unranked.iter().map(|s| (None, s)))
         .map(|(rank, s)| {
+            let tied = matches!(&verdict.lead, Lead::Tied(with) if with.contains(&s.strategy));
             let vs = match (rank, s.total_ms, best_total) {
+                (Some(1), _, _) if matches!(verdict.lead, Lead::Tied(_)) => "tied within noise".to_string(),
                 (Some(1), _, _) => "fastest".to_string(),
-                (_, Some(t), Some(b)) if b > 0.0 => format!("+{} (+{:.1}%)", format::duration(t - b), (t - b) / b * 100.0),
+                (_, Some(t), Some(b)) if tied => format!("tied within noise ({}, +{})", format::ratio(t, b), format::duration(t - b)),
+                (_, Some(t), Some(b)) => format!("{} (+{})", format::ratio(t, b), format::duration(t - b)),
                 _ => MISSING.to_string(),
             };
             let spread = verdict::total_spread(data, s.strategy)
@@ -447,6 +470,29 @@ fn cache_map_cell(cell: &super::cache_map::Cell, column: &super::cache_map::Colu
     )
 }
 
+/// Per strategy, how many cache-map cells missed for each cause, and what would turn them into hits where
+/// the cause says so.
+fn miss_advice(map: &CacheMap) -> String {
+    let mut items = vec![];
+    for strategy in map.columns.iter().map(|c| c.strategy).collect::<std::collections::BTreeSet<_>>().into_iter() {
+        let causes = map.causes_of(strategy);
+        if causes.is_empty() {
+            continue;
+        }
+        let counts: Vec<String> = causes.iter().map(|(cause, n)| format!("{n} {}", html(cause.label()))).collect();
+        let advice: Vec<String> = causes.iter().filter_map(|(cause, _)| cause.advice()).map(|a| html(a)).collect();
+        let advice = match advice.is_empty() {
+            true => String::new(),
+            false => format!(" What would make them hits: {}.", advice.join("; ")),
+        };
+        items.push(format!("<li data-strategy=\"{}\">{}: {}.{advice}</li>", html(strategy), strategy_html(strategy), counts.join(", ")));
+    }
+    match items.is_empty() {
+        true => String::new(),
+        false => format!("<h3>Why steps missed, per strategy</h3><p>Cells of the map by cause (majority over iterations).</p><ul id=\"miss-advice\">{}</ul>", items.concat()),
+    }
+}
+
 fn phases_table(data: &RunData) -> String {
     let rows: Vec<Vec<String>> = data
         .strategies()
@@ -462,19 +508,11 @@ fn phases_table(data: &RunData) -> String {
             row
         })
         .collect();
-    table(
-        Some("phases-table"),
-        &[
-            "strategy",
-            "provision",
-            "pull",
-            "build",
-            "push",
-            "not in a phase",
-            "pipeline total",
-        ],
-        &rows,
-    )
+    // The headers and the cells come from the same list of phases.
+    let mut headers = vec!["strategy"];
+    headers.extend(PHASES.iter().map(|p| p.name()));
+    headers.extend(["not in a phase", "pipeline total"]);
+    table(Some("phases-table"), &headers, &rows)
 }
 
 /// A job's wall time not covered by the phases it recorded; `None` when it recorded none.
@@ -686,6 +724,7 @@ mod tests {
             "time_table",
             "cache_map",
             "cache_map_legend",
+            "miss_advice",
             "phases_chart",
             "phases_table",
             "services",

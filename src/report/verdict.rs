@@ -26,6 +26,18 @@ pub struct Standing {
     pub privileges: Option<String>,
 }
 
+/// Whether the fastest strategy is ahead of the others by more than noise: the spread of their
+/// per-iteration pipeline totals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lead {
+    /// Ahead of every other ranked strategy by more than the wider of the two spreads.
+    Clear,
+    /// Within the spread of these strategies: no strategy can be called fastest.
+    Tied(Vec<Strategy>),
+    /// Too few complete iterations to know the spread (one, say): the order is shown, not judged.
+    Unjudged,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     /// Ranked strategies, fastest first.
@@ -36,6 +48,8 @@ pub struct Verdict {
     pub complete_iterations: Vec<u32>,
     /// Of those, how many had the overall fastest strategy also fastest on its own.
     pub fastest_wins: usize,
+    /// Whether the first of `ranked` is ahead by more than noise.
+    pub lead: Lead,
 }
 
 impl Verdict {
@@ -87,12 +101,29 @@ impl Verdict {
                 .total_cmp(&b.total_ms.unwrap_or(f64::INFINITY))
         });
         let (complete_iterations, fastest_wins) = iteration_wins(data, &ranked);
-        Verdict {
-            ranked,
-            unranked,
-            complete_iterations,
-            fastest_wins,
+        let lead = lead(data, &ranked);
+        Verdict { ranked, unranked, complete_iterations, fastest_wins, lead }
+    }
+}
+
+/// The fastest's lead: a strategy whose total is within the wider of the two strategies' per-iteration spreads
+/// (slowest minus fastest complete iteration) of the fastest's ties with it.
+fn lead(data: &RunData, ranked: &[Standing]) -> Lead {
+    let (Some(best), Some(_)) = (ranked.first(), ranked.get(1)) else { return Lead::Clear };
+    let width = |s: &Standing| total_spread(data, s.strategy).filter(|sp| sp.n >= 2).map(|sp| sp.max - sp.min);
+    let Some(best_width) = width(best) else { return Lead::Unjudged };
+    let best_total = best.total_ms.unwrap_or_default();
+    let mut tied = vec![];
+    for other in &ranked[1..] {
+        let Some(other_width) = width(other) else { return Lead::Unjudged };
+        if other.total_ms.unwrap_or(f64::INFINITY) - best_total <= best_width.max(other_width) {
+            tied.push(other.strategy);
         }
+    }
+    if tied.is_empty() {
+        Lead::Clear
+    } else {
+        Lead::Tied(tied)
     }
 }
 

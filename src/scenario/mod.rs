@@ -60,7 +60,7 @@ impl PipelineRunName {
 
 impl std::fmt::Display for PipelineRunName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -151,8 +151,9 @@ impl std::ops::Deref for Strategy {
 }
 
 impl std::fmt::Display for Strategy {
+    /// Its name, padded as a format's width asks (`{:<22}`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -505,6 +506,7 @@ mod tests {
         assert_eq!(serialized, "\"registry-multistage\"");
         let back: Strategy = serde_json::from_str(&serialized).unwrap();
         assert_eq!(back, Strategy::named("registry-multistage"));
+        assert_eq!(format!("[{:<14}]", Strategy::named("shared-dind")), "[shared-dind   ]", "widths pad, as a string's do");
         let unknown = serde_json::from_str::<Strategy>("\"nope\"").unwrap_err().to_string();
         assert!(unknown.contains("unknown strategy `nope`"), "{unknown}");
     }
