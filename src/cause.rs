@@ -146,6 +146,10 @@ pub struct StepCause {
 pub struct Prior {
     pub inputs: Vec<StepInput>,
     pub cached: BTreeMap<u32, bool>,
+    /// The input keys of every step the strategy's successful jobs of the iteration built, in any lane:
+    /// a hit on one of them is the cache doing its work (another lane, or an earlier job, built that very
+    /// input), not an anomaly.
+    pub built: std::collections::BTreeSet<crate::inputs::Digest>,
 }
 
 /// The cause of each step of a job: `inputs` its steps' inputs, `reported` whether its builder served each
@@ -179,7 +183,8 @@ pub fn classify(inputs: &[StepInput], reported: &BTreeMap<u32, bool>, prior: Opt
                     (Some(_), None) => true,
                     (Some(_), Some(e)) => e.key != step.key,
                 };
-                key_changed.then_some(Cause::HitDespiteChange)
+                let built_before = prior.is_some_and(|p| p.built.contains(&step.key));
+                (key_changed && !built_before).then_some(Cause::HitDespiteChange)
             }
             None => None,
         };
@@ -246,6 +251,10 @@ mod tests {
         result.iter().filter_map(|(s, c)| c.cause.map(|c| (*s, c))).collect()
     }
 
+    fn prior(inputs: Vec<StepInput>, cached: BTreeMap<u32, bool>) -> Prior {
+        Prior { inputs, cached, built: Default::default() }
+    }
+
     fn keeps() -> CacheScope {
         CacheScope { keeps: true, ..CacheScope::default() }
     }
@@ -255,7 +264,7 @@ mod tests {
         let (_d, now) = inputs("1", "a");
         let all = cached(&[], &[2, 3, 4, 6, 7, 8, 9, 10, 11]);
         assert!(causes(&classify(&now, &all, None, &keeps())).iter().all(|(_, c)| *c == Cause::NoCache));
-        let prior = Prior { inputs: now.clone(), cached: all.clone() };
+        let prior = prior(now.clone(), all.clone());
         let cold = CacheScope::default();
         assert!(causes(&classify(&now, &all, Some(&prior), &cold)).iter().all(|(_, c)| *c == Cause::NoCache));
     }
@@ -264,7 +273,7 @@ mod tests {
     fn a_code_change_is_the_late_copy_then_after_a_miss() {
         let (_a, before) = inputs("1", "a");
         let (_b, now) = inputs("2", "a");
-        let prior = Prior { inputs: before, cached: cached(&[2, 3, 4, 6, 7, 8, 9, 10, 11], &[]) };
+        let prior = prior(before, cached(&[2, 3, 4, 6, 7, 8, 9, 10, 11], &[]));
         let result = classify(&now, &cached(&[2, 3, 4, 6, 7, 8], &[9, 10, 11]), Some(&prior), &keeps());
         assert_eq!(causes(&result), [(9, Cause::InputChanged), (10, Cause::AfterMiss), (11, Cause::AfterMiss)]);
         assert_eq!(result[&9].changed.as_deref(), Some("app/main.py"));
@@ -276,7 +285,7 @@ mod tests {
         let (_a, before) = inputs("1", "a");
         let (_b, now) = inputs("1", "a");
         let scope = CacheScope { keeps: true, stage_gaps: [("builder".to_string(), Cause::StageNotPushed)].into(), ..Default::default() };
-        let prior = Prior { inputs: before, cached: cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]) };
+        let prior = prior(before, cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]));
         let result = classify(&now, &cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]), Some(&prior), &scope);
         let c = causes(&result);
         assert_eq!(&c[..3], [(2, Cause::StageNotPushed), (3, Cause::StageNotPushed), (4, Cause::StageNotPushed)]);
@@ -293,7 +302,7 @@ mod tests {
             instruction_gaps: [("COPY", Cause::CopyNotCached), ("ADD", Cause::CopyNotCached)].into(),
             ..Default::default()
         };
-        let prior = Prior { inputs: before.clone(), cached: cached(&[2, 4, 10], &[3, 7, 9]) };
+        let prior = prior(before.clone(), cached(&[2, 4, 10], &[3, 7, 9]));
         let result = classify(&now, &cached(&[2, 4, 10], &[3, 7, 9]), Some(&prior), &scope);
         assert_eq!(causes(&result), [(3, Cause::CopyNotCached), (7, Cause::CopyNotCached), (9, Cause::CopyNotCached)]);
         let (_c, changed) = inputs("2", "a");
@@ -302,11 +311,24 @@ mod tests {
         assert_eq!(result[&10].cause, Some(Cause::HitDespiteChange), "RUN after a changed COPY cannot rightly hit");
     }
 
+    /// Lanes are branches sharing a cache: a hit on an input another lane (or an earlier job) built is the
+    /// cache at work, not a contradiction.
+    #[test]
+    fn a_hit_on_an_input_another_lane_built_is_no_anomaly() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("2", "a");
+        let all = cached(&[2, 3, 4, 6, 7, 8, 9, 10, 11], &[]);
+        let mut lane_prior = prior(before, all.clone());
+        assert_eq!(classify(&now, &all, Some(&lane_prior), &keeps())[&9].cause, Some(Cause::HitDespiteChange));
+        lane_prior.built = now.iter().map(|s| s.key).collect();
+        assert!(causes(&classify(&now, &all, Some(&lane_prior), &keeps())).is_empty(), "every step hit, none suspect");
+    }
+
     #[test]
     fn an_unchanged_step_the_cache_should_hold_was_evicted() {
         let (_a, before) = inputs("1", "a");
         let (_b, now) = inputs("1", "a");
-        let prior = Prior { inputs: before, cached: cached(&[2, 3, 4], &[]) };
+        let prior = prior(before, cached(&[2, 3, 4], &[]));
         let result = classify(&now, &cached(&[2], &[3, 4]), Some(&prior), &keeps());
         assert_eq!(causes(&result), [(3, Cause::Evicted), (4, Cause::AfterMiss)]);
     }

@@ -15,7 +15,7 @@ pub enum Event {
     /// Set-up work outside any job (image builds, registry start).
     Setup { message: String },
     ServiceStarted { iteration: u32, strategy: Strategy, service: String, startup_ms: Millis },
-    JobStarted { iteration: u32, pipeline_run: PipelineRunName, strategy: Strategy },
+    JobStarted { iteration: u32, pipeline_run: PipelineRunName, strategy: Strategy, lane: crate::lanes::Lane },
     PhaseStarted { phase: Phase, detail: String },
     StepStarted { step: u32, total_steps: u32, instruction: String },
     /// A job ended: its record, and its steps' rows (their causes say why a step missed).

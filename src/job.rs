@@ -16,6 +16,8 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// One CI job to run.
 pub struct JobSpec<'a> {
+    /// Its lane among the pipelines of its strategy run at once.
+    pub lane: crate::lanes::Lane,
     pub iteration: u32,
     pub pipeline_index: u32,
     pub pipeline_run: &'a PipelineRun,
@@ -79,6 +81,10 @@ pub struct JobOutcome {
     pub image_bytes: Option<Bytes>,
     pub bytes_pulled: Option<Bytes>,
     pub bytes_pushed: Option<Bytes>,
+    /// What the job's containers and daemon used (see [`crate::usage`]).
+    pub usage: crate::usage::Usage,
+    /// Where the job ran: the engine's host name, or the pod's node.
+    pub node: Option<String>,
     /// Why a figure of this job is empty when the job itself went fine (an upload whose size the
     /// registry's log did not give, a registry log that could not be read). The run says each reason once.
     pub unmeasured: Vec<String>,
@@ -115,6 +121,23 @@ impl JobOutcome {
             Err(why) => self
                 .unmeasured
                 .push(format!("bytes pulled and pushed left empty: the registry's access log could not be read ({why})")),
+        }
+    }
+
+    /// The job's traffic when no other lane used the registry beside it. Lanes share their strategy's
+    /// registry, and its access log does not say which lane sent a request (a shared daemon sends every
+    /// lane's from one address), so a lane's bytes are left empty with the reason.
+    pub async fn record_own_traffic<F>(&mut self, lane: crate::lanes::Lane, traffic: F)
+    where
+        F: std::future::Future<Output = Result<crate::registry::Traffic, crate::registry::LogUnreadable>>,
+    {
+        if lane.is_shared() {
+            self.unmeasured.push(format!(
+                "bytes pulled and pushed left empty at concurrency {}: the lanes share the strategy's registry, whose access log cannot tell one lane's requests from another's",
+                lane.level
+            ));
+        } else {
+            self.record_traffic(traffic.await);
         }
     }
 

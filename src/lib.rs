@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod inputs;
 pub mod job;
+pub mod lanes;
 pub mod progress;
 pub mod registry;
 pub mod report;
@@ -20,6 +21,7 @@ pub mod scenario;
 pub mod session;
 pub mod strategy;
 pub mod toolchain;
+pub mod usage;
 
 /// Durations are whole milliseconds everywhere in layerbench's records.
 pub type Millis = u64;

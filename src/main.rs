@@ -28,6 +28,7 @@ const EXAMPLES: &str = "\
 Examples:
   layerbench run scenarios/flask.toml
   layerbench run scenarios/flask.toml --strategies shared-dind,registry-multistage --iterations 5
+  layerbench run scenarios/flask.toml --strategies shared-dind,buildkit-daemon-shared --concurrency 1,2,4
   layerbench report results/20261127T190501Z-flask
   layerbench compare results/baseline results/candidate --threshold 10% --markdown summary.md
   layerbench clean
@@ -58,6 +59,10 @@ enum Command {
         /// Iterations instead of the scenario's (each starts from empty caches).
         #[arg(long)]
         iterations: Option<u32>,
+        /// Concurrency levels instead of the scenario's, e.g. `1,2,4`: at level N each pipeline run of a
+        /// strategy starts N pipelines at once, sharing its cache as branches do (at most 16).
+        #[arg(long, value_name = "LEVELS")]
+        concurrency: Option<String>,
         /// Where results/<run-id>/ goes.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -297,9 +302,10 @@ fn one_line(error: &anyhow::Error) -> String {
 
 async fn dispatch(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
-        Command::Run { scenario, strategies, iterations, results, reports, no_report, keep, images, target } => {
+        Command::Run { scenario, strategies, iterations, concurrency, results, reports, no_report, keep, images, target } => {
             let reports = (!no_report).then_some(reports.as_path());
-            run(&scenario, strategies, iterations, &results, reports, keep, &images.config(), target.choice()).await
+            let choices = RunChoices { strategies, iterations, concurrency };
+            run(&scenario, choices, &results, reports, keep, &images.config(), target.choice()).await
         }
         Command::Report { results_dir, out } => {
             let out = out.unwrap_or_else(|| session::default_report_dir(Path::new("reports"), &results_dir));
@@ -417,11 +423,16 @@ fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    scenario_path: &Path,
+/// What `run`'s flags narrow or replace of the scenario's own choices.
+struct RunChoices {
     strategies: Option<Vec<String>>,
     iterations: Option<u32>,
+    concurrency: Option<String>,
+}
+
+async fn run(
+    scenario_path: &Path,
+    choices: RunChoices,
     results_root: &Path,
     reports_root: Option<&Path>,
     keep: bool,
@@ -431,11 +442,15 @@ async fn run(
     // Every mistake that can be seen here is refused before the engine and the toolchain images,
     // which can take minutes.
     let scenario = scenario::load(scenario_path).map_err(usage)?;
-    let strategies = run_strategies(&scenario, strategies, &backend)?;
-    let iterations = iterations.unwrap_or(scenario.iterations);
+    let strategies = run_strategies(&scenario, choices.strategies, &backend)?;
+    let iterations = choices.iterations.unwrap_or(scenario.iterations);
     if iterations == 0 {
         return Err(usage(anyhow!("--iterations must be at least 1")));
     }
+    let concurrency = match &choices.concurrency {
+        Some(levels) => layerbench::lanes::parse_levels(levels).map_err(|e| usage(anyhow!("--concurrency: {e}")))?,
+        None => scenario.concurrency.clone(),
+    };
     for (flag, dir) in [("--results", Some(results_root)), ("--reports", reports_root)] {
         if let Some(dir) = dir {
             layerbench::results::prepare_dir(dir).map_err(|e| usage(anyhow!("{flag}: {e}")))?;
@@ -447,6 +462,7 @@ async fn run(
         scenario: &scenario,
         strategies,
         iterations,
+        concurrency,
         results_root: results_root.to_path_buf(),
         keep: resources::keep_requested(keep),
         toolchain: images.clone(),

@@ -34,8 +34,8 @@ fn job_line(job: &JobRecord, steps: &[StepRecord]) -> String {
     let pushed = job.bytes_pushed.map(human_bytes).unwrap_or_else(|| "n/a".into());
     let misses = miss_summary(steps);
     format!(
-        "[iteration {}] {:<12} {:<22} {:>8}  cached {:>2}/{:<2}  pushed {:>9}  {status}{misses}",
-        job.iteration,
+        "[{}] {:<12} {:<22} {:>8}  cached {:>2}/{:<2}  pushed {:>9}  {status}{misses}",
+        position(job.iteration, job.lane()),
         job.pipeline_run,
         job.strategy,
         seconds(job.wall_ms),
@@ -43,6 +43,14 @@ fn job_line(job: &JobRecord, steps: &[StepRecord]) -> String {
         job.total_steps,
         pushed,
     )
+}
+
+/// `iteration 1`, and `iteration 1, lane 2/4` when lanes ran at once.
+fn position(iteration: u32, lane: crate::lanes::Lane) -> String {
+    match lane.is_shared() {
+        false => format!("iteration {iteration}"),
+        true => format!("iteration {iteration}, {lane}"),
+    }
 }
 
 /// Why the job's steps missed, step ranges by cause: `  misses: 9 changed (app/main.py), 10-11 after miss`;
@@ -135,8 +143,8 @@ impl Reporter for ProgressReporter {
         match event {
             Event::RunStarted { total_jobs, .. } => self.jobs.set_length(*total_jobs),
             Event::Setup { message } => self.current.set_message(message.clone()),
-            Event::JobStarted { iteration, pipeline_run, strategy } => {
-                self.job = format!("iteration {iteration} · {pipeline_run} · {strategy}");
+            Event::JobStarted { iteration, pipeline_run, strategy, lane } => {
+                self.job = format!("{} · {pipeline_run} · {strategy}", position(*iteration, *lane));
                 self.current.set_message(self.job.clone());
             }
             Event::PhaseStarted { detail, .. } => self.current.set_message(format!("{} · {detail}", self.job)),
@@ -169,6 +177,8 @@ mod tests {
         StepRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
+            lane: 1,
             iteration: 1,
             pipeline_run: "code-change".into(),
             strategy: crate::strategy::Strategy::named("shared-dind"),

@@ -10,6 +10,7 @@ use crate::cause::{self, CacheScope, Prior, StepCause};
 use crate::inputs::StepInput;
 use crate::events::{Event, EventSink};
 use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
+use crate::lanes::Lane;
 use crate::results::{BackendKind, CacheRecord, JobRecord, JobStatus, ResultsError, ResultsWriter, ServiceRecord, StepRecord};
 use crate::scenario::{context, PipelineRun, Scenario, ScenarioError};
 use crate::strategy::{Phase, PlanInput, Strategy};
@@ -23,6 +24,8 @@ pub enum RunError {
     Results(#[from] ResultsError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Level(#[from] crate::lanes::LevelError),
 }
 
 /// How long a backend may take to remove a timed-out job's resources.
@@ -34,6 +37,8 @@ pub struct RunPlan<'a> {
     pub scenario: &'a Scenario,
     pub strategies: Vec<Strategy>,
     pub iterations: u32,
+    /// The concurrency levels, in order (`crate::lanes`).
+    pub concurrency: Vec<u32>,
     /// Where per-iteration copies of the context live while the run goes on.
     pub work_dir: PathBuf,
 }
@@ -72,9 +77,22 @@ pub async fn run<B: Backend>(
     events: &EventSink,
 ) -> Result<RunSummary, RunError> {
     let scopes = plan.strategies.iter().map(|&s| (s, crate::builder::cache_scope(s, &plan.scenario.dockerfile))).collect();
-    let mut run = Running { plan, writer, events, summary: RunSummary::default(), said: Default::default(), scopes, priors: BTreeMap::new() };
-    for iteration in 1..=plan.iterations {
-        run.iteration(backend, iteration).await?;
+    let mut run = Running {
+        plan,
+        writer,
+        events,
+        summary: RunSummary::default(),
+        said: Default::default(),
+        scopes,
+        priors: BTreeMap::new(),
+        built: BTreeMap::new(),
+        peak_alone: None,
+    };
+    for &level in &plan.concurrency {
+        run.check_memory_for(level)?;
+        for iteration in 1..=plan.iterations {
+            run.iteration(backend, level, iteration).await?;
+        }
     }
     Ok(run.summary)
 }
@@ -89,99 +107,180 @@ struct Running<'r, 'p> {
     said: std::collections::BTreeSet<String>,
     /// What each strategy's cache can hold.
     scopes: BTreeMap<Strategy, CacheScope>,
-    /// Each strategy's last successful job in the iteration, which the next one's causes are judged against.
-    priors: BTreeMap<Strategy, Prior>,
+    /// Each lane's last successful job of its strategy in the iteration, which its next job's causes are
+    /// judged against: a lane is a branch, and its previous commit is its own.
+    priors: BTreeMap<(Strategy, u32), (Vec<StepInput>, BTreeMap<u32, bool>)>,
+    /// The input keys every successful job of a strategy built in the iteration, in any lane.
+    built: BTreeMap<Strategy, std::collections::BTreeSet<crate::inputs::Digest>>,
+    /// The highest peak memory of one level-1 job, once level 1 ran: what a higher level is judged by.
+    peak_alone: Option<crate::Bytes>,
+}
+
+/// The lanes of one level, each with its own copy of the context.
+struct Lanes {
+    lanes: Vec<Lane>,
+    contexts: Vec<PathBuf>,
 }
 
 impl Running<'_, '_> {
-    /// One iteration from empty caches: its services, then every pipeline run in order.
-    async fn iteration<B: Backend>(&mut self, backend: &mut B, iteration: u32) -> Result<(), RunError> {
+    /// One iteration of one level from empty caches: its services, then every pipeline run in order, each
+    /// strategy's lanes at once.
+    async fn iteration<B: Backend>(&mut self, backend: &mut B, level: u32, iteration: u32) -> Result<(), RunError> {
         let scenario = self.plan.scenario;
-        let context_dir = self.plan.work_dir.join(format!("iteration-{iteration}"));
-        let context_dir = context::prepare_iteration_context(scenario, &context_dir)?;
+        let base = self.plan.work_dir.join(format!("level-{level}-iteration-{iteration}"));
+        let lanes: Vec<Lane> = Lane::of_level(level).collect();
+        let contexts = lanes
+            .iter()
+            .map(|lane| context::prepare_iteration_context(scenario, &base.join(format!("lane-{}", lane.lane))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lanes = Lanes { lanes, contexts };
         self.priors.clear();
-        for service in backend.begin_iteration(iteration, &self.plan.strategies, self.events).await? {
-            let record = ServiceRecord {
-                run_id: self.plan.run_id.clone(),
-                backend: backend.kind(),
+        self.built.clear();
+        let services = backend.begin_iteration(iteration, &self.plan.strategies, self.events).await?;
+        for service in &services {
+            self.events.emit(Event::ServiceStarted {
                 iteration,
                 strategy: service.strategy,
                 service: service.service.clone(),
                 startup_ms: service.startup_ms,
-            };
-            self.writer.append_service(&record)?;
-            self.events.emit(Event::ServiceStarted { iteration, strategy: service.strategy, service: service.service, startup_ms: service.startup_ms });
+            });
         }
         for (index, pipeline_run) in scenario.pipeline.iter().enumerate() {
-            context::apply_change(&context_dir, &pipeline_run.change)?;
-            // What every step's input is in this pipeline run, the same for every strategy.
-            let inputs = crate::inputs::step_inputs(&scenario.dockerfile, &context_dir)?;
+            // What every step's input is in this pipeline run, per lane, the same for every strategy.
+            let mut inputs = vec![];
+            for (lane, dir) in lanes.lanes.iter().zip(&lanes.contexts) {
+                context::apply_change(dir, &pipeline_run.change.for_lane(*lane))?;
+                inputs.push(crate::inputs::step_inputs(&scenario.dockerfile, dir)?);
+            }
             for strategy in rotation(&self.plan.strategies, iteration, index, scenario.pipeline.len()) {
                 let at = JobAt { iteration, index: index as u32, pipeline_run, strategy };
-                self.job(backend, &at, &context_dir, &inputs).await?;
+                self.round(backend, &at, &lanes, &inputs).await?;
             }
         }
-        backend.end_iteration(iteration).await?;
-        let _ = std::fs::remove_dir_all(&context_dir);
+        let ended = backend.end_iteration(iteration).await;
+        // Each service's row once its usage over the iteration is known (or, when removing failed, without it).
+        let ends = ended.as_ref().map(Vec::as_slice).unwrap_or_default();
+        for service in services {
+            let end = ends.iter().find(|e| e.strategy == service.strategy);
+            self.say_once(&end.and_then(|e| e.unmeasured.clone()).into_iter().collect::<Vec<_>>());
+            let usage = end.map(|e| e.usage.clone()).unwrap_or_default();
+            self.writer.append_service(&ServiceRecord {
+                run_id: self.plan.run_id.clone(),
+                backend: backend.kind(),
+                concurrency: level,
+                iteration,
+                strategy: service.strategy,
+                service: service.service,
+                startup_ms: service.startup_ms,
+                cpu_ms: usage.cpu_ms,
+                peak_memory_bytes: usage.peak_memory_bytes,
+            })?;
+        }
+        ended?;
+        let _ = std::fs::remove_dir_all(&base);
         Ok(())
     }
 
-    /// One job, its records written the moment it ends, then its strategy's cache state.
-    async fn job<B: Backend>(&mut self, backend: &mut B, at: &JobAt<'_>, context_dir: &Path, inputs: &[StepInput]) -> Result<(), RunError> {
+    /// One pipeline run of one strategy: its lanes started together behind a barrier, each lane's records
+    /// written once all have ended, then the strategy's cache state.
+    async fn round<B: Backend>(&mut self, backend: &B, at: &JobAt<'_>, lanes: &Lanes, inputs: &[Vec<StepInput>]) -> Result<(), RunError> {
         let scenario = self.plan.scenario;
         let JobAt { iteration, index, pipeline_run, strategy } = *at;
-        self.events.emit(Event::JobStarted { iteration, pipeline_run: pipeline_run.name.clone(), strategy });
         let repository = backend.repository(strategy, &scenario.repository);
-        let commit_tag = format!("c{}-{}", index + 1, pipeline_run.name);
-        let job_plan = strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile });
-        let job = JobSpec {
-            iteration,
-            pipeline_index: index,
-            pipeline_run,
-            strategy,
-            plan: &job_plan,
-            context: context_dir,
-            dockerfile_path: &scenario.dockerfile_path,
-            dockerfile: &scenario.dockerfile,
-        };
-        let started_at = chrono::Utc::now();
-        let clock = Instant::now();
-        // Backends bound a job by JOB_TIMEOUT themselves and then remove what it created; this
-        // outer bound only catches a backend whose clean-up hangs too.
-        let outcome = tokio::time::timeout(JOB_TIMEOUT + CLEANUP_GRACE, backend.run_job(&job, self.events)).await.unwrap_or_else(|_| {
-            let mut outcome = JobOutcome::default();
-            outcome.fail(JobError::infrastructure(format!(
-                "the job and its clean-up did not finish within {} min; the end of the run removes what it left",
-                (JOB_TIMEOUT + CLEANUP_GRACE).as_secs() / 60
-            )));
-            outcome
-        });
-        let wall_ms = crate::millis(clock.elapsed());
-        self.say_once(&outcome.unmeasured);
-        let reported: BTreeMap<u32, bool> = outcome.steps.iter().map(|s| (s.step, s.cached)).collect();
-        let causes = cause::classify(inputs, &reported, self.priors.get(&strategy), &self.scopes[&strategy]);
-        let seen = Seen { inputs, causes: &causes };
-        let (record, steps) = records(&self.plan.run_id, backend.kind(), &job, &outcome, &seen, started_at, wall_ms);
-        self.writer.append_job(&record, &steps)?;
-        if record.status == JobStatus::Ok {
-            self.priors.insert(strategy, Prior { inputs: inputs.to_vec(), cached: reported });
+        let plans: Vec<_> = lanes
+            .lanes
+            .iter()
+            .map(|lane| {
+                let commit_tag = commit_tag(index, pipeline_run, *lane);
+                strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile })
+            })
+            .collect();
+        let jobs: Vec<JobSpec<'_>> = lanes
+            .lanes
+            .iter()
+            .zip(&lanes.contexts)
+            .zip(&plans)
+            .map(|((lane, context), plan)| JobSpec {
+                lane: *lane,
+                iteration,
+                pipeline_index: index,
+                pipeline_run,
+                strategy,
+                plan,
+                context,
+                dockerfile_path: &scenario.dockerfile_path,
+                dockerfile: &scenario.dockerfile,
+            })
+            .collect();
+        for job in &jobs {
+            self.events.emit(Event::JobStarted { iteration, pipeline_run: pipeline_run.name.clone(), strategy, lane: job.lane });
         }
-        self.summary.jobs += 1;
-        if record.status == JobStatus::Failed {
-            self.summary.failed_jobs += 1;
+        let barrier = tokio::sync::Barrier::new(jobs.len());
+        let ran = futures_util::future::join_all(jobs.iter().map(|job| run_one(backend, job, &barrier, self.events))).await;
+        for ((job, (started_at, wall_ms, outcome)), inputs) in jobs.iter().zip(ran).zip(inputs) {
+            self.record(backend.kind(), job, &outcome, inputs, started_at, wall_ms)?;
         }
-        self.events.emit(Event::JobFinished { record: Box::new(record), steps });
         let cache = backend.cache_state(strategy).await;
         self.say_once(&cache.unmeasured);
         self.writer.append_cache(&CacheRecord {
             run_id: self.plan.run_id.clone(),
             backend: backend.kind(),
+            concurrency: lanes.lanes.len() as u32,
             iteration,
             pipeline_run: pipeline_run.name.clone(),
             strategy,
             registry_bytes: cache.registry_bytes,
             daemon_volume_bytes: cache.daemon_volume_bytes,
         })?;
+        Ok(())
+    }
+
+    /// A job's records, its causes judged against its lane's last successful job, written at once.
+    fn record(
+        &mut self,
+        backend: BackendKind,
+        job: &JobSpec<'_>,
+        outcome: &JobOutcome,
+        inputs: &[StepInput],
+        started_at: chrono::DateTime<chrono::Utc>,
+        wall_ms: Millis,
+    ) -> Result<(), RunError> {
+        let strategy = job.strategy;
+        self.say_once(&outcome.unmeasured);
+        let reported: BTreeMap<u32, bool> = outcome.steps.iter().map(|s| (s.step, s.cached)).collect();
+        let built = self.built.entry(strategy).or_default();
+        let prior = self.priors.get(&(strategy, job.lane.lane)).map(|(inputs, cached)| Prior {
+            inputs: inputs.clone(),
+            cached: cached.clone(),
+            built: built.clone(),
+        });
+        let causes = cause::classify(inputs, &reported, prior.as_ref(), &self.scopes[&strategy]);
+        let seen = Seen { inputs, causes: &causes };
+        let (record, steps) = records(&self.plan.run_id, backend, job, outcome, &seen, started_at, wall_ms);
+        self.writer.append_job(&record, &steps)?;
+        if record.status == JobStatus::Ok {
+            built.extend(inputs.iter().map(|s| s.key));
+            self.priors.insert((strategy, job.lane.lane), (inputs.to_vec(), reported));
+            if !job.lane.is_shared() {
+                self.peak_alone = self.peak_alone.max(record.peak_memory_bytes);
+            }
+        }
+        self.summary.jobs += 1;
+        if record.status == JobStatus::Failed {
+            self.summary.failed_jobs += 1;
+        }
+        self.events.emit(Event::JobFinished { record: Box::new(record), steps });
+        Ok(())
+    }
+
+    /// Refuses a level the host clearly cannot hold: `level` times the highest peak memory of one level-1
+    /// job, against the memory the host has available now.
+    fn check_memory_for(&self, level: u32) -> Result<(), RunError> {
+        let (Some(peak), Some(available)) = (self.peak_alone, crate::lanes::memory_available()) else { return Ok(()) };
+        let needed = crate::lanes::memory_needed(level, peak);
+        if level > 1 && needed > available {
+            return Err(RunError::Level(crate::lanes::LevelError::TooLittleMemory { level, needed, available, peak }));
+        }
         Ok(())
     }
 
@@ -192,6 +291,37 @@ impl Running<'_, '_> {
             }
         }
     }
+}
+
+/// The image tag a lane's job gives its commit: `c<N>-<pipeline run>`, with `-l<K>` for lane K of several.
+fn commit_tag(index: u32, pipeline_run: &PipelineRun, lane: Lane) -> String {
+    match lane.is_shared() {
+        false => format!("c{}-{}", index + 1, pipeline_run.name),
+        true => format!("c{}-{}-l{}", index + 1, pipeline_run.name, lane.lane),
+    }
+}
+
+/// Runs one lane's job once every lane is ready: when it started, its wall time, and its outcome.
+async fn run_one<B: Backend>(
+    backend: &B,
+    job: &JobSpec<'_>,
+    barrier: &tokio::sync::Barrier,
+    events: &EventSink,
+) -> (chrono::DateTime<chrono::Utc>, Millis, JobOutcome) {
+    barrier.wait().await;
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
+    // Backends bound a job by JOB_TIMEOUT themselves and then remove what it created; this
+    // outer bound only catches a backend whose clean-up hangs too.
+    let outcome = tokio::time::timeout(JOB_TIMEOUT + CLEANUP_GRACE, backend.run_job(job, events)).await.unwrap_or_else(|_| {
+        let mut outcome = JobOutcome::default();
+        outcome.fail(JobError::infrastructure(format!(
+            "the job and its clean-up did not finish within {} min; the end of the run removes what it left",
+            (JOB_TIMEOUT + CLEANUP_GRACE).as_secs() / 60
+        )));
+        outcome
+    });
+    (started_at, crate::millis(clock.elapsed()), outcome)
 }
 
 /// Where one job sits in the run.
@@ -244,6 +374,8 @@ fn records(
                 Some(StepRecord {
                     run_id: run_id.to_string(),
                     backend,
+                    concurrency: job.lane.level,
+                    lane: job.lane.lane,
                     iteration: job.iteration,
                     pipeline_run: job.pipeline_run.name.clone(),
                     strategy: job.strategy,
@@ -270,6 +402,8 @@ fn records(
     let record = JobRecord {
         run_id: run_id.to_string(),
         backend,
+        concurrency: job.lane.level,
+        lane: job.lane.lane,
         iteration: job.iteration,
         pipeline_index: job.pipeline_index,
         pipeline_run: job.pipeline_run.name.clone(),
@@ -292,6 +426,9 @@ fn records(
         image_bytes: outcome.image_bytes,
         bytes_pulled: outcome.bytes_pulled,
         bytes_pushed: outcome.bytes_pushed,
+        cpu_ms: outcome.usage.cpu_ms,
+        peak_memory_bytes: outcome.usage.peak_memory_bytes,
+        node: outcome.node.clone(),
         host_load_1m: host_load_1m(),
         notes: (!outcome.unmeasured.is_empty()).then(|| outcome.unmeasured.join("; ")),
     };
@@ -333,10 +470,12 @@ mod tests {
             scenario: &scenario,
             strategies: vec![Strategy::named("buildkit-shared")],
             iterations: 1,
+            concurrency: vec![1],
             work_dir: PathBuf::from("/nonexistent"),
         };
         let job_plan = crate::strategy::JobPlan { daemon: crate::strategy::Daemon::Shared(crate::strategy::DaemonKind::Docker), ops: vec![] };
         let job = JobSpec {
+            lane: Lane::ALONE,
             iteration: 1,
             pipeline_index: 0,
             pipeline_run: &scenario.pipeline[0],

@@ -21,6 +21,8 @@ pub struct Request<'a> {
     pub scenario: &'a Scenario,
     pub strategies: Vec<Strategy>,
     pub iterations: u32,
+    /// The concurrency levels, in order (`crate::lanes`).
+    pub concurrency: Vec<u32>,
     /// `results/`: the run writes `results/<run-id>/`.
     pub results_root: PathBuf,
     /// Leave every container, volume and network in place.
@@ -87,7 +89,8 @@ pub async fn execute(
     let mut writer = ResultsWriter::create(&results_dir)?;
     let mut info = run_info(engine, request, &run_id, &toolchain).await;
     writer.write_run_info(&info)?;
-    let total_jobs = (request.iterations as usize * scenario.pipeline.len() * request.strategies.len()) as u64;
+    let lanes: u32 = request.concurrency.iter().sum();
+    let total_jobs = (request.iterations as usize * scenario.pipeline.len() * request.strategies.len() * lanes as usize) as u64;
     events.emit(Event::RunStarted { run_id: run_id.clone(), results_dir: results_dir.clone(), total_jobs });
 
     let scratch = scratch_dir(&run_id)?;
@@ -96,6 +99,7 @@ pub async fn execute(
         scenario,
         strategies: request.strategies.clone(),
         iterations: request.iterations,
+        concurrency: request.concurrency.clone(),
         work_dir: scratch.path().to_path_buf(),
     };
     let run = Run { plan: &plan, events, keep: request.keep };
@@ -138,6 +142,7 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         strategies: request.strategies.clone(),
         pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
         iterations: request.iterations,
+        concurrency: request.concurrency.clone(),
         // Every step steps.csv has a row for: the global ARGs too.
         steps: scenario
             .dockerfile

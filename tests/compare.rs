@@ -205,7 +205,7 @@ fn a_step_that_stops_hitting_the_cache_is_reported_even_within_noise() {
         .contains("stopped hitting the cache: step 13 `EXPOSE 5000`"));
     assert!(run
         .openmetrics
-        .contains("layerbench_cached_steps_lost{strategy=\"registry-multistage\",pipeline_run=\"no-change\"} 3\n"));
+        .contains("layerbench_cached_steps_lost{strategy=\"registry-multistage\",pipeline_run=\"no-change\",concurrency=\"1\"} 3\n"));
 }
 
 #[test]
@@ -678,12 +678,15 @@ fn results_written_before_typed_records_load_and_compare() {
         writer.append_service(row).unwrap();
     }
     let header = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap().lines().next().unwrap().to_string();
-    for file in ["cache.csv", "services.csv"] {
-        assert_eq!(header(&old, file), header(now.path(), file), "{file}'s columns");
-    }
-    // steps.csv gained the steps' inputs and causes, jobs.csv its notes, after the columns they had.
-    assert_eq!(header(now.path(), "steps.csv"), format!("{},input_key,cause,changed", header(&old, "steps.csv")));
-    assert_eq!(header(now.path(), "jobs.csv"), format!("{},notes", header(&old, "jobs.csv")));
+    // Every file gained its columns after the ones it had: steps.csv the steps' inputs and causes, jobs.csv
+    // its notes and usage, and each file the concurrency level.
+    assert_eq!(header(now.path(), "cache.csv"), format!("{},concurrency", header(&old, "cache.csv")));
+    assert_eq!(header(now.path(), "services.csv"), format!("{},concurrency,cpu_ms,peak_memory_bytes", header(&old, "services.csv")));
+    assert_eq!(header(now.path(), "steps.csv"), format!("{},input_key,cause,changed,concurrency,lane", header(&old, "steps.csv")));
+    assert_eq!(
+        header(now.path(), "jobs.csv"),
+        format!("{},notes,cpu_ms,peak_memory_bytes,node,concurrency,lane", header(&old, "jobs.csv"))
+    );
     let run = run_compare(&old, now.path());
     assert_eq!(exit_code(&run.result), 0, "the same figures are no regression");
     assert_eq!(run.result.expect("old against new compares").comparison.rows.len(), 44);

@@ -54,6 +54,7 @@ fn request<'a>(scenario: &'a layerbench::scenario::Scenario, strategies: &[Strat
         scenario,
         strategies: strategies.to_vec(),
         iterations: 1,
+        concurrency: scenario.concurrency.clone(),
         results_root: root.to_path_buf(),
         keep: false,
         toolchain: ToolchainConfig::default(),

@@ -65,6 +65,7 @@ fn scenario(context: &tempfile::TempDir, name: &str) -> Scenario {
         iterations: 1,
         strategies: Strategy::all().collect(),
         pipeline: vec![PipelineRun { name: "first".into(), change: Change::None }],
+        concurrency: vec![1],
         hash: String::new(),
     }
 }

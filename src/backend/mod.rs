@@ -40,6 +40,15 @@ pub struct ServiceStart {
     pub startup_ms: Millis,
 }
 
+/// What a long-lived service used over its iteration, read as it is removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceEnd {
+    pub strategy: Strategy,
+    pub usage: crate::usage::Usage,
+    /// Why the usage is empty, when it is.
+    pub unmeasured: Option<String>,
+}
+
 /// Cache state of one strategy after a pipeline run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CacheState {
@@ -93,11 +102,13 @@ pub trait Backend {
         strategies: &[Strategy],
         events: &EventSink,
     ) -> Result<Vec<ServiceStart>, BackendError>;
-    /// Runs one job to completion. Never fails as a whole: failures are in the outcome.
-    async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome;
+    /// Runs one job to completion. Never fails as a whole: failures are in the outcome. The lanes of a
+    /// level call it at once, each with its own job.
+    async fn run_job(&self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome;
     /// Measures what a strategy's caches hold now.
-    async fn cache_state(&mut self, strategy: Strategy) -> CacheState;
+    async fn cache_state(&self, strategy: Strategy) -> CacheState;
     /// Removes the iteration's services and registry. (What is left when a run ends goes by the run's
     /// label on the engine, and with the run's namespace on a cluster: see `session`.)
-    async fn end_iteration(&mut self, iteration: u32) -> Result<(), BackendError>;
+    /// Returns what each service used over the iteration.
+    async fn end_iteration(&mut self, iteration: u32) -> Result<Vec<ServiceEnd>, BackendError>;
 }

@@ -51,7 +51,7 @@ pub fn render(c: &Comparison) -> String {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(r.strategy.name()),
-            cell(r.pipeline_run.as_str()),
+            cell(&r.run_label()),
             cell(&side_text(&r.baseline)),
             cell(&side_text(&r.candidate)),
             cell(&change_text(r)),
@@ -68,7 +68,7 @@ pub fn render(c: &Comparison) -> String {
                 format!(
                     "- **{} / {}**: {}",
                     cell(r.strategy.name()),
-                    cell(r.pipeline_run.as_str()),
+                    cell(&r.run_label()),
                     t
                 )
             })

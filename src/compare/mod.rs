@@ -203,6 +203,8 @@ impl StepKey {
 pub struct Row {
     pub strategy: Strategy,
     pub pipeline_run: PipelineRunName,
+    /// The concurrency level both sides are taken at: level N is compared with level N only.
+    pub concurrency: u32,
     pub baseline: Option<Side>,
     pub candidate: Option<Side>,
     /// Relative change of the median, (candidate - baseline) / baseline.
@@ -222,6 +224,14 @@ pub struct Row {
 }
 
 impl Row {
+    /// The pipeline run, with its level when lanes ran at once: `cold`, `cold ×4 at once`.
+    pub fn run_label(&self) -> String {
+        match self.concurrency {
+            1 => self.pipeline_run.to_string(),
+            n => format!("{} ×{n} at once", self.pipeline_run),
+        }
+    }
+
     pub fn verdict(&self) -> &'static str {
         if self.regressed {
             "regressed"
@@ -442,7 +452,8 @@ pub fn time_verdict(
     }
 }
 
-fn row(strategy: Strategy, run: &PipelineRunName, baseline: Option<Side>, candidate: Option<Side>, threshold: f64, whole_run: &[Difference]) -> Row {
+fn row(strategy: Strategy, run: &PipelineRunName, concurrency: u32, sides: (Option<Side>, Option<Side>), threshold: f64, whole_run: &[Difference]) -> Row {
+    let (baseline, candidate) = sides;
     let (change, interval, time) = judge_times(baseline.as_ref(), candidate.as_ref(), threshold);
     let (cache_lost, cache_gained) = cache_changes(baseline.as_ref(), candidate.as_ref());
     let breakage = breakage(baseline.as_ref(), candidate.as_ref());
@@ -459,6 +470,7 @@ fn row(strategy: Strategy, run: &PipelineRunName, baseline: Option<Side>, candid
     Row {
         strategy,
         pipeline_run: run.clone(),
+        concurrency,
         baseline,
         candidate,
         change,
@@ -571,14 +583,19 @@ pub fn compare_data(
         ok_jobs(candidate),
     ));
     let mut rows = vec![];
-    for strategy in union(baseline.strategies(), candidate.strategies()) {
-        for run in union(baseline.pipeline(), candidate.pipeline()) {
-            let bs = side(baseline, strategy, run.as_str());
-            let cs = side(candidate, strategy, run.as_str());
-            if bs.is_none() && cs.is_none() {
-                continue;
+    // Level N against level N only; a level the candidate lacks leaves its rows without a candidate side,
+    // which is a regression, as a missing strategy is.
+    for level in union(baseline.levels(), candidate.levels()) {
+        let (b_level, c_level) = (baseline.at_level(level), candidate.at_level(level));
+        for strategy in union(baseline.strategies(), candidate.strategies()) {
+            for run in union(baseline.pipeline(), candidate.pipeline()) {
+                let bs = side(&b_level, strategy, run.as_str());
+                let cs = side(&c_level, strategy, run.as_str());
+                if bs.is_none() && cs.is_none() {
+                    continue;
+                }
+                rows.push(row(strategy, &run, level, (bs, cs), threshold, &environment));
             }
-            rows.push(row(strategy, &run, bs, cs, threshold, &environment));
         }
     }
     Ok(Comparison {

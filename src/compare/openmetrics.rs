@@ -15,9 +15,10 @@ fn escape(value: &str) -> String {
 
 fn labels(r: &Row) -> String {
     format!(
-        "{{strategy=\"{}\",pipeline_run=\"{}\"}}",
+        "{{strategy=\"{}\",pipeline_run=\"{}\",concurrency=\"{}\"}}",
         escape(r.strategy.name()),
-        escape(r.pipeline_run.as_str())
+        escape(r.pipeline_run.as_str()),
+        r.concurrency
     )
 }
 

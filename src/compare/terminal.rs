@@ -37,7 +37,7 @@ pub fn render(c: &Comparison) -> String {
     let changes: Vec<String> = c
         .rows
         .iter()
-        .flat_map(|r| details_text(r).into_iter().map(move |t| format!("  {} / {}: {t}", r.strategy, r.pipeline_run)))
+        .flat_map(|r| details_text(r).into_iter().map(move |t| format!("  {} / {}: {t}", r.strategy, r.run_label())))
         .collect();
     if !changes.is_empty() {
         out.push_str("\nFailures and cache changes:\n");
@@ -63,7 +63,7 @@ fn table(c: &Comparison) -> String {
         .map(|r| {
             [
                 r.strategy.to_string(),
-                r.pipeline_run.to_string(),
+                r.run_label(),
                 side_text(&r.baseline),
                 side_text(&r.candidate),
                 change_text(r),

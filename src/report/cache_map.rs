@@ -242,6 +242,8 @@ mod tests {
         StepRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
+            lane: 1,
             iteration: 1,
             pipeline_run: "no-change".into(),
             strategy: crate::strategy::Strategy::named("shared-dind"),

@@ -58,17 +58,19 @@ pub fn html(text: impl AsRef<str>) -> String {
     out
 }
 
-/// How `a` compares with `b` as a ratio: "2.3× slower", "4.1× faster", "as fast" (within 0.05×): how a
+/// How `a` compares with `b` as a ratio: "2.3× slower", "4.1× faster", "1.02× slower" (two decimals below 1.05×): how a
 /// reader compares two strategies. A strategy against itself over time is a percentage (`change`).
 pub fn ratio(a: f64, b: f64) -> String {
     if a <= 0.0 || b <= 0.0 {
         return MISSING.to_string();
     }
     let r = a / b;
-    match r {
-        r if (r - 1.0).abs() < 0.05 => "as fast".to_string(),
-        r if r > 1.0 => format!("{r:.1}× slower"),
-        r => format!("{:.1}× faster", 1.0 / r),
+    // Two decimals where one would read 1.0×: whether the gap is noise is the verdict's to say.
+    let shown = |x: f64| if x < 1.05 { format!("{x:.2}") } else { format!("{x:.1}") };
+    if r >= 1.0 {
+        format!("{}× slower", shown(r))
+    } else {
+        format!("{}× faster", shown(1.0 / r))
     }
 }
 
@@ -85,7 +87,8 @@ mod tests {
     fn two_strategies_compare_as_a_ratio() {
         assert_eq!(ratio(40.0, 92.0), "2.3× faster");
         assert_eq!(ratio(92.0, 40.0), "2.3× slower");
-        assert_eq!(ratio(41.0, 40.0), "as fast");
+        assert_eq!(ratio(40.8, 40.0), "1.02× slower");
+        assert_eq!(ratio(40.0, 40.0), "1.00× slower");
         assert_eq!(ratio(0.0, 40.0), MISSING);
     }
 

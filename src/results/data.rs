@@ -94,6 +94,28 @@ impl RunData {
         })
     }
 
+    /// The concurrency levels with at least one job, rising (run.json's list where jobs.csv has none).
+    pub fn levels(&self) -> Vec<u32> {
+        let mut levels: Vec<u32> = self.jobs.iter().map(|j| j.concurrency).collect();
+        levels.sort_unstable();
+        levels.dedup();
+        if levels.is_empty() {
+            return self.info.concurrency.clone();
+        }
+        levels
+    }
+
+    /// The records of one level only: what the one-at-a-time figures (level 1) or one level's are made of.
+    pub fn at_level(&self, level: u32) -> RunData {
+        RunData {
+            info: self.info.clone(),
+            jobs: self.jobs.iter().filter(|j| j.concurrency == level).cloned().collect(),
+            steps: self.steps.iter().filter(|s| s.concurrency == level).cloned().collect(),
+            cache: self.cache.iter().filter(|c| c.concurrency == level).cloned().collect(),
+            services: self.services.iter().filter(|s| s.concurrency == level).cloned().collect(),
+        }
+    }
+
     /// Strategies with at least one job: run.json's order, then any that only jobs.csv names.
     pub fn strategies(&self) -> Vec<Strategy> {
         let mut names: Vec<Strategy> =
@@ -241,6 +263,8 @@ impl RunData {
                 s.iteration == job.iteration
                     && s.strategy == job.strategy
                     && s.pipeline_run == job.pipeline_run
+                    && s.concurrency == job.concurrency
+                    && s.lane == job.lane
             })
             .collect();
         steps.sort_by_key(|s| s.step);

@@ -1,6 +1,7 @@
 //! Typed records of what a run measured (one row = one observation) and their on-disk form.
 
 pub mod data;
+pub mod load;
 mod writer;
 
 pub use writer::{
@@ -45,6 +46,15 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
+/// The level and lane of results written before levels existed.
+fn one() -> u32 {
+    1
+}
+
+fn levels_one() -> Vec<u32> {
+    vec![1]
+}
+
 /// One Dockerfile step of one job, as the builder reported it (`steps.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -76,6 +86,12 @@ pub struct StepRecord {
     /// last successful job; empty where nothing changed.
     #[serde(default)]
     pub changed: Option<String>,
+    /// How many pipelines of the strategy ran at once (`crate::lanes`); 1 in results written before levels.
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    /// Which of them this is, 1-based.
+    #[serde(default = "one")]
+    pub lane: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,9 +166,32 @@ pub struct JobRecord {
     /// builder did not time, a size the registry could not give); empty when every figure was measured.
     #[serde(default)]
     pub notes: Option<String>,
+    /// CPU time, in ms, of everything the job ran: its job container, its own daemon, and its share of a
+    /// shared daemon (that daemon's CPU time over the job's interval); empty when any part could not be read.
+    #[serde(default)]
+    pub cpu_ms: Option<Millis>,
+    /// The sum of the peak working sets of the job's parts (its job container, its own daemon, and a shared
+    /// daemon's highest over the job's interval), sampled every 250 ms (`crate::usage`); empty when any
+    /// part could not be read.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<Bytes>,
+    /// Where the job ran: the engine's host name on docker, the pod's node on kube.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How many pipelines of the strategy ran at once (`crate::lanes`); 1 in results written before levels.
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    /// Which of them this is, 1-based.
+    #[serde(default = "one")]
+    pub lane: u32,
 }
 
 impl JobRecord {
+    /// The job's lane among the pipelines run at once.
+    pub fn lane(&self) -> crate::lanes::Lane {
+        crate::lanes::Lane { level: self.concurrency, lane: self.lane }
+    }
+
     /// The time the job spent in `phase`; `None` when it never entered it.
     pub fn phase_ms(&self, phase: Phase) -> Option<Millis> {
         match phase {
@@ -180,6 +219,9 @@ pub struct CacheRecord {
     pub registry_bytes: Option<Bytes>,
     /// Size of the shared daemon's `/var/lib/docker` volume (shared-dind only).
     pub daemon_volume_bytes: Option<Bytes>,
+    /// The level whose lanes had just run (`crate::lanes`).
+    #[serde(default = "one")]
+    pub concurrency: u32,
 }
 
 /// A long-lived service a strategy starts once per iteration (`services.csv`).
@@ -191,6 +233,15 @@ pub struct ServiceRecord {
     pub strategy: Strategy,
     pub service: String,
     pub startup_ms: Millis,
+    /// The level whose iteration it served (`crate::lanes`).
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    /// The service's CPU time over its iteration, every job it served included; empty when unmeasured.
+    #[serde(default)]
+    pub cpu_ms: Option<Millis>,
+    /// Its highest working set over the iteration, sampled (see `crate::usage`); empty when unmeasured.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<Bytes>,
 }
 
 /// Where a toolchain image came from.
@@ -242,6 +293,9 @@ pub struct RunInfo {
     pub strategies: Vec<Strategy>,
     pub pipeline: Vec<PipelineRunName>,
     pub iterations: u32,
+    /// The concurrency levels run, in order (`[1]` in results written before levels).
+    #[serde(default = "levels_one")]
+    pub concurrency: Vec<u32>,
     /// Step table of the scenario's Dockerfile: (stage, step, instruction).
     pub steps: Vec<StepInfo>,
     pub host: HostInfo,

@@ -79,20 +79,21 @@ pub struct ResultsWriter {
 
 pub const STEP_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_run", "strategy", "stage", "step", "total_steps",
-    "instruction", "cached", "duration_ms", "input_key", "cause", "changed",
+    "instruction", "cached", "duration_ms", "input_key", "cause", "changed", "concurrency", "lane",
 ];
 pub const JOB_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_index", "pipeline_run", "strategy", "status",
     "failure_kind", "error", "started_at", "wall_ms", "provision_ms", "pull_ms", "cache_import_ms",
     "build_ms", "cache_export_ms", "push_ms", "teardown_ms", "measure_ms", "cached_steps",
-    "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed", "host_load_1m", "notes",
+    "total_steps", "image_bytes", "bytes_pulled", "bytes_pushed", "host_load_1m", "notes", "cpu_ms", "peak_memory_bytes", "node",
+    "concurrency", "lane",
 ];
 pub const CACHE_COLUMNS: &[&str] = &[
     "run_id", "backend", "iteration", "pipeline_run", "strategy", "registry_bytes",
-    "daemon_volume_bytes",
+    "daemon_volume_bytes", "concurrency",
 ];
 pub const SERVICE_COLUMNS: &[&str] =
-    &["run_id", "backend", "iteration", "strategy", "service", "startup_ms"];
+    &["run_id", "backend", "iteration", "strategy", "service", "startup_ms", "concurrency", "cpu_ms", "peak_memory_bytes"];
 
 /// Creates `dir` (where run directories go) if needed and checks that a file can be made in it, so
 /// that a `--results` path that is a file or read-only is refused before any slow work, not after.
@@ -194,6 +195,8 @@ mod tests {
         JobRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
+            lane: 1,
             iteration: 1,
             pipeline_index: 0,
             pipeline_run: "cold".into(),
@@ -216,6 +219,9 @@ mod tests {
             image_bytes: None,
             bytes_pulled: None,
             bytes_pushed: Some(5),
+            cpu_ms: Some(1500),
+            peak_memory_bytes: Some(1 << 20),
+            node: Some("host".into()),
             host_load_1m: Some(1.25),
             notes: None,
         }
@@ -227,6 +233,8 @@ mod tests {
         let step = StepRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
+            lane: 1,
             iteration: 1,
             pipeline_run: "cold".into(),
             strategy: crate::strategy::Strategy::named("shared-dind"),
@@ -244,6 +252,7 @@ mod tests {
         let cache = CacheRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
             iteration: 1,
             pipeline_run: "cold".into(),
             strategy: crate::strategy::Strategy::named("shared-dind"),
@@ -254,10 +263,13 @@ mod tests {
         let service = ServiceRecord {
             run_id: "r".into(),
             backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
             iteration: 1,
             strategy: crate::strategy::Strategy::named("shared-dind"),
             service: "dind".into(),
             startup_ms: 3,
+            cpu_ms: None,
+            peak_memory_bytes: Some(5),
         };
         assert_eq!(header_of(&service), SERVICE_COLUMNS);
     }

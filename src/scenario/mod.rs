@@ -31,6 +31,9 @@ pub struct Scenario {
     pub iterations: u32,
     pub strategies: Vec<Strategy>,
     pub pipeline: Vec<PipelineRun>,
+    /// How many pipelines of a strategy run at once, level by level (`concurrency = [1, 2, 4]`); `[1]`
+    /// when omitted.
+    pub concurrency: Vec<u32>,
     /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
     /// included), by sorted relative path.
     pub hash: String,
@@ -103,6 +106,28 @@ pub enum Change {
     Append { file: PathBuf, line: String },
     /// Replace the whole content of a file of the context (creating it if needed).
     Write { file: PathBuf, content: String },
+}
+
+/// Stands for the lane's number in a change's `line` or `content`.
+pub const LANE_PLACEHOLDER: &str = "{lane}";
+
+impl Change {
+    /// The change as `lane` makes it, so that lanes build different images: `{lane}` in the line or
+    /// content becomes the lane's number. An appended line without it gets `  # lane K` at its end when
+    /// other lanes run beside it (a comment in Python, shell, requirements files, YAML and TOML alike).
+    /// A written content without it stays the same for every lane: those lanes build the same files.
+    pub fn for_lane(&self, lane: crate::lanes::Lane) -> Change {
+        let number = lane.lane.to_string();
+        match self {
+            Change::None => Change::None,
+            Change::Append { file, line } if line.contains(LANE_PLACEHOLDER) => {
+                Change::Append { file: file.clone(), line: line.replace(LANE_PLACEHOLDER, &number) }
+            }
+            Change::Append { file, line } if lane.is_shared() => Change::Append { file: file.clone(), line: format!("{line}  # lane {number}") },
+            Change::Append { .. } => self.clone(),
+            Change::Write { file, content } => Change::Write { file: file.clone(), content: content.replace(LANE_PLACEHOLDER, &number) },
+        }
+    }
 }
 
 /// Why a scenario cannot be loaded or its context prepared. Each displays as one line.
@@ -225,6 +250,7 @@ struct RawScenario {
     iterations: Option<Spanned<u32>>,
     strategies: Option<Spanned<Vec<Spanned<String>>>>,
     pipeline: Option<Spanned<Vec<RawRun>>>,
+    concurrency: Option<Spanned<Vec<u32>>>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +303,13 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let ignore = context::DockerIgnore::load(&context)?;
     let (dockerfile_path, dockerfile) = dockerfile_of(&raw, &context, &context_shown, &ignore, &at)?;
     let pipeline = pipeline(raw.pipeline, &context, &ignore, &at)?;
+    let concurrency = match raw.concurrency {
+        None => vec![1],
+        Some(levels) => {
+            crate::lanes::check_levels(levels.get_ref()).map_err(|e| at(levels.span(), e.to_string()))?;
+            levels.into_inner()
+        }
+    };
     let hash = hash_scenario(&bytes, &context)?;
     Ok(Scenario {
         name,
@@ -288,6 +321,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         iterations,
         strategies,
         pipeline,
+        concurrency,
         hash,
     })
 }

@@ -100,8 +100,9 @@ impl Default for ToolchainConfig {
             // Docker 29 refuses clients older than API 1.44, which includes Debian's docker CLI 20.10 (API 1.41)
             // that BuildKit jobs use; 28 still accepts API 1.24 and up. A pinned major keeps results comparable.
             dind: "docker:28-dind".into(),
-            // Distribution 2.8, the same as Debian's docker-registry stand-in (registry:3 is Distribution 3).
-            registry: "registry:2".into(),
+            // Distribution 3.1: 2.8 (registry:2) fails reads that race concurrent pushes of the same blob or tag,
+            // which N pipelines at once on one strategy do all the time (toolchain/registry/Dockerfile).
+            registry: "registry:3".into(),
             // The same minor version as Debian bookworm's buildah, so both worlds build alike.
             buildah: "quay.io/buildah/stable:v1.28".into(),
             // The last release of GoogleContainerTools/kaniko (archived in June 2025), which is also what the

@@ -60,6 +60,18 @@ pub(super) fn go_recipe(role: Role) -> Option<GoRecipe> {
             tags: "",
             ldflags: "-s -w -X github.com/GoogleContainerTools/kaniko/pkg/version.version=v1.24.0",
         }),
+        // Distribution v3.1, whose link files are written atomically: v2.8 fails reads that race concurrent pushes
+        // of the same blob or tag (toolchain/registry/Dockerfile).
+        Role::Registry => Some(GoRecipe {
+            module: "github.com/distribution/distribution/v3",
+            version: "v3.1.2",
+            go_mod: include_str!("../../toolchain/registry/go.mod"),
+            go_sum: include_str!("../../toolchain/registry/go.sum"),
+            packages: &["github.com/distribution/distribution/v3/cmd/registry"],
+            tags: "",
+            ldflags: "-s -w -X github.com/distribution/distribution/v3/version.version=v3.1.2 \
+                      -X github.com/distribution/distribution/v3/version.mainpkg=github.com/distribution/distribution/v3",
+        }),
         Role::Buildkit => Some(GoRecipe {
             module: "github.com/moby/buildkit",
             version: "v0.34.2",
@@ -85,7 +97,7 @@ fn recipe(role: Role) -> Option<Recipe> {
         Role::Registry => Some(Recipe {
             dockerfile: include_str!("../../toolchain/registry/Dockerfile"),
             files: &[("entrypoint.sh", include_str!("../../toolchain/registry/entrypoint.sh"))],
-            go: None,
+            go: go_recipe(Role::Registry),
         }),
         Role::Buildah => Some(Recipe { dockerfile: include_str!("../../toolchain/buildah/Dockerfile"), files: &[], go: None }),
         Role::Job => Some(Recipe { dockerfile: include_str!("../../toolchain/job/Dockerfile"), files: &[], go: None }),

@@ -54,6 +54,7 @@ pub async fn run(scenario: &Scenario, strategies: &[Strategy], results_root: &Pa
         scenario,
         strategies: strategies.to_vec(),
         iterations: 1,
+        concurrency: scenario.concurrency.clone(),
         results_root: results_root.to_path_buf(),
         keep: false,
         toolchain: ToolchainConfig::default(),

@@ -306,6 +306,7 @@ fn run_info(spec: &Spec) -> RunInfo {
         strategies: spec.strategies.iter().map(|s| Strategy::named(s)).collect(),
         pipeline: spec.pipeline.iter().map(|s| (*s).into()).collect(),
         iterations: spec.iterations,
+        concurrency: vec![1],
         steps: STEPS
             .iter()
             .enumerate()
@@ -354,10 +355,13 @@ pub fn write(spec: &Spec, dir: &Path) {
                 .append_service(&ServiceRecord {
                     run_id: spec.name.into(),
                     backend: BackendKind::Docker,
+                    concurrency: 1,
                     iteration,
                     strategy: Strategy::named("shared-dind"),
                     service: "dind".into(),
                     startup_ms,
+                    cpu_ms: None,
+                    peak_memory_bytes: None,
                 })
                 .unwrap();
         }
@@ -377,6 +381,7 @@ pub fn write(spec: &Spec, dir: &Path) {
                     .append_cache(&CacheRecord {
                         run_id: spec.name.into(),
                         backend: BackendKind::Docker,
+                        concurrency: 1,
                         iteration,
                         pipeline_run: (*run).into(),
                         strategy: Strategy::named(strategy),
@@ -409,6 +414,8 @@ fn job(
     let base = JobRecord {
         run_id: spec.name.into(),
         backend: BackendKind::Docker,
+        concurrency: 1,
+        lane: 1,
         iteration,
         pipeline_index,
         pipeline_run: run.into(),
@@ -431,6 +438,9 @@ fn job(
         image_bytes: None,
         bytes_pulled: None,
         bytes_pushed: None,
+        cpu_ms: None,
+        peak_memory_bytes: None,
+        node: None,
         host_load_1m: spec.host_load_1m,
         notes: None,
     };
@@ -478,6 +488,8 @@ fn job(
         steps.push(StepRecord {
             run_id: spec.name.into(),
             backend: BackendKind::Docker,
+            concurrency: 1,
+            lane: 1,
             iteration,
             pipeline_run: run.into(),
             strategy: Strategy::named(strategy),

@@ -27,12 +27,14 @@ pub struct Placement<'a> {
     pub network: &'a str,
     /// The job's daemon (`tcp://docker:2375`, `tcp://buildkitd:1234`) for builders that drive one.
     pub daemon_host: Option<&'a str>,
+    /// The job's number in the run, which its containers' names carry.
+    pub number: u32,
 }
 
 /// Runs one build request in a job container and follows it to its end. Provision covers creating
 /// the container and copying the context in; build and push are timed by the script's phase marks.
 pub async fn run(
-    backend: &mut DockerBackend,
+    backend: &DockerBackend,
     job: &JobSpec<'_>,
     request: &BuildRequest,
     place: &Placement<'_>,
@@ -43,7 +45,7 @@ pub async fn run(
     let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), daemon_host: place.daemon_host };
     let command = job_command(request, job.dockerfile_path, &endpoints);
     let image = backend.job_image(request.builder)?.clone();
-    let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), backend.jobs_started));
+    let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), place.number));
     outcome.enter(Phase::Provision);
     let volume = match command.storage {
         Some(_) => {
@@ -136,7 +138,7 @@ fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, JobError> {
 /// Follows the job's log to its end through the builder's job log (crate::builder::JobLog): steps
 /// from the engine's timestamps of each line, each phase the script marks entered when its mark arrives.
 async fn follow(
-    backend: &mut DockerBackend,
+    backend: &DockerBackend,
     name: &str,
     builder: JobBuilder,
     command: &JobCommand,
@@ -148,9 +150,9 @@ async fn follow(
     let mut logs = backend.engine.logs(name, Some(options));
     let mut log = JobLog::start(command, job.dockerfile, outcome);
     let mut lines = LineBuffer::default();
-    let mut read = |line: String, log: &mut JobLog, outcome: &mut JobOutcome| {
+    let read = |line: String, log: &mut JobLog, outcome: &mut JobOutcome| {
         if let Some((builder, version)) = log.push(&line, outcome) {
-            backend.builder_versions.entry(builder.to_string()).or_insert(version);
+            backend.saw_version(builder, version);
         }
         log.announce(job.dockerfile, events);
     };

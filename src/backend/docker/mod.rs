@@ -10,12 +10,15 @@
 
 mod engine;
 mod job_container;
+mod meter;
 mod owned;
 mod services;
 
 pub use services::push_to_mirror;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::models::{NetworkConnectRequest, NetworkCreateRequest};
@@ -26,7 +29,7 @@ use engine::{exec_output, failed, remove_container};
 use owned::JobResources;
 use services::{DaemonPlace, DaemonService};
 
-use crate::backend::{Backend, BackendError, CacheState, ServiceStart};
+use crate::backend::{Backend, BackendError, CacheState, ServiceEnd, ServiceStart};
 use crate::builder::{self, classic};
 use crate::events::EventSink;
 use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
@@ -35,6 +38,7 @@ use crate::resources::run_labels;
 use crate::results::BackendKind;
 use crate::strategy::{Daemon, DaemonKind, JobBuilder, Op, Phase, Strategy};
 use crate::toolchain::{ResolvedImage, Role, Toolchain};
+use crate::usage::Whose;
 
 /// How long a daemon or registry may take to answer after its container started.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -61,6 +65,8 @@ struct StrategyPlace {
     network: String,
     registry: Option<String>,
     shared: Option<DaemonService>,
+    /// Samples the shared daemon over its whole iteration.
+    shared_meter: Option<meter::JobMeter>,
 }
 
 pub struct DockerBackend {
@@ -68,13 +74,16 @@ pub struct DockerBackend {
     run_id: String,
     images: BackendImages,
     /// Decided by the first dind start: privileged when the engine allows it.
-    dind_mode: Option<DindMode>,
+    dind_mode: Mutex<Option<DindMode>>,
     /// The read-only Docker Hub mirror and the network it was seeded on.
     mirror: Option<(String, String)>,
     places: HashMap<Strategy, StrategyPlace>,
-    jobs_started: u32,
+    /// Jobs started so far, lanes run at once included: the next job's number.
+    jobs_started: AtomicU32,
     /// Builder versions as the builders reported them (`buildah`, `buildctl`, …), for `run.json`.
-    builder_versions: BTreeMap<String, String>,
+    builder_versions: Mutex<BTreeMap<String, String>>,
+    /// The engine's host name: where every job ran.
+    node: Option<String>,
 }
 
 impl BackendImages {
@@ -97,12 +106,14 @@ impl DockerBackend {
             engine,
             run_id: run_id.to_string(),
             images,
-            dind_mode: None,
+            dind_mode: Mutex::new(None),
             mirror: None,
             places: HashMap::new(),
-            jobs_started: 0,
-            builder_versions: BTreeMap::new(),
+            jobs_started: AtomicU32::new(0),
+            builder_versions: Mutex::new(BTreeMap::new()),
+            node: None,
         };
+        backend.node = backend.engine.info().await.ok().and_then(|info| info.name);
         let network = format!("layerbench-{run_id}-mirror");
         backend.create_network(&network).await?;
         events.setup("starting the Docker Hub mirror and seeding it with the base images");
@@ -149,7 +160,7 @@ impl DockerBackend {
                     .await
                     .map_err(failed(format!("attach the mirror to network {network}")))?;
             }
-            self.places.insert(strategy, StrategyPlace { network, registry: None, shared: None });
+            self.places.insert(strategy, StrategyPlace { network, registry: None, shared: None, shared_meter: None });
         }
         Ok(self.places.get_mut(&strategy).expect("inserted above"))
     }
@@ -166,13 +177,26 @@ impl DockerBackend {
 
     /// How dind containers run on this engine; `None` until the first one started.
     pub fn dind_mode(&self) -> Option<DindMode> {
-        self.dind_mode
+        *self.dind_mode.lock().expect("dind mode lock")
     }
 
     /// The versions the builders and daemons reported, by name (`dind (classic builder)`, `buildah`,
     /// `buildx`, `buildctl`, `buildkitd`), once one of each has run.
-    pub fn builder_versions(&self) -> &BTreeMap<String, String> {
-        &self.builder_versions
+    pub fn builder_versions(&self) -> BTreeMap<String, String> {
+        self.builder_versions.lock().expect("versions lock").clone()
+    }
+
+    /// Records the version a builder or daemon reported, the first one of each name.
+    fn saw_version(&self, builder: &str, version: String) {
+        self.builder_versions.lock().expect("versions lock").entry(builder.to_string()).or_insert(version);
+    }
+
+    fn set_dind_mode(&self, mode: DindMode) {
+        *self.dind_mode.lock().expect("dind mode lock") = Some(mode);
+    }
+
+    fn knows_version(&self, builder: &str) -> bool {
+        self.builder_versions.lock().expect("versions lock").contains_key(builder)
     }
 
     /// The image a job container of `builder` runs.
@@ -199,21 +223,24 @@ impl DockerBackend {
         crate::registry::pushed_image_bytes(image, |script| async move { exec_output(&self.engine, registry, &["sh", "-c", &script]).await }).await
     }
 
-    /// Provision (a fresh daemon, or the shared one), then the plan's operations in order.
-    async fn job_body(&mut self, job: &JobSpec<'_>, owner: &mut JobResources, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
+    /// Provision (a fresh daemon on a network of the job's own, or the shared one), then the plan's
+    /// operations in order.
+    async fn job_body(&self, job: &JobSpec<'_>, number: u32, owner: &mut JobResources, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         outcome.enter(Phase::Provision);
         let strategy = job.strategy;
-        let network = self.place(strategy).await?.network.clone();
+        let place = self.places.get(&strategy).ok_or_else(|| JobError::infrastructure(format!("no iteration was begun for {strategy}")))?;
+        let mut network = place.network.clone();
         let daemon = match job.plan.daemon {
             Daemon::Fresh(kind) => {
-                let name = self.container_name(&format!("{}-job{}", builder::daemon(kind).service_name, self.jobs_started));
+                network = self.job_network(strategy, number, owner).await?;
+                let name = self.container_name(&format!("{}-job{number}", builder::daemon(kind).service_name));
                 let alias = fresh_alias(kind);
                 let place = DaemonPlace { name: &name, network: &network, alias, kind, image_store: strategy.image_store };
                 let service = services::start_daemon(self, &place, owner).await?;
                 Some((service.client, daemon_host(kind, alias)))
             }
             Daemon::Shared(kind) => {
-                let shared = self.places.get(&strategy).and_then(|p| p.shared.as_ref()).ok_or_else(|| {
+                let shared = place.shared.as_ref().ok_or_else(|| {
                     JobError::infrastructure(format!("no shared daemon was started for {strategy}"))
                 })?;
                 shared.wait_until_ready(&self.engine).await?;
@@ -226,7 +253,7 @@ impl DockerBackend {
             match (op, &daemon) {
                 (Op::JobBuild(request), _) => {
                     let daemon_host = daemon.as_ref().map(|d| d.1.as_str());
-                    let place = job_container::Placement { network: &network, daemon_host };
+                    let place = job_container::Placement { network: &network, daemon_host, number };
                     job_container::run(self, job, request, &place, owner, events, outcome).await?;
                 }
                 (op, Some((Some(client), _))) => classic::run_op(client, op, job, &mut context_tar, events, outcome).await?,
@@ -234,6 +261,29 @@ impl DockerBackend {
             }
         }
         Ok(())
+    }
+
+    /// A network of the job's own, with the strategy's registry and the mirror on it: a job's fresh daemon
+    /// answers there as `docker` (or `buildkitd`) and nowhere else, so lanes run at once never reach each
+    /// other's daemons, as CI runners give each job its own network.
+    async fn job_network(&self, strategy: Strategy, number: u32, owner: &mut JobResources) -> Result<String, BackendError> {
+        let network = format!("layerbench-{}-{}-job{number}", self.run_id, strategy.name());
+        owner.network(&network);
+        self.create_network(&network).await?;
+        let registry = self.places.get(&strategy).and_then(|p| p.registry.clone());
+        let mirror = self.mirror.as_ref().map(|(m, _)| m.clone());
+        for (container, alias) in [(registry, "registry"), (mirror, "mirror")] {
+            let Some(container) = container else { continue };
+            let request = NetworkConnectRequest {
+                container: container.clone(),
+                endpoint_config: Some(bollard::models::EndpointSettings { aliases: Some(vec![alias.into()]), ..Default::default() }),
+            };
+            self.engine
+                .connect_network(&network, request)
+                .await
+                .map_err(failed(format!("attach {container} to network {network}")))?;
+        }
+        Ok(network)
     }
 }
 
@@ -302,18 +352,24 @@ impl Backend for DockerBackend {
                 service: service.into(),
                 startup_ms: crate::millis(clock.elapsed()),
             });
-            self.place(strategy).await?.shared = Some(daemon);
+            let meter = meter::JobMeter::start(&self.engine, Some((daemon.container.clone(), Whose::Own)));
+            let place = self.place(strategy).await?;
+            place.shared_meter = Some(meter);
+            place.shared = Some(daemon);
         }
         Ok(started)
     }
 
-    async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome {
-        self.jobs_started += 1;
+    async fn run_job(&self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome {
+        let number = self.jobs_started.fetch_add(1, Ordering::SeqCst) + 1;
         let since = chrono::Utc::now();
         let mut outcome = JobOutcome::default();
-        let mut owner = JobResources::new(&self.engine);
+        outcome.node = self.node.clone();
+        let shared = self.shared_daemon(job.strategy).filter(|_| matches!(job.plan.daemon, Daemon::Shared(_)));
+        let meter = meter::JobMeter::start(&self.engine, shared.map(|d| (d.to_string(), Whose::Shared)));
+        let mut owner = JobResources::new(&self.engine).metered(meter.watch());
         let limit = JOB_TIMEOUT;
-        let body = tokio::time::timeout(limit, self.job_body(job, &mut owner, events, &mut outcome)).await;
+        let body = tokio::time::timeout(limit, self.job_body(job, number, &mut owner, events, &mut outcome)).await;
         match body {
             Ok(Ok(())) => {}
             Ok(Err(e)) => outcome.fail(e),
@@ -322,10 +378,15 @@ impl Backend for DockerBackend {
                 limit.as_secs() / 60
             ))),
         }
+        // The last reading of the job's own daemon is taken before it goes.
+        outcome.enter(Phase::Measure);
+        let (usage, why) = meter.finish().await;
+        outcome.usage = usage;
+        outcome.unmeasured.extend(why);
         outcome.enter(Phase::Teardown);
         outcome.cleanup_errors.extend(owner.remove().await);
         outcome.enter(Phase::Measure);
-        outcome.record_traffic(self.registry_traffic(job.strategy, since).await);
+        outcome.record_own_traffic(job.lane, self.registry_traffic(job.strategy, since)).await;
         if let (None, Some(image)) = (&outcome.error, job.plan.image()) {
             outcome.record_image(self.image_bytes(job.strategy, image).await);
         }
@@ -333,7 +394,7 @@ impl Backend for DockerBackend {
         outcome
     }
 
-    async fn cache_state(&mut self, strategy: Strategy) -> CacheState {
+    async fn cache_state(&self, strategy: Strategy) -> CacheState {
         let mut state = CacheState::default();
         let Some(place) = self.places.get(&strategy) else { return state };
         if let Some(registry) = &place.registry {
@@ -348,8 +409,13 @@ impl Backend for DockerBackend {
         state
     }
 
-    async fn end_iteration(&mut self, _iteration: u32) -> Result<(), BackendError> {
-        for place in self.places.values_mut() {
+    async fn end_iteration(&mut self, _iteration: u32) -> Result<Vec<ServiceEnd>, BackendError> {
+        let mut ends = vec![];
+        for (strategy, place) in self.places.iter_mut() {
+            if let Some(meter) = place.shared_meter.take() {
+                let (usage, unmeasured) = meter.finish().await;
+                ends.push(ServiceEnd { strategy: *strategy, usage, unmeasured });
+            }
             if let Some(daemon) = place.shared.take() {
                 daemon.remove(&self.engine).await?;
             }
@@ -357,6 +423,6 @@ impl Backend for DockerBackend {
                 remove_container(&self.engine, &registry).await?;
             }
         }
-        Ok(())
+        Ok(ends)
     }
 }

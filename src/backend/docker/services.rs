@@ -77,7 +77,7 @@ pub struct DaemonPlace<'a> {
 /// privileged start on an engine tries `--privileged` and falls back to the explicit capability list when
 /// refused. Everything it creates is handed to `owner` before it exists.
 pub async fn start_daemon(
-    backend: &mut DockerBackend,
+    backend: &DockerBackend,
     place: &DaemonPlace<'_>,
     owner: &mut super::owned::JobResources,
 ) -> Result<DaemonService, BackendError> {
@@ -94,24 +94,26 @@ pub async fn start_daemon(
     }
     owner.container(name);
     let container = DaemonContainer { image: backend.images.get(home.role, home.service_name)?.name.clone(), place, volumes: &volumes };
-    let mode = backend.dind_mode.unwrap_or(DindMode::Privileged);
-    match container.create(backend, mode).await {
-        Ok(()) => backend.dind_mode = Some(mode),
-        Err(e) if backend.dind_mode.is_none() && refuses_privileged(&e.message) => {
+    let known = backend.dind_mode();
+    let mode = known.unwrap_or(DindMode::Privileged);
+    let mode = match container.create(backend, mode).await {
+        Ok(()) => mode,
+        Err(e) if known.is_none() && refuses_privileged(&e.message) => {
             remove_container(&backend.engine, name).await?;
             container.create(backend, DindMode::ExplicitCapabilities).await?;
-            backend.dind_mode = Some(DindMode::ExplicitCapabilities);
+            DindMode::ExplicitCapabilities
         }
         Err(e) => return Err(e),
-    }
+    };
+    backend.set_dind_mode(mode);
     let client = match kind {
         DaemonKind::Docker => Some(connect_dind(backend, name, place.network).await?),
         DaemonKind::Buildkit => {
             wait_for_buildkitd(&backend.engine, name, &format!("buildkitd {name}")).await?;
-            if !backend.builder_versions.contains_key("buildkitd") {
+            if !backend.knows_version("buildkitd") {
                 if let Ok(out) = exec_output(&backend.engine, name, buildkitd::VERSION_COMMAND).await {
                     if let Some(version) = buildkitd::version_of(&out) {
-                        backend.builder_versions.insert("buildkitd".into(), version);
+                        backend.saw_version("buildkitd", version);
                     }
                 }
             }
@@ -179,15 +181,15 @@ impl DaemonContainer<'_> {
 
 /// The Engine API client of the dind in container `name`, once it answers; the first one also reports
 /// the daemon's version for `run.json`.
-async fn connect_dind(backend: &mut DockerBackend, name: &str, network: &str) -> Result<Docker, BackendError> {
+async fn connect_dind(backend: &DockerBackend, name: &str, network: &str) -> Result<Docker, BackendError> {
     let ip = container_ip(&backend.engine, name, network).await?;
     let address = format!("tcp://{ip}:{}", dind::API_PORT);
     let client = Docker::connect_with_http(&address, 3600, API_DEFAULT_VERSION).map_err(failed(format!("connect to dind daemon {name}")))?;
     super::engine::wait_until_ready(&client, &format!("dind daemon {name} at {address}"), READY_TIMEOUT).await?;
     let client = client.negotiate_version().await.map_err(failed(format!("agree an API version with dind daemon {name}")))?;
-    if !backend.builder_versions.contains_key(dind::VERSION_KEY) {
+    if !backend.knows_version(dind::VERSION_KEY) {
         if let Some(version) = client.version().await.ok().and_then(|v| v.version) {
-            backend.builder_versions.insert(dind::VERSION_KEY.into(), version);
+            backend.saw_version(dind::VERSION_KEY, version);
         }
     }
     Ok(client)

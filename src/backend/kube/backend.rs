@@ -12,7 +12,7 @@ use super::config::{client_for, KubeOptions};
 use super::manifests::{self, RunMeta};
 use super::orchestrate::{self, api_error, delete, ensure_created, KubeError, Whose};
 use super::{mirror, names, BUILDKITD_NOT_YET};
-use crate::backend::{Backend, BackendError, CacheState, ServiceStart};
+use crate::backend::{Backend, BackendError, CacheState, ServiceEnd, ServiceStart};
 use crate::events::EventSink;
 use crate::job::{JobError, JobOutcome, JobSpec};
 use crate::registry::storage_script;
@@ -31,7 +31,7 @@ pub struct KubeBackend {
     /// The shared daemon's pod, or why it did not start (its jobs fail with that reason).
     pub(super) shared_dind: Option<Result<String, KubeError>>,
     /// Builder name to the version its job's log reported, as on the docker backend.
-    pub(super) builder_versions: std::collections::BTreeMap<String, String>,
+    pub(super) builder_versions: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     /// The local engine and the images (local name, Docker Hub name) it seeds the run's mirror with.
     pub(super) mirror_source: Option<(Docker, Vec<(String, String)>)>,
     /// The run's mirror is seeded and serving read-only.
@@ -118,8 +118,8 @@ impl KubeBackend {
     }
 
     /// Builder name to the version its jobs' logs reported (`buildah` 1.28.2), for `run.json`.
-    pub fn builder_versions(&self) -> &std::collections::BTreeMap<String, String> {
-        &self.builder_versions
+    pub fn builder_versions(&self) -> std::collections::BTreeMap<String, String> {
+        self.builder_versions.lock().expect("versions lock").clone()
     }
 
     /// Selects what this run made, and nothing of anyone else's in a shared namespace.
@@ -231,7 +231,7 @@ impl Backend for KubeBackend {
         Ok(started)
     }
 
-    async fn run_job(&mut self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome {
+    async fn run_job(&self, job: &JobSpec<'_>, events: &EventSink) -> JobOutcome {
         let mut outcome = JobOutcome::default();
         // The registry's start mark is bookkeeping too: its exec is no part of the CI job.
         outcome.enter(Phase::Measure);
@@ -249,7 +249,7 @@ impl Backend for KubeBackend {
         }
         // layerbench's own bookkeeping, as on the docker backend: no CI job has it.
         outcome.enter(Phase::Measure);
-        outcome.record_traffic(self.registry_traffic(mark).await);
+        outcome.record_own_traffic(job.lane, self.registry_traffic(mark)).await;
         if let (None, Some(image)) = (&outcome.error, job.plan.image()) {
             outcome.record_image(self.image_bytes(image).await);
         }
@@ -257,7 +257,7 @@ impl Backend for KubeBackend {
         outcome
     }
 
-    async fn cache_state(&mut self, strategy: Strategy) -> CacheState {
+    async fn cache_state(&self, strategy: Strategy) -> CacheState {
         let mut state = CacheState::default();
         if let Some(pod) = &self.registry_pod {
             let out = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await;
@@ -273,16 +273,17 @@ impl Backend for KubeBackend {
         state
     }
 
-    async fn end_iteration(&mut self, iteration: u32) -> Result<(), BackendError> {
+    async fn end_iteration(&mut self, iteration: u32) -> Result<Vec<ServiceEnd>, BackendError> {
         self.registry_pod = None;
         self.shared_dind = None;
         if self.options.keep {
-            return Ok(());
+            return Ok(vec![]);
         }
         // Not waited for: the next iteration waits for the names to be free, the last one's
         // namespace deletion takes them along.
         self.remove_iteration_services(false)
             .await
-            .map_err(|e| BackendError::new(format!("remove the services of iteration {iteration}"), e))
+            .map_err(|e| BackendError::new(format!("remove the services of iteration {iteration}"), e))?;
+        Ok(vec![])
     }
 }

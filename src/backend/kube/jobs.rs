@@ -41,7 +41,7 @@ impl KubeBackend {
 
     pub(super) fn job_meta<'a>(&self, job: &'a JobSpec<'_>) -> JobMeta<'a> {
         JobMeta {
-            name: names::job_name(job.iteration, job.pipeline_index, job.strategy.name()),
+            name: names::job_name(job.lane, job.iteration, job.pipeline_index, job.strategy.name()),
             iteration: job.iteration,
             pipeline_run: job.pipeline_run.name.as_str(),
             strategy: job.strategy.name(),
@@ -55,7 +55,10 @@ impl KubeBackend {
         outcome.enter(Phase::Provision);
         let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await;
         let result = match started {
-            Ok(()) => self.drive_daemon(&meta.name, job, events, outcome).await,
+            Ok(()) => {
+                outcome.node = self.node_of(&meta.name).await;
+                self.drive_daemon(&meta.name, job, events, outcome).await
+            }
             Err(e) => Err(JobError::infrastructure(e)),
         };
         outcome.enter(Phase::Teardown);
@@ -69,11 +72,17 @@ impl KubeBackend {
                 // Reaching the shared daemon (the port-forward) is this job's provisioning.
                 events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {pod}") });
                 outcome.enter(Phase::Provision);
+                outcome.node = self.node_of(pod).await;
                 self.drive_daemon(pod, job, events, outcome).await
             }
             Some(Err(reason)) => Err(JobError::infrastructure(format!("the shared dind service did not start: {reason}"))),
             None => Err(JobError::infrastructure(format!("no shared dind service was started for {} in this iteration", job.strategy))),
         }
+    }
+
+    /// The node a pod was scheduled on.
+    pub(super) async fn node_of(&self, pod: &str) -> Option<String> {
+        self.api::<Pod>().get_opt(pod).await.ok().flatten()?.spec?.node_name
     }
 
     pub(super) async fn start_job_pod(&self, pod: &Pod, stages: &[PodStage]) -> Result<(), KubeError> {
@@ -127,7 +136,7 @@ impl KubeBackend {
         }
     }
 
-    pub(super) async fn run_daemonless(&mut self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
+    pub(super) async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         let meta = self.job_meta(job);
         let Some(request) = job.plan.job_build() else {
             return Err(JobError::infrastructure(format!("a {} job has no daemonless build to run", job.strategy)));
@@ -167,6 +176,7 @@ impl KubeBackend {
         }
         let result = match provisioned {
             Ok(()) => {
+                outcome.node = self.node_of(&meta.name).await;
                 events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} in pod {}", meta.name).to_lowercase() });
                 self.follow_build(&meta.name, builder, &command, job, events, outcome).await
             }
@@ -180,7 +190,7 @@ impl KubeBackend {
     /// Reads the build container's log through the builder's job log (phase marks, version, steps)
     /// until the container exits; a log known incomplete fails the job.
     pub(super) async fn follow_build(
-        &mut self,
+        &self,
         pod: &str,
         builder: JobBuilder,
         command: &JobCommand,
@@ -198,7 +208,7 @@ impl KubeBackend {
         })
         .await;
         for (name, version) in versions {
-            self.builder_versions.entry(name.to_string()).or_insert(version);
+            self.builder_versions.lock().expect("versions lock").entry(name.to_string()).or_insert(version);
         }
         let finished = log.finish(outcome);
         match followed {

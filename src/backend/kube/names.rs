@@ -73,9 +73,9 @@ pub fn run_namespace(run_id: &str) -> String {
 }
 
 /// Name of one job's pod (and the prefix of its context ConfigMaps). Unique within a run by
-/// construction: iteration and pipeline position, not the user's pipeline-run name.
-pub fn job_name(iteration: u32, pipeline_index: u32, strategy: &str) -> String {
-    dns_label(&format!("job-i{iteration}-p{pipeline_index}-{strategy}"))
+/// construction: level and lane, iteration and pipeline position, not the user's pipeline-run name.
+pub fn job_name(lane: crate::lanes::Lane, iteration: u32, pipeline_index: u32, strategy: &str) -> String {
+    dns_label(&format!("job-n{}l{}-i{iteration}-p{pipeline_index}-{strategy}", lane.level, lane.lane))
 }
 
 /// Name of the `index`th ConfigMap that carries part of a job's build context.
@@ -136,9 +136,9 @@ mod tests {
 
     #[test]
     fn job_and_context_names_are_valid_and_distinct() {
-        let job = job_name(12, 345, "registry-multistage");
-        assert_eq!(job, "job-i12-p345-registry-multistage");
-        let long_job = job_name(u32::MAX, u32::MAX, LONG);
+        let job = job_name(crate::lanes::Lane { level: 4, lane: 2 }, 12, 345, "registry-multistage");
+        assert_eq!(job, "job-n4l2-i12-p345-registry-multistage");
+        let long_job = job_name(crate::lanes::Lane { level: 16, lane: 16 }, u32::MAX, u32::MAX, LONG);
         assert!(is_dns_label(&long_job));
         for i in [0, 1, 15] {
             let part = context_part_name(&long_job, i);

@@ -19,7 +19,7 @@ pub fn manifests_yaml(scenario: &Scenario, strategy: Strategy, options: &KubeOpt
     // The tag the runner gives the first pipeline run's job.
     let commit_tag = format!("c1-{first_run}");
     let plan = strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile });
-    let job = JobMeta { name: names::job_name(1, 0, strategy.name()), iteration: 1, pipeline_run: first_run, strategy: strategy.name() };
+    let job = JobMeta { name: names::job_name(crate::lanes::Lane::ALONE, 1, 0, strategy.name()), iteration: 1, pipeline_run: first_run, strategy: strategy.name() };
 
     let mut objects = vec![];
     if options.namespace.is_none() {

@@ -96,6 +96,7 @@ impl Job {
 
     fn spec(&self, strategy: Strategy) -> JobSpec<'_> {
         JobSpec {
+            lane: crate::lanes::Lane::ALONE,
             iteration: 1,
             pipeline_index: 0,
             pipeline_run: &self.pipeline_run,
@@ -295,10 +296,10 @@ async fn a_namespace_that_never_terminates_fails_shutdown_with_what_holds_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dind_job_whose_image_cannot_be_pulled_fails_with_that_reason_and_its_pod_is_deleted() {
-    let job_name = "job-i1-p0-ephemeral-dind";
+    let job_name = "job-n1l1-i1-p0-ephemeral-dind";
     let mut watched = false;
     let mut deleted = false;
-    let (mut backend, trace) = backend(move |seen| {
+    let (backend, trace) = backend(move |seen| {
         let scheduled = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]});
         let stuck = waiting("dind", "docker:28-dind", "ErrImagePull", "failed to pull and unpack image \"docker.io/library/docker:28-dind\": dial tcp: lookup registry-1.docker.io: no such host");
         match (seen.method.as_str(), seen.is_watch()) {
@@ -403,7 +404,7 @@ async fn a_shared_daemon_refused_by_pod_security_fails_its_jobs_and_the_run_goes
 
 #[tokio::test(start_paused = true)]
 async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_the_pod_log() {
-    let job_name = "job-i1-p0-daemonless";
+    let job_name = "job-n1l1-i1-p0-daemonless";
     let posted: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let bodies = posted.clone();
     let mut exited_yet = false;
@@ -556,9 +557,9 @@ async fn a_given_namespace_is_neither_read_nor_created_and_a_missing_one_is_name
 /// job fails at once with the API server's words and the command that allows it.
 #[tokio::test(start_paused = true)]
 async fn a_job_pod_refused_by_pod_security_says_how_to_label_the_namespace() {
-    let refusal = "pods \"job-i1-p0-ephemeral-dind\" is forbidden: violates PodSecurity \"baseline:latest\": privileged \
+    let refusal = "pods \"job-n1l1-i1-p0-ephemeral-dind\" is forbidden: violates PodSecurity \"baseline:latest\": privileged \
                    (container \"dind\" must not set securityContext.privileged=true)";
-    let (mut backend, _) = backend(move |seen| match seen.method.as_str() {
+    let (backend, _) = backend(move |seen| match seen.method.as_str() {
         "POST" => status(403, "Forbidden", refusal),
         "DELETE" => list("Pod", vec![]),
         _ => status(500, "InternalError", "unexpected"),
@@ -575,7 +576,7 @@ async fn a_job_pod_refused_by_pod_security_says_how_to_label_the_namespace() {
 async fn posted_daemonless_pod(minor: &'static str) -> Pod {
     let posted: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let bodies = posted.clone();
-    let (mut backend, _) = backend_at(minor, move |seen| match (seen.method.as_str(), seen.is_watch()) {
+    let (backend, _) = backend_at(minor, move |seen| match (seen.method.as_str(), seen.is_watch()) {
         ("POST", _) => {
             bodies.lock().unwrap().push(seen.body.clone());
             // Refused, so the job ends here: only the pod's manifest matters.
@@ -610,7 +611,7 @@ async fn buildah_asks_for_apparmor_unconfined_in_the_way_the_api_server_reads() 
 /// code and words, instead of waiting out the Ready timeout.
 #[tokio::test(start_paused = true)]
 async fn a_dind_daemon_that_exits_while_starting_fails_its_job_at_once() {
-    let job_name = "job-i1-p0-ephemeral-dind";
+    let job_name = "job-n1l1-i1-p0-ephemeral-dind";
     let crashed = json!({
         "phase": "Running",
         "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
@@ -622,7 +623,7 @@ async fn a_dind_daemon_that_exits_while_starting_fails_its_job_at_once() {
              "state": {"running": {"startedAt": "2026-11-27T18:00:00Z"}}},
         ],
     });
-    let (mut backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+    let (backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
         ("POST", _) => created(seen),
         ("GET", true) => Reply::Hang,
         ("GET", false) => list("Pod", vec![pod(NS, job_name, crashed.clone())]),
@@ -663,7 +664,7 @@ async fn a_registry_that_restarted_after_a_crash_fails_the_iteration_at_once() {
 /// A daemonless build may be over before the watch ever sees it running: that is no crash.
 #[tokio::test(start_paused = true)]
 async fn a_daemonless_build_that_is_done_before_it_is_seen_running_is_no_crash() {
-    let job_name = "job-i1-p0-daemonless";
+    let job_name = "job-n1l1-i1-p0-daemonless";
     let log = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
                2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
                2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
@@ -688,7 +689,7 @@ async fn a_daemonless_build_that_is_done_before_it_is_seen_running_is_no_crash()
 /// after that); its pod runs until the `exits_after`th log request has been answered, then its
 /// build container exits with 0. Returns the outcome and every log request's query.
 async fn daemonless_job_with_logs(logs: Vec<Reply>, exits_after: usize) -> (JobOutcome, Vec<String>) {
-    let job_name = "job-i1-p0-daemonless";
+    let job_name = "job-n1l1-i1-p0-daemonless";
     let mut logs: VecDeque<Reply> = logs.into();
     let served = Arc::new(Mutex::new(vec![]));
     let queries = served.clone();
@@ -775,7 +776,7 @@ async fn a_log_that_breaks_off_and_cannot_be_resumed_fails_the_job_naming_the_ca
     let (outcome, queries) = daemonless_job_with_logs(vec![Reply::Text(FIRST_PART.into()), kubelet], 2).await;
     let error = outcome.error.expect("a log known incomplete is no ok job");
     assert_eq!(error.kind, crate::results::FailureKind::Infrastructure);
-    assert!(error.message.contains("the log of pod job-i1-p0-daemonless broke off"), "{}", error.message);
+    assert!(error.message.contains("the log of pod job-n1l1-i1-p0-daemonless broke off"), "{}", error.message);
     assert!(error.message.contains("connect: connection refused"), "{}", error.message);
     assert!(queries.len() > 2, "re-opened more than once: {queries:?}");
     assert_eq!(outcome.steps.len(), 2, "what was read is still recorded");
@@ -851,9 +852,9 @@ async fn registry_traffic_that_cannot_be_read_is_unknown_and_says_why() {
 
 /// A dind job pod that is up, and a port-forward to it answered by `forward`; returns the job's error.
 async fn dind_job_through(forward: Reply) -> String {
-    let job_name = "job-i1-p0-ephemeral-dind";
+    let job_name = "job-n1l1-i1-p0-ephemeral-dind";
     let mut forward = Some(forward);
-    let (mut backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+    let (backend, _) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
         ("POST", _) => created(seen),
         ("GET", _) if seen.path.ends_with("/portforward") => forward.take().unwrap_or(Reply::Hang),
         ("GET", true) => Reply::Hang,
@@ -876,13 +877,13 @@ async fn a_port_forward_the_kubelet_gives_up_on_fails_the_job_with_the_kubelets_
                    IPv4: dial tcp4 127.0.0.1:2375: connect: connection refused";
     let error = dind_job_through(mock::port_forward_refused(2375, refused)).await;
     assert!(error.contains("dial tcp4 127.0.0.1:2375: connect: connection refused"), "{error}");
-    assert!(error.contains("port-forward to pod job-i1-p0-ephemeral-dind port 2375"), "{error}");
+    assert!(error.contains("port-forward to pod job-n1l1-i1-p0-ephemeral-dind port 2375"), "{error}");
 }
 
 /// The API server's refusal of the port-forward itself reaches the job too.
 #[tokio::test]
 async fn a_port_forward_the_api_server_refuses_fails_the_job_with_its_reason() {
-    let forbidden = "pods \"job-i1-p0-ephemeral-dind\" is forbidden: User \"ci\" cannot create resource \"pods/portforward\"";
+    let forbidden = "pods \"job-n1l1-i1-p0-ephemeral-dind\" is forbidden: User \"ci\" cannot create resource \"pods/portforward\"";
     let error = dind_job_through(status(403, "Forbidden", forbidden)).await;
     assert!(error.contains("cannot create resource \\\"pods/portforward\\\"") || error.contains("cannot create resource \"pods/portforward\""), "{error}");
 }
@@ -963,7 +964,7 @@ async fn the_buildah_pod_runs_the_builders_job_command_with_its_registries_conf(
         _ => status(500, "InternalError", "unexpected"),
     });
     let options = KubeOptions { hub_mirror: super::mirror::HubMirror::External("10.0.0.5:5000".into()), ..options() };
-    let mut backend = KubeBackend::with_client(client, options, "run-1", "flask").await.unwrap();
+    let backend = KubeBackend::with_client(client, options, "run-1", "flask").await.unwrap();
     let job = Job::new(Strategy::named("daemonless"));
     backend.run_job(&job.spec(Strategy::named("daemonless")), &EventSink::default()).await;
     let pod: Pod = serde_json::from_value(posted.lock().unwrap()[0].clone()).unwrap();
