@@ -92,7 +92,7 @@ impl Cause {
             Cause::InlineFinalStageOnly => "not in the cache: inline cache holds the final stage only (mode=min)",
             Cause::CopyNotCached => "not in the cache: kaniko caches no COPY without --cache-copy-layers",
             Cause::NeverCached => "not in the cache: the builder never caches this instruction",
-            Cause::Evicted => "not in the cache: held last time, gone now (evicted)",
+            Cause::Evicted => "not in the cache: held last time, gone now (evicted, or overwritten by another lane)",
             Cause::HitDespiteChange => "anomaly: a hit although its input changed",
         }
     }

@@ -20,7 +20,7 @@ const STANDALONE: [Strategy; 3] = [DAEMONLESS_KANIKO, BUILDKIT_DAEMON, BUILDKIT_
 
 fn matrix() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
-    RESULTS.get_or_init(|| run_to_the_end("engine-standalone", "scenarios/small.toml", &STANDALONE))
+    RESULTS.get_or_init(|| run_scenario_to_the_end("engine-standalone", &small_without_deps_change(), &STANDALONE))
 }
 
 #[test]

@@ -20,7 +20,7 @@ const ALL_ON_ENGINE: [Strategy; 5] = [EPHEMERAL_DIND, REGISTRY_FINAL, REGISTRY_M
 /// One run of every strategy through the whole pipeline, shared by the tests below.
 fn matrix() -> &'static PathBuf {
     static RESULTS: OnceLock<PathBuf> = OnceLock::new();
-    RESULTS.get_or_init(|| run_to_the_end("engine-matrix", "scenarios/small.toml", &ALL_ON_ENGINE))
+    RESULTS.get_or_init(|| run_scenario_to_the_end("engine-matrix", &small_without_deps_change(), &ALL_ON_ENGINE))
 }
 
 #[test]

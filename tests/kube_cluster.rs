@@ -93,13 +93,14 @@ async fn leftovers(run_id: &str) -> Vec<String> {
     left
 }
 
-/// The shared run: the small scenario with every kube strategy, one iteration.
+/// The shared run: the small scenario (without deps-change, which no test here asserts on) with every kube
+/// strategy, one iteration.
 fn matrix() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let _engine = lock_engine();
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-matrix");
-        let scenario = load("scenarios/small.toml");
+        let scenario = common::small_without_deps_change();
         big_stack(|| {
             runtime().block_on(async {
                 let docker = common::engine().await;
@@ -119,7 +120,7 @@ fn matrix() -> &'static PathBuf {
 #[test]
 fn every_job_of_every_kube_strategy_succeeds() {
     let jobs = jobs(matrix());
-    assert_eq!(jobs.len(), kube_strategies().len() * 4);
+    assert_eq!(jobs.len(), kube_strategies().len() * 3);
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Ok, "{} {}: {:?}", job.strategy, job.pipeline_run, job.error);
     }
@@ -175,15 +176,18 @@ fn daemonless_jobs_phases_mean_what_they_mean_on_docker() {
     }
 }
 
-/// The buildah image exists in the local engine (so the run resolves it) but was never loaded into the
-/// cluster, which cannot pull it: the kubelet's reason must reach the job, and the run go on.
+/// Two lanes at once, as pods created together and placed by the scheduler: the ephemeral-dind lanes run
+/// side by side, each on its own fresh daemon, and record their node. The buildah image exists in the local
+/// engine (so the run resolves it) but was never loaded into the cluster, which cannot pull it: the kubelet's
+/// reason must reach both buildah lanes, and the run go on.
 #[test]
-fn a_job_whose_image_cannot_be_pulled_fails_with_the_pods_reason_and_the_run_goes_on() {
+fn two_lanes_run_as_pods_at_once_and_a_job_whose_image_cannot_be_pulled_fails_with_the_pods_reason() {
     const NOT_IN_CLUSTER: &str = "layerbench-test/not-in-cluster";
     let _engine = lock_engine();
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-unpullable");
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-lanes");
     let mut scenario = load("scenarios/small.toml");
     scenario.pipeline.truncate(1);
+    scenario.concurrency = vec![2];
     let rt = runtime();
     let outcome = big_stack(|| rt.block_on(async {
         let docker = common::engine().await;
@@ -200,14 +204,23 @@ fn a_job_whose_image_cannot_be_pulled_fails_with_the_pods_reason_and_the_run_goe
     }));
     assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
     let jobs = jobs(&outcome.results_dir);
-    let buildah = jobs.iter().find(|j| j.strategy == "daemonless").expect("a daemonless job");
-    assert_eq!(buildah.status, JobStatus::Failed);
-    assert_eq!(buildah.failure_kind, Some(FailureKind::Infrastructure), "{:?}", buildah.error);
-    let error = buildah.error.as_deref().unwrap_or_default();
-    assert!(error.contains("ErrImagePull") || error.contains("ImagePullBackOff"), "{error}");
-    assert!(error.contains(NOT_IN_CLUSTER), "{error}");
-    let dind = jobs.iter().find(|j| j.strategy == "ephemeral-dind").expect("an ephemeral-dind job");
-    assert_eq!(dind.status, JobStatus::Ok, "the run goes on: {:?}", dind.error);
+    let buildah: Vec<_> = jobs.iter().filter(|j| j.strategy == "daemonless").collect();
+    assert_eq!(buildah.iter().map(|j| j.lane).collect::<Vec<_>>(), [1, 2], "both lanes recorded");
+    for job in &buildah {
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.failure_kind, Some(FailureKind::Infrastructure), "{:?}", job.error);
+        let error = job.error.as_deref().unwrap_or_default();
+        assert!(error.contains("ErrImagePull") || error.contains("ImagePullBackOff"), "{error}");
+        assert!(error.contains(NOT_IN_CLUSTER), "{error}");
+    }
+    let dind: Vec<_> = jobs.iter().filter(|j| j.strategy == "ephemeral-dind").collect();
+    assert_eq!(dind.len(), 2);
+    for job in &dind {
+        assert_eq!(job.status, JobStatus::Ok, "the run goes on: {:?}", job.error);
+        assert_eq!(job.concurrency, 2);
+        assert!(job.node.as_deref().is_some_and(|n| n.starts_with("layerbench")), "the pod's node: {:?}", job.node);
+    }
+    assert!(common::overlap_ms(dind[0], dind[1]) > 0, "the lanes ran at once: {:?}", dind.iter().map(|j| (&j.started_at, j.wall_ms)).collect::<Vec<_>>());
     assert!(rt.block_on(leftovers(&outcome.run_id)).is_empty());
 }
 

@@ -22,6 +22,7 @@ pub fn render(
     verdict: &Verdict,
     map: &CacheMap,
     charts: &Charts,
+    under_load: &str,
 ) -> Result<String, ReportError> {
     let info = &data.info;
     let iterations = match info.iterations {
@@ -38,6 +39,7 @@ pub fn render(
         ("verdict", verdict_html(data, verdict)),
         ("time_chart", charts.time.clone()),
         ("time_table", time_table(data)),
+        ("load", under_load.to_string()),
         ("cache_map", cache_map(map)),
         ("cache_map_legend", cache_map_legend()),
         ("miss_advice", miss_advice(map)),
@@ -75,7 +77,7 @@ fn fill(template: &str, values: &[(&str, String)]) -> Result<String, ReportError
 }
 
 /// A table whose cells are already HTML.
-fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::from("<div class=\"scroll\"><table");
     if let Some(id) = id {
         out.push_str(&format!(" id=\"{id}\""));
@@ -100,12 +102,12 @@ fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn td(text: &str) -> String {
+pub(super) fn td(text: &str) -> String {
     format!("<td>{}</td>", html(text))
 }
 
 /// A numeric cell; "n/a" is greyed so that it never reads as a figure.
-fn td_num(text: String) -> String {
+pub(super) fn td_num(text: String) -> String {
     if text == MISSING {
         format!("<td class=\"num na\">{MISSING}</td>")
     } else {
@@ -190,7 +192,7 @@ fn warnings(data: &RunData) -> String {
     out
 }
 
-fn strategy_html(name: impl AsRef<str>) -> String {
+pub(super) fn strategy_html(name: impl AsRef<str>) -> String {
     format!(
         "<strong class=\"strategy\" data-strategy=\"{0}\">{0}</strong>",
         html(name.as_ref())
@@ -722,6 +724,7 @@ mod tests {
             "verdict",
             "time_chart",
             "time_table",
+            "load",
             "cache_map",
             "cache_map_legend",
             "miss_advice",

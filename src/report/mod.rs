@@ -5,11 +5,12 @@ pub mod charts;
 
 pub(crate) mod format;
 mod html;
+mod load;
 mod verdict;
 
 use std::path::{Path, PathBuf};
 
-use charts::{CacheMapChart, Chart, CostChart, PhasesChart, TimeChart};
+use charts::{CacheMapChart, Chart, CostChart, LoadChart, PhasesChart, TimeChart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -32,7 +33,7 @@ pub enum ReportError {
 }
 
 /// The files `generate` writes into the output directory, besides `index.html`.
-pub const CHART_FILES: [&str; 8] = [
+pub const CHART_FILES: [&str; 10] = [
     "time-per-run.svg",
     "time-per-run.png",
     "cache-map.svg",
@@ -41,12 +42,16 @@ pub const CHART_FILES: [&str; 8] = [
     "phases.png",
     "cost.svg",
     "cost.png",
+    "under-load.svg",
+    "under-load.png",
 ];
 
 /// Writes `out_dir/index.html` and the charts next to it from `results_dir` alone.
 /// Returns the path of the HTML file.
 pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportError> {
-    let data = crate::results::data::RunData::load(results_dir)?;
+    let whole = crate::results::data::RunData::load(results_dir)?;
+    // Every section but "under load" shows the lowest level: one pipeline at a time, where there is one.
+    let data = whole.at_level(whole.levels().first().copied().unwrap_or(1));
     if data.jobs.is_empty() {
         return Err(ReportError::Data(format!(
             "{} has no finished job in {}: nothing to report (did the run stop before its first job ended?)",
@@ -65,15 +70,15 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
     charts::render(&CacheMapChart { map: &map }, out_dir)?;
     let phases = charts::render(&PhasesChart::from_data(&data), out_dir)?;
     let cost = charts::render(&CostChart::from_verdict(&verdict, &strategies), out_dir)?;
-    let files = [
-        TimeChart::NAME,
-        CacheMapChart::NAME,
-        PhasesChart::NAME,
-        CostChart::NAME,
-    ]
-    .iter()
-    .map(|n| format!("{n}.svg/.png"))
-    .collect();
+    let mut names = vec![TimeChart::NAME, CacheMapChart::NAME, PhasesChart::NAME, CostChart::NAME];
+    let under_load = match whole.levels().len() > 1 {
+        true => {
+            names.push(LoadChart::NAME);
+            Some(charts::render(&LoadChart::new(whole.strategies(), crate::results::load::figures(&whole)), out_dir)?)
+        }
+        false => None,
+    };
+    let files = names.iter().map(|n| format!("{n}.svg/.png")).collect();
     let page = html::render(
         &data,
         &verdict,
@@ -84,6 +89,7 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
             cost,
             files,
         },
+        &load::section(&whole, under_load.as_deref()),
     )?;
     let path = out_dir.join("index.html");
     std::fs::write(&path, page).map_err(|error| ReportError::Write {

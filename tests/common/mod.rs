@@ -67,13 +67,41 @@ pub async fn run(scenario: &Scenario, strategies: &[Strategy], results_root: &Pa
 /// the engine, under `CARGO_TARGET_TMPDIR/<dir>`; it must finish and leave no labelled resource behind.
 /// Returns its results directory.
 pub fn run_to_the_end(dir: &str, scenario: &str, strategies: &[Strategy]) -> PathBuf {
+    run_scenario_to_the_end(dir, &load(scenario), strategies)
+}
+
+/// The small scenario without its deps-change run: what a matrix that asserts nothing about an early `COPY`
+/// runs, a quarter of its jobs spared (engine_buildkit keeps deps-change, where the inline cache shows).
+pub fn small_without_deps_change() -> Scenario {
+    let mut scenario = load("scenarios/small.toml");
+    scenario.pipeline.retain(|run| run.name != "deps-change");
+    scenario
+}
+
+/// As [`run_to_the_end`], for a scenario already loaded (and perhaps narrowed).
+pub fn run_scenario_to_the_end(dir: &str, scenario: &Scenario, strategies: &[Strategy]) -> PathBuf {
     let _engine = lock_engine();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
-    let scenario = load(scenario);
-    let outcome = runtime().block_on(run(&scenario, strategies, &root, vec![]));
+    let outcome = runtime().block_on(run(scenario, strategies, &root, vec![]));
     assert!(matches!(outcome.ending, session::Ending::Finished(_)), "{:?}", outcome.ending);
     assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0, "the run left labelled resources behind");
     outcome.results_dir
+}
+
+/// How long two jobs ran at the same time, from their start times and wall times.
+pub fn overlap_ms(a: &JobRecord, b: &JobRecord) -> i64 {
+    let start = |j: &JobRecord| chrono::DateTime::parse_from_rfc3339(&j.started_at).expect("an RFC 3339 start").timestamp_millis();
+    let (a0, b0) = (start(a), start(b));
+    (a0 + a.wall_ms as i64).min(b0 + b.wall_ms as i64) - a0.max(b0)
+}
+
+/// When a job was in its build phase, by layerbench's clock: after its provision, pull and cache import,
+/// for its build time. Phases are summed segments, so this is the build's span when they ran in that order.
+pub fn build_window(job: &JobRecord) -> (i64, i64) {
+    let start = chrono::DateTime::parse_from_rfc3339(&job.started_at).expect("an RFC 3339 start").timestamp_millis();
+    let before: u64 = [job.provision_ms, job.pull_ms, job.cache_import_ms].iter().flatten().sum();
+    let from = start + before as i64;
+    (from, from + job.build_ms.unwrap_or(0) as i64)
 }
 
 pub fn steps(dir: &Path) -> Vec<StepRecord> {

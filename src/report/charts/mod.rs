@@ -1,5 +1,9 @@
 //! One plotting function per chart; each chart is written as SVG (also inlined in the HTML) and PNG.
 
+mod load;
+
+pub use load::{Line, LoadChart};
+
 use std::path::Path;
 use std::sync::OnceLock;
 

@@ -1,0 +1,87 @@
+//! The report's "under load" section, for a run of more than one concurrency level: p50 and p95 against
+//! the level with the physical reference, a throughput table, and a sentence wherever the ranking at the
+//! highest level differs from level 1.
+
+use super::format::{self, html, MISSING};
+use super::html::{strategy_html, table, td_num};
+use crate::results::data::RunData;
+use crate::results::load::{self, LevelFigures};
+
+/// The section's HTML, or nothing when the run had one level only.
+pub fn section(data: &RunData, chart_svg: Option<&str>) -> String {
+    let levels = data.levels();
+    if levels.len() < 2 && levels.iter().all(|l| *l == 1) {
+        return String::new();
+    }
+    let figures = load::figures(data);
+    let cores = data.info.host.cpus.map_or("an unknown number of".to_string(), |c| c.to_string());
+    let mut out = format!(
+        "<section id=\"load\"><h2>Under load</h2>\n<p>At level N, every pipeline run of a strategy started N \
+         pipelines at once, as N branches pushed together: they share the strategy's registry repository, tags \
+         and shared daemon, and each makes its own change. Each level starts from empty caches. Times pool every \
+         pipeline run and iteration of the level's successful jobs; the dotted line is the physical reference on \
+         this host of {cores} cores: N jobs of the level-1 median each, spread over min(N, cores) cores. A \
+         strategy far above it loses time to contention; hits lost against level 1 are lanes overwriting each \
+         other's cache.</p>\n"
+    );
+    out.push_str(&ranking_sentence(&figures));
+    if let Some(svg) = chart_svg {
+        out.push_str(&format!("<figure class=\"chart\" id=\"load-chart\">{svg}</figure>\n"));
+    }
+    out.push_str(&throughput_table(&figures));
+    out.push_str("</section>\n");
+    out
+}
+
+/// "At 4 at once the order changes: …", or nothing when it does not.
+fn ranking_sentence(figures: &[LevelFigures]) -> String {
+    match load::ranking_change(figures) {
+        Some((top, alone, loaded)) => {
+            let names = |list: &[crate::strategy::Strategy]| list.iter().map(|s| s.name()).collect::<Vec<_>>().join(" < ");
+            format!(
+                "<p id=\"load-ranking\" class=\"warning\">The ranking by median job time changes under load: alone it is \
+                 {}; with {top} at once it is {}.</p>\n",
+                html(names(&alone)),
+                html(names(&loaded))
+            )
+        }
+        None => "<p id=\"load-ranking\">The ranking by median job time is the same at every level.</p>\n".into(),
+    }
+}
+
+fn throughput_table(figures: &[LevelFigures]) -> String {
+    let headers = [
+        "strategy",
+        "at once",
+        "jobs ok",
+        "failed",
+        "p50",
+        "p95",
+        "perfect scaling",
+        "jobs per hour",
+        "hit rate",
+        "peak memory of a job",
+        "shared daemon CPU per iteration",
+        "shared daemon peak memory",
+    ];
+    let rows: Vec<Vec<String>> = figures
+        .iter()
+        .map(|f| {
+            vec![
+                format!("<td>{}</td>", strategy_html(f.strategy.name())),
+                td_num(f.level.to_string()),
+                td_num(f.ok.to_string()),
+                td_num(f.failed.to_string()),
+                td_num(format::opt_duration(f.p50_ms.map(|v| v as f64))),
+                td_num(format::opt_duration(f.p95_ms.map(|v| v as f64))),
+                td_num(format::opt_duration(f.reference_ms)),
+                td_num(f.jobs_per_hour.map_or(MISSING.to_string(), |v| format!("{v:.1}"))),
+                td_num(f.hit_rate.map_or(MISSING.to_string(), |v| format!("{:.0}%", v * 100.0))),
+                td_num(format::opt_bytes(f.peak_memory_bytes.map(|v| v as f64))),
+                td_num(format::opt_duration(f.daemon_cpu_ms.map(|v| v as f64))),
+                td_num(format::opt_bytes(f.daemon_peak_memory_bytes.map(|v| v as f64))),
+            ]
+        })
+        .collect();
+    table(Some("load-table"), &headers, &rows)
+}
