@@ -132,6 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn a_level_the_host_cannot_hold_is_refused_with_the_estimate() {
+        let peak = 3 << 30;
+        let needed = memory_needed(8, peak);
+        assert_eq!(needed, 24 << 30);
+        let refusal = LevelError::TooLittleMemory { level: 8, needed, available: 20 << 30, peak }.to_string();
+        assert_eq!(
+            refusal,
+            "concurrency 8 needs about 24.00 GiB of memory (8 × 3.00 GiB measured at level 1) and the host has 20.00 GiB available; \
+             run a lower level, or on a larger machine"
+        );
+    }
+
+    #[test]
     fn a_level_has_its_lanes_in_order() {
         let lanes: Vec<Lane> = Lane::of_level(3).collect();
         assert_eq!(lanes.iter().map(|l| l.lane).collect::<Vec<_>>(), vec![1, 2, 3]);

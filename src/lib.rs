@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod job;
 pub mod lanes;
 pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod resources;

@@ -357,6 +357,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
         Command::Images { images } => {
+            images.config().check().map_err(|e| usage(anyhow!(e)))?;
             let engine = connect_engine().await?;
             let events = reporters();
             let toolchain = toolchain::resolve(&engine, &images.config(), &events).await.map_err(environment)?;
@@ -441,6 +442,7 @@ async fn run(
 ) -> Result<i32, Failure> {
     // Every mistake that can be seen here is refused before the engine and the toolchain images,
     // which can take minutes.
+    images.check().map_err(|e| usage(anyhow!(e)))?;
     let scenario = scenario::load(scenario_path).map_err(usage)?;
     let strategies = run_strategies(&scenario, choices.strategies, &backend)?;
     let iterations = choices.iterations.unwrap_or(scenario.iterations);

@@ -29,9 +29,8 @@ pub const STORAGE_ROOT: &str = "/var/lib/registry";
 /// Where the harness puts its own configuration in the registry container.
 pub const CONFIG_PATH: &str = "/etc/layerbench/registry.yml";
 
-/// The whole configuration, so the official image and the Debian stand-in (whose packaged
-/// config turns on htpasswd auth) behave the same: plain HTTP on 5000, no auth, filesystem
-/// storage, access log on.
+/// The whole configuration, so the official image and the stand-in behave the same: plain HTTP on
+/// 5000, no auth, filesystem storage, access log on.
 pub fn config_yaml() -> String {
     config(false)
 }

@@ -218,6 +218,32 @@ fn an_unreachable_engine_is_an_environment_error() {
     assert!(stderr.contains("127.0.0.1:9") && stderr.contains("DOCKER_HOST"), "{stderr}");
 }
 
+/// A malformed image flag or concurrency level is refused with exit 2 and one line, before the engine is
+/// reached (DOCKER_HOST points nowhere: reaching it would be exit 3).
+#[test]
+fn malformed_image_flags_and_levels_are_usage_errors_before_anything_starts() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--kaniko-image", ""], "--kaniko-image `` is not an image reference: it is empty"),
+        (&["--base-image", "UPPER/Case::tag"], "--base-image `UPPER/Case::tag` is not an image reference"),
+        (&["--registry-image", "registry:-3"], "tag `-3`"),
+        (&["--concurrency", "0"], "--concurrency: concurrency 0 is below 1"),
+        (&["--concurrency", "1,32"], "above the ceiling of 16"),
+    ];
+    for (flags, expected) in cases {
+        let output = layerbench()
+            .args(["run", "scenarios/small.toml"])
+            .args(flags)
+            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{flags:?}: one line: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+}
+
 /// Errors print their cause once: a module error already shows it, the chain must not repeat it.
 #[test]
 fn a_missing_file_names_its_cause_once() {

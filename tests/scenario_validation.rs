@@ -47,6 +47,8 @@ fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
         ("empty-pipeline.toml", "3:12", &["`pipeline` is empty", "[[pipeline]]"]),
         ("missing-pipeline.toml", "1:1", &["missing `pipeline`", "[[pipeline]]"]),
         ("zero-iterations.toml", "3:14", &["iterations must be at least 1"]),
+        ("concurrency-below-one.toml", "3:15", &["concurrency 0 is below 1"]),
+        ("concurrency-above-ceiling.toml", "3:15", &["concurrency 17 is above the ceiling of 16"]),
         ("negative-iterations.toml", "3:14", &["invalid value", "-1"]),
         ("change-outside-context.toml", "9:21", &["`../unknown-key.toml`", "`..` leaves the context"]),
         ("change-absolute.toml", "6:20", &["`/etc/hostname`", "absolute paths are not allowed"]),

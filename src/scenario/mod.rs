@@ -13,6 +13,7 @@ use toml::Spanned;
 
 pub use crate::dockerfile::{Dockerfile, DockerfileError, Instruction, Stage};
 
+use crate::reference::check_repository;
 use crate::strategy::{Op, PlanInput, Strategy};
 
 /// A loaded and validated scenario file.
@@ -581,27 +582,6 @@ fn shown_name(name: &str) -> String {
     format!("{}…", name.chars().take(SHOWN).collect::<String>())
 }
 
-/// Docker's repository grammar (distribution/reference): `/`-separated components, each
-/// `[a-z0-9]+` runs joined by one separator: `.`, `_`, `__` or any number of `-`.
-fn check_repository(repo: &str, max: usize) -> Result<(), String> {
-    if repo.len() > max {
-        return Err(format!("it has {} characters, at most {max} are allowed", repo.len()));
-    }
-    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let component_ok = |c: &str| {
-        let bytes = c.as_bytes();
-        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return false };
-        alphanumeric(first)
-            && alphanumeric(last)
-            && bytes.split(|b| alphanumeric(*b)).filter(|s| !s.is_empty()).all(|separator| {
-                matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|b| *b == b'-')
-            })
-    };
-    repo.split('/').all(component_ok).then_some(()).ok_or_else(|| {
-        "use lower-case letters and digits, joined by '.', '_', '__' or '-', in '/'-separated parts".into()
-    })
-}
-
 /// The Dockerfile path as every builder gets it (`dockerfile` of the build API, `-f`, `--dockerfile`):
 /// relative to the context and made of plain names, so it cannot point outside the context however
 /// it is joined. Spaces, quotes and `$` are legal in file names and stay; backends pass the path as
@@ -640,14 +620,6 @@ mod tests {
         assert!(check_name(".hidden", MAX_NAME_LEN).is_err());
         assert!(check_name(&"a".repeat(MAX_NAME_LEN), MAX_NAME_LEN).is_ok());
         assert!(check_name(&"a".repeat(MAX_NAME_LEN + 1), MAX_NAME_LEN).is_err());
-        let repo = |r: &str| check_repository(r, MAX_REPOSITORY_LEN);
-        for ok in ["flask-app", "team/flask_app.v2", "a__b", "a---b", "x9/y.z"] {
-            assert!(repo(ok).is_ok(), "{ok}");
-        }
-        for bad in ["Flask", "-x", "x-", "a//b", "a..b", "a._b", "a___b", "a b", "a$(x)", "/a", "a/", ""] {
-            assert!(repo(bad).is_err(), "{bad}");
-        }
-        assert!(repo(&"a".repeat(MAX_REPOSITORY_LEN + 1)).is_err());
     }
 
     fn write(dir: &Path, rel: &str, content: &str) {

@@ -93,6 +93,25 @@ pub struct ToolchainConfig {
     pub stand_in_prefix: String,
 }
 
+impl ToolchainConfig {
+    /// Every image name checked as an image reference, with the flag that set it: `--kaniko-image: tag ...`.
+    pub fn check(&self) -> Result<(), String> {
+        let named = [
+            ("--base-image", &self.base),
+            ("--dind-image", &self.dind),
+            ("--registry-image", &self.registry),
+            ("--buildah-image", &self.buildah),
+            ("--kaniko-image", &self.kaniko),
+            ("--buildkit-image", &self.buildkit),
+            ("--job-image", &self.job),
+        ];
+        for (flag, image) in named {
+            crate::reference::check_reference(image).map_err(|why| format!("{flag} `{image}` is not an image reference: {why}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for ToolchainConfig {
     fn default() -> Self {
         ToolchainConfig {

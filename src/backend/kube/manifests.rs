@@ -200,8 +200,8 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         data: Some(BTreeMap::from([(config_file, crate::registry::config_yaml())])),
         ..Default::default()
     };
-    // Both registry images run `/entrypoint.sh CONFIG`; the Debian stand-in's packaged config
-    // turns on auth, which environment overrides cannot turn off, so the config is always ours.
+    // Both registry images run `/entrypoint.sh CONFIG`; the config is always ours, so that the
+    // official image and the stand-in serve the same way.
     // The access log goes to a file as well as to the kubelet's log, which rotates.
     let mut container = registry_container(
         REGISTRY_NAME,
@@ -252,7 +252,7 @@ pub(super) fn registry_container(name: &str, images: &KubeImages, mounts: &[Volu
     }
 }
 
-/// The registry images' entry point (registry:2's and layerbench's stand-in's): `/entrypoint.sh CONFIG`
+/// The registry images' entry point (registry:3's and layerbench's stand-in's): `/entrypoint.sh CONFIG`
 /// serves with that configuration.
 pub const REGISTRY_ENTRYPOINT: &str = "/entrypoint.sh";
 /// Where the registry pod keeps its own copy of its log (an emptyDir, fresh with each pod).
