@@ -23,6 +23,7 @@ pub mod session;
 pub mod strategy;
 pub mod toolchain;
 pub mod usage;
+pub mod workload;
 
 /// Durations are whole milliseconds everywhere in layerbench's records.
 pub type Millis = u64;

@@ -156,6 +156,7 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         ended_at: None,
         interrupted: false,
         privileges: request.strategies.iter().map(|&s| (s, builder::privilege_summary(s))).collect(),
+        workload: scenario.workload.clone(),
     }
 }
 

@@ -66,6 +66,7 @@ fn scenario(context: &tempfile::TempDir, name: &str) -> Scenario {
         strategies: Strategy::all().collect(),
         pipeline: vec![PipelineRun { name: "first".into(), change: Change::None }],
         concurrency: vec![1],
+        workload: None,
         hash: String::new(),
     }
 }

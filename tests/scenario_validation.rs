@@ -49,6 +49,8 @@ fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
         ("zero-iterations.toml", "3:14", &["iterations must be at least 1"]),
         ("concurrency-below-one.toml", "3:15", &["concurrency 0 is below 1"]),
         ("concurrency-above-ceiling.toml", "3:15", &["concurrency 17 is above the ceiling of 16"]),
+        ("workload-unknown-run.toml", "9:28", &["[workload]: mix names `hotfix`, which is not a pipeline run", "use one of cold"]),
+        ("workload-no-runs-a-day.toml", "8:21", &["[workload]: pipelines_per_day must be a number above 0"]),
         ("negative-iterations.toml", "3:14", &["invalid value", "-1"]),
         ("change-outside-context.toml", "9:21", &["`../unknown-key.toml`", "`..` leaves the context"]),
         ("change-absolute.toml", "6:20", &["`/etc/hostname`", "absolute paths are not allowed"]),
@@ -107,6 +109,12 @@ fn flask_scenario_is_the_fifteen_step_two_stage_app() {
     // The step the code change invalidates: the comment in flask.toml relies on it.
     assert_eq!(s.dockerfile.step(12).unwrap().1.text, "COPY app .");
     assert_eq!(s.dockerfile.step(5).unwrap().1.text, "COPY requirements.txt .");
+    // The README's "Workload and bill" reads the example with this day.
+    let workload = s.workload.expect("flask.toml has a [workload]");
+    let names: Vec<_> = s.pipeline.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(workload.describe(&names), "60 pipelines a day: 1 cold, 8.85 no-change, 44.25 code-change, 5.90 deps-change");
+    assert_eq!(workload.prices.runner_minute, Some(0.008));
+    assert_eq!(workload.prices.cpu_hour, None);
 }
 
 /// The small scenarios, as verified with `DOCKER_BUILDKIT=0 docker build` on dockerd 20.10:

@@ -411,6 +411,31 @@ fn side(data: &RunData, strategy: Strategy, run: &str) -> Option<Side> {
     })
 }
 
+/// The pipeline run name of the row that judges the expected job time per pipeline under both runs' workload;
+/// a space keeps it from ever being a scenario's run name.
+pub const WEIGHTED_ROW: &str = "workload mix";
+
+/// One strategy's expected job time per pipeline, iteration by iteration, as a side: what the bootstrap
+/// resamples is the weighted total of each iteration in which every weighted run had its successful job.
+fn weighted_side(data: &RunData, weighting: &crate::workload::Weighting, strategy: Strategy) -> Option<Side> {
+    if data.jobs.iter().all(|j| j.strategy != strategy) {
+        return None;
+    }
+    let ok_wall_ms: Vec<f64> = crate::report::verdict::iteration_totals(data, weighting, strategy).into_values().collect();
+    Some(Side {
+        wall_ms: Spread::of(ok_wall_ms.iter().copied()),
+        ok_jobs: ok_wall_ms.len(),
+        ok_wall_ms,
+        failed_jobs: 0,
+        build_failures: 0,
+        infrastructure_failures: 0,
+        load_per_cpu: None,
+        cached: BTreeSet::new(),
+        miss_causes: BTreeMap::new(),
+        total_steps: 0,
+    })
+}
+
 /// criterion.rs's `compare_to_threshold`: a change counts only when the whole interval lies
 /// beyond the threshold, so that a noisy run cannot make a change out of nothing.
 pub fn compare_to_threshold(interval: (f64, f64), threshold: f64) -> TimeVerdict {
@@ -582,6 +607,14 @@ pub fn compare_data(
         ok_jobs(baseline),
         ok_jobs(candidate),
     ));
+    let weighting = match (&b.workload, &c.workload) {
+        (Some(bw), Some(cw)) if bw == cw => Some(crate::workload::Weighting::of(Some(bw), &baseline.pipeline())),
+        (None, None) => None,
+        _ => {
+            notes.push("The runs carry different workloads: the weighted figure (expected job time under the mix) is not compared.".into());
+            None
+        }
+    };
     let mut rows = vec![];
     // Level N against level N only; a level the candidate lacks leaves its rows without a candidate side,
     // which is a regression, as a missing strategy is.
@@ -595,6 +628,14 @@ pub fn compare_data(
                     continue;
                 }
                 rows.push(row(strategy, &run, level, (bs, cs), threshold, &environment));
+            }
+        }
+        if let Some(weighting) = &weighting {
+            for strategy in union(baseline.strategies(), candidate.strategies()) {
+                let sides = (weighted_side(&b_level, weighting, strategy), weighted_side(&c_level, weighting, strategy));
+                if sides.0.is_some() || sides.1.is_some() {
+                    rows.push(row(strategy, &PipelineRunName::new(WEIGHTED_ROW), level, sides, threshold, &environment));
+                }
             }
         }
     }
@@ -655,7 +696,7 @@ fn change_text(row: &Row) -> String {
 fn cached_text(row: &Row) -> String {
     let count = |s: &Option<Side>| {
         s.as_ref()
-            .filter(|s| s.ok_jobs > 0)
+            .filter(|s| s.ok_jobs > 0 && s.total_steps > 0)
             .map_or("—".to_string(), |s| {
                 format!("{}/{}", s.cached.len(), s.total_steps)
             })

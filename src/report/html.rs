@@ -37,6 +37,7 @@ pub fn render(
         ("pipeline", html(join(&data.pipeline(), " → "))),
         ("warnings", warnings(data)),
         ("verdict", verdict_html(data, verdict)),
+        ("workload", super::workload::section(data, verdict)),
         ("time_chart", charts.time.clone()),
         ("time_table", time_table(data)),
         ("load", under_load.to_string()),
@@ -215,7 +216,6 @@ fn verdict_html(data: &RunData, verdict: &Verdict) -> String {
 
 /// The verdict's first sentences: the fastest strategy, how far ahead of the next, and at what cost.
 fn headline(data: &RunData, verdict: &Verdict) -> String {
-    let runs = data.pipeline().len();
     let Some(best) = verdict.fastest() else {
         return "<p class=\"headline\" id=\"verdict-headline\">No strategy can be ranked: every strategy \
                 has a pipeline run in which all its jobs failed.</p>"
@@ -223,7 +223,7 @@ fn headline(data: &RunData, verdict: &Verdict) -> String {
     };
     let next = verdict.runner_up();
     let total = best.total_ms.unwrap_or_default();
-    let runs = format!("{runs} run{}", if runs == 1 { "" } else { "s" });
+    let (scope, unit) = ranking_scope(data, verdict);
     let fastest = format!("<span class=\"fastest\" data-strategy=\"{}\">{}</span>", html(best.strategy), strategy_html(best.strategy));
     let mut out = match &verdict.lead {
         Lead::Tied(with) => {
@@ -234,14 +234,14 @@ fn headline(data: &RunData, verdict: &Verdict) -> String {
                 .map(|s| format!("{} ({})", strategy_html(s.strategy), format::opt_duration(s.total_ms)))
                 .collect();
             format!(
-                "<p class=\"headline\" id=\"verdict-headline\">Tied within noise over the pipeline ({runs}): {fastest} \
-                 ({} in total) and {}: the gaps are within the spread of their per-iteration totals, so none is fastest",
+                "<p class=\"headline\" id=\"verdict-headline\">Tied within noise {scope}: {fastest} \
+                 ({} {unit}) and {}: the gaps are within the spread of their per-iteration totals, so none is fastest",
                 format::duration(total),
                 others.join(", ")
             )
         }
         Lead::Clear | Lead::Unjudged => {
-            format!("<p class=\"headline\" id=\"verdict-headline\">Fastest over the pipeline ({runs}): {fastest}, {} in total", format::duration(total))
+            format!("<p class=\"headline\" id=\"verdict-headline\">Fastest {scope}: {fastest}, {} {unit}", format::duration(total))
         }
     };
     match (next.and_then(|n| n.total_ms.map(|t| (n, t))), &verdict.lead) {
@@ -279,6 +279,21 @@ fn headline(data: &RunData, verdict: &Verdict) -> String {
     out
 }
 
+/// What the ranking is over, in words, and the unit of its figure: "over the pipeline (4 runs, each
+/// weighted once)" and "in total", or "for the workload (120 pipelines a day: …)" and "per pipeline".
+fn ranking_scope(data: &RunData, verdict: &Verdict) -> (String, &'static str) {
+    let pipeline = data.pipeline();
+    match (&verdict.weighting, &data.info.workload) {
+        (crate::workload::Weighting::Mix(_), Some(workload)) => {
+            (format!("for the workload ({})", html(workload.describe(&pipeline))), "per pipeline")
+        }
+        _ => {
+            let runs = pipeline.len();
+            (format!("over the pipeline ({runs} run{}, each weighted once)", if runs == 1 { "" } else { "s" }), "in total")
+        }
+    }
+}
+
 /// Every strategy in rank order (the unranked after), with its total, spread, failures, bytes and privileges.
 fn ranking_table(data: &RunData, verdict: &Verdict) -> String {
     let best_total = verdict.fastest().and_then(|b| b.total_ms);
@@ -297,7 +312,7 @@ fn ranking_table(data: &RunData, verdict: &Verdict) -> String {
                 (_, Some(t), Some(b)) => format!("{} (+{})", format::ratio(t, b), format::duration(t - b)),
                 _ => MISSING.to_string(),
             };
-            let spread = verdict::total_spread(data, s.strategy)
+            let spread = verdict::total_spread(data, &verdict.weighting, s.strategy)
                 .filter(|sp| sp.n > 1)
                 .map_or(MISSING.to_string(), |sp| format!("{}–{}", format::duration(sp.min), format::duration(sp.max)));
             let failed = match s.failed_jobs {
@@ -319,7 +334,7 @@ fn ranking_table(data: &RunData, verdict: &Verdict) -> String {
         })
         .collect();
     let headers =
-        ["rank", "strategy", "pipeline total", "vs fastest", "per-iteration totals", "jobs failed", "registry storage", "pushed", "pulled", "privileges"];
+        ["rank", "strategy", verdict.weighting.figure_name(), "vs fastest", "per-iteration totals", "jobs failed", "registry storage", "pushed", "pulled", "privileges"];
     table(Some("ranking"), &headers, &rows)
 }
 

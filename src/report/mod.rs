@@ -6,7 +6,8 @@ pub mod charts;
 pub(crate) mod format;
 mod html;
 mod load;
-mod verdict;
+pub mod verdict;
+mod workload;
 
 use std::path::{Path, PathBuf};
 

@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 use crate::results::data::{RunData, Spread};
 use crate::results::{JobStatus, PipelineRunName};
 use crate::strategy::Strategy;
+use crate::workload::Weighting;
 
 /// One strategy's standing over the whole pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standing {
     pub strategy: Strategy,
-    /// Sum over the pipeline runs of the median wall time of the successful jobs; `None`
-    /// when some pipeline run has no successful job.
+    /// The ranking figure: over the pipeline runs, the median wall time of the successful jobs times the
+    /// run's weight (1 each, or its share of the workload's day: the expected job time per pipeline);
+    /// `None` when some weighted pipeline run has no successful job.
     pub total_ms: Option<f64>,
-    /// Pipeline runs in which every job of this strategy failed (or none ran).
+    /// Weighted pipeline runs in which every job of this strategy failed (or none ran).
     pub runs_without_ok_job: Vec<PipelineRunName>,
     pub failed_jobs: usize,
     pub jobs: usize,
@@ -50,6 +52,8 @@ pub struct Verdict {
     pub fastest_wins: usize,
     /// Whether the first of `ranked` is ahead by more than noise.
     pub lead: Lead,
+    /// How the pipeline runs were weighed.
+    pub weighting: Weighting,
 }
 
 impl Verdict {
@@ -61,26 +65,33 @@ impl Verdict {
         self.ranked.get(1)
     }
 
+    /// The verdict under the run's own workload (`run.json`), or weighting each pipeline run once without one.
     pub fn compute(data: &RunData) -> Verdict {
+        Verdict::weighted(data, Weighting::of(data.info.workload.as_ref(), &data.pipeline()))
+    }
+
+    pub fn weighted(data: &RunData, weighting: Weighting) -> Verdict {
         let pipeline = data.pipeline();
         let mut ranked = vec![];
         let mut unranked = vec![];
         for strategy in data.strategies() {
             let cells: Vec<_> = pipeline
                 .iter()
-                .map(|run| (run, data.wall(strategy, run.as_str())))
+                .map(|run| (run, weighting.weight(run.as_str()), data.wall(strategy, run.as_str())))
+                .filter(|(_, weight, _)| *weight > 0.0)
+                .map(|(run, weight, cell)| (run, cell, weight))
                 .collect();
             let standing = Standing {
                 total_ms: crate::results::data::sum_all(
-                    cells.iter().map(|(_, c)| c.wall_ms.map(|s| s.median)),
+                    cells.iter().map(|(_, c, weight)| c.wall_ms.map(|s| s.median * weight)),
                 ),
                 runs_without_ok_job: cells
                     .iter()
-                    .filter(|(_, c)| c.ok == 0)
-                    .map(|(run, _)| (*run).clone())
+                    .filter(|(_, c, _)| c.ok == 0)
+                    .map(|(run, _, _)| (*run).clone())
                     .collect(),
-                failed_jobs: cells.iter().map(|(_, c)| c.failed).sum(),
-                jobs: cells.iter().map(|(_, c)| c.ok + c.failed).sum(),
+                failed_jobs: cells.iter().map(|(_, c, _)| c.failed).sum(),
+                jobs: cells.iter().map(|(_, c, _)| c.ok + c.failed).sum(),
                 bytes_pushed: data.pipeline_total(strategy, |j| j.bytes_pushed),
                 bytes_pulled: data.pipeline_total(strategy, |j| j.bytes_pulled),
                 registry_bytes: data.storage_after_last_run(strategy, |c| c.registry_bytes),
@@ -100,17 +111,17 @@ impl Verdict {
                 .unwrap_or(f64::INFINITY)
                 .total_cmp(&b.total_ms.unwrap_or(f64::INFINITY))
         });
-        let (complete_iterations, fastest_wins) = iteration_wins(data, &ranked);
-        let lead = lead(data, &ranked);
-        Verdict { ranked, unranked, complete_iterations, fastest_wins, lead }
+        let (complete_iterations, fastest_wins) = iteration_wins(data, &weighting, &ranked);
+        let lead = lead(data, &weighting, &ranked);
+        Verdict { ranked, unranked, complete_iterations, fastest_wins, lead, weighting }
     }
 }
 
 /// The fastest's lead: a strategy whose total is within the wider of the two strategies' per-iteration spreads
 /// (slowest minus fastest complete iteration) of the fastest's ties with it.
-fn lead(data: &RunData, ranked: &[Standing]) -> Lead {
+fn lead(data: &RunData, weighting: &Weighting, ranked: &[Standing]) -> Lead {
     let (Some(best), Some(_)) = (ranked.first(), ranked.get(1)) else { return Lead::Clear };
-    let width = |s: &Standing| total_spread(data, s.strategy).filter(|sp| sp.n >= 2).map(|sp| sp.max - sp.min);
+    let width = |s: &Standing| total_spread(data, weighting, s.strategy).filter(|sp| sp.n >= 2).map(|sp| sp.max - sp.min);
     let Some(best_width) = width(best) else { return Lead::Unjudged };
     let best_total = best.total_ms.unwrap_or_default();
     let mut tied = vec![];
@@ -129,41 +140,20 @@ fn lead(data: &RunData, ranked: &[Standing]) -> Lead {
 
 /// Checks the ranking against each iteration on its own: the ranking uses medians, so it
 /// is worth saying whether the winner also won iteration by iteration.
-fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
+fn iteration_wins(data: &RunData, weighting: &Weighting, ranked: &[Standing]) -> (Vec<u32>, usize) {
     let Some(fastest) = ranked.first() else {
         return (vec![], 0);
     };
-    let runs = data.pipeline().len();
-    // iteration -> strategy -> (wall total, ok jobs)
-    let mut totals: BTreeMap<u32, BTreeMap<Strategy, (u64, usize)>> = BTreeMap::new();
-    for job in &data.jobs {
-        if job.status != JobStatus::Ok || !ranked.iter().any(|s| s.strategy == job.strategy) {
-            continue;
-        }
-        let entry = totals
-            .entry(job.iteration)
-            .or_default()
-            .entry(job.strategy)
-            .or_default();
-        entry.0 += job.wall_ms;
-        entry.1 += 1;
-    }
+    let totals: Vec<(Strategy, BTreeMap<u32, f64>)> =
+        ranked.iter().map(|s| (s.strategy, iteration_totals(data, weighting, s.strategy))).collect();
     let mut complete = vec![];
     let mut wins = 0;
-    for (iteration, per_strategy) in totals {
-        let all_complete = ranked.iter().all(|s| {
-            per_strategy
-                .get(&s.strategy)
-                .is_some_and(|(_, n)| *n == runs)
-        });
-        if !all_complete {
+    for &iteration in totals[0].1.keys() {
+        let Some(per_strategy) = totals.iter().map(|(s, t)| t.get(&iteration).map(|t| (*s, *t))).collect::<Option<Vec<_>>>() else {
             continue;
-        }
+        };
         complete.push(iteration);
-        let winner = per_strategy
-            .iter()
-            .min_by_key(|(_, (total, _))| *total)
-            .map(|(s, _)| *s);
+        let winner = per_strategy.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|(s, _)| *s);
         if winner == Some(fastest.strategy) {
             wins += 1;
         }
@@ -171,23 +161,24 @@ fn iteration_wins(data: &RunData, ranked: &[Standing]) -> (Vec<u32>, usize) {
     (complete, wins)
 }
 
-/// The spread of a strategy's per-iteration pipeline totals, for the verdict's wording.
-pub fn total_spread(data: &RunData, strategy: Strategy) -> Option<Spread> {
-    let runs = data.pipeline().len();
-    let mut per_iteration: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
-    for job in data
-        .jobs
-        .iter()
-        .filter(|j| j.strategy == strategy && j.status == JobStatus::Ok)
-    {
-        let e = per_iteration.entry(job.iteration).or_default();
-        e.0 += job.wall_ms;
-        e.1 += 1;
+/// A strategy's weighted total in each iteration in which every weighted pipeline run has its successful job.
+pub fn iteration_totals(data: &RunData, weighting: &Weighting, strategy: Strategy) -> BTreeMap<u32, f64> {
+    let weighted: Vec<PipelineRunName> =
+        data.pipeline().into_iter().filter(|run| weighting.weight(run.as_str()) > 0.0).collect();
+    // iteration -> (weighted wall total, ok jobs)
+    let mut per_iteration: BTreeMap<u32, (f64, usize)> = BTreeMap::new();
+    for job in data.jobs.iter().filter(|j| j.strategy == strategy && j.status == JobStatus::Ok) {
+        let weight = weighting.weight(job.pipeline_run.as_str());
+        if weight > 0.0 {
+            let e = per_iteration.entry(job.iteration).or_default();
+            e.0 += job.wall_ms as f64 * weight;
+            e.1 += 1;
+        }
     }
-    Spread::of(
-        per_iteration
-            .values()
-            .filter(|(_, n)| *n == runs)
-            .map(|(t, _)| *t as f64),
-    )
+    per_iteration.into_iter().filter(|(_, (_, n))| *n == weighted.len()).map(|(i, (t, _))| (i, t)).collect()
+}
+
+/// The spread of a strategy's per-iteration (weighted) totals, for the verdict's wording.
+pub fn total_spread(data: &RunData, weighting: &Weighting, strategy: Strategy) -> Option<Spread> {
+    Spread::of(iteration_totals(data, weighting, strategy).into_values())
 }

@@ -1,6 +1,7 @@
 //! Typed records of what a run measured (one row = one observation) and their on-disk form.
 
 pub mod data;
+pub mod bill;
 pub mod load;
 mod writer;
 
@@ -305,6 +306,9 @@ pub struct RunInfo {
     pub interrupted: bool,
     /// Privileges each strategy needed, as shown in the report.
     pub privileges: std::collections::BTreeMap<Strategy, String>,
+    /// The scenario's `[workload]`: how the verdict weighs the pipeline runs and what the bill prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<crate::workload::Workload>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

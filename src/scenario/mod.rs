@@ -35,6 +35,8 @@ pub struct Scenario {
     /// How many pipelines of a strategy run at once, level by level (`concurrency = [1, 2, 4]`); `[1]`
     /// when omitted.
     pub concurrency: Vec<u32>,
+    /// How often the team runs each pipeline run and what it pays (`[workload]`), when the scenario says.
+    pub workload: Option<crate::workload::Workload>,
     /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
     /// included), by sorted relative path.
     pub hash: String,
@@ -252,6 +254,7 @@ struct RawScenario {
     strategies: Option<Spanned<Vec<Spanned<String>>>>,
     pipeline: Option<Spanned<Vec<RawRun>>>,
     concurrency: Option<Spanned<Vec<u32>>>,
+    workload: Option<crate::workload::RawWorkload>,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +314,11 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
             levels.into_inner()
         }
     };
+    let names: Vec<PipelineRunName> = pipeline.iter().map(|p| p.name.clone()).collect();
+    let workload = raw
+        .workload
+        .map(|w| w.check(&names).map_err(|e| at(e.span, format!("[workload]: {}", e.message))))
+        .transpose()?;
     let hash = hash_scenario(&bytes, &context)?;
     Ok(Scenario {
         name,
@@ -323,6 +331,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         strategies,
         pipeline,
         concurrency,
+        workload,
         hash,
     })
 }

@@ -329,6 +329,7 @@ fn run_info(spec: &Spec) -> RunInfo {
             .iter()
             .filter_map(|s| Strategy::parse(s).map(|k| (k, layerbench::builder::privilege_summary(k))))
             .collect(),
+        workload: None,
     }
 }
 
