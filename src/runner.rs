@@ -97,6 +97,10 @@ pub async fn run<B: Backend>(
     Ok(run.summary)
 }
 
+/// A lane's last successful job: its steps' inputs, and whether the builder reported each step (by number)
+/// served from cache.
+type LastJob = (Vec<StepInput>, BTreeMap<u32, bool>);
+
 /// A run under way: where its records go, and what it has said so far.
 struct Running<'r, 'p> {
     plan: &'r RunPlan<'p>,
@@ -109,7 +113,7 @@ struct Running<'r, 'p> {
     scopes: BTreeMap<Strategy, CacheScope>,
     /// Each lane's last successful job of its strategy in the iteration, which its next job's causes are
     /// judged against: a lane is a branch, and its previous commit is its own.
-    priors: BTreeMap<(Strategy, u32), (Vec<StepInput>, BTreeMap<u32, bool>)>,
+    priors: BTreeMap<(Strategy, u32), LastJob>,
     /// The input keys every successful job of a strategy built in the iteration, in any lane.
     built: BTreeMap<Strategy, std::collections::BTreeSet<crate::inputs::Digest>>,
     /// The highest peak memory of one level-1 job, once level 1 ran: what a higher level is judged by.

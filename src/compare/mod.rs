@@ -343,8 +343,12 @@ fn load(role: &str, dir: &Path) -> Result<RunData, CompareError> {
     Ok(data)
 }
 
+/// The steps that hit the cache in most successful jobs, the cause most recorded for each step that
+/// missed, and the number of steps.
+type Majority = (BTreeSet<StepKey>, BTreeMap<(String, String, u32), Cause>, usize);
+
 /// Which steps hit the cache in most successful jobs of a strategy in a pipeline run.
-fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> (BTreeSet<StepKey>, BTreeMap<(String, String, u32), Cause>, usize) {
+fn cached_majority(data: &RunData, strategy: Strategy, run: &str) -> Majority {
     let ok: Vec<_> = data
         .jobs_of(strategy, run)
         .into_iter()

@@ -497,7 +497,7 @@ fn miss_advice(map: &CacheMap) -> String {
             continue;
         }
         let counts: Vec<String> = causes.iter().map(|(cause, n)| format!("{n} {}", html(cause.label()))).collect();
-        let advice: Vec<String> = causes.iter().filter_map(|(cause, _)| cause.advice()).map(|a| html(a)).collect();
+        let advice: Vec<String> = causes.iter().filter_map(|(cause, _)| cause.advice()).map(html).collect();
         let advice = match advice.is_empty() {
             true => String::new(),
             false => format!(" What would make them hits: {}.", advice.join("; ")),
