@@ -213,7 +213,7 @@ impl Backend for KubeBackend {
             }
             events.setup(format!("starting the shared dind service for {strategy} (iteration {iteration})"));
             let clock = Instant::now();
-            match self.start_shared_dind(iteration).await {
+            match self.start_shared_dind(strategy, iteration).await {
                 Ok(pod) => {
                     started.push(ServiceStart {
                         strategy,

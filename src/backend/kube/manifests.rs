@@ -308,7 +308,7 @@ pub fn dind_job_pod(run: &RunMeta, images: &KubeImages, job: &JobMeta, timeout_s
 }
 
 /// The shared daemon of `shared-dind`: a Deployment whose `/var/lib/docker` is a PVC, a
-/// Service on 2375, and a NetworkPolicy that lets only the run's job pods reach it.
+/// Service on 2375, and a NetworkPolicy that lets only the job pods of its own strategy in this run reach it.
 pub struct SharedDind {
     pub claim: PersistentVolumeClaim,
     pub deployment: Deployment,
@@ -316,7 +316,7 @@ pub struct SharedDind {
     pub policy: NetworkPolicy,
 }
 
-pub fn shared_dind(run: &RunMeta, options: &KubeOptions, iteration: u32) -> SharedDind {
+pub fn shared_dind(run: &RunMeta, options: &KubeOptions, owner: crate::strategy::Strategy, iteration: u32) -> SharedDind {
     let claim = claim(run, SHARED_DIND_PVC, "dind", options.storage_class.as_deref(), &options.shared_dind_storage);
     let pod = PodSpec {
         containers: vec![dind_container(&options.images, "0.0.0.0", "docker-data")],
@@ -337,6 +337,10 @@ pub fn shared_dind(run: &RunMeta, options: &KubeOptions, iteration: u32) -> Shar
         spec.strategy = Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
     }
     let service = service(run, SHARED_DIND_NAME, "dind", DIND_PORT.into());
+    // No namespaceSelector: only pods of this namespace; of them only this run's jobs, and of those only the
+    // owner's: a buildah, kaniko or dind job of another strategy must not reach a root daemon it does not own.
+    let mut admitted = run.selector("job");
+    admitted.insert(STRATEGY_LABEL.into(), names::label_value(owner.name()));
     let policy = NetworkPolicy {
         metadata: run.meta(SHARED_DIND_POLICY, "dind"),
         spec: Some(NetworkPolicySpec {
@@ -344,11 +348,7 @@ pub fn shared_dind(run: &RunMeta, options: &KubeOptions, iteration: u32) -> Shar
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
-                    // No namespaceSelector: only pods of this namespace, and of them only this run's jobs.
-                    pod_selector: Some(LabelSelector {
-                        match_labels: Some(run.selector("job")),
-                        ..Default::default()
-                    }),
+                    pod_selector: Some(LabelSelector { match_labels: Some(admitted), ..Default::default() }),
                     ..Default::default()
                 }]),
                 ports: Some(vec![NetworkPolicyPort {
@@ -652,7 +652,7 @@ fn sh(script: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::backend::kube::names::{is_dns_label, is_label_value};
-    use crate::strategy::JobBuilder;
+    use crate::strategy::{JobBuilder, Strategy};
 
     fn run() -> RunMeta {
         RunMeta {
@@ -715,7 +715,7 @@ mod tests {
     #[test]
     fn shared_dind_keeps_its_data_on_a_claim_behind_a_service_only_job_pods_may_reach() {
         let options = KubeOptions::default();
-        let shared = shared_dind(&run(), &options, 2);
+        let shared = shared_dind(&run(), &options, Strategy::named("shared-dind"), 2);
         let claim_spec = shared.claim.spec.as_ref().unwrap();
         assert_eq!(claim_spec.access_modes.as_deref(), Some(&["ReadWriteOnce".to_string()][..]));
         assert_eq!(claim_spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "20Gi");
@@ -749,12 +749,18 @@ mod tests {
         assert_eq!(peers.len(), 1);
         assert!(peers[0].namespace_selector.is_none(), "no other namespace may reach the daemon");
         let allowed = peers[0].pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
-        let job_pod = dind_job_pod(&run(), &options.images, &job(), 60);
-        assert!(selects(allowed, job_pod.metadata.labels.as_ref().unwrap()), "the run's job pods are admitted");
+        let owner_job = JobMeta { strategy: "shared-dind", ..job() };
+        let job_pod = dind_job_pod(&run(), &options.images, &owner_job, 60);
+        assert!(selects(allowed, job_pod.metadata.labels.as_ref().unwrap()), "the run's shared-dind job pods are admitted");
+        for other in ["ephemeral-dind", "daemonless", "daemonless-kaniko", "registry-multistage"] {
+            let other_job = JobMeta { strategy: other, ..job() };
+            let pod = dind_job_pod(&run(), &options.images, &other_job, 60);
+            assert!(!selects(allowed, pod.metadata.labels.as_ref().unwrap()), "{other}'s job pods are not admitted");
+        }
         assert!(!selects(allowed, pod_labels), "the daemon itself is no job");
         let mut other_run = run();
         other_run.run_id = "another-run".into();
-        let stranger = dind_job_pod(&other_run, &options.images, &job(), 60);
+        let stranger = dind_job_pod(&other_run, &options.images, &owner_job, 60);
         assert!(!selects(allowed, stranger.metadata.labels.as_ref().unwrap()), "another run's jobs are not");
         let ports = rules[0].ports.as_ref().unwrap();
         assert_eq!(ports[0].port, Some(IntOrString::Int(2375)));
@@ -918,7 +924,7 @@ mod tests {
         long.run_id = format!("20261127T190501Z-{}", "very-long-scenario-name-".repeat(5));
         long.scenario = "Very Long Scenario Name ".repeat(5);
         let reg = registry(&long, &options.images, 1);
-        let shared = shared_dind(&long, &options, 1);
+        let shared = shared_dind(&long, &options, Strategy::named("shared-dind"), 1);
         let parts = context_config_maps(&long, "job-i1-p0-daemonless", b"x").unwrap();
         let op = daemonless_op(JobBuilder::Buildah);
         let objects: Vec<ObjectMeta> = vec![

@@ -73,7 +73,7 @@ fn job_objects(
              uploading the build context with the Docker API. The job's script:",
         )),
         Daemon::Shared(DaemonKind::Docker) => {
-            let shared = manifests::shared_dind(run, options, 1);
+            let shared = manifests::shared_dind(run, options, strategy, 1);
             Ok((
                 vec![
                     Object::PersistentVolumeClaim(shared.claim),
@@ -82,7 +82,7 @@ fn job_objects(
                     Object::NetworkPolicy(shared.policy),
                 ],
                 "WARNING: an unauthenticated Docker daemon is root on its node for anyone who can reach port 2375; \
-                 the NetworkPolicy below admits only this run's job pods, and only works where the cluster's \
+                 the NetworkPolicy below admits only this run's job pods of this strategy, and only works where the cluster's \
                  network plugin enforces NetworkPolicies. Each job runs, with DOCKER_HOST=tcp://dind:2375:",
             ))
         }

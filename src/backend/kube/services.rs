@@ -102,9 +102,9 @@ impl KubeBackend {
         Ok(name)
     }
 
-    pub(super) async fn start_shared_dind(&self, iteration: u32) -> Result<String, KubeError> {
+    pub(super) async fn start_shared_dind(&self, owner: crate::strategy::Strategy, iteration: u32) -> Result<String, KubeError> {
         let limit = self.options.timeouts.delete;
-        let shared = manifests::shared_dind(&self.run, &self.options, iteration);
+        let shared = manifests::shared_dind(&self.run, &self.options, owner, iteration);
         self.check_storage_class(manifests::SHARED_DIND_PVC).await?;
         ensure_created(&self.api(), &shared.claim, limit).await?;
         ensure_created(&self.api(), &shared.policy, limit).await?;
