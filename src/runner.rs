@@ -361,41 +361,7 @@ fn records(
     let dockerfile = job.dockerfile;
     let reported: std::collections::BTreeMap<u32, &crate::job::StepOutcome> =
         outcome.steps.iter().map(|s| (s.step, s)).collect();
-    let global = dockerfile.global_args.iter().map(|i| (crate::dockerfile::GLOBAL_STAGE.to_string(), i));
-    let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
-    let steps: Vec<StepRecord> = if reported.is_empty() {
-        vec![]
-    } else {
-        global
-            .chain(staged)
-            .filter_map(|(stage, instruction)| {
-                let seen = reported.get(&instruction.step);
-                // In a failed job, steps after the last one reported never ran: no row. In a job that
-                // went through, they did (BuildKit reports nothing for a trailing `EXPOSE` or `CMD`).
-                if outcome.error.is_some() && seen.is_none() && instruction.step > *reported.keys().next_back()? {
-                    return None;
-                }
-                Some(StepRecord {
-                    run_id: run_id.to_string(),
-                    backend,
-                    concurrency: job.lane.level,
-                    lane: job.lane.lane,
-                    iteration: job.iteration,
-                    pipeline_run: job.pipeline_run.name.clone(),
-                    strategy: job.strategy,
-                    stage,
-                    step: instruction.step,
-                    total_steps: dockerfile.total_steps(),
-                    instruction: instruction.text.clone(),
-                    cached: seen.map(|s| s.cached),
-                    duration_ms: seen.and_then(|s| s.duration_ms),
-                    input_key: seen_steps.inputs.iter().find(|s| s.step == instruction.step).map(|s| s.key.short()),
-                    cause: seen_steps.causes.get(&instruction.step).and_then(|c| c.cause),
-                    changed: seen_steps.causes.get(&instruction.step).and_then(|c| c.changed.clone()),
-                })
-            })
-            .collect()
-    };
+    let steps = step_records(run_id, backend, job, outcome, seen_steps, &reported);
     let cached_steps = (!reported.is_empty()).then(|| {
         dockerfile
             .steps()
@@ -437,6 +403,52 @@ fn records(
         notes: (!outcome.unmeasured.is_empty()).then(|| outcome.unmeasured.join("; ")),
     };
     (record, steps)
+}
+
+/// The step rows of a job: every step of the Dockerfile once the builder reported anything, none otherwise.
+fn step_records(
+    run_id: &str,
+    backend: BackendKind,
+    job: &JobSpec<'_>,
+    outcome: &JobOutcome,
+    seen_steps: &Seen<'_>,
+    reported: &BTreeMap<u32, &crate::job::StepOutcome>,
+) -> Vec<StepRecord> {
+    if reported.is_empty() {
+        return vec![];
+    }
+    let dockerfile = job.dockerfile;
+    let global = dockerfile.global_args.iter().map(|i| (crate::dockerfile::GLOBAL_STAGE.to_string(), i));
+    let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
+    global
+        .chain(staged)
+        .filter_map(|(stage, instruction)| {
+            let seen = reported.get(&instruction.step);
+            // In a failed job, steps after the last one reported never ran: no row. In a job that
+            // went through, they did (BuildKit reports nothing for a trailing `EXPOSE` or `CMD`).
+            if outcome.error.is_some() && seen.is_none() && instruction.step > *reported.keys().next_back()? {
+                return None;
+            }
+            Some(StepRecord {
+                run_id: run_id.to_string(),
+                backend,
+                concurrency: job.lane.level,
+                lane: job.lane.lane,
+                iteration: job.iteration,
+                pipeline_run: job.pipeline_run.name.clone(),
+                strategy: job.strategy,
+                stage,
+                step: instruction.step,
+                total_steps: dockerfile.total_steps(),
+                instruction: instruction.text.clone(),
+                cached: seen.map(|s| s.cached),
+                duration_ms: seen.and_then(|s| s.duration_ms),
+                input_key: seen_steps.inputs.iter().find(|s| s.step == instruction.step).map(|s| s.key.short()),
+                cause: seen_steps.causes.get(&instruction.step).and_then(|c| c.cause),
+                changed: seen_steps.causes.get(&instruction.step).and_then(|c| c.changed.clone()),
+            })
+        })
+        .collect()
 }
 
 /// The host's 1-minute load average, from `/proc/loadavg`; `None` where there is none.
