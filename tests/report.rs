@@ -324,7 +324,7 @@ fn one_iteration_and_a_single_run_still_make_a_report() {
     );
     assert!(text_of(&doc, "#image-sources").contains("All toolchain images were the official ones"));
     let (_out, _, doc) = report_of("synthetic-single-run");
-    assert!(text_of(&doc, "#verdict-headline").contains("(1 run)"));
+    assert!(text_of(&doc, "#verdict-headline").contains("(1 run, each weighted once)"));
     assert_eq!(
         select(&doc, "#time-table thead th").len(),
         3,
@@ -406,7 +406,7 @@ fn an_interrupted_run_is_reported_over_the_runs_it_reached_and_says_so() {
         warnings.contains("deps-change"),
         "the run it never reached is named: {warnings}"
     );
-    assert!(text_of(&doc, "#verdict-headline").contains("(3 runs)"));
+    assert!(text_of(&doc, "#verdict-headline").contains("(3 runs, each weighted once)"));
     assert_eq!(select(&doc, "#cache-map td.cell").len(), 15 * 5 * 3);
     assert!(!text_of(&doc, "#ranking").contains("daemonless-kaniko"));
 }

@@ -737,6 +737,7 @@ mod tests {
             "pipeline",
             "warnings",
             "verdict",
+            "workload",
             "time_chart",
             "time_table",
             "load",

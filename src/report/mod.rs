@@ -33,8 +33,8 @@ pub enum ReportError {
     },
 }
 
-/// The files `generate` writes into the output directory, besides `index.html`.
-pub const CHART_FILES: [&str; 10] = [
+/// The files `generate` writes into the output directory for every run, besides `index.html`.
+pub const CHART_FILES: [&str; 8] = [
     "time-per-run.svg",
     "time-per-run.png",
     "cache-map.svg",
@@ -43,9 +43,10 @@ pub const CHART_FILES: [&str; 10] = [
     "phases.png",
     "cost.svg",
     "cost.png",
-    "under-load.svg",
-    "under-load.png",
 ];
+
+/// The files it writes as well for a run of more than one concurrency level.
+pub const LOAD_CHART_FILES: [&str; 2] = ["under-load.svg", "under-load.png"];
 
 /// Writes `out_dir/index.html` and the charts next to it from `results_dir` alone.
 /// Returns the path of the HTML file.
