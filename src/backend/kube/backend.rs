@@ -39,10 +39,11 @@ pub struct KubeBackend {
 }
 
 impl KubeBackend {
-    /// Connects with the kubeconfig (`options.context`, or the current context) and creates the
-    /// run's namespace.
+    /// Connects with the kubeconfig (`options.context`, or the current context), checks that every
+    /// schedulable node is Ready, and creates the run's namespace.
     pub async fn connect(options: KubeOptions, run_id: &str, scenario: &str) -> Result<Self, BackendError> {
         let client = client_for(&options).await?;
+        super::nodes::check(&client, options.timeouts.api).await?;
         Self::with_client(client, options, run_id, scenario).await
     }
 

@@ -22,6 +22,7 @@ mod jobs;
 pub mod manifests;
 pub mod mirror;
 pub mod names;
+mod nodes;
 pub mod orchestrate;
 mod print;
 mod services;
