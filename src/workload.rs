@@ -184,6 +184,16 @@ impl Weighting {
         }
     }
 
+    /// The pipeline runs that count and their weights: every run with a job (`reached`, the results' pipeline)
+    /// once each, or, under a mix, every run of the scenario the day includes, whether or not it was reached,
+    /// so that an interrupted run is never taken for a whole day.
+    pub fn counted(&self, reached: &[PipelineRunName]) -> Vec<(PipelineRunName, f64)> {
+        match self {
+            Weighting::EachRunOnce => reached.iter().map(|run| (run.clone(), 1.0)).collect(),
+            Weighting::Mix(weights) => weights.iter().filter(|(_, w)| *w > 0.0).cloned().collect(),
+        }
+    }
+
     /// The weight of one pipeline run: 1 each, or its share of the day.
     pub fn weight(&self, run: &str) -> f64 {
         match self {

@@ -117,6 +117,23 @@ fn a_run_the_workload_leaves_out_neither_counts_nor_unranks() {
     assert!(verdict.unranked.is_empty());
 }
 
+/// A run the day includes that the results never reached (the run was stopped first) is no run of weight 0:
+/// nothing is ranked on a part of the day.
+#[test]
+fn a_weighted_run_that_was_never_reached_ranks_nothing() {
+    let mut data = known();
+    data.info.pipeline.push("deps-change".into());
+    let mut w = workload(Prices::default());
+    w.mix.insert("deps-change".into(), 0.1);
+    data.info.workload = Some(w);
+    let verdict = Verdict::compute(&data);
+    assert!(verdict.ranked.is_empty(), "{:?}", order(&verdict));
+    for standing in &verdict.unranked {
+        assert_eq!(standing.runs_without_ok_job, [PipelineRunName::from("deps-change")]);
+    }
+    assert!(Bill::of(&data, data.info.workload.as_ref().unwrap(), Strategy::named(FAST_CODE)).expected_ms.is_none());
+}
+
 #[test]
 fn the_bill_multiplies_each_run_by_its_pipelines_a_day() {
     let data = known();

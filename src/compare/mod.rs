@@ -612,7 +612,7 @@ pub fn compare_data(
         ok_jobs(candidate),
     ));
     let weighting = match (&b.workload, &c.workload) {
-        (Some(bw), Some(cw)) if bw == cw => Some(crate::workload::Weighting::of(Some(bw), &baseline.pipeline())),
+        (Some(bw), Some(cw)) if bw == cw => Some(crate::workload::Weighting::of(Some(bw), &b.pipeline)),
         (None, None) => None,
         _ => {
             notes.push("The runs carry different workloads: the weighted figure (expected job time under the mix) is not compared.".into());

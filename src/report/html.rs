@@ -282,13 +282,12 @@ fn headline(data: &RunData, verdict: &Verdict) -> String {
 /// What the ranking is over, in words, and the unit of its figure: "over the pipeline (4 runs, each
 /// weighted once)" and "in total", or "for the workload (120 pipelines a day: …)" and "per pipeline".
 fn ranking_scope(data: &RunData, verdict: &Verdict) -> (String, &'static str) {
-    let pipeline = data.pipeline();
     match (&verdict.weighting, &data.info.workload) {
         (crate::workload::Weighting::Mix(_), Some(workload)) => {
-            (format!("for the workload ({})", html(workload.describe(&pipeline))), "per pipeline")
+            (format!("for the workload ({})", html(workload.describe(&data.info.pipeline))), "per pipeline")
         }
         _ => {
-            let runs = pipeline.len();
+            let runs = data.pipeline().len();
             (format!("over the pipeline ({runs} run{}, each weighted once)", if runs == 1 { "" } else { "s" }), "in total")
         }
     }

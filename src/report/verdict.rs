@@ -67,20 +67,17 @@ impl Verdict {
 
     /// The verdict under the run's own workload (`run.json`), or weighting each pipeline run once without one.
     pub fn compute(data: &RunData) -> Verdict {
-        Verdict::weighted(data, Weighting::of(data.info.workload.as_ref(), &data.pipeline()))
+        Verdict::weighted(data, Weighting::of(data.info.workload.as_ref(), &data.info.pipeline))
     }
 
     pub fn weighted(data: &RunData, weighting: Weighting) -> Verdict {
-        let pipeline = data.pipeline();
+        let counted = weighting.counted(&data.pipeline());
         let mut ranked = vec![];
         let mut unranked = vec![];
         for strategy in data.strategies() {
-            let cells: Vec<_> = pipeline
-                .iter()
-                .map(|run| (run, weighting.weight(run.as_str()), data.wall(strategy, run.as_str())))
-                .filter(|(_, weight, _)| *weight > 0.0)
-                .map(|(run, weight, cell)| (run, cell, weight))
-                .collect();
+            let cells: Vec<_> = counted.iter().map(|(run, weight)| (run, data.wall(strategy, run.as_str()), *weight)).collect();
+            // Failures are counted over every run, weighted or not: a failure is never hidden by a weight.
+            let all_runs: Vec<_> = data.pipeline().iter().map(|run| data.wall(strategy, run.as_str())).collect();
             let standing = Standing {
                 total_ms: crate::results::data::sum_all(
                     cells.iter().map(|(_, c, weight)| c.wall_ms.map(|s| s.median * weight)),
@@ -90,8 +87,8 @@ impl Verdict {
                     .filter(|(_, c, _)| c.ok == 0)
                     .map(|(run, _, _)| (*run).clone())
                     .collect(),
-                failed_jobs: cells.iter().map(|(_, c, _)| c.failed).sum(),
-                jobs: cells.iter().map(|(_, c, _)| c.ok + c.failed).sum(),
+                failed_jobs: all_runs.iter().map(|c| c.failed).sum(),
+                jobs: all_runs.iter().map(|c| c.ok + c.failed).sum(),
                 bytes_pushed: data.pipeline_total(strategy, |j| j.bytes_pushed),
                 bytes_pulled: data.pipeline_total(strategy, |j| j.bytes_pulled),
                 registry_bytes: data.storage_after_last_run(strategy, |c| c.registry_bytes),
@@ -163,8 +160,7 @@ fn iteration_wins(data: &RunData, weighting: &Weighting, ranked: &[Standing]) ->
 
 /// A strategy's weighted total in each iteration in which every weighted pipeline run has its successful job.
 pub fn iteration_totals(data: &RunData, weighting: &Weighting, strategy: Strategy) -> BTreeMap<u32, f64> {
-    let weighted: Vec<PipelineRunName> =
-        data.pipeline().into_iter().filter(|run| weighting.weight(run.as_str()) > 0.0).collect();
+    let weighted = weighting.counted(&data.pipeline());
     // iteration -> (weighted wall total, ok jobs)
     let mut per_iteration: BTreeMap<u32, (f64, usize)> = BTreeMap::new();
     for job in data.jobs.iter().filter(|j| j.strategy == strategy && j.status == JobStatus::Ok) {

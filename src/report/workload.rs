@@ -19,19 +19,19 @@ pub fn section(data: &RunData, verdict: &Verdict) -> String {
         );
         return out;
     };
-    let pipeline = data.pipeline();
+    let pipeline = &data.info.pipeline;
     out.push_str(&format!(
         "<p id=\"workload-mix\">The team's day: {}. The verdict ranks by the expected job time per pipeline under this mix; \
          a month is {DAYS_PER_MONTH} days. Each daily figure is the pipelines a day of each run times that run's median over \
          the successful jobs; registry storage is what the strategy holds after the last run.</p>\n",
-        html(workload.describe(&pipeline))
+        html(workload.describe(pipeline))
     ));
     match bill::formula(&workload.prices) {
         Some(f) => out.push_str(&format!("<p id=\"workload-formula\">Money per month = {}.</p>\n", html(f))),
         None => out.push_str("<p id=\"workload-formula\">The workload gives no prices, so there is no money column.</p>\n"),
     }
     let colder = workload.with_daily_cold_start();
-    let cold_verdict = (colder != *workload).then(|| Verdict::weighted(data, Weighting::of(Some(&colder), &pipeline)));
+    let cold_verdict = (colder != *workload).then(|| Verdict::weighted(data, Weighting::of(Some(&colder), pipeline)));
     out.push_str(&bill_table(data, verdict, workload, &colder));
     if let Some(cold_verdict) = cold_verdict {
         out.push_str(&cold_sentence(verdict, &cold_verdict));

@@ -59,7 +59,7 @@ impl Bill {
     }
 
     pub fn of(data: &RunData, workload: &Workload, strategy: Strategy) -> Bill {
-        let per_day = workload.per_day(&data.pipeline());
+        let per_day = workload.per_day(&data.info.pipeline);
         let daily = |figure: &dyn Fn(&JobRecord) -> Option<u64>| daily_sum(data, strategy, &per_day, figure);
         let runner_ms = daily(&|j| Some(j.wall_ms));
         let cpu_ms = daily(&|j| j.cpu_ms);
