@@ -8,6 +8,7 @@ pub mod compare;
 pub mod dockerfile;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod inputs;
 pub mod job;
 pub mod lanes;

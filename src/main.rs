@@ -126,6 +126,110 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Write scenarios: `from-git` replays a repository's commits.
+    Scenario {
+        #[command(subcommand)]
+        action: ScenarioAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioAction {
+    /// Write a scenario whose pipeline runs are a git repository's commits, oldest (cold) first.
+    #[command(after_help = FROM_GIT_HELP)]
+    FromGit(FromGitArgs),
+}
+
+const FROM_GIT_HELP: &str = "\
+Examples:
+  layerbench scenario from-git ../vote --context vote --last 30 -o scenarios/vote.toml
+  layerbench scenario from-git ../vote --context vote --range v1.2..v1.3 --skip-untouched --sample 10 -o s.toml
+  layerbench scenario from-git ../vote --context vote --last 200 --profile
+
+Each run is `change = { commit = \"<id>\" }`: its context is exactly that commit's tree under --context, with its
+.dockerignore, deletions, renames, modes and symbolic links. Commits are followed along first parents.";
+
+#[derive(clap::Args)]
+struct FromGitArgs {
+    /// The repository: its work tree, or a directory inside it.
+    repository: PathBuf,
+    /// The build context, relative to the repository's root (default: the root).
+    #[arg(long, default_value = "")]
+    context: PathBuf,
+    /// The Dockerfile, relative to the context.
+    #[arg(long, default_value = "Dockerfile")]
+    dockerfile: PathBuf,
+    /// The last N commits of --branch.
+    #[arg(long, value_name = "N", conflicts_with = "range")]
+    last: Option<usize>,
+    /// The commits after A up to B (`A..B`).
+    #[arg(long, value_name = "A..B")]
+    range: Option<String>,
+    /// The branch (or any revision) --last counts back from (default: HEAD).
+    #[arg(long, conflicts_with = "range")]
+    branch: Option<String>,
+    /// Fold commits that touch nothing in the context into a count instead of runs.
+    #[arg(long)]
+    skip_untouched: bool,
+    /// Keep K commits spread evenly over the range (the oldest and the newest included).
+    #[arg(long, value_name = "K")]
+    sample: Option<usize>,
+    /// Print the change profile (which step each commit first changes) and write nothing.
+    #[arg(long)]
+    profile: bool,
+    /// Where to write the scenario (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+impl FromGitArgs {
+    fn request(&self) -> Result<layerbench::history::scenario::FromGit, Failure> {
+        use layerbench::history::Selection;
+        let selection = match (&self.range, self.last) {
+            (Some(range), _) => {
+                let (from, to) = range
+                    .split_once("..")
+                    .filter(|(a, b)| !a.is_empty() && !b.is_empty() && !b.starts_with('.'))
+                    .ok_or_else(|| usage(anyhow!("--range: `{range}` is not A..B (two revisions joined by `..`)")))?;
+                Selection::Range { from: from.into(), to: to.into() }
+            }
+            (None, last) => Selection::Last { count: last.unwrap_or(20), branch: self.branch.clone() },
+        };
+        if self.sample == Some(0) || self.last == Some(0) {
+            return Err(usage(anyhow!("--sample and --last need at least 1")));
+        }
+        Ok(layerbench::history::scenario::FromGit {
+            repository: self.repository.clone(),
+            context: self.context.clone(),
+            dockerfile: self.dockerfile.clone(),
+            selection,
+            skip_untouched: self.skip_untouched,
+            sample: self.sample,
+        })
+    }
+}
+
+fn from_git(args: &FromGitArgs) -> Result<i32, Failure> {
+    use layerbench::history::scenario;
+    let request = args.request()?;
+    if args.profile {
+        let (_, commits, profile) = scenario::read(&request).map_err(usage)?;
+        for (commit, first) in &profile.commits {
+            println!("{}  {:<40}  {first}", commit.short(), commit.summary.chars().take(40).collect::<String>());
+        }
+        println!("{} ({} commits read)", profile.summarise().summary, commits.len());
+        return Ok(exit::OK);
+    }
+    let out = args.output.clone().unwrap_or_else(|| PathBuf::from("scenario.toml"));
+    let (text, info) = scenario::write(&request, &out).map_err(usage)?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| usage(anyhow!("{}: cannot write the scenario: {e}", path.display())))?;
+            eprintln!("{}: {}; {}", path.display(), info.describe(), info.profile.summary);
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
 }
 
 const CLUSTER_HELP: &str = "\
@@ -356,6 +460,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             layerbench::cluster::down(&cluster.options(), &events).await.map_err(environment)?;
             Ok(exit::OK)
         }
+        Command::Scenario { action: ScenarioAction::FromGit(args) } => from_git(&args),
         Command::Images { images } => {
             images.config().check().map_err(|e| usage(anyhow!(e)))?;
             let engine = connect_engine().await?;

@@ -157,6 +157,7 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         interrupted: false,
         privileges: request.strategies.iter().map(|&s| (s, builder::privilege_summary(s))).collect(),
         workload: scenario.workload.clone(),
+        history: scenario.history.clone(),
     }
 }
 

@@ -67,6 +67,7 @@ fn scenario(context: &tempfile::TempDir, name: &str) -> Scenario {
         pipeline: vec![PipelineRun { name: "first".into(), change: Change::None }],
         concurrency: vec![1],
         workload: None,
+        history: None,
         hash: String::new(),
     }
 }

@@ -49,6 +49,9 @@ fn malformed_scenarios_name_file_line_column_and_what_is_expected() {
         ("zero-iterations.toml", "3:14", &["iterations must be at least 1"]),
         ("concurrency-below-one.toml", "3:15", &["concurrency 0 is below 1"]),
         ("concurrency-above-ceiling.toml", "3:15", &["concurrency 17 is above the ceiling of 16"]),
+        // The fixtures lie in layerbench's own repository: an id it lacks is unknown (or, in a shallow clone, beyond it).
+        ("commit-unknown.toml", "6:21", &["`0000000deadbeef`"]),
+        ("commit-and-append.toml", "6:10", &["give `commit` alone", "{ commit = \"ID\" }"]),
         ("workload-unknown-run.toml", "9:28", &["[workload]: mix names `hotfix`, which is not a pipeline run", "use one of cold"]),
         ("workload-no-runs-a-day.toml", "8:21", &["[workload]: pipelines_per_day must be a number above 0"]),
         ("negative-iterations.toml", "3:14", &["invalid value", "-1"]),

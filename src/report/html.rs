@@ -34,7 +34,7 @@ pub fn render(
         ("run_id", html(&info.run_id)),
         ("backend", html(info.backend)),
         ("iterations", iterations),
-        ("pipeline", html(join(&data.pipeline(), " → "))),
+        ("pipeline", pipeline_text(data)),
         ("warnings", warnings(data)),
         ("verdict", verdict_html(data, verdict)),
         ("workload", super::workload::section(data, verdict)),
@@ -54,6 +54,20 @@ pub fn render(
         ("chart_files", html(charts.files.join(", "))),
     ];
     fill(TEMPLATE, &values)
+}
+
+/// The pipeline runs in order; for a replayed history, where its commits came from (sampled or not) and the
+/// repository's change profile.
+fn pipeline_text(data: &RunData) -> String {
+    let runs = html(join(&data.pipeline(), " → "));
+    match &data.info.history {
+        None => runs,
+        Some(h) => format!(
+            "{runs}<br><span id=\"history\">Replays {}. Profile: {}.</span>",
+            html(h.describe()),
+            html(&h.profile.summary)
+        ),
+    }
 }
 
 /// Replaces every `{{key}}` once; a placeholder left over is a bug in the template or here.

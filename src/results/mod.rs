@@ -309,6 +309,9 @@ pub struct RunInfo {
     /// The scenario's `[workload]`: how the verdict weighs the pipeline runs and what the bill prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<crate::workload::Workload>,
+    /// Where a replayed history's pipeline came from, with the repository's change profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::scenario::HistoryInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

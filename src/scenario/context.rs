@@ -63,6 +63,7 @@ pub fn prepare_iteration_context(scenario: &Scenario, dest_dir: &Path) -> Result
 pub fn apply_change(context_dir: &Path, change: &Change) -> Result<(), ScenarioError> {
     let (file, bytes, append) = match change {
         Change::None => return Ok(()),
+        Change::Commit { id, repository, dir } => return replace_with_commit(context_dir, id, repository, dir),
         Change::Append { file, line } => (file, format!("{line}\n"), true),
         Change::Write { file, content } => (file, content.clone(), false),
     };
@@ -82,6 +83,21 @@ pub fn apply_change(context_dir: &Path, change: &Change) -> Result<(), ScenarioE
         }
         fs::write(&path, bytes).map_err(io_at("write", &path))
     }
+}
+
+/// Empties the context copy and writes the commit's tree under `dir` into it.
+fn replace_with_commit(context_dir: &Path, id: &str, repository: &Path, dir: &Path) -> Result<(), ScenarioError> {
+    for entry in fs::read_dir(context_dir).map_err(io_at("read", context_dir))? {
+        let path = entry.map_err(io_at("read", context_dir))?.path();
+        let removed = match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        removed.map_err(io_at("remove", &path))?;
+    }
+    let history = crate::history::History::discover(repository)
+        .map_err(|e| ScenarioError::Change { file: PathBuf::from(id), reason: e.to_string() })?;
+    history.materialize(id, dir, context_dir).map_err(|e| ScenarioError::Change { file: PathBuf::from(id), reason: e.to_string() })
 }
 
 /// An uncompressed tar of the context for the Engine's build API: paths relative to the context,

@@ -37,6 +37,8 @@ pub struct Scenario {
     pub concurrency: Vec<u32>,
     /// How often the team runs each pipeline run and what it pays (`[workload]`), when the scenario says.
     pub workload: Option<crate::workload::Workload>,
+    /// Where a replayed history's pipeline came from (`[history]`, written by `scenario from-git`).
+    pub history: Option<crate::history::scenario::HistoryInfo>,
     /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
     /// included), by sorted relative path.
     pub hash: String,
@@ -109,6 +111,8 @@ pub enum Change {
     Append { file: PathBuf, line: String },
     /// Replace the whole content of a file of the context (creating it if needed).
     Write { file: PathBuf, content: String },
+    /// Make the context exactly a commit's tree under the context directory (`crate::history`).
+    Commit { id: String, repository: PathBuf, dir: PathBuf },
 }
 
 /// Stands for the lane's number in a change's `line` or `content`.
@@ -129,6 +133,8 @@ impl Change {
             Change::Append { file, line } if lane.is_shared() => Change::Append { file: file.clone(), line: format!("{line}  # lane {number}") },
             Change::Append { .. } => self.clone(),
             Change::Write { file, content } => Change::Write { file: file.clone(), content: content.replace(LANE_PLACEHOLDER, &number) },
+            // Every lane builds the same commit, as branches pushed at one commit would.
+            Change::Commit { .. } => self.clone(),
         }
     }
 }
@@ -255,6 +261,7 @@ struct RawScenario {
     pipeline: Option<Spanned<Vec<RawRun>>>,
     concurrency: Option<Spanned<Vec<u32>>>,
     workload: Option<crate::workload::RawWorkload>,
+    history: Option<crate::history::scenario::HistoryInfo>,
 }
 
 #[derive(Deserialize)]
@@ -264,7 +271,7 @@ struct RawRun {
     change: Option<Spanned<RawChange>>,
 }
 
-/// `{ append = FILE, line = TEXT }` or `{ write = FILE, content = TEXT }`.
+/// `{ append = FILE, line = TEXT }`, `{ write = FILE, content = TEXT }` or `{ commit = ID }`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChange {
@@ -272,6 +279,7 @@ struct RawChange {
     line: Option<String>,
     write: Option<Spanned<String>>,
     content: Option<String>,
+    commit: Option<Spanned<String>>,
 }
 
 /// Reads a scenario file and checks everything a run would otherwise trip over later:
@@ -307,6 +315,10 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let ignore = context::DockerIgnore::load(&context)?;
     let (dockerfile_path, dockerfile) = dockerfile_of(&raw, &context, &context_shown, &ignore, &at)?;
     let pipeline = pipeline(raw.pipeline, &context, &ignore, &at)?;
+    let dockerfile = match commits_dockerfile(&pipeline, &dockerfile_path, path)? {
+        Some(at_commits) => at_commits,
+        None => dockerfile,
+    };
     let concurrency = match raw.concurrency {
         None => vec![1],
         Some(levels) => {
@@ -332,6 +344,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         pipeline,
         concurrency,
         workload,
+        history: raw.history,
         hash,
     })
 }
@@ -477,6 +490,51 @@ fn parse_strategies(
     Ok(kinds)
 }
 
+/// For a pipeline of commits: the Dockerfile as the first commit has it, which every other commit must have
+/// too (one scenario runs one Dockerfile); `None` when no run is a commit.
+fn commits_dockerfile(pipeline: &[PipelineRun], dockerfile_path: &Path, source: &Path) -> Result<Option<Dockerfile>, ScenarioError> {
+    let commits: Vec<(&str, &Path, &Path)> = pipeline
+        .iter()
+        .filter_map(|run| match &run.change {
+            Change::Commit { id, repository, dir } => Some((id.as_str(), repository.as_path(), dir.as_path())),
+            _ => None,
+        })
+        .collect();
+    let Some(&(first, repository, dir)) = commits.first() else { return Ok(None) };
+    let refuse = |message: String| ScenarioError::Strategy { path: source.to_path_buf(), message };
+    let history = crate::history::History::discover(repository).map_err(|e| refuse(e.to_string()))?;
+    let path = dir.join(dockerfile_path);
+    let text_at = |id: &str| -> Result<Vec<u8>, ScenarioError> {
+        history.file(id, &path).map_err(|e| refuse(e.to_string()))?.ok_or_else(|| {
+            refuse(crate::history::HistoryError::DockerfileMissing { repository: repository.to_path_buf(), commit: id.to_string(), path: path.clone() }.to_string())
+        })
+    };
+    let text = text_at(first)?;
+    for &(id, _, _) in &commits[1..] {
+        if text_at(id)? != text {
+            return Err(refuse(format!(
+                "commit {id} has another {} than commit {first}: a scenario runs one Dockerfile, so split the history \
+                 at that commit (`scenario from-git --range`)",
+                path.display()
+            )));
+        }
+    }
+    let shown = PathBuf::from(format!("{}:{}", &first[..first.len().min(10)], path.display()));
+    Dockerfile::parse(&String::from_utf8_lossy(&text))
+        .map(Some)
+        .map_err(|e| ScenarioError::Invalid { path: shown, line: e.line, column: 1, message: e.message })
+}
+
+/// `{ commit = ID }`: the context must lie in a git repository that has the commit.
+fn parse_commit(id: Spanned<String>, context: &Path, at: &impl Fn(Range<usize>, String) -> ScenarioError) -> Result<Change, ScenarioError> {
+    let history = crate::history::History::discover(context)
+        .map_err(|e| at(id.span(), format!("a `commit` change needs the context inside a git repository: {e}")))?;
+    let commit = history.commit(id.get_ref()).map_err(|e| at(id.span(), e.to_string()))?;
+    let root = history.root().canonicalize().unwrap_or_else(|_| history.root());
+    let dir = context.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default();
+    Ok(Change::Commit { id: commit.id, repository: root, dir })
+}
+
 fn parse_change(
     change: Spanned<RawChange>,
     context: &Path,
@@ -484,8 +542,10 @@ fn parse_change(
     at: &impl Fn(Range<usize>, String) -> ScenarioError,
 ) -> Result<Change, ScenarioError> {
     let span = change.span();
-    let expected =
-        "a change is `{ append = \"FILE\", line = \"TEXT\" }` or `{ write = \"FILE\", content = \"TEXT\" }`";
+    let expected = concat!(
+        "a change is `{ append = \"FILE\", line = \"TEXT\" }`, `{ write = \"FILE\", content = \"TEXT\" }` ",
+        "or `{ commit = \"ID\" }`"
+    );
     let problem = match change.get_ref() {
         RawChange { append: Some(_), write: Some(_), .. } => "give either `append` or `write`, not both: ",
         RawChange { append: Some(_), line: None, .. } => "`append` needs a `line`: ",
@@ -493,11 +553,13 @@ fn parse_change(
         _ => "",
     };
     let (file, parsed) = match change.into_inner() {
-        RawChange { append: Some(file), line: Some(line), write: None, content: None } => {
+        RawChange { commit: Some(id), append: None, line: None, write: None, content: None } => return parse_commit(id, context, at),
+        RawChange { commit: Some(_), .. } => return Err(at(span, format!("give `commit` alone: {expected}"))),
+        RawChange { append: Some(file), line: Some(line), write: None, content: None, commit: None } => {
             let parsed = Change::Append { file: PathBuf::from(file.get_ref()), line };
             (file, parsed)
         }
-        RawChange { write: Some(file), content: Some(content), append: None, line: None } => {
+        RawChange { write: Some(file), content: Some(content), append: None, line: None, commit: None } => {
             let parsed = Change::Write { file: PathBuf::from(file.get_ref()), content };
             (file, parsed)
         }

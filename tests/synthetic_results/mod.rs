@@ -330,6 +330,7 @@ fn run_info(spec: &Spec) -> RunInfo {
             .filter_map(|s| Strategy::parse(s).map(|k| (k, layerbench::builder::privilege_summary(k))))
             .collect(),
         workload: None,
+        history: None,
     }
 }
 

@@ -1,0 +1,196 @@
+//! `scenario from-git` on a repository built here with git2: the profile of commits that touch only code,
+//! `requirements.txt`, rename, delete, flip an executable bit, touch nothing in the context, and edit the
+//! Dockerfile; the scenario it writes and what `run` loads from it; each commit's tree as a context; and the
+//! one-line errors for a repository that cannot be read as asked.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use layerbench::history::profile::FirstChange;
+use layerbench::history::scenario::{read, write, FromGit};
+use layerbench::history::{History, Selection};
+use layerbench::scenario::{self, Change};
+
+const DOCKERFILE: &str = "FROM python:3.11-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY src/ src/\nCOPY run.sh .\nCMD [\"./run.sh\"]\n";
+
+struct Repo {
+    dir: tempfile::TempDir,
+    repo: git2::Repository,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        Repo { dir, repo }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    fn chmod(&self, rel: &str, mode: u32) {
+        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Commits the whole work tree as it is (additions, edits, deletions, modes).
+    fn commit(&self, message: &str) -> String {
+        let mut index = self.repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let who = git2::Signature::new("layerbench test", "test@example.invalid", &git2::Time::new(1_700_000_000, 0)).unwrap();
+        let parents: Vec<git2::Commit> = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        self.repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents).unwrap().to_string()
+    }
+}
+
+/// The history the issue names, in `app/` of a repository that has a README outside it.
+fn history() -> (Repo, Vec<String>) {
+    let r = Repo::new();
+    r.write("README.md", "# demo\n");
+    r.write("app/Dockerfile", DOCKERFILE);
+    r.write("app/requirements.txt", "flask==3.0.0\n");
+    r.write("app/src/main.py", "print('hi')\n");
+    r.write("app/src/util.py", "X = 1\n");
+    r.write("app/run.sh", "#!/bin/sh\npython src/main.py\n");
+    r.chmod("app/run.sh", 0o644);
+    let mut ids = vec![r.commit("initial")];
+    r.write("app/src/main.py", "print('hello')\n");
+    ids.push(r.commit("code only"));
+    r.write("app/requirements.txt", "flask==3.0.0\nitsdangerous==2.2.0\n");
+    ids.push(r.commit("a dependency"));
+    std::fs::rename(r.path().join("app/src/main.py"), r.path().join("app/src/app.py")).unwrap();
+    ids.push(r.commit("rename main.py"));
+    std::fs::remove_file(r.path().join("app/src/util.py")).unwrap();
+    ids.push(r.commit("delete util.py"));
+    r.chmod("app/run.sh", 0o755);
+    ids.push(r.commit("make run.sh executable"));
+    r.write("README.md", "# demo\n\nmore words\n");
+    ids.push(r.commit("docs outside the context"));
+    r.write("app/Dockerfile", &DOCKERFILE.replace("CMD", "ENV MODE=prod\nCMD"));
+    ids.push(r.commit("edit the Dockerfile"));
+    (r, ids)
+}
+
+fn request(repo: &Path, selection: Selection) -> FromGit {
+    FromGit {
+        repository: repo.to_path_buf(),
+        context: PathBuf::from("app"),
+        dockerfile: PathBuf::from("Dockerfile"),
+        selection,
+        skip_untouched: false,
+        sample: None,
+    }
+}
+
+fn last(count: usize) -> Selection {
+    Selection::Last { count, branch: None }
+}
+
+#[test]
+fn the_profile_names_the_first_step_each_commit_changes() {
+    let (repo, ids) = history();
+    let (_, commits, profile) = read(&request(repo.path(), last(7))).unwrap();
+    assert_eq!(commits.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), ids[1..], "the last 7, oldest first");
+    let firsts: Vec<String> = profile.commits.iter().map(|(_, f)| f.to_string()).collect();
+    assert_eq!(
+        firsts,
+        [
+            "step 4 `COPY src/ src/` (src/main.py)",
+            "step 2 `COPY requirements.txt .` (requirements.txt)",
+            "step 4 `COPY src/ src/` (src/app.py (added), src/main.py (removed))",
+            "step 4 `COPY src/ src/` (src/util.py (removed))",
+            "step 5 `COPY run.sh .` (run.sh (mode))",
+            "nothing in the context",
+            "the Dockerfile",
+        ]
+    );
+    assert_eq!(
+        profile.summarise().summary,
+        "of 7 commits, 3 first change step 4 (`COPY src/ src/`), 1 first change step 2 (`COPY requirements.txt .`), \
+         1 first change step 5 (`COPY run.sh .`), 1 the Dockerfile, 1 touch nothing in app/"
+    );
+    assert!(matches!(&profile.commits[4].1, FirstChange::Step { step: 5, .. }), "the executable bit misses from its COPY");
+}
+
+#[test]
+fn the_scenario_replays_the_commits_and_run_loads_each_commits_tree() {
+    let (repo, ids) = history();
+    let out = repo.path().join("history.toml");
+    // Up to the commit before the Dockerfile edit: one Dockerfile for the whole pipeline.
+    let range = Selection::Range { from: ids[0].clone(), to: ids[6].clone() };
+    let (text, info) = write(&FromGit { skip_untouched: true, ..request(repo.path(), range) }, &out).unwrap();
+    std::fs::write(&out, &text).unwrap();
+    assert_eq!((info.commits, info.runs, info.skipped_untouched, info.sampled), (6, 5, 1, false), "{text}");
+    let loaded = scenario::load(&out).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let runs: Vec<&str> = loaded.pipeline.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(runs[0], "cold");
+    assert_eq!(runs.len(), 5);
+    let commits: Vec<&str> = loaded
+        .pipeline
+        .iter()
+        .map(|r| match &r.change {
+            Change::Commit { id, .. } => id.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(commits, [&ids[1], &ids[2], &ids[3], &ids[4], &ids[5]].map(String::as_str));
+    assert_eq!(loaded.history.as_ref().unwrap().profile.commits, 6);
+    assert_eq!(loaded.dockerfile.total_steps(), 6);
+
+    // The executable-bit commit's tree, applied to a context copy: the mode, the rename and the deletion.
+    let copy = tempfile::tempdir().unwrap();
+    let copy = scenario::context::prepare_iteration_context(&loaded, &copy.path().join("ctx")).unwrap();
+    scenario::context::apply_change(&copy, &loaded.pipeline[4].change).unwrap();
+    assert_eq!(std::fs::metadata(copy.join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert!(copy.join("src/app.py").is_file() && !copy.join("src/main.py").exists() && !copy.join("src/util.py").exists());
+    assert!(!copy.join("README.md").exists(), "only the context directory's tree");
+    scenario::context::apply_change(&copy, &loaded.pipeline[0].change).unwrap();
+    assert!(copy.join("src/main.py").is_file() && copy.join("src/util.py").is_file(), "back to the oldest commit");
+    assert_eq!(std::fs::metadata(copy.join("run.sh")).unwrap().permissions().mode() & 0o777, 0o644);
+
+    // Across the Dockerfile edit, `run` refuses with the commit named.
+    let (text, _) = write(&request(repo.path(), last(3)), &out).unwrap();
+    assert!(text.contains(&format!("# Commit {} edits the Dockerfile", &ids[7][..10])), "{text}");
+    std::fs::write(&out, &text).unwrap();
+    let error = scenario::load(&out).unwrap_err().to_string();
+    assert!(error.contains(&format!("commit {} has another app/Dockerfile", ids[7])), "{error}");
+}
+
+#[test]
+fn a_sample_keeps_the_oldest_and_the_newest_and_says_so() {
+    let (repo, _) = history();
+    let out = repo.path().join("sampled.toml");
+    let (text, info) = write(&FromGit { sample: Some(3), ..request(repo.path(), last(6)) }, &out).unwrap();
+    assert_eq!((info.commits, info.runs, info.sampled), (6, 3, true));
+    assert!(info.describe().contains("sampled 3 of 6"), "{}", info.describe());
+    assert_eq!(text.matches("[[pipeline]]").count(), 3);
+}
+
+#[test]
+fn a_repository_that_cannot_be_read_as_asked_gets_one_line_naming_it() {
+    let (repo, ids) = history();
+    let not_a_repo = tempfile::tempdir().unwrap();
+    let message = |request: FromGit| read(&request).err().map(|e| e.to_string()).expect("an error");
+
+    let not_repo = message(request(not_a_repo.path(), last(3)));
+    assert!(not_repo.starts_with(&format!("{}: not a git repository", not_a_repo.path().display())), "{not_repo}");
+    let unknown = message(request(repo.path(), Selection::Range { from: "v9.9".into(), to: "HEAD".into() }));
+    assert!(unknown.contains("unknown revision `v9.9`"), "{unknown}");
+    let absent = message(FromGit { dockerfile: PathBuf::from("Containerfile"), ..request(repo.path(), last(2)) });
+    // The commit outside the context needs no Dockerfile read; the next one does.
+    assert!(absent.contains(&format!("commit {} has no app/Containerfile", ids[7])), "{absent}");
+    for error in [&not_repo, &unknown, &absent] {
+        assert_eq!(error.lines().count(), 1, "{error}");
+    }
+    assert!(History::discover(repo.path()).unwrap().commit(&ids[3][..8]).is_ok(), "a short id resolves");
+}
