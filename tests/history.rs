@@ -1,7 +1,10 @@
 //! `scenario from-git` on a repository built here with git2: the profile of commits that touch only code,
 //! `requirements.txt`, rename, delete, flip an executable bit, touch nothing in the context, and edit the
-//! Dockerfile; the scenario it writes and what `run` loads from it; each commit's tree as a context; and the
-//! one-line errors for a repository that cannot be read as asked.
+//! Dockerfile; the scenario it writes and what `run` loads from it; each commit's tree as a context; the
+//! one-line errors for a repository that cannot be read as asked; and one real engine run over the history
+//! (shared-dind) with the cache pattern each commit gives.
+
+mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,8 @@ use layerbench::history::scenario::{read, write, FromGit};
 use layerbench::history::{History, Selection};
 use layerbench::scenario::{self, Change};
 
-const DOCKERFILE: &str = "FROM python:3.11-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY src/ src/\nCOPY run.sh .\nCMD [\"./run.sh\"]\n";
+/// Steps: 1 FROM, 2 COPY requirements.txt, 3 RUN, 4 COPY src/, 5 COPY run.sh, 6 CMD. Builds offline.
+const DOCKERFILE: &str = "FROM python:3.11-slim\nCOPY requirements.txt .\nRUN wc -l requirements.txt > /deps\nCOPY src/ src/\nCOPY run.sh .\nCMD [\"./run.sh\"]\n";
 
 struct Repo {
     dir: tempfile::TempDir,
@@ -193,4 +197,32 @@ fn a_repository_that_cannot_be_read_as_asked_gets_one_line_naming_it() {
         assert_eq!(error.lines().count(), 1, "{error}");
     }
     assert!(History::discover(repo.path()).unwrap().commit(&ids[3][..8]).is_ok(), "a short id resolves");
+}
+
+/// The history through shared-dind on the real engine, one iteration: each commit misses from the first step
+/// it changes (the executable bit from its `COPY`), with the cause the profile gave, and the commit outside
+/// the context hits every step.
+#[test]
+fn a_real_run_over_the_history_misses_where_each_commit_changes_the_build() {
+    use layerbench::cause::Cause;
+    let (repo, ids) = history();
+    let out = repo.path().join("history.toml");
+    let (text, _) = write(&request(repo.path(), Selection::Range { from: ids[0].clone(), to: ids[6].clone() }), &out).unwrap();
+    std::fs::write(&out, &text).unwrap();
+    let loaded = scenario::load(&out).unwrap();
+    let results = common::run_scenario_to_the_end("engine-history", &loaded, &[common::strategies::SHARED_DIND]);
+    let jobs = common::jobs(&results);
+    assert!(jobs.iter().all(|j| j.status == layerbench::results::JobStatus::Ok), "{:?}", jobs.iter().map(|j| &j.error).collect::<Vec<_>>());
+    let steps = common::steps(&results);
+    let runs: Vec<String> = loaded.pipeline.iter().map(|r| r.name.to_string()).collect();
+    // (hits, misses) per run, FROM left out: requirements, rename, delete, executable bit, outside the context.
+    let expected: [(&[u32], &[u32]); 5] = [(&[], &[2, 3, 4, 5]), (&[2, 3], &[4, 5]), (&[2, 3], &[4, 5]), (&[2, 3, 4], &[5]), (&[2, 3, 4, 5], &[])];
+    for (run, (hits, misses)) in runs[1..].iter().zip(expected) {
+        let (got_hits, got_misses) = common::cache_pattern(&steps, run, "shared-dind");
+        assert_eq!((got_hits.as_slice(), got_misses.as_slice()), (hits, misses), "{run}");
+    }
+    let cause = |run: &str, step: u32| steps.iter().find(|s| s.pipeline_run == run && s.step == step).map(|s| (s.cause, s.changed.clone())).unwrap();
+    assert_eq!(cause(&runs[4], 5), (Some(Cause::InputChanged), Some("run.sh (mode)".to_string())), "the executable bit");
+    assert_eq!(cause(&runs[1], 2), (Some(Cause::InputChanged), Some("requirements.txt".to_string())));
+    assert_eq!(cause(&runs[1], 3).0, Some(Cause::AfterMiss));
 }
