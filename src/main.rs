@@ -184,7 +184,7 @@ struct FromGitArgs {
 
 impl FromGitArgs {
     fn request(&self) -> Result<layerbench::history::scenario::FromGit, Failure> {
-        use layerbench::history::Selection;
+        use layerbench::git::Selection;
         let selection = match (&self.range, self.last) {
             (Some(range), _) => {
                 let (from, to) = range

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::PipelineRunName;
+use crate::pipeline::PipelineRunName;
 
 /// A month, for every per-month figure: 30 days.
 pub const DAYS_PER_MONTH: f64 = 30.0;

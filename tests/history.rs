@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use layerbench::history::profile::FirstChange;
 use layerbench::history::scenario::{read, write, FromGit};
-use layerbench::history::{History, Selection};
+use layerbench::git::{History, Selection};
 use layerbench::scenario::{self, Change};
 
 /// Steps: 1 FROM, 2 COPY requirements.txt, 3 RUN, 4 COPY src/, 5 COPY run.sh, 6 CMD. Builds offline.

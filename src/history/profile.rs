@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use super::{Commit, History, HistoryError};
+pub use crate::scenario::history::ProfileSummary;
+use crate::git::{Commit, History, HistoryError};
 use crate::dockerfile::Dockerfile;
 use crate::inputs::{self, StepInput};
 
@@ -42,15 +41,6 @@ pub struct Profile {
     /// The context directory as the summary names it (`vote/`, or `the repository`).
     pub context: String,
     pub commits: Vec<(Commit, FirstChange)>,
-}
-
-/// The profile as `run.json` records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileSummary {
-    pub commits: usize,
-    /// "40 first change step 11 (`COPY . .`)", one line per kind, most frequent first.
-    pub lines: Vec<String>,
-    pub summary: String,
 }
 
 impl Profile {
@@ -104,7 +94,7 @@ pub fn profile(history: &History, commits: &[Commit], dir: &Path, dockerfile: &P
     let mut out = vec![];
     let mut previous: Option<(String, Seen)> = None;
     for commit in commits {
-        let parent = history.resolve(&commit.id)?.parent(0).ok().map(|p| p.id().to_string());
+        let parent = history.first_parent(&commit.id)?;
         if !history.touches(&commit.id, dir)? && parent.is_some() {
             out.push((commit.clone(), FirstChange::Untouched));
             continue;
@@ -149,11 +139,11 @@ fn first_change(before: Option<&Seen>, now: &Seen) -> FirstChange {
 fn seen(history: &History, commit: &str, dir: &Path, dockerfile: &Path) -> Result<Seen, HistoryError> {
     let path = dir.join(dockerfile);
     let text = history.file(commit, &path)?.ok_or_else(|| HistoryError::DockerfileMissing {
-        repository: history.path.clone(),
+        repository: history.path().to_path_buf(),
         commit: commit.to_string(),
         path: path.clone(),
     })?;
-    let tree_error = |why: String| HistoryError::Tree { repository: history.path.clone(), commit: commit.to_string(), why };
+    let tree_error = |why: String| HistoryError::Tree { repository: history.path().to_path_buf(), commit: commit.to_string(), why };
     let parsed = Dockerfile::parse(&String::from_utf8_lossy(&text)).map_err(|e| tree_error(format!("{}:{}: {}", path.display(), e.line, e.message)))?;
     let scratch = tempfile::tempdir().map_err(|e| tree_error(format!("a scratch directory: {e}")))?;
     history.materialize(commit, dir, scratch.path())?;

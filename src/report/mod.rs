@@ -91,7 +91,7 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
             cost,
             files,
         },
-        &load::section(&whole, under_load.as_deref()),
+        &html::Sections { under_load: load::section(&whole, under_load.as_deref()), workload: workload::section(&data, &verdict) },
     )?;
     let path = out_dir.join("index.html");
     std::fs::write(&path, page).map_err(|error| ReportError::Write {

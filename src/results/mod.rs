@@ -311,7 +311,7 @@ pub struct RunInfo {
     pub workload: Option<crate::workload::Workload>,
     /// Where a replayed history's pipeline came from, with the repository's change profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<crate::history::scenario::HistoryInfo>,
+    pub history: Option<crate::scenario::history::HistoryInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -95,7 +95,7 @@ fn replace_with_commit(context_dir: &Path, id: &str, repository: &Path, dir: &Pa
         };
         removed.map_err(io_at("remove", &path))?;
     }
-    let history = crate::history::History::discover(repository)
+    let history = crate::git::History::discover(repository)
         .map_err(|e| ScenarioError::Change { file: PathBuf::from(id), reason: e.to_string() })?;
     history.materialize(id, dir, context_dir).map_err(|e| ScenarioError::Change { file: PathBuf::from(id), reason: e.to_string() })
 }

@@ -1,6 +1,7 @@
 //! A scenario: an app, its Dockerfile, and the ordered pipeline of CI runs that follow each other.
 
 pub mod context;
+pub mod history;
 
 
 use std::collections::HashSet;
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 pub use crate::dockerfile::{Dockerfile, DockerfileError, Instruction, Stage};
+pub use crate::pipeline::PipelineRunName;
 
 use crate::reference::check_repository;
 use crate::strategy::{Op, PlanInput, Strategy};
@@ -38,7 +40,7 @@ pub struct Scenario {
     /// How often the team runs each pipeline run and what it pays (`[workload]`), when the scenario says.
     pub workload: Option<crate::workload::Workload>,
     /// Where a replayed history's pipeline came from (`[history]`, written by `scenario from-git`).
-    pub history: Option<crate::history::scenario::HistoryInfo>,
+    pub history: Option<crate::scenario::history::HistoryInfo>,
     /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
     /// included), by sorted relative path.
     pub hash: String,
@@ -49,57 +51,6 @@ pub struct Scenario {
 pub struct PipelineRun {
     pub name: PipelineRunName,
     pub change: Change,
-}
-
-/// A pipeline run's name (`cold`, `code-change`), as the scenario gives it and every record carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct PipelineRunName(String);
-
-impl PipelineRunName {
-    pub fn new(name: impl Into<String>) -> Self {
-        PipelineRunName(name.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for PipelineRunName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&self.0)
-    }
-}
-
-impl PartialEq<str> for PipelineRunName {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for PipelineRunName {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl From<&str> for PipelineRunName {
-    fn from(name: &str) -> Self {
-        PipelineRunName(name.to_string())
-    }
-}
-
-impl AsRef<str> for PipelineRunName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::borrow::Borrow<str> for PipelineRunName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
 }
 
 /// A change to the per-iteration copy of the context, applied before the pipeline run's jobs.
@@ -261,7 +212,7 @@ struct RawScenario {
     pipeline: Option<Spanned<Vec<RawRun>>>,
     concurrency: Option<Spanned<Vec<u32>>>,
     workload: Option<crate::workload::RawWorkload>,
-    history: Option<crate::history::scenario::HistoryInfo>,
+    history: Option<crate::scenario::history::HistoryInfo>,
 }
 
 #[derive(Deserialize)]
@@ -502,11 +453,11 @@ fn commits_dockerfile(pipeline: &[PipelineRun], dockerfile_path: &Path, source: 
         .collect();
     let Some(&(first, repository, dir)) = commits.first() else { return Ok(None) };
     let refuse = |message: String| ScenarioError::Strategy { path: source.to_path_buf(), message };
-    let history = crate::history::History::discover(repository).map_err(|e| refuse(e.to_string()))?;
+    let history = crate::git::History::discover(repository).map_err(|e| refuse(e.to_string()))?;
     let path = dir.join(dockerfile_path);
     let text_at = |id: &str| -> Result<Vec<u8>, ScenarioError> {
         history.file(id, &path).map_err(|e| refuse(e.to_string()))?.ok_or_else(|| {
-            refuse(crate::history::HistoryError::DockerfileMissing { repository: repository.to_path_buf(), commit: id.to_string(), path: path.clone() }.to_string())
+            refuse(crate::git::HistoryError::DockerfileMissing { repository: repository.to_path_buf(), commit: id.to_string(), path: path.clone() }.to_string())
         })
     };
     let text = text_at(first)?;
@@ -527,7 +478,7 @@ fn commits_dockerfile(pipeline: &[PipelineRun], dockerfile_path: &Path, source: 
 
 /// `{ commit = ID }`: the context must lie in a git repository that has the commit.
 fn parse_commit(id: Spanned<String>, context: &Path, at: &impl Fn(Range<usize>, String) -> ScenarioError) -> Result<Change, ScenarioError> {
-    let history = crate::history::History::discover(context)
+    let history = crate::git::History::discover(context)
         .map_err(|e| at(id.span(), format!("a `commit` change needs the context inside a git repository: {e}")))?;
     let commit = history.commit(id.get_ref()).map_err(|e| at(id.span(), e.to_string()))?;
     let root = history.root().canonicalize().unwrap_or_else(|_| history.root());
