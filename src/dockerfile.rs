@@ -159,6 +159,12 @@ impl Dockerfile {
     }
 }
 
+/// [`Instruction::is_cacheable`] for an instruction's text, as records carry it.
+pub fn is_cacheable(text: &str) -> bool {
+    let keyword = text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    matches!(keyword.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
+}
+
 impl Instruction {
     /// The instruction's keyword, upper-cased (`run` and `RUN` are the same instruction).
     pub fn keyword(&self) -> String {
@@ -170,7 +176,7 @@ impl Instruction {
     /// no BuildKit vertex, and `FROM` is a base image, not a cached step. `cached_steps` and
     /// `total_steps` count these only, so builders stay comparable.
     pub fn is_cacheable(&self) -> bool {
-        matches!(self.keyword().as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
+        is_cacheable(&self.text)
     }
 
     /// BuildKit runs a vertex (a `[stage k/M]` step) only for these; the others only change the

@@ -22,7 +22,9 @@ pub fn section(data: &RunData, chart_svg: Option<&str>) -> String {
          pipeline run and iteration of the level's successful jobs; the dotted line is the physical reference on \
          this host of {cores} cores: N jobs of the level-1 median each, spread over min(N, cores) cores. A \
          strategy far above it loses time to contention; hits lost against level 1 are lanes overwriting each \
-         other's cache.</p>\n"
+         other's cache. The hit rate is over the cacheable steps whose cache state the builder reported: a step it \
+         reported nothing for (BuildKit, for a build merged with an identical one beside it) is counted apart, \
+         as not reported, never as a hit or a miss.</p>\n"
     );
     out.push_str(&ranking_sentence(&figures));
     if let Some(svg) = chart_svg {
@@ -76,7 +78,11 @@ fn throughput_table(figures: &[LevelFigures]) -> String {
                 td_num(format::opt_duration(f.p95_ms.map(|v| v as f64))),
                 td_num(format::opt_duration(f.reference_ms)),
                 td_num(f.jobs_per_hour.map_or(MISSING.to_string(), |v| format!("{v:.1}"))),
-                td_num(f.hit_rate.map_or(MISSING.to_string(), |v| format!("{:.0}%", v * 100.0))),
+                td_num(match (f.hit_rate, f.unreported_steps) {
+                    (None, _) => MISSING.to_string(),
+                    (Some(v), 0) => format!("{:.0}%", v * 100.0),
+                    (Some(v), n) => format!("{:.0}% ({n} not reported)", v * 100.0),
+                }),
                 td_num(format::opt_bytes(f.peak_memory_bytes.map(|v| v as f64))),
                 td_num(format::opt_duration(f.daemon_cpu_ms.map(|v| v as f64))),
                 td_num(format::opt_bytes(f.daemon_peak_memory_bytes.map(|v| v as f64))),

@@ -6,8 +6,10 @@
 //! - **throughput**: successful jobs per hour on this host: the level's successful jobs over the time its
 //!   rounds took, a round being one pipeline run of the strategy, from its first lane's start to its last
 //!   lane's end.
-//! - **hit rate**: of the cacheable steps of the level's successful jobs, the share the builder served from
-//!   cache. Lanes that overwrite each other's cache show as hits lost against level 1.
+//! - **hit rate**: of the cacheable steps of the level's successful jobs whose cache state the builder
+//!   reported, the share it served from cache; a step it reported nothing for (BuildKit, for a build merged
+//!   with an identical one beside it) is counted in `unreported`, never as a hit or a miss. Lanes that
+//!   overwrite each other's cache show as hits lost against level 1.
 //! - **reference**: the physical limit for the host: N jobs of the level-1 p50 each, spread over
 //!   `min(N, cores)` cores, so `p50(1) × N / min(N, cores)` per job.
 
@@ -29,6 +31,8 @@ pub struct LevelFigures {
     pub p95_ms: Option<Millis>,
     pub jobs_per_hour: Option<f64>,
     pub hit_rate: Option<f64>,
+    /// Cacheable steps of the level's successful jobs whose cache state the builder did not report.
+    pub unreported_steps: usize,
     /// The level-1 p50 spread over the host's cores; `None` without level 1 or a core count.
     pub reference_ms: Option<f64>,
     /// The highest peak memory of one job at this level (its daemon's share included).
@@ -62,6 +66,7 @@ pub fn figures(data: &RunData) -> Vec<LevelFigures> {
             let ok: Vec<&JobRecord> = jobs.iter().copied().filter(|j| j.status == JobStatus::Ok).collect();
             let walls: Vec<Millis> = ok.iter().map(|j| j.wall_ms).collect();
             let services: Vec<_> = data.services.iter().filter(|s| s.strategy == strategy && s.concurrency == level).collect();
+            let (hit_rate, unreported_steps) = hit_rate(data, &ok);
             out.push(LevelFigures {
                 strategy,
                 level,
@@ -70,7 +75,8 @@ pub fn figures(data: &RunData) -> Vec<LevelFigures> {
                 p50_ms: percentile(&walls, 50.0),
                 p95_ms: percentile(&walls, 95.0),
                 jobs_per_hour: jobs_per_hour(&jobs),
-                hit_rate: hit_rate(&ok),
+                hit_rate,
+                unreported_steps,
                 reference_ms: match (alone_p50, cores) {
                     (Some(p50), Some(cores)) if cores > 0 => Some(p50 as f64 * level as f64 / level.min(cores) as f64),
                     _ => None,
@@ -116,12 +122,24 @@ fn jobs_per_hour(jobs: &[&JobRecord]) -> Option<f64> {
     (busy_ms > 0).then(|| ok as f64 * 3_600_000.0 / busy_ms as f64)
 }
 
-/// Hits over cacheable steps of the jobs whose builder reported its steps.
-fn hit_rate(ok: &[&JobRecord]) -> Option<f64> {
-    let seen: Vec<&&JobRecord> = ok.iter().filter(|j| j.cached_steps.is_some()).collect();
-    let total: u32 = seen.iter().map(|j| j.total_steps).sum();
-    let hits: u32 = seen.iter().filter_map(|j| j.cached_steps).sum();
-    (total > 0).then(|| hits as f64 / total as f64)
+/// Hits over the cacheable steps whose cache state the builder reported, and how many it did not report.
+fn hit_rate(data: &RunData, ok: &[&JobRecord]) -> (Option<f64>, usize) {
+    let (mut hits, mut reported, mut unreported) = (0usize, 0usize, 0usize);
+    for job in ok {
+        for step in data.steps_of(job) {
+            if !crate::dockerfile::is_cacheable(&step.instruction) {
+                continue;
+            }
+            match step.cached {
+                Some(cached) => {
+                    reported += 1;
+                    hits += usize::from(cached);
+                }
+                None => unreported += 1,
+            }
+        }
+    }
+    ((reported > 0).then(|| hits as f64 / reported as f64), unreported)
 }
 
 /// Where the ranking by p50 at the highest level differs from level 1: (level-1 order, highest-level order).
