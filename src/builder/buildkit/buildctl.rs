@@ -61,7 +61,7 @@ mod tests {
         let command = command(&request, "/workspace/sub dir/Dockerfile.ci", &endpoints);
         let script = &command.args[0];
         assert!(script.contains("--import-cache type=registry,ref=registry:5000/s/a:buildcache"), "{script}");
-        assert!(script.contains("--export-cache type=registry,ref=registry:5000/s/a:buildcache,mode=max"), "{script}");
+        assert!(script.contains("--export-cache type=registry,ref=registry:5000/s/a:buildcache,mode=max,oci-mediatypes=true,image-manifest=true"), "{script}");
         assert!(script.contains("'type=image,\"name=registry:5000/s/a:c1,registry:5000/s/a:latest\",push=true'"), "{script}");
         assert!(script.contains("'dockerfile=/workspace/sub dir' --opt filename=Dockerfile.ci"), "{script}");
         assert_eq!(command.env, ["BUILDKIT_HOST=tcp://buildkitd:1234"]);

@@ -57,7 +57,7 @@ mod tests {
         );
         let script = &max.args[0];
         assert!(script.contains("--cache-from type=registry,ref=registry:5000/s/a:buildcache"), "{script}");
-        assert!(script.contains("--cache-to type=registry,ref=registry:5000/s/a:buildcache,mode=max"), "{script}");
+        assert!(script.contains("--cache-to type=registry,ref=registry:5000/s/a:buildcache,mode=max,oci-mediatypes=true,image-manifest=true"), "{script}");
         assert!(script.contains("-t registry:5000/s/a:c1 -t registry:5000/s/a:latest"), "{script}");
         assert_eq!(max.env, ["DOCKER_HOST=tcp://docker:2375"]);
         let inline = command(&request(Some(CacheExport::Inline)), "/workspace/Dockerfile", &endpoints);

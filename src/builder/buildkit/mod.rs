@@ -15,12 +15,18 @@ fn cache_import(import: &CacheImport) -> String {
 }
 
 /// BuildKit's attributes for a cache export (`--cache-to` of buildx, `--export-cache` of buildctl).
+///
+/// A registry cache goes as an OCI image manifest (`image-manifest=true`, which needs `oci-mediatypes=true`),
+/// not as BuildKit's older default, an index whose entries are the cache's blobs: registries that check an
+/// index's entries are manifests refuse that with `400 Bad Request` (ECR, Quay; and Distribution v3, the run's
+/// registry). Both BuildKits here (dind's 0.13 and buildkitd 0.34) take the attribute, so the two clients'
+/// caches have one format.
 fn cache_export(export: &CacheExport) -> String {
     match export {
         CacheExport::Inline => "type=inline".into(),
         CacheExport::Registry { reference, every_stage } => {
             let mode = if *every_stage { "max" } else { "min" };
-            format!("type=registry,ref={reference},mode={mode}")
+            format!("type=registry,ref={reference},mode={mode},oci-mediatypes=true,image-manifest=true")
         }
     }
 }
