@@ -1,6 +1,6 @@
 //! Durations proven on the real engine, for every builder that runs here: a step known to take 2 s
 //! (scenarios/timed: step 3 is `RUN sleep 2`), phases that add up to the job's wall time, and a job's CPU
-//! time against a step known to burn 2 CPU-seconds (step 7 in the `busy` run) or none (`asleep`).
+//! time against a step known to burn 6 CPU-seconds (step 7 in the `busy` run) or none (`asleep`).
 
 mod common;
 
@@ -102,22 +102,22 @@ fn phases_add_up_to_the_wall_time_within_one_percent() {
 
 /// A job's CPU time counts what its build steps ran, wherever they ran: in the job container (buildah), in
 /// the shared daemon (the classic builder, BuildKit in dind). `busy` and `asleep` run the same steps, one
-/// busy for 2 CPU-seconds by its own process clock, the other asleep for 2 s; everything else (the builder,
-/// its daemon, the COPY) is the same work. So `busy − asleep` is the busy loop's 2 CPU-seconds plus the
-/// noise between two like jobs; the documented tolerance is 1.6 to 3.0 s (README, "CPU and memory").
+/// busy for 6 CPU-seconds by its own process clock, the other asleep for 2 s; everything else (the builder,
+/// its daemon, the COPY) is the same work. So `busy − asleep` is the busy loop's 6 CPU-seconds plus the
+/// noise between two like jobs; the documented tolerance is 4.5 to 9 s (README, Tests).
 #[test]
-fn a_step_that_burns_two_cpu_seconds_shows_in_the_jobs_cpu_time_and_a_sleep_does_not() {
+fn a_step_that_burns_cpu_shows_in_the_jobs_cpu_time_and_a_sleep_does_not() {
     let (jobs, steps) = (jobs(timed()), steps(timed()));
     for strategy in BUILDERS {
         for run in ["busy", "asleep"] {
             let work = step(&steps, strategy, run, WORK_STEP);
             assert_eq!(work.cached, Some(false), "{strategy} {run}: the swapped work step runs again");
-            assert!(work.duration_ms.is_some_and(|ms| ms >= 2000), "{strategy} {run}: step 7 takes 2 s: {:?}", work.duration_ms);
+            assert!(work.duration_ms.is_some_and(|ms| ms >= 2000), "{strategy} {run}: step 7 takes 2 s or more: {:?}", work.duration_ms);
         }
         let cpu = |run: &str| job(&jobs, strategy, run).cpu_ms.unwrap_or_else(|| panic!("{strategy} {run}: no CPU time"));
         let (busy, asleep) = (cpu("busy"), cpu("asleep"));
         let extra = busy as i64 - asleep as i64;
         eprintln!("{strategy}: busy {busy} ms of CPU, asleep {asleep} ms: the busy loop added {extra} ms");
-        assert!((1600..=3000).contains(&extra), "{strategy}: 2 CPU-seconds of busy loop added {extra} ms (busy {busy}, asleep {asleep})");
+        assert!((4500..=9000).contains(&extra), "{strategy}: 6 CPU-seconds of busy loop added {extra} ms (busy {busy}, asleep {asleep})");
     }
 }
