@@ -26,7 +26,7 @@ fn matrix() -> &'static PathBuf {
 #[test]
 fn every_standalone_job_succeeds() {
     let jobs = jobs(matrix());
-    assert_eq!(jobs.len(), 3 * 4);
+    assert_eq!(jobs.len(), 3 * 3, "one job per strategy and pipeline run (cold, no-change, code-change)");
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Ok, "{} {}: {}", job.strategy, job.pipeline_run, job.error.as_deref().unwrap_or_default());
     }

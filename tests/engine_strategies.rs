@@ -26,7 +26,7 @@ fn matrix() -> &'static PathBuf {
 #[test]
 fn every_job_of_the_matrix_succeeds() {
     let jobs = jobs(matrix());
-    assert_eq!(jobs.len(), 5 * 4, "one job per strategy and pipeline run");
+    assert_eq!(jobs.len(), 5 * 3, "one job per strategy and pipeline run (cold, no-change, code-change)");
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Ok, "{} {}: {}", job.strategy, job.pipeline_run, job.error.as_deref().unwrap_or_default());
         assert!(job.build_ms.is_some() && job.provision_ms.is_some());
@@ -93,7 +93,7 @@ fn registry_strategies_push_little_when_nothing_changed() {
 #[test]
 fn cache_sizes_are_measured_after_each_pipeline_run() {
     let cache = layerbench::results::read_cache(matrix()).unwrap();
-    assert_eq!(cache.len(), 5 * 4);
+    assert_eq!(cache.len(), 5 * 3, "a row per strategy and pipeline run");
     for row in cache.iter().filter(|r| r.strategy != "shared-dind") {
         let bytes = row.registry_bytes.expect("registry storage measured");
         assert!(bytes > 1_000_000, "{} {}: registry holds {bytes} bytes", row.strategy, row.pipeline_run);
