@@ -153,7 +153,7 @@ impl Running<'_, '_> {
             // What every step's input is in this pipeline run, per lane, the same for every strategy.
             let mut inputs = vec![];
             for (lane, dir) in lanes.lanes.iter().zip(&lanes.contexts) {
-                context::apply_change(dir, &pipeline_run.change.for_lane(*lane))?;
+                context::apply_change(dir, &crate::scenario::lane_change(&scenario.pipeline, index, *lane))?;
                 inputs.push(crate::inputs::step_inputs(&scenario.dockerfile, dir)?);
             }
             for strategy in rotation(&self.plan.strategies, iteration, index, scenario.pipeline.len()) {

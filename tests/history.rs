@@ -149,6 +149,11 @@ fn the_scenario_replays_the_commits_and_run_loads_each_commits_tree() {
         .collect();
     assert_eq!(commits, [&ids[1], &ids[2], &ids[3], &ids[4], &ids[5]].map(String::as_str));
     assert_eq!(loaded.history.as_ref().unwrap().profile.commits, 6);
+    // Lanes of a level replay the history offset: lane K is K-1 commits ahead, the newest once it runs out.
+    let lane = |lane: u32| layerbench::lanes::Lane { level: 3, lane };
+    assert_eq!(scenario::lane_change(&loaded.pipeline, 0, lane(1)), loaded.pipeline[0].change);
+    assert_eq!(scenario::lane_change(&loaded.pipeline, 0, lane(3)), loaded.pipeline[2].change);
+    assert_eq!(scenario::lane_change(&loaded.pipeline, 4, lane(2)), loaded.pipeline[4].change);
     assert_eq!(loaded.dockerfile.total_steps(), 6);
 
     // The executable-bit commit's tree, applied to a context copy: the mode, the rename and the deletion.

@@ -84,9 +84,24 @@ impl Change {
             Change::Append { file, line } if lane.is_shared() => Change::Append { file: file.clone(), line: format!("{line}  # lane {number}") },
             Change::Append { .. } => self.clone(),
             Change::Write { file, content } => Change::Write { file: file.clone(), content: content.replace(LANE_PLACEHOLDER, &number) },
-            // Every lane builds the same commit, as branches pushed at one commit would.
+            // A commit is the same for every lane; `lane_change` moves lanes along a replayed history.
             Change::Commit { .. } => self.clone(),
         }
+    }
+}
+
+/// The change lane `lane` makes at pipeline run `index`. In a replayed history lane K is K−1 commits ahead
+/// (the newest once the history runs out), as branches that started from different commits; every other
+/// change is [`Change::for_lane`].
+pub fn lane_change(pipeline: &[PipelineRun], index: usize, lane: crate::lanes::Lane) -> Change {
+    let own = &pipeline[index].change;
+    if !matches!(own, Change::Commit { .. }) {
+        return own.for_lane(lane);
+    }
+    let ahead = (index + lane.lane.saturating_sub(1) as usize).min(pipeline.len() - 1);
+    match &pipeline[ahead].change {
+        commit @ Change::Commit { .. } => commit.clone(),
+        _ => own.clone(),
     }
 }
 
