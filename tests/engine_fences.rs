@@ -3,8 +3,6 @@
 
 mod common;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder};
 use common::strategies::*;
 use common::*;
 use futures_util::StreamExt;
@@ -21,21 +19,7 @@ fn connect(host: &str, port: u16) -> String {
 /// Runs `python3 -c CODE` in a fresh container of `image` on `network`; its exit code.
 async fn probe(docker: &bollard::Docker, image: &str, network: &str, code: &str) -> i64 {
     let name = format!("lb-fence-probe-{}", std::process::id());
-    let body = ContainerCreateBody {
-        image: Some(image.into()),
-        cmd: Some(vec!["python3".into(), "-c".into(), code.into()]),
-        host_config: Some(HostConfig { network_mode: Some(network.into()), ..Default::default() }),
-        ..Default::default()
-    };
-    docker.create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body).await.unwrap();
-    docker.start_container(&name, None).await.unwrap();
-    let code = match docker.wait_container(&name, Some(WaitContainerOptionsBuilder::default().build())).next().await {
-        Some(Ok(r)) => r.status_code,
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-        other => panic!("wait for the probe: {other:?}"),
-    };
-    let _ = docker.remove_container(&name, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
-    code
+    run_python(docker, &name, image, network, code, &[]).await.0
 }
 
 async fn exec(docker: &bollard::Docker, container: &str, script: &str) -> (i64, String) {

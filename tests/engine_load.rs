@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, EventsOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder};
+use bollard::query_parameters::EventsOptionsBuilder;
 use common::strategies::*;
 use common::*;
 use futures_util::StreamExt;
@@ -192,25 +191,8 @@ fn the_runs_registry_holds_four_clients_pushing_the_same_blobs_at_once() {
         let network = backend.network(DAEMONLESS).unwrap().to_string();
         let script = std::fs::read_to_string(repo_path("tests/fixtures/registry/race.py")).unwrap();
         let name = format!("lb-{run_id}-race");
-        let body = ContainerCreateBody {
-            image: Some(toolchain.base().name.clone()),
-            cmd: Some(["python3", "-c", &script, "registry:5000", "4", "20", "1048576"].map(String::from).to_vec()),
-            host_config: Some(HostConfig { network_mode: Some(network), ..Default::default() }),
-            ..Default::default()
-        };
-        docker.create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body).await.unwrap();
-        docker.start_container(&name, None).await.unwrap();
-        let code = match docker.wait_container(&name, Some(WaitContainerOptionsBuilder::default().build())).next().await {
-            Some(Ok(r)) => r.status_code,
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-            other => panic!("wait for the race: {other:?}"),
-        };
-        let mut out = String::new();
-        let mut logs = docker.logs(&name, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
-        while let Some(Ok(chunk)) = logs.next().await {
-            out.push_str(&chunk.to_string());
-        }
-        let _ = docker.remove_container(&name, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+        let (code, out) =
+            run_python(&docker, &name, &toolchain.base().name, &network, &script, &["registry:5000", "4", "20", "1048576"]).await;
         backend.end_iteration(1).await.unwrap();
         layerbench::resources::remove_labelled(&docker, Some(&run_id)).await.unwrap();
         eprintln!("{out}");

@@ -251,3 +251,32 @@ pub mod strategies {
     pub const BUILDKIT_DAEMON: Strategy = Strategy::named("buildkit-daemon");
     pub const BUILDKIT_DAEMON_SHARED: Strategy = Strategy::named("buildkit-daemon-shared");
 }
+
+/// Runs `python3 -c CODE ARGS…` in a fresh container `name` of `image` on `network`, to its end: its exit
+/// code and its output (stdout and stderr). The container is removed afterwards.
+pub async fn run_python(docker: &Docker, name: &str, image: &str, network: &str, code: &str, args: &[&str]) -> (i64, String) {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder};
+    use futures_util::StreamExt;
+    let cmd = ["python3", "-c", code].into_iter().chain(args.iter().copied()).map(String::from).collect();
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        cmd: Some(cmd),
+        host_config: Some(HostConfig { network_mode: Some(network.into()), ..Default::default() }),
+        ..Default::default()
+    };
+    docker.create_container(Some(CreateContainerOptionsBuilder::default().name(name).build()), body).await.unwrap();
+    docker.start_container(name, None).await.unwrap();
+    let exit = match docker.wait_container(name, Some(WaitContainerOptionsBuilder::default().build())).next().await {
+        Some(Ok(r)) => r.status_code,
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        other => panic!("wait for container {name}: {other:?}"),
+    };
+    let mut out = String::new();
+    let mut logs = docker.logs(name, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    let _ = docker.remove_container(name, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+    (exit, out)
+}
