@@ -580,26 +580,15 @@ async fn run(
     finish(outcome, reports_root, signal.get().copied())
 }
 
-/// The strategies a run runs: `--strategies` or the scenario's, each able to build it, and on the kube
-/// backend only those it runs (the scenario's others left out with a note; named ones refused).
+/// The strategies a run runs: `--strategies` or the scenario's, each able to build it; on the kube backend,
+/// in a namespace that can be a Kubernetes name.
 fn run_strategies(scenario: &Scenario, names: Option<Vec<String>>, backend: &session::BackendChoice) -> Result<Vec<Strategy>, Failure> {
-    let explicit = names.is_some();
     let strategies = select_strategies(scenario, names)?;
     scenario.check_strategies(&strategies).map_err(usage)?;
-    let session::BackendChoice::Kube(options) = backend else { return Ok(strategies) };
-    check_namespace(options.namespace.as_deref())?;
-    let (runs, refused): (Vec<Strategy>, Vec<Strategy>) = strategies.iter().partition(|k| kube::runs_on_kube(**k));
-    let refused: Vec<&str> = refused.iter().map(|k| k.name()).collect();
-    if !refused.is_empty() && (explicit || runs.is_empty()) {
-        return Err(usage(anyhow!(
-            "--backend kube does not run the BuildKit strategies yet ({}); leave them out with --strategies, or use the docker backend",
-            refused.join(", ")
-        )));
+    if let session::BackendChoice::Kube(options) = backend {
+        check_namespace(options.namespace.as_deref())?;
     }
-    if !refused.is_empty() {
-        eprintln!("note: --backend kube leaves out the scenario's BuildKit strategies ({}): it does not run them yet", refused.join(", "));
-    }
-    Ok(runs)
+    Ok(strategies)
 }
 
 /// How a run ended, as the exit code says it; the report is written when the run finished.

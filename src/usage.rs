@@ -126,7 +126,7 @@ impl Meter {
     }
 }
 
-/// Reads the counters a container's shell can print of its own cgroup (see [`COUNTERS_SCRIPT`]):
+/// Reads the counters a container's shell prints of its own cgroup (see [`COUNTERS_SCRIPT`]):
 /// cgroup v1 `cpuacct.usage` (ns), `memory.usage_in_bytes` and `total_inactive_file`, or v2's
 /// `cpu.stat` (`usage_usec`), `memory.current` and `inactive_file`.
 pub fn parse_counters(text: &str) -> Option<Sample> {
@@ -152,12 +152,59 @@ pub fn working_set(usage: Bytes, inactive_file: Option<Bytes>) -> Bytes {
 }
 
 /// A shell script that prints a container's own cgroup counters for [`parse_counters`], on either cgroup
-/// version; it prints nothing it cannot read.
+/// version; it prints nothing it cannot read. Only shell builtins read the files (no `cat`, no `grep`), so a
+/// reading costs the container it measures as little as a shell can make it.
 pub const COUNTERS_SCRIPT: &str = "c=/sys/fs/cgroup; \
-    if [ -r $c/cpuacct/cpuacct.usage ]; then echo v1.cpu_ns $(cat $c/cpuacct/cpuacct.usage); \
-    echo v1.memory $(cat $c/memory/memory.usage_in_bytes); grep '^total_inactive_file ' $c/memory/memory.stat; \
-    elif [ -r $c/cpu.stat ]; then grep '^usage_usec ' $c/cpu.stat; echo v2.memory $(cat $c/memory.current); \
-    grep '^inactive_file ' $c/memory.stat; fi; true";
+    if [ -r $c/cpuacct/cpuacct.usage ]; then read -r v < $c/cpuacct/cpuacct.usage; echo v1.cpu_ns $v; \
+    read -r v < $c/memory/memory.usage_in_bytes; echo v1.memory $v; \
+    while read -r k v; do [ $k = total_inactive_file ] && echo $k $v; done < $c/memory/memory.stat; \
+    elif [ -r $c/cpu.stat ]; then while read -r k v; do [ $k = usage_usec ] && echo $k $v; done < $c/cpu.stat; \
+    read -r v < $c/memory.current; echo v2.memory $v; \
+    while read -r k v; do [ $k = inactive_file ] && echo $k $v; done < $c/memory.stat; fi; true";
+
+/// The line that ends each reading of [`sampling_script`].
+pub const READING_END: &str = "--";
+
+/// A shell script that prints [`COUNTERS_SCRIPT`]'s reading every [`SAMPLE_EVERY`], each ended by
+/// [`READING_END`], for a backend that reads a container's counters from inside it (the kube backend, by
+/// exec). It runs in the container it measures, so its own few milliseconds of CPU a second are in the
+/// figure. It stops when its reader goes (its stdin ends, or a write fails), and in any case after `limit`.
+pub fn sampling_script(limit: Duration) -> String {
+    let readings = limit.as_millis() / SAMPLE_EVERY.as_millis().max(1);
+    let every_s = SAMPLE_EVERY.as_secs_f64();
+    format!(
+        "( i=0; while [ $i -lt {readings} ]; do {{ {COUNTERS_SCRIPT}; }} && echo {READING_END} || exit 0; \
+         i=$((i+1)); sleep {every_s}; done ) & loop=$!; cat > /dev/null; kill $loop 2>/dev/null; true"
+    )
+}
+
+/// Reads the readings a [`sampling_script`] printed as they come: fed lines, it returns each complete reading.
+#[derive(Debug, Default)]
+pub struct Readings {
+    pending: String,
+}
+
+impl Readings {
+    pub fn push(&mut self, line: &str) -> Option<Sample> {
+        if line.trim() == READING_END {
+            return parse_counters(&std::mem::take(&mut self.pending));
+        }
+        self.pending.push_str(line);
+        self.pending.push('\n');
+        None
+    }
+}
+
+/// Marks a line of a job's own log that carries a reading of its container's counters: what
+/// [`final_reading_trap`] prints.
+pub const USAGE_MARK: &str = "::layerbench-usage ";
+
+/// A line for the top of a job's `sh` script: when the script exits, however it exits, it prints its
+/// container's counters one per line after [`USAGE_MARK`], then [`READING_END`]. A container that ends
+/// within the job is then read at its very end, not only at its last sample before.
+pub fn final_reading_trap() -> String {
+    format!("trap '{{ {COUNTERS_SCRIPT}; echo {READING_END}; }} 2>/dev/null | while read -r l; do echo \"{USAGE_MARK}$l\"; done' EXIT")
+}
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +241,35 @@ mod tests {
         let (usage, why) = meter.usage();
         assert_eq!(usage, Usage::default());
         assert!(why.unwrap().contains("lb-x-kaniko-job3"));
+    }
+
+    /// The scripts run in a real shell on this host's cgroups: the sampling loop prints readings until its
+    /// reader goes, and the trap reads the container at the script's end without changing its exit status.
+    #[test]
+    fn the_scripts_give_readings_in_a_real_shell() {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(sampling_script(Duration::from_secs(60)))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        child.stdin.take().unwrap().flush().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let mut readings = Readings::default();
+        let samples: Vec<Sample> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| readings.push(l)).collect();
+        assert!(samples.len() >= 2, "a reading every {SAMPLE_EVERY:?}: {:?}", String::from_utf8_lossy(&out.stdout));
+        assert!(samples.iter().all(|s| s.cpu_ns > 0 && s.memory > 0), "{samples:?}");
+        let script = format!("{}\nset -e\necho built\nexit 3\n", final_reading_trap());
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "the trap keeps the script's exit status");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut readings = Readings::default();
+        let marked: Vec<Sample> = text.lines().filter_map(|l| l.strip_prefix(USAGE_MARK)).filter_map(|l| readings.push(l)).collect();
+        assert_eq!(marked.len(), 1, "{text}");
+        assert!(text.starts_with("built\n"), "{text}");
     }
 
     #[test]

@@ -28,9 +28,9 @@ fn context() -> String {
     std::env::var("LAYERBENCH_KUBE_CONTEXT").unwrap_or_else(|_| "kind-layerbench".into())
 }
 
-/// Every strategy the kube backend runs (BuildKit's are refused there).
+/// Every strategy: the kube backend runs them all.
 fn kube_strategies() -> Vec<Strategy> {
-    layerbench::backend::kube::kube_strategies()
+    Strategy::all().collect()
 }
 
 async fn client() -> Client {

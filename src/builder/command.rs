@@ -4,7 +4,7 @@
 use super::log::LogParser;
 use crate::cause::Cause;
 use crate::dockerfile::Dockerfile;
-use crate::strategy::{BuildRequest, Phase, Privileges};
+use crate::strategy::{BuildRequest, ImageStore, Phase, Privileges};
 use crate::toolchain::Role;
 
 /// What a job-container builder is, in one place for both backends.
@@ -19,9 +19,12 @@ pub struct BuilderHome {
     pub command: fn(&BuildRequest, &str, &Endpoints) -> JobCommand,
     /// Instructions (by keyword) it never serves from its cache, whatever the strategy, and why.
     pub uncached: &'static [(&'static str, Cause)],
+    /// Its image's own entry point, which runs a job command that sets none (kaniko's executor).
+    pub image_entrypoint: &'static [&'static str],
 }
 
-/// What a daemon is, in one place for both backends.
+/// What a daemon is, in one place for both backends: the backends place its container or pod, and read
+/// everything else here.
 pub struct DaemonHome {
     /// What the report and progress lines call it (`dind`, `buildkitd`).
     pub service_name: &'static str,
@@ -33,6 +36,92 @@ pub struct DaemonHome {
     pub api_port: u16,
     /// What its container needs.
     pub privileges: fn() -> Privileges,
+    /// Its arguments, environment, configuration file and further volumes where it runs.
+    pub launch: fn(&DaemonSetup) -> DaemonLaunch,
+    /// A command that succeeds inside its container once it is ready to build (a readiness probe).
+    pub ready_check: &'static [&'static str],
+    /// How its version is read inside its container, for `run.json`.
+    pub version: DaemonVersion,
+    /// The name a job's own daemon answers to, as a CI service's alias (`docker`, which CI jobs' DOCKER_HOST names).
+    pub job_alias: &'static str,
+    /// The name a strategy's shared daemon answers to.
+    pub shared_alias: &'static str,
+}
+
+impl DaemonHome {
+    /// How a job's builder addresses the daemon at `host` (its DOCKER_HOST or BUILDKIT_HOST).
+    pub fn address(&self, host: &str) -> String {
+        format!("tcp://{host}:{}", self.api_port)
+    }
+
+    /// The commands, run inside its container once it is up, that close its API to everything that does not
+    /// come in over its network interface (`eth0`): to what its own build steps run. A dind's steps sit behind
+    /// its bridge, a buildkitd's share its network namespace and arrive on the loopback. IPv6 too: Go daemons
+    /// listening on `0.0.0.0` also listen on `[::1]`. REJECT (a reset) rather than DROP, so a probe fails at
+    /// once. With `loopback_open`, the loopback stays open: for a daemon whose steps never share its network
+    /// namespace (a dind) and that the harness reaches by a port-forward, which arrives there.
+    pub fn fence(&self, loopback_open: bool) -> Vec<Vec<String>> {
+        let port = self.api_port.to_string();
+        let mut rules = vec![];
+        for iptables in ["iptables", "ip6tables"] {
+            let rule = |action: &[&str]| -> Vec<String> {
+                [iptables, "-I", "INPUT", "-p", "tcp", "--dport", port.as_str()].iter().chain(action).map(|w| w.to_string()).collect()
+            };
+            rules.push(rule(&["!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"]));
+            if loopback_open {
+                // Inserted after, so it comes first in the chain.
+                rules.push(rule(&["-i", "lo", "-j", "ACCEPT"]));
+            }
+        }
+        rules
+    }
+}
+
+/// Where a daemon runs, as its launch needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonSetup<'a> {
+    /// The address its API listens on: every interface of its network, or a pod's loopback.
+    pub bind: &'a str,
+    /// The run's CI registry, `host:port`, plain HTTP.
+    pub registry: &'a str,
+    /// The read-only Docker Hub mirror, `host:port`, plain HTTP; `None` to pull from Docker Hub.
+    pub hub_mirror: Option<&'a str>,
+    /// A resolver its build steps must be given by address (see `buildkitd::config_toml`); `None` to keep
+    /// the one it finds.
+    pub nameserver: Option<&'a str>,
+    /// How a dind stores images (buildkitd has its own store).
+    pub image_store: ImageStore,
+}
+
+/// How a daemon is started: what the backend puts in its container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonLaunch {
+    /// The image's arguments (its entry point runs the daemon).
+    pub args: Vec<String>,
+    /// `(name, value)` pairs.
+    pub env: Vec<(&'static str, String)>,
+    /// A configuration file in place before it starts.
+    pub config: Option<ConfigFile>,
+    /// Directories beyond its state directory that need a filesystem of their own (not the container's
+    /// overlay), fresh with the daemon.
+    pub scratch_dirs: Vec<&'static str>,
+}
+
+/// A generated configuration file: its content is written by a serializer (JSON, TOML), so no value in it
+/// can change its structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    pub path: &'static str,
+    pub content: String,
+}
+
+/// How a daemon's version is read: a command inside its container, and the version in what it printed.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonVersion {
+    /// The daemon's name in `run.json`'s `builder_versions`.
+    pub key: &'static str,
+    pub command: &'static [&'static str],
+    pub parse: fn(&str) -> Option<String>,
 }
 
 /// Where the build context is unpacked in a job container.
@@ -71,6 +160,27 @@ pub struct JobCommand {
     /// Phases that run inside its one build command, which its log times and [`super::JobLog`] splits off
     /// the build (BuildKit's cache import, push and cache export); empty when the script marks them.
     pub inner_phases: Vec<Phase>,
+}
+
+impl JobCommand {
+    /// Whether it is a script for `sh -c` (which can be given a line more at its top).
+    pub fn runs_a_script(&self) -> bool {
+        self.entrypoint == shell() && self.args.len() == 1
+    }
+
+    /// The command as a CI job's script would read, for printing: the script itself, or the program and
+    /// its arguments as quoted shell words (the image's own entry point, from `home`, when it sets none).
+    pub fn as_script(&self, home: &BuilderHome) -> String {
+        if self.runs_a_script() {
+            return self.args[0].trim_end().to_string();
+        }
+        let program: Vec<String> = match &self.entrypoint {
+            Some(words) => words.clone(),
+            None => home.image_entrypoint.iter().map(|w| w.to_string()).collect(),
+        };
+        let env = self.env.iter().map(|kv| shell_word(kv));
+        env.chain(program.iter().chain(&self.args).map(|w| shell_word(w))).collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// A line the job's script prints with its builder's version (`buildah --version` and the like): it

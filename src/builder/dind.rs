@@ -1,8 +1,8 @@
 //! The dind daemon (docker:dind, `dockerd`) a run starts, on either backend: one daemon, one command line,
-//! its image, state and privileges.
+//! its configuration, image, state, readiness, version and privileges.
 
-use super::command::DaemonHome;
-use crate::strategy::Privileges;
+use super::command::{ConfigFile, DaemonHome, DaemonLaunch, DaemonSetup, DaemonVersion};
+use crate::strategy::{ImageStore, Privileges};
 use crate::toolchain::Role;
 
 pub const HOME: DaemonHome = DaemonHome {
@@ -11,6 +11,11 @@ pub const HOME: DaemonHome = DaemonHome {
     state_dir: "/var/lib/docker",
     api_port: API_PORT,
     privileges,
+    launch,
+    ready_check: READY_CHECK,
+    version: DaemonVersion { key: VERSION_KEY, command: VERSION_COMMAND, parse: version_of },
+    job_alias: "docker",
+    shared_alias: "dind",
 };
 
 /// dockerd runs containers of its own: it needs a privileged container (see the backends for an engine that
@@ -22,11 +27,25 @@ fn privileges() -> Privileges {
 /// Where dockerd reads its configuration.
 pub const DAEMON_JSON_PATH: &str = "/etc/docker/daemon.json";
 
+/// Where the containerd image store keeps its content: on the container's own overlay its inner mounts fail
+/// (`failed to mount /tmp/containerd-mount…: invalid argument`), so it needs a filesystem of its own.
+pub const CONTAINERD_DIR: &str = "/var/lib/containerd";
+
 /// `daemon.json` for the containerd image store: BuildKit's docker driver exports a registry cache only with it.
-pub const CONTAINERD_DAEMON_JSON: &str = "{\"features\": {\"containerd-snapshotter\": true}}\n";
+pub fn containerd_daemon_json() -> String {
+    let json = serde_json::json!({ "features": { "containerd-snapshotter": true } });
+    format!("{json}\n")
+}
 
 /// A command that succeeds inside the daemon's container once its API answers (a readiness probe).
 pub const READY_CHECK: &[&str] = &["docker", "version"];
+
+/// Prints the daemon's version inside its container.
+const VERSION_COMMAND: &[&str] = &["docker", "version", "--format", "{{.Server.Version}}"];
+
+fn version_of(printed: &str) -> Option<String> {
+    Some(printed.trim()).filter(|v| !v.is_empty() && !v.contains(char::is_whitespace)).map(str::to_string)
+}
 
 /// The key of the dind daemons' version (and so the classic builder's) in `run.json`'s `builder_versions`.
 pub const VERSION_KEY: &str = "dind (classic builder)";
@@ -35,8 +54,20 @@ pub const VERSION_KEY: &str = "dind (classic builder)";
 /// allows it (the strategy's own network, or a job pod's loopback).
 pub const API_PORT: u16 = 2375;
 
+/// dockerd where `setup` says, with the containerd image store's `daemon.json` and directory when asked.
+fn launch(setup: &DaemonSetup) -> DaemonLaunch {
+    let containerd = setup.image_store == ImageStore::Containerd;
+    DaemonLaunch {
+        args: dockerd_command(setup.bind, setup.registry, setup.hub_mirror),
+        env: ENV.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        config: containerd.then(|| ConfigFile { path: DAEMON_JSON_PATH, content: containerd_daemon_json() }),
+        scratch_dirs: if containerd { vec![CONTAINERD_DIR] } else { vec![] },
+    }
+}
+
 /// `dockerd` and its flags. `bind` is the address the API listens on; `registry` the run's CI
-/// registry and `hub_mirror` its read-only Docker Hub mirror (`host:port`, plain HTTP).
+/// registry and `hub_mirror` its read-only Docker Hub mirror (`host:port`, plain HTTP). Each flag is one
+/// argument, never a shell word; the mirror was checked to be `host:port` where it was given.
 ///
 /// The first word `dockerd` makes both docker:dind's entrypoint and layerbench's own dind image run
 /// exactly these flags, without adding their default listeners; `--tls=false` is what docker:dind
@@ -59,14 +90,13 @@ pub fn dockerd_command(bind: &str, registry: &str, hub_mirror: Option<&str>) -> 
 /// and listens on 2376 instead unless this is empty (the API stays on a private network).
 pub const ENV: &[(&str, &str)] = &[("DOCKER_TLS_CERTDIR", "")];
 
-/// [`ENV`] as the Engine API takes it (`KEY=value`).
-pub fn env() -> Vec<String> {
-    ENV.iter().map(|(k, v)| format!("{k}={v}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn setup(image_store: ImageStore) -> DaemonSetup<'static> {
+        DaemonSetup { bind: "0.0.0.0", registry: "registry:5000", hub_mirror: Some("mirror:5000"), nameserver: None, image_store }
+    }
 
     #[test]
     fn the_api_listens_where_asked_and_trusts_only_the_runs_registries() {
@@ -77,5 +107,20 @@ mod tests {
         let insecure: Vec<&String> = args.iter().filter(|a| a.starts_with("--insecure-registry=")).collect();
         assert_eq!(insecure, ["--insecure-registry=registry:5000", "--insecure-registry=mirror:5000"]);
         assert!(!dockerd_command("127.0.0.1", "registry:5000", None).iter().any(|a| a.contains("mirror")));
+    }
+
+    #[test]
+    fn the_containerd_store_brings_its_daemon_json_and_a_directory_of_its_own() {
+        let plain = launch(&setup(ImageStore::GraphDriver));
+        assert_eq!((plain.config, plain.scratch_dirs.len()), (None, 0));
+        let containerd = launch(&setup(ImageStore::Containerd));
+        let config = containerd.config.unwrap();
+        assert_eq!(config.path, DAEMON_JSON_PATH);
+        let parsed: serde_json::Value = serde_json::from_str(&config.content).unwrap();
+        assert_eq!(parsed["features"]["containerd-snapshotter"], true);
+        assert_eq!(containerd.scratch_dirs, [CONTAINERD_DIR]);
+        assert_eq!(containerd.env, [("DOCKER_TLS_CERTDIR", String::new())]);
+        assert_eq!(version_of("28.5.1\n").as_deref(), Some("28.5.1"));
+        assert_eq!(version_of("Cannot connect to the Docker daemon"), None);
     }
 }

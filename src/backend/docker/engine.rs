@@ -163,6 +163,16 @@ const DIND_CAPABILITIES: &[&str] = &[
     "BLOCK_SUSPEND", "AUDIT_READ",
 ];
 
+/// A container's privileges as its builder's or daemon's home states them: a privileged one as `mode` says
+/// (the engine may refuse `--privileged`), otherwise its extra capabilities and unconfined profiles.
+pub fn apply_privileges(privileges: &crate::strategy::Privileges, mode: DindMode, host: &mut HostConfig) {
+    if privileges.privileged {
+        return mode.apply(host);
+    }
+    host.cap_add = Some(privileges.extra_capabilities.iter().map(|c| c.to_string()).collect());
+    host.security_opt = Some(privileges.unconfined.iter().map(|p| format!("{p}=unconfined")).collect());
+}
+
 impl DindMode {
     pub fn apply(self, host: &mut HostConfig) {
         match self {

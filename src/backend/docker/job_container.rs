@@ -90,8 +90,15 @@ fn container_body(
 ) -> ContainerCreateBody {
     // What the builder's home says its job container needs; a daemon's privileges are the daemon's own.
     let privileges = (builder::home(builder).privileges)();
-    let caps = privileges.extra_capabilities.iter().map(|c| c.to_string()).collect();
-    let unconfined = privileges.unconfined.iter().map(|p| format!("{p}=unconfined")).collect();
+    let mut host = HostConfig {
+        network_mode: Some(network.to_string()),
+        binds: match (volume, command.storage) {
+            (Some(v), Some(path)) => Some(vec![format!("{v}:{path}")]),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    super::engine::apply_privileges(&privileges, backend.dind_mode().unwrap_or(super::engine::DindMode::Privileged), &mut host);
     ContainerCreateBody {
         image: Some(image.name.clone()),
         entrypoint: command.entrypoint.clone(),
@@ -99,17 +106,7 @@ fn container_body(
         env: Some(image.env.iter().cloned().chain(command.env.iter().cloned()).collect()),
         working_dir: Some(CONTEXT_DIR.into()),
         labels: Some(run_labels(&backend.run_id)),
-        host_config: Some(HostConfig {
-            privileged: privileges.privileged.then_some(true),
-            network_mode: Some(network.to_string()),
-            binds: match (volume, command.storage) {
-                (Some(v), Some(path)) => Some(vec![format!("{v}:{path}")]),
-                _ => None,
-            },
-            cap_add: Some(caps),
-            security_opt: Some(unconfined),
-            ..Default::default()
-        }),
+        host_config: Some(host),
         ..Default::default()
     }
 }

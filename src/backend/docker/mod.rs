@@ -36,7 +36,7 @@ use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
 use crate::registry::{blob_sizes_script, storage_script, LogUnreadable, Traffic};
 use crate::resources::run_labels;
 use crate::results::BackendKind;
-use crate::strategy::{Daemon, DaemonKind, JobBuilder, Op, Phase, Strategy};
+use crate::strategy::{Daemon, JobBuilder, Op, Phase, Strategy};
 use crate::toolchain::{ResolvedImage, Role, Toolchain};
 use crate::usage::Whose;
 
@@ -234,17 +234,18 @@ impl DockerBackend {
             Daemon::Fresh(kind) => {
                 network = self.job_network(strategy, number, owner).await?;
                 let name = self.container_name(&format!("{}-job{number}", builder::daemon(kind).service_name));
-                let alias = fresh_alias(kind);
-                let place = DaemonPlace { name: &name, network: &network, alias, kind, image_store: strategy.image_store };
+                let home = builder::daemon(kind);
+                let place = DaemonPlace { name: &name, network: &network, alias: home.job_alias, kind, image_store: strategy.image_store };
                 let service = services::start_daemon(self, &place, owner).await?;
-                Some((service.client, daemon_host(kind, alias)))
+                Some((service.client, home.address(home.job_alias)))
             }
             Daemon::Shared(kind) => {
                 let shared = place.shared.as_ref().ok_or_else(|| {
                     JobError::infrastructure(format!("no shared daemon was started for {strategy}"))
                 })?;
                 shared.wait_until_ready(&self.engine).await?;
-                Some((shared.client.clone(), daemon_host(kind, shared_alias(kind))))
+                let home = builder::daemon(kind);
+                Some((shared.client.clone(), home.address(home.shared_alias)))
             }
             Daemon::None => None,
         };
@@ -287,27 +288,6 @@ impl DockerBackend {
     }
 }
 
-/// The name a job's fresh daemon answers to on its network: `docker` is what CI jobs' DOCKER_HOST names.
-fn fresh_alias(kind: DaemonKind) -> &'static str {
-    match kind {
-        DaemonKind::Docker => "docker",
-        DaemonKind::Buildkit => "buildkitd",
-    }
-}
-
-/// The name a strategy's shared daemon answers to (a CI service's alias).
-fn shared_alias(kind: DaemonKind) -> &'static str {
-    match kind {
-        DaemonKind::Docker => "dind",
-        DaemonKind::Buildkit => "buildkitd",
-    }
-}
-
-/// How a job's builder addresses its daemon (DOCKER_HOST or BUILDKIT_HOST).
-fn daemon_host(kind: DaemonKind, alias: &str) -> String {
-    format!("tcp://{alias}:{}", builder::daemon(kind).api_port)
-}
-
 impl Backend for DockerBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Docker
@@ -334,7 +314,7 @@ impl Backend for DockerBackend {
             events.setup(format!("starting the shared {service} service for {strategy} (iteration {iteration})"));
             let clock = Instant::now();
             let name = self.container_name(&format!("{service}-shared-{}-it{iteration}", strategy.name()));
-            let place = DaemonPlace { name: &name, network: &network, alias: shared_alias(kind), kind, image_store: strategy.image_store };
+            let place = DaemonPlace { name: &name, network: &network, alias: builder::daemon(kind).shared_alias, kind, image_store: strategy.image_store };
             // A shared daemon outlives its jobs: the iteration owns it, not a job.
             let mut owner = JobResources::new(&self.engine);
             let daemon = match services::start_daemon(self, &place, &mut owner).await {

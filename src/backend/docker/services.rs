@@ -14,10 +14,10 @@ use futures_util::StreamExt;
 use super::engine::{container_ip, create_volume, describe, exec_output, failed, remove_container, DindMode};
 use super::{DockerBackend, READY_TIMEOUT};
 use crate::backend::BackendError;
-use crate::builder::{self, buildkitd, dind};
+use crate::builder::{self, dind, DaemonHome, DaemonLaunch, DaemonSetup};
 use crate::events::EventSink;
 use crate::resources::{run_labels, MIRROR_HOST};
-use crate::strategy::{DaemonKind, ImageStore};
+use crate::strategy::{DaemonKind, ImageStore, Privileges};
 
 /// A running daemon: a dind (with the client the harness drives it with) or a buildkitd.
 pub struct DaemonService {
@@ -42,12 +42,14 @@ impl DaemonService {
         }
     }
 
-    /// Waits until the daemon answers again (a shared one, before each job).
+    /// Waits until the daemon answers again (a shared one, before each job): through the job's client where
+    /// the harness is it (a dind's Engine API, as a CI job's `docker` would ask), else by its home's check.
     pub async fn wait_until_ready(&self, engine: &Docker) -> Result<(), BackendError> {
-        let what = format!("shared {} daemon {}", builder::daemon(self.kind).service_name, self.container);
+        let home = builder::daemon(self.kind);
+        let what = format!("shared {} daemon {}", home.service_name, self.container);
         match &self.client {
             Some(client) => super::engine::wait_until_ready(client, &what, READY_TIMEOUT).await,
-            None => wait_for_buildkitd(engine, &self.container, &what).await,
+            None => wait_until_ready(engine, &self.container, home.ready_check, &what).await,
         }
     }
 }
@@ -72,10 +74,11 @@ pub struct DaemonPlace<'a> {
     pub image_store: ImageStore,
 }
 
-/// Starts a daemon with labelled volumes on its state directory (and `/var/lib/containerd` for a dind
-/// with the containerd image store), fenced so that nothing its builds run can reach its API. The first
-/// privileged start on an engine tries `--privileged` and falls back to the explicit capability list when
-/// refused. Everything it creates is handed to `owner` before it exists.
+/// Starts a daemon with labelled volumes on its state directory (and the scratch directories its home names,
+/// such as a dind's `/var/lib/containerd` with the containerd image store), fenced so that nothing its builds
+/// run can reach its API. Its command, configuration, readiness check and version come from its home. The
+/// first privileged start on an engine tries `--privileged` and falls back to the explicit capability list
+/// when refused. Everything it creates is handed to `owner` before it exists.
 pub async fn start_daemon(
     backend: &DockerBackend,
     place: &DaemonPlace<'_>,
@@ -84,43 +87,45 @@ pub async fn start_daemon(
     let name = place.name;
     let kind = place.kind;
     let home = builder::daemon(kind);
+    let setup = DaemonSetup { bind: "0.0.0.0", registry: "registry:5000", hub_mirror: Some("mirror:5000"), nameserver: Some(DOCKER_DNS), image_store: place.image_store };
+    let launch = (home.launch)(&setup);
     let mut volumes = vec![(format!("{name}-state"), home.state_dir)];
-    if kind == DaemonKind::Docker && place.image_store == ImageStore::Containerd {
-        volumes.push((format!("{name}-containerd"), "/var/lib/containerd"));
+    for (i, dir) in launch.scratch_dirs.iter().enumerate() {
+        volumes.push((format!("{name}-scratch{i}"), *dir));
     }
     for (volume, _) in &volumes {
         owner.volume(volume);
         create_volume(&backend.engine, volume, &backend.run_id).await?;
     }
     owner.container(name);
-    let container = DaemonContainer { image: backend.images.get(home.role, home.service_name)?.name.clone(), place, volumes: &volumes };
+    let image = backend.images.get(home.role, home.service_name)?.name.clone();
+    let container = DaemonContainer { image, place, volumes: &volumes, launch: &launch, privileges: (home.privileges)() };
     let known = backend.dind_mode();
     let mode = known.unwrap_or(DindMode::Privileged);
     let mode = match container.create(backend, mode).await {
         Ok(()) => mode,
-        Err(e) if known.is_none() && refuses_privileged(&e.message) => {
+        Err(e) if known.is_none() && container.privileges.privileged && refuses_privileged(&e.message) => {
             remove_container(&backend.engine, name).await?;
             container.create(backend, DindMode::ExplicitCapabilities).await?;
             DindMode::ExplicitCapabilities
         }
         Err(e) => return Err(e),
     };
-    backend.set_dind_mode(mode);
-    let client = match kind {
-        DaemonKind::Docker => Some(connect_dind(backend, name, place.network).await?),
-        DaemonKind::Buildkit => {
-            wait_for_buildkitd(&backend.engine, name, &format!("buildkitd {name}")).await?;
-            if !backend.knows_version("buildkitd") {
-                if let Ok(out) = exec_output(&backend.engine, name, buildkitd::VERSION_COMMAND).await {
-                    if let Some(version) = buildkitd::version_of(&out) {
-                        backend.saw_version("buildkitd", version);
-                    }
-                }
-            }
-            None
+    if container.privileges.privileged {
+        backend.set_dind_mode(mode);
+    }
+    wait_until_ready(&backend.engine, name, home.ready_check, &format!("{} {name}", home.service_name)).await?;
+    if !backend.knows_version(home.version.key) {
+        if let Some(version) = exec_output(&backend.engine, name, home.version.command).await.ok().and_then(|out| (home.version.parse)(&out)) {
+            backend.saw_version(home.version.key, version);
         }
+    }
+    // The harness is a dind's Docker client; a buildkitd only its job's `buildctl` talks to.
+    let client = match kind {
+        DaemonKind::Docker => Some(connect_dind(name, &container_ip(&backend.engine, name, place.network).await?).await?),
+        DaemonKind::Buildkit => None,
     };
-    fence_api(&backend.engine, name, home.api_port).await?;
+    fence_api(&backend.engine, name, home).await?;
     let volumes = volumes.into_iter().map(|(v, _)| v).collect();
     Ok(DaemonService { kind, container: name.to_string(), volumes, client })
 }
@@ -131,39 +136,24 @@ struct DaemonContainer<'a> {
     image: String,
     place: &'a DaemonPlace<'a>,
     volumes: &'a [(String, &'static str)],
+    launch: &'a DaemonLaunch,
+    privileges: Privileges,
 }
 
 impl DaemonContainer<'_> {
-    /// The command, the environment, and the file to put in before it starts.
-    fn command(&self) -> (Vec<String>, Vec<String>, Option<(&'static str, String)>) {
-        match self.place.kind {
-            DaemonKind::Docker => (
-                dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000")),
-                dind::env(),
-                (self.place.image_store == ImageStore::Containerd).then(|| (dind::DAEMON_JSON_PATH, dind::CONTAINERD_DAEMON_JSON.to_string())),
-            ),
-            DaemonKind::Buildkit => (
-                buildkitd::command("0.0.0.0"),
-                vec![],
-                Some((buildkitd::CONFIG_PATH, buildkitd::config_toml("registry:5000", Some("mirror:5000"), Some(DOCKER_DNS)))),
-            ),
-        }
-    }
-
-    /// Creates, configures and starts it, running as `mode` says.
+    /// Creates, configures and starts it, privileged as `mode` says when its home asks for a privileged container.
     async fn create(&self, backend: &DockerBackend, mode: DindMode) -> Result<(), BackendError> {
         let name = self.place.name;
-        let (cmd, env, config) = self.command();
         let mut host = HostConfig {
             binds: Some(self.volumes.iter().map(|(v, path)| format!("{v}:{path}")).collect()),
             network_mode: Some(self.place.network.to_string()),
             ..Default::default()
         };
-        mode.apply(&mut host);
+        super::engine::apply_privileges(&self.privileges, mode, &mut host);
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(cmd),
-            env: Some(env),
+            cmd: Some(self.launch.args.clone()),
+            env: Some(self.launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(run_labels(&backend.run_id)),
             host_config: Some(host),
             networking_config: Some(endpoint(self.place.network, self.place.alias)),
@@ -172,36 +162,27 @@ impl DaemonContainer<'_> {
         let engine = &backend.engine;
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         engine.create_container(Some(options), body).await.map_err(failed(format!("create container {name}")))?;
-        if let Some((path, content)) = config {
-            upload_file(engine, name, path, content.as_bytes()).await?;
+        if let Some(config) = &self.launch.config {
+            upload_file(engine, name, config.path, config.content.as_bytes()).await?;
         }
         engine.start_container(name, None).await.map_err(failed(format!("start container {name}")))
     }
 }
 
-/// The Engine API client of the dind in container `name`, once it answers; the first one also reports
-/// the daemon's version for `run.json`.
-async fn connect_dind(backend: &DockerBackend, name: &str, network: &str) -> Result<Docker, BackendError> {
-    let ip = container_ip(&backend.engine, name, network).await?;
+/// The Engine API client of the dind in container `name` at `ip`, once it answers.
+async fn connect_dind(name: &str, ip: &str) -> Result<Docker, BackendError> {
     let address = format!("tcp://{ip}:{}", dind::API_PORT);
     let client = Docker::connect_with_http(&address, 3600, API_DEFAULT_VERSION).map_err(failed(format!("connect to dind daemon {name}")))?;
     super::engine::wait_until_ready(&client, &format!("dind daemon {name} at {address}"), READY_TIMEOUT).await?;
-    let client = client.negotiate_version().await.map_err(failed(format!("agree an API version with dind daemon {name}")))?;
-    if !backend.knows_version(dind::VERSION_KEY) {
-        if let Some(version) = client.version().await.ok().and_then(|v| v.version) {
-            backend.saw_version(dind::VERSION_KEY, version);
-        }
-    }
-    Ok(client)
+    client.negotiate_version().await.map_err(failed(format!("agree an API version with dind daemon {name}")))
 }
 
 /// The engine's resolver inside every container on a user-defined network.
 const DOCKER_DNS: &str = "127.0.0.11";
 
-/// Polls buildkitd on its socket from inside its container until it lists its workers. A daemon that
-/// exited is reported at once, with its last words.
-async fn wait_for_buildkitd(engine: &Docker, container: &str, what: &str) -> Result<(), BackendError> {
-    let check = buildkitd::READY_CHECK;
+/// Polls a daemon with its home's readiness check from inside its container until it succeeds. A daemon
+/// that exited is reported at once, with its last words.
+async fn wait_until_ready(engine: &Docker, container: &str, check: &[&str], what: &str) -> Result<(), BackendError> {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     loop {
         if exec_output(engine, container, check).await.is_ok() {
@@ -220,19 +201,12 @@ async fn wait_for_buildkitd(engine: &Docker, container: &str, what: &str) -> Res
 }
 
 
-/// Drops connections to the daemon's API that do not come in over its network interface: a build
-/// step cannot reach the daemon that runs it (a dind's steps sit behind the daemon's own bridge; a
-/// buildkitd's share its network namespace, so theirs arrive on the loopback), nor could it reach another
-/// (each strategy has its own network).
-///
-/// IPv6 too: Go daemons listening on `0.0.0.0` listen on both families, and a buildkitd's step reached
-/// `[::1]` when only IPv4 was fenced. REJECT (a reset) rather than DROP, so a probe fails at once instead of
-/// waiting out its timeout.
-async fn fence_api(engine: &Docker, container: &str, port: u16) -> Result<(), BackendError> {
-    let port = port.to_string();
-    for iptables in ["iptables", "ip6tables"] {
-        let rule = [iptables, "-I", "INPUT", "-p", "tcp", "--dport", &port, "!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"];
-        exec_output(engine, container, &rule)
+/// Closes the daemon's API to everything its builds run, as its home's fence says: a build step cannot reach
+/// the daemon that runs it, nor could it reach another (each strategy has its own network).
+async fn fence_api(engine: &Docker, container: &str, home: &DaemonHome) -> Result<(), BackendError> {
+    for rule in home.fence(false) {
+        let words: Vec<&str> = rule.iter().map(String::as_str).collect();
+        exec_output(engine, container, &words)
             .await
             .map_err(|e| BackendError::new(format!("fence the API of daemon {container}"), e.message))?;
     }

@@ -7,17 +7,33 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DeleteParams;
 use kube::{Api, Client, Resource};
 
+use std::collections::BTreeMap;
+
 use super::clean::delete_labelled;
 use super::config::{client_for, KubeOptions};
 use super::manifests::{self, RunMeta};
+use super::meter::KubeMeter;
 use super::orchestrate::{self, api_error, delete, ensure_created, KubeError, Whose};
-use super::{mirror, names, BUILDKITD_NOT_YET};
+use super::{mirror, names};
 use crate::backend::{Backend, BackendError, CacheState, ServiceEnd, ServiceStart};
+use crate::builder;
 use crate::events::EventSink;
-use crate::job::{JobError, JobOutcome, JobSpec};
+use crate::job::{JobOutcome, JobSpec};
 use crate::registry::storage_script;
 use crate::results::BackendKind;
 use crate::strategy::{Daemon, DaemonKind, Phase, Strategy};
+use crate::usage::Whose as UsageOf;
+
+/// A daemon that serves jobs from a pod of its own: a strategy's shared daemon, or a job's own buildkitd.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RunningDaemon {
+    pub kind: DaemonKind,
+    pub pod: String,
+    /// The node it runs on, taken when it became ready: a shared daemon must stay there for its iteration.
+    pub node: Option<String>,
+    /// The name jobs reach it by (its Service).
+    pub host: String,
+}
 
 /// Runs jobs as pods in one namespace of a cluster. Owns everything it creates there.
 pub struct KubeBackend {
@@ -28,8 +44,10 @@ pub struct KubeBackend {
     pub(super) owns_namespace: bool,
     pub(super) iteration: u32,
     pub(super) registry_pod: Option<String>,
-    /// The shared daemon's pod, or why it did not start (its jobs fail with that reason).
-    pub(super) shared_dind: Option<Result<String, KubeError>>,
+    /// Each strategy's shared daemon in this iteration, or why it did not start (its jobs fail with that reason).
+    pub(super) shared: BTreeMap<Strategy, Result<RunningDaemon, KubeError>>,
+    /// What each shared daemon uses over its iteration.
+    pub(super) shared_meters: BTreeMap<Strategy, KubeMeter>,
     /// Builder name to the version its job's log reported, as on the docker backend.
     pub(super) builder_versions: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     /// The local engine and the images (local name, Docker Hub name) it seeds the run's mirror with.
@@ -100,7 +118,8 @@ impl KubeBackend {
             owns_namespace,
             iteration: 0,
             registry_pod: None,
-            shared_dind: None,
+            shared: BTreeMap::new(),
+            shared_meters: BTreeMap::new(),
             builder_versions: Default::default(),
             mirror_source: None,
             mirror_ready: false,
@@ -154,7 +173,7 @@ impl KubeBackend {
                     )
                 });
         }
-        delete_labelled(&self.client, ns, &self.run_selector())
+        delete_labelled(&self.client, ns, &self.run_selector(), Some(self.options.timeouts.delete))
             .await
             .map(|_| ())
             .map_err(|e| BackendError::new(format!("delete the run's objects in namespace {ns}"), e))
@@ -184,14 +203,18 @@ impl Backend for KubeBackend {
     ) -> Result<Vec<ServiceStart>, BackendError> {
         self.iteration = iteration;
         self.registry_pod = None;
-        self.shared_dind = None;
+        self.shared.clear();
+        self.shared_meters.clear();
         if self.options.hub_mirror == mirror::HubMirror::Deploy && !self.mirror_ready {
             self.start_mirror(events).await?;
             self.mirror_ready = true;
         }
-        self.remove_iteration_services(true)
+        self.remove_iteration_services(strategies, true)
             .await
             .map_err(|e| BackendError::new(format!("remove the services of the previous iteration in {}", self.run.namespace), e))?;
+        self.create_daemon_configs(strategies)
+            .await
+            .map_err(|e| BackendError::new(format!("create the daemons' configuration in {}", self.run.namespace), e))?;
 
         events.setup(format!("starting the registry in namespace {} (iteration {iteration})", self.run.namespace));
         let limit = self.options.timeouts.delete;
@@ -200,7 +223,7 @@ impl Backend for KubeBackend {
             ensure_created(&self.api(), &registry.config, limit).await?;
             ensure_created(&self.api(), &registry.deployment, limit).await?;
             ensure_created(&self.api(), &registry.service, limit).await?;
-            self.wait_deployment_pod("registry", iteration).await
+            self.wait_deployment_pod(manifests::REGISTRY_NAME, &self.run.selector_string(manifests::REGISTRY_NAME), iteration).await
         };
         let pod = registry_started
             .await
@@ -209,25 +232,21 @@ impl Backend for KubeBackend {
 
         let mut started = vec![];
         for &strategy in strategies {
-            if strategy.daemon != Daemon::Shared(DaemonKind::Docker) {
-                continue;
-            }
-            events.setup(format!("starting the shared dind service for {strategy} (iteration {iteration})"));
+            let Daemon::Shared(kind) = strategy.daemon else { continue };
+            let service = builder::daemon(kind).service_name;
+            events.setup(format!("starting the shared {service} service for {strategy} (iteration {iteration})"));
             let clock = Instant::now();
-            match self.start_shared_dind(strategy, iteration).await {
-                Ok(pod) => {
-                    started.push(ServiceStart {
-                        strategy,
-                        service: manifests::SHARED_DIND_NAME.into(),
-                        startup_ms: crate::millis(clock.elapsed()),
-                    });
-                    self.shared_dind = Some(Ok(pod));
+            let daemon = self.start_shared_daemon(strategy, kind, iteration).await;
+            match &daemon {
+                Ok(running) => {
+                    started.push(ServiceStart { strategy, service: service.into(), startup_ms: crate::millis(clock.elapsed()) });
+                    let mut meter = KubeMeter::new(self.api(), crate::job::JOB_TIMEOUT * 24);
+                    meter.watch(&running.pod, service, UsageOf::Own);
+                    self.shared_meters.insert(strategy, meter);
                 }
-                Err(e) => {
-                    events.notice(format!("the shared dind service did not start, so {strategy} jobs fail: {e}"));
-                    self.shared_dind = Some(Err(e));
-                }
+                Err(e) => events.notice(format!("the shared {service} service did not start, so {strategy} jobs fail: {e}")),
             }
+            self.shared.insert(strategy, daemon);
         }
         Ok(started)
     }
@@ -237,17 +256,7 @@ impl Backend for KubeBackend {
         // The registry's start mark is bookkeeping too: its exec is no part of the CI job.
         outcome.enter(Phase::Measure);
         let mark = self.registry_mark().await;
-        let result = match job.plan.daemon {
-            Daemon::Fresh(DaemonKind::Docker) => self.run_fresh_dind(job, events, &mut outcome).await,
-            Daemon::Shared(DaemonKind::Docker) => self.run_shared_dind(job, events, &mut outcome).await,
-            Daemon::Fresh(DaemonKind::Buildkit) | Daemon::Shared(DaemonKind::Buildkit) => {
-                Err(JobError::infrastructure(BUILDKITD_NOT_YET))
-            }
-            Daemon::None => self.run_daemonless(job, events, &mut outcome).await,
-        };
-        if let Err(e) = result {
-            outcome.fail(e);
-        }
+        self.run_job_pods(job, events, &mut outcome).await;
         // layerbench's own bookkeeping, as on the docker backend: no CI job has it.
         outcome.enter(Phase::Measure);
         outcome.record_own_traffic(job.lane, self.registry_traffic(mark)).await;
@@ -264,27 +273,30 @@ impl Backend for KubeBackend {
             let out = self.exec_output(pod, manifests::REGISTRY_NAME, &storage_script(strategy.name())).await;
             state.registry_bytes = state.storage_from(out);
         }
-        if strategy.daemon == Daemon::Shared(DaemonKind::Docker) {
-            if let Some(Ok(pod)) = &self.shared_dind {
-                let script = format!("du -sb {}", manifests::DIND_DATA_PATH);
-                let out = self.exec_output(pod, manifests::DIND_CONTAINER, &script).await;
-                state.daemon_volume_bytes = state.size_from("the shared daemon's volume size", out);
-            }
+        if let Some(Ok(daemon)) = self.shared.get(&strategy) {
+            let home = builder::daemon(daemon.kind);
+            let out = self.exec_output(&daemon.pod, home.service_name, &format!("du -sb {}", home.state_dir)).await;
+            state.daemon_volume_bytes = state.size_from("the shared daemon's volume size", out);
         }
         state
     }
 
     async fn end_iteration(&mut self, iteration: u32) -> Result<Vec<ServiceEnd>, BackendError> {
         self.registry_pod = None;
-        self.shared_dind = None;
+        let mut ends = vec![];
+        for (strategy, meter) in std::mem::take(&mut self.shared_meters) {
+            let (usage, unmeasured) = meter.finish().await;
+            ends.push(ServiceEnd { strategy, usage, unmeasured });
+        }
+        let owners: Vec<Strategy> = std::mem::take(&mut self.shared).into_keys().collect();
         if self.options.keep {
-            return Ok(vec![]);
+            return Ok(ends);
         }
         // Not waited for: the next iteration waits for the names to be free, the last one's
         // namespace deletion takes them along.
-        self.remove_iteration_services(false)
+        self.remove_iteration_services(&owners, false)
             .await
             .map_err(|e| BackendError::new(format!("remove the services of iteration {iteration}"), e))?;
-        Ok(vec![])
+        Ok(ends)
     }
 }

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Po
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client, Resource, ResourceExt};
+use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::config::{client_for, KubeOptions};
@@ -40,7 +41,7 @@ pub async fn clean_with(client: Client, options: &KubeOptions) -> Result<usize, 
     }
     if let Some(ns) = &options.namespace {
         if !labelled.iter().any(|n| n.name_any() == *ns) {
-            removed += delete_labelled(&client, ns, crate::RUN_ID_LABEL)
+            removed += delete_labelled(&client, ns, crate::RUN_ID_LABEL, None)
                 .await
                 .map_err(|e| BackendError::new(format!("delete layerbench objects in namespace {ns}"), e))?;
         }
@@ -48,26 +49,33 @@ pub async fn clean_with(client: Client, options: &KubeOptions) -> Result<usize, 
     Ok(removed)
 }
 
-/// Deletes every kind of object the backend creates that matches `selector` in `namespace`.
-pub(super) async fn delete_labelled(client: &Client, namespace: &str, selector: &str) -> Result<usize, KubeError> {
-    async fn kind<K>(client: &Client, namespace: &str, selector: &str) -> Result<usize, KubeError>
+/// Deletes every object of the kinds the backend creates that matches `selector` in `namespace`, one by one
+/// through the one delete path ([`delete`]: a 404 is already gone, a 409 already being deleted); with `wait`,
+/// until each is gone. Returns how many it deleted.
+pub(super) async fn delete_labelled(client: &Client, namespace: &str, selector: &str, wait: Option<Duration>) -> Result<usize, KubeError> {
+    async fn kind<K>(client: &Client, namespace: &str, selector: &str, wait: Option<Duration>) -> Result<usize, KubeError>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + DeserializeOwned,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(client.clone(), namespace);
         let kind = K::kind(&Default::default()).to_string();
-        let deleted = api
-            .delete_collection(&DeleteParams::background(), &ListParams::default().labels(selector))
+        let listed = api
+            .list_metadata(&ListParams::default().labels(selector))
             .await
-            .map_err(|e| api_error(format!("delete {kind}s labelled {selector} in {namespace}"), e))?;
-        Ok(deleted.left().map(|list| list.items.len()).unwrap_or(0))
+            .map_err(|e| api_error(format!("list {kind}s labelled {selector} in {namespace}"), e))?;
+        // Foreground: a Deployment is gone only once its pods are, so none is replaced behind it.
+        let params = DeleteParams::foreground();
+        for object in &listed.items {
+            delete(&api, &object.name_any(), Whose::Labelled(selector), &params, wait).await?;
+        }
+        Ok(listed.items.len())
     }
     // Deployments first: a pod deleted while its Deployment stands is replaced at once.
-    Ok(kind::<Deployment>(client, namespace, selector).await?
-        + kind::<Pod>(client, namespace, selector).await?
-        + kind::<Service>(client, namespace, selector).await?
-        + kind::<ConfigMap>(client, namespace, selector).await?
-        + kind::<NetworkPolicy>(client, namespace, selector).await?
-        + kind::<PersistentVolumeClaim>(client, namespace, selector).await?)
+    Ok(kind::<Deployment>(client, namespace, selector, wait).await?
+        + kind::<Pod>(client, namespace, selector, wait).await?
+        + kind::<Service>(client, namespace, selector, wait).await?
+        + kind::<ConfigMap>(client, namespace, selector, wait).await?
+        + kind::<NetworkPolicy>(client, namespace, selector, wait).await?
+        + kind::<PersistentVolumeClaim>(client, namespace, selector, wait).await?)
 }

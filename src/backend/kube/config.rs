@@ -154,8 +154,8 @@ pub struct KubeOptions {
     pub keep: bool,
     /// Storage class of the shared daemon's volume; the cluster default when `None`.
     pub storage_class: Option<String>,
-    /// Size requested for the shared daemon's `/var/lib/docker`, as a Kubernetes quantity.
-    pub shared_dind_storage: String,
+    /// Size requested for each shared daemon's state (`/var/lib/docker`, `/var/lib/buildkit`), as a Kubernetes quantity.
+    pub shared_daemon_storage: String,
     /// Where the builders' Docker Hub mirror comes from (see [`mirror`]).
     pub hub_mirror: HubMirror,
     pub timeouts: KubeTimeouts,
@@ -169,7 +169,7 @@ impl Default for KubeOptions {
             images: KubeImages::default(),
             keep: false,
             storage_class: None,
-            shared_dind_storage: "20Gi".into(),
+            shared_daemon_storage: "20Gi".into(),
             hub_mirror: HubMirror::Deploy,
             timeouts: KubeTimeouts::default(),
         }

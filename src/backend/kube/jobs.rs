@@ -1,82 +1,181 @@
-//! One job as pods: a fresh dind pod driven through a port-forward, the shared daemon, or a daemonless
-//! builder's pod with its context in ConfigMaps. What a job runs comes from the builder homes.
+//! One job as pods: a fresh dind pod driven through a port-forward, a shared daemon, or a builder's pod
+//! (with its context in ConfigMaps, and its daemon beside it, in a pod of its own, or shared). What a job runs
+//! comes from the builder and daemon homes; every job is bounded by the one job limit from its start.
 
 use std::time::Duration;
 
 use bollard::{Docker, API_DEFAULT_VERSION};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::DeleteParams;
 use kube::ResourceExt;
 
-use super::backend::KubeBackend;
+use super::backend::{KubeBackend, RunningDaemon};
 use super::follow;
 use super::forward::LocalForward;
-use super::manifests::{self, JobMeta};
+use super::manifests::{self, JobDaemon, JobMeta};
+use super::meter::KubeMeter;
 use super::names;
 use super::orchestrate::{self, delete, ensure_created, wait_pod, KubeError, PodStage, Whose};
 use crate::builder::{self, classic, JobCommand, JobLog};
 use crate::events::{Event, EventSink};
 use crate::job::{JobError, JobOutcome, JobSpec};
-use crate::strategy::{JobBuilder, Phase};
+use crate::strategy::{BuildRequest, Daemon, DaemonKind, JobBuilder, Phase};
+use crate::usage::{Readings, Whose as UsageOf, USAGE_MARK};
+
+/// What a job created in the namespace, by name, recorded before each is created: all of it is deleted
+/// when the job ends, however it ends.
+#[derive(Debug, Default)]
+pub(super) struct JobObjects {
+    pods: Vec<String>,
+    services: Vec<String>,
+    policies: Vec<String>,
+    config_maps: Vec<String>,
+}
 
 impl KubeBackend {
-    /// Deletes a job's pod and context ConfigMaps and waits until they are gone, as the docker backend
-    /// waits for its containers: the teardown phase times the same thing on both. What could not be
-    /// deleted is recorded next to the job's own error (the namespace's deletion stays the backstop).
-    pub(super) async fn remove_job_objects(&self, pod: &str, config_maps: &[ConfigMap], outcome: &mut JobOutcome) {
+    pub(super) fn job_meta<'a>(&self, job: &'a JobSpec<'_>) -> JobMeta<'a> {
+        JobMeta {
+            name: names::job_name(job.lane, job.iteration, job.pipeline_index, job.strategy.name()),
+            iteration: job.iteration,
+            pipeline_index: job.pipeline_index,
+            pipeline_run: &job.pipeline_run.name,
+            strategy: job.strategy,
+        }
+    }
+
+    /// Runs one job's pods to its end within the job limit, counted from the job's start as on the docker
+    /// backend; then reads what it used and deletes what it created, also after a failure or the limit.
+    pub(super) async fn run_job_pods(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) {
+        let meta = self.job_meta(job);
+        let mut objects = JobObjects::default();
+        let limit = self.options.timeouts.job;
+        let mut meter = KubeMeter::new(self.api(), limit);
+        let body = tokio::time::timeout(limit, self.job_body(job, &meta, &mut objects, &mut meter, events, outcome)).await;
+        match body {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => outcome.fail(e),
+            Err(_) => outcome.fail(JobError::infrastructure(format!(
+                "the job did not finish within {} min; its pods were deleted",
+                limit.as_secs() / 60
+            ))),
+        }
+        // The last readings of the job's own daemon are taken before it goes.
+        outcome.enter(Phase::Measure);
+        let (usage, why) = meter.finish().await;
+        outcome.usage = usage;
+        outcome.unmeasured.extend(why);
+        outcome.enter(Phase::Teardown);
+        self.remove_job_objects(&objects, outcome).await;
+    }
+
+    /// Provisions the job's daemon and runs its plan: the classic builder's operations through a daemon's
+    /// API, or a builder's job command in a pod.
+    async fn job_body(
+        &self,
+        job: &JobSpec<'_>,
+        meta: &JobMeta<'_>,
+        objects: &mut JobObjects,
+        meter: &mut KubeMeter,
+        events: &EventSink,
+        outcome: &mut JobOutcome,
+    ) -> Result<(), JobError> {
+        outcome.enter(Phase::Provision);
+        match (job.plan.daemon, job.plan.job_build()) {
+            (Daemon::Fresh(DaemonKind::Docker), None) => self.run_fresh_dind(job, meta, objects, meter, events, outcome).await,
+            (Daemon::Shared(_), None) => {
+                let daemon = self.shared_daemon(job)?;
+                // Reaching the shared daemon (the port-forward) is this job's provisioning.
+                events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", daemon.pod) });
+                self.check_in_place(&daemon).await?;
+                outcome.node = daemon.node.clone();
+                meter.watch(&daemon.pod, builder::daemon(daemon.kind).service_name, UsageOf::Shared);
+                self.drive_daemon(&daemon.pod, job, events, outcome).await
+            }
+            (daemon, Some(request)) => self.run_builder(job, meta, request, daemon, objects, meter, events, outcome).await,
+            (daemon, None) => Err(JobError::infrastructure(format!("a {} job has no build to run on {daemon:?}", job.strategy))),
+        }
+    }
+
+    /// Deletes what the job created and waits until it is gone, as the docker backend waits for its
+    /// containers: the teardown phase times the same thing on both. What could not be deleted is recorded
+    /// next to the job's own error (the namespace's deletion stays the backstop).
+    async fn remove_job_objects(&self, objects: &JobObjects, outcome: &mut JobOutcome) {
         if self.options.keep {
             return;
         }
         let ours = self.run_selector();
         let limit = Some(self.options.timeouts.delete);
-        if let Err(e) = delete(&self.api::<Pod>(), pod, Whose::Labelled(&ours), &DeleteParams::default(), limit).await {
-            outcome.cleanup_errors.push(e.to_string());
+        let params = DeleteParams::default();
+        let mut errors = vec![];
+        for name in &objects.pods {
+            errors.push(delete(&self.api::<Pod>(), name, Whose::Labelled(&ours), &params, limit).await);
         }
-        for cm in config_maps {
-            if let Err(e) = delete(&self.api::<ConfigMap>(), &cm.name_any(), Whose::Labelled(&ours), &DeleteParams::default(), limit).await {
-                outcome.cleanup_errors.push(e.to_string());
-            }
+        for name in &objects.services {
+            errors.push(delete(&self.api::<Service>(), name, Whose::Labelled(&ours), &params, limit).await);
         }
+        for name in &objects.policies {
+            errors.push(delete(&self.api::<NetworkPolicy>(), name, Whose::Labelled(&ours), &params, limit).await);
+        }
+        for name in &objects.config_maps {
+            errors.push(delete(&self.api::<ConfigMap>(), name, Whose::Labelled(&ours), &params, limit).await);
+        }
+        outcome.cleanup_errors.extend(errors.into_iter().filter_map(Result::err).map(|e| e.to_string()));
     }
 
-    pub(super) fn job_meta<'a>(&self, job: &'a JobSpec<'_>) -> JobMeta<'a> {
-        JobMeta {
-            name: names::job_name(job.lane, job.iteration, job.pipeline_index, job.strategy.name()),
-            iteration: job.iteration,
-            pipeline_run: job.pipeline_run.name.as_str(),
-            strategy: job.strategy.name(),
-        }
-    }
-
-    pub(super) async fn run_fresh_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
-        let meta = self.job_meta(job);
-        let pod = manifests::dind_job_pod(&self.run, &self.options.images, &meta, self.options.timeouts.job.as_secs());
+    /// A classic job with a fresh dind: a pod with the daemon, driven through a port-forward.
+    async fn run_fresh_dind(
+        &self,
+        job: &JobSpec<'_>,
+        meta: &JobMeta<'_>,
+        objects: &mut JobObjects,
+        meter: &mut KubeMeter,
+        events: &EventSink,
+        outcome: &mut JobOutcome,
+    ) -> Result<(), JobError> {
+        let pod = manifests::dind_job_pod(&self.run, &self.options.images, meta, self.options.timeouts.job.as_secs());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
-        outcome.enter(Phase::Provision);
-        let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await;
-        let result = match started {
-            Ok(()) => {
-                outcome.node = self.node_of(&meta.name).await;
-                self.drive_daemon(&meta.name, job, events, outcome).await
-            }
-            Err(e) => Err(JobError::infrastructure(e)),
-        };
-        outcome.enter(Phase::Teardown);
-        self.remove_job_objects(&meta.name, &[], outcome).await;
-        result
+        objects.pods.push(meta.name.clone());
+        self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await.map_err(JobError::infrastructure)?;
+        outcome.node = self.node_of(&meta.name).await;
+        let home = builder::daemon(DaemonKind::Docker);
+        self.note_version(&meta.name, home).await;
+        meter.watch(&meta.name, home.service_name, UsageOf::Own);
+        self.drive_daemon(&meta.name, job, events, outcome).await
     }
 
-    pub(super) async fn run_shared_dind(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
-        match &self.shared_dind {
-            Some(Ok(pod)) => {
-                // Reaching the shared daemon (the port-forward) is this job's provisioning.
-                events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {pod}") });
-                outcome.enter(Phase::Provision);
-                outcome.node = self.node_of(pod).await;
-                self.drive_daemon(pod, job, events, outcome).await
+    /// The strategy's shared daemon in this iteration, or why its job cannot have it.
+    fn shared_daemon(&self, job: &JobSpec<'_>) -> Result<RunningDaemon, JobError> {
+        match self.shared.get(&job.strategy) {
+            Some(Ok(daemon)) => Ok(daemon.clone()),
+            Some(Err(reason)) => Err(JobError::infrastructure(format!("the shared daemon of {} did not start: {reason}", job.strategy))),
+            None => Err(JobError::infrastructure(format!("no shared daemon was started for {} in this iteration", job.strategy))),
+        }
+    }
+
+    /// A shared daemon stays where it started for its iteration: its pod is still the one that started, on
+    /// the same node, and not being deleted. A daemon that moved lost its state with its node's volume, so
+    /// its job would measure another daemon: it fails instead, saying so.
+    async fn check_in_place(&self, daemon: &RunningDaemon) -> Result<(), JobError> {
+        let now = self.api::<Pod>().get_opt(&daemon.pod).await;
+        let moved = match now {
+            Ok(Some(pod)) if pod.metadata.deletion_timestamp.is_some() => Some("it is being deleted".to_string()),
+            Ok(Some(pod)) => {
+                let node = pod.spec.and_then(|s| s.node_name);
+                (node != daemon.node).then(|| format!("it runs on node {} now", node.as_deref().unwrap_or("none")))
             }
-            Some(Err(reason)) => Err(JobError::infrastructure(format!("the shared dind service did not start: {reason}"))),
-            None => Err(JobError::infrastructure(format!("no shared dind service was started for {} in this iteration", job.strategy))),
+            Ok(None) => Some("its pod is gone".to_string()),
+            // The API server did not answer: the port-forward that follows says what is wrong, if anything.
+            Err(_) => None,
+        };
+        match moved {
+            None => Ok(()),
+            Some(why) => Err(JobError::infrastructure(format!(
+                "the shared {} daemon (pod {}) left node {}, where it started this iteration: {why}",
+                builder::daemon(daemon.kind).service_name,
+                daemon.pod,
+                daemon.node.as_deref().unwrap_or("unknown")
+            ))),
         }
     }
 
@@ -136,65 +235,107 @@ impl KubeBackend {
         }
     }
 
-    pub(super) async fn run_daemonless(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
-        let meta = self.job_meta(job);
-        let Some(request) = job.plan.job_build() else {
-            return Err(JobError::infrastructure(format!("a {} job has no daemonless build to run", job.strategy)));
-        };
-        let builder = request.builder;
-        let home = builder::home(builder);
-        if matches!(builder, JobBuilder::Buildx | JobBuilder::Buildctl) {
-            return Err(JobError::infrastructure("BuildKit strategies do not run on the kube backend yet"));
-        }
+    /// A builder's job: its daemon placed first where it has one (a dind beside it in its pod, a buildkitd in a
+    /// pod of its own as buildx's `kubernetes` driver runs it, or the strategy's shared one), then its pod with
+    /// the context in ConfigMaps, followed to its end. The job's node is where its build runs: its daemon's.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_builder(
+        &self,
+        job: &JobSpec<'_>,
+        meta: &JobMeta<'_>,
+        request: &BuildRequest,
+        daemon: Daemon,
+        objects: &mut JobObjects,
+        meter: &mut KubeMeter,
+        events: &EventSink,
+        outcome: &mut JobOutcome,
+    ) -> Result<(), JobError> {
+        let home = builder::home(request.builder);
         if self.options.images.get(home.role).is_none() {
             return Err(JobError::infrastructure(format!("no {} image is available; name one in the toolchain configuration", home.name)));
         }
+        let job_daemon = match daemon {
+            Daemon::None => JobDaemon::None,
+            // A CI job's dind service: beside the job, on its loopback.
+            Daemon::Fresh(DaemonKind::Docker) => JobDaemon::Sidecar(builder::daemon(DaemonKind::Docker)),
+            Daemon::Fresh(kind) => {
+                let daemon = self.start_job_daemon(meta, kind, objects, meter, events).await?;
+                outcome.node = daemon.node.clone();
+                JobDaemon::At(builder::daemon(kind).address(&daemon.host))
+            }
+            Daemon::Shared(kind) => {
+                let daemon = self.shared_daemon(job)?;
+                self.check_in_place(&daemon).await?;
+                outcome.node = daemon.node.clone();
+                meter.watch(&daemon.pod, builder::daemon(kind).service_name, UsageOf::Shared);
+                JobDaemon::At(builder::daemon(kind).address(&daemon.host))
+            }
+        };
         // The same job command as on the docker backend (crate::builder), with this cluster's endpoints.
-        let command = manifests::builder_command(request, job.dockerfile_path, &self.options.images);
+        let command = manifests::builder_command(request, job.dockerfile_path, &self.options.images, job_daemon.host().as_deref());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
-        outcome.enter(Phase::Provision);
         let tar = crate::scenario::context::tar_context(job.context).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
         let parts = manifests::context_config_maps(&self.run, &meta.name, &tar).map_err(JobError::infrastructure)?;
-        let pod = manifests::daemonless_job_pod(
-            &self.run,
-            &self.options.images,
-            &meta,
-            request,
-            job.dockerfile_path,
-            &parts,
-            self.options.timeouts.job.as_secs(),
-        );
-        let mut provisioned = Ok(());
+        let timeout_s = self.options.timeouts.job.as_secs();
+        let pod = manifests::builder_job_pod(&self.run, &self.options.images, meta, request, job.dockerfile_path, &parts, &job_daemon, timeout_s);
         for part in &parts {
-            provisioned = ensure_created(&self.api(), part, self.options.timeouts.delete).await;
-            if provisioned.is_err() {
-                break;
-            }
+            objects.config_maps.push(part.name_any());
+            ensure_created(&self.api(), part, self.options.timeouts.delete).await.map_err(JobError::infrastructure)?;
         }
-        if provisioned.is_ok() {
-            provisioned = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await;
+        objects.pods.push(meta.name.clone());
+        self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await.map_err(JobError::infrastructure)?;
+        if let JobDaemon::Sidecar(daemon) = job_daemon {
+            outcome.node = self.node_of(&meta.name).await;
+            self.note_version(&meta.name, daemon).await;
+            meter.watch(&meta.name, daemon.service_name, UsageOf::Own);
         }
-        let result = match provisioned {
-            Ok(()) => {
-                outcome.node = self.node_of(&meta.name).await;
-                events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} in pod {}", meta.name).to_lowercase() });
-                self.follow_build(&meta.name, builder, &command, job, events, outcome).await
-            }
-            Err(e) => Err(JobError::infrastructure(e)),
-        };
-        outcome.enter(Phase::Teardown);
-        self.remove_job_objects(&meta.name, &parts, outcome).await;
-        result
+        if outcome.node.is_none() {
+            outcome.node = self.node_of(&meta.name).await;
+        }
+        meter.watch(&meta.name, manifests::BUILD_CONTAINER, UsageOf::Own);
+        let builder = request.builder;
+        events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} in pod {}", meta.name).to_lowercase() });
+        self.follow_build(&meta.name, builder, &command, job, meter, events, outcome).await
+    }
+
+    /// A job's own daemon in a pod of its own, reachable by a Service of its own that a NetworkPolicy opens
+    /// to the job's pods alone, ready and fenced from its own build steps.
+    async fn start_job_daemon(
+        &self,
+        meta: &JobMeta<'_>,
+        kind: DaemonKind,
+        objects: &mut JobObjects,
+        meter: &mut KubeMeter,
+        events: &EventSink,
+    ) -> Result<RunningDaemon, JobError> {
+        let home = builder::daemon(kind);
+        let objects_of = manifests::job_daemon(&self.run, &self.options.images, meta, home, self.options.timeouts.job.as_secs());
+        let name = objects_of.pod.name_any();
+        events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {name}") });
+        let limit = self.options.timeouts.delete;
+        objects.policies.push(name.clone());
+        ensure_created(&self.api(), &objects_of.policy, limit).await.map_err(JobError::infrastructure)?;
+        objects.services.push(name.clone());
+        ensure_created(&self.api(), &objects_of.service, limit).await.map_err(JobError::infrastructure)?;
+        objects.pods.push(name.clone());
+        let stages = [PodStage::Scheduled, PodStage::Running, PodStage::Ready];
+        self.start_job_pod(&objects_of.pod, &stages).await.map_err(JobError::infrastructure)?;
+        self.daemon_up(&name, home, false).await.map_err(JobError::infrastructure)?;
+        meter.watch(&name, home.service_name, UsageOf::Own);
+        Ok(RunningDaemon { kind, node: self.node_of(&name).await, pod: name.clone(), host: name })
     }
 
     /// Reads the build container's log through the builder's job log (phase marks, version, steps)
-    /// until the container exits; a log known incomplete fails the job.
+    /// until the container exits; a log known incomplete fails the job. The script's last reading of its
+    /// container's counters goes to the meter, not to the builder's parser.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn follow_build(
         &self,
         pod: &str,
         builder: JobBuilder,
         command: &JobCommand,
         job: &JobSpec<'_>,
+        meter: &KubeMeter,
         events: &EventSink,
         outcome: &mut JobOutcome,
     ) -> Result<(), JobError> {
@@ -202,9 +343,19 @@ impl KubeBackend {
         let deadline = tokio::time::Instant::now() + self.options.timeouts.job;
         let mut log = JobLog::start(command, job.dockerfile, outcome);
         let mut versions = vec![];
+        let mut readings = Readings::default();
         let followed = follow::follow_log(&pods, pod, manifests::BUILD_CONTAINER, deadline, |line| {
-            versions.extend(log.push(line, outcome));
-            log.announce(job.dockerfile, events);
+            match usage_reading(line) {
+                Some(reading) => {
+                    if let Some(sample) = readings.push(reading) {
+                        meter.add(pod, manifests::BUILD_CONTAINER, sample);
+                    }
+                }
+                None => {
+                    versions.extend(log.push(line, outcome));
+                    log.announce(job.dockerfile, events);
+                }
+            }
         })
         .await;
         for (name, version) in versions {
@@ -231,4 +382,10 @@ impl KubeBackend {
             None => Err(JobError::infrastructure(format!("the build container of pod {pod} reported no exit status"))),
         }
     }
+}
+
+/// The reading in a line of the build's log (the kubelet's timestamp, then the usage mark), if it is one.
+fn usage_reading(stamped: &str) -> Option<&str> {
+    let (_, text) = stamped.trim_end().split_once(' ')?;
+    text.strip_prefix(USAGE_MARK)
 }

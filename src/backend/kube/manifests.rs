@@ -1,16 +1,16 @@
-//! Typed Kubernetes objects for each strategy: the registry, job pods, the shared dind daemon.
+//! Typed Kubernetes objects for each strategy: the registry, job pods, the daemons (a job's own, a strategy's
+//! shared one) as their homes in `crate::builder` describe them, and the NetworkPolicies that guard them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
-    EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, KeyToPath, Namespace,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
-    VolumeResourceRequirements,
+    Affinity, AppArmorProfile, Capabilities, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, KeyToPath, Namespace, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodAffinityTerm, PodAntiAffinity, PodSpec,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
@@ -23,20 +23,19 @@ use serde::Serialize;
 
 use super::config::{KubeImages, KubeOptions};
 use super::names;
-use crate::strategy::{BuildRequest, Op, Privileges};
+use crate::builder::{DaemonHome, DaemonLaunch, DaemonSetup};
+use crate::pipeline::PipelineRunName;
+use crate::strategy::{BuildRequest, Op, Privileges, Strategy};
 
 pub const REGISTRY_NAME: &str = "registry";
 pub const REGISTRY_PORT: i32 = 5000;
 /// The registry as every daemon and builder in the namespace addresses it.
 pub const REGISTRY_HOST: &str = "registry:5000";
-pub const SHARED_DIND_NAME: &str = "dind";
 pub const DIND_PORT: u16 = crate::builder::dind::API_PORT;
-pub const DIND_DATA_PATH: &str = "/var/lib/docker";
-pub const SHARED_DIND_PVC: &str = "dind-docker";
-pub const SHARED_DIND_POLICY: &str = "dind-only-from-jobs";
 
-/// Container names inside job pods; the orchestration finds containers by these.
-pub const DIND_CONTAINER: &str = "dind";
+/// Container names inside job pods; the orchestration finds containers by these. A daemon's container is
+/// named as its home names the service (`dind`, `buildkitd`).
+pub const DIND_CONTAINER: &str = crate::builder::dind::HOME.service_name;
 pub const JOB_CONTAINER: &str = "job";
 pub const CONTEXT_CONTAINER: &str = "context";
 pub const BUILD_CONTAINER: &str = "build";
@@ -53,6 +52,12 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const COMPONENT: &str = "app.kubernetes.io/component";
 pub const STRATEGY_LABEL: &str = "layerbench.io/strategy";
 pub const ITERATION_LABEL: &str = "layerbench.io/iteration";
+/// The pipeline run's place in the pipeline: the lanes of one pipeline run share it, and spread over nodes by it.
+pub const PIPELINE_INDEX_LABEL: &str = "layerbench.io/pipeline-index";
+/// The job a pod belongs to (its job pod's name): a job's own daemon admits only the job's pods by it.
+pub const JOB_LABEL: &str = "layerbench.io/job";
+/// The component of every pod that stands for a CI job (its build or its client).
+pub const JOB_COMPONENT: &str = "job";
 pub const PIPELINE_RUN_ANNOTATION: &str = "layerbench.io/pipeline-run";
 
 /// What every object of one run shares: its namespace and its labels, and what its cluster reads.
@@ -114,6 +119,13 @@ impl RunMeta {
         ])
     }
 
+    /// Just enough labels to pick a component's pods of this run that belong to `strategy` (its own daemon).
+    pub fn strategy_selector(&self, component: &str, strategy: Strategy) -> BTreeMap<String, String> {
+        let mut selector = self.selector(component);
+        selector.insert(STRATEGY_LABEL.into(), names::label_value(strategy.name()));
+        selector
+    }
+
     /// `key=value,...` form of [`RunMeta::selector`] for list and watch calls.
     pub fn selector_string(&self, component: &str) -> String {
         join_selector(&self.selector(component))
@@ -133,27 +145,58 @@ pub fn join_selector(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
-/// One job as its pod needs to know it.
+/// One job as its pods need to know it.
 #[derive(Debug, Clone)]
 pub struct JobMeta<'a> {
     pub name: String,
     pub iteration: u32,
-    pub pipeline_run: &'a str,
-    pub strategy: &'a str,
+    pub pipeline_index: u32,
+    pub pipeline_run: &'a PipelineRunName,
+    pub strategy: Strategy,
 }
 
 impl JobMeta<'_> {
-    fn pod_meta(&self, run: &RunMeta) -> ObjectMeta {
-        let mut meta = run.meta(&self.name, "job");
+    /// The metadata of this job's pod `name` with role `component` (the job pod itself, or its own daemon's).
+    fn pod_meta(&self, run: &RunMeta, name: &str, component: &str) -> ObjectMeta {
+        let mut meta = run.meta(name, component);
         let labels = meta.labels.get_or_insert_with(BTreeMap::new);
-        labels.insert(STRATEGY_LABEL.into(), names::label_value(self.strategy));
-        labels.insert(ITERATION_LABEL.into(), self.iteration.to_string());
+        labels.extend(self.lanes_selector(run, component));
+        labels.insert(JOB_LABEL.into(), names::label_value(&self.name));
         // Annotations take any text, so the user's pipeline-run name is kept verbatim there.
         meta.annotations =
             Some(BTreeMap::from([(PIPELINE_RUN_ANNOTATION.to_string(), self.pipeline_run.to_string())]));
         meta
     }
+
+    /// The pods of `component` of this job and of the other lanes of its pipeline run (same strategy,
+    /// iteration and pipeline run): what spreads over the nodes.
+    fn lanes_selector(&self, run: &RunMeta, component: &str) -> BTreeMap<String, String> {
+        let mut selector = run.strategy_selector(component, self.strategy);
+        selector.insert(ITERATION_LABEL.into(), self.iteration.to_string());
+        selector.insert(PIPELINE_INDEX_LABEL.into(), self.pipeline_index.to_string());
+        selector
+    }
+
+    /// Lanes run at once spread over the nodes: the scheduler prefers a node that runs no other lane's pod
+    /// of the same kind. Preferred, not required: a one-node cluster still runs them all.
+    fn spread_lanes(&self, run: &RunMeta, component: &str) -> Affinity {
+        let term = PodAffinityTerm {
+            label_selector: Some(LabelSelector { match_labels: Some(self.lanes_selector(run, component)), ..Default::default() }),
+            topology_key: HOSTNAME_TOPOLOGY.into(),
+            ..Default::default()
+        };
+        Affinity {
+            pod_anti_affinity: Some(PodAntiAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm { weight: 100, pod_affinity_term: term }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
 }
+
+/// The well-known label of a node's name: one topology domain per node.
+pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 
 /// Any object layerbench applies, so a list of them prints as one multi-document YAML.
 #[derive(Debug, Clone, Serialize)]
@@ -224,8 +267,8 @@ pub fn registry(run: &RunMeta, images: &KubeImages, iteration: u32) -> Registry 
         termination_grace_period_seconds: Some(5),
         ..Default::default()
     };
-    let deployment = single_replica(run, REGISTRY_NAME, "registry", iteration, pod);
-    let service = service(run, REGISTRY_NAME, "registry", REGISTRY_PORT);
+    let deployment = single_replica(run, REGISTRY_NAME, "registry", None, iteration, pod);
+    let service = service(run, REGISTRY_NAME, "registry", None, REGISTRY_PORT);
     Registry { config, deployment, service }
 }
 
@@ -286,82 +329,242 @@ pub fn access_log_since_script(mark: u64) -> String {
 /// A CI job with a dind service: the privileged daemon, and the job container a CI script
 /// would run in. layerbench itself drives the daemon through a port-forward to it.
 pub fn dind_job_pod(run: &RunMeta, images: &KubeImages, job: &JobMeta, timeout_s: u64) -> Pod {
-    let dind = dind_container(images, "127.0.0.1", "dind-data");
+    let daemon = DaemonPlacement::new(&crate::builder::dind::HOME, images, job.strategy, LOOPBACK);
+    let (dind, mut volumes) = daemon.container(run.apparmor, "dind-data");
+    volumes.push(empty_dir("dind-data"));
     let job_container = Container {
         name: JOB_CONTAINER.into(),
         image: Some(images.helper.clone()),
         image_pull_policy: Some(PULL_POLICY.into()),
         // Stands where a CI script would run `docker build`; exits at once on SIGTERM.
         command: Some(sh("trap 'exit 0' TERM; while :; do sleep 1; done")),
-        env: Some(vec![env("DOCKER_HOST", &format!("tcp://localhost:{DIND_PORT}"))]),
+        env: Some(vec![env("DOCKER_HOST", &daemon.home.address(LOOPBACK))]),
         ..Default::default()
     };
     Pod {
-        metadata: job.pod_meta(run),
+        metadata: job.pod_meta(run, &job.name, JOB_COMPONENT),
         spec: Some(PodSpec {
             containers: vec![dind, job_container],
-            volumes: Some(vec![empty_dir("dind-data")]),
+            volumes: Some(volumes),
+            affinity: Some(job.spread_lanes(run, JOB_COMPONENT)),
             ..job_pod_spec(timeout_s)
         }),
         ..Default::default()
     }
 }
 
-/// The shared daemon of `shared-dind`: a Deployment whose `/var/lib/docker` is a PVC, a
-/// Service on 2375, and a NetworkPolicy that lets only the job pods of its own strategy in this run reach it.
-pub struct SharedDind {
+/// A job's own daemon in a pod of its own, as buildx's `kubernetes` driver runs buildkitd: the pod, a Service
+/// the job's builder reaches it by, and a NetworkPolicy that opens its API to this job's pods alone (no other
+/// job, strategy, namespace, nor a build step run in another daemon). Lanes' daemons spread over the nodes.
+pub struct JobDaemonObjects {
+    pub pod: Pod,
+    pub service: Service,
+    pub policy: NetworkPolicy,
+}
+
+pub fn job_daemon(run: &RunMeta, images: &KubeImages, job: &JobMeta, home: &DaemonHome, timeout_s: u64) -> JobDaemonObjects {
+    let daemon = DaemonPlacement::new(home, images, job.strategy, EVERY_INTERFACE);
+    let (container, mut volumes) = daemon.container(run.apparmor, "daemon-state");
+    volumes.push(empty_dir("daemon-state"));
+    let name = names::job_daemon_name(&job.name, home.service_name);
+    let pod = Pod {
+        metadata: job.pod_meta(run, &name, home.service_name),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: Some(volumes),
+            affinity: Some(job.spread_lanes(run, home.service_name)),
+            ..job_pod_spec(timeout_s)
+        }),
+        ..Default::default()
+    };
+    let mut selected = run.strategy_selector(home.service_name, job.strategy);
+    selected.insert(JOB_LABEL.into(), names::label_value(&job.name));
+    let mut admitted = run.strategy_selector(JOB_COMPONENT, job.strategy);
+    admitted.insert(JOB_LABEL.into(), names::label_value(&job.name));
+    let mut service = service(run, &name, home.service_name, Some(job.strategy), home.api_port.into());
+    if let Some(spec) = service.spec.as_mut() {
+        spec.selector = Some(selected.clone());
+    }
+    let policy = only_from(run.meta(&name, home.service_name), selected, admitted, home.api_port);
+    JobDaemonObjects { pod, service, policy }
+}
+
+/// A strategy's shared daemon (shared-dind's and buildkit-shared's dind, buildkit-daemon-shared's buildkitd):
+/// a Deployment of one pod whose state directory is a claim, a Service jobs address it by, and a
+/// NetworkPolicy that admits only the job pods of its own strategy in this run. Every name is the
+/// strategy's, so no two strategies share a daemon.
+pub struct SharedDaemon {
     pub claim: PersistentVolumeClaim,
     pub deployment: Deployment,
     pub service: Service,
     pub policy: NetworkPolicy,
 }
 
-pub fn shared_dind(run: &RunMeta, options: &KubeOptions, owner: crate::strategy::Strategy, iteration: u32) -> SharedDind {
-    let claim = claim(run, SHARED_DIND_PVC, "dind", options.storage_class.as_deref(), &options.shared_dind_storage);
+pub fn shared_daemon(run: &RunMeta, options: &KubeOptions, owner: Strategy, home: &DaemonHome, iteration: u32) -> SharedDaemon {
+    let name = names::shared_daemon_name(owner);
+    let claim_name = shared_claim_name(owner);
+    let claim = claim(run, &claim_name, home.service_name, options.storage_class.as_deref(), &options.shared_daemon_storage);
+    let daemon = DaemonPlacement::new(home, &options.images, owner, EVERY_INTERFACE);
+    let (container, mut volumes) = daemon.container(run.apparmor, "daemon-state");
+    volumes.push(Volume {
+        name: "daemon-state".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name, read_only: None }),
+        ..Default::default()
+    });
     let pod = PodSpec {
-        containers: vec![dind_container(&options.images, "0.0.0.0", "docker-data")],
-        volumes: Some(vec![Volume {
-            name: "docker-data".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: SHARED_DIND_PVC.into(),
-                read_only: None,
-            }),
-            ..Default::default()
-        }]),
+        containers: vec![container],
+        volumes: Some(volumes),
         termination_grace_period_seconds: Some(30),
         ..Default::default()
     };
-    let mut deployment = single_replica(run, SHARED_DIND_NAME, "dind", iteration, pod);
-    // A ReadWriteOnce volume cannot be mounted by an old and a new pod at once.
+    let mut deployment = single_replica(run, &name, home.service_name, Some(owner), iteration, pod);
+    // One pod at a time: a ReadWriteOnce volume cannot be mounted by an old and a new pod at once, and the
+    // claim binds to the node of the first, so the daemon stays on one node for the iteration.
     if let Some(spec) = deployment.spec.as_mut() {
         spec.strategy = Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
     }
-    let service = service(run, SHARED_DIND_NAME, "dind", DIND_PORT.into());
+    let service = service(run, &name, home.service_name, Some(owner), home.api_port.into());
     // No namespaceSelector: only pods of this namespace; of them only this run's jobs, and of those only the
-    // owner's: a buildah, kaniko or dind job of another strategy must not reach a root daemon it does not own.
-    let mut admitted = run.selector("job");
-    admitted.insert(STRATEGY_LABEL.into(), names::label_value(owner.name()));
-    let policy = NetworkPolicy {
-        metadata: run.meta(SHARED_DIND_POLICY, "dind"),
+    // owner's: a buildah, kaniko or dind job of another strategy must not reach a root daemon it does not own,
+    // nor a build step of another daemon (its traffic leaves with its daemon's pod's labels).
+    let policy = only_from(
+        run.meta(&shared_policy_name(owner), home.service_name),
+        run.strategy_selector(home.service_name, owner),
+        run.strategy_selector(JOB_COMPONENT, owner),
+        home.api_port,
+    );
+    SharedDaemon { claim, deployment, service, policy }
+}
+
+/// The claim of a strategy's shared daemon's state.
+pub fn shared_claim_name(owner: Strategy) -> String {
+    names::dns_label(&format!("{}-state", owner.name()))
+}
+
+/// The NetworkPolicy of a strategy's shared daemon.
+pub fn shared_policy_name(owner: Strategy) -> String {
+    names::dns_label(&format!("{}-only-from-its-jobs", owner.name()))
+}
+
+/// A NetworkPolicy on the pods `selected`: TCP `port` only, from pods of this namespace with `admitted`.
+fn only_from(metadata: ObjectMeta, selected: BTreeMap<String, String>, admitted: BTreeMap<String, String>, port: u16) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata,
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector { match_labels: Some(run.selector("dind")), ..Default::default() }),
+            pod_selector: Some(LabelSelector { match_labels: Some(selected), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
                     pod_selector: Some(LabelSelector { match_labels: Some(admitted), ..Default::default() }),
                     ..Default::default()
                 }]),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(DIND_PORT.into())),
-                    protocol: Some("TCP".into()),
-                    end_port: None,
-                }]),
+                ports: Some(vec![NetworkPolicyPort { port: Some(IntOrString::Int(port.into())), protocol: Some("TCP".into()), end_port: None }]),
             }]),
             ..Default::default()
         }),
-    };
-    SharedDind { claim, deployment, service, policy }
+    }
 }
+
+/// The ConfigMap holding the configuration file of `strategy`'s daemons, if their home writes one: the same
+/// for its fresh and its shared daemons, whatever the address they listen on.
+pub fn daemon_config(run: &RunMeta, images: &KubeImages, strategy: Strategy) -> Option<ConfigMap> {
+    let home = crate::builder::daemon(strategy.daemon.kind()?);
+    let config = DaemonPlacement::new(home, images, strategy, EVERY_INTERFACE).launch.config?;
+    Some(ConfigMap {
+        metadata: run.meta(&names::daemon_config_name(strategy), home.service_name),
+        data: Some(BTreeMap::from([(config_key(config.path), config.content)])),
+        ..Default::default()
+    })
+}
+
+/// The key of a configuration file in its ConfigMap: its file name.
+fn config_key(path: &str) -> String {
+    Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned()
+}
+
+/// A daemon's API on the pod's loopback: reachable from the pod's own containers and a port-forward only.
+pub const LOOPBACK: &str = "127.0.0.1";
+/// A daemon's API on every interface of its pod, behind a NetworkPolicy.
+pub const EVERY_INTERFACE: &str = "0.0.0.0";
+
+/// A daemon as its home launches it in a pod of `strategy`, its API bound to `bind`.
+pub struct DaemonPlacement<'a> {
+    pub home: &'a DaemonHome,
+    pub launch: DaemonLaunch,
+    strategy: Strategy,
+    image: String,
+}
+
+impl<'a> DaemonPlacement<'a> {
+    pub fn new(home: &'a DaemonHome, images: &KubeImages, strategy: Strategy, bind: &str) -> Self {
+        let setup = DaemonSetup {
+            bind,
+            registry: REGISTRY_HOST,
+            hub_mirror: images.hub_mirror.as_deref(),
+            // A pod's resolver is the cluster's DNS Service, no loopback: BuildKit keeps it for its steps.
+            nameserver: None,
+            image_store: strategy.image_store,
+        };
+        DaemonPlacement { home, launch: (home.launch)(&setup), strategy, image: images.name(home.role) }
+    }
+
+    /// Its container, with its state on the volume `state` (the caller's: an emptyDir or a claim), and the
+    /// volumes it brings: its configuration file from the strategy's ConfigMap, its scratch directories.
+    pub fn container(&self, apparmor: AppArmorStyle, state: &str) -> (Container, Vec<Volume>) {
+        let home = self.home;
+        let mut mounts = vec![mount(state, home.state_dir)];
+        let mut volumes = vec![];
+        if let Some(config) = &self.launch.config {
+            volumes.push(Volume {
+                name: "daemon-config".into(),
+                config_map: Some(ConfigMapVolumeSource { name: names::daemon_config_name(self.strategy), ..Default::default() }),
+                ..Default::default()
+            });
+            mounts.push(VolumeMount { sub_path: Some(config_key(config.path)), read_only: Some(true), ..mount("daemon-config", config.path) });
+        }
+        for (i, dir) in self.launch.scratch_dirs.iter().enumerate() {
+            let name = format!("daemon-scratch-{i}");
+            mounts.push(mount(&name, dir));
+            volumes.push(empty_dir(&name));
+        }
+        let container = Container {
+            name: home.service_name.into(),
+            image: Some(self.image.clone()),
+            image_pull_policy: Some(PULL_POLICY.into()),
+            args: Some(self.launch.args.clone()),
+            env: Some(self.launch.env.iter().map(|(k, v)| env(k, v)).collect()),
+            ports: Some(vec![ContainerPort { container_port: home.api_port.into(), ..Default::default() }]),
+            // A daemon runs containers with their own cgroups, mounts and iptables: what its home says it needs.
+            security_context: security_context(&(home.privileges)(), apparmor),
+            termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
+            readiness_probe: Some(Probe {
+                exec: Some(ExecAction { command: Some(home.ready_check.iter().map(|w| w.to_string()).collect()) }),
+                period_seconds: Some(1),
+                failure_threshold: Some(3),
+                ..Default::default()
+            }),
+            // A daemon's storage cannot sit on the container's own overlay root filesystem.
+            volume_mounts: Some(mounts),
+            ..Default::default()
+        };
+        (container, volumes)
+    }
+
+    /// Its container as a native sidecar of a job pod (an init container that keeps running, Kubernetes 1.29
+    /// and later): the kubelet starts the job's build only once the daemon passes its readiness check, as a
+    /// CI job starts once its service answers, and stops it when the build ends.
+    pub fn sidecar(&self, apparmor: AppArmorStyle, state: &str) -> (Container, Vec<Volume>) {
+        let (mut container, volumes) = self.container(apparmor, state);
+        let ready = container.readiness_probe.take().map(|probe| Probe { failure_threshold: Some(SIDECAR_START_CHECKS), ..probe });
+        container.startup_probe = ready;
+        container.restart_policy = Some("Always".into());
+        (container, volumes)
+    }
+}
+
+/// How many readiness checks, a second apart, a sidecar daemon gets to answer before the kubelet restarts
+/// it; layerbench's own bound on the pod's start ends the wait before that matters.
+const SIDECAR_START_CHECKS: i32 = 600;
 
 /// A build context too large to pass through the API server in ConfigMaps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -393,21 +596,51 @@ pub fn context_config_maps(run: &RunMeta, job: &str, tar: &[u8]) -> Result<Vec<C
         .collect())
 }
 
-/// A daemonless job: an init container unpacks the context from its ConfigMaps, then buildah
-/// or kaniko builds and pushes.
-pub fn daemonless_job_pod(
+/// Where a builder job's daemon is, as its pod needs to know it.
+pub enum JobDaemon<'a> {
+    /// None: a daemonless builder (buildah, kaniko).
+    None,
+    /// A fresh daemon beside the build in the job pod, a native sidecar on the pod's loopback (buildx's dind).
+    Sidecar(&'a DaemonHome),
+    /// A daemon in another pod, at this address (`tcp://buildkit-shared:2375`, a job's own buildkitd).
+    At(String),
+}
+
+impl JobDaemon<'_> {
+    /// How the job's builder addresses its daemon (its DOCKER_HOST or BUILDKIT_HOST), if it has one.
+    pub fn host(&self) -> Option<String> {
+        match self {
+            JobDaemon::None => None,
+            JobDaemon::Sidecar(home) => Some(home.address(LOOPBACK)),
+            JobDaemon::At(address) => Some(address.clone()),
+        }
+    }
+}
+
+/// A builder's job: an init container unpacks the context from its ConfigMaps, a fresh daemon starts
+/// beside it if the job has one, then the builder's job command builds and pushes.
+pub fn builder_job_pod(
     run: &RunMeta,
     images: &KubeImages,
     job: &JobMeta,
     request: &BuildRequest,
     dockerfile_path: &Path,
     context_parts: &[ConfigMap],
+    daemon: &JobDaemon,
     timeout_s: u64,
 ) -> Pod {
     let (unpack, parts_volume) = context_unpacking(images, context_parts);
     let mut volumes = vec![parts_volume, empty_dir("workspace")];
-    let command = builder_command(request, dockerfile_path, images);
-    let mut mounts = vec![mount("workspace", "/workspace")];
+    let mut init = vec![unpack];
+    if let JobDaemon::Sidecar(home) = daemon {
+        let placement = DaemonPlacement::new(home, images, job.strategy, LOOPBACK);
+        let (sidecar, sidecar_volumes) = placement.sidecar(run.apparmor, "daemon-state");
+        init.push(sidecar);
+        volumes.extend(sidecar_volumes);
+        volumes.push(empty_dir("daemon-state"));
+    }
+    let command = builder_command(request, dockerfile_path, images, daemon.host().as_deref());
+    let mut mounts = vec![mount("workspace", CONTEXT_DIR)];
     if let Some(storage) = command.storage {
         // overlay on an emptyDir (a real filesystem on the node) is ~5x faster than vfs.
         volumes.push(empty_dir("builder-storage"));
@@ -415,10 +648,15 @@ pub fn daemonless_job_pod(
     }
     let home = crate::builder::home(request.builder);
     let privileges = (home.privileges)();
-    let mut metadata = job.pod_meta(run);
+    let mut metadata = job.pod_meta(run, &job.name, JOB_COMPONENT);
     let apparmor_unconfined = privileges.unconfined.contains(&"apparmor");
     if apparmor_unconfined && run.apparmor == AppArmorStyle::Annotation {
         metadata.annotations.get_or_insert_with(BTreeMap::new).insert(apparmor_annotation(BUILD_CONTAINER), "unconfined".into());
+    }
+    let mut args = command.args.clone();
+    if command.runs_a_script() {
+        // Its container is read once more as the script exits, however it exits (see crate::usage).
+        args[0] = format!("{}\n{}", crate::usage::final_reading_trap(), args[0]);
     }
     let builder = Container {
         name: BUILD_CONTAINER.into(),
@@ -427,18 +665,20 @@ pub fn daemonless_job_pod(
         image_pull_policy: Some(PULL_POLICY.into()),
         // kaniko's image has no shell: its entry point is the executor, given arguments only.
         command: command.entrypoint.clone(),
-        args: Some(command.args.clone()),
+        args: Some(args),
         env: Some(command.env.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| env(k, v)).collect()),
         security_context: security_context(&privileges, run.apparmor),
+        working_dir: Some(CONTEXT_DIR.into()),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
     Pod {
         metadata,
         spec: Some(PodSpec {
-            init_containers: Some(vec![unpack]),
+            init_containers: Some(init),
             containers: vec![builder],
             volumes: Some(volumes),
+            affinity: Some(job.spread_lanes(run, JOB_COMPONENT)),
             ..job_pod_spec(timeout_s)
         }),
         ..Default::default()
@@ -496,41 +736,17 @@ fn security_context(privileges: &Privileges, apparmor: AppArmorStyle) -> Option<
 }
 
 /// The builder's job command, the same as on the docker backend, with this cluster's endpoints.
-pub fn builder_command(request: &BuildRequest, dockerfile_path: &Path, images: &KubeImages) -> crate::builder::JobCommand {
-    let endpoints = crate::builder::Endpoints {
-        registry: REGISTRY_HOST,
-        hub_mirror: images.hub_mirror.as_deref(),
-        daemon_host: None,
-    };
+pub fn builder_command(request: &BuildRequest, dockerfile_path: &Path, images: &KubeImages, daemon_host: Option<&str>) -> crate::builder::JobCommand {
+    let endpoints = crate::builder::Endpoints { registry: REGISTRY_HOST, hub_mirror: images.hub_mirror.as_deref(), daemon_host };
     crate::builder::job_command(request, dockerfile_path, &endpoints)
 }
 
-/// How a job's plan reads as a CI script, for the comments of `layerbench manifests`.
-pub fn op_as_command(op: &Op, dockerfile_path: &Path, images: &KubeImages) -> String {
+/// How a job's plan reads as a CI script, for the comments of `layerbench manifests`: the classic builder's
+/// operations as its home writes them, a job-container builder's command as its home gives it.
+pub fn op_as_command(op: &Op, dockerfile_path: &Path, images: &KubeImages, daemon_host: Option<&str>) -> String {
     match op {
-        Op::Pull { image } => format!("docker pull {image} || true"),
-        Op::Build { target, tags, cache_from } => {
-            let mut words = vec!["docker".to_string(), "build".into()];
-            if let Some(t) = target {
-                words.extend(["--target".into(), t.clone()]);
-            }
-            for c in cache_from {
-                words.extend(["--cache-from".into(), c.clone()]);
-            }
-            for t in tags {
-                words.extend(["-t".into(), t.clone()]);
-            }
-            words.extend(["-f".into(), dockerfile_path.display().to_string(), ".".into()]);
-            words.join(" ")
-        }
-        Op::Push { image } => format!("docker push {image}"),
-        Op::JobBuild(request) => {
-            let command = builder_command(request, dockerfile_path, images);
-            match command.entrypoint {
-                Some(_) => command.args.join("\n"),
-                None => format!("/kaniko/executor {}", crate::builder::shell_words(&command.args)),
-            }
-        }
+        Op::JobBuild(request) => builder_command(request, dockerfile_path, images, daemon_host).as_script(crate::builder::home(request.builder)),
+        op => crate::builder::classic::as_script(op, dockerfile_path),
     }
 }
 
@@ -541,31 +757,6 @@ pub(super) const CRASH_MESSAGE_FROM_LOG: &str = "FallbackToLogsOnError";
 /// Toolchain images are often loaded into the cluster by hand (`kind load docker-image`);
 /// `Always`, the default for `:latest`, would then fail on a cluster without registry access.
 pub(super) const PULL_POLICY: &str = "IfNotPresent";
-
-/// A dind daemon. `bind` is where its API listens: the loopback of a job pod (reachable through
-/// port-forward and from the pod's own containers only) or every interface behind a Service.
-fn dind_container(images: &KubeImages, bind: &str, data_volume: &str) -> Container {
-    Container {
-        name: DIND_CONTAINER.into(),
-        image: Some(images.name(crate::builder::dind::HOME.role)),
-        image_pull_policy: Some(PULL_POLICY.into()),
-        args: Some(crate::builder::dind::dockerd_command(bind, REGISTRY_HOST, images.hub_mirror.as_deref())),
-        env: Some(crate::builder::dind::ENV.iter().map(|(k, v)| env(k, v)).collect()),
-        ports: Some(vec![ContainerPort { container_port: DIND_PORT.into(), ..Default::default() }]),
-        // A daemon runs containers with their own cgroups, mounts and iptables: what its home says it needs.
-        security_context: security_context(&(crate::builder::dind::HOME.privileges)(), AppArmorStyle::Field),
-        termination_message_policy: Some(CRASH_MESSAGE_FROM_LOG.into()),
-        readiness_probe: Some(Probe {
-            exec: Some(ExecAction { command: Some(crate::builder::dind::READY_CHECK.iter().map(|w| w.to_string()).collect()) }),
-            period_seconds: Some(1),
-            failure_threshold: Some(3),
-            ..Default::default()
-        }),
-        // overlay2 cannot sit on the container's own overlay root filesystem.
-        volume_mounts: Some(vec![mount(data_volume, DIND_DATA_PATH)]),
-        ..Default::default()
-    }
-}
 
 fn job_pod_spec(timeout_s: u64) -> PodSpec {
     PodSpec {
@@ -595,15 +786,20 @@ pub(super) fn claim(run: &RunMeta, name: &str, component: &str, storage_class: O
     }
 }
 
-pub(super) fn single_replica(run: &RunMeta, name: &str, component: &str, iteration: u32, spec: PodSpec) -> Deployment {
+/// A Deployment of one pod of `component` (of `strategy`, for a strategy's own daemon).
+pub(super) fn single_replica(run: &RunMeta, name: &str, component: &str, strategy: Option<Strategy>, iteration: u32, spec: PodSpec) -> Deployment {
+    let selector = selector_of(run, component, strategy);
     let mut pod_labels = run.labels(component);
+    pod_labels.extend(selector.clone());
     // Tells this iteration's pod from a previous iteration's pod that is still terminating.
     pod_labels.insert(ITERATION_LABEL.into(), iteration.to_string());
+    let mut metadata = run.meta(name, component);
+    metadata.labels.get_or_insert_with(BTreeMap::new).extend(selector.clone());
     Deployment {
-        metadata: run.meta(name, component),
+        metadata,
         spec: Some(DeploymentSpec {
             replicas: Some(1),
-            selector: LabelSelector { match_labels: Some(run.selector(component)), ..Default::default() },
+            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
                 spec: Some(spec),
@@ -614,11 +810,12 @@ pub(super) fn single_replica(run: &RunMeta, name: &str, component: &str, iterati
     }
 }
 
-pub(super) fn service(run: &RunMeta, name: &str, component: &str, port: i32) -> Service {
+/// A Service on `port` for the pods of `component` (of `strategy`, for a strategy's own daemon).
+pub(super) fn service(run: &RunMeta, name: &str, component: &str, strategy: Option<Strategy>, port: i32) -> Service {
     Service {
         metadata: run.meta(name, component),
         spec: Some(ServiceSpec {
-            selector: Some(run.selector(component)),
+            selector: Some(selector_of(run, component, strategy)),
             ports: Some(vec![ServicePort {
                 name: Some(name.into()),
                 port,
@@ -629,6 +826,14 @@ pub(super) fn service(run: &RunMeta, name: &str, component: &str, port: i32) -> 
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The pods of `component` of this run, and of `strategy` when one owns them.
+pub fn selector_of(run: &RunMeta, component: &str, strategy: Option<Strategy>) -> BTreeMap<String, String> {
+    match strategy {
+        Some(strategy) => run.strategy_selector(component, strategy),
+        None => run.selector(component),
     }
 }
 
@@ -664,7 +869,13 @@ mod tests {
     }
 
     fn job() -> JobMeta<'static> {
-        JobMeta { name: "job-i1-p0-ephemeral-dind".into(), iteration: 1, pipeline_run: "edit app.py", strategy: "ephemeral-dind" }
+        job_for(Strategy::named("ephemeral-dind"))
+    }
+
+    fn job_for(strategy: Strategy) -> JobMeta<'static> {
+        static RUN: std::sync::OnceLock<PipelineRunName> = std::sync::OnceLock::new();
+        let pipeline_run = RUN.get_or_init(|| PipelineRunName::new("edit app.py"));
+        JobMeta { name: format!("job-n1l1-i1-p0-{strategy}"), iteration: 1, pipeline_index: 0, pipeline_run, strategy }
     }
 
     fn daemonless_op(builder: JobBuilder) -> BuildRequest {
@@ -701,7 +912,7 @@ mod tests {
         assert!(args.contains(&"--host=tcp://127.0.0.1:2375".to_string()), "{args:?}");
         assert!(args.contains(&"--insecure-registry=registry:5000".to_string()));
         assert_eq!(dind.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"), "a crash says why");
-        assert_eq!(mount_path(dind, "dind-data"), DIND_DATA_PATH);
+        assert_eq!(mount_path(dind, "dind-data"), crate::builder::dind::HOME.state_dir);
         let data = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == "dind-data").unwrap();
         assert!(data.empty_dir.is_some(), "a fresh daemon per job starts from an empty /var/lib/docker");
         let job_container = container(spec, JOB_CONTAINER);
@@ -712,59 +923,142 @@ mod tests {
         assert_eq!(pod.metadata.annotations.as_ref().unwrap()[PIPELINE_RUN_ANNOTATION], "edit app.py");
     }
 
+    /// Every shared strategy's daemon: its own claim, Deployment, Service and NetworkPolicy, named after the
+    /// strategy, and a policy that admits only its own strategy's job pods of this run, on its API port only.
     #[test]
-    fn shared_dind_keeps_its_data_on_a_claim_behind_a_service_only_job_pods_may_reach() {
+    fn each_shared_daemon_keeps_its_state_on_a_claim_behind_a_policy_only_its_own_job_pods_pass() {
         let options = KubeOptions::default();
-        let shared = shared_dind(&run(), &options, Strategy::named("shared-dind"), 2);
-        let claim_spec = shared.claim.spec.as_ref().unwrap();
-        assert_eq!(claim_spec.access_modes.as_deref(), Some(&["ReadWriteOnce".to_string()][..]));
-        assert_eq!(claim_spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "20Gi");
+        let shared_strategies: Vec<Strategy> = Strategy::all().filter(|s| s.daemon.is_shared()).collect();
+        assert_eq!(shared_strategies.len(), 3, "shared-dind, buildkit-shared, buildkit-daemon-shared");
+        let mut names = std::collections::BTreeSet::new();
+        for owner in shared_strategies {
+            let home = crate::builder::daemon(owner.daemon.kind().unwrap());
+            let shared = shared_daemon(&run(), &options, owner, home, 2);
+            for name in [&shared.claim.metadata.name, &shared.deployment.metadata.name, &shared.policy.metadata.name] {
+                assert!(names.insert(name.clone().unwrap()), "{owner}: {name:?} is another strategy's too");
+            }
+            let claim_spec = shared.claim.spec.as_ref().unwrap();
+            assert_eq!(claim_spec.access_modes.as_deref(), Some(&["ReadWriteOnce".to_string()][..]));
+            assert_eq!(claim_spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "20Gi");
 
-        let deployment = shared.deployment.spec.as_ref().unwrap();
-        assert_eq!(deployment.replicas, Some(1));
-        assert_eq!(deployment.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
-        let template = &deployment.template;
-        let pod_labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
-        assert!(selects(deployment.selector.match_labels.as_ref().unwrap(), pod_labels));
-        let pod = template.spec.as_ref().unwrap();
-        let dind = container(pod, DIND_CONTAINER);
-        assert_eq!(dind.security_context.as_ref().unwrap().privileged, Some(true));
-        assert!(dind.args.as_ref().unwrap().contains(&"--host=tcp://0.0.0.0:2375".to_string()));
-        assert_eq!(mount_path(dind, "docker-data"), "/var/lib/docker");
-        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "docker-data").unwrap();
-        assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, shared.claim.metadata.name.clone().unwrap());
+            let deployment = shared.deployment.spec.as_ref().unwrap();
+            assert_eq!(deployment.replicas, Some(1), "{owner}: one pod, on one node");
+            assert_eq!(deployment.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+            let template = &deployment.template;
+            let pod_labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+            assert!(selects(deployment.selector.match_labels.as_ref().unwrap(), pod_labels));
+            let pod = template.spec.as_ref().unwrap();
+            let daemon = container(pod, home.service_name);
+            assert_eq!(daemon.security_context.as_ref().unwrap().privileged, Some(true));
+            assert!(daemon.args.as_ref().unwrap().iter().any(|a| a.contains(&format!("tcp://0.0.0.0:{}", home.api_port))), "{owner}");
+            assert_eq!(mount_path(daemon, "daemon-state"), home.state_dir);
+            let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "daemon-state").unwrap();
+            assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, shared.claim.metadata.name.clone().unwrap());
 
-        let service = shared.service.spec.as_ref().unwrap();
-        assert_eq!(shared.service.metadata.name.as_deref(), Some("dind"), "jobs use tcp://dind:2375");
-        let port = &service.ports.as_ref().unwrap()[0];
-        assert_eq!((port.port, port.target_port.clone()), (2375, Some(IntOrString::Int(2375))));
-        assert!(selects(service.selector.as_ref().unwrap(), pod_labels));
+            let service = shared.service.spec.as_ref().unwrap();
+            assert_eq!(shared.service.metadata.name.as_deref(), Some(owner.name()), "jobs use tcp://{owner}:{}", home.api_port);
+            let port = &service.ports.as_ref().unwrap()[0];
+            assert_eq!((port.port, port.target_port.clone()), (home.api_port.into(), Some(IntOrString::Int(home.api_port.into()))));
+            assert!(selects(service.selector.as_ref().unwrap(), pod_labels));
 
-        let policy = shared.policy.spec.as_ref().unwrap();
-        assert!(selects(policy.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap(), pod_labels));
-        assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
-        let rules = policy.ingress.as_ref().unwrap();
-        assert_eq!(rules.len(), 1);
-        let peers = rules[0].from.as_ref().unwrap();
-        assert_eq!(peers.len(), 1);
-        assert!(peers[0].namespace_selector.is_none(), "no other namespace may reach the daemon");
-        let allowed = peers[0].pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
-        let owner_job = JobMeta { strategy: "shared-dind", ..job() };
-        let job_pod = dind_job_pod(&run(), &options.images, &owner_job, 60);
-        assert!(selects(allowed, job_pod.metadata.labels.as_ref().unwrap()), "the run's shared-dind job pods are admitted");
-        for other in ["ephemeral-dind", "daemonless", "daemonless-kaniko", "registry-multistage"] {
-            let other_job = JobMeta { strategy: other, ..job() };
-            let pod = dind_job_pod(&run(), &options.images, &other_job, 60);
-            assert!(!selects(allowed, pod.metadata.labels.as_ref().unwrap()), "{other}'s job pods are not admitted");
+            let policy = shared.policy.spec.as_ref().unwrap();
+            assert!(selects(policy.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap(), pod_labels));
+            assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
+            let rules = policy.ingress.as_ref().unwrap();
+            assert_eq!(rules.len(), 1);
+            let peers = rules[0].from.as_ref().unwrap();
+            assert_eq!(peers.len(), 1);
+            assert!(peers[0].namespace_selector.is_none(), "no other namespace may reach the daemon");
+            let allowed = peers[0].pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+            assert_policy_admits_only(allowed, owner, &options.images);
+            assert!(!selects(allowed, pod_labels), "the daemon itself is no job");
+            let ports = rules[0].ports.as_ref().unwrap();
+            assert_eq!(ports[0].port, Some(IntOrString::Int(home.api_port.into())));
+            assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
         }
-        assert!(!selects(allowed, pod_labels), "the daemon itself is no job");
+    }
+
+    /// `allowed` admits `owner`'s job pods of this run and no other pod the run makes: no other strategy's
+    /// job pod, no daemon pod of any strategy (a build step of another daemon leaves with its labels), no
+    /// job pod of another run.
+    fn assert_policy_admits_only(allowed: &BTreeMap<String, String>, owner: Strategy, images: &KubeImages) {
+        let labels_of = |pod: &Pod| pod.metadata.labels.clone().unwrap();
+        let owners = job_for(owner);
+        assert!(selects(allowed, &labels_of(&dind_job_pod(&run(), images, &owners, 60))), "{owner}'s job pods are admitted");
+        for other in Strategy::all().filter(|s| *s != owner) {
+            let other_job = job_for(other);
+            let pod = dind_job_pod(&run(), images, &other_job, 60);
+            assert!(!selects(allowed, &labels_of(&pod)), "{other}'s job pods are not admitted by {owner}'s daemon");
+            if let Some(kind) = other.daemon.kind() {
+                let daemon = job_daemon(&run(), images, &other_job, crate::builder::daemon(kind), 60).pod;
+                assert!(!selects(allowed, &labels_of(&daemon)), "{other}'s daemon pods are not admitted by {owner}'s");
+            }
+        }
         let mut other_run = run();
         other_run.run_id = "another-run".into();
-        let stranger = dind_job_pod(&other_run, &options.images, &owner_job, 60);
-        assert!(!selects(allowed, stranger.metadata.labels.as_ref().unwrap()), "another run's jobs are not");
-        let ports = rules[0].ports.as_ref().unwrap();
-        assert_eq!(ports[0].port, Some(IntOrString::Int(2375)));
-        assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+        let stranger = dind_job_pod(&other_run, images, &owners, 60);
+        assert!(!selects(allowed, &labels_of(&stranger)), "another run's jobs are not");
+    }
+
+    /// A job's own buildkitd: a pod of its own that a policy opens to that job's pods alone, reached through a
+    /// Service of its own; the job pod's builder is told that address.
+    #[test]
+    fn a_jobs_own_buildkitd_admits_that_jobs_pods_alone() {
+        let home = &crate::builder::buildkitd::HOME;
+        let images = KubeImages::default();
+        let owner = job_for(Strategy::named("buildkit-daemon"));
+        let own = job_daemon(&run(), &images, &owner, home, 60);
+        let daemon_labels = own.pod.metadata.labels.clone().unwrap();
+        let service = own.service.spec.as_ref().unwrap();
+        assert!(selects(service.selector.as_ref().unwrap(), &daemon_labels));
+        assert_eq!(service.ports.as_ref().unwrap()[0].port, 1234);
+        let policy = own.policy.spec.as_ref().unwrap();
+        assert!(selects(policy.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap(), &daemon_labels));
+        let allowed = policy.ingress.as_ref().unwrap()[0].from.as_ref().unwrap()[0].pod_selector.clone().unwrap().match_labels.unwrap();
+        let parts = context_config_maps(&run(), &owner.name, b"x").unwrap();
+        let address = home.address(own.pod.metadata.name.as_deref().unwrap());
+        let request = daemonless_op(JobBuilder::Buildctl);
+        let job_pod = builder_job_pod(&run(), &images, &owner, &request, Path::new("Dockerfile"), &parts, &JobDaemon::At(address.clone()), 60);
+        assert!(selects(&allowed, job_pod.metadata.labels.as_ref().unwrap()), "the job's own pod is admitted");
+        let build = container(job_pod.spec.as_ref().unwrap(), BUILD_CONTAINER);
+        assert_eq!(build.env.as_ref().unwrap()[0].value.as_deref(), Some(address.as_str()), "BUILDKIT_HOST");
+        let lane = JobMeta { name: "job-n2l2-i1-p0-buildkit-daemon".into(), ..owner.clone() };
+        let other_lane = builder_job_pod(&run(), &images, &lane, &request, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60);
+        assert!(!selects(&allowed, other_lane.metadata.labels.as_ref().unwrap()), "another lane's job is not");
+        assert!(!selects(&allowed, &daemon_labels));
+    }
+
+    /// buildx's dind is a native sidecar of its job pod: it starts before the build and the build is told to
+    /// use it on the pod's loopback; the containerd image store's daemon.json comes from the strategy's ConfigMap.
+    #[test]
+    fn buildx_jobs_get_their_dind_as_a_sidecar_with_its_configuration() {
+        let images = KubeImages::default();
+        let owner = job_for(Strategy::named("buildkit-registry"));
+        let request = BuildRequest { builder: JobBuilder::Buildx, ..daemonless_op(JobBuilder::Buildx) };
+        let home = &crate::builder::dind::HOME;
+        let pod = builder_job_pod(&run(), &images, &owner, &request, Path::new("Dockerfile"), &[], &JobDaemon::Sidecar(home), 60);
+        let spec = pod.spec.as_ref().unwrap();
+        let init: Vec<&str> = spec.init_containers.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(init, [CONTEXT_CONTAINER, DIND_CONTAINER], "the context is unpacked, then the daemon starts");
+        let dind = container(spec, DIND_CONTAINER);
+        assert_eq!(dind.restart_policy.as_deref(), Some("Always"), "a native sidecar");
+        assert!(dind.startup_probe.is_some() && dind.readiness_probe.is_none());
+        assert!(dind.args.as_ref().unwrap().contains(&"--host=tcp://127.0.0.1:2375".to_string()));
+        let config = dind.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "daemon-config").unwrap();
+        assert_eq!((config.mount_path.as_str(), config.sub_path.as_deref()), (crate::builder::dind::DAEMON_JSON_PATH, Some("daemon.json")));
+        assert_eq!(mount_path(dind, "daemon-scratch-0"), crate::builder::dind::CONTAINERD_DIR);
+        let config_map = daemon_config(&run(), &images, owner.strategy).unwrap();
+        let volume = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == "daemon-config").unwrap();
+        assert_eq!(volume.config_map.as_ref().unwrap().name, config_map.metadata.name.unwrap());
+        assert!(config_map.data.unwrap()["daemon.json"].contains("containerd-snapshotter"));
+        let build = container(spec, BUILD_CONTAINER);
+        assert_eq!(build.env.as_ref().unwrap()[0].value.as_deref(), Some("tcp://127.0.0.1:2375"));
+        assert!(build.args.as_ref().unwrap()[0].starts_with("trap "), "its container is read as its script exits");
+        let anti = spec.affinity.as_ref().unwrap().pod_anti_affinity.as_ref().unwrap();
+        let term = &anti.preferred_during_scheduling_ignored_during_execution.as_ref().unwrap()[0].pod_affinity_term;
+        assert_eq!(term.topology_key, HOSTNAME_TOPOLOGY);
+        assert!(selects(term.label_selector.as_ref().unwrap().match_labels.as_ref().unwrap(), pod.metadata.labels.as_ref().unwrap()), "lanes avoid each other's nodes");
+        assert!(daemon_config(&run(), &images, Strategy::named("ephemeral-dind")).is_none(), "the graph driver needs no daemon.json");
     }
 
     #[test]
@@ -826,7 +1120,7 @@ mod tests {
     fn buildah_pod_gets_sys_admin_and_unconfined_profiles_but_no_privileged_mode() {
         let op = daemonless_op(JobBuilder::Buildah);
         let parts = context_config_maps(&run(), "job-i1-p0-daemonless", &[7u8; 10]).unwrap();
-        let pod = daemonless_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("docker/Dockerfile"), &parts, 60);
+        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("docker/Dockerfile"), &parts, &JobDaemon::None, 60);
         let spec = pod.spec.as_ref().unwrap();
         let build = container(spec, BUILD_CONTAINER);
         let security = build.security_context.as_ref().unwrap();
@@ -854,7 +1148,7 @@ mod tests {
         let mut old = run();
         old.apparmor = AppArmorStyle::Annotation;
         let op = daemonless_op(JobBuilder::Kaniko);
-        let kaniko = daemonless_job_pod(&old, &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &[], 60);
+        let kaniko = builder_job_pod(&old, &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &[], &JobDaemon::None, 60);
         let annotations = kaniko.metadata.annotations.unwrap();
         assert!(!annotations.contains_key(&apparmor_annotation(BUILD_CONTAINER)), "kaniko runs under the default profile");
     }
@@ -863,7 +1157,7 @@ mod tests {
     fn kaniko_pod_passes_flags_only_and_trusts_the_plain_http_registry() {
         let op = daemonless_op(JobBuilder::Kaniko);
         let parts = context_config_maps(&run(), "job", &[1u8; 3]).unwrap();
-        let pod = daemonless_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &parts, 60);
+        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60);
         let build = container(pod.spec.as_ref().unwrap(), BUILD_CONTAINER);
         assert!(build.command.is_none(), "the executor is the image's entry point");
         let args = build.args.as_ref().unwrap();
@@ -886,15 +1180,8 @@ mod tests {
         assert_eq!(parts.len(), 3);
         let joined: Vec<u8> = parts.iter().flat_map(|cm| cm.binary_data.as_ref().unwrap()["part"].0.clone()).collect();
         assert_eq!(joined, tar);
-        let pod = daemonless_job_pod(
-            &run(),
-            &KubeImages::default(),
-            &job(),
-            &daemonless_op(JobBuilder::Buildah),
-            Path::new("Dockerfile"),
-            &parts,
-            60,
-        );
+        let buildah = daemonless_op(JobBuilder::Buildah);
+        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &buildah, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60);
         let volume = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
         let sources = volume.projected.as_ref().unwrap().sources.as_ref().unwrap();
         let projected: Vec<(String, String)> = sources
@@ -924,7 +1211,7 @@ mod tests {
         long.run_id = format!("20261127T190501Z-{}", "very-long-scenario-name-".repeat(5));
         long.scenario = "Very Long Scenario Name ".repeat(5);
         let reg = registry(&long, &options.images, 1);
-        let shared = shared_dind(&long, &options, Strategy::named("shared-dind"), 1);
+        let shared = shared_daemon(&long, &options, Strategy::named("shared-dind"), &crate::builder::dind::HOME, 1);
         let parts = context_config_maps(&long, "job-i1-p0-daemonless", b"x").unwrap();
         let op = daemonless_op(JobBuilder::Buildah);
         let objects: Vec<ObjectMeta> = vec![
@@ -938,7 +1225,7 @@ mod tests {
             shared.policy.metadata,
             parts[0].metadata.clone(),
             dind_job_pod(&long, &options.images, &job(), 60).metadata,
-            daemonless_job_pod(&long, &options.images, &job(), &op, Path::new("Dockerfile"), &parts, 60).metadata,
+            builder_job_pod(&long, &options.images, &job(), &op, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60).metadata,
         ];
         for meta in objects {
             let name = meta.name.unwrap();
@@ -958,11 +1245,11 @@ mod tests {
         let args = container(dind.spec.as_ref().unwrap(), DIND_CONTAINER).args.clone().unwrap();
         assert!(args.contains(&"--registry-mirror=http://10.0.0.5:5000".to_string()), "{args:?}");
         assert!(args.contains(&"--insecure-registry=10.0.0.5:5000".to_string()), "{args:?}");
-        let kaniko = builder_command(&daemonless_op(JobBuilder::Kaniko), Path::new("Dockerfile"), &images).args;
+        let kaniko = builder_command(&daemonless_op(JobBuilder::Kaniko), Path::new("Dockerfile"), &images, None).args;
         assert!(kaniko.contains(&"--registry-mirror=10.0.0.5:5000".to_string()), "{kaniko:?}");
-        let script = builder_command(&daemonless_op(JobBuilder::Buildah), Path::new("Dockerfile"), &images).args.remove(0);
+        let script = builder_command(&daemonless_op(JobBuilder::Buildah), Path::new("Dockerfile"), &images, None).args.remove(0);
         assert!(script.contains("location = \"10.0.0.5:5000\""), "{script}");
-        let without = builder_command(&daemonless_op(JobBuilder::Buildah), Path::new("Dockerfile"), &KubeImages::default()).args.remove(0);
+        let without = builder_command(&daemonless_op(JobBuilder::Buildah), Path::new("Dockerfile"), &KubeImages::default(), None).args.remove(0);
         assert!(!without.contains("[[registry.mirror]]"), "{without}");
     }
 

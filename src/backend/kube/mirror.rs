@@ -72,7 +72,7 @@ pub fn objects(run: &RunMeta, images: &KubeImages, storage_class: Option<&str>, 
         ..Default::default()
     };
     // The read-only pod is told apart from the seeding one by its "iteration" label (0 seeding, 1 serving).
-    let mut deployment = manifests::single_replica(run, MIRROR_NAME, COMPONENT, u32::from(read_only), pod);
+    let mut deployment = manifests::single_replica(run, MIRROR_NAME, COMPONENT, None, u32::from(read_only), pod);
     if let Some(spec) = deployment.spec.as_mut() {
         // The claim is ReadWriteOnce: the seeding pod must be gone before the serving one mounts it.
         spec.strategy = Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() });
@@ -81,7 +81,7 @@ pub fn objects(run: &RunMeta, images: &KubeImages, storage_class: Option<&str>, 
         config,
         claim: manifests::claim(run, MIRROR_PVC, COMPONENT, storage_class, MIRROR_STORAGE),
         deployment,
-        service: manifests::service(run, MIRROR_NAME, COMPONENT, manifests::REGISTRY_PORT),
+        service: manifests::service(run, MIRROR_NAME, COMPONENT, None, manifests::REGISTRY_PORT),
     }
 }
 

@@ -80,10 +80,29 @@ pub fn job_name(lane: crate::lanes::Lane, iteration: u32, pipeline_index: u32, s
 
 /// Name of the `index`th ConfigMap that carries part of a job's build context.
 pub fn context_part_name(job: &str, index: usize) -> String {
-    // Leaves room for the suffix so the part number is never the part that gets cut.
-    let suffix = format!("-ctx-{index}");
-    let job = &job[..job.len().min(MAX_NAME_LEN - suffix.len())];
-    format!("{}{suffix}", job.trim_end_matches('-'))
+    with_suffix(job, &format!("-ctx-{index}"))
+}
+
+/// Name of a job's own daemon pod (and of the NetworkPolicy that lets only the job reach it).
+pub fn job_daemon_name(job: &str, service: &str) -> String {
+    with_suffix(job, &format!("-{service}"))
+}
+
+/// `name` and `suffix`, `name` cut so that the suffix is never the part that gets cut.
+fn with_suffix(name: &str, suffix: &str) -> String {
+    let name = &name[..name.len().min(MAX_NAME_LEN - suffix.len())];
+    format!("{}{suffix}", name.trim_end_matches('-'))
+}
+
+/// Name of a strategy's shared daemon (its Deployment and Service: jobs address it by this name), so that
+/// no two strategies ever share one.
+pub fn shared_daemon_name(strategy: crate::strategy::Strategy) -> String {
+    dns_label(strategy.name())
+}
+
+/// Name of the ConfigMap holding a strategy's daemon configuration file.
+pub fn daemon_config_name(strategy: crate::strategy::Strategy) -> String {
+    dns_label(&format!("{}-daemon-config", strategy.name()))
 }
 
 #[cfg(test)]
@@ -146,5 +165,11 @@ mod tests {
             assert!(part.ends_with(&format!("-ctx-{i}")));
         }
         assert_ne!(context_part_name(&long_job, 1), context_part_name(&long_job, 11));
+        let daemon = job_daemon_name(&long_job, "buildkitd");
+        assert!(is_dns_label(&daemon) && daemon.ends_with("-buildkitd"), "{daemon}");
+        let names: Vec<String> = crate::strategy::Strategy::all().map(shared_daemon_name).collect();
+        assert!(names.iter().all(|n| is_dns_label(n)), "{names:?}");
+        assert_eq!(names.iter().collect::<std::collections::BTreeSet<_>>().len(), names.len(), "one daemon per strategy");
+        assert!(crate::strategy::Strategy::all().map(daemon_config_name).all(|n| is_dns_label(&n)));
     }
 }

@@ -1,9 +1,10 @@
 //! `layerbench manifests`: the objects the kube backend would apply for one strategy, as YAML for `kubectl apply -f`.
 
-use super::manifests::{self, JobMeta, Object, RunMeta};
-use super::{names, KubeOptions, BUILDKITD_NOT_YET};
+use super::manifests::{self, JobDaemon, JobMeta, Object, RunMeta};
+use super::{names, KubeOptions};
 use crate::backend::BackendError;
 use crate::builder;
+use crate::pipeline::PipelineRunName;
 use crate::scenario::Scenario;
 use crate::strategy::{Daemon, DaemonKind, JobPlan, PlanInput, Strategy};
 
@@ -15,11 +16,17 @@ pub const MANIFESTS_RUN_ID: &str = "manifests";
 pub fn manifests_yaml(scenario: &Scenario, strategy: Strategy, options: &KubeOptions) -> Result<String, BackendError> {
     let run = run_meta(scenario, options)?;
     let repository = format!("{}/{}/{}", manifests::REGISTRY_HOST, strategy.name(), scenario.repository);
-    let first_run = scenario.pipeline.first().map(|p| p.name.as_str()).unwrap_or("first");
+    let first_run = scenario.pipeline.first().map(|p| p.name.clone()).unwrap_or_else(|| PipelineRunName::new("first"));
     // The tag the runner gives the first pipeline run's job.
     let commit_tag = format!("c1-{first_run}");
     let plan = strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile });
-    let job = JobMeta { name: names::job_name(crate::lanes::Lane::ALONE, 1, 0, strategy.name()), iteration: 1, pipeline_run: first_run, strategy: strategy.name() };
+    let job = JobMeta {
+        name: names::job_name(crate::lanes::Lane::ALONE, 1, 0, strategy.name()),
+        iteration: 1,
+        pipeline_index: 0,
+        pipeline_run: &first_run,
+        strategy,
+    };
 
     let mut objects = vec![];
     if options.namespace.is_none() {
@@ -27,15 +34,16 @@ pub fn manifests_yaml(scenario: &Scenario, strategy: Strategy, options: &KubeOpt
     }
     let registry = manifests::registry(&run, &options.images, 1);
     objects.extend([Object::ConfigMap(registry.config), Object::Deployment(registry.deployment), Object::Service(registry.service)]);
+    objects.extend(manifests::daemon_config(&run, &options.images, strategy).map(Object::ConfigMap));
     let mut notes = vec![
         format!("layerbench manifests: scenario {}, strategy {strategy}", scenario.name),
         builder::privilege_summary(strategy),
         format!("Objects carry {}={MANIFESTS_RUN_ID}; a run labels them with its own run id.", crate::RUN_ID_LABEL),
     ];
-    let (job_objects, note) = job_objects(scenario, strategy, &plan, &run, &job, options)?;
+    let (job_objects, note, daemon_host) = job_objects(scenario, strategy, &plan, &run, &job, options)?;
     objects.extend(job_objects);
-    notes.push(note.into());
-    notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path, &options.images))));
+    notes.push(note);
+    notes.extend(plan.ops.iter().map(|op| format!("  {}", manifests::op_as_command(op, &scenario.dockerfile_path, &options.images, daemon_host.as_deref()))));
     yaml(&notes, &objects)
 }
 
@@ -56,7 +64,13 @@ fn run_meta(scenario: &Scenario, options: &KubeOptions) -> Result<RunMeta, Backe
     })
 }
 
-/// The objects of the strategy's first job, and a note on how they are used.
+/// The warning above a daemon whose API any pod could reach but for its NetworkPolicy.
+const UNAUTHENTICATED: &str = "WARNING: an unauthenticated daemon is root on its node for anyone who can reach its port; \
+     the NetworkPolicy below admits only this run's job pods of this strategy (of this job, for a job's own daemon), \
+     and only works where the cluster's network plugin enforces NetworkPolicies.";
+
+/// The objects of the strategy's first job, a note on how they are used, and the address its builder
+/// reaches its daemon at.
 fn job_objects(
     scenario: &Scenario,
     strategy: Strategy,
@@ -64,47 +78,44 @@ fn job_objects(
     run: &RunMeta,
     job: &JobMeta,
     options: &KubeOptions,
-) -> Result<(Vec<Object>, &'static str), BackendError> {
+) -> Result<(Vec<Object>, String, Option<String>), BackendError> {
     let timeout_s = options.timeouts.job.as_secs();
-    match plan.daemon {
-        Daemon::Fresh(DaemonKind::Docker) => Ok((
-            vec![Object::Pod(manifests::dind_job_pod(run, &options.images, job, timeout_s))],
-            "Each job gets a pod like the one below; layerbench drives its daemon through a port-forward, \
-             uploading the build context with the Docker API. The job's script:",
-        )),
-        Daemon::Shared(DaemonKind::Docker) => {
-            let shared = manifests::shared_dind(run, options, strategy, 1);
-            Ok((
-                vec![
-                    Object::PersistentVolumeClaim(shared.claim),
-                    Object::Deployment(shared.deployment),
-                    Object::Service(shared.service),
-                    Object::NetworkPolicy(shared.policy),
-                ],
-                "WARNING: an unauthenticated Docker daemon is root on its node for anyone who can reach port 2375; \
-                 the NetworkPolicy below admits only this run's job pods of this strategy, and only works where the cluster's \
-                 network plugin enforces NetworkPolicies. Each job runs, with DOCKER_HOST=tcp://dind:2375:",
-            ))
+    let images = &options.images;
+    let (mut objects, daemon, mut note) = match plan.daemon {
+        Daemon::Fresh(DaemonKind::Docker) if plan.job_build().is_none() => {
+            let pod = manifests::dind_job_pod(run, images, job, timeout_s);
+            let note = "Each job gets a pod like the one below; layerbench drives its daemon through a port-forward, \
+                        uploading the build context with the Docker API. The job's script:";
+            return Ok((vec![Object::Pod(pod)], note.into(), Some(builder::daemon(DaemonKind::Docker).address(manifests::LOOPBACK))));
         }
-        Daemon::None => daemonless_objects(scenario, strategy, plan, run, job, options),
-        Daemon::Fresh(DaemonKind::Buildkit) | Daemon::Shared(DaemonKind::Buildkit) => {
-            Err(BackendError::new(format!("print manifests for {strategy}"), BUILDKITD_NOT_YET))
+        Daemon::Fresh(DaemonKind::Docker) => (vec![], JobDaemon::Sidecar(builder::daemon(DaemonKind::Docker)), String::new()),
+        Daemon::Fresh(kind) => {
+            let home = builder::daemon(kind);
+            let own = manifests::job_daemon(run, images, job, home, timeout_s);
+            let address = home.address(&own.pod.metadata.name.clone().unwrap_or_default());
+            let objects = vec![Object::NetworkPolicy(own.policy), Object::Service(own.service), Object::Pod(own.pod)];
+            (objects, JobDaemon::At(address), format!("{UNAUTHENTICATED} Each job gets its own {} pod first. ", home.service_name))
         }
-    }
-}
-
-/// A daemonless job: its context ConfigMaps and its pod.
-fn daemonless_objects(
-    scenario: &Scenario,
-    strategy: Strategy,
-    plan: &JobPlan,
-    run: &RunMeta,
-    job: &JobMeta,
-    options: &KubeOptions,
-) -> Result<(Vec<Object>, &'static str), BackendError> {
-    let request = plan.job_build().ok_or_else(|| BackendError::new(format!("plan a {strategy} job"), "a daemonless job has one job build"))?;
+        Daemon::Shared(kind) => {
+            let home = builder::daemon(kind);
+            let shared = manifests::shared_daemon(run, options, strategy, home, 1);
+            let address = home.address(&names::shared_daemon_name(strategy));
+            let objects = vec![
+                Object::PersistentVolumeClaim(shared.claim),
+                Object::Deployment(shared.deployment),
+                Object::Service(shared.service),
+                Object::NetworkPolicy(shared.policy),
+            ];
+            (objects, JobDaemon::At(address), format!("{UNAUTHENTICATED} "))
+        }
+        Daemon::None => (vec![], JobDaemon::None, String::new()),
+    };
+    let Some(request) = plan.job_build() else {
+        note.push_str(&format!("Each job runs, with DOCKER_HOST={}:", daemon.host().unwrap_or_default()));
+        return Ok((objects, note, daemon.host()));
+    };
     let home = builder::home(request.builder);
-    if options.images.get(home.role).is_none() {
+    if images.get(home.role).is_none() {
         return Err(BackendError::new(
             format!("print manifests for {strategy}"),
             format!("no {} image is configured; name one in the toolchain configuration", home.name),
@@ -113,11 +124,11 @@ fn daemonless_objects(
     let tar = crate::scenario::context::tar_context(&scenario.context).map_err(|e| BackendError::new("pack the build context", e))?;
     let parts = manifests::context_config_maps(run, &job.name, &tar)
         .map_err(|e| BackendError::new(format!("carry the build context of {}", scenario.name), e))?;
-    let timeout_s = options.timeouts.job.as_secs();
-    let pod = manifests::daemonless_job_pod(run, &options.images, job, request, &scenario.dockerfile_path, &parts, timeout_s);
-    let mut objects: Vec<Object> = parts.into_iter().map(Object::ConfigMap).collect();
+    let pod = manifests::builder_job_pod(run, images, job, request, &scenario.dockerfile_path, &parts, &daemon, timeout_s);
+    objects.extend(parts.into_iter().map(Object::ConfigMap));
     objects.push(Object::Pod(pod));
-    Ok((objects, "The build context travels in the ConfigMaps below; the job pod builds and pushes:"))
+    note.push_str("The build context travels in the ConfigMaps below; the job pod builds and pushes:");
+    Ok((objects, note, daemon.host()))
 }
 
 /// The notes as YAML comments (a multi-line script stays comments, line by line), then each object.

@@ -1,4 +1,4 @@
-//! The services of a run on the cluster: its Docker Hub mirror, each iteration's registry and shared daemon,
+//! The services of a run on the cluster: its Docker Hub mirror, each iteration's registry and shared daemons,
 //! and what layerbench reads from the registry to measure a job's traffic.
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -8,13 +8,16 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
 
-use super::backend::KubeBackend;
+use super::backend::{KubeBackend, RunningDaemon};
 use super::forward::LocalForward;
 use super::manifests;
 use super::mirror;
+use super::names;
 use super::orchestrate::{self, delete, ensure_created, wait_pod, wait_selected_pod, KubeError, PodStage, Whose};
 use crate::backend::BackendError;
+use crate::builder::{self, DaemonHome};
 use crate::events::EventSink;
+use crate::strategy::{DaemonKind, Strategy};
 use crate::registry::{blob_sizes_script, LogUnreadable, Traffic};
 
 impl KubeBackend {
@@ -40,7 +43,8 @@ impl KubeBackend {
         ensure_created(&self.api(), &seeding.claim, limit).await.map_err(fail("create its volume claim"))?;
         ensure_created(&self.api(), &seeding.service, limit).await.map_err(fail("create its service"))?;
         ensure_created(&self.api(), &seeding.deployment, limit).await.map_err(fail("create its deployment"))?;
-        let pod = self.wait_deployment_pod(mirror::COMPONENT, 0).await.map_err(fail("start it"))?;
+        let selector = self.run.selector_string(mirror::COMPONENT);
+        let pod = self.wait_deployment_pod(mirror::MIRROR_NAME, &selector, 0).await.map_err(fail("start it"))?;
         {
             let forward = LocalForward::to_pod(self.api(), pod.clone(), manifests::REGISTRY_PORT as u16)
                 .await
@@ -56,36 +60,53 @@ impl KubeBackend {
             .map_err(fail("stop the seeding registry"))?;
         let serving = mirror::objects(&self.run, &self.options.images, storage_class, true);
         ensure_created(&self.api(), &serving.deployment, limit).await.map_err(fail("create its read-only deployment"))?;
-        self.wait_deployment_pod(mirror::COMPONENT, 1).await.map_err(fail("restart it read-only"))?;
+        self.wait_deployment_pod(mirror::MIRROR_NAME, &selector, 1).await.map_err(fail("restart it read-only"))?;
         Ok(())
     }
 
-    /// Removes the registry and the shared daemon; with `wait`, until they are gone, so that
+    /// Removes the registry and the shared daemons of `strategies`; with `wait`, until they are gone, so that
     /// the next iteration's objects of the same names start empty.
-    pub(super) async fn remove_iteration_services(&self, wait: bool) -> Result<(), KubeError> {
+    pub(super) async fn remove_iteration_services(&self, strategies: &[Strategy], wait: bool) -> Result<(), KubeError> {
         let limit = wait.then_some(self.options.timeouts.delete);
         let ours = self.run_selector();
         // Foreground: the Deployment is gone only once its pods are, which frees the PVC.
         let cascade = DeleteParams::foreground();
         let plain = DeleteParams::default();
-        for name in [manifests::REGISTRY_NAME, manifests::SHARED_DIND_NAME] {
-            delete(&self.api::<Deployment>(), name, Whose::Labelled(&ours), &cascade, limit).await?;
-            delete(&self.api::<Service>(), name, Whose::Labelled(&ours), &plain, limit).await?;
+        let shared: Vec<Strategy> = strategies.iter().copied().filter(|s| s.daemon.is_shared()).collect();
+        let deployments = std::iter::once(manifests::REGISTRY_NAME.to_string()).chain(shared.iter().map(|s| names::shared_daemon_name(*s)));
+        for name in deployments {
+            delete(&self.api::<Deployment>(), &name, Whose::Labelled(&ours), &cascade, limit).await?;
+            delete(&self.api::<Service>(), &name, Whose::Labelled(&ours), &plain, limit).await?;
         }
-        delete(&self.api::<NetworkPolicy>(), manifests::SHARED_DIND_POLICY, Whose::Labelled(&ours), &plain, limit).await?;
-        delete(&self.api::<PersistentVolumeClaim>(), manifests::SHARED_DIND_PVC, Whose::Labelled(&ours), &plain, limit).await
+        for owner in shared {
+            delete(&self.api::<NetworkPolicy>(), &manifests::shared_policy_name(owner), Whose::Labelled(&ours), &plain, limit).await?;
+            delete(&self.api::<PersistentVolumeClaim>(), &manifests::shared_claim_name(owner), Whose::Labelled(&ours), &plain, limit).await?;
+        }
+        Ok(())
     }
 
-    /// Waits for this iteration's pod of a Deployment, stage by stage; returns its name.
-    pub(super) async fn wait_deployment_pod(&self, component: &str, iteration: u32) -> Result<String, KubeError> {
+    /// The ConfigMaps of the daemons' configuration files, one per strategy whose daemon's home writes one;
+    /// the same for the whole run, so made once (a 409 is the one already there).
+    pub(super) async fn create_daemon_configs(&self, strategies: &[Strategy]) -> Result<(), KubeError> {
+        for &strategy in strategies {
+            if let Some(config) = manifests::daemon_config(&self.run, &self.options.images, strategy) {
+                ensure_created(&self.api(), &config, self.options.timeouts.delete).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for this iteration's pod of the Deployment `name` (its pods picked by `selector`), stage by
+    /// stage; returns its name.
+    pub(super) async fn wait_deployment_pod(&self, name: &str, selector: &str, iteration: u32) -> Result<String, KubeError> {
         let t = &self.options.timeouts;
         let pods = self.api::<Pod>();
-        let selector = format!("{},{}={iteration}", self.run.selector_string(component), manifests::ITERATION_LABEL);
-        let what = format!("a {component} pod to be scheduled");
+        let selector = format!("{selector},{}={iteration}", manifests::ITERATION_LABEL);
+        let what = format!("a {name} pod to be scheduled");
         let pod = match wait_selected_pod(&pods, &selector, &what, PodStage::Scheduled, t.schedule).await {
             Err(KubeError::Timeout { what, seconds, state }) => {
                 // No pod at all usually means admission refused it; the Deployment says why.
-                let refused = self.api::<Deployment>().get_opt(component).await.ok().flatten().and_then(|d| {
+                let refused = self.api::<Deployment>().get_opt(name).await.ok().flatten().and_then(|d| {
                     let conditions = d.status?.conditions?;
                     let failure = conditions.into_iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
                     let message = failure.message.unwrap_or_default();
@@ -102,21 +123,51 @@ impl KubeBackend {
         Ok(name)
     }
 
-    pub(super) async fn start_shared_dind(&self, owner: crate::strategy::Strategy, iteration: u32) -> Result<String, KubeError> {
+    /// Starts `owner`'s shared daemon of `kind` for the iteration and waits until it is ready, on the node it
+    /// stays on, fenced from its own build steps.
+    pub(super) async fn start_shared_daemon(&self, owner: Strategy, kind: DaemonKind, iteration: u32) -> Result<RunningDaemon, KubeError> {
         let limit = self.options.timeouts.delete;
-        let shared = manifests::shared_dind(&self.run, &self.options, owner, iteration);
-        self.check_storage_class(manifests::SHARED_DIND_PVC).await?;
+        let home = builder::daemon(kind);
+        let shared = manifests::shared_daemon(&self.run, &self.options, owner, home, iteration);
+        let claim = shared.claim.name_any();
+        self.check_storage_class(&claim).await?;
         ensure_created(&self.api(), &shared.claim, limit).await?;
         ensure_created(&self.api(), &shared.policy, limit).await?;
         ensure_created(&self.api(), &shared.service, limit).await?;
         ensure_created(&self.api(), &shared.deployment, limit).await?;
-        match self.wait_deployment_pod("dind", iteration).await {
+        let name = names::shared_daemon_name(owner);
+        let selector = manifests::join_selector(&self.run.strategy_selector(home.service_name, owner));
+        let pod = match self.wait_deployment_pod(&name, &selector, iteration).await {
             // A pod waiting for its volume says only that the claim is unbound; the claim says why.
             Err(KubeError::Timeout { what, seconds, mut state }) => {
-                state.push_str(&self.claim_state(manifests::SHARED_DIND_PVC).await.unwrap_or_default());
-                Err(KubeError::Timeout { what, seconds, state })
+                state.push_str(&self.claim_state(&claim).await.unwrap_or_default());
+                return Err(KubeError::Timeout { what, seconds, state });
             }
-            other => other,
+            other => other?,
+        };
+        // The harness drives a daemon whose jobs build with the classic builder through a port-forward, which
+        // arrives on the pod's loopback.
+        self.daemon_up(&pod, home, owner.job_builders().is_empty()).await?;
+        Ok(RunningDaemon { kind, node: self.node_of(&pod).await, pod, host: name })
+    }
+
+    /// What follows a daemon pod's readiness: its API fenced from its own build steps (as on the docker
+    /// backend, by its home's rules), and its version read for `run.json` when no daemon of its kind gave it yet.
+    pub(super) async fn daemon_up(&self, pod: &str, home: &DaemonHome, loopback_open: bool) -> Result<(), KubeError> {
+        let fence: Vec<String> = home.fence(loopback_open).iter().map(|rule| builder::shell_words(rule)).collect();
+        self.exec_output(pod, home.service_name, &fence.join(" && ")).await?;
+        self.note_version(pod, home).await;
+        Ok(())
+    }
+
+    /// Reads the daemon's version in `pod`, once per kind of daemon.
+    pub(super) async fn note_version(&self, pod: &str, home: &DaemonHome) {
+        if self.builder_versions.lock().expect("versions lock").contains_key(home.version.key) {
+            return;
+        }
+        let printed = self.exec_output(pod, home.service_name, &builder::shell_words(home.version.command)).await;
+        if let Some(version) = printed.ok().and_then(|out| (home.version.parse)(&out)) {
+            self.builder_versions.lock().expect("versions lock").entry(home.version.key.to_string()).or_insert(version);
         }
     }
 

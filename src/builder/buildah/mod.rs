@@ -2,11 +2,11 @@
 
 pub mod log;
 
-use crate::builder::command::{mark, script, shell, shell_words, BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
+use crate::builder::command::{mark, script, shell, shell_word, shell_words, BuilderHome, Endpoints, JobCommand, VersionLine, CONTEXT_DIR};
 use crate::strategy::{BuildRequest, CacheExport, CacheImport, Phase, Privileges};
 use crate::toolchain::Role;
 
-pub const HOME: BuilderHome = BuilderHome { name: "buildah", role: Role::Buildah, privileges, command, uncached: &[] };
+pub const HOME: BuilderHome = BuilderHome { name: "buildah", role: Role::Buildah, privileges, command, uncached: &[], image_entrypoint: &[] };
 
 /// buildah in a container: it unshares namespaces and mounts overlay, which the default seccomp profile
 /// and AppArmor refuse (`unshare(CLONE_NEWUSER): Operation not permitted`); with `BUILDAH_ISOLATION=chroot`
@@ -18,16 +18,43 @@ fn privileges() -> Privileges {
 /// overlay on the job's volume, not vfs: vfs copies every layer and made a cold Flask build ~5x slower.
 const STORAGE: &str = "--storage-driver=overlay";
 
-/// containers-image configuration: Docker Hub through the mirror, both registries over plain HTTP.
+/// containers-image's `registries.conf` as buildah reads it.
+#[derive(serde::Serialize)]
+struct RegistriesConf<'a> {
+    #[serde(rename = "unqualified-search-registries")]
+    unqualified_search_registries: [&'a str; 1],
+    #[serde(rename = "short-name-mode")]
+    short_name_mode: &'a str,
+    registry: Vec<RegistryConf<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct RegistryConf<'a> {
+    prefix: &'a str,
+    location: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insecure: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mirror: Vec<MirrorConf<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct MirrorConf<'a> {
+    location: &'a str,
+    insecure: bool,
+}
+
+/// containers-image configuration: Docker Hub through the mirror, both registries over plain HTTP. Written
+/// by the TOML serializer: a value with a quote or a newline stays one string.
 fn registries_conf(endpoints: &Endpoints) -> String {
-    let mut conf = String::from("unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n");
+    let mut registries = vec![];
     if let Some(mirror) = endpoints.hub_mirror {
-        conf.push_str(&format!(
-            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = true\n"
-        ));
+        let mirror = vec![MirrorConf { location: mirror, insecure: true }];
+        registries.push(RegistryConf { prefix: "docker.io", location: "docker.io", insecure: None, mirror });
     }
-    conf.push_str(&format!("[[registry]]\nprefix = \"{0}\"\nlocation = \"{0}\"\ninsecure = true\n", endpoints.registry));
-    conf
+    registries.push(RegistryConf { prefix: endpoints.registry, location: endpoints.registry, insecure: Some(true), mirror: vec![] });
+    let conf = RegistriesConf { unqualified_search_registries: ["docker.io"], short_name_mode: "permissive", registry: registries };
+    toml::to_string(&conf).expect("registries.conf is plain tables of strings and booleans")
 }
 
 /// buildah's `-f` is a string-slice flag, which reads its value as one line of CSV: a path with a `"`
@@ -51,7 +78,7 @@ pub fn command(request: &BuildRequest, dockerfile: &str, endpoints: &Endpoints) 
     bud.extend(["-f".into(), csv_field(dockerfile), "-t".into(), first.clone(), CONTEXT_DIR.into()]);
     let mut lines = vec![
         "mkdir -p /etc/containers".to_string(),
-        format!("cat > /etc/containers/registries.conf <<'EOF'\n{}EOF", registries_conf(endpoints)),
+        format!("printf '%s' {} > /etc/containers/registries.conf", shell_word(&registries_conf(endpoints))),
         "buildah --version".into(),
         mark(Phase::Build),
         shell_words(&bud),
@@ -94,6 +121,19 @@ mod tests {
         assert!(script.contains("push --tls-verify=false r:5000/a:latest docker://r:5000/a:latest"), "{script}");
         assert!(script.contains("location = \"mirror:5000\""), "{script}");
         assert!(script.find("::layerbench-phase build") < script.find("::layerbench-phase push"));
+    }
+
+    /// A mirror address that would end a TOML string stays one value: the serializer escapes it.
+    #[test]
+    fn registries_conf_is_toml_whatever_the_values() {
+        let hostile = "m\"\n[[registry]]\nprefix = \"evil\"";
+        let endpoints = Endpoints { registry: "r:5000", hub_mirror: Some(hostile), daemon_host: None };
+        let parsed: toml::Value = toml::from_str(&registries_conf(&endpoints)).unwrap();
+        let registries = parsed["registry"].as_array().unwrap();
+        assert_eq!(registries.len(), 2, "{parsed}");
+        assert_eq!(registries[0]["mirror"][0]["location"].as_str(), Some(hostile));
+        assert_eq!(registries[1]["prefix"].as_str(), Some("r:5000"));
+        assert_eq!(registries[1]["insecure"].as_bool(), Some(true));
     }
 
     #[test]

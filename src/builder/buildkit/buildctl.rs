@@ -9,7 +9,7 @@ use crate::toolchain::Role;
 
 /// buildctl ships with buildkitd, in the same image, and runs as a plain container; the privileges are
 /// its buildkitd's.
-pub const HOME: BuilderHome = BuilderHome { name: "buildctl", role: Role::Buildkit, privileges: Privileges::default, command, uncached: &[] };
+pub const HOME: BuilderHome = BuilderHome { name: "buildctl", role: Role::Buildkit, privileges: Privileges::default, command, uncached: &[], image_entrypoint: &[] };
 
 /// One `buildctl build` with BuildKit's machine-readable progress (`rawjson`, on stderr), the same the
 /// buildx jobs print: cache import, build, cache export and push happen inside it, and the parser splits

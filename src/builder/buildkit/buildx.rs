@@ -7,7 +7,7 @@ use crate::toolchain::Role;
 
 /// docker buildx runs in the job image (`docker:28`: the docker CLI with buildx) as a plain container; the
 /// privileges are its dind's.
-pub const HOME: BuilderHome = BuilderHome { name: "buildx", role: Role::Job, privileges: Privileges::default, command, uncached: &[] };
+pub const HOME: BuilderHome = BuilderHome { name: "buildx", role: Role::Job, privileges: Privileges::default, command, uncached: &[], image_entrypoint: &[] };
 
 /// One `docker buildx build --push` with BuildKit's machine-readable progress (`rawjson`, on
 /// stderr): cache import, build, cache export and push all happen inside it, and the parser splits

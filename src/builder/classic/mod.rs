@@ -56,6 +56,32 @@ pub async fn run_op(
     }
 }
 
+/// One daemon operation as the `docker` command a CI job's script runs for it (what [`run_op`] asks of the
+/// daemon's API), for printing; each value one quoted shell word.
+pub fn as_script(op: &Op, dockerfile_path: &std::path::Path) -> String {
+    let words = |words: Vec<String>| crate::builder::shell_words(&words);
+    match op {
+        // An image the registry does not have yet is fine: the first pipeline run has none.
+        Op::Pull { image } => format!("{} || true", words(vec!["docker".into(), "pull".into(), image.clone()])),
+        Op::Build { target, tags, cache_from } => {
+            let mut build = vec!["docker".to_string(), "build".into()];
+            if let Some(t) = target {
+                build.extend(["--target".into(), t.clone()]);
+            }
+            for c in cache_from {
+                build.extend(["--cache-from".into(), c.clone()]);
+            }
+            for t in tags {
+                build.extend(["-t".into(), t.clone()]);
+            }
+            build.extend(["-f".into(), dockerfile_path.display().to_string(), ".".into()]);
+            words(build)
+        }
+        Op::Push { image } => words(vec!["docker".into(), "push".into(), image.clone()]),
+        Op::JobBuild(request) => format!("# a {:?} job container builds; the classic builder has no part in it", request.builder),
+    }
+}
+
 /// Runs every operation of the plan in order through the daemon's API (a dind job on either backend).
 pub async fn run_ops(docker: &Docker, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
     let mut context_tar = None;

@@ -10,7 +10,7 @@ use crate::toolchain::Role;
 /// kaniko needs nothing beyond a plain container: it runs as root inside it and rewrites its own filesystem.
 /// Without `--cache-copy-layers` it neither looks up nor pushes a cached layer for `COPY` or `ADD`
 /// (pkg/executor/build.go); of the rest it caches `RUN` only, and reruns every other instruction.
-pub const HOME: BuilderHome = BuilderHome { name: "kaniko", role: Role::Kaniko, privileges: Privileges::default, command, uncached: UNCACHED };
+pub const HOME: BuilderHome = BuilderHome { name: "kaniko", role: Role::Kaniko, privileges: Privileges::default, command, uncached: UNCACHED, image_entrypoint: &["/kaniko/executor"] };
 
 const UNCACHED: &[(&str, Cause)] = &[
     ("COPY", Cause::CopyNotCached),
