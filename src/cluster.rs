@@ -22,9 +22,9 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const ADDONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// The toolchain images the kube backend's pods run: registry and mirror, dind (also its helper containers),
-/// buildah and kaniko. BuildKit's strategies do not run on kube, and the base image reaches the builders
-/// through the run's Docker Hub mirror, not the nodes.
-pub const KUBE_ROLES: [Role; 4] = [Role::Registry, Role::Dind, Role::Buildah, Role::Kaniko];
+/// buildah, kaniko, buildkitd (and buildctl's job pods) and the job image (buildx's). The base image reaches the
+/// builders through the run's Docker Hub mirror, not the nodes.
+pub const KUBE_ROLES: [Role; 6] = [Role::Registry, Role::Dind, Role::Buildah, Role::Kaniko, Role::Buildkit, Role::Job];
 
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -251,6 +251,17 @@ fn failure_reason(output: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Every image a strategy's pods run is loaded: all of them but the base image, which reaches the builders
+    /// through the run's mirror.
+    #[test]
+    fn the_cluster_gets_every_image_the_strategies_pods_run() {
+        let strategies: Vec<crate::strategy::Strategy> = crate::strategy::Strategy::all().collect();
+        let needed = crate::builder::image_roles(&strategies);
+        let loaded: std::collections::BTreeSet<super::Role> = super::KUBE_ROLES.into_iter().collect();
+        let missing: Vec<&super::Role> = needed.iter().filter(|r| **r != super::Role::Base && !loaded.contains(r)).collect();
+        assert!(missing.is_empty(), "not loaded into the cluster: {missing:?}");
+    }
+
     #[test]
     fn a_kind_failure_is_told_by_its_error_line_not_its_stack_trace() {
         let output = "Creating cluster \"layerbench\" ...\n \u{2713} Preparing nodes\n\

@@ -33,6 +33,13 @@ pub(super) struct JobObjects {
     config_maps: Vec<String>,
 }
 
+/// One job as the backend runs it: its names, what it created, and the meter of what its containers use.
+struct JobScope<'a> {
+    meta: JobMeta<'a>,
+    objects: JobObjects,
+    meter: KubeMeter,
+}
+
 impl KubeBackend {
     pub(super) fn job_meta<'a>(&self, job: &'a JobSpec<'_>) -> JobMeta<'a> {
         JobMeta {
@@ -47,11 +54,9 @@ impl KubeBackend {
     /// Runs one job's pods to its end within the job limit, counted from the job's start as on the docker
     /// backend; then reads what it used and deletes what it created, also after a failure or the limit.
     pub(super) async fn run_job_pods(&self, job: &JobSpec<'_>, events: &EventSink, outcome: &mut JobOutcome) {
-        let meta = self.job_meta(job);
-        let mut objects = JobObjects::default();
         let limit = self.options.timeouts.job;
-        let mut meter = KubeMeter::new(self.api(), limit);
-        let body = tokio::time::timeout(limit, self.job_body(job, &meta, &mut objects, &mut meter, events, outcome)).await;
+        let mut scope = JobScope { meta: self.job_meta(job), objects: JobObjects::default(), meter: KubeMeter::new(self.api(), limit) };
+        let body = tokio::time::timeout(limit, self.job_body(job, &mut scope, events, outcome)).await;
         match body {
             Ok(Ok(())) => {}
             Ok(Err(e)) => outcome.fail(e),
@@ -62,37 +67,29 @@ impl KubeBackend {
         }
         // The last readings of the job's own daemon are taken before it goes.
         outcome.enter(Phase::Measure);
-        let (usage, why) = meter.finish().await;
+        let (usage, why) = scope.meter.finish().await;
         outcome.usage = usage;
         outcome.unmeasured.extend(why);
         outcome.enter(Phase::Teardown);
-        self.remove_job_objects(&objects, outcome).await;
+        self.remove_job_objects(&scope.objects, outcome).await;
     }
 
     /// Provisions the job's daemon and runs its plan: the classic builder's operations through a daemon's
     /// API, or a builder's job command in a pod.
-    async fn job_body(
-        &self,
-        job: &JobSpec<'_>,
-        meta: &JobMeta<'_>,
-        objects: &mut JobObjects,
-        meter: &mut KubeMeter,
-        events: &EventSink,
-        outcome: &mut JobOutcome,
-    ) -> Result<(), JobError> {
+    async fn job_body(&self, job: &JobSpec<'_>, scope: &mut JobScope<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
         outcome.enter(Phase::Provision);
         match (job.plan.daemon, job.plan.job_build()) {
-            (Daemon::Fresh(DaemonKind::Docker), None) => self.run_fresh_dind(job, meta, objects, meter, events, outcome).await,
+            (Daemon::Fresh(DaemonKind::Docker), None) => self.run_fresh_dind(job, scope, events, outcome).await,
             (Daemon::Shared(_), None) => {
                 let daemon = self.shared_daemon(job)?;
                 // Reaching the shared daemon (the port-forward) is this job's provisioning.
                 events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", daemon.pod) });
                 self.check_in_place(&daemon).await?;
                 outcome.node = daemon.node.clone();
-                meter.watch(&daemon.pod, builder::daemon(daemon.kind).service_name, UsageOf::Shared);
+                scope.meter.watch(&daemon.pod, builder::daemon(daemon.kind).service_name, UsageOf::Shared);
                 self.drive_daemon(&daemon.pod, job, events, outcome).await
             }
-            (daemon, Some(request)) => self.run_builder(job, meta, request, daemon, objects, meter, events, outcome).await,
+            (daemon, Some(request)) => self.run_builder(job, request, daemon, scope, events, outcome).await,
             (daemon, None) => Err(JobError::infrastructure(format!("a {} job has no build to run on {daemon:?}", job.strategy))),
         }
     }
@@ -124,23 +121,16 @@ impl KubeBackend {
     }
 
     /// A classic job with a fresh dind: a pod with the daemon, driven through a port-forward.
-    async fn run_fresh_dind(
-        &self,
-        job: &JobSpec<'_>,
-        meta: &JobMeta<'_>,
-        objects: &mut JobObjects,
-        meter: &mut KubeMeter,
-        events: &EventSink,
-        outcome: &mut JobOutcome,
-    ) -> Result<(), JobError> {
+    async fn run_fresh_dind(&self, job: &JobSpec<'_>, scope: &mut JobScope<'_>, events: &EventSink, outcome: &mut JobOutcome) -> Result<(), JobError> {
+        let meta = &scope.meta;
         let pod = manifests::dind_job_pod(&self.run, &self.options.images, meta, self.options.timeouts.job.as_secs());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
-        objects.pods.push(meta.name.clone());
+        scope.objects.pods.push(meta.name.clone());
         self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await.map_err(JobError::infrastructure)?;
         outcome.node = self.node_of(&meta.name).await;
         let home = builder::daemon(DaemonKind::Docker);
         self.note_version(&meta.name, home).await;
-        meter.watch(&meta.name, home.service_name, UsageOf::Own);
+        scope.meter.watch(&meta.name, home.service_name, UsageOf::Own);
         self.drive_daemon(&meta.name, job, events, outcome).await
     }
 
@@ -238,15 +228,12 @@ impl KubeBackend {
     /// A builder's job: its daemon placed first where it has one (a dind beside it in its pod, a buildkitd in a
     /// pod of its own as buildx's `kubernetes` driver runs it, or the strategy's shared one), then its pod with
     /// the context in ConfigMaps, followed to its end. The job's node is where its build runs: its daemon's.
-    #[allow(clippy::too_many_arguments)]
     async fn run_builder(
         &self,
         job: &JobSpec<'_>,
-        meta: &JobMeta<'_>,
         request: &BuildRequest,
         daemon: Daemon,
-        objects: &mut JobObjects,
-        meter: &mut KubeMeter,
+        scope: &mut JobScope<'_>,
         events: &EventSink,
         outcome: &mut JobOutcome,
     ) -> Result<(), JobError> {
@@ -259,7 +246,7 @@ impl KubeBackend {
             // A CI job's dind service: beside the job, on its loopback.
             Daemon::Fresh(DaemonKind::Docker) => JobDaemon::Sidecar(builder::daemon(DaemonKind::Docker)),
             Daemon::Fresh(kind) => {
-                let daemon = self.start_job_daemon(meta, kind, objects, meter, events).await?;
+                let daemon = self.start_job_daemon(kind, scope, events).await?;
                 outcome.node = daemon.node.clone();
                 JobDaemon::At(builder::daemon(kind).address(&daemon.host))
             }
@@ -267,49 +254,45 @@ impl KubeBackend {
                 let daemon = self.shared_daemon(job)?;
                 self.check_in_place(&daemon).await?;
                 outcome.node = daemon.node.clone();
-                meter.watch(&daemon.pod, builder::daemon(kind).service_name, UsageOf::Shared);
+                scope.meter.watch(&daemon.pod, builder::daemon(kind).service_name, UsageOf::Shared);
                 JobDaemon::At(builder::daemon(kind).address(&daemon.host))
             }
         };
         // The same job command as on the docker backend (crate::builder), with this cluster's endpoints.
         let command = manifests::builder_command(request, job.dockerfile_path, &self.options.images, job_daemon.host().as_deref());
+        let meta = &scope.meta;
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
         let tar = crate::scenario::context::tar_context(job.context).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
         let parts = manifests::context_config_maps(&self.run, &meta.name, &tar).map_err(JobError::infrastructure)?;
         let timeout_s = self.options.timeouts.job.as_secs();
-        let pod = manifests::builder_job_pod(&self.run, &self.options.images, meta, request, job.dockerfile_path, &parts, &job_daemon, timeout_s);
+        let build = manifests::PodBuild { request, dockerfile_path: job.dockerfile_path, context_parts: &parts, daemon: &job_daemon };
+        let pod = manifests::builder_job_pod(&self.run, &self.options.images, meta, &build, timeout_s);
         for part in &parts {
-            objects.config_maps.push(part.name_any());
+            scope.objects.config_maps.push(part.name_any());
             ensure_created(&self.api(), part, self.options.timeouts.delete).await.map_err(JobError::infrastructure)?;
         }
-        objects.pods.push(meta.name.clone());
+        scope.objects.pods.push(meta.name.clone());
         self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await.map_err(JobError::infrastructure)?;
         if let JobDaemon::Sidecar(daemon) = job_daemon {
             outcome.node = self.node_of(&meta.name).await;
             self.note_version(&meta.name, daemon).await;
-            meter.watch(&meta.name, daemon.service_name, UsageOf::Own);
+            scope.meter.watch(&meta.name, daemon.service_name, UsageOf::Own);
         }
         if outcome.node.is_none() {
             outcome.node = self.node_of(&meta.name).await;
         }
-        meter.watch(&meta.name, manifests::BUILD_CONTAINER, UsageOf::Own);
+        scope.meter.watch(&meta.name, manifests::BUILD_CONTAINER, UsageOf::Own);
         let builder = request.builder;
         events.emit(Event::PhaseStarted { phase: Phase::Build, detail: format!("{builder:?} in pod {}", meta.name).to_lowercase() });
-        self.follow_build(&meta.name, builder, &command, job, meter, events, outcome).await
+        self.follow_build(scope, builder, &command, job, events, outcome).await
     }
 
     /// A job's own daemon in a pod of its own, reachable by a Service of its own that a NetworkPolicy opens
     /// to the job's pods alone, ready and fenced from its own build steps.
-    async fn start_job_daemon(
-        &self,
-        meta: &JobMeta<'_>,
-        kind: DaemonKind,
-        objects: &mut JobObjects,
-        meter: &mut KubeMeter,
-        events: &EventSink,
-    ) -> Result<RunningDaemon, JobError> {
+    async fn start_job_daemon(&self, kind: DaemonKind, scope: &mut JobScope<'_>, events: &EventSink) -> Result<RunningDaemon, JobError> {
         let home = builder::daemon(kind);
-        let objects_of = manifests::job_daemon(&self.run, &self.options.images, meta, home, self.options.timeouts.job.as_secs());
+        let objects_of = manifests::job_daemon(&self.run, &self.options.images, &scope.meta, home, self.options.timeouts.job.as_secs());
+        let objects = &mut scope.objects;
         let name = objects_of.pod.name_any();
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {name}") });
         let limit = self.options.timeouts.delete;
@@ -321,24 +304,23 @@ impl KubeBackend {
         let stages = [PodStage::Scheduled, PodStage::Running, PodStage::Ready];
         self.start_job_pod(&objects_of.pod, &stages).await.map_err(JobError::infrastructure)?;
         self.daemon_up(&name, home, false).await.map_err(JobError::infrastructure)?;
-        meter.watch(&name, home.service_name, UsageOf::Own);
+        scope.meter.watch(&name, home.service_name, UsageOf::Own);
         Ok(RunningDaemon { kind, node: self.node_of(&name).await, pod: name.clone(), host: name })
     }
 
     /// Reads the build container's log through the builder's job log (phase marks, version, steps)
     /// until the container exits; a log known incomplete fails the job. The script's last reading of its
     /// container's counters goes to the meter, not to the builder's parser.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn follow_build(
+    async fn follow_build(
         &self,
-        pod: &str,
+        scope: &JobScope<'_>,
         builder: JobBuilder,
         command: &JobCommand,
         job: &JobSpec<'_>,
-        meter: &KubeMeter,
         events: &EventSink,
         outcome: &mut JobOutcome,
     ) -> Result<(), JobError> {
+        let (pod, meter) = (scope.meta.name.as_str(), &scope.meter);
         let pods = self.api::<Pod>();
         let deadline = tokio::time::Instant::now() + self.options.timeouts.job;
         let mut log = JobLog::start(command, job.dockerfile, outcome);

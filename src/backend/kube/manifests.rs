@@ -617,18 +617,20 @@ impl JobDaemon<'_> {
     }
 }
 
+/// What a builder's job pod builds, and with which daemon.
+pub struct PodBuild<'a> {
+    pub request: &'a BuildRequest,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile_path: &'a Path,
+    /// The build context's ConfigMaps (see [`context_config_maps`]).
+    pub context_parts: &'a [ConfigMap],
+    pub daemon: &'a JobDaemon<'a>,
+}
+
 /// A builder's job: an init container unpacks the context from its ConfigMaps, a fresh daemon starts
 /// beside it if the job has one, then the builder's job command builds and pushes.
-pub fn builder_job_pod(
-    run: &RunMeta,
-    images: &KubeImages,
-    job: &JobMeta,
-    request: &BuildRequest,
-    dockerfile_path: &Path,
-    context_parts: &[ConfigMap],
-    daemon: &JobDaemon,
-    timeout_s: u64,
-) -> Pod {
+pub fn builder_job_pod(run: &RunMeta, images: &KubeImages, job: &JobMeta, build: &PodBuild, timeout_s: u64) -> Pod {
+    let PodBuild { request, dockerfile_path, context_parts, daemon } = *build;
     let (unpack, parts_volume) = context_unpacking(images, context_parts);
     let mut volumes = vec![parts_volume, empty_dir("workspace")];
     let mut init = vec![unpack];
@@ -1018,12 +1020,14 @@ mod tests {
         let parts = context_config_maps(&run(), &owner.name, b"x").unwrap();
         let address = home.address(own.pod.metadata.name.as_deref().unwrap());
         let request = daemonless_op(JobBuilder::Buildctl);
-        let job_pod = builder_job_pod(&run(), &images, &owner, &request, Path::new("Dockerfile"), &parts, &JobDaemon::At(address.clone()), 60);
+        let at = JobDaemon::At(address.clone());
+        let build = PodBuild { request: &request, dockerfile_path: Path::new("Dockerfile"), context_parts: &parts, daemon: &at };
+        let job_pod = builder_job_pod(&run(), &images, &owner, &build, 60);
         assert!(selects(&allowed, job_pod.metadata.labels.as_ref().unwrap()), "the job's own pod is admitted");
         let build = container(job_pod.spec.as_ref().unwrap(), BUILD_CONTAINER);
         assert_eq!(build.env.as_ref().unwrap()[0].value.as_deref(), Some(address.as_str()), "BUILDKIT_HOST");
         let lane = JobMeta { name: "job-n2l2-i1-p0-buildkit-daemon".into(), ..owner.clone() };
-        let other_lane = builder_job_pod(&run(), &images, &lane, &request, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60);
+        let other_lane = builder_job_pod(&run(), &images, &lane, &PodBuild { request: &request, dockerfile_path: Path::new("Dockerfile"), context_parts: &parts, daemon: &JobDaemon::None }, 60);
         assert!(!selects(&allowed, other_lane.metadata.labels.as_ref().unwrap()), "another lane's job is not");
         assert!(!selects(&allowed, &daemon_labels));
     }
@@ -1036,7 +1040,7 @@ mod tests {
         let owner = job_for(Strategy::named("buildkit-registry"));
         let request = BuildRequest { builder: JobBuilder::Buildx, ..daemonless_op(JobBuilder::Buildx) };
         let home = &crate::builder::dind::HOME;
-        let pod = builder_job_pod(&run(), &images, &owner, &request, Path::new("Dockerfile"), &[], &JobDaemon::Sidecar(home), 60);
+        let pod = builder_job_pod(&run(), &images, &owner, &PodBuild { request: &request, dockerfile_path: Path::new("Dockerfile"), context_parts: &[], daemon: &JobDaemon::Sidecar(home) }, 60);
         let spec = pod.spec.as_ref().unwrap();
         let init: Vec<&str> = spec.init_containers.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
         assert_eq!(init, [CONTEXT_CONTAINER, DIND_CONTAINER], "the context is unpacked, then the daemon starts");
@@ -1120,7 +1124,7 @@ mod tests {
     fn buildah_pod_gets_sys_admin_and_unconfined_profiles_but_no_privileged_mode() {
         let op = daemonless_op(JobBuilder::Buildah);
         let parts = context_config_maps(&run(), "job-i1-p0-daemonless", &[7u8; 10]).unwrap();
-        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("docker/Dockerfile"), &parts, &JobDaemon::None, 60);
+        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &PodBuild { request: &op, dockerfile_path: Path::new("docker/Dockerfile"), context_parts: &parts, daemon: &JobDaemon::None }, 60);
         let spec = pod.spec.as_ref().unwrap();
         let build = container(spec, BUILD_CONTAINER);
         let security = build.security_context.as_ref().unwrap();
@@ -1148,7 +1152,7 @@ mod tests {
         let mut old = run();
         old.apparmor = AppArmorStyle::Annotation;
         let op = daemonless_op(JobBuilder::Kaniko);
-        let kaniko = builder_job_pod(&old, &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &[], &JobDaemon::None, 60);
+        let kaniko = builder_job_pod(&old, &KubeImages::default(), &job(), &PodBuild { request: &op, dockerfile_path: Path::new("Dockerfile"), context_parts: &[], daemon: &JobDaemon::None }, 60);
         let annotations = kaniko.metadata.annotations.unwrap();
         assert!(!annotations.contains_key(&apparmor_annotation(BUILD_CONTAINER)), "kaniko runs under the default profile");
     }
@@ -1157,7 +1161,7 @@ mod tests {
     fn kaniko_pod_passes_flags_only_and_trusts_the_plain_http_registry() {
         let op = daemonless_op(JobBuilder::Kaniko);
         let parts = context_config_maps(&run(), "job", &[1u8; 3]).unwrap();
-        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &op, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60);
+        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &PodBuild { request: &op, dockerfile_path: Path::new("Dockerfile"), context_parts: &parts, daemon: &JobDaemon::None }, 60);
         let build = container(pod.spec.as_ref().unwrap(), BUILD_CONTAINER);
         assert!(build.command.is_none(), "the executor is the image's entry point");
         let args = build.args.as_ref().unwrap();
@@ -1181,7 +1185,7 @@ mod tests {
         let joined: Vec<u8> = parts.iter().flat_map(|cm| cm.binary_data.as_ref().unwrap()["part"].0.clone()).collect();
         assert_eq!(joined, tar);
         let buildah = daemonless_op(JobBuilder::Buildah);
-        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &buildah, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60);
+        let pod = builder_job_pod(&run(), &KubeImages::default(), &job(), &PodBuild { request: &buildah, dockerfile_path: Path::new("Dockerfile"), context_parts: &parts, daemon: &JobDaemon::None }, 60);
         let volume = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
         let sources = volume.projected.as_ref().unwrap().sources.as_ref().unwrap();
         let projected: Vec<(String, String)> = sources
@@ -1225,7 +1229,7 @@ mod tests {
             shared.policy.metadata,
             parts[0].metadata.clone(),
             dind_job_pod(&long, &options.images, &job(), 60).metadata,
-            builder_job_pod(&long, &options.images, &job(), &op, Path::new("Dockerfile"), &parts, &JobDaemon::None, 60).metadata,
+            builder_job_pod(&long, &options.images, &job(), &PodBuild { request: &op, dockerfile_path: Path::new("Dockerfile"), context_parts: &parts, daemon: &JobDaemon::None }, 60).metadata,
         ];
         for meta in objects {
             let name = meta.name.unwrap();

@@ -124,7 +124,8 @@ fn job_objects(
     let tar = crate::scenario::context::tar_context(&scenario.context).map_err(|e| BackendError::new("pack the build context", e))?;
     let parts = manifests::context_config_maps(run, &job.name, &tar)
         .map_err(|e| BackendError::new(format!("carry the build context of {}", scenario.name), e))?;
-    let pod = manifests::builder_job_pod(run, images, job, request, &scenario.dockerfile_path, &parts, &daemon, timeout_s);
+    let build = manifests::PodBuild { request, dockerfile_path: &scenario.dockerfile_path, context_parts: &parts, daemon: &daemon };
+    let pod = manifests::builder_job_pod(run, images, job, &build, timeout_s);
     objects.extend(parts.into_iter().map(Object::ConfigMap));
     objects.push(Object::Pod(pod));
     note.push_str("The build context travels in the ConfigMaps below; the job pod builds and pushes:");
