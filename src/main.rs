@@ -287,17 +287,14 @@ struct BackendArgs {
     /// Docker Hub mirror for the pods' builders (with --backend kube): HOST:PORT of an existing plain-HTTP
     /// mirror, or `none` to pull from Docker Hub; default: one per run, seeded with the base images from
     /// the local engine and served read-only.
-    #[arg(long, value_parser = parse_hub_mirror)]
-    hub_mirror: Option<kube::mirror::HubMirror>,
+    #[arg(long, value_name = "HOST:PORT")]
+    hub_mirror: Option<String>,
     /// StorageClass of the volumes a run claims (with --backend kube: the shared daemon's /var/lib/docker,
     /// the mirror's blobs); default: the cluster's default class.
     #[arg(long, value_name = "NAME")]
     storage_class: Option<String>,
 }
 
-fn parse_hub_mirror(value: &str) -> Result<kube::mirror::HubMirror, kube::HubMirrorError> {
-    kube::mirror::HubMirror::parse(value)
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum BackendName {
@@ -306,21 +303,27 @@ enum BackendName {
 }
 
 impl BackendArgs {
-    fn kube_options(&self) -> KubeOptions {
-        KubeOptions {
+    /// The kube backend's options; a `--hub-mirror` that is not `HOST:PORT` or `none` is a usage error, found
+    /// before anything starts (the address goes into every daemon's and builder's configuration).
+    fn kube_options(&self) -> Result<KubeOptions, Failure> {
+        let hub_mirror = match &self.hub_mirror {
+            Some(value) => kube::mirror::HubMirror::parse(value).map_err(usage)?,
+            None => kube::mirror::HubMirror::default(),
+        };
+        Ok(KubeOptions {
             context: self.context.clone(),
             namespace: self.namespace.clone(),
-            hub_mirror: self.hub_mirror.clone().unwrap_or_default(),
+            hub_mirror,
             storage_class: self.storage_class.clone(),
             ..KubeOptions::default()
-        }
+        })
     }
 
-    fn choice(&self) -> session::BackendChoice {
-        match self.backend {
+    fn choice(&self) -> Result<session::BackendChoice, Failure> {
+        Ok(match self.backend {
             BackendName::Docker => session::BackendChoice::Docker,
-            BackendName::Kube => session::BackendChoice::Kube(Box::new(self.kube_options())),
-        }
+            BackendName::Kube => session::BackendChoice::Kube(Box::new(self.kube_options()?)),
+        })
     }
 }
 
@@ -409,7 +412,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Run { scenario, strategies, iterations, concurrency, results, reports, no_report, keep, images, target } => {
             let reports = (!no_report).then_some(reports.as_path());
             let choices = RunChoices { strategies, iterations, concurrency };
-            run(&scenario, choices, &results, reports, keep, &images.config(), target.choice()).await
+            run(&scenario, choices, &results, reports, keep, &images.config(), target.choice()?).await
         }
         Command::Report { results_dir, out } => {
             let out = out.unwrap_or_else(|| session::default_report_dir(Path::new("reports"), &results_dir));
@@ -426,7 +429,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(code)
         }
         Command::Clean { target } if target.backend == BackendName::Kube => {
-            let started = kube::clean(&target.kube_options()).await.map_err(environment)?;
+            let started = kube::clean(&target.kube_options()?).await.map_err(environment)?;
             println!("started {started} deletions of objects labelled {}", layerbench::RUN_ID_LABEL);
             Ok(exit::OK)
         }

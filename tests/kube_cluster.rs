@@ -1,19 +1,22 @@
 //! The kube backend on a live kind cluster (`make test` runs `layerbench cluster up` first, which creates
-//! `kind-layerbench` or reuses it): every strategy that runs on kube, through the small scenario, with the same
-//! cache patterns as on the Docker engine (tests/engine_strategies.rs, tests/engine_standalone.rs); clean-up,
-//! Ctrl-C and an image the cluster cannot pull.
+//! `kind-layerbench` or reuses it; LAYERBENCH_KUBE_CONTEXT picks another): every strategy through the small
+//! scenario, with the same cache patterns as on the Docker engine (tests/engine_strategies.rs,
+//! tests/engine_buildkit.rs, tests/engine_standalone.rs), CPU and memory per job, each job's node, the
+//! NetworkPolicies of the shared daemons; clean-up, Ctrl-C and an image the cluster cannot pull.
 //!
 //! scenarios/small/Dockerfile: 1 FROM (builder), 2 RUN, 3 COPY deps.txt (early), 4 RUN, 5 FROM,
 //! 6 ENV, 7 COPY --from=builder, 8 WORKDIR, 9 COPY app . (late), 10 RUN, 11 CMD.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{cache_pattern, jobs, load, lock_engine, runtime, steps};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::ListParams;
 use kube::config::KubeConfigOptions;
 use kube::{Api, Client, Config};
@@ -93,11 +96,16 @@ async fn leftovers(run_id: &str) -> Vec<String> {
     left
 }
 
-/// The shared run: the small scenario (without deps-change, which no test here asserts on) with every kube
-/// strategy, one iteration.
-fn matrix() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+/// The shared run: the small scenario (without deps-change, which no test here asserts on) with every strategy,
+/// one iteration; and every NetworkPolicy the run made, seen while it ran (they go with its namespace).
+struct Matrix {
+    dir: PathBuf,
+    policies: Vec<NetworkPolicy>,
+}
+
+fn matrix() -> &'static Matrix {
+    static MATRIX: OnceLock<Matrix> = OnceLock::new();
+    MATRIX.get_or_init(|| {
         let _engine = lock_engine();
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-matrix");
         let scenario = common::small_without_deps_change();
@@ -105,21 +113,56 @@ fn matrix() -> &'static PathBuf {
             runtime().block_on(async {
                 let docker = common::engine().await;
                 let request = request(&scenario, &kube_strategies(), &root, options());
+                let seen: Arc<Mutex<BTreeMap<String, NetworkPolicy>>> = Arc::default();
+                let watcher = tokio::spawn(record_policies(seen.clone()));
                 let outcome = session::execute(&docker, &request, &common::events(vec![]), std::future::pending())
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
+                watcher.abort();
                 assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
                 let left = leftovers(&outcome.run_id).await;
                 assert!(left.is_empty(), "the run left labelled objects behind: {left:?}");
-                outcome.results_dir
+                let policies = seen.lock().unwrap().values().cloned().collect();
+                Matrix { dir: outcome.results_dir, policies }
             })
         })
     })
 }
 
+/// Lists the NetworkPolicies labelled with any run id, every second, into `seen` by name (a job's own
+/// daemon's lives as long as the job).
+async fn record_policies(seen: Arc<Mutex<BTreeMap<String, NetworkPolicy>>>) {
+    let policies: Api<NetworkPolicy> = Api::all(client().await);
+    loop {
+        if let Ok(list) = policies.list(&ListParams::default().labels(layerbench::RUN_ID_LABEL)).await {
+            for policy in list.items {
+                seen.lock().unwrap().insert(policy.metadata.name.clone().unwrap_or_default(), policy);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The cluster's nodes: names, and their CPUs and memory in bytes, from what each offers to pods.
+fn cluster_nodes() -> Vec<(String, u64, u64)> {
+    runtime().block_on(async {
+        let nodes: Api<Node> = Api::all(client().await);
+        let list = nodes.list(&ListParams::default()).await.expect("list nodes");
+        list.items
+            .into_iter()
+            .map(|node| {
+                let capacity = node.status.and_then(|s| s.capacity).unwrap_or_default();
+                let cpus = capacity.get("cpu").and_then(|q| q.0.parse().ok()).expect("a node's CPUs");
+                let memory = capacity.get("memory").and_then(|q| q.0.strip_suffix("Ki")?.parse::<u64>().ok()).expect("a node's memory in Ki") * 1024;
+                (node.metadata.name.unwrap_or_default(), cpus, memory)
+            })
+            .collect()
+    })
+}
+
 #[test]
 fn every_job_of_every_kube_strategy_succeeds() {
-    let jobs = jobs(matrix());
+    let jobs = jobs(&matrix().dir);
     assert_eq!(jobs.len(), kube_strategies().len() * 3);
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Ok, "{} {}: {:?}", job.strategy, job.pipeline_run, job.error);
@@ -128,12 +171,12 @@ fn every_job_of_every_kube_strategy_succeeds() {
 
 #[test]
 fn ephemeral_dind_never_hits_the_cache() {
-    common::assert_never_hits(&steps(matrix()), "ephemeral-dind");
+    common::assert_never_hits(&steps(&matrix().dir), "ephemeral-dind");
 }
 
 #[test]
 fn shared_dind_registry_multistage_and_buildah_hit_every_step_on_no_change() {
-    let steps = steps(matrix());
+    let steps = steps(&matrix().dir);
     for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
         common::assert_hits_every_step_on_no_change(&steps, strategy);
     }
@@ -141,7 +184,7 @@ fn shared_dind_registry_multistage_and_buildah_hit_every_step_on_no_change() {
 
 #[test]
 fn a_late_copy_change_reruns_only_from_that_copy() {
-    let steps = steps(matrix());
+    let steps = steps(&matrix().dir);
     for strategy in ["shared-dind", "registry-multistage", "daemonless"] {
         common::assert_late_copy_change_reruns_from_it(&steps, strategy);
     }
@@ -149,12 +192,12 @@ fn a_late_copy_change_reruns_only_from_that_copy() {
 
 #[test]
 fn registry_final_caches_only_the_final_stage_steps_before_copy_from() {
-    common::assert_registry_final_hits_only_before_copy_from(&steps(matrix()));
+    common::assert_registry_final_hits_only_before_copy_from(&steps(&matrix().dir));
 }
 
 #[test]
 fn kaniko_hits_every_run_step_from_its_cache_repo() {
-    let (hits, misses) = cache_pattern(&steps(matrix()), "no-change", "daemonless-kaniko");
+    let (hits, misses) = cache_pattern(&steps(&matrix().dir), "no-change", "daemonless-kaniko");
     assert_eq!(hits, vec![2, 4, 10], "RUN steps; misses {misses:?}");
 }
 
@@ -162,7 +205,7 @@ fn kaniko_hits_every_run_step_from_its_cache_repo() {
 /// executor pushes inside the one process that builds, so on both backends its push is part of `build`.
 #[test]
 fn daemonless_jobs_phases_mean_what_they_mean_on_docker() {
-    for job in jobs(matrix()).iter().filter(|j| j.strategy.name().starts_with("daemonless")) {
+    for job in jobs(&matrix().dir).iter().filter(|j| j.strategy.name().starts_with("daemonless")) {
         let build = job.build_ms.expect("a build phase");
         assert!(build > 0, "{} {}", job.strategy, job.pipeline_run);
         match job.strategy.name() {
@@ -173,6 +216,126 @@ fn daemonless_jobs_phases_mean_what_they_mean_on_docker() {
             _ => assert_eq!(job.push_ms, None, "kaniko {}: its push is part of its build", job.pipeline_run),
         }
         assert!(job.provision_ms.is_some() && job.teardown_ms.is_some(), "{} {}", job.strategy, job.pipeline_run);
+    }
+}
+
+const BUILDKIT: [&str; 5] = ["buildkit-inline", "buildkit-registry", "buildkit-shared", "buildkit-daemon", "buildkit-daemon-shared"];
+
+/// BuildKit on kube gives the patterns it gives on the engine (tests/engine_buildkit.rs, engine_standalone.rs),
+/// through the same rawjson parser: every step but the metadata ones hits on no-change, whether from a
+/// registry cache in a fresh daemon, inline cache, or a shared daemon's local cache; after the late `COPY`
+/// changes, exactly the steps before it hit; BuildKit runs nothing for `ENV` (6) and `CMD` (11).
+#[test]
+fn buildkit_strategies_give_the_engines_cache_patterns() {
+    let steps = steps(&matrix().dir);
+    for strategy in BUILDKIT {
+        let (hits, misses) = cache_pattern(&steps, "no-change", strategy);
+        assert!(misses.is_empty(), "{strategy} missed {misses:?} on no-change");
+        assert_eq!(hits, vec![2, 3, 4, 7, 8, 9, 10], "{strategy}");
+        let (hits, misses) = cache_pattern(&steps, "code-change", strategy);
+        assert_eq!(hits, vec![2, 3, 4, 7, 8], "{strategy}: steps before `COPY app .` (9) must hit");
+        assert_eq!(misses, vec![9, 10], "{strategy}: `COPY app .` and what follows must miss");
+        common::assert_input_changed_at(&steps, "code-change", strategy, 9, "app/main.py", 11);
+    }
+    for step in steps.iter().filter(|s| BUILDKIT.contains(&s.strategy.name()) && (s.step == 6 || s.step == 11)) {
+        assert_eq!(step.cached, None, "{} {}: BuildKit ran nothing for `{}`", step.strategy, step.pipeline_run, step.instruction);
+    }
+    common::assert_no_change_changes_nothing(&steps);
+}
+
+/// BuildKit's own vertex times split its one build command on kube as on the engine: a registry cache is
+/// imported and exported by the strategies that have one, a shared daemon moves none, every one pushes.
+#[test]
+fn buildkit_phases_come_from_its_progress_as_on_the_engine() {
+    for job in jobs(&matrix().dir).iter().filter(|j| BUILDKIT.contains(&j.strategy.name())) {
+        let (import, export) = (job.cache_import_ms, job.cache_export_ms);
+        let at = format!("{} {}", job.strategy, job.pipeline_run);
+        match job.strategy.name() {
+            "buildkit-registry" | "buildkit-daemon" => {
+                assert!(import.is_some_and(|ms| ms > 0), "{at}: no cache import timed: {import:?}");
+                // The export overlaps the push; only the time it runs alone is its own, which may round to 0.
+                assert!(export.is_some(), "{at}: no cache export timed");
+            }
+            "buildkit-shared" | "buildkit-daemon-shared" => assert_eq!((import, export), (None, None), "{at}: a shared daemon moves no cache"),
+            _ => assert!(import.is_some(), "{at}: inline cache is imported from :latest"),
+        }
+        assert!(job.push_ms.is_some_and(|ms| ms > 0), "{at}: no push timed");
+        assert!(job.provision_ms.is_some() && job.teardown_ms.is_some(), "{at}");
+    }
+}
+
+/// Every job has its CPU time and peak memory, read from its pods' cgroups, within what the cluster's nodes
+/// hold (on one node: never more CPU than the node's cores over the job's wall time); every shared daemon
+/// has its iteration's figures.
+#[test]
+fn every_job_has_plausible_cpu_time_and_peak_memory() {
+    let nodes = cluster_nodes();
+    let cpus: u64 = nodes.iter().map(|n| n.1).sum();
+    let memory: u64 = nodes.iter().map(|n| n.2).sum();
+    for job in jobs(&matrix().dir) {
+        let at = format!("{} {}", job.strategy, job.pipeline_run);
+        let cpu_ms = job.cpu_ms.unwrap_or_else(|| panic!("{at}: no CPU time; notes: {:?}", job.notes));
+        let peak = job.peak_memory_bytes.unwrap_or_else(|| panic!("{at}: no peak memory; notes: {:?}", job.notes));
+        assert!(cpu_ms > 0 && cpu_ms <= job.wall_ms * cpus, "{at}: {cpu_ms} ms of CPU in {} ms on {cpus} CPUs", job.wall_ms);
+        assert!(peak > 1 << 20 && peak < memory, "{at}: peak {peak} bytes of the cluster's {memory}");
+    }
+    let services = layerbench::results::read_services(&matrix().dir).unwrap();
+    for strategy in ["shared-dind", "buildkit-shared", "buildkit-daemon-shared"] {
+        let service = services.iter().find(|s| s.strategy == strategy).unwrap_or_else(|| panic!("{strategy}: no service row"));
+        assert!(service.cpu_ms.is_some_and(|ms| ms > 0) && service.peak_memory_bytes.is_some(), "{strategy}: {service:?}");
+    }
+}
+
+/// Each job records its node, one of the cluster's: the node its build ran on, its daemon's for a strategy with
+/// one. A shared daemon stays on one node for its iteration, so all its jobs there have its node.
+#[test]
+fn every_job_records_its_node_and_a_shared_daemons_jobs_share_one() {
+    let nodes: Vec<String> = cluster_nodes().into_iter().map(|n| n.0).collect();
+    let jobs = jobs(&matrix().dir);
+    for job in &jobs {
+        let node = job.node.as_deref().unwrap_or_else(|| panic!("{} {}: no node", job.strategy, job.pipeline_run));
+        assert!(nodes.iter().any(|n| n == node), "{} {}: {node} is none of {nodes:?}", job.strategy, job.pipeline_run);
+    }
+    for strategy in ["shared-dind", "buildkit-shared", "buildkit-daemon-shared"] {
+        let on: std::collections::BTreeSet<_> = jobs.iter().filter(|j| j.strategy == strategy).map(|j| j.node.clone()).collect();
+        assert_eq!(on.len(), 1, "{strategy}: its daemon's one node: {on:?}");
+    }
+}
+
+/// Each shared strategy's daemon has a NetworkPolicy of its own: on its own pods, admitting on its API port
+/// only the run's job pods of that strategy (no namespace selector: nothing from another namespace). A job's
+/// own buildkitd admits that job's pods alone.
+#[test]
+fn each_shared_daemon_has_its_own_policy_admitting_only_its_strategys_jobs() {
+    let policies = &matrix().policies;
+    for (strategy, component, port) in [("shared-dind", "dind", 2375), ("buildkit-shared", "dind", 2375), ("buildkit-daemon-shared", "buildkitd", 1234)] {
+        let name = format!("{strategy}-only-from-its-jobs");
+        let policy = policies.iter().find(|p| p.metadata.name.as_deref() == Some(name.as_str())).unwrap_or_else(|| panic!("no policy {name}"));
+        let spec = policy.spec.as_ref().unwrap();
+        let guarded = spec.pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
+        assert_eq!(guarded.get("app.kubernetes.io/component").map(String::as_str), Some(component), "{name}");
+        assert_eq!(guarded.get("layerbench.io/strategy").map(String::as_str), Some(strategy), "{name}");
+        let rules = spec.ingress.as_ref().unwrap();
+        assert_eq!(rules.len(), 1, "{name}");
+        let peers = rules[0].from.as_ref().unwrap();
+        assert_eq!(peers.len(), 1, "{name}");
+        assert!(peers[0].namespace_selector.is_none() && peers[0].ip_block.is_none(), "{name}: this namespace only");
+        let admitted = peers[0].pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
+        assert_eq!(admitted.get("app.kubernetes.io/component").map(String::as_str), Some("job"), "{name}");
+        assert_eq!(admitted.get("layerbench.io/strategy").map(String::as_str), Some(strategy), "{name}: its own strategy's jobs");
+        assert_eq!(admitted.get(layerbench::RUN_ID_LABEL), guarded.get(layerbench::RUN_ID_LABEL), "{name}: this run's");
+        let ports = rules[0].ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port)), "{name}");
+    }
+    let own: Vec<&NetworkPolicy> = policies.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.ends_with("-buildkitd"))).collect();
+    assert!(!own.is_empty(), "a buildkit-daemon job's own policy was seen");
+    for policy in own {
+        let spec = policy.spec.as_ref().unwrap();
+        let guarded = spec.pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
+        let admitted = spec.ingress.as_ref().unwrap()[0].from.as_ref().unwrap()[0].pod_selector.clone().unwrap().match_labels.unwrap();
+        let job = guarded.get("layerbench.io/job").expect("the daemon is picked by its job");
+        assert_eq!(admitted.get("layerbench.io/job"), Some(job), "only its own job's pods");
     }
 }
 
@@ -206,6 +369,11 @@ fn two_lanes_run_as_pods_at_once_and_a_job_whose_image_cannot_be_pulled_fails_wi
     let jobs = jobs(&outcome.results_dir);
     let buildah: Vec<_> = jobs.iter().filter(|j| j.strategy == "daemonless").collect();
     assert_eq!(buildah.iter().map(|j| j.lane).collect::<Vec<_>>(), [1, 2], "both lanes recorded");
+    let nodes: Vec<String> = cluster_nodes().into_iter().map(|n| n.0).collect();
+    for job in &jobs {
+        let node = job.node.as_deref().unwrap_or_else(|| panic!("{} lane {}: no node", job.strategy, job.lane));
+        assert!(nodes.iter().any(|n| n == node), "{} lane {}: {node} is none of {nodes:?}", job.strategy, job.lane);
+    }
     for job in &buildah {
         assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.failure_kind, Some(FailureKind::Infrastructure), "{:?}", job.error);
@@ -218,7 +386,6 @@ fn two_lanes_run_as_pods_at_once_and_a_job_whose_image_cannot_be_pulled_fails_wi
     for job in &dind {
         assert_eq!(job.status, JobStatus::Ok, "the run goes on: {:?}", job.error);
         assert_eq!(job.concurrency, 2);
-        assert!(job.node.as_deref().is_some_and(|n| n.starts_with("layerbench")), "the pod's node: {:?}", job.node);
     }
     assert!(common::overlap_ms(dind[0], dind[1]) > 0, "the lanes ran at once: {:?}", dind.iter().map(|j| (&j.started_at, j.wall_ms)).collect::<Vec<_>>());
     assert!(rt.block_on(leftovers(&outcome.run_id)).is_empty());

@@ -91,13 +91,6 @@ fn dind_of(pod: &k8s_openapi::api::core::v1::PodSpec) -> &k8s_openapi::api::core
 #[test]
 fn every_strategy_prints_yaml_that_parses_back_with_valid_names_and_run_labels() {
     for strategy in Strategy::all() {
-        if strategy.daemon.kind() == Some(layerbench::strategy::DaemonKind::Buildkit) {
-            // No standalone buildkitd on this backend yet: refused with a reason, not half-printed.
-            let context = tempfile::tempdir().unwrap();
-            let error = manifests_yaml(&scenario(&context, "flask"), strategy, &KubeOptions::default()).unwrap_err();
-            assert!(error.to_string().contains("do not run on the kube backend yet"), "{strategy}: {error}");
-            continue;
-        }
         let (_, objects) = manifests(strategy, &KubeOptions::default());
         assert_eq!(objects.namespaces.len(), 1, "{strategy}");
         let namespace = objects.namespaces[0].metadata.name.clone().unwrap();
@@ -134,31 +127,63 @@ fn dind_strategies_print_a_job_pod_with_a_privileged_daemon_and_the_jobs_script(
     assert!(yaml.contains("docker build --target builder"), "{yaml}");
 }
 
+/// Each shared strategy prints its own daemon (named after it) with its claim, Service and policy, the root-risk
+/// warning, and where its jobs find it; a BuildKit client's job pod comes with it.
 #[test]
-fn shared_dind_prints_claim_deployment_service_and_policy_with_the_root_risk_warning() {
+fn shared_daemons_print_claim_deployment_service_and_policy_with_the_root_risk_warning() {
     let options = KubeOptions { storage_class: Some("standard".into()), ..KubeOptions::default() };
-    let (yaml, objects) = manifests(Strategy::named("shared-dind"), &options);
-    assert!(objects.pods.is_empty(), "jobs use the shared daemon; no job pod of their own");
-    assert_eq!((objects.claims.len(), objects.policies.len()), (1, 1));
-    let claim = &objects.claims[0];
-    assert_eq!(claim.spec.as_ref().unwrap().storage_class_name.as_deref(), Some("standard"));
-    let dind = objects.deployments.iter().find(|d| d.metadata.name.as_deref() == Some("dind")).unwrap();
-    let template = &dind.spec.as_ref().unwrap().template;
-    let pod = template.spec.as_ref().unwrap();
-    let mount = dind_of(pod).volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == "/var/lib/docker").unwrap();
-    let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == mount.name).unwrap();
-    assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, claim.metadata.name.clone().unwrap());
-    let service = objects.services.iter().find(|s| s.metadata.name.as_deref() == Some("dind")).unwrap();
-    assert_eq!(service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port, 2375);
-    let pod_labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
-    let policy = objects.policies[0].spec.as_ref().unwrap();
-    let guarded = policy.pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
-    assert!(guarded.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "the policy guards the daemon's pod");
-    let from = &policy.ingress.as_ref().unwrap()[0].from.as_ref().unwrap()[0];
-    let admitted = from.pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
-    assert_eq!(admitted.get("app.kubernetes.io/component").map(String::as_str), Some("job"));
-    assert!(yaml.contains("WARNING: an unauthenticated Docker daemon is root on its node"), "{yaml}");
-    assert!(yaml.contains("DOCKER_HOST=tcp://dind:2375"));
+    for (name, container, port, job_pods) in [("shared-dind", "dind", 2375, 0), ("buildkit-shared", "dind", 2375, 1), ("buildkit-daemon-shared", "buildkitd", 1234, 1)] {
+        let (yaml, objects) = manifests(Strategy::named(name), &options);
+        assert_eq!(objects.pods.len(), job_pods, "{name}: the classic builder's jobs use the shared daemon with no pod of their own");
+        assert_eq!((objects.claims.len(), objects.policies.len()), (1, 1), "{name}");
+        let claim = &objects.claims[0];
+        assert_eq!(claim.spec.as_ref().unwrap().storage_class_name.as_deref(), Some("standard"));
+        let daemon = objects.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(name)).unwrap();
+        let template = &daemon.spec.as_ref().unwrap().template;
+        let pod = template.spec.as_ref().unwrap();
+        let c = pod.containers.iter().find(|c| c.name == container).unwrap();
+        let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "daemon-state").unwrap();
+        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == mount.name).unwrap();
+        assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, claim.metadata.name.clone().unwrap());
+        let service = objects.services.iter().find(|s| s.metadata.name.as_deref() == Some(name)).unwrap();
+        assert_eq!(service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port, port);
+        let pod_labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
+        let policy = objects.policies[0].spec.as_ref().unwrap();
+        let guarded = policy.pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
+        assert!(guarded.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "{name}: the policy guards the daemon's pod");
+        let from = &policy.ingress.as_ref().unwrap()[0].from.as_ref().unwrap()[0];
+        let admitted = from.pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
+        assert_eq!(admitted.get("app.kubernetes.io/component").map(String::as_str), Some("job"));
+        assert_eq!(admitted.get("layerbench.io/strategy").map(String::as_str), Some(name), "{name}: its own jobs only");
+        for job in &objects.pods {
+            let labels = job.metadata.labels.clone().unwrap();
+            assert!(admitted.iter().all(|(k, v)| labels.get(k) == Some(v)), "{name}: its job pod is admitted");
+        }
+        assert!(yaml.contains("WARNING: an unauthenticated daemon is root on its node"), "{yaml}");
+        assert!(yaml.contains(&format!("tcp://{name}:{port}")), "{name}: where jobs find it: {yaml}");
+    }
+}
+
+/// A fresh buildkitd per job is a pod of its own with a Service and a policy for that job; buildx's fresh dind
+/// is a sidecar in the job pod. Each job pod runs the builder's own script.
+#[test]
+fn buildkit_jobs_print_their_daemon_beside_the_job_pod() {
+    let (yaml, objects) = manifests(Strategy::named("buildkit-daemon"), &KubeOptions::default());
+    assert_eq!(objects.pods.len(), 2, "the job's buildkitd, and the job");
+    let daemon = objects.pods.iter().find(|p| p.metadata.name.as_deref().is_some_and(|n| n.ends_with("-buildkitd"))).unwrap();
+    let service = &objects.services.iter().find(|s| s.metadata.name == daemon.metadata.name).unwrap();
+    assert_eq!(service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port, 1234);
+    assert!(yaml.contains(&format!("BUILDKIT_HOST=tcp://{}:1234", daemon.metadata.name.clone().unwrap())) || yaml.contains("BUILDKIT_HOST"), "{yaml}");
+    assert!(yaml.contains("buildctl build --progress=rawjson"), "the job's script: {yaml}");
+    assert!(objects.config_maps.iter().any(|c| c.data.as_ref().is_some_and(|d| d.contains_key("buildkitd.toml"))), "buildkitd.toml");
+    for name in ["buildkit-inline", "buildkit-registry"] {
+        let (yaml, objects) = manifests(Strategy::named(name), &KubeOptions::default());
+        assert_eq!(objects.pods.len(), 1, "{name}: one job pod");
+        let init = objects.pods[0].spec.as_ref().unwrap().init_containers.clone().unwrap();
+        let dind = init.iter().find(|c| c.name == "dind").expect("dind is a sidecar of the job pod");
+        assert_eq!(dind.restart_policy.as_deref(), Some("Always"), "{name}");
+        assert!(yaml.contains("docker buildx build --progress=rawjson"), "{name}: {yaml}");
+    }
 }
 
 #[test]
@@ -213,18 +238,23 @@ fn a_long_scenario_name_still_gives_valid_names_and_labels() {
     }
 }
 
-/// The kube backend has one shared daemon per iteration and no BuildKit job yet: asking for a BuildKit
-/// strategy there is refused in one line before any cluster or engine is contacted.
+/// A `--hub-mirror` that is not `HOST:PORT` (or `none`) is refused in one line with exit 2 before any cluster
+/// or engine is contacted: the address would go into every daemon's and builder's configuration, where a quote
+/// made every dind crash. Every strategy is accepted on kube.
 #[test]
-fn buildkit_strategies_on_kube_are_refused_before_any_slow_work() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_layerbench"))
-        .args(["run", "scenarios/small.toml", "--backend", "kube", "--strategies", "shared-dind,buildkit-shared"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("does not run the BuildKit strategies yet (buildkit-shared)"), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+fn a_hub_mirror_that_is_no_host_and_port_is_refused_before_any_slow_work() {
+    for value in ["a\"b:5000", "http://mirror:5000", "mirror", "a\nb:5000"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_layerbench"))
+            .args(["run", "scenarios/small.toml", "--backend", "kube", "--strategies", "shared-dind,buildkit-shared"])
+            .args(["--hub-mirror", value])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{value:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{value:?}: one line: {stderr}");
+        assert!(stderr.contains("--hub-mirror") && stderr.contains("is not HOST:PORT or `none`"), "{value:?}: {stderr}");
+    }
 }

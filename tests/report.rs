@@ -546,3 +546,41 @@ fn the_committed_load_example_makes_the_under_load_section() {
     let row = rows.iter().find(|r| r.starts_with("buildkit-daemon-shared4")).expect("buildkit-daemon-shared at 4");
     assert!(row.contains("(15 not reported)"), "{row}");
 }
+
+/// Jobs that ran on more than one node (a multi-node cluster) are counted per strategy and node; on one node
+/// (every synthetic fixture, every docker run) the report says nothing of nodes.
+#[test]
+fn the_report_shows_the_nodes_only_when_jobs_ran_on_more_than_one() {
+    let (_, _, one_node) = report_of("synthetic-flask");
+    assert!(select(&one_node, "#nodes").is_empty(), "one node: no table");
+    let dir = tempfile::tempdir().unwrap();
+    let source = spec("synthetic-flask").dir();
+    for file in ["steps.csv", "cache.csv", "services.csv", "run.json"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    let mut reader = csv::Reader::from_path(source.join("jobs.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let node = headers.iter().position(|h| h == "node").expect("jobs.csv has a node column");
+    let mut writer = csv::Writer::from_path(dir.path().join("jobs.csv")).unwrap();
+    writer.write_record(&headers).unwrap();
+    let mut expected: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(str::to_string).collect();
+        fields[node] = if i % 3 == 0 { "kind-worker".into() } else { "kind-control-plane".into() };
+        *expected.entry((fields[headers.iter().position(|h| h == "strategy").unwrap()].clone(), fields[node].clone())).or_default() += 1;
+        writer.write_record(&fields).unwrap();
+    }
+    writer.flush().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let doc = Html::parse_document(&std::fs::read_to_string(generate(dir.path(), out.path()).unwrap()).unwrap());
+    let header: Vec<String> = select(&doc, "#nodes th").iter().map(|h| h.text().collect()).collect();
+    assert_eq!(header, ["strategy", "kind-control-plane", "kind-worker", "unknown"]);
+    for row in select(&doc, "#nodes tbody tr") {
+        let cells: Vec<String> = row.select(&Selector::parse("td").unwrap()).map(|c| c.text().collect::<String>()).collect();
+        for (column, node) in ["kind-control-plane", "kind-worker"].iter().enumerate() {
+            let count = expected.get(&(cells[0].trim().to_string(), node.to_string())).copied().unwrap_or(0);
+            assert_eq!(cells[column + 1], count.to_string(), "{} on {node}", cells[0]);
+        }
+    }
+    assert!(text_of(&doc, "#environment").contains("ran on 2 nodes"));
+}

@@ -661,10 +661,41 @@ fn cost_tables(data: &RunData, verdict: &Verdict) -> String {
 }
 
 fn environment(data: &RunData) -> String {
-    let mut out = image_sources(&data.info.images);
+    let mut out = nodes_table(data);
+    out.push_str(&image_sources(&data.info.images));
     out.push_str(&images_table(&data.info.images));
     out.push_str(&facts_table(data));
     out
+}
+
+/// Where the jobs ran, per strategy, when they ran on more than one node (a multi-node cluster): the node of
+/// the job's build (its daemon's, for a strategy with a daemon), as `jobs.csv`'s `node` column has it.
+fn nodes_table(data: &RunData) -> String {
+    let nodes: std::collections::BTreeSet<&str> = data.jobs.iter().filter_map(|j| j.node.as_deref()).collect();
+    if nodes.len() < 2 {
+        return String::new();
+    }
+    let mut headers = vec!["strategy"];
+    headers.extend(nodes.iter().copied());
+    headers.push("unknown");
+    let rows: Vec<Vec<String>> = data
+        .strategies()
+        .iter()
+        .map(|&s| {
+            let jobs: Vec<&crate::results::JobRecord> = data.jobs.iter().filter(|j| j.strategy == s).collect();
+            let mut row = vec![format!("<td>{}</td>", strategy_html(s))];
+            row.extend(nodes.iter().map(|n| td_num(jobs.iter().filter(|j| j.node.as_deref() == Some(*n)).count().to_string())));
+            row.push(td_num(jobs.iter().filter(|j| j.node.is_none()).count().to_string()));
+            row
+        })
+        .collect();
+    format!(
+        "<h3>Where the jobs ran</h3><p>The jobs ran on {} nodes: jobs per strategy and node, the node being where \
+         the job's build ran (its daemon's node, for a strategy with a daemon). A node's load and disk shape the \
+         times of the jobs on it.</p>{}",
+        nodes.len(),
+        table(Some("nodes"), &headers, &rows)
+    )
 }
 
 /// One sentence on whether the toolchain images were the official ones.

@@ -81,7 +81,8 @@ impl HubMirror {
         if value == "none" {
             return Ok(HubMirror::Off);
         }
-        let refuse = |why: &str| HubMirrorError { value: value.to_string(), why: why.to_string() };
+        // Shown escaped: a value with a line break still makes one line.
+        let refuse = |why: &str| HubMirrorError { value: value.escape_debug().to_string(), why: why.to_string() };
         let (host, port) = value.rsplit_once(':').ok_or_else(|| refuse("it has no `:PORT`"))?;
         let label_ok = |l: &str| {
             !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -107,7 +108,7 @@ impl HubMirror {
 
 /// A `--hub-mirror` value that is neither `HOST:PORT` nor `none`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--hub-mirror: `{value}` is not HOST:PORT or `none`: {why} (no scheme or path; the mirror is plain HTTP)")]
+#[error("--hub-mirror `{value}` is not HOST:PORT or `none`: {why} (no scheme or path; the mirror is plain HTTP)")]
 pub struct HubMirrorError {
     pub value: String,
     pub why: String,

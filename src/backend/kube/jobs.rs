@@ -126,8 +126,10 @@ impl KubeBackend {
         let pod = manifests::dind_job_pod(&self.run, &self.options.images, meta, self.options.timeouts.job.as_secs());
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
         scope.objects.pods.push(meta.name.clone());
-        self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await.map_err(JobError::infrastructure)?;
+        let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Running, PodStage::Ready]).await;
+        // A pod that did not start was placed all the same: where is part of why.
         outcome.node = self.node_of(&meta.name).await;
+        started.map_err(JobError::infrastructure)?;
         let home = builder::daemon(DaemonKind::Docker);
         self.note_version(&meta.name, home).await;
         scope.meter.watch(&meta.name, home.service_name, UsageOf::Own);
@@ -272,14 +274,15 @@ impl KubeBackend {
             ensure_created(&self.api(), part, self.options.timeouts.delete).await.map_err(JobError::infrastructure)?;
         }
         scope.objects.pods.push(meta.name.clone());
-        self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await.map_err(JobError::infrastructure)?;
-        if let JobDaemon::Sidecar(daemon) = job_daemon {
+        let started = self.start_job_pod(&pod, &[PodStage::Scheduled, PodStage::Started]).await;
+        if outcome.node.is_none() {
+            // A pod that did not start was placed all the same: where is part of why.
             outcome.node = self.node_of(&meta.name).await;
+        }
+        started.map_err(JobError::infrastructure)?;
+        if let JobDaemon::Sidecar(daemon) = job_daemon {
             self.note_version(&meta.name, daemon).await;
             scope.meter.watch(&meta.name, daemon.service_name, UsageOf::Own);
-        }
-        if outcome.node.is_none() {
-            outcome.node = self.node_of(&meta.name).await;
         }
         scope.meter.watch(&meta.name, manifests::BUILD_CONTAINER, UsageOf::Own);
         let builder = request.builder;

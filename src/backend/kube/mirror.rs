@@ -117,9 +117,10 @@ mod tests {
         assert_eq!(HubMirror::parse("10.0.0.5:5000"), Ok(HubMirror::External("10.0.0.5:5000".into())));
         assert_eq!(HubMirror::parse("mirror.ci.example:443"), Ok(HubMirror::External("mirror.ci.example:443".into())));
         // Each of these would be written into a dockerd flag or a registries.conf line as it is.
-        for hostile in ["http://10.0.0.5:5000", "a\"b:5000", "a b:5000", "host", "host:", "host:0", "host:65536", ":5000", "-a:5000", "a..b:5000", "a:5000/x", "a:+1", ""] {
+        for hostile in ["http://10.0.0.5:5000", "a\"b:5000", "a b:5000", "host", "host:", "host:0", "host:65536", ":5000", "-a:5000", "a..b:5000", "a:5000/x", "a:+1", "", "a\nb:5000"] {
             let error = HubMirror::parse(hostile).unwrap_err().to_string();
-            assert!(error.starts_with("--hub-mirror: `"), "{hostile:?}: {error}");
+            assert!(error.starts_with("--hub-mirror `"), "{hostile:?}: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
         }
         assert_eq!(HubMirror::Deploy.address().as_deref(), Some(MIRROR_HOST));
         assert_eq!(HubMirror::Off.address(), None);
