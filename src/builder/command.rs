@@ -172,7 +172,8 @@ impl JobCommand {
     /// its arguments as quoted shell words (the image's own entry point, from `home`, when it sets none).
     pub fn as_script(&self, home: &BuilderHome) -> String {
         if self.runs_a_script() {
-            return self.args[0].trim_end().to_string();
+            let exports = self.env.iter().map(|kv| format!("export {}\n", shell_word(kv)));
+            return exports.collect::<String>() + self.args[0].trim_end();
         }
         let program: Vec<String> = match &self.entrypoint {
             Some(words) => words.clone(),
