@@ -61,8 +61,8 @@ impl KubeBackend {
             Ok(Ok(())) => {}
             Ok(Err(e)) => outcome.fail(e),
             Err(_) => outcome.fail(JobError::infrastructure(format!(
-                "the job did not finish within {} min; its pods were deleted",
-                limit.as_secs() / 60
+                "the job did not finish within the job limit of {}; what it created was deleted",
+                in_words(limit)
             ))),
         }
         // The last readings of the job's own daemon are taken before it goes.
@@ -366,6 +366,14 @@ impl KubeBackend {
             Some((code, message)) => Err(finished.exit_failure(builder, code.into(), job.dockerfile.total_steps(), Some(&message))),
             None => Err(JobError::infrastructure(format!("the build container of pod {pod} reported no exit status"))),
         }
+    }
+}
+
+/// A limit as a reader says it: whole minutes in minutes, anything else in seconds.
+fn in_words(limit: Duration) -> String {
+    match limit.as_secs() {
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
     }
 }
 

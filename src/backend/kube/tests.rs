@@ -875,6 +875,46 @@ async fn dind_job_through(forward: Reply) -> String {
     outcome.error.expect("the job failed").message
 }
 
+/// A shared-dind job whose daemon's pod stands on `now_on`, started this iteration on `n1`, and whose
+/// port-forward never answers; every job limited to 3 s. Returns the job's error and what it deleted.
+async fn shared_dind_job_on(now_on: &'static str) -> (String, Vec<String>) {
+    let daemon_pod = "shared-dind-7c9";
+    let (mut backend, trace) = backend(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("GET", _) if seen.path.ends_with("/portforward") => Reply::Hang,
+        ("GET", false) if seen.path == pod_path(daemon_pod) => {
+            let mut daemon = pod(NS, daemon_pod, running(&["dind"], true));
+            daemon["spec"]["nodeName"] = json!(now_on);
+            ok(daemon)
+        }
+        _ => status(500, "InternalError", "unexpected"),
+    })
+    .await;
+    backend.options.timeouts.job = Duration::from_secs(3);
+    let daemon = super::backend::RunningDaemon { kind: crate::strategy::DaemonKind::Docker, pod: daemon_pod.into(), node: Some("n1".into()), host: "shared-dind".into() };
+    backend.shared.insert(Strategy::named("shared-dind"), Ok(daemon));
+    let job = Job::new(Strategy::named("shared-dind"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("shared-dind")), &EventSink::default()).await;
+    assert_eq!(outcome.node.as_deref(), if now_on == "n1" { Some("n1") } else { None }, "the daemon's node, where the job ran");
+    let deleted = lines(&trace).into_iter().filter(|l| l.starts_with("DELETE")).collect();
+    (outcome.error.expect("the job failed").message, deleted)
+}
+
+/// A shared-dind job has the one job limit too, counted from its start as on docker (it used to have only
+/// per-request bounds): a daemon that never answers ends the job at the limit, saying so.
+#[tokio::test]
+async fn a_shared_daemon_job_that_never_ends_stops_at_the_job_limit() {
+    let (error, deleted) = shared_dind_job_on("n1").await;
+    assert_eq!(error, "the job did not finish within the job limit of 3 s; what it created was deleted");
+    assert!(deleted.is_empty(), "the shared daemon is the iteration's, not the job's: {deleted:?}");
+}
+
+/// A shared daemon stays on its node for the iteration; a job finding it elsewhere fails naming both.
+#[tokio::test]
+async fn a_shared_daemon_that_left_its_node_fails_its_job_saying_so() {
+    let (error, _) = shared_dind_job_on("n2").await;
+    assert_eq!(error, "the shared dind daemon (pod shared-dind-7c9) left node n1, where it started this iteration: it runs on node n2 now");
+}
+
 /// bollard only sees its connection close; the job's error carries the kubelet's reason.
 #[tokio::test]
 async fn a_port_forward_the_kubelet_gives_up_on_fails_the_job_with_the_kubelets_reason() {
