@@ -752,6 +752,48 @@ async fn a_daemonless_job_takes_its_phases_from_its_scripts_marks() {
     assert_eq!(step_rows(&outcome)[1], (2, false, Some(2500)), "step 2 ends at the push mark");
 }
 
+/// A build container's CPU time and memory come from its own cgroup: read by exec while it runs, and once more
+/// by its script's exit trap, whose lines the log carries. They reach the meter, never the builder's parser, and
+/// the trap's reading (the container's last) gives the CPU time.
+#[tokio::test]
+async fn a_build_containers_last_reading_comes_through_its_log_and_its_lines_stay_out_of_the_parser() {
+    let job_name = "job-n1l1-i1-p0-daemonless";
+    let log = "2026-11-27T18:00:00.000000000Z buildah version 1.28.2 (image-spec 1.0.2-dev, runtime-spec 1.0.2-dev)\n\
+               2026-11-27T18:00:00.100000000Z ::layerbench-phase build\n\
+               2026-11-27T18:00:00.200000000Z STEP 1/2: FROM python:3.11-slim\n\
+               2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
+               2026-11-27T18:00:04.000000000Z ::layerbench-phase push\n\
+               2026-11-27T18:00:09.000000000Z Writing manifest to image destination\n\
+               2026-11-27T18:00:09.100000000Z ::layerbench-usage v1.cpu_ns 2500000000\n\
+               2026-11-27T18:00:09.100000000Z ::layerbench-usage v1.memory 104857600\n\
+               2026-11-27T18:00:09.100000000Z ::layerbench-usage total_inactive_file 4857600\n\
+               2026-11-27T18:00:09.100000000Z ::layerbench-usage --\n";
+    let (mut backend, trace) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.is_watch()) {
+        ("POST", _) => created(seen),
+        ("GET", _) if seen.path.ends_with("/log") => Reply::Text(log.into()),
+        ("GET", _) if seen.path == format!("{}/exec", pod_path(job_name)) => {
+            mock::exec("v1.cpu_ns 1000000000\nv1.memory 60000000\ntotal_inactive_file 0\n--\n", "", 0)
+        }
+        ("GET", true) => Reply::Hang,
+        ("GET", false) if seen.path == pod_path(job_name) => ok(pod(NS, job_name, exited("build", 0))),
+        ("GET", false) => list("Pod", vec![pod(NS, job_name, exited("build", 0))]),
+        _ => status(500, "InternalError", "unexpected"),
+    }))
+    .await;
+    let events = EventSink::default();
+    backend.begin_iteration(1, &[Strategy::named("daemonless")], &events).await.unwrap();
+    let job = Job::new(Strategy::named("daemonless"));
+    let outcome = backend.run_job(&job.spec(Strategy::named("daemonless")), &events).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.usage.cpu_ms, Some(2500), "the container's last reading, from its exit trap");
+    assert!(outcome.usage.peak_memory_bytes.is_some_and(|b| b >= 100_000_000), "{:?}", outcome.usage);
+    assert!(!outcome.unmeasured.iter().any(|u| u.contains("CPU")), "{:?}", outcome.unmeasured);
+    assert_eq!(step_rows(&outcome).len(), 2, "the usage lines are no steps");
+    let sampled = trace.lock().unwrap().iter().find(|s| s.path.ends_with(&format!("{job_name}/exec"))).cloned();
+    let sampled = sampled.expect("the build container was sampled by exec");
+    assert!(sampled.query.contains("container=build") && sampled.query.contains("stdin=true"), "{}", sampled.query);
+}
+
 const FIRST_PART: &str = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
                           2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
                           2026-11-27T18:00:01.600000000Z hi\n";
