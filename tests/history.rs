@@ -204,6 +204,28 @@ fn a_repository_that_cannot_be_read_as_asked_gets_one_line_naming_it() {
     assert!(History::discover(repo.path()).unwrap().commit(&ids[3][..8]).is_ok(), "a short id resolves");
 }
 
+#[test]
+fn a_shallow_clone_without_the_range_is_told_apart_from_an_unknown_revision() {
+    let (repo, ids) = history();
+    let clone = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--depth", "3"])
+        .arg(format!("file://{}", repo.path().display()))
+        .arg(clone.path())
+        .status()
+        .expect("the git command (Debian's git, which the set-up installs)");
+    assert!(status.success());
+    let message = |selection: Selection| read(&request(clone.path(), selection)).err().map(|e| e.to_string()).expect("an error");
+    let hint = "a shallow clone without";
+    let deeper = message(last(5));
+    assert!(deeper.contains(hint) && deeper.contains("git fetch --deepen"), "{deeper}");
+    let beyond = message(Selection::Range { from: ids[1].clone(), to: "HEAD".into() });
+    assert!(beyond.contains(hint), "{beyond}");
+    let typo = message(Selection::Range { from: "no-such-branch".into(), to: "HEAD".into() });
+    assert!(typo.contains("unknown revision `no-such-branch`"), "a name the clone lacks is unknown, not shallow: {typo}");
+    assert!(read(&request(clone.path(), last(3))).is_ok(), "what the clone holds reads");
+}
+
 /// The history through shared-dind on the real engine, one iteration: each commit misses from the first step
 /// it changes (the executable bit from its `COPY`), with the cause the profile gave, and the commit outside
 /// the context hits every step.
