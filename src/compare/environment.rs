@@ -111,6 +111,25 @@ pub fn differences(b: &RunInfo, c: &RunInfo) -> Vec<Difference> {
     for role in roles {
         differ(&format!("{role} image"), image(b, role), image(c, role));
     }
+    // A base image by the name the Dockerfile uses: where it came from, and its registry digest when it came
+    // from a registry (a local image's ID differs from machine to machine, as a stand-in's does). Results
+    // written before bases were recorded say nothing, so they differ in nothing.
+    if !b.bases.is_empty() && !c.bases.is_empty() {
+        let mut names: Vec<&String> = b.bases.iter().map(|x| &x.name).collect();
+        names.extend(c.bases.iter().map(|x| &x.name).filter(|n| !b.bases.iter().any(|x| &x.name == *n)));
+        let base = |info: &RunInfo, name: &str| {
+            info.bases.iter().find(|x| x.name == name).map_or("none".to_string(), |x| {
+                let source = serde_json::to_value(x.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                match (&x.digest, x.digest_kind) {
+                    (Some(digest), Some(crate::results::DigestKind::RegistryManifest)) => format!("{source} {digest}"),
+                    _ => source,
+                }
+            })
+        };
+        for name in names {
+            differ(&format!("base image {name}"), base(b, name), base(c, name));
+        }
+    }
     out
 }
 
