@@ -153,6 +153,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_base_from_another_registry_digest_or_source_differs_and_a_local_image_id_does_not() {
+        let info: RunInfo = serde_json::from_str(include_str!("../../tests/fixtures/results/synthetic-flask/run.json")).unwrap();
+        let mut other = info.clone();
+        other.bases[0].digest = Some("sha256:another-machines-stand-in".into());
+        assert!(differences(&info, &other).is_empty(), "a local image ID differs from machine to machine");
+        other.bases[0].digest_kind = Some(crate::results::DigestKind::RegistryManifest);
+        other.bases[0].source = crate::results::BaseSource::Pulled;
+        let found: Vec<String> = differences(&info, &other).iter().map(Difference::text).collect();
+        assert_eq!(found, ["base image python:3.11-slim: local-stand-in → pulled sha256:another-machines-stand-in"]);
+        other.bases.clear();
+        assert!(differences(&info, &other).is_empty(), "results without bases say nothing either way");
+    }
+
+    #[test]
     fn loads_half_a_task_per_cpu_apart_differ_in_either_direction() {
         assert_eq!(load_difference(Some(0.4), Some(0.8)), None);
         let up = load_difference(Some(0.4), Some(0.9)).unwrap();
