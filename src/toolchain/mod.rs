@@ -34,7 +34,8 @@ const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an image is for; the builder and daemon homes name the role they run in. Each role's official image and
 /// its stand-in share one way of running them:
-/// - `Base`: the base image scenario Dockerfiles start `FROM`.
+/// - `Base`: the Python base (`python:3.11-slim`): what the sample scenarios start `FROM`, and the root every
+///   stand-in is built from. A scenario's bases in general are `bases`' business.
 /// - `Dind`: create it with `Cmd` and environment from the dind daemon's home; both flavours then run
 ///   exactly that `dockerd` command line.
 /// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
@@ -277,7 +278,7 @@ impl Toolchain {
         self.images.get(&role)
     }
 
-    /// The base image scenario Dockerfiles start `FROM`: always resolved.
+    /// The Python base (see [`Role`]): always resolved.
     pub fn base(&self) -> &ResolvedImage {
         &self.images[&Role::Base]
     }

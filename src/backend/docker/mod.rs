@@ -2,8 +2,8 @@
 //!
 //! Layout of a run on the engine (every object labelled `layerbench.run-id=<id>`):
 //! - one user-defined bridge network; nothing on it is published except the mirror, on loopback only;
-//! - `mirror`: a registry standing in for Docker Hub, seeded once with the scenario's base images;
-//!   every daemon and builder uses it as its Docker Hub mirror;
+//! - `mirror`: a registry seeded once with the scenario's base images (`toolchain::bases`); every daemon and
+//!   builder uses it as its Docker Hub mirror, and the Dockerfile they are given names it for other registries';
 //! - `registry`: the CI registry, fresh for each iteration so caches start empty;
 //! - dind daemons, reached by the harness at their bridge address on port 2375, and buildkitd daemons,
 //!   reached only by their jobs' `buildctl` on port 1234.
