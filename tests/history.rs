@@ -255,6 +255,18 @@ fn a_real_run_over_the_history_misses_where_each_commit_changes_the_build() {
     assert_eq!(cause(&runs[4], 5), (Some(Cause::InputChanged), Some("run.sh (mode)".to_string())), "the executable bit");
     assert_eq!(cause(&runs[1], 2), (Some(Cause::InputChanged), Some("requirements.txt".to_string())));
     assert_eq!(cause(&runs[1], 3).0, Some(Cause::AfterMiss));
+    // The Python base, as run.json records it: through each builder's Docker Hub mirror setting, from the
+    // toolchain's image (the official one, or its stand-in where it cannot be pulled, as here).
+    let info = layerbench::results::read_run_info(&results).unwrap();
+    let base = &info.bases[..];
+    assert_eq!(base.len(), 1, "{base:?}");
+    assert_eq!((base[0].name.as_str(), base[0].written.as_deref(), base[0].served), ("python:3.11-slim", None, layerbench::results::BaseServing::HubMirror));
+    let python = info.images.iter().find(|i| i.role == "base").unwrap();
+    assert_eq!(base[0].resolved, python.name);
+    if python.source == layerbench::results::ImageSource::LocalStandIn {
+        assert_eq!(base[0].source, layerbench::results::BaseSource::LocalStandIn);
+        assert_eq!((base[0].digest.as_ref(), base[0].digest_kind), (python.id.as_ref(), Some(layerbench::results::DigestKind::ImageId)));
+    }
     let edit: Vec<(u32, String)> = steps.iter().filter(|s| s.pipeline_run == *runs[6]).map(|s| (s.step, s.instruction.clone())).collect();
     assert_eq!(edit.last(), Some(&(7, "CMD [\"./run.sh\"]".to_string())), "the edited Dockerfile's steps: {edit:?}");
     assert!(steps.iter().filter(|s| s.pipeline_run == *runs[6]).all(|s| s.total_steps == 7));
