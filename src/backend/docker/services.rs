@@ -138,14 +138,14 @@ impl DaemonContainer<'_> {
     fn command(&self) -> (Vec<String>, Vec<String>, Option<(&'static str, String)>) {
         match self.place.kind {
             DaemonKind::Docker => (
-                dind::dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000")),
+                dind::dockerd_command("0.0.0.0", "registry:5000", Some(super::MIRROR_ADDRESS)),
                 dind::env(),
                 (self.place.image_store == ImageStore::Containerd).then(|| (dind::DAEMON_JSON_PATH, dind::CONTAINERD_DAEMON_JSON.to_string())),
             ),
             DaemonKind::Buildkit => (
                 buildkitd::command("0.0.0.0"),
                 vec![],
-                Some((buildkitd::CONFIG_PATH, buildkitd::config_toml("registry:5000", Some("mirror:5000"), Some(DOCKER_DNS)))),
+                Some((buildkitd::CONFIG_PATH, buildkitd::config_toml("registry:5000", Some(super::MIRROR_ADDRESS), Some(DOCKER_DNS)))),
             ),
         }
     }
@@ -325,23 +325,23 @@ pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSi
     push_to_mirror(&backend.engine, &address, &backend.images.mirrored, events).await
 }
 
-/// Pushes each `(local image, Docker Hub name)` from the host engine into the registry at `address` (on
-/// loopback, which the engine talks plain HTTP to) under its Docker Hub path: `python:3.11-slim` becomes
-/// `library/python:3.11-slim`, where a daemon using the registry as its Docker Hub mirror looks for it. The
-/// kube backend seeds its mirror the same way, through a port-forward.
+/// Pushes each `(local image, PATH:TAG)` from the host engine into the registry at `address` (on loopback,
+/// which the engine talks plain HTTP to) at that path: a Docker Hub image at its Docker Hub path
+/// (`library/python:3.11-slim`), where a daemon using the registry as its Docker Hub mirror looks for it;
+/// another registry's under that registry's host (`gcr.io/distroless/static:nonroot`, see
+/// `toolchain::bases`). The kube backend seeds its mirror the same way, through a port-forward.
 pub async fn push_to_mirror(
     engine: &Docker,
     address: &str,
     mirrored: &[(String, String)],
     events: &EventSink,
 ) -> Result<(), BackendError> {
-    for (local, hub_name) in mirrored {
-        let (repo, tag) = crate::builder::classic::split_tag(hub_name);
-        let path = if repo.contains('/') { repo.to_string() } else { format!("library/{repo}") };
+    for (local, path_tag) in mirrored {
+        let (path, tag) = crate::builder::classic::split_tag(path_tag);
         // The sweep of the run's resources finds this tag by the mirror's port, should the run be
         // cancelled before the removal below.
         let target = format!("{address}/{path}");
-        events.setup(format!("seeding the mirror with {local} as {hub_name}"));
+        events.setup(format!("seeding the mirror with {local} as {path_tag}"));
         engine
             .tag_image(local, Some(TagImageOptionsBuilder::default().repo(&target).tag(tag).build()))
             .await

@@ -153,7 +153,7 @@ impl KubeBackend {
         let command = manifests::builder_command(request, job.dockerfile_path, &self.options.images);
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
         outcome.enter(Phase::Provision);
-        let tar = crate::scenario::context::tar_context(job.context).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
+        let tar = job.context_tar()?;
         let parts = manifests::context_config_maps(&self.run, &meta.name, &tar).map_err(JobError::infrastructure)?;
         let pod = manifests::daemonless_job_pod(
             &self.run,

@@ -18,13 +18,16 @@ fn privileges() -> Privileges {
 /// overlay on the job's volume, not vfs: vfs copies every layer and made a cold Flask build ~5x slower.
 const STORAGE: &str = "--storage-driver=overlay";
 
-/// containers-image configuration: Docker Hub through the mirror, both registries over plain HTTP.
+/// containers-image configuration: Docker Hub through the mirror, both registries over plain HTTP. The
+/// mirror is a registry of its own too: a base of another registry is named there in the `FROM`
+/// (`crate::toolchain::bases`), as every other builder gets it.
 fn registries_conf(endpoints: &Endpoints) -> String {
     let mut conf = String::from("unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n");
     if let Some(mirror) = endpoints.hub_mirror {
         conf.push_str(&format!(
             "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = true\n"
         ));
+        conf.push_str(&format!("[[registry]]\nprefix = \"{mirror}\"\nlocation = \"{mirror}\"\ninsecure = true\n"));
     }
     conf.push_str(&format!("[[registry]]\nprefix = \"{0}\"\nlocation = \"{0}\"\ninsecure = true\n", endpoints.registry));
     conf
