@@ -1,5 +1,7 @@
 //! The Dockerfile's stages and instructions, numbered the way builders number their steps.
 
+use std::collections::BTreeMap;
+
 /// The stage label of an `ARG` before the first `FROM`, which belongs to no stage, in every record.
 pub const GLOBAL_STAGE: &str = "global";
 
@@ -33,6 +35,8 @@ pub struct Instruction {
     pub text: String,
     /// 1-based line in the Dockerfile where the instruction starts.
     pub line: usize,
+    /// 1-based line where it ends (its last continuation line; `line` when it has none).
+    pub last_line: usize,
 }
 
 /// A Dockerfile the builders would reject, with the line to look at.
@@ -82,9 +86,9 @@ impl Dockerfile {
     pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
         let mut global_args = vec![];
         let mut stages: Vec<Stage> = vec![];
-        for (index, (line, text)) in logical_lines(text)?.into_iter().enumerate() {
+        for (index, (line, last_line, text)) in logical_lines(text)?.into_iter().enumerate() {
             let step = index as u32 + 1;
-            let instruction = Instruction { step, text, line };
+            let instruction = Instruction { step, text, line, last_line };
             let keyword = instruction.keyword();
             if !KEYWORDS.contains(&keyword.as_str()) {
                 return Err(DockerfileError {
@@ -187,8 +191,9 @@ impl Instruction {
     }
 }
 
-/// Splits the text into instructions: (line where each starts, its text as the builder prints it).
-fn logical_lines(text: &str) -> Result<Vec<(usize, String)>, DockerfileError> {
+/// Splits the text into instructions: (line where each starts, line where it ends, its text as the builder
+/// prints it).
+fn logical_lines(text: &str) -> Result<Vec<(usize, usize, String)>, DockerfileError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
     let mut escape = '\\';
@@ -220,8 +225,10 @@ fn logical_lines(text: &str) -> Result<Vec<(usize, String)>, DockerfileError> {
         }
         let (mut joined, mut continues) = strip_continuation(first, escape);
         let mut joined_text = joined.to_string();
+        let mut last = index;
         while continues {
-            let Some((_, next)) = lines.next() else { break };
+            let Some((at, next)) = lines.next() else { break };
+            last = at;
             let trimmed = next.trim();
             // The builder drops comment lines and (with a warning) empty lines inside a continuation.
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -232,7 +239,7 @@ fn logical_lines(text: &str) -> Result<Vec<(usize, String)>, DockerfileError> {
         }
         let instruction = joined_text.trim();
         if !instruction.is_empty() {
-            out.push((index + 1, instruction.to_string()));
+            out.push((index + 1, last + 1, instruction.to_string()));
         }
     }
     Ok(out)
@@ -284,6 +291,206 @@ fn parse_from(text: &str, line: usize) -> Result<(String, Option<String>), Docke
         }
         _ => Err(malformed()),
     }
+}
+
+/// What a stage's `FROM` starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageBase {
+    /// An image, as the Dockerfile names it once the global `ARG` defaults are substituted.
+    Image(String),
+    /// An earlier stage (its index), named by its name or its index.
+    Stage(usize),
+    /// `scratch`: no image at all.
+    Scratch,
+}
+
+/// An image a `FROM` names: a base image of the build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The image as the build reads it, the global `ARG` defaults substituted (`python:3.11-slim`).
+    pub name: String,
+    /// The `FROM`'s image as written (`${PY}`).
+    pub written: String,
+    /// 1-based line of the `FROM`.
+    pub line: usize,
+    pub reference: crate::reference::Reference,
+}
+
+impl Dockerfile {
+    /// The global `ARG`s with their defaults: all a `FROM` sees. Scenarios pass no build arguments, so the
+    /// defaults are what every builder substitutes.
+    pub fn global_vars(&self) -> Vars {
+        let mut vars = Vars::default();
+        for arg in &self.global_args {
+            vars.declare_arg(&arg.text, &Vars::default());
+        }
+        vars
+    }
+
+    /// What `stage` starts from. A name matches an earlier stage's case-insensitively, as builders match it.
+    pub fn stage_base(&self, stage: &Stage) -> StageBase {
+        self.base_of(stage, &self.global_vars())
+    }
+
+    fn base_of(&self, stage: &Stage, global: &Vars) -> StageBase {
+        let base = global.substitute(&stage.base);
+        let lower = base.to_ascii_lowercase();
+        let earlier = &self.stages[..stage.index];
+        if let Some(found) = earlier.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
+            return StageBase::Stage(found.index);
+        }
+        match base.parse::<usize>() {
+            Ok(index) if index < stage.index => StageBase::Stage(index),
+            _ if lower == "scratch" => StageBase::Scratch,
+            _ => StageBase::Image(base),
+        }
+    }
+
+    /// Every image a `FROM` names, one per stage that starts from an image, in order; stage references and
+    /// `scratch` are not images. A `FROM` whose image is no valid reference once substituted (an `ARG`
+    /// without a default leaves it empty) is refused with its line.
+    pub fn base_images(&self) -> Result<Vec<BaseImage>, DockerfileError> {
+        let global = self.global_vars();
+        let mut out = vec![];
+        for stage in &self.stages {
+            let StageBase::Image(name) = self.base_of(stage, &global) else { continue };
+            let line = stage.instructions[0].line;
+            let reference = crate::reference::Reference::parse(&name).map_err(|why| {
+                let substituted = if name == stage.base { String::new() } else { format!(" (`{name}` once its ARGs are substituted)") };
+                let hint = if name.is_empty() { "; give the global ARG it names a default" } else { "" };
+                DockerfileError { line, message: format!("FROM `{}`{substituted} names no image: {why}{hint}", stage.base) }
+            })?;
+            out.push(BaseImage { name, written: stage.base.clone(), line, reference });
+        }
+        Ok(out)
+    }
+
+    /// `text` (this Dockerfile's own text) with the image of each `FROM` that `replace` maps (given the
+    /// image's canonical name, see [`crate::reference::Reference::canonical`]) swapped for the name it
+    /// returns; the rest of the file is left byte for byte, so every instruction keeps its line and step.
+    /// `None` when nothing is replaced.
+    pub fn with_bases_replaced(&self, text: &str, replace: impl Fn(&str) -> Option<String>) -> Option<String> {
+        let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+        let mut replaced = false;
+        for base in self.base_images().ok()? {
+            let Some(new) = replace(&base.reference.canonical()) else { continue };
+            let Some(from) = self.stages.iter().map(|s| &s.instructions[0]).find(|i| i.line == base.line) else { continue };
+            let mut words: Vec<&str> = from.text.split_whitespace().collect();
+            let Some(image) = words.iter().skip(1).position(|w| !w.starts_with("--")).map(|i| i + 1) else { continue };
+            words[image] = &new;
+            let bom = if from.line == 1 && lines[0].starts_with('\u{feff}') { "\u{feff}" } else { "" };
+            lines[from.line - 1] = format!("{bom}{}", words.join(" "));
+            // Continuation lines become blank lines, so later instructions keep their line numbers.
+            for line in &mut lines[from.line..from.last_line] {
+                line.clear();
+            }
+            replaced = true;
+        }
+        replaced.then(|| lines.join("\n"))
+    }
+}
+
+/// The `ARG` and `ENV` values a stage has declared so far.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    pub(crate) values: BTreeMap<String, String>,
+}
+
+impl Vars {
+    /// `ARG NAME[=default]`: a stage's `ARG NAME` without a default takes the global one.
+    pub fn declare_arg(&mut self, text: &str, global: &Vars) {
+        for word in text.split_whitespace().skip(1) {
+            let (name, value) = match word.split_once('=') {
+                Some((name, value)) => (name, Some(unquote(value))),
+                None => (word, global.values.get(word).cloned()),
+            };
+            if let Some(value) = value {
+                self.values.insert(name.to_string(), value);
+            }
+        }
+    }
+
+    /// `ENV NAME=value ...` or the old `ENV NAME value`.
+    pub fn set_env(&mut self, text: &str) {
+        let rest = text.split_once(char::is_whitespace).map(|(_, r)| r.trim()).unwrap_or_default();
+        let rest = self.substitute(rest);
+        if !rest.contains('=') || rest.split_whitespace().next().is_some_and(|w| !w.contains('=')) {
+            if let Some((name, value)) = rest.split_once(char::is_whitespace) {
+                self.values.insert(name.to_string(), value.trim().to_string());
+            }
+            return;
+        }
+        for word in shell_split(&rest) {
+            if let Some((name, value)) = word.split_once('=') {
+                self.values.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    /// `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}` replaced as the Dockerfile frontend does;
+    /// `\$` stays a dollar sign; an unknown name is empty.
+    pub fn substitute(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&'$') => out.push(chars.next().unwrap_or('$')),
+                '$' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    let inner: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    out.push_str(&self.expand(&inner));
+                }
+                '$' if chars.peek().is_some_and(|c| c.is_ascii_alphabetic() || *c == '_') => {
+                    let mut name = String::new();
+                    while let Some(c) = chars.peek().copied().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                        name.push(c);
+                        chars.next();
+                    }
+                    out.push_str(self.values.get(&name).map(String::as_str).unwrap_or_default());
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn expand(&self, inner: &str) -> String {
+        let value = |name: &str| self.values.get(name).filter(|v| !v.is_empty()).cloned();
+        if let Some((name, word)) = inner.split_once(":-") {
+            return value(name).unwrap_or_else(|| word.to_string());
+        }
+        if let Some((name, word)) = inner.split_once(":+") {
+            return value(name).map(|_| word.to_string()).unwrap_or_default();
+        }
+        self.values.get(inner).cloned().unwrap_or_default()
+    }
+}
+
+fn unquote(value: &str) -> String {
+    value.trim_matches('"').trim_matches('\'').to_string()
+}
+
+/// Words split on blanks, quotes removed (enough for `ENV A="x y" B=z`).
+pub(crate) fn shell_split(text: &str) -> Vec<String> {
+    let mut words = vec![];
+    let mut word = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 #[cfg(test)]
@@ -390,5 +597,65 @@ mod tests {
         let d = Dockerfile::parse("\u{feff}# syntax=docker/dockerfile:1\r\nFROM a\r\nRUN b\r\n").unwrap();
         assert_eq!(d.total_steps(), 2);
         assert_eq!(d.stages[0].instructions[1].text, "RUN b");
+    }
+
+    #[test]
+    fn variables_expand_as_the_frontend_expands_them() {
+        let mut vars = Vars::default();
+        vars.values.insert("A".into(), "x".into());
+        assert_eq!(vars.substitute("$A ${A} ${B:-d} ${A:+y} ${B:+n} \\$A $"), "x x d y  $A $");
+        vars.set_env("ENV C=\"a b\" D=$A");
+        assert_eq!((vars.values["C"].as_str(), vars.values["D"].as_str()), ("a b", "x"));
+        vars.set_env("ENV E some value");
+        assert_eq!(vars.values["E"], "some value");
+    }
+
+    #[test]
+    fn bases_are_the_images_from_names_with_global_args_substituted() {
+        let text = "ARG PY=python:3.11-slim\nARG REG=gcr.io\nFROM ${PY} AS build\nRUN x\nFROM build AS again\n\
+                    FROM --platform=linux/amd64 $REG/distroless/static:nonroot AS final\nCOPY --from=build /a /a\n\
+                    FROM scratch\nFROM 0\nFROM Build\n";
+        let d = Dockerfile::parse(text).unwrap();
+        let bases = d.base_images().unwrap();
+        let seen: Vec<(&str, &str, usize)> = bases.iter().map(|b| (b.name.as_str(), b.written.as_str(), b.line)).collect();
+        assert_eq!(seen, [("python:3.11-slim", "${PY}", 3), ("gcr.io/distroless/static:nonroot", "$REG/distroless/static:nonroot", 6)]);
+        assert_eq!(d.stage_base(&d.stages[1]), StageBase::Stage(0), "a stage reference is no base");
+        assert_eq!(d.stage_base(&d.stages[3]), StageBase::Scratch);
+        assert_eq!(d.stage_base(&d.stages[4]), StageBase::Stage(0), "by index");
+        assert_eq!(d.stage_base(&d.stages[5]), StageBase::Stage(0), "names match case-insensitively");
+        assert_eq!(bases[1].reference.registry(), "gcr.io");
+        // A stage's own ARG does not reach its FROM; only the global defaults do.
+        let later = Dockerfile::parse("FROM a AS one\nARG X=b\nFROM ${X:-debian}:12\n").unwrap();
+        assert_eq!(later.base_images().unwrap()[1].name, "debian:12");
+    }
+
+    #[test]
+    fn a_from_that_names_no_image_is_refused_with_its_line() {
+        let err = Dockerfile::parse("ARG PY\n\nFROM ${PY}\n").unwrap().base_images().unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("FROM `${PY}` (`` once its ARGs are substituted) names no image") && err.message.contains("default"), "{err}");
+        let err = Dockerfile::parse("FROM Python:3\n").unwrap().base_images().unwrap_err();
+        assert!(err.message.starts_with("FROM `Python:3` names no image: repository `Python`"), "{err}");
+    }
+
+    #[test]
+    fn replacing_a_base_keeps_every_other_byte_and_line() {
+        let text = "# syntax=docker/dockerfile:1\nARG PY=python:3.11-slim\nFROM ${PY} AS build\nRUN x\n\
+                    FROM --platform=linux/amd64 \\\n  quay.io/org/img:1 \\\n  AS final\nCOPY --from=build /a /a\n";
+        let d = Dockerfile::parse(text).unwrap();
+        let served = d
+            .with_bases_replaced(text, |canonical| (canonical == "quay.io/org/img:1").then(|| "mirror:5000/quay.io/org/img:1".to_string()))
+            .unwrap();
+        assert_eq!(
+            served,
+            "# syntax=docker/dockerfile:1\nARG PY=python:3.11-slim\nFROM ${PY} AS build\nRUN x\n\
+             FROM --platform=linux/amd64 mirror:5000/quay.io/org/img:1 AS final\n\n\nCOPY --from=build /a /a\n"
+        );
+        let again = Dockerfile::parse(&served).unwrap();
+        assert_eq!(again.total_steps(), d.total_steps());
+        assert_eq!(again.stages[1].instructions[1].line, d.stages[1].instructions[1].line, "later lines stay where they were");
+        assert_eq!(d.with_bases_replaced(text, |_| None), None);
+        let both = d.with_bases_replaced(text, |c| Some(format!("m/{}", c.replace(['/', ':', '.'], "-")))).unwrap();
+        assert!(both.contains("FROM m/docker-io-library-python-3-11-slim AS build\n"), "the ARG-named base is replaced too: {both}");
     }
 }

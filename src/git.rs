@@ -25,6 +25,11 @@ pub enum HistoryError {
     Read { repository: PathBuf, action: &'static str, why: String },
 }
 
+/// Whether a revision is written as a (possibly short) commit id rather than a name.
+fn looks_like_an_id(revision: &str) -> bool {
+    revision.len() >= 4 && revision.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// One commit of the range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
@@ -78,7 +83,10 @@ impl History {
         };
         match self.repo.revparse_single(revision).and_then(|o| o.peel_to_commit()) {
             Ok(commit) => Ok(commit),
-            Err(_) if self.repo.is_shallow() => Err(HistoryError::Shallow { repository: self.path.clone(), what: format!("`{revision}`") }),
+            // A commit id a shallow clone lacks may lie beyond its boundary; a name it lacks is just unknown.
+            Err(_) if self.repo.is_shallow() && looks_like_an_id(revision) => {
+                Err(HistoryError::Shallow { repository: self.path.clone(), what: format!("`{revision}`") })
+            }
             Err(e) => Err(unknown(e)),
         }
     }
@@ -125,6 +133,10 @@ impl History {
             commits.push(describe(&commit));
         }
         if stop.is_some() && reached_root {
+            if self.repo.is_shallow() {
+                // The walk stopped at the shallow boundary, which may hide A.
+                return Err(HistoryError::Shallow { repository: self.path.clone(), what: shallow_what(selection) });
+            }
             // The walk reached the root without meeting A: A is not an ancestor along first parents.
             if let Selection::Range { from, to } = selection {
                 return Err(HistoryError::UnknownRevision {

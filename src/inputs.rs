@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::dockerfile::{Dockerfile, Instruction, Stage};
+use crate::dockerfile::{shell_split, Dockerfile, Instruction, Stage, Vars};
 use crate::scenario::context::{self, ContextEntry};
 use crate::scenario::ScenarioError;
 
@@ -211,109 +211,6 @@ fn keyword(text: &str) -> String {
     text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
 }
 
-/// The `ARG` and `ENV` values a stage has declared so far.
-#[derive(Debug, Clone, Default)]
-struct Vars {
-    values: BTreeMap<String, String>,
-}
-
-impl Vars {
-    /// `ARG NAME[=default]`: a stage's `ARG NAME` without a default takes the global one.
-    fn declare_arg(&mut self, text: &str, global: &Vars) {
-        for word in text.split_whitespace().skip(1) {
-            let (name, value) = match word.split_once('=') {
-                Some((name, value)) => (name, Some(unquote(value))),
-                None => (word, global.values.get(word).cloned()),
-            };
-            if let Some(value) = value {
-                self.values.insert(name.to_string(), value);
-            }
-        }
-    }
-
-    /// `ENV NAME=value ...` or the old `ENV NAME value`.
-    fn set_env(&mut self, text: &str) {
-        let rest = text.split_once(char::is_whitespace).map(|(_, r)| r.trim()).unwrap_or_default();
-        let rest = self.substitute(rest);
-        if !rest.contains('=') || rest.split_whitespace().next().is_some_and(|w| !w.contains('=')) {
-            if let Some((name, value)) = rest.split_once(char::is_whitespace) {
-                self.values.insert(name.to_string(), value.trim().to_string());
-            }
-            return;
-        }
-        for word in shell_split(&rest) {
-            if let Some((name, value)) = word.split_once('=') {
-                self.values.insert(name.to_string(), value.to_string());
-            }
-        }
-    }
-
-    /// `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}` replaced as the Dockerfile frontend does;
-    /// `\$` stays a dollar sign; an unknown name is empty.
-    fn substitute(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' if chars.peek() == Some(&'$') => out.push(chars.next().unwrap_or('$')),
-                '$' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    let inner: String = chars.by_ref().take_while(|c| *c != '}').collect();
-                    out.push_str(&self.expand(&inner));
-                }
-                '$' if chars.peek().is_some_and(|c| c.is_ascii_alphabetic() || *c == '_') => {
-                    let mut name = String::new();
-                    while let Some(c) = chars.peek().copied().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
-                        name.push(c);
-                        chars.next();
-                    }
-                    out.push_str(self.values.get(&name).map(String::as_str).unwrap_or_default());
-                }
-                c => out.push(c),
-            }
-        }
-        out
-    }
-
-    fn expand(&self, inner: &str) -> String {
-        let value = |name: &str| self.values.get(name).filter(|v| !v.is_empty()).cloned();
-        if let Some((name, word)) = inner.split_once(":-") {
-            return value(name).unwrap_or_else(|| word.to_string());
-        }
-        if let Some((name, word)) = inner.split_once(":+") {
-            return value(name).map(|_| word.to_string()).unwrap_or_default();
-        }
-        self.values.get(inner).cloned().unwrap_or_default()
-    }
-}
-
-fn unquote(value: &str) -> String {
-    value.trim_matches('"').trim_matches('\'').to_string()
-}
-
-/// Words split on blanks, quotes removed (enough for `ENV A="x y" B=z`).
-fn shell_split(text: &str) -> Vec<String> {
-    let mut words = vec![];
-    let mut word = String::new();
-    let mut quote = None;
-    for c in text.chars() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, c) if c.is_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            (_, c) => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
 /// A `COPY`/`ADD`: where from, and its sources (the last word is the destination).
 struct Copy {
     from: Option<String>,
@@ -509,16 +406,5 @@ mod tests {
         );
         assert_eq!(s[1].files.keys().collect::<Vec<_>>(), ["a.txt"]);
         assert_eq!(s[2].files.keys().collect::<Vec<_>>(), ["src/m.py"]);
-    }
-
-    #[test]
-    fn variables_expand_as_the_frontend_expands_them() {
-        let mut vars = Vars::default();
-        vars.values.insert("A".into(), "x".into());
-        assert_eq!(vars.substitute("$A ${A} ${B:-d} ${A:+y} ${B:+n} \\$A $"), "x x d y  $A $");
-        vars.set_env("ENV C=\"a b\" D=$A");
-        assert_eq!((vars.values["C"].as_str(), vars.values["D"].as_str()), ("a b", "x"));
-        vars.set_env("ENV E some value");
-        assert_eq!(vars.values["E"], "some value");
     }
 }

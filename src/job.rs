@@ -27,7 +27,19 @@ pub struct JobSpec<'a> {
     pub context: &'a Path,
     /// Dockerfile path relative to the context.
     pub dockerfile_path: &'a Path,
+    /// The Dockerfile as the context copy has it for this job.
     pub dockerfile: &'a Dockerfile,
+    /// The Dockerfile's text as its builder is given it, when that differs from the copy's: a base the run's
+    /// mirror serves by name is named there (`crate::toolchain::bases`).
+    pub served_dockerfile: Option<String>,
+}
+
+impl JobSpec<'_> {
+    /// The build context as the job's builder gets it: the context copy as a tar, its Dockerfile as served.
+    pub fn context_tar(&self) -> Result<Vec<u8>, JobError> {
+        let served = self.served_dockerfile.as_ref().map(|text| (self.dockerfile_path, text.as_bytes()));
+        crate::scenario::context::tar_context_with(self.context, served).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))
+    }
 }
 
 /// A step as the job's builder reported it, mapped onto the Dockerfile.

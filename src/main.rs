@@ -329,9 +329,11 @@ impl BackendArgs {
 
 #[derive(clap::Args)]
 struct ImageArgs {
-    /// Python base image the scenario's Dockerfile names.
-    #[arg(long, default_value_t = ToolchainConfig::default().base)]
-    base_image: String,
+    /// A base image: `NAME=LOCAL_IMAGE` serves the engine's image LOCAL_IMAGE wherever a Dockerfile starts
+    /// `FROM NAME` (repeatable, one per name); a bare NAME (at most one) is the Python base, for which a local
+    /// stand-in is built when it cannot be pulled [default: python:3.11-slim].
+    #[arg(long = "base-image", value_name = "NAME[=LOCAL_IMAGE]")]
+    base_image: Vec<String>,
     /// docker-in-docker daemon image.
     #[arg(long, default_value_t = ToolchainConfig::default().dind)]
     dind_image: String,
@@ -353,9 +355,10 @@ struct ImageArgs {
 }
 
 impl ImageArgs {
-    fn config(&self) -> ToolchainConfig {
-        ToolchainConfig {
-            base: self.base_image.clone(),
+    /// The toolchain configuration the flags give, every image in it checked as an image reference: a
+    /// malformed one is a usage error, refused before anything starts.
+    fn config(&self) -> Result<ToolchainConfig, Failure> {
+        let config = ToolchainConfig {
             dind: self.dind_image.clone(),
             registry: self.registry_image.clone(),
             buildah: self.buildah_image.clone(),
@@ -364,6 +367,10 @@ impl ImageArgs {
             job: self.job_image.clone(),
             ..ToolchainConfig::default()
         }
+        .with_base_flags(&self.base_image)
+        .map_err(usage)?;
+        config.check().map_err(usage)?;
+        Ok(config)
     }
 }
 
@@ -412,7 +419,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Run { scenario, strategies, iterations, concurrency, results, reports, no_report, keep, images, target } => {
             let reports = (!no_report).then_some(reports.as_path());
             let choices = RunChoices { strategies, iterations, concurrency };
-            run(&scenario, choices, &results, reports, keep, &images.config(), target.choice()?).await
+            // Every mistake that can be seen here is refused before the engine and the toolchain images,
+            // which can take minutes.
+            let images = images.config()?;
+            run(&scenario, choices, &results, reports, keep, &images, target.choice()?).await
         }
         Command::Report { results_dir, out } => {
             let out = out.unwrap_or_else(|| session::default_report_dir(Path::new("reports"), &results_dir));
@@ -452,9 +462,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             if !kube::names::is_dns_label(&cluster.name) {
                 return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
             }
+            let images = images.config()?;
             let engine = connect_engine().await?;
             let events = reporters();
-            let up = layerbench::cluster::up(&engine, &images.config(), &cluster.options(), &events).await.map_err(environment)?;
+            let up = layerbench::cluster::up(&engine, &images, &cluster.options(), &events).await.map_err(environment)?;
             println!("{}", up.context);
             Ok(exit::OK)
         }
@@ -465,10 +476,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Scenario { action: ScenarioAction::FromGit(args) } => from_git(&args),
         Command::Images { images } => {
-            images.config().check().map_err(|e| usage(anyhow!(e)))?;
+            let images = images.config()?;
             let engine = connect_engine().await?;
             let events = reporters();
-            let toolchain = toolchain::resolve(&engine, &images.config(), &events).await.map_err(environment)?;
+            let toolchain = toolchain::resolve(&engine, &images, &events).await.map_err(environment)?;
             for image in toolchain.images() {
                 let source = serde_json::to_string(&image.source).unwrap_or_default();
                 let from = image.built_from.map(|go| format!(" ({go})")).unwrap_or_default();
@@ -548,9 +559,6 @@ async fn run(
     images: &ToolchainConfig,
     backend: session::BackendChoice,
 ) -> Result<i32, Failure> {
-    // Every mistake that can be seen here is refused before the engine and the toolchain images,
-    // which can take minutes.
-    images.check().map_err(|e| usage(anyhow!(e)))?;
     let scenario = scenario::load(scenario_path).map_err(usage)?;
     let strategies = run_strategies(&scenario, choices.strategies, &backend)?;
     let iterations = choices.iterations.unwrap_or(scenario.iterations);

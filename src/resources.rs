@@ -5,8 +5,8 @@
 //! was cancelled half-way through creating something.
 //!
 //! Image tags cannot carry labels. The only tags a run makes are the mirror-seeding ones,
-//! `127.0.0.1:<port>/library/<image>`, where `<port>` is the loopback port of the run's labelled
-//! mirror: they are found through that port.
+//! `127.0.0.1:<port>/<path>:<tag>` (`library/python:3.11-slim`, `gcr.io/distroless/static:nonroot`), where
+//! `<port>` is the loopback port of the run's labelled mirror: they are found through that port.
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::backend::{Backend, BackendError};
 use crate::cause::{self, CacheScope, Prior, StepCause};
+use crate::dockerfile::Dockerfile;
 use crate::inputs::StepInput;
 use crate::events::{Event, EventSink};
 use crate::job::{JobError, JobOutcome, JobSpec, JOB_TIMEOUT};
@@ -41,6 +42,9 @@ pub struct RunPlan<'a> {
     pub concurrency: Vec<u32>,
     /// Where per-iteration copies of the context live while the run goes on.
     pub work_dir: PathBuf,
+    /// The `FROM` images the builders' Dockerfile names otherwise, by canonical name: the bases the run's
+    /// mirror serves by name (`crate::toolchain::bases`).
+    pub base_rewrites: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,14 +80,12 @@ pub async fn run<B: Backend>(
     writer: &mut ResultsWriter,
     events: &EventSink,
 ) -> Result<RunSummary, RunError> {
-    let scopes = plan.strategies.iter().map(|&s| (s, crate::builder::cache_scope(s, &plan.scenario.dockerfile))).collect();
     let mut run = Running {
         plan,
         writer,
         events,
         summary: RunSummary::default(),
         said: Default::default(),
-        scopes,
         priors: BTreeMap::new(),
         built: BTreeMap::new(),
         peak_alone: None,
@@ -109,8 +111,6 @@ struct Running<'r, 'p> {
     summary: RunSummary,
     /// Why figures were left empty, each said once per run rather than once per job.
     said: std::collections::BTreeSet<String>,
-    /// What each strategy's cache can hold.
-    scopes: BTreeMap<Strategy, CacheScope>,
     /// Each lane's last successful job of its strategy in the iteration, which its next job's causes are
     /// judged against: a lane is a branch, and its previous commit is its own.
     priors: BTreeMap<(Strategy, u32), LastJob>,
@@ -124,6 +124,14 @@ struct Running<'r, 'p> {
 struct Lanes {
     lanes: Vec<Lane>,
     contexts: Vec<PathBuf>,
+}
+
+/// What one lane builds in a pipeline run: its context copy's Dockerfile, parsed, and its text as the
+/// builders are served it when that differs.
+struct LaneBuild {
+    dockerfile: Dockerfile,
+    served: Option<String>,
+    inputs: Vec<StepInput>,
 }
 
 impl Running<'_, '_> {
@@ -150,15 +158,15 @@ impl Running<'_, '_> {
             });
         }
         for (index, pipeline_run) in scenario.pipeline.iter().enumerate() {
-            // What every step's input is in this pipeline run, per lane, the same for every strategy.
-            let mut inputs = vec![];
+            // What every lane builds in this pipeline run, the same for every strategy.
+            let mut builds = vec![];
             for (lane, dir) in lanes.lanes.iter().zip(&lanes.contexts) {
                 context::apply_change(dir, &crate::scenario::lane_change(&scenario.pipeline, index, *lane))?;
-                inputs.push(crate::inputs::step_inputs(&scenario.dockerfile, dir)?);
+                builds.push(self.lane_build(dir)?);
             }
             for strategy in rotation(&self.plan.strategies, iteration, index, scenario.pipeline.len()) {
                 let at = JobAt { iteration, index: index as u32, pipeline_run, strategy };
-                self.round(backend, &at, &lanes, &inputs).await?;
+                self.round(backend, &at, &lanes, &builds).await?;
             }
         }
         let ended = backend.end_iteration(iteration).await;
@@ -185,26 +193,44 @@ impl Running<'_, '_> {
         Ok(())
     }
 
+    /// The lane's Dockerfile as its context copy now has it (a commit or a change may have edited it), its
+    /// text as the builders get it, and every step's input.
+    fn lane_build(&self, dir: &Path) -> Result<LaneBuild, RunError> {
+        let scenario = self.plan.scenario;
+        let path = dir.join(&scenario.dockerfile_path);
+        let text = std::fs::read_to_string(&path).map_err(crate::scenario::io_at("read the Dockerfile", &path))?;
+        let dockerfile = Dockerfile::parse(&text).map_err(|e| ScenarioError::Invalid {
+            path: scenario.dockerfile_path.clone(),
+            line: e.line,
+            column: 1,
+            message: e.message,
+        })?;
+        let served = dockerfile.with_bases_replaced(&text, |canonical| self.plan.base_rewrites.get(canonical).cloned());
+        let inputs = crate::inputs::step_inputs(&dockerfile, dir)?;
+        Ok(LaneBuild { dockerfile, served, inputs })
+    }
+
     /// One pipeline run of one strategy: its lanes started together behind a barrier, each lane's records
     /// written once all have ended, then the strategy's cache state.
-    async fn round<B: Backend>(&mut self, backend: &B, at: &JobAt<'_>, lanes: &Lanes, inputs: &[Vec<StepInput>]) -> Result<(), RunError> {
+    async fn round<B: Backend>(&mut self, backend: &B, at: &JobAt<'_>, lanes: &Lanes, builds: &[LaneBuild]) -> Result<(), RunError> {
         let scenario = self.plan.scenario;
         let JobAt { iteration, index, pipeline_run, strategy } = *at;
         let repository = backend.repository(strategy, &scenario.repository);
         let plans: Vec<_> = lanes
             .lanes
             .iter()
-            .map(|lane| {
+            .zip(builds)
+            .map(|(lane, build)| {
                 let commit_tag = commit_tag(index, pipeline_run, *lane);
-                strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &scenario.dockerfile })
+                strategy.plan(&PlanInput { repository: &repository, commit_tag: &commit_tag, dockerfile: &build.dockerfile })
             })
             .collect();
         let jobs: Vec<JobSpec<'_>> = lanes
             .lanes
             .iter()
             .zip(&lanes.contexts)
-            .zip(&plans)
-            .map(|((lane, context), plan)| JobSpec {
+            .zip(plans.iter().zip(builds))
+            .map(|((lane, context), (plan, build))| JobSpec {
                 lane: *lane,
                 iteration,
                 pipeline_index: index,
@@ -213,7 +239,8 @@ impl Running<'_, '_> {
                 plan,
                 context,
                 dockerfile_path: &scenario.dockerfile_path,
-                dockerfile: &scenario.dockerfile,
+                dockerfile: &build.dockerfile,
+                served_dockerfile: build.served.clone(),
             })
             .collect();
         for job in &jobs {
@@ -221,8 +248,8 @@ impl Running<'_, '_> {
         }
         let barrier = tokio::sync::Barrier::new(jobs.len());
         let ran = futures_util::future::join_all(jobs.iter().map(|job| run_one(backend, job, &barrier, self.events))).await;
-        for ((job, (started_at, wall_ms, outcome)), inputs) in jobs.iter().zip(ran).zip(inputs) {
-            self.record(backend.kind(), job, &outcome, inputs, started_at, wall_ms)?;
+        for ((job, (started_at, wall_ms, outcome)), build) in jobs.iter().zip(ran).zip(builds) {
+            self.record(backend.kind(), job, &outcome, &build.inputs, started_at, wall_ms)?;
         }
         let cache = backend.cache_state(strategy).await;
         self.say_once(&cache.unmeasured);
@@ -258,7 +285,9 @@ impl Running<'_, '_> {
             cached: cached.clone(),
             built: built.clone(),
         });
-        let causes = cause::classify(inputs, &reported, prior.as_ref(), &self.scopes[&strategy]);
+        // What the strategy's cache can hold, for this job's Dockerfile.
+        let scope: CacheScope = crate::builder::cache_scope(strategy, job.dockerfile);
+        let causes = cause::classify(inputs, &reported, prior.as_ref(), &scope);
         let seen = Seen { inputs, causes: &causes };
         let (record, steps) = records(&self.plan.run_id, backend, job, outcome, &seen, started_at, wall_ms);
         self.writer.append_job(&record, &steps)?;
@@ -488,6 +517,7 @@ mod tests {
             iterations: 1,
             concurrency: vec![1],
             work_dir: PathBuf::from("/nonexistent"),
+            base_rewrites: BTreeMap::new(),
         };
         let job_plan = crate::strategy::JobPlan { daemon: crate::strategy::Daemon::Shared(crate::strategy::DaemonKind::Docker), ops: vec![] };
         let job = JobSpec {
@@ -500,6 +530,7 @@ mod tests {
             context: std::path::Path::new("/nonexistent"),
             dockerfile_path: &scenario.dockerfile_path,
             dockerfile: &scenario.dockerfile,
+            served_dockerfile: None,
         };
         let total = scenario.dockerfile.steps().count();
         let last = scenario.dockerfile.steps().last().unwrap().1.step;

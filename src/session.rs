@@ -14,6 +14,7 @@ use crate::results::{BackendKind, HostInfo, ResultsError, ResultsWriter, RunInfo
 use crate::runner::{self, RunError, RunPlan, RunSummary};
 use crate::scenario::Scenario;
 use crate::strategy::Strategy;
+use crate::toolchain::bases::{self, BaseError, Bases, Mirror};
 use crate::toolchain::{self, Role, Toolchain, ToolchainConfig, ToolchainError};
 
 /// What to run.
@@ -40,6 +41,21 @@ pub enum BackendChoice {
     Kube(Box<KubeOptions>),
 }
 
+impl BackendChoice {
+    /// Where the backend's builders get the base images from.
+    pub fn mirror(&self) -> Mirror<'static> {
+        use crate::backend::kube::mirror::{HubMirror, MIRROR_HOST};
+        match self {
+            BackendChoice::Docker => Mirror::Own(crate::backend::docker::MIRROR_ADDRESS),
+            BackendChoice::Kube(options) => match options.hub_mirror {
+                HubMirror::Deploy => Mirror::Own(MIRROR_HOST),
+                HubMirror::External(_) => Mirror::External,
+                HubMirror::Off => Mirror::None,
+            },
+        }
+    }
+}
+
 /// How the run ended. Whatever the ending, the results written so far are valid on disk.
 #[derive(Debug)]
 pub enum Ending {
@@ -60,6 +76,8 @@ pub struct Outcome {
 pub enum SessionError {
     #[error(transparent)]
     Toolchain(#[from] ToolchainError),
+    #[error(transparent)]
+    Base(#[from] BaseError),
     #[error(transparent)]
     Results(#[from] ResultsError),
     #[error("{0}; `layerbench clean` removes what is left")]
@@ -83,11 +101,15 @@ pub async fn execute(
         roles.insert(Role::Dind);
     }
     let toolchain = toolchain::resolve_roles(engine, &request.toolchain, &roles, events).await?;
+    // Every base of every pipeline run, before anything of the run exists: one that cannot be had stops it here.
+    let bases = bases::resolve(engine, &request.toolchain, &toolchain, &scenario.base_images(), events).await?;
+    let mirror = request.backend.mirror();
 
     let run_id = runner::new_run_id(&scenario.name);
     let results_dir = runner::results_dir(&request.results_root, &run_id);
     let mut writer = ResultsWriter::create(&results_dir)?;
     let mut info = run_info(engine, request, &run_id, &toolchain).await;
+    info.bases = bases.infos(mirror);
     writer.write_run_info(&info)?;
     let lanes: u32 = request.concurrency.iter().sum();
     let total_jobs = (request.iterations as usize * scenario.pipeline.len() * request.strategies.len() * lanes as usize) as u64;
@@ -101,11 +123,12 @@ pub async fn execute(
         iterations: request.iterations,
         concurrency: request.concurrency.clone(),
         work_dir: scratch.path().to_path_buf(),
+        base_rewrites: bases.rewrites(mirror),
     };
-    let run = Run { plan: &plan, events, keep: request.keep };
+    let run = Run { plan: &plan, events, keep: request.keep, toolchain: &toolchain, bases: &bases };
     let ending = match &request.backend {
-        BackendChoice::Docker => run.on_docker(engine, &toolchain, &mut writer, &mut info, interrupt).await?,
-        BackendChoice::Kube(options) => run.on_kube(engine, options, &toolchain, &mut writer, &mut info, interrupt).await?,
+        BackendChoice::Docker => run.on_docker(engine, &mut writer, &mut info, interrupt).await?,
+        BackendChoice::Kube(options) => run.on_kube(engine, options, &mut writer, &mut info, interrupt).await?,
     };
     info.interrupted = !matches!(ending, Ending::Finished(_));
     info.ended_at = Some(now());
@@ -139,18 +162,12 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         engine_version: engine.version().await.ok().and_then(|v| v.version),
         builder_versions: Default::default(),
         images: toolchain.images(),
+        bases: vec![],
         strategies: request.strategies.clone(),
         pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
         iterations: request.iterations,
         concurrency: request.concurrency.clone(),
-        // Every step steps.csv has a row for: the global ARGs too.
-        steps: scenario
-            .dockerfile
-            .global_args
-            .iter()
-            .map(|i| StepInfo { stage: crate::dockerfile::GLOBAL_STAGE.into(), step: i.step, instruction: i.text.clone() })
-            .chain(scenario.dockerfile.steps().map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() }))
-            .collect(),
+        steps: step_table(scenario),
         host: host_info(),
         started_at: now(),
         ended_at: None,
@@ -161,11 +178,30 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
     }
 }
 
+/// Every step steps.csv can have a row for, the global ARGs too, of every Dockerfile the pipeline builds: a
+/// step an edit changed is there as each Dockerfile has it.
+fn step_table(scenario: &Scenario) -> Vec<StepInfo> {
+    let mut steps: Vec<StepInfo> = vec![];
+    for at in &scenario.dockerfiles {
+        let dockerfile = &at.dockerfile;
+        let global = dockerfile.global_args.iter().map(|i| StepInfo { stage: crate::dockerfile::GLOBAL_STAGE.into(), step: i.step, instruction: i.text.clone() });
+        let staged = dockerfile.steps().map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() });
+        for step in global.chain(staged) {
+            if !steps.contains(&step) {
+                steps.push(step);
+            }
+        }
+    }
+    steps
+}
+
 /// One run's plan on its way to a backend.
 struct Run<'a> {
     plan: &'a RunPlan<'a>,
     events: &'a EventSink,
     keep: bool,
+    toolchain: &'a Toolchain,
+    bases: &'a Bases,
 }
 
 impl Run<'_> {
@@ -174,14 +210,13 @@ impl Run<'_> {
     async fn on_docker(
         &self,
         engine: &Docker,
-        toolchain: &Toolchain,
         writer: &mut ResultsWriter,
         info: &mut RunInfo,
         interrupt: impl Future<Output = ()>,
     ) -> Result<Ending, SessionError> {
         let run_id = &self.plan.run_id;
         let mut slot = None;
-        let start = DockerBackend::start(engine.clone(), run_id, BackendImages::from_toolchain(toolchain), self.events);
+        let start = DockerBackend::start(engine.clone(), run_id, BackendImages::from_toolchain(self.toolchain, self.bases), self.events);
         let ending = drive(start, &mut slot, self.plan, writer, self.events, interrupt).await;
         if let Some(backend) = &slot {
             builder_versions(info, backend);
@@ -199,14 +234,13 @@ impl Run<'_> {
         &self,
         engine: &Docker,
         options: &KubeOptions,
-        toolchain: &Toolchain,
         writer: &mut ResultsWriter,
         info: &mut RunInfo,
         interrupt: impl Future<Output = ()>,
     ) -> Result<Ending, SessionError> {
-        let options = KubeOptions { images: KubeImages::from_toolchain(toolchain), keep: self.keep, ..options.clone() };
+        let options = KubeOptions { images: KubeImages::from_toolchain(self.toolchain), keep: self.keep, ..options.clone() };
         let mut slot = None;
-        let mirrored = toolchain.hub_images();
+        let mirrored = self.bases.mirrored();
         let start = async {
             let backend = KubeBackend::connect(options, &self.plan.run_id, &self.plan.scenario.name).await?;
             Ok(backend.with_mirror_source(engine.clone(), mirrored))

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::PipelineRunName;
+use crate::scenario::history::HistoryInfo;
 
 /// A month, for every per-month figure: 30 days.
 pub const DAYS_PER_MONTH: f64 = 30.0;
@@ -29,6 +30,9 @@ pub struct Workload {
     pub cold_per_day: f64,
     #[serde(default)]
     pub prices: Prices,
+    /// Whether the mix is the replayed history's own (`mix = { from = "history" }`): one share per commit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mix_from_history: bool,
 }
 
 /// What the team pays, in its own currency; an absent price is never taken as 0.
@@ -55,7 +59,8 @@ impl Prices {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWorkload {
     pipelines_per_day: toml::Spanned<f64>,
-    mix: toml::Spanned<BTreeMap<String, toml::Spanned<f64>>>,
+    /// `{ code-change = 0.8, deps-change = 0.2 }`, or `{ from = "history" }` in a replayed history.
+    mix: toml::Spanned<BTreeMap<String, toml::Spanned<toml::Value>>>,
     cold_per_day: Option<toml::Spanned<f64>>,
     #[serde(default)]
     prices: Option<toml::Spanned<RawPrices>>,
@@ -78,7 +83,7 @@ pub(crate) struct WorkloadError {
 
 impl RawWorkload {
     /// Checks the table against the scenario's pipeline runs and normalises the mix.
-    pub(crate) fn check(self, pipeline: &[PipelineRunName]) -> Result<Workload, WorkloadError> {
+    pub(crate) fn check(self, pipeline: &[PipelineRunName], history: Option<&HistoryInfo>) -> Result<Workload, WorkloadError> {
         let err = |span: std::ops::Range<usize>, message: String| WorkloadError { span, message };
         let per_day = *self.pipelines_per_day.get_ref();
         if !(per_day.is_finite() && per_day > 0.0) {
@@ -94,21 +99,15 @@ impl RawWorkload {
                 value
             }
         };
-        let names: Vec<&str> = pipeline.iter().map(PipelineRunName::as_str).collect();
-        let mut mix = BTreeMap::new();
-        for (name, share) in self.mix.get_ref() {
-            if !names.contains(&name.as_str()) {
-                return Err(err(
-                    share.span(),
-                    format!("mix names `{name}`, which is not a pipeline run of this scenario: use one of {}", names.join(", ")),
-                ));
-            }
-            let value = *share.get_ref();
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(err(share.span(), format!("the share of `{name}` must be a number of 0 or more, not {value}")));
-            }
-            mix.insert(PipelineRunName::new(name.clone()), value);
-        }
+        let raw_mix = self.mix.get_ref();
+        let mix_from_history = raw_mix.len() == 1 && raw_mix.get("from").is_some_and(|v| v.get_ref().is_str());
+        let mut mix = match raw_mix.get("from").map(|v| v.get_ref()) {
+            Some(toml::Value::String(from)) if raw_mix.len() == 1 => match from.as_str() {
+                "history" => shares_from_history(history, pipeline).map_err(|message| err(self.mix.span(), message))?,
+                other => return Err(err(self.mix.span(), format!("mix from `{other}` is not known: the one source is `history`"))),
+            },
+            _ => shares_as_written(raw_mix, pipeline)?,
+        };
         let total: f64 = mix.values().sum();
         if total <= 0.0 && cold_per_day < per_day {
             let hint = "give each pipeline run its share of the day, e.g. mix = { code-change = 0.8, deps-change = 0.2 }";
@@ -130,8 +129,55 @@ impl RawWorkload {
                 Prices { runner_minute, cpu_hour, storage_gb_month, egress_gb }
             }
         };
-        Ok(Workload { pipelines_per_day: per_day, mix, cold_per_day, prices })
+        Ok(Workload { pipelines_per_day: per_day, mix, cold_per_day, prices, mix_from_history })
     }
+}
+
+/// The shares a mix names, each checked against the pipeline.
+fn shares_as_written(
+    shares: &BTreeMap<String, toml::Spanned<toml::Value>>,
+    pipeline: &[PipelineRunName],
+) -> Result<BTreeMap<PipelineRunName, f64>, WorkloadError> {
+    let names: Vec<&str> = pipeline.iter().map(PipelineRunName::as_str).collect();
+    let mut mix = BTreeMap::new();
+    for (name, share) in shares {
+        if !names.contains(&name.as_str()) {
+            return Err(WorkloadError {
+                span: share.span(),
+                message: format!("mix names `{name}`, which is not a pipeline run of this scenario: use one of {}", names.join(", ")),
+            });
+        }
+        let value = match share.get_ref() {
+            toml::Value::Float(f) => *f,
+            toml::Value::Integer(i) => *i as f64,
+            _ => f64::NAN,
+        };
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(WorkloadError { span: share.span(), message: format!("the share of `{name}` must be a number of 0 or more, not {}", share.get_ref()) });
+        }
+        mix.insert(PipelineRunName::new(name.clone()), value);
+    }
+    Ok(mix)
+}
+
+/// The history's own mix: in a replayed history every pipeline run after the first is one commit (or, when
+/// sampled, stands for as many of the range's commits as every other), so each gets an equal share and the
+/// day's pipelines fall as the commits did. The first run is the history's cold start: its commit counts
+/// through `cold_per_day`, not the mix. Commits folded by `--skip-untouched` were not run, so nothing could
+/// stand for them: such a history cannot give its mix.
+fn shares_from_history(history: Option<&HistoryInfo>, pipeline: &[PipelineRunName]) -> Result<BTreeMap<PipelineRunName, f64>, String> {
+    let history = history.ok_or("mix from `history` needs a replayed history: write the scenario with `layerbench scenario from-git`, or give each pipeline run its share")?;
+    if history.skipped_untouched > 0 {
+        return Err(format!(
+            "mix from `history`: {} commits touching nothing in the context were folded (--skip-untouched) and no pipeline run \
+             stands for them; write the scenario without --skip-untouched, or give each pipeline run its share",
+            history.skipped_untouched
+        ));
+    }
+    if pipeline.len() < 2 {
+        return Err("mix from `history` needs more than the cold run: replay two commits or more".into());
+    }
+    Ok(pipeline.iter().skip(1).map(|run| (run.clone(), 1.0)).collect())
 }
 
 impl Workload {
@@ -154,8 +200,20 @@ impl Workload {
         Workload { cold_per_day: (self.cold_per_day + 1.0).min(self.pipelines_per_day), ..self.clone() }
     }
 
-    /// "120 pipelines a day: 84 code-change, 24 no-change, 12 deps-change": the mix in words.
+    /// "120 pipelines a day: 84 code-change, 24 no-change, 12 deps-change": the mix in words; a replayed
+    /// history's mix as "60 pipelines a day: 1 cold, 59 over the 29 replayed commits (2.03 each)".
     pub fn describe(&self, pipeline: &[PipelineRunName]) -> String {
+        if self.mix_from_history {
+            let commits = pipeline.len().saturating_sub(1);
+            let mixed = self.pipelines_per_day - self.cold_per_day;
+            return format!(
+                "{} pipelines a day: {} cold, {} over the {commits} replayed commits ({} each, as the history's commits fell)",
+                number(self.pipelines_per_day),
+                number(self.cold_per_day),
+                number(mixed),
+                number(mixed / commits.max(1) as f64)
+            );
+        }
         let parts: Vec<String> = self
             .per_day(pipeline)
             .into_iter()
@@ -239,7 +297,7 @@ mod tests {
     #[test]
     fn the_mix_is_normalised_and_cold_starts_go_to_the_first_run() {
         let w = raw("[workload]\npipelines_per_day = 102\ncold_per_day = 2\nmix = { no-change = 2, code-change = 7, deps-change = 1 }")
-            .check(&pipeline())
+            .check(&pipeline(), None)
             .ok()
             .unwrap();
         assert!((w.mix.values().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -255,9 +313,30 @@ mod tests {
         assert_eq!(Weighting::EachRunOnce.weight("anything"), 1.0);
     }
 
+    fn history(skipped_untouched: usize) -> HistoryInfo {
+        use crate::scenario::history::ProfileSummary;
+        let profile = ProfileSummary { commits: 4, lines: vec![], summary: String::new() };
+        HistoryInfo { source: "repo".into(), commits: 4, runs: 4 - skipped_untouched, skipped_untouched, sampled: false, profile }
+    }
+
+    #[test]
+    fn a_replayed_history_gives_every_commit_after_the_cold_one_an_equal_share() {
+        let runs: Vec<PipelineRunName> = ["cold", "c002-aaaaaaa", "c003-bbbbbbb", "c004-ccccccc"].into_iter().map(PipelineRunName::from).collect();
+        let text = "[workload]\npipelines_per_day = 31\ncold_per_day = 1\nmix = { from = \"history\" }";
+        let w = raw(text).check(&runs, Some(&history(0))).ok().unwrap();
+        let per_day: Vec<f64> = w.per_day(&runs).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(per_day, [1.0, 10.0, 10.0, 10.0]);
+        assert_eq!(w.describe(&runs), "31 pipelines a day: 1 cold, 30 over the 3 replayed commits (10 each, as the history's commits fell)");
+
+        let message = |text: &str, history: Option<&HistoryInfo>| raw(text).check(&runs, history).err().map(|e| e.message).unwrap();
+        assert!(message(text, None).contains("needs a replayed history"));
+        assert!(message(text, Some(&history(2))).contains("2 commits touching nothing in the context were folded"));
+        assert!(message(&text.replace("history\"", "somewhere\""), Some(&history(0))).contains("mix from `somewhere` is not known"));
+    }
+
     #[test]
     fn mistakes_in_the_table_are_named() {
-        let message = |text: &str| raw(text).check(&pipeline()).err().map(|e| e.message).unwrap();
+        let message = |text: &str| raw(text).check(&pipeline(), None).err().map(|e| e.message).unwrap();
         assert!(message("[workload]\npipelines_per_day = 0\nmix = { cold = 1 }").contains("pipelines_per_day must be a number above 0"));
         assert!(message("[workload]\npipelines_per_day = 10\nmix = { hotfix = 1 }").contains("`hotfix`, which is not a pipeline run"));
         assert!(message("[workload]\npipelines_per_day = 10\nmix = { cold = -1 }").contains("0 or more"));

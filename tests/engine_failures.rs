@@ -222,12 +222,16 @@ fn an_unreachable_engine_is_an_environment_error() {
 /// reached (DOCKER_HOST points nowhere: reaching it would be exit 3).
 #[test]
 fn malformed_image_flags_and_levels_are_usage_errors_before_anything_starts() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--kaniko-image", ""], "--kaniko-image `` is not an image reference: it is empty"),
         (&["--base-image", "UPPER/Case::tag"], "--base-image `UPPER/Case::tag` is not an image reference"),
         (&["--registry-image", "registry:-3"], "tag `-3`"),
         (&["--concurrency", "0"], "--concurrency: concurrency 0 is below 1"),
         (&["--concurrency", "1,32"], "above the ceiling of 16"),
+        (&["--base-image", "node:20=Local/Node"], "--base-image `node:20=Local/Node`: the local image `Local/Node` is not an image reference"),
+        (&["--base-image", "=local/node:20"], "--base-image `=local/node:20`: the name `` is not an image reference: it is empty"),
+        (&["--base-image", "node:20=a", "--base-image", "docker.io/library/node:20=b"], "--base-image maps docker.io/library/node:20 twice (to a and to b)"),
+        (&["--base-image", "python:3.12", "--base-image", "python:3.13"], "--base-image names the Python base twice"),
     ];
     for (flags, expected) in cases {
         let output = layerbench()
@@ -242,6 +246,15 @@ fn malformed_image_flags_and_levels_are_usage_errors_before_anything_starts() {
         assert_eq!(stderr.trim().lines().count(), 1, "{flags:?}: one line: {stderr}");
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
+    // `cluster up` checks its image flags the same way, before it reaches the engine.
+    let output = layerbench()
+        .args(["cluster", "up", "--name", "lb-flags", "--dind-image", ""])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--dind-image `` is not an image reference"), "{stderr}");
 }
 
 /// Errors print their cause once: a module error already shows it, the chain must not repeat it.

@@ -51,7 +51,8 @@ fn no_build_reaches_a_daemon_it_does_not_own_and_the_mirror_is_read_only() {
         let config = layerbench::toolchain::ToolchainConfig::default();
         let toolchain = layerbench::toolchain::resolve(&docker, &config, &events).await.unwrap();
         let run_id = format!("fence-{}", std::process::id());
-        let mut backend = DockerBackend::start(docker.clone(), &run_id, BackendImages::from_toolchain(&toolchain), &events).await.unwrap();
+        let bases = python_base(&docker, &config, &toolchain, &events).await;
+        let mut backend = DockerBackend::start(docker.clone(), &run_id, BackendImages::from_toolchain(&toolchain, &bases), &events).await.unwrap();
         backend.begin_iteration(1, &[SHARED_DIND, DAEMONLESS], &events).await.unwrap();
         let shared_net = backend.network(SHARED_DIND).unwrap().to_string();
         let other_net = backend.network(DAEMONLESS).unwrap().to_string();

@@ -186,7 +186,7 @@ fn the_runs_registry_holds_four_clients_pushing_the_same_blobs_at_once() {
         let events = events(vec![]);
         let toolchain = layerbench::toolchain::resolve(&docker, &layerbench::toolchain::ToolchainConfig::default(), &events).await.unwrap();
         let run_id = format!("registry-race-{}", std::process::id());
-        let mut backend = DockerBackend::start(docker.clone(), &run_id, BackendImages::from_toolchain(&toolchain), &events).await.unwrap();
+        let mut backend = DockerBackend::start(docker.clone(), &run_id, BackendImages::from_toolchain(&toolchain, &Default::default()), &events).await.unwrap();
         backend.begin_iteration(1, &[DAEMONLESS], &events).await.unwrap();
         let network = backend.network(DAEMONLESS).unwrap().to_string();
         let script = std::fs::read_to_string(repo_path("tests/fixtures/registry/race.py")).unwrap();

@@ -167,12 +167,28 @@ fn the_scenario_replays_the_commits_and_run_loads_each_commits_tree() {
     assert!(copy.join("src/main.py").is_file() && copy.join("src/util.py").is_file(), "back to the oldest commit");
     assert_eq!(std::fs::metadata(copy.join("run.sh")).unwrap().permissions().mode() & 0o777, 0o644);
 
-    // Across the Dockerfile edit, `run` refuses with the commit named.
+    // Across the Dockerfile edit, each run builds its commit's Dockerfile.
     let (text, _) = write(&request(repo.path(), last(3)), &out).unwrap();
     assert!(text.contains(&format!("# Commit {} edits the Dockerfile", &ids[7][..10])), "{text}");
     std::fs::write(&out, &text).unwrap();
-    let error = scenario::load(&out).unwrap_err().to_string();
-    assert!(error.contains(&format!("commit {} has another app/Dockerfile", ids[7])), "{error}");
+    let edited = scenario::load(&out).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let dockerfiles: Vec<(usize, &str, u32)> =
+        edited.dockerfiles.iter().map(|d| (d.from_run, d.shown.as_str(), d.dockerfile.total_steps())).collect();
+    assert_eq!(dockerfiles, [(0, format!("{}:app/Dockerfile", &ids[5][..10]).as_str(), 6), (2, format!("{}:app/Dockerfile", &ids[7][..10]).as_str(), 7)]);
+
+    // A commit whose Dockerfile cannot be read as one gets one line naming the commit (from `from-git` too),
+    // and so does a FROM that names no image.
+    for (broken, words) in [("FROM python:3.11-slim\nFORM x\n", ":2:1: unknown instruction `FORM`"), ("ARG B\nFROM $B\n", ":2:1: FROM `$B`")] {
+        repo.write("app/Dockerfile", broken);
+        let id = repo.commit("break the Dockerfile");
+        let hand = format!("name = \"h\"\ncontext = \"app\"\n[[pipeline]]\nname = \"cold\"\nchange = {{ commit = \"{}\" }}\n", ids[6]);
+        std::fs::write(&out, format!("{hand}[[pipeline]]\nname = \"broken\"\nchange = {{ commit = \"{id}\" }}\n")).unwrap();
+        let error = scenario::load(&out).unwrap_err().to_string();
+        assert!(error.starts_with(&format!("{}:app/Dockerfile{words}", &id[..10])), "{error}");
+        assert_eq!(error.lines().count(), 1);
+    }
+    let from_git = read(&request(repo.path(), last(2))).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(from_git.contains("app/Dockerfile:2: unknown instruction `FORM`") && from_git.contains(" commit "), "{from_git}");
 }
 
 #[test]
@@ -204,6 +220,28 @@ fn a_repository_that_cannot_be_read_as_asked_gets_one_line_naming_it() {
     assert!(History::discover(repo.path()).unwrap().commit(&ids[3][..8]).is_ok(), "a short id resolves");
 }
 
+#[test]
+fn a_shallow_clone_without_the_range_is_told_apart_from_an_unknown_revision() {
+    let (repo, ids) = history();
+    let clone = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--depth", "3"])
+        .arg(format!("file://{}", repo.path().display()))
+        .arg(clone.path())
+        .status()
+        .expect("the git command (Debian's git, which the set-up installs)");
+    assert!(status.success());
+    let message = |selection: Selection| read(&request(clone.path(), selection)).err().map(|e| e.to_string()).expect("an error");
+    let hint = "a shallow clone without";
+    let deeper = message(last(5));
+    assert!(deeper.contains(hint) && deeper.contains("git fetch --deepen"), "{deeper}");
+    let beyond = message(Selection::Range { from: ids[1].clone(), to: "HEAD".into() });
+    assert!(beyond.contains(hint), "{beyond}");
+    let typo = message(Selection::Range { from: "no-such-branch".into(), to: "HEAD".into() });
+    assert!(typo.contains("unknown revision `no-such-branch`"), "a name the clone lacks is unknown, not shallow: {typo}");
+    assert!(read(&request(clone.path(), last(3))).is_ok(), "what the clone holds reads");
+}
+
 /// The history through shared-dind on the real engine, one iteration: each commit misses from the first step
 /// it changes (the executable bit from its `COPY`), with the cause the profile gave, and the commit outside
 /// the context hits every step.
@@ -212,7 +250,7 @@ fn a_real_run_over_the_history_misses_where_each_commit_changes_the_build() {
     use layerbench::cause::Cause;
     let (repo, ids) = history();
     let out = repo.path().join("history.toml");
-    let (text, _) = write(&request(repo.path(), Selection::Range { from: ids[0].clone(), to: ids[6].clone() }), &out).unwrap();
+    let (text, _) = write(&request(repo.path(), Selection::Range { from: ids[0].clone(), to: ids[7].clone() }), &out).unwrap();
     std::fs::write(&out, &text).unwrap();
     let loaded = scenario::load(&out).unwrap();
     let results = common::run_scenario_to_the_end("engine-history", &loaded, &[common::strategies::SHARED_DIND]);
@@ -221,9 +259,16 @@ fn a_real_run_over_the_history_misses_where_each_commit_changes_the_build() {
     let steps = common::steps(&results);
     let runs: Vec<String> = loaded.pipeline.iter().map(|r| r.name.to_string()).collect();
     // (hits, misses) per run, FROM left out (the classic builder reports `CMD`, step 6, too): requirements,
-    // rename, delete, executable bit, outside the context.
-    let expected: [(&[u32], &[u32]); 5] =
-        [(&[], &[2, 3, 4, 5, 6]), (&[2, 3], &[4, 5, 6]), (&[2, 3], &[4, 5, 6]), (&[2, 3, 4], &[5, 6]), (&[2, 3, 4, 5, 6], &[])];
+    // rename, delete, executable bit, outside the context, and the Dockerfile edit, which builds the edited
+    // Dockerfile: `ENV MODE=prod` (6) is new, and `CMD` (now 7) after it.
+    let expected: [(&[u32], &[u32]); 6] = [
+        (&[], &[2, 3, 4, 5, 6]),
+        (&[2, 3], &[4, 5, 6]),
+        (&[2, 3], &[4, 5, 6]),
+        (&[2, 3, 4], &[5, 6]),
+        (&[2, 3, 4, 5, 6], &[]),
+        (&[2, 3, 4, 5], &[6, 7]),
+    ];
     for (run, (hits, misses)) in runs[1..].iter().zip(expected) {
         let (got_hits, got_misses) = common::cache_pattern(&steps, run, "shared-dind");
         assert_eq!((got_hits.as_slice(), got_misses.as_slice()), (hits, misses), "{run}");
@@ -232,4 +277,19 @@ fn a_real_run_over_the_history_misses_where_each_commit_changes_the_build() {
     assert_eq!(cause(&runs[4], 5), (Some(Cause::InputChanged), Some("run.sh (mode)".to_string())), "the executable bit");
     assert_eq!(cause(&runs[1], 2), (Some(Cause::InputChanged), Some("requirements.txt".to_string())));
     assert_eq!(cause(&runs[1], 3).0, Some(Cause::AfterMiss));
+    // The Python base, as run.json records it: through each builder's Docker Hub mirror setting, from the
+    // toolchain's image (the official one, or its stand-in where it cannot be pulled, as here).
+    let info = layerbench::results::read_run_info(&results).unwrap();
+    let base = &info.bases[..];
+    assert_eq!(base.len(), 1, "{base:?}");
+    assert_eq!((base[0].name.as_str(), base[0].written.as_deref(), base[0].served), ("python:3.11-slim", None, layerbench::results::BaseServing::HubMirror));
+    let python = info.images.iter().find(|i| i.role == "base").unwrap();
+    assert_eq!(base[0].resolved, python.name);
+    if python.source == layerbench::results::ImageSource::LocalStandIn {
+        assert_eq!(base[0].source, layerbench::results::BaseSource::LocalStandIn);
+        assert_eq!((base[0].digest.as_ref(), base[0].digest_kind), (python.id.as_ref(), Some(layerbench::results::DigestKind::ImageId)));
+    }
+    let edit: Vec<(u32, String)> = steps.iter().filter(|s| s.pipeline_run == *runs[6]).map(|s| (s.step, s.instruction.clone())).collect();
+    assert_eq!(edit.last(), Some(&(7, "CMD [\"./run.sh\"]".to_string())), "the edited Dockerfile's steps: {edit:?}");
+    assert!(steps.iter().filter(|s| s.pipeline_run == *runs[6]).all(|s| s.total_steps == 7));
 }

@@ -61,6 +61,7 @@ fn scenario(context: &tempfile::TempDir, name: &str) -> Scenario {
         context: context.path().to_path_buf(),
         dockerfile_path: PathBuf::from("Dockerfile"),
         dockerfile: Dockerfile::parse(DOCKERFILE).unwrap(),
+        dockerfiles: vec![layerbench::scenario::RunDockerfile { from_run: 0, shown: "Dockerfile".into(), dockerfile: Dockerfile::parse(DOCKERFILE).unwrap() }],
         repository: "flask-app".into(),
         iterations: 1,
         strategies: Strategy::all().collect(),

@@ -341,6 +341,10 @@ fn local_stand_in_images_are_said_plainly() {
         "{text}"
     );
     assert!(text_of(&doc, "#images").contains("local stand-in"));
+    let bases = text_of(&doc, "#bases");
+    for shown in ["python:3.11-slim", "${PY}", "layerbench-local/python:3.11-slim", "local stand-in", "(local image ID)", "as Docker Hub's mirror"] {
+        assert!(bases.contains(shown), "{shown}: {bases}");
+    }
 }
 
 #[test]

@@ -172,6 +172,7 @@ async fn stand_ins_are_built_labelled_reused_and_rebuilt_when_stale() {
         buildkit: "registry.invalid/buildkit:v0".into(),
         job: "registry.invalid/docker:28".into(),
         stand_in_prefix: prefix.clone(),
+        base_map: vec![],
     };
 
     let recorder = Recorder::default();

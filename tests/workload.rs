@@ -72,6 +72,7 @@ fn workload(prices: Prices) -> Workload {
         mix: BTreeMap::from([(PipelineRunName::from("code-change"), 1.0)]),
         cold_per_day: 10.0,
         prices,
+        mix_from_history: false,
     }
 }
 
@@ -195,9 +196,18 @@ fn the_report_shows_the_mix_the_weighted_verdict_and_the_bill() {
     let bill = &html[html.find("id=\"bill\"").unwrap()..];
     let start = bill.find(FAST_CODE).unwrap();
     let row = &bill[start..start + bill[start..].find("</tr>").unwrap()];
-    for cell in ["19.0 s", "31.7 min", "950.0 min", "680 s", "38.20"] {
+    // Each daily figure beside its month (30 days): 1 900 s of runner time a day, 680 CPU-seconds, 19.0 GB
+    // pulled and 5.9 GB pushed.
+    for cell in ["19.0 s", "31.7 min · 950.0 min", "680 s · 5.7 h", "19.0 GB · 570.0 GB", "5.9 GB · 177.0 GB", "38.20"] {
         assert!(row.contains(cell), "{cell} missing from the bill row: {row}");
     }
+    // The whole bill again with one more cold start a day: 11 cold and 89 code-change jobs.
+    let cold = &html[html.find("id=\"bill-cold\"").expect("the bill with one more cold start a day")..];
+    let start = cold.find(FAST_CODE).unwrap();
+    let row = &cold[start..start + cold[start..].find("</tr>").unwrap()];
+    assert!(html.contains("With one more cold start a day (100 pipelines a day: 11 cold, 89 code-change)"));
+    let runner_min = (11.0 * 100.0 + 89.0 * 10.0) / 60.0;
+    assert!(row.contains(&format!("{runner_min:.1} min · {:.1} min", runner_min * 30.0)), "{row}");
     assert!(html.contains("With one more cold start a day, the order stays: shared-dind &lt; ephemeral-dind."));
 
     data.info.workload = None;

@@ -111,6 +111,25 @@ pub fn differences(b: &RunInfo, c: &RunInfo) -> Vec<Difference> {
     for role in roles {
         differ(&format!("{role} image"), image(b, role), image(c, role));
     }
+    // A base image by the name the Dockerfile uses: where it came from, and its registry digest when it came
+    // from a registry (a local image's ID differs from machine to machine, as a stand-in's does). Results
+    // written before bases were recorded say nothing, so they differ in nothing.
+    if !b.bases.is_empty() && !c.bases.is_empty() {
+        let mut names: Vec<&String> = b.bases.iter().map(|x| &x.name).collect();
+        names.extend(c.bases.iter().map(|x| &x.name).filter(|n| !b.bases.iter().any(|x| &x.name == *n)));
+        let base = |info: &RunInfo, name: &str| {
+            info.bases.iter().find(|x| x.name == name).map_or("none".to_string(), |x| {
+                let source = serde_json::to_value(x.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                match (&x.digest, x.digest_kind) {
+                    (Some(digest), Some(crate::results::DigestKind::RegistryManifest)) => format!("{source} {digest}"),
+                    _ => source,
+                }
+            })
+        };
+        for name in names {
+            differ(&format!("base image {name}"), base(b, name), base(c, name));
+        }
+    }
     out
 }
 
@@ -132,6 +151,20 @@ pub fn load_difference(baseline: Option<f64>, candidate: Option<f64>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_base_from_another_registry_digest_or_source_differs_and_a_local_image_id_does_not() {
+        let info: RunInfo = serde_json::from_str(include_str!("../../tests/fixtures/results/synthetic-flask/run.json")).unwrap();
+        let mut other = info.clone();
+        other.bases[0].digest = Some("sha256:another-machines-stand-in".into());
+        assert!(differences(&info, &other).is_empty(), "a local image ID differs from machine to machine");
+        other.bases[0].digest_kind = Some(crate::results::DigestKind::RegistryManifest);
+        other.bases[0].source = crate::results::BaseSource::Pulled;
+        let found: Vec<String> = differences(&info, &other).iter().map(Difference::text).collect();
+        assert_eq!(found, ["base image python:3.11-slim: local-stand-in → pulled sha256:another-machines-stand-in"]);
+        other.bases.clear();
+        assert!(differences(&info, &other).is_empty(), "results without bases say nothing either way");
+    }
 
     #[test]
     fn loads_half_a_task_per_cpu_apart_differ_in_either_direction() {

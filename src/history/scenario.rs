@@ -69,9 +69,9 @@ pub fn write(request: &FromGit, out: &Path) -> Result<(String, HistoryInfo), His
         info.describe(),
         info.profile.summary
     );
-    // The oldest commit's Dockerfile is the pipeline's; an edit after it splits the pipeline.
+    // Each run builds its commit's Dockerfile; an edit is worth knowing when reading the results.
     for commit in profile.dockerfile_edits().into_iter().filter(|c| c.id != commits[0].id) {
-        text.push_str(&format!("# Commit {} edits the Dockerfile: `run` needs one Dockerfile, so split the range there.\n", commit.short()));
+        text.push_str(&format!("# Commit {} edits the Dockerfile: the runs from it on build the edited one.\n", commit.short()));
     }
     text.push_str(&format!(
         "name = {}\ncontext = {}\ndockerfile = {}\nrepository = {}\niterations = 1\n",

@@ -171,10 +171,12 @@ fn legend_index(state: StepState) -> usize {
     StepState::ALL.iter().position(|s| *s == state).unwrap_or(usize::MAX)
 }
 
-fn marks_of(data: &RunData, jobs: &[&JobRecord], step: u32) -> Vec<Mark> {
+/// Each job's mark for `step`: its record with that number and instruction, so that where an edit of the
+/// Dockerfile moved a step, each instruction keeps its own row.
+fn marks_of(data: &RunData, jobs: &[&JobRecord], step: &StepInfo) -> Vec<Mark> {
     jobs.iter()
         .map(|job| {
-            let record = data.steps_of(job).into_iter().find(|r| r.step == step);
+            let record = data.steps_of(job).into_iter().find(|r| r.step == step.step && r.instruction == step.instruction);
             Mark {
                 iteration: job.iteration,
                 state: record.map_or(StepState::NotRun, StepState::of),
@@ -200,7 +202,7 @@ impl CacheMap {
             .map(|step| {
                 jobs.iter()
                     .map(|jobs| {
-                        let marks = marks_of(data, jobs, step.step);
+                        let marks = marks_of(data, jobs, step);
                         let ran = marks.iter().filter(|m| m.state != StepState::NotRun);
                         Cell {
                             majority: majority(&marks),

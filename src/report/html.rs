@@ -664,6 +664,7 @@ fn environment(data: &RunData) -> String {
     let mut out = nodes_table(data);
     out.push_str(&image_sources(&data.info.images));
     out.push_str(&images_table(&data.info.images));
+    out.push_str(&bases_table(&data.info.bases));
     out.push_str(&facts_table(data));
     out
 }
@@ -696,6 +697,44 @@ fn nodes_table(data: &RunData) -> String {
         nodes.len(),
         table(Some("nodes"), &headers, &rows)
     )
+}
+
+/// The base images the scenario's Dockerfiles start `FROM`, as the run served them (`run.json` `bases`).
+fn bases_table(bases: &[crate::results::BaseImageInfo]) -> String {
+    use crate::results::{BaseServing, BaseSource, DigestKind};
+    if bases.is_empty() {
+        return "<p id=\"bases\">run.json lists no base images (results written before they were recorded).</p>".into();
+    }
+    let code = |text: &str| format!("<td><code>{}</code></td>", html(text));
+    let rows: Vec<Vec<String>> = bases
+        .iter()
+        .map(|b| {
+            let name = match &b.written {
+                Some(written) => format!("<td><code>{}</code> (<code>{}</code>)</td>", html(&b.name), html(written)),
+                None => code(&b.name),
+            };
+            let source = match b.source {
+                BaseSource::Pulled => "pulled",
+                BaseSource::LocalImage => "local image",
+                BaseSource::LocalStandIn => "local stand-in (built from Debian packages)",
+            };
+            let digest = match (&b.digest, b.digest_kind) {
+                (Some(d), Some(DigestKind::RegistryManifest)) => format!("<td><code>{}</code> (registry manifest)</td>", html(d)),
+                (Some(d), _) => format!("<td><code>{}</code> (local image ID)</td>", html(d)),
+                (None, _) => td(MISSING),
+            };
+            let served = match b.served {
+                BaseServing::HubMirror => "run's mirror, as Docker Hub's mirror",
+                BaseServing::RunMirror => "run's mirror, named in the FROM",
+                BaseServing::Source => "its own registry",
+            };
+            vec![name, code(&b.resolved), td(source), digest, td(served)]
+        })
+        .collect();
+    let intro = "<h3>Base images</h3><p>Every image the scenario's Dockerfiles start <code>FROM</code> (global \
+                 <code>ARG</code> defaults substituted; as written in parentheses), the local image the run served \
+                 under that name, and how every builder got it.</p>";
+    format!("{intro}{}", table(Some("bases"), &["base image", "served image", "source", "digest", "builders got it from"], &rows))
 }
 
 /// One sentence on whether the toolchain images were the official ones.

@@ -31,47 +31,42 @@ pub fn section(data: &RunData, verdict: &Verdict) -> String {
         None => out.push_str("<p id=\"workload-formula\">The workload gives no prices, so there is no money column.</p>\n"),
     }
     let colder = workload.with_daily_cold_start();
-    let cold_verdict = (colder != *workload).then(|| Verdict::weighted(data, Weighting::of(Some(&colder), pipeline)));
-    out.push_str(&bill_table(data, verdict, workload, &colder));
-    if let Some(cold_verdict) = cold_verdict {
+    out.push_str("<h3>The team's day</h3>\n");
+    out.push_str(&bill_table("bill", data, verdict, workload));
+    if colder != *workload {
+        let cold_verdict = Verdict::weighted(data, Weighting::of(Some(&colder), pipeline));
+        out.push_str(&format!("<h3>With one more cold start a day ({})</h3>\n", html(colder.describe(pipeline))));
+        out.push_str(&bill_table("bill-cold", data, &cold_verdict, &colder));
         out.push_str(&cold_sentence(verdict, &cold_verdict));
     }
     out.push_str("</section>\n");
     out
 }
 
-/// One row per strategy, in the verdict's order.
-fn bill_table(data: &RunData, verdict: &Verdict, workload: &Workload, colder: &Workload) -> String {
+/// One row per strategy, in the verdict's order: each daily figure beside its month.
+fn bill_table(id: &str, data: &RunData, verdict: &Verdict, workload: &Workload) -> String {
     let priced = workload.prices.any();
-    let money = |b: &Bill| match b.money.as_ref().map(|m| m.per_month) {
-        Some(Some(m)) => format!("{m:.2}"),
-        _ => MISSING.to_string(),
-    };
-    let minutes = |m: Option<f64>| m.map_or(MISSING.to_string(), |m| format!("{m:.1} min"));
     let rows: Vec<Vec<String>> = verdict
         .ranked
         .iter()
         .chain(&verdict.unranked)
         .map(|standing| {
             let b = Bill::of(data, workload, standing.strategy);
-            let cold = Bill::of(data, colder, standing.strategy);
             let mut row = vec![
                 format!("<td>{}</td>", strategy_html(b.strategy)),
                 td_num(format::opt_duration(b.expected_ms)),
-                td_num(minutes(b.runner_minutes_per_day)),
-                td_num(minutes(b.runner_minutes_per_month())),
-                td_num(b.cpu_seconds_per_day.map_or(MISSING.to_string(), |s| format!("{s:.0} s"))),
+                td_num(day_month(b.runner_minutes_per_day, b.runner_minutes_per_month(), minutes)),
+                td_num(day_month(b.cpu_seconds_per_day, b.cpu_seconds_per_month(), cpu)),
                 td_num(format::opt_bytes(b.peak_memory_bytes)),
-                td_num(format::opt_bytes(b.pulled_bytes_per_day)),
-                td_num(format::opt_bytes(b.pushed_bytes_per_day)),
+                td_num(day_month(b.pulled_bytes_per_day, b.pulled_bytes_per_month(), format::bytes)),
+                td_num(day_month(b.pushed_bytes_per_day, b.pushed_bytes_per_month(), format::bytes)),
                 td_num(format::opt_bytes(b.registry_bytes)),
             ];
             if priced {
-                row.push(td_num(money(&b)));
-            }
-            row.push(td_num(format::opt_duration(cold.expected_ms)));
-            if priced {
-                row.push(td_num(money(&cold)));
+                row.push(td_num(match b.money.as_ref().map(|m| m.per_month) {
+                    Some(Some(m)) => format!("{m:.2}"),
+                    _ => MISSING.to_string(),
+                }));
             }
             row
         })
@@ -79,22 +74,38 @@ fn bill_table(data: &RunData, verdict: &Verdict, workload: &Workload, colder: &W
     let mut headers = vec![
         "strategy",
         "expected job time",
-        "runner / day",
-        "runner / month",
-        "CPU / day",
-        "peak memory",
-        "pulled / day",
-        "pushed / day",
-        "registry storage",
+        "runner time, a day · a month",
+        "CPU, a day · a month",
+        "peak memory of a job",
+        "pulled, a day · a month",
+        "pushed, a day · a month",
+        "registry storage held",
     ];
     if priced {
-        headers.push("money / month");
+        headers.push("money a month");
     }
-    headers.push("expected, +1 cold a day");
-    if priced {
-        headers.push("money / month, +1 cold a day");
+    table(Some(id), &headers, &rows)
+}
+
+/// "31.7 min · 950.0 min": a daily figure and its month, or the missing mark when it was not measured.
+fn day_month(day: Option<f64>, month: Option<f64>, show: fn(f64) -> String) -> String {
+    match (day, month) {
+        (Some(day), Some(month)) => format!("{} · {}", show(day), show(month)),
+        _ => MISSING.to_string(),
     }
-    table(Some("bill"), &headers, &rows)
+}
+
+fn minutes(m: f64) -> String {
+    format!("{m:.1} min")
+}
+
+/// CPU time in seconds below an hour, else in hours.
+fn cpu(seconds: f64) -> String {
+    if seconds < 3600.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
 }
 
 /// Whether one more cold start a day (caches lost every night) changes the order.

@@ -48,9 +48,26 @@ impl Term {
     }
 }
 
+/// A daily figure over a month.
+pub fn per_month(per_day: Option<f64>) -> Option<f64> {
+    per_day.map(|d| d * DAYS_PER_MONTH)
+}
+
 impl Bill {
     pub fn runner_minutes_per_month(&self) -> Option<f64> {
-        self.runner_minutes_per_day.map(|m| m * DAYS_PER_MONTH)
+        per_month(self.runner_minutes_per_day)
+    }
+
+    pub fn cpu_seconds_per_month(&self) -> Option<f64> {
+        per_month(self.cpu_seconds_per_day)
+    }
+
+    pub fn pulled_bytes_per_month(&self) -> Option<f64> {
+        per_month(self.pulled_bytes_per_day)
+    }
+
+    pub fn pushed_bytes_per_month(&self) -> Option<f64> {
+        per_month(self.pushed_bytes_per_day)
     }
 
     /// The bill of every strategy with jobs, in the run's order.
@@ -113,12 +130,11 @@ fn money(bill: &Bill, prices: &Prices) -> Option<Money> {
     if !prices.any() {
         return None;
     }
-    let month = |day: Option<f64>| day.map(|d| d * DAYS_PER_MONTH);
     let quantities = [
         bill.runner_minutes_per_month(),
-        month(bill.cpu_seconds_per_day).map(|s| s / 3600.0),
+        bill.cpu_seconds_per_month().map(|s| s / 3600.0),
         bill.registry_bytes.map(|b| b / BYTES_PER_GB),
-        month(bill.pulled_bytes_per_day).map(|b| b / BYTES_PER_GB),
+        bill.pulled_bytes_per_month().map(|b| b / BYTES_PER_GB),
     ];
     let terms: Vec<Term> = priced(prices)
         .into_iter()

@@ -236,16 +236,17 @@ impl RunData {
     }
 
     /// The Dockerfile's steps: run.json's table, or (for results written without it) the
-    /// distinct steps seen in steps.csv.
+    /// distinct steps seen in steps.csv. A pipeline that edits its Dockerfile has a row for each instruction a
+    /// step number had.
     pub fn step_table(&self) -> Vec<StepInfo> {
         if !self.info.steps.is_empty() {
             let mut steps = self.info.steps.clone();
             steps.sort_by_key(|s| s.step);
             return steps;
         }
-        let mut seen: BTreeMap<u32, StepInfo> = BTreeMap::new();
+        let mut seen: BTreeMap<(u32, &str), StepInfo> = BTreeMap::new();
         for s in &self.steps {
-            seen.entry(s.step).or_insert_with(|| StepInfo {
+            seen.entry((s.step, s.instruction.as_str())).or_insert_with(|| StepInfo {
                 stage: s.stage.clone(),
                 step: s.step,
                 instruction: s.instruction.clone(),

@@ -268,6 +268,62 @@ pub struct ImageInfo {
     pub built_from: Option<String>,
 }
 
+/// Where a base image the run served came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseSource {
+    /// Pulled from its registry by this run.
+    Pulled,
+    /// An image the engine already had: under the Dockerfile's name, or mapped with `--base-image NAME=LOCAL`.
+    LocalImage,
+    /// Layerbench's stand-in for the Python base (`--base-image`'s shorthand), built from Debian packages
+    /// because the official image could not be pulled; or a mapped image that carries the stand-in label.
+    LocalStandIn,
+}
+
+/// What a base image's `digest` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DigestKind {
+    /// The manifest digest of the registry the image came from (the engine's `RepoDigests`).
+    RegistryManifest,
+    /// The local engine's image ID: the image came from no registry the engine remembers.
+    ImageId,
+}
+
+/// How every builder of the run got a base image; the same path for all of them, so strategies stay comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseServing {
+    /// From the run's read-only mirror, which each builder is configured to use as its Docker Hub mirror.
+    HubMirror,
+    /// From the run's read-only mirror by name: the Dockerfile the builders get names the mirror in that
+    /// `FROM` (images of other registries, and any image pinned by digest).
+    RunMirror,
+    /// From its own registry (kube with `--hub-mirror none`, or another registry's image with
+    /// `--hub-mirror HOST:PORT`).
+    Source,
+}
+
+/// A base image of the scenario's Dockerfiles, as the run resolved and served it (`run.json` `bases`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseImageInfo {
+    /// As the Dockerfile names it, its global `ARG` defaults substituted (`python:3.11-slim`).
+    pub name: String,
+    /// The `FROM`'s image as written, where that differs from `name` (`${PY}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+    /// `name` fully qualified (`docker.io/library/python:3.11-slim`).
+    pub reference: String,
+    /// The local image the run served under `name`.
+    pub resolved: String,
+    /// See `digest_kind`; empty when the engine reported neither.
+    pub digest: Option<String>,
+    pub digest_kind: Option<DigestKind>,
+    pub source: BaseSource,
+    pub served: BaseServing,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     /// Logical CPUs layerbench may use; `None` (`null`) when they could not be counted.
@@ -291,6 +347,10 @@ pub struct RunInfo {
     /// Builder name -> version, e.g. "dind" -> "20.10.24", "buildah" -> "1.28.2".
     pub builder_versions: std::collections::BTreeMap<String, String>,
     pub images: Vec<ImageInfo>,
+    /// Every base image the scenario's Dockerfiles start `FROM`, as the run served it (empty in results
+    /// written before bases were recorded).
+    #[serde(default)]
+    pub bases: Vec<BaseImageInfo>,
     pub strategies: Vec<Strategy>,
     pub pipeline: Vec<PipelineRunName>,
     pub iterations: u32,

@@ -103,6 +103,20 @@ fn replace_with_commit(context_dir: &Path, id: &str, repository: &Path, dir: &Pa
 /// An uncompressed tar of the context for the Engine's build API: paths relative to the context,
 /// sorted, `.dockerignore` applied, owner 0:0 as the docker CLI sends it, modes and mtimes kept.
 pub fn tar_context(context_dir: &Path) -> Result<Vec<u8>, ScenarioError> {
+    tar_context_with(context_dir, None)
+}
+
+/// [`tar_context`], with the file at `replaced.0` (relative to the context; links on the way followed) holding
+/// `replaced.1` instead of its own content: the Dockerfile as the builders are served it.
+pub fn tar_context_with(context_dir: &Path, replaced: Option<(&Path, &[u8])>) -> Result<Vec<u8>, ScenarioError> {
+    let replaced = match replaced {
+        Some((rel, content)) => {
+            let real = resolve_inside(context_dir, rel)
+                .map_err(|why| ScenarioError::Change { file: rel.to_path_buf(), reason: why.to_string() })?;
+            Some((super::slash_path(&real), content))
+        }
+        None => None,
+    };
     let mut tar = tar::Builder::new(Vec::new());
     for entry in context_entries(context_dir)? {
         let mut header = tar::Header::new_gnu();
@@ -113,7 +127,10 @@ pub fn tar_context(context_dir: &Path) -> Result<Vec<u8>, ScenarioError> {
             .set_username("")
             .and_then(|_| header.set_groupname(""))
             .map_err(io_at("add to the tar", &entry.path))?;
-        if entry.meta.is_dir() {
+        if let Some((_, content)) = replaced.as_ref().filter(|(rel, _)| *rel == entry.rel && entry.meta.is_file()) {
+            header.set_size(content.len() as u64);
+            tar.append_data(&mut header, &entry.rel, *content)
+        } else if entry.meta.is_dir() {
             tar.append_data(&mut header, format!("{}/", entry.rel), std::io::empty())
         } else if entry.meta.is_symlink() {
             let target = fs::read_link(&entry.path).map_err(io_at("read the link", &entry.path))?;
@@ -506,6 +523,13 @@ mod tests {
         assert!(listing.iter().all(|(_, uid, gid, _)| (*uid, *gid) == (0, 0)));
         assert_eq!(listing[3].3, b"a");
         assert_eq!(bytes, tar_context(dir.path()).unwrap(), "the same context gives the same bytes");
+        // The Dockerfile as builders are served it, reached through a link; the copy on disk stays as it was.
+        std::os::unix::fs::symlink("Dockerfile", dir.path().join("Linked.Dockerfile")).unwrap();
+        let served = tar_context_with(dir.path(), Some((Path::new("Linked.Dockerfile"), b"FROM mirror:5000/b\n"))).unwrap();
+        let listing = tar_listing(&served);
+        let dockerfile = listing.iter().find(|(n, ..)| n == "Dockerfile").unwrap();
+        assert_eq!(dockerfile.3, b"FROM mirror:5000/b\n");
+        assert_eq!(std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(), "FROM a\n");
     }
 
     #[test]

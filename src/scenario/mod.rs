@@ -28,7 +28,11 @@ pub struct Scenario {
     pub context: PathBuf,
     /// Dockerfile path relative to the context.
     pub dockerfile_path: PathBuf,
+    /// The Dockerfile the first pipeline run builds.
     pub dockerfile: Dockerfile,
+    /// Every Dockerfile the pipeline builds, in order, each from the run that first builds it: the first is
+    /// `dockerfile`; a commit or a change that edits the Dockerfile brings the next.
+    pub dockerfiles: Vec<RunDockerfile>,
     /// Image repository name, without registry host or tag (e.g. `flask-app`).
     pub repository: String,
     pub iterations: u32,
@@ -44,6 +48,16 @@ pub struct Scenario {
     /// sha256 (hex) over the scenario file and every context file a build sees (the Dockerfile
     /// included), by sorted relative path.
     pub hash: String,
+}
+
+/// A Dockerfile of the pipeline, and the first pipeline run that builds it.
+#[derive(Debug, Clone)]
+pub struct RunDockerfile {
+    /// 0-based index of that pipeline run.
+    pub from_run: usize,
+    /// Where it was read, for messages: `Dockerfile`, or `<commit>:app/Dockerfile` for a commit's.
+    pub shown: String,
+    pub dockerfile: Dockerfile,
 }
 
 /// One CI pipeline run: what changed in the repository before the job ran.
@@ -146,27 +160,48 @@ impl Scenario {
     /// never pass `--target` take unnamed stages.
     pub fn check_strategies(&self, strategies: &[Strategy]) -> Result<(), ScenarioError> {
         for &strategy in strategies {
-            self.check_targets(strategy)?;
+            for at in &self.dockerfiles {
+                self.check_targets(strategy, at)?;
+            }
         }
         Ok(())
     }
 
-    fn check_targets(&self, strategy: Strategy) -> Result<(), ScenarioError> {
-        let input = PlanInput { repository: &self.repository, commit_tag: "c1", dockerfile: &self.dockerfile };
+    /// Every base image the pipeline's Dockerfiles start `FROM`, each with where it is named
+    /// (`Dockerfile:3`), in order of appearance (one image may come more than once).
+    pub fn base_images(&self) -> Vec<(crate::dockerfile::BaseImage, String)> {
+        self.dockerfiles
+            .iter()
+            .flat_map(|at| {
+                // Checked when the scenario was loaded.
+                let bases = at.dockerfile.base_images().unwrap_or_default();
+                bases.into_iter().map(move |b| {
+                    let site = format!("{}:{}", at.shown, b.line);
+                    (b, site)
+                })
+            })
+            .collect()
+    }
+
+    fn check_targets(&self, strategy: Strategy, at: &RunDockerfile) -> Result<(), ScenarioError> {
+        let dockerfile = &at.dockerfile;
+        let input = PlanInput { repository: &self.repository, commit_tag: "c1", dockerfile };
         let plan = strategy.plan(&input);
         let targeted: Vec<(&Stage, &str)> = plan
             .ops
             .iter()
             .filter_map(|op| match op {
                 Op::Build { target: Some(target), tags, .. } => {
-                    let stage = self.dockerfile.stages.iter().find(|s| s.label() == *target)?;
+                    let stage = dockerfile.stages.iter().find(|s| s.label() == *target)?;
                     Some((stage, tags.first().map(String::as_str).unwrap_or_default()))
                 }
                 _ => None,
             })
             .collect();
-        let refuse = |message: String| ScenarioError::Strategy { path: self.source.clone(), message: format!("strategy {strategy} {message}") };
-        let every_but_last = targeted.len() + 1 == self.dockerfile.stages.len();
+        let which = if at.from_run == 0 { String::new() } else { format!(" ({})", at.shown) };
+        let refuse =
+            |message: String| ScenarioError::Strategy { path: self.source.clone(), message: format!("strategy {strategy} {message}{which}") };
+        let every_but_last = targeted.len() + 1 == dockerfile.stages.len();
         for (stage, tag) in &targeted {
             let line = stage.instructions[0].line;
             let Some(name) = &stage.name else {
@@ -279,12 +314,10 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let context_shown = base_dir.join(raw.context.get_ref());
     let context = context_dir(&context_shown, raw.context.span(), &at)?;
     let ignore = context::DockerIgnore::load(&context)?;
-    let (dockerfile_path, dockerfile) = dockerfile_of(&raw, &context, &context_shown, &ignore, &at)?;
+    let (dockerfile_path, first) = dockerfile_of(&raw, &context, &context_shown, &ignore, &at)?;
     let pipeline = pipeline(raw.pipeline, &context, &ignore, &at)?;
-    let dockerfile = match commits_dockerfile(&pipeline, &dockerfile_path, path)? {
-        Some(at_commits) => at_commits,
-        None => dockerfile,
-    };
+    let dockerfiles = run_dockerfiles(&pipeline, &context, &dockerfile_path, first, path)?;
+    let dockerfile = dockerfiles[0].dockerfile.clone();
     let concurrency = match raw.concurrency {
         None => vec![1],
         Some(levels) => {
@@ -295,7 +328,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let names: Vec<PipelineRunName> = pipeline.iter().map(|p| p.name.clone()).collect();
     let workload = raw
         .workload
-        .map(|w| w.check(&names).map_err(|e| at(e.span, format!("[workload]: {}", e.message))))
+        .map(|w| w.check(&names, raw.history.as_ref()).map_err(|e| at(e.span, format!("[workload]: {}", e.message))))
         .transpose()?;
     let hash = hash_scenario(&bytes, &context)?;
     Ok(Scenario {
@@ -304,6 +337,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         context,
         dockerfile_path,
         dockerfile,
+        dockerfiles,
         repository,
         iterations,
         strategies,
@@ -357,15 +391,22 @@ fn context_dir(shown: &Path, span: Range<usize>, at: &impl Fn(Range<usize>, Stri
     }
 }
 
-/// The Dockerfile's path relative to the context, and the Dockerfile, read and parsed; one the build could
-/// not read (outside the context, excluded by `.dockerignore`) is refused.
+/// The context's Dockerfile as the build reads it: where it was read, and its text.
+struct DockerfileText {
+    shown: String,
+    text: Vec<u8>,
+}
+
+/// The Dockerfile's path relative to the context, and the Dockerfile, read; one the build could not read
+/// (outside the context, excluded by `.dockerignore`) is refused. It is parsed where a pipeline run builds
+/// it (a replayed history builds its commits' Dockerfiles instead).
 fn dockerfile_of(
     raw: &RawScenario,
     context: &Path,
     context_shown: &Path,
     ignore: &context::DockerIgnore,
     at: &impl Fn(Range<usize>, String) -> ScenarioError,
-) -> Result<(PathBuf, Dockerfile), ScenarioError> {
+) -> Result<(PathBuf, DockerfileText), ScenarioError> {
     let (path, span) = match &raw.dockerfile {
         Some(d) => (d.get_ref().as_str(), d.span()),
         None => ("Dockerfile", raw.context.span()),
@@ -384,12 +425,10 @@ fn dockerfile_of(
         };
         at(span.clone(), message)
     })?;
-    let dockerfile = Dockerfile::parse(&text)
-        .map_err(|e| ScenarioError::Invalid { path: shown.clone(), line: e.line, column: 1, message: e.message })?;
     if let Some(line) = ignore.excluded_by(&slash_path(&resolved)) {
         return Err(at(span, format!("the Dockerfile is excluded by .dockerignore line {line}, so the build could not read it")));
     }
-    Ok((relative, dockerfile))
+    Ok((relative, DockerfileText { shown: shown.display().to_string(), text: text.into_bytes() }))
 }
 
 /// The pipeline runs in order, each name unique and each change inside the context.
@@ -456,39 +495,59 @@ fn parse_strategies(
     Ok(kinds)
 }
 
-/// For a pipeline of commits: the Dockerfile as the first commit has it, which every other commit must have
-/// too (one scenario runs one Dockerfile); `None` when no run is a commit.
-fn commits_dockerfile(pipeline: &[PipelineRun], dockerfile_path: &Path, source: &Path) -> Result<Option<Dockerfile>, ScenarioError> {
-    let commits: Vec<(&str, &Path, &Path)> = pipeline
-        .iter()
-        .filter_map(|run| match &run.change {
-            Change::Commit { id, repository, dir } => Some((id.as_str(), repository.as_path(), dir.as_path())),
-            _ => None,
-        })
-        .collect();
-    let Some(&(first, repository, dir)) = commits.first() else { return Ok(None) };
+/// Every Dockerfile the pipeline builds, as lane 1 meets them: the context's, or the first commit's for a
+/// replayed history, then each one a commit or a change to the Dockerfile brings. Each is parsed and its `FROM`s
+/// checked now, so a mistake gets its place (`<commit>:app/Dockerfile:3:1: …` for a commit's) before anything runs.
+fn run_dockerfiles(
+    pipeline: &[PipelineRun],
+    context: &Path,
+    dockerfile_path: &Path,
+    first: DockerfileText,
+    source: &Path,
+) -> Result<Vec<RunDockerfile>, ScenarioError> {
     let refuse = |message: String| ScenarioError::Strategy { path: source.to_path_buf(), message };
-    let history = crate::git::History::discover(repository).map_err(|e| refuse(e.to_string()))?;
-    let path = dir.join(dockerfile_path);
-    let text_at = |id: &str| -> Result<Vec<u8>, ScenarioError> {
-        history.file(id, &path).map_err(|e| refuse(e.to_string()))?.ok_or_else(|| {
-            refuse(crate::git::HistoryError::DockerfileMissing { repository: repository.to_path_buf(), commit: id.to_string(), path: path.clone() }.to_string())
-        })
-    };
-    let text = text_at(first)?;
-    for &(id, _, _) in &commits[1..] {
-        if text_at(id)? != text {
-            return Err(refuse(format!(
-                "commit {id} has another {} than commit {first}: a scenario runs one Dockerfile, so split the history \
-                 at that commit (`scenario from-git --range`)",
-                path.display()
-            )));
+    let real = context::resolve_inside(context, dockerfile_path).ok();
+    let edits = |file: &Path| real.is_some() && context::resolve_inside(context, file).ok() == real;
+    let changed_by = |run: &PipelineRun| format!("{} as pipeline run {} leaves it", dockerfile_path.display(), run.name);
+    let mut histories: Vec<(PathBuf, crate::git::History)> = vec![];
+    let mut out: Vec<RunDockerfile> = vec![];
+    let (mut shown, mut text) = (first.shown, first.text);
+    for (index, run) in pipeline.iter().enumerate() {
+        let next = match &run.change {
+            Change::Commit { id, repository, dir } => {
+                if !histories.iter().any(|(r, _)| r == repository) {
+                    histories.push((repository.clone(), crate::git::History::discover(repository).map_err(|e| refuse(e.to_string()))?));
+                }
+                let history = &histories.iter().find(|(r, _)| r == repository).expect("opened above").1;
+                let path = dir.join(dockerfile_path);
+                let missing = || crate::git::HistoryError::DockerfileMissing { repository: repository.clone(), commit: id.clone(), path: path.clone() };
+                let bytes = history.file(id, &path).map_err(|e| refuse(e.to_string()))?.ok_or_else(|| refuse(missing().to_string()))?;
+                Some((format!("{}:{}", &id[..id.len().min(10)], path.display()), bytes))
+            }
+            Change::Write { file, content } if edits(file) => Some((changed_by(run), content.replace(LANE_PLACEHOLDER, "1").into_bytes())),
+            Change::Append { file, line } if edits(file) => {
+                let separator = if text.is_empty() || text.ends_with(b"\n") { "" } else { "\n" };
+                let mut appended = text.clone();
+                appended.extend(format!("{separator}{line}\n").bytes());
+                Some((changed_by(run), appended))
+            }
+            _ => None,
+        };
+        let changed = match next {
+            Some((where_, bytes)) if index == 0 || bytes != text => {
+                (shown, text) = (where_, bytes);
+                true
+            }
+            _ => index == 0,
+        };
+        if changed {
+            let invalid = |e: DockerfileError| ScenarioError::Invalid { path: PathBuf::from(&shown), line: e.line, column: 1, message: e.message };
+            let dockerfile = Dockerfile::parse(&String::from_utf8_lossy(&text)).map_err(invalid)?;
+            dockerfile.base_images().map_err(invalid)?;
+            out.push(RunDockerfile { from_run: index, shown: shown.clone(), dockerfile });
         }
     }
-    let shown = PathBuf::from(format!("{}:{}", &first[..first.len().min(10)], path.display()));
-    Dockerfile::parse(&String::from_utf8_lossy(&text))
-        .map(Some)
-        .map_err(|e| ScenarioError::Invalid { path: shown, line: e.line, column: 1, message: e.message })
+    Ok(out)
 }
 
 /// `{ commit = ID }`: the context must lie in a git repository that has the commit.
@@ -589,7 +648,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn slash_path(path: &Path) -> String {
+pub(crate) fn slash_path(path: &Path) -> String {
     path.components()
         .filter_map(|c| match c {
             std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),

@@ -1,5 +1,6 @@
 //! Toolchain images: pulled under their official names, or built from Debian packages (and Go modules) when that fails.
 
+pub mod bases;
 mod go_build;
 pub mod kind_node;
 mod stand_in;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::events::EventSink;
+use crate::reference::{Reference, ReferenceError};
 use crate::resources::is_not_found;
 use crate::results::{ImageInfo, ImageSource};
 
@@ -32,7 +34,8 @@ const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an image is for; the builder and daemon homes name the role they run in. Each role's official image and
 /// its stand-in share one way of running them:
-/// - `Base`: the base image scenario Dockerfiles start `FROM`.
+/// - `Base`: the Python base (`python:3.11-slim`): what the sample scenarios start `FROM`, and the root every
+///   stand-in is built from. A scenario's bases in general are `bases`' business.
 /// - `Dind`: create it with `Cmd` and environment from the dind daemon's home; both flavours then run
 ///   exactly that `dockerd` command line.
 /// - `Registry`: keep the image's `Cmd`; it serves `:5000` with filesystem storage in `/var/lib/registry`,
@@ -80,6 +83,8 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolchainConfig {
+    /// The Python base: the image a local stand-in is built for when it cannot be pulled (`--base-image NAME`),
+    /// and the root every other stand-in is built from.
     pub base: String,
     pub dind: String,
     pub registry: String,
@@ -91,11 +96,35 @@ pub struct ToolchainConfig {
     pub job: String,
     /// Repository prefix of the local stand-ins, e.g. `layerbench-local` for `layerbench-local/dind:28-dind`.
     pub stand_in_prefix: String,
+    /// `--base-image NAME=LOCAL_IMAGE`: local images served wherever a Dockerfile names `NAME`.
+    pub base_map: Vec<BaseMapping>,
+}
+
+/// `--base-image NAME=LOCAL_IMAGE`: wherever a Dockerfile starts `FROM NAME`, every builder gets the local
+/// image `LOCAL_IMAGE` (which the engine must have), served under `NAME` from the run's mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseMapping {
+    pub name: String,
+    pub local: String,
+}
+
+/// An image flag that names no image, refused before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageFlagError {
+    #[error("{flag} `{image}` is not an image reference: {why}")]
+    NotAReference { flag: &'static str, image: String, why: ReferenceError },
+    #[error("--base-image `{value}`: {side} `{image}` is not an image reference: {why}")]
+    Mapping { value: String, side: &'static str, image: String, why: ReferenceError },
+    #[error("--base-image maps {name} twice (to {first} and to {second}); give each name one local image")]
+    MappedTwice { name: String, first: String, second: String },
+    #[error("--base-image names the Python base twice (`{first}` and `{second}`); give other images as NAME=LOCAL_IMAGE")]
+    TwoShorthands { first: String, second: String },
 }
 
 impl ToolchainConfig {
-    /// Every image name checked as an image reference, with the flag that set it: `--kaniko-image: tag ...`.
-    pub fn check(&self) -> Result<(), String> {
+    /// Every image name checked as an image reference, with the flag that set it: `--kaniko-image: tag ...`;
+    /// a `--base-image NAME=LOCAL` on both sides, each name mapped once.
+    pub fn check(&self) -> Result<(), ImageFlagError> {
         let named = [
             ("--base-image", &self.base),
             ("--dind-image", &self.dind),
@@ -106,9 +135,41 @@ impl ToolchainConfig {
             ("--job-image", &self.job),
         ];
         for (flag, image) in named {
-            crate::reference::check_reference(image).map_err(|why| format!("{flag} `{image}` is not an image reference: {why}"))?;
+            crate::reference::check_reference(image).map_err(|why| ImageFlagError::NotAReference { flag, image: image.clone(), why })?;
+        }
+        let mut seen: Vec<(String, &BaseMapping)> = vec![];
+        for mapping in &self.base_map {
+            let value = format!("{}={}", mapping.name, mapping.local);
+            let checked = |side, image: &str| {
+                Reference::parse(image).map_err(|why| ImageFlagError::Mapping { value: value.clone(), side, image: image.to_string(), why })
+            };
+            let name = checked("the name", &mapping.name)?.canonical();
+            checked("the local image", &mapping.local)?;
+            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+                return Err(ImageFlagError::MappedTwice { name: mapping.name.clone(), first: first.local.clone(), second: mapping.local.clone() });
+            }
+            seen.push((name, mapping));
         }
         Ok(())
+    }
+
+    /// This configuration with `--base-image` values applied: `NAME=LOCAL_IMAGE` maps a name to a local image,
+    /// a bare `NAME` (at most one) names the Python base, as the flag did before it took mappings.
+    pub fn with_base_flags(mut self, values: &[String]) -> Result<Self, ImageFlagError> {
+        let mut shorthand: Option<&String> = None;
+        for value in values {
+            match value.split_once('=') {
+                Some((name, local)) => self.base_map.push(BaseMapping { name: name.to_string(), local: local.to_string() }),
+                None => {
+                    if let Some(first) = shorthand {
+                        return Err(ImageFlagError::TwoShorthands { first: first.clone(), second: value.clone() });
+                    }
+                    shorthand = Some(value);
+                    self.base = value.clone();
+                }
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -132,6 +193,7 @@ impl Default for ToolchainConfig {
             // The CLI image GitLab's and GitHub's docker jobs use, of the same major as the dind service.
             job: "docker:28".into(),
             stand_in_prefix: "layerbench-local".into(),
+            base_map: vec![],
         }
     }
 }
@@ -167,6 +229,8 @@ pub struct ResolvedImage {
     pub args: Vec<String>,
     /// For a stand-in whose programs were built from Go modules: `MODULE@VERSION (go build, goX.Y.Z)`.
     pub built_from: Option<String>,
+    /// This run pulled it (else the engine had it, or layerbench built it).
+    pub pulled: bool,
 }
 
 impl ResolvedImage {
@@ -185,6 +249,7 @@ impl ResolvedImage {
             env: env.iter().map(|s| s.to_string()).collect(),
             args: args.iter().map(|s| s.to_string()).collect(),
             built_from: None,
+            pulled: false,
         }
     }
 
@@ -213,7 +278,7 @@ impl Toolchain {
         self.images.get(&role)
     }
 
-    /// The base image scenario Dockerfiles start `FROM`: always resolved.
+    /// The Python base (see [`Role`]): always resolved.
     pub fn base(&self) -> &ResolvedImage {
         &self.images[&Role::Base]
     }
@@ -221,11 +286,6 @@ impl Toolchain {
     /// The registry image (the run's registry and its Docker Hub mirror): always resolved.
     pub fn registry(&self) -> &ResolvedImage {
         &self.images[&Role::Registry]
-    }
-
-    /// What the run's Docker Hub mirror serves: (local image, the Docker Hub name Dockerfiles use).
-    pub fn hub_images(&self) -> Vec<(String, String)> {
-        vec![(self.base().name.clone(), self.base().official.clone())]
     }
 
     /// The available images, for `run.json`.
@@ -354,7 +414,7 @@ async fn official_image(
         return Ok(Err(reason));
     }
     match inspect(docker, role, official, &name).await? {
-        Some(image) => Ok(Ok(image)),
+        Some(image) => Ok(Ok(ResolvedImage { pulled: true, ..image })),
         None => Ok(Err("the engine reported a pull but has no such image".into())),
     }
 }

@@ -47,6 +47,14 @@ pub fn events(extra: Vec<Box<dyn Reporter>>) -> EventSink {
     EventSink::new(reporters)
 }
 
+/// The run's bases when its Dockerfile starts `FROM python:3.11-slim`, as a session resolves them: for a test
+/// that starts a backend itself and builds or runs that image inside it.
+pub async fn python_base(docker: &Docker, config: &ToolchainConfig, toolchain: &layerbench::toolchain::Toolchain, events: &EventSink) -> layerbench::toolchain::bases::Bases {
+    let dockerfile = layerbench::dockerfile::Dockerfile::parse("FROM python:3.11-slim\n").unwrap();
+    let wanted: Vec<_> = dockerfile.base_images().unwrap().into_iter().map(|b| (b, "Dockerfile:1".to_string())).collect();
+    layerbench::toolchain::bases::resolve(docker, config, toolchain, &wanted, events).await.unwrap()
+}
+
 /// Runs a scenario with the given strategies (one iteration) to the end, results under `results_root`.
 pub async fn run(scenario: &Scenario, strategies: &[Strategy], results_root: &Path, extra: Vec<Box<dyn Reporter>>) -> Outcome {
     let docker = engine().await;

@@ -289,6 +289,16 @@ fn run_info(spec: &Spec) -> RunInfo {
         ]
         .into_iter()
         .collect(),
+        bases: vec![layerbench::results::BaseImageInfo {
+            name: "python:3.11-slim".into(),
+            written: Some("${PY}".into()),
+            reference: "docker.io/library/python:3.11-slim".into(),
+            resolved: "layerbench-local/python:3.11-slim".into(),
+            digest: Some(format!("sha256:{FLASK_HASH}")),
+            digest_kind: Some(layerbench::results::DigestKind::ImageId),
+            source: layerbench::results::BaseSource::LocalStandIn,
+            served: layerbench::results::BaseServing::HubMirror,
+        }],
         images: vec![
             image(
                 "base",

@@ -42,7 +42,7 @@ pub async fn run(
     events: &EventSink,
     outcome: &mut JobOutcome,
 ) -> Result<(), JobError> {
-    let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some("mirror:5000"), daemon_host: place.daemon_host };
+    let endpoints = Endpoints { registry: "registry:5000", hub_mirror: Some(super::MIRROR_ADDRESS), daemon_host: place.daemon_host };
     let command = job_command(request, job.dockerfile_path, &endpoints);
     let image = backend.job_image(request.builder)?.clone();
     let name = backend.container_name(&format!("{}-job{}", job.strategy.name(), place.number));
@@ -113,7 +113,7 @@ fn container_body(
 
 /// The build context as a tar rooted at `/`, under CONTEXT_DIR.
 fn context_tar(job: &JobSpec<'_>) -> Result<Vec<u8>, JobError> {
-    let plain = crate::scenario::context::tar_context(job.context).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
+    let plain = job.context_tar()?;
     let mut archive = tar::Archive::new(plain.as_slice());
     let mut out = tar::Builder::new(Vec::new());
     let prefix = CONTEXT_DIR.trim_start_matches('/');

@@ -2,8 +2,8 @@
 //!
 //! Layout of a run on the engine (every object labelled `layerbench.run-id=<id>`):
 //! - one user-defined bridge network; nothing on it is published except the mirror, on loopback only;
-//! - `mirror`: a registry standing in for Docker Hub, seeded once with the scenario's base images;
-//!   every daemon and builder uses it as its Docker Hub mirror;
+//! - `mirror`: a registry seeded once with the scenario's base images (`toolchain::bases`); every daemon and
+//!   builder uses it as its Docker Hub mirror, and the Dockerfile they are given names it for other registries';
 //! - `registry`: the CI registry, fresh for each iteration so caches start empty;
 //! - dind daemons, reached by the harness at their bridge address on port 2375, and buildkitd daemons,
 //!   reached only by their jobs' `buildctl` on port 1234.
@@ -37,6 +37,7 @@ use crate::registry::{blob_sizes_script, storage_script, LogUnreadable, Traffic}
 use crate::resources::run_labels;
 use crate::results::BackendKind;
 use crate::strategy::{Daemon, JobBuilder, Op, Phase, Strategy};
+use crate::toolchain::bases::Bases;
 use crate::toolchain::{ResolvedImage, Role, Toolchain};
 use crate::usage::Whose;
 
@@ -48,9 +49,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct BackendImages {
     /// The toolchain images, by role; the builder and daemon homes say which role each runs.
     pub toolchain: Toolchain,
-    /// Images to serve from the mirror: (local image, name the Dockerfile uses, e.g. `python:3.11-slim`).
+    /// Images to serve from the mirror: (local image, `PATH:TAG` in the mirror, e.g. `library/python:3.11-slim`).
     pub mirrored: Vec<(String, String)>,
 }
+
+/// The run's mirror as every daemon and builder reaches it, on every strategy's network.
+pub const MIRROR_ADDRESS: &str = "mirror:5000";
 
 impl BackendImages {
     /// The image of `role`, or why the job cannot have it.
@@ -87,10 +91,10 @@ pub struct DockerBackend {
 }
 
 impl BackendImages {
-    /// The toolchain's images; the base image is served from the mirror under its official name,
-    /// so the scenario's Dockerfile builds unchanged with a local stand-in.
-    pub fn from_toolchain(toolchain: &Toolchain) -> Self {
-        BackendImages { mirrored: toolchain.hub_images(), toolchain: toolchain.clone() }
+    /// The toolchain's images, and the scenario's base images, each served from the mirror under the name its
+    /// Dockerfile uses (see `toolchain::bases`), so the Dockerfile builds unchanged with a local image.
+    pub fn from_toolchain(toolchain: &Toolchain, bases: &Bases) -> Self {
+        BackendImages { mirrored: bases.mirrored(), toolchain: toolchain.clone() }
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn start_daemon(
     let name = place.name;
     let kind = place.kind;
     let home = builder::daemon(kind);
-    let setup = DaemonSetup { bind: "0.0.0.0", registry: "registry:5000", hub_mirror: Some("mirror:5000"), nameserver: Some(DOCKER_DNS), image_store: place.image_store };
+    let setup = DaemonSetup { bind: "0.0.0.0", registry: "registry:5000", hub_mirror: Some(super::MIRROR_ADDRESS), nameserver: Some(DOCKER_DNS), image_store: place.image_store };
     let launch = (home.launch)(&setup);
     let mut volumes = vec![(format!("{name}-state"), home.state_dir)];
     for (i, dir) in launch.scratch_dirs.iter().enumerate() {
@@ -299,23 +299,23 @@ pub async fn seed_mirror(backend: &DockerBackend, mirror: &str, events: &EventSi
     push_to_mirror(&backend.engine, &address, &backend.images.mirrored, events).await
 }
 
-/// Pushes each `(local image, Docker Hub name)` from the host engine into the registry at `address` (on
-/// loopback, which the engine talks plain HTTP to) under its Docker Hub path: `python:3.11-slim` becomes
-/// `library/python:3.11-slim`, where a daemon using the registry as its Docker Hub mirror looks for it. The
-/// kube backend seeds its mirror the same way, through a port-forward.
+/// Pushes each `(local image, PATH:TAG)` from the host engine into the registry at `address` (on loopback,
+/// which the engine talks plain HTTP to) at that path: a Docker Hub image at its Docker Hub path
+/// (`library/python:3.11-slim`), where a daemon using the registry as its Docker Hub mirror looks for it;
+/// another registry's under that registry's host (`gcr.io/distroless/static:nonroot`, see
+/// `toolchain::bases`). The kube backend seeds its mirror the same way, through a port-forward.
 pub async fn push_to_mirror(
     engine: &Docker,
     address: &str,
     mirrored: &[(String, String)],
     events: &EventSink,
 ) -> Result<(), BackendError> {
-    for (local, hub_name) in mirrored {
-        let (repo, tag) = crate::builder::classic::split_tag(hub_name);
-        let path = if repo.contains('/') { repo.to_string() } else { format!("library/{repo}") };
+    for (local, path_tag) in mirrored {
+        let (path, tag) = crate::builder::classic::split_tag(path_tag);
         // The sweep of the run's resources finds this tag by the mirror's port, should the run be
         // cancelled before the removal below.
         let target = format!("{address}/{path}");
-        events.setup(format!("seeding the mirror with {local} as {hub_name}"));
+        events.setup(format!("seeding the mirror with {local} as {path_tag}"));
         engine
             .tag_image(local, Some(TagImageOptionsBuilder::default().repo(&target).tag(tag).build()))
             .await

@@ -126,8 +126,8 @@ impl KubeBackend {
         })
     }
 
-    /// The local engine that seeds the run's Docker Hub mirror with `mirrored` (local image, Docker Hub
-    /// name), when the mirror is layerbench's own ([`mirror::HubMirror::Deploy`]).
+    /// The local engine that seeds the run's mirror with `mirrored` (local image, `PATH:TAG` in the mirror, see
+    /// `toolchain::bases`), when the mirror is layerbench's own ([`mirror::HubMirror::Deploy`]).
     pub fn with_mirror_source(mut self, engine: Docker, mirrored: Vec<(String, String)>) -> Self {
         self.mirror_source = Some((engine, mirrored));
         self

@@ -264,7 +264,7 @@ impl KubeBackend {
         let command = manifests::builder_command(request, job.dockerfile_path, &self.options.images, job_daemon.host().as_deref());
         let meta = &scope.meta;
         events.emit(Event::PhaseStarted { phase: Phase::Provision, detail: format!("pod {}", meta.name) });
-        let tar = crate::scenario::context::tar_context(job.context).map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
+        let tar = job.context_tar()?;
         let parts = manifests::context_config_maps(&self.run, &meta.name, &tar).map_err(JobError::infrastructure)?;
         let timeout_s = self.options.timeouts.job.as_secs();
         let build = manifests::PodBuild { request, dockerfile_path: job.dockerfile_path, context_parts: &parts, daemon: &job_daemon };

@@ -1,7 +1,7 @@
-//! The run's Docker Hub mirror on the cluster, as on the docker backend: a Distribution registry that every
-//! daemon and builder uses as its Docker Hub mirror, seeded once per run with the scenario's base images
-//! from the local engine (through a port-forward) and then restarted read-only, so no build can change what
-//! another one pulls. Its blobs live on a volume claim, which survives that restart. `--hub-mirror HOST:PORT`
+//! The run's mirror on the cluster, as on the docker backend: a Distribution registry that every daemon and
+//! builder uses as its Docker Hub mirror (and that the Dockerfile they are given names for other registries'
+//! bases, see `toolchain::bases`), seeded once per run with the scenario's base images from the local engine
+//! (through a port-forward) and then restarted read-only, so no build can change what another one pulls. Its blobs live on a volume claim, which survives that restart. `--hub-mirror HOST:PORT`
 //! names an existing mirror instead (a pull-through cache the cluster already has), `--hub-mirror none`
 //! lets the builders pull from Docker Hub.
 

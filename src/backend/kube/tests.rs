@@ -105,6 +105,7 @@ impl Job {
             context: self.context.path(),
             dockerfile_path: &self.dockerfile_path,
             dockerfile: &self.dockerfile,
+            served_dockerfile: None,
         }
     }
 }

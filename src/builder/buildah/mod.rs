@@ -44,13 +44,16 @@ struct MirrorConf<'a> {
     insecure: bool,
 }
 
-/// containers-image configuration: Docker Hub through the mirror, both registries over plain HTTP. Written
-/// by the TOML serializer: a value with a quote or a newline stays one string.
+/// containers-image configuration: Docker Hub through the mirror, both registries over plain HTTP. The
+/// mirror is a registry of its own too: a base of another registry is named there in the `FROM`
+/// (`crate::toolchain::bases`), as every other builder gets it. Written by the TOML serializer: a value with a
+/// quote or a newline stays one string.
 fn registries_conf(endpoints: &Endpoints) -> String {
     let mut registries = vec![];
     if let Some(mirror) = endpoints.hub_mirror {
-        let mirror = vec![MirrorConf { location: mirror, insecure: true }];
-        registries.push(RegistryConf { prefix: "docker.io", location: "docker.io", insecure: None, mirror });
+        let mirrors = vec![MirrorConf { location: mirror, insecure: true }];
+        registries.push(RegistryConf { prefix: "docker.io", location: "docker.io", insecure: None, mirror: mirrors });
+        registries.push(RegistryConf { prefix: mirror, location: mirror, insecure: Some(true), mirror: vec![] });
     }
     registries.push(RegistryConf { prefix: endpoints.registry, location: endpoints.registry, insecure: Some(true), mirror: vec![] });
     let conf = RegistriesConf { unqualified_search_registries: ["docker.io"], short_name_mode: "permissive", registry: registries };
@@ -130,10 +133,11 @@ mod tests {
         let endpoints = Endpoints { registry: "r:5000", hub_mirror: Some(hostile), daemon_host: None };
         let parsed: toml::Value = toml::from_str(&registries_conf(&endpoints)).unwrap();
         let registries = parsed["registry"].as_array().unwrap();
-        assert_eq!(registries.len(), 2, "{parsed}");
+        assert_eq!(registries.len(), 3, "Docker Hub, the mirror, the registry: {parsed}");
         assert_eq!(registries[0]["mirror"][0]["location"].as_str(), Some(hostile));
-        assert_eq!(registries[1]["prefix"].as_str(), Some("r:5000"));
-        assert_eq!(registries[1]["insecure"].as_bool(), Some(true));
+        assert_eq!(registries[1]["prefix"].as_str(), Some(hostile));
+        assert_eq!(registries[2]["prefix"].as_str(), Some("r:5000"));
+        assert_eq!(registries[2]["insecure"].as_bool(), Some(true));
     }
 
     #[test]

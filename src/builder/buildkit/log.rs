@@ -55,7 +55,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::builder::log::{lines, LogParser, ParsedStep};
-use crate::dockerfile::Dockerfile;
+use crate::dockerfile::{Dockerfile, StageBase};
 use crate::Millis;
 
 /// Nanoseconds since the Unix epoch, on BuildKit's clock.
@@ -510,16 +510,16 @@ impl Vertex {
 fn stage_steps(dockerfile: &Dockerfile) -> Vec<StageSteps> {
     let mut out: Vec<StageSteps> = vec![];
     let mut froms: Vec<(String, u32)> = vec![];
+    // BuildKit substitutes the global ARGs into a FROM before it makes the vertex: `FROM ${PY}` and
+    // `FROM python:3.11-slim` are one vertex when PY's default names that image.
+    let global = dockerfile.global_vars();
     for stage in &dockerfile.stages {
-        let earlier_stage = dockerfile.stages[..stage.index]
-            .iter()
-            .any(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&stage.base)));
-        let from_runs = !stage.base.eq_ignore_ascii_case("scratch") && !earlier_stage;
+        let from_runs = matches!(dockerfile.stage_base(stage), StageBase::Image(_));
         let mut steps = vec![];
         for (position, instruction) in stage.instructions.iter().enumerate() {
             if position == 0 {
                 if from_runs {
-                    let key = from_key(&instruction.text);
+                    let key = from_key(&global.substitute(&instruction.text));
                     let step = match froms.iter().find(|(k, _)| *k == key) {
                         Some((_, first)) => *first,
                         None => {
@@ -876,6 +876,9 @@ mod tests {
         let stages = stage_steps(&Dockerfile::parse(text).unwrap());
         let steps: Vec<&[u32]> = stages.iter().map(|s| s.steps.as_slice()).collect();
         assert_eq!(steps, [&[1, 2, 4][..], &[1, 7, 8], &[11], &[13], &[14, 15]]);
+        // An ARG-named FROM is the vertex of the image its default names.
+        let named = stage_steps(&Dockerfile::parse("ARG PY=python:3.11-slim\nFROM ${PY} AS b\nRUN a\nFROM python:3.11-slim\nRUN c\n").unwrap());
+        assert_eq!(named.iter().map(|s| s.steps.clone()).collect::<Vec<_>>(), [vec![2, 3], vec![2, 5]]);
     }
 
     #[test]

@@ -41,9 +41,7 @@ pub async fn run_op(
             };
             events.emit(Event::PhaseStarted { phase, detail: what });
             if context_tar.is_none() {
-                let tar = crate::scenario::context::tar_context(job.context)
-                    .map_err(|e| JobError::infrastructure(format!("pack the build context: {e}")))?;
-                *context_tar = Some(bytes::Bytes::from(tar));
+                *context_tar = Some(bytes::Bytes::from(job.context_tar()?));
             }
             let tar = context_tar.clone().expect("set above");
             build(docker, job, target.as_deref(), tags, cache_from, tar, events, outcome).await
