@@ -24,6 +24,10 @@ use crate::results::BackendKind;
 use crate::strategy::{Daemon, DaemonKind, Phase, Strategy};
 use crate::usage::Whose as UsageOf;
 
+/// How long a shared daemon's iteration-long reading may run at the most, whatever happens to its reader: an
+/// iteration is many jobs, each within the job limit.
+const ITERATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// A daemon that serves jobs from a pod of its own: a strategy's shared daemon, or a job's own buildkitd.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RunningDaemon {
@@ -240,7 +244,7 @@ impl Backend for KubeBackend {
             match &daemon {
                 Ok(running) => {
                     started.push(ServiceStart { strategy, service: service.into(), startup_ms: crate::millis(clock.elapsed()) });
-                    let mut meter = KubeMeter::new(self.api(), crate::job::JOB_TIMEOUT * 24);
+                    let mut meter = KubeMeter::new(self.api(), ITERATION_LIMIT);
                     meter.watch(&running.pod, service, UsageOf::Own);
                     self.shared_meters.insert(strategy, meter);
                 }
