@@ -234,7 +234,8 @@ fn from_git(args: &FromGitArgs) -> Result<i32, Failure> {
 
 const CLUSTER_HELP: &str = "\
 Examples:
-  layerbench cluster up       # build what is missing; create or reuse kind-layerbench
+  layerbench cluster up       # build what is missing; create or reuse kind-layerbench (one node)
+  layerbench cluster up --nodes 2 --name lb2   # a control plane and a worker: kind-lb2
   layerbench run scenarios/small.toml --backend kube --context kind-layerbench
   layerbench cluster down
 
@@ -262,14 +263,18 @@ struct ClusterArgs {
     /// kind's cluster name (the context is kind-NAME).
     #[arg(long, default_value = "layerbench")]
     name: String,
-    /// kind's cluster configuration.
+    /// kind's cluster configuration (its `nodes` list is replaced: see --nodes).
     #[arg(long, default_value = "scenarios/kind-cluster.yaml")]
     config: PathBuf,
+    /// Nodes: one control plane and N-1 workers; a running cluster of another size is recreated (`up` only).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(layerbench::cluster::MAX_NODES)))]
+    nodes: u32,
 }
 
 impl ClusterArgs {
     fn options(&self) -> layerbench::cluster::ClusterOptions {
-        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone() }
+        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone(), nodes: self.nodes }
     }
 }
 

@@ -39,6 +39,9 @@ pub struct GoRecipe {
     pub tags: &'static str,
     /// `go build -ldflags`: the version variables the release's own build sets, so the programs report it.
     pub ldflags: &'static str,
+    /// Further files of the wrapper (path under it, contents): a module its `go.mod` replaces with a directory,
+    /// where the module proxy does not serve a dependency that the release imports but layerbench never runs.
+    pub files: &'static [(&'static str, &'static str)],
 }
 
 impl GoRecipe {
@@ -57,6 +60,9 @@ impl GoRecipe {
     pub fn hash_parts(&self) -> Vec<&str> {
         let mut parts = vec![self.module, self.version, self.go_mod, self.go_sum, self.tags, self.ldflags];
         parts.extend(self.packages);
+        for (path, contents) in self.files {
+            parts.extend([*path, *contents]);
+        }
         parts
     }
 }
@@ -124,6 +130,7 @@ impl GoCache {
         let prepared = std::fs::create_dir_all(&source)
             .and_then(|()| std::fs::write(source.join("go.mod"), recipe.go_mod))
             .and_then(|()| std::fs::write(source.join("go.sum"), recipe.go_sum))
+            .and_then(|()| write_files(&source, recipe.files))
             .and_then(|()| std::fs::create_dir_all(&staging));
         prepared.map_err(|e| {
             fail(format!("cannot prepare {}: {e}", self.root.display()), "Point LAYERBENCH_CACHE_DIR at a writable directory")
@@ -208,6 +215,18 @@ impl GoCache {
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(format!("go build {}: {}", output.status, super::last_lines(&[&stderr], 4)))
     }
+}
+
+/// The wrapper's further files, each under `dir` (their directories made).
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
+    for (path, contents) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, contents)?;
+    }
+    Ok(())
 }
 
 fn binary_name(package: &'static str) -> &'static str {
