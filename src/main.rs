@@ -239,8 +239,9 @@ Examples:
   layerbench run scenarios/small.toml --backend kube --context kind-layerbench
   layerbench cluster down
 
-`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes and the node image from
-Go modules (about 15 min on 2 cores); later ones take about a minute, or seconds with the cluster running.";
+`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes, Cilium (the network and
+NetworkPolicy agent) and the node image from Go modules (15 min or more on 2 cores); later ones take a minute or
+two, or seconds with the cluster running.";
 
 #[derive(Subcommand)]
 enum ClusterAction {

@@ -300,6 +300,21 @@ mod tests {
     }
 
     #[test]
+    fn a_wrappers_own_files_are_part_of_its_recipe_and_no_files_change_nothing() {
+        let plain = super::super::stand_in::go_recipe(super::super::Role::Buildkit).expect("a Go recipe");
+        let with_files = super::GoRecipe { files: &[("stub/go.mod", "module example.com/stub\n")], ..plain };
+        let other_files = super::GoRecipe { files: &[("stub/go.mod", "module example.com/other\n")], ..plain };
+        // Recipes without files hash what they hashed before files existed (the six fields and the packages),
+        // so nothing already built is built again.
+        assert_eq!(plain.hash_parts().len(), 6 + plain.packages.len());
+        assert_ne!(with_files.hash_parts(), plain.hash_parts());
+        assert_ne!(with_files.hash_parts(), other_files.hash_parts());
+        let dir = tempfile::tempdir().unwrap();
+        super::write_files(dir.path(), with_files.files).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("stub/go.mod")).unwrap(), "module example.com/stub\n");
+    }
+
+    #[test]
     fn binary_names_skip_a_major_version_suffix_as_go_build_does() {
         assert_eq!(super::binary_name("go.etcd.io/etcd/server/v3"), "server");
         assert_eq!(super::binary_name("k8s.io/kubernetes/cmd/kubeadm"), "kubeadm");

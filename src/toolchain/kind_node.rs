@@ -5,8 +5,8 @@
 //! kind's own `build node-image` cannot be used here: besides the Kubernetes images it pulls kindnetd and its
 //! storage images, and kindnetd's module is not served. So the node image is assembled as kind assembles it
 //! (its base image's files, the binaries in /usr/bin, the images imported into containerd's `k8s.io`
-//! namespace, /kind/version, kind's storage manifest), from a Dockerfile, and the cluster runs a static bridge
-//! CNI instead of kindnet (one node; `disableDefaultCNI` in the cluster configuration).
+//! namespace, /kind/version, kind's storage manifest), from a Dockerfile, and the cluster runs Cilium instead
+//! of kindnet: its images in the node image and its manifest as kind's default CNI manifest, on one node or many.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -501,6 +501,41 @@ kind: StorageClass\n\
     fn a_kind_release_that_renames_its_storage_images_is_refused() {
         let renamed = KIND_SOURCE.replace("v20260131-7181c60a", "v20270101-0");
         assert!(storage_manifest_from(&renamed, "p").unwrap_err().contains("local-path-helper"));
+    }
+
+    #[test]
+    fn the_network_manifest_runs_only_images_the_node_image_carries() {
+        let carried: Vec<String> = components().into_iter().filter_map(|c| c.in_node).collect();
+        let images: Vec<&str> = NETWORK_MANIFEST
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("image: "))
+            .map(|i| i.trim_matches('"'))
+            .collect();
+        assert!(images.len() >= 2, "{images:?}");
+        for image in images {
+            assert!(carried.iter().any(|c| c == image), "{image} is run by the manifest but not in the node image");
+        }
+        // What `cluster up` waits for is in the manifest, under those names.
+        for (namespace, workload) in NETWORK_ADDONS {
+            let (kind, name) = workload.split_once('/').unwrap();
+            let kind = if kind == "daemonset" { "DaemonSet" } else { "Deployment" };
+            let object = format!("kind: {kind}\nmetadata:\n  name: {name}\n  namespace: {namespace}\n");
+            assert!(NETWORK_MANIFEST.contains(&object), "{object}");
+        }
+        assert!(!NETWORK_MANIFEST.contains("would you kindly"), "kind would template or patch the manifest");
+    }
+
+    #[test]
+    fn the_cilium_wrapper_requires_the_release_and_replaces_what_is_not_served_with_its_own_files() {
+        assert!(CILIUM.go_mod.lines().any(|l| l == format!("\t{} {} // indirect", CILIUM.module, CILIUM.version)));
+        for package in CILIUM.packages {
+            assert!(CILIUM.go_mod.contains(&format!("\t{package}\n")), "{package} is not a tool of the wrapper");
+        }
+        assert!(CILIUM.go_mod.contains("sigs.k8s.io/mcs-api/controllers => ./mcs-api-controllers"));
+        assert!(CILIUM.files.iter().any(|(path, text)| *path == "mcs-api-controllers/go.mod"
+            && text.contains("module sigs.k8s.io/mcs-api/controllers")));
+        assert!(CILIUM.ldflags.contains(CILIUM_VERSION.trim_start_matches('v')));
+        assert_eq!(CILIUM.binaries(), ["daemon", "cilium-dbg", "cilium-cni", "operator"]);
     }
 
     #[test]
