@@ -224,6 +224,23 @@ fn components() -> Vec<Component> {
             module_files: vec![],
         },
         Component {
+            stand_in: LOCAL_PATH_HELPER_IMAGE.into(),
+            in_node: None,
+            dockerfile: include_str!("../../toolchain/cluster/local-path-helper.Dockerfile"),
+            go: None,
+            build_args: vec![],
+            module_files: vec![],
+        },
+    ]
+    .into_iter()
+    .chain(network_components())
+    .collect()
+}
+
+/// Cilium's agent (with its CNI plugin and BPF sources) and operator, under the names its manifest runs.
+fn network_components() -> Vec<Component> {
+    vec![
+        Component {
             stand_in: format!("cilium:{CILIUM_VERSION}"),
             in_node: Some(format!("quay.io/cilium/cilium:{CILIUM_VERSION}")),
             dockerfile: include_str!("../../toolchain/cluster/cilium.Dockerfile"),
@@ -241,14 +258,6 @@ fn components() -> Vec<Component> {
             in_node: Some(format!("quay.io/cilium/operator-generic:{CILIUM_VERSION}")),
             dockerfile: include_str!("../../toolchain/cluster/cilium-operator.Dockerfile"),
             go: Some((&CILIUM, &["operator"])),
-            build_args: vec![],
-            module_files: vec![],
-        },
-        Component {
-            stand_in: LOCAL_PATH_HELPER_IMAGE.into(),
-            in_node: None,
-            dockerfile: include_str!("../../toolchain/cluster/local-path-helper.Dockerfile"),
-            go: None,
             build_args: vec![],
             module_files: vec![],
         },
