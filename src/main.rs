@@ -455,6 +455,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             if !kube::names::is_dns_label(&cluster.name) {
                 return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
             }
+            // A configuration `up` cannot size is the user's to fix: refused before anything is built.
+            let text = std::fs::read_to_string(&cluster.config).map_err(|e| {
+                usage(anyhow!("--config: cannot read {}: {e}; run from the repository root, or pass --config", cluster.config.display()))
+            })?;
+            layerbench::cluster::kind_config(&text, cluster.nodes)
+                .map_err(|e| usage(anyhow!("--config: {}: {e}", cluster.config.display())))?;
             let engine = connect_engine().await?;
             let events = reporters();
             let up = layerbench::cluster::up(&engine, &images.config(), &cluster.options(), &events).await.map_err(environment)?;
