@@ -161,14 +161,12 @@ async fn create(
     node: &NodeImage,
     events: &EventSink,
 ) -> Result<(), ClusterError> {
-    let workers = options.nodes.saturating_sub(1);
-    events.setup(format!(
-        "creating kind cluster `{}` (a control plane and {workers} worker{}) from {} (Kubernetes {})",
-        options.name,
-        if workers == 1 { "" } else { "s" },
-        node.name,
-        node.kubernetes
-    ));
+    let size = match options.nodes.saturating_sub(1) {
+        0 => "one node".to_string(),
+        1 => "a control plane and a worker".to_string(),
+        workers => format!("a control plane and {workers} workers"),
+    };
+    events.setup(format!("creating kind cluster `{}` ({size}) from {} (Kubernetes {})", options.name, node.name, node.kubernetes));
     let started = Instant::now();
     // kind reads its configuration from a file: the rendered one, beside nothing of the user's.
     let path = std::env::temp_dir().join(format!("layerbench-kind-{}-{}.yaml", options.name, std::process::id()));
