@@ -234,12 +234,14 @@ fn from_git(args: &FromGitArgs) -> Result<i32, Failure> {
 
 const CLUSTER_HELP: &str = "\
 Examples:
-  layerbench cluster up       # build what is missing; create or reuse kind-layerbench
+  layerbench cluster up       # build what is missing; create or reuse kind-layerbench (one node)
+  layerbench cluster up --nodes 2 --name lb2   # a control plane and a worker: kind-lb2
   layerbench run scenarios/small.toml --backend kube --context kind-layerbench
   layerbench cluster down
 
-`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes and the node image from
-Go modules (about 15 min on 2 cores); later ones take about a minute, or seconds with the cluster running.";
+`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes, Cilium (the network and
+NetworkPolicy agent) and the node image from Go modules (15 min or more on 2 cores); later ones take a minute or
+two, or seconds with the cluster running.";
 
 #[derive(Subcommand)]
 enum ClusterAction {
@@ -262,14 +264,18 @@ struct ClusterArgs {
     /// kind's cluster name (the context is kind-NAME).
     #[arg(long, default_value = "layerbench")]
     name: String,
-    /// kind's cluster configuration.
+    /// kind's cluster configuration (its `nodes` list is replaced: see --nodes).
     #[arg(long, default_value = "scenarios/kind-cluster.yaml")]
     config: PathBuf,
+    /// Nodes: one control plane and N-1 workers; a running cluster of another size is recreated (`up` only).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(layerbench::cluster::MAX_NODES)))]
+    nodes: u32,
 }
 
 impl ClusterArgs {
     fn options(&self) -> layerbench::cluster::ClusterOptions {
-        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone() }
+        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone(), nodes: self.nodes }
     }
 }
 
@@ -460,6 +466,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
             }
             let images = images.config()?;
+            // A configuration `up` cannot size is the user's to fix: refused before anything is built.
+            let text = std::fs::read_to_string(&cluster.config).map_err(|e| {
+                usage(anyhow!("--config: cannot read {}: {e}; run from the repository root, or pass --config", cluster.config.display()))
+            })?;
+            layerbench::cluster::kind_config(&text, cluster.nodes)
+                .map_err(|e| usage(anyhow!("--config: {}: {e}", cluster.config.display())))?;
             let engine = connect_engine().await?;
             let events = reporters();
             let up = layerbench::cluster::up(&engine, &images, &cluster.options(), &events).await.map_err(environment)?;

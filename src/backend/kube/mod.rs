@@ -35,6 +35,7 @@ mod tests;
 pub use backend::KubeBackend;
 pub use clean::{clean, clean_with};
 pub use config::{HubMirrorError, KubeImages, KubeOptions, KubeTimeouts};
+pub use nodes::unready;
 pub use print::{manifests_yaml, MANIFESTS_RUN_ID};
 
 use crate::strategy::{DaemonKind, JobBuilder, Strategy};
