@@ -54,10 +54,10 @@ fn position(iteration: u32, lane: crate::lanes::Lane) -> String {
 }
 
 /// Why the job's steps missed, step ranges by cause: `  misses: 9 changed (app/main.py), 10-11 after miss`;
-/// empty when nothing missed or no cause was recorded.
+/// empty when nothing missed or no cause was recorded. A step of a skipped stage is no miss.
 fn miss_summary(steps: &[StepRecord]) -> String {
     let mut groups: Vec<(Cause, Option<&str>, u32, u32)> = vec![];
-    for s in steps.iter().filter(|s| s.cause.is_some()) {
+    for s in steps.iter().filter(|s| s.cause.is_some_and(Cause::is_miss)) {
         let cause = s.cause.expect("filtered");
         match groups.last_mut() {
             Some((c, changed, _, last)) if *c == cause && changed.is_none() && s.changed.is_none() && *last + 1 >= s.step => *last = s.step,

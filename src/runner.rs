@@ -368,6 +368,11 @@ fn records(
             .filter(|(_, i)| i.is_cacheable() && reported.get(&i.step).is_some_and(|s| s.cached))
             .count() as u32
     });
+    // A step of a stage the builder skipped is no step of this job: neither a hit nor a miss.
+    let not_run = dockerfile
+        .steps()
+        .filter(|(_, i)| i.is_cacheable() && seen_steps.causes.get(&i.step).is_some_and(|c| c.cause == Some(crate::cause::Cause::NotRun)))
+        .count() as u32;
     let failure = outcome.failure();
     let record = JobRecord {
         run_id: run_id.to_string(),
@@ -392,7 +397,7 @@ fn records(
         teardown_ms: outcome.phases.get(&Phase::Teardown).copied(),
         measure_ms: outcome.phases.get(&Phase::Measure).copied(),
         cached_steps,
-        total_steps: dockerfile.cacheable_steps(),
+        total_steps: dockerfile.cacheable_steps() - not_run,
         image_bytes: outcome.image_bytes,
         bytes_pulled: outcome.bytes_pulled,
         bytes_pushed: outcome.bytes_pushed,

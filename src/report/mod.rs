@@ -1,6 +1,6 @@
 //! Reads `results/<run-id>/` and writes a self-contained HTML report with charts.
 
-pub(crate) mod cache_map;
+pub mod cache_map;
 pub mod charts;
 
 pub(crate) mod format;

@@ -161,9 +161,10 @@ fn cached_steps(strategy: &str, run: &str) -> Vec<u32> {
     }
 }
 
-/// The cause and the changed input a run would record for a step (made up, as every figure here is): no
-/// cache on the cold run and for ephemeral-dind, registry-final's builder stage never pushed, and otherwise
-/// the first miss of a stage its changed input and the rest after it.
+/// The cause and the changed input a run would record for a step (made up, as every figure here is), in
+/// `layerbench::cause`'s order: no cache on the cold run and for ephemeral-dind; the changed `COPY` its input
+/// changed; a step after a miss in its stage (or the builder stage, for `COPY --from`) after a miss;
+/// registry-final's builder stage never pushed; and otherwise evicted.
 fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Option<Cause>, Option<String>) {
     let (stage, instruction, _) = STEPS[step as usize - 1];
     if cached.contains(&step) || instruction.starts_with("FROM ") {
@@ -172,8 +173,13 @@ fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Opt
     if run == "cold" || strategy == "ephemeral-dind" {
         return (Some(Cause::NoCache), None);
     }
-    if strategy == "registry-final" && stage == "builder" {
-        return (Some(Cause::StageNotPushed), None);
+    let changed = match run {
+        "code-change" => Some((12, "app/hello.py")),
+        "deps-change" => Some((5, "requirements.txt")),
+        _ => None,
+    };
+    if let Some((_, file)) = changed.filter(|(s, _)| *s == step) {
+        return (Some(Cause::InputChanged), Some(file.into()));
     }
     let earlier_miss = (1..step).any(|s| {
         let (st, text, _) = STEPS[s as usize - 1];
@@ -182,12 +188,10 @@ fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Opt
     if earlier_miss {
         return (Some(Cause::AfterMiss), None);
     }
-    let changed = match run {
-        "code-change" => "app/hello.py",
-        "deps-change" => "requirements.txt",
-        _ => return (Some(Cause::Evicted), None),
-    };
-    (Some(Cause::InputChanged), Some(changed.into()))
+    if strategy == "registry-final" && stage == "builder" {
+        return (Some(Cause::StageNotPushed), None);
+    }
+    (Some(Cause::Evicted), None)
 }
 
 /// A deterministic factor in [1 - amplitude, 1 + amplitude], so iterations differ a little.
