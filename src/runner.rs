@@ -423,10 +423,8 @@ fn step_records(
         return vec![];
     }
     let dockerfile = job.dockerfile;
-    let global = dockerfile.global_args.iter().map(|i| (crate::dockerfile::GLOBAL_STAGE.to_string(), i));
-    let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
-    global
-        .chain(staged)
+    dockerfile
+        .recorded_steps()
         .filter_map(|(stage, instruction)| {
             let seen = reported.get(&instruction.step);
             // In a failed job, steps after the last one reported never ran: no row. In a job that
@@ -524,6 +522,33 @@ mod tests {
         let seen = Seen { inputs: &[], causes: &BTreeMap::new() };
         let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, &seen, chrono::Utc::now(), 10);
         assert_eq!(rows.len(), total - 1, "a failed build has no rows after the last step it reached");
+    }
+
+    /// run.json's step table and steps.csv's rows list the same steps, a global ARG among them.
+    #[test]
+    fn run_json_lists_the_global_arg_steps_that_steps_csv_has() {
+        let dockerfile = crate::dockerfile::Dockerfile::parse("ARG BASE=python:3.11-slim\nARG TOOL\nFROM $BASE\nRUN pip install x\nCMD x\n").unwrap();
+        let (plan, pipeline_run) = (crate::strategy::JobPlan { daemon: crate::strategy::Daemon::Fresh(crate::strategy::DaemonKind::Docker), ops: vec![] }, PipelineRun { name: "cold".into(), change: crate::scenario::Change::None });
+        let job = JobSpec {
+            lane: Lane::ALONE,
+            iteration: 1,
+            pipeline_index: 0,
+            pipeline_run: &pipeline_run,
+            strategy: Strategy::named("shared-dind"),
+            plan: &plan,
+            context: std::path::Path::new("/nonexistent"),
+            dockerfile_path: std::path::Path::new("Dockerfile"),
+            dockerfile: &dockerfile,
+        };
+        let mut outcome = JobOutcome::default();
+        outcome.steps = (1..=5).map(|step| crate::job::StepOutcome { step, cached: false, duration_ms: Some(1) }).collect();
+        let seen = Seen { inputs: &[], causes: &BTreeMap::new() };
+        let (_, rows) = records("r", BackendKind::Docker, &job, &outcome, &seen, chrono::Utc::now(), 10);
+        let table = crate::session::step_table(&dockerfile);
+        let rows: Vec<(String, u32, String)> = rows.into_iter().map(|r| (r.stage, r.step, r.instruction)).collect();
+        let table: Vec<(String, u32, String)> = table.into_iter().map(|s| (s.stage, s.step, s.instruction)).collect();
+        assert_eq!(table, rows);
+        assert_eq!(&table[..2], [("global".into(), 1, "ARG BASE=python:3.11-slim".into()), ("global".into(), 2, "ARG TOOL".into())]);
     }
 
     #[test]

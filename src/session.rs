@@ -143,14 +143,7 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         pipeline: scenario.pipeline.iter().map(|p| p.name.clone()).collect(),
         iterations: request.iterations,
         concurrency: request.concurrency.clone(),
-        // Every step steps.csv has a row for: the global ARGs too.
-        steps: scenario
-            .dockerfile
-            .global_args
-            .iter()
-            .map(|i| StepInfo { stage: crate::dockerfile::GLOBAL_STAGE.into(), step: i.step, instruction: i.text.clone() })
-            .chain(scenario.dockerfile.steps().map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() }))
-            .collect(),
+        steps: step_table(&scenario.dockerfile),
         host: host_info(),
         started_at: now(),
         ended_at: None,
@@ -159,6 +152,11 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
         workload: scenario.workload.clone(),
         history: scenario.history.clone(),
     }
+}
+
+/// run.json's step table: every step steps.csv has a row for, the global ARGs too.
+pub(crate) fn step_table(dockerfile: &crate::dockerfile::Dockerfile) -> Vec<StepInfo> {
+    dockerfile.recorded_steps().map(|(stage, i)| StepInfo { stage, step: i.step, instruction: i.text.clone() }).collect()
 }
 
 /// One run's plan on its way to a backend.
