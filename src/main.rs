@@ -36,8 +36,10 @@ Examples:
   layerbench manifests scenarios/flask.toml --strategy shared-dind | kubectl apply -f -
 
 Exit codes: 0 success (compare: no regression); 1 a job failed (compare: regression);
-2 usage or data error; 3 environment error (engine, registry, images); 130 interrupted (SIGINT, Ctrl-C);
-143 stopped by SIGTERM (a cancelled CI job). Either way, what the run created is removed first.";
+2 usage or data error; 3 environment error (engine, registry, images; or a concurrency level the host's
+memory cannot hold, refused before it starts, after the levels below it ran and were reported);
+130 interrupted (SIGINT, Ctrl-C); 143 stopped by SIGTERM (a cancelled CI job). Either way, what the run
+created is removed first.";
 
 #[derive(Parser)]
 #[command(name = "layerbench", version, about = "Measures how container image builds behave under the caching strategies CI systems use", after_help = EXAMPLES)]
@@ -628,6 +630,14 @@ fn finish(outcome: session::Outcome, reports_root: Option<&Path>, signal: Option
         }
     }
     println!("results: {}", results_dir.display());
+    if let Some(refused) = &summary.refused {
+        let level = match refused {
+            layerbench::lanes::LevelError::TooLittleMemory { level, .. } => format!("concurrency {level}"),
+            _ => "a concurrency level".into(),
+        };
+        eprintln!("stopped before {level}: the host cannot hold it (see the note above); the levels before it ran and are reported");
+        return Ok(exit::ENVIRONMENT);
+    }
     if summary.failed_jobs > 0 {
         eprintln!("{} of {} jobs failed; see the error column of {}", summary.failed_jobs, summary.jobs, results_dir.join("jobs.csv").display());
         return Ok(exit::REGRESSION_OR_FAILED_JOB);

@@ -615,6 +615,14 @@ fn load_figures_are_the_known_ones() {
         sentence(&data)
     );
     assert!(sentence(&kept).contains("the same at every level"));
+    // A level run.json lists and no job ran at (refused, or the run stopped first) is said, not skipped silently.
+    let mut refused = data.clone();
+    refused.info.concurrency = vec![1, 2, 4, 8];
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_results::write_data(&refused, &dir.path().join("results"));
+    let doc = Html::parse_document(&std::fs::read_to_string(generate(&dir.path().join("results"), &dir.path().join("report")).unwrap()).unwrap());
+    let warning = text_of(&doc, "#levels-not-run");
+    assert!(warning.starts_with("No job was recorded at concurrency 8") && warning.ends_with("concurrency 1, 2, 4 only."), "{warning}");
 }
 
 /// Two strategies whose totals differ by less than their iterations' spread are tied within noise: the

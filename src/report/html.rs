@@ -21,6 +21,8 @@ pub struct Charts {
 pub struct Sections {
     pub under_load: String,
     pub workload: String,
+    /// A warning for the levels run.json lists and no job ran at (see `load::levels_not_run`), or nothing.
+    pub levels_not_run: String,
 }
 
 pub fn render(
@@ -41,7 +43,7 @@ pub fn render(
         ("backend", html(info.backend)),
         ("iterations", iterations),
         ("pipeline", pipeline_text(data)),
-        ("warnings", warnings(data)),
+        ("warnings", warnings(data) + &sections.levels_not_run),
         ("verdict", verdict_html(data, verdict)),
         ("workload", sections.workload.clone()),
         ("time_chart", charts.time.clone()),
