@@ -110,7 +110,9 @@ impl Cause {
             Cause::InlineFinalStageOnly => "not in the cache: inline cache holds the final stage only (mode=min)",
             Cause::CopyNotCached => "not in the cache: kaniko caches no COPY without --cache-copy-layers",
             Cause::NeverCached => "not in the cache: the builder never caches this instruction",
-            Cause::Evicted => "not in the cache: held last time, gone now (evicted, or overwritten by another lane)",
+            Cause::Evicted => {
+                "not in the cache: held last time, not found now (evicted; with lanes, overwritten by another lane, or below another lane's copy of a step before it)"
+            }
             Cause::Unexplained => "not in the cache (unexplained): no known gap of the strategy, and its last job did not hold it either",
             Cause::HitDespiteChange => "anomaly: a hit although its input changed",
             Cause::NotRun => "not run: a stage the target does not use, which the builder skipped",

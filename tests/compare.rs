@@ -186,7 +186,7 @@ fn a_step_that_stops_hitting_the_cache_is_reported_even_within_noise() {
     // Each lost step carries why the candidate missed it: the first evicted, the ones after it after a miss.
     let causes: Vec<Option<Cause>> = row.cache_lost.iter().map(|k| k.cause).collect();
     assert_eq!(causes, [Some(Cause::Evicted), Some(Cause::AfterMiss), Some(Cause::AfterMiss)]);
-    let evicted = "step 13 `EXPOSE 5000` (not in the cache: held last time, gone now";
+    let evicted = "step 13 `EXPOSE 5000` (not in the cache: held last time, not found now";
     assert!(outcome.table.contains(evicted), "{}", outcome.table);
     assert!(run.markdown.contains(evicted), "{}", run.markdown);
     assert!(row.regressed);
