@@ -494,23 +494,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             println!("removed {removed}");
             Ok(exit::OK)
         }
-        Command::Cluster { action: ClusterAction::Up { cluster, images } } => {
-            if !kube::names::is_dns_label(&cluster.name) {
-                return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
-            }
-            let images = images.config()?;
-            // A configuration `up` cannot size is the user's to fix: refused before anything is built.
-            let text = std::fs::read_to_string(&cluster.config).map_err(|e| {
-                usage(anyhow!("--config: cannot read {}: {e}; run from the repository root, or pass --config", cluster.config.display()))
-            })?;
-            layerbench::cluster::kind_config(&text, cluster.nodes)
-                .map_err(|e| usage(anyhow!("--config: {}: {e}", cluster.config.display())))?;
-            let engine = connect_engine().await?;
-            let events = reporters();
-            let up = layerbench::cluster::up(&engine, &images, &cluster.options(), &events).await.map_err(environment)?;
-            println!("{}", up.context);
-            Ok(exit::OK)
-        }
+        Command::Cluster { action: ClusterAction::Up { cluster, images } } => cluster_up(&cluster, &images).await,
         Command::Cluster { action: ClusterAction::Down { cluster } } => {
             let events = reporters();
             layerbench::cluster::down(&cluster.options(), &events).await.map_err(environment)?;
@@ -521,19 +505,40 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             print!("{}", if markdown { strategies_markdown() } else { format!("{}\n", strategies_help()) });
             Ok(exit::OK)
         }
-        Command::Images { images } => {
-            let images = images.config()?;
-            let engine = connect_engine().await?;
-            let events = reporters();
-            let toolchain = toolchain::resolve(&engine, &images, &events).await.map_err(environment)?;
-            for image in toolchain.images() {
-                let source = serde_json::to_string(&image.source).unwrap_or_default();
-                let from = image.built_from.map(|go| format!(" ({go})")).unwrap_or_default();
-                println!("{:<9} {:<45} {}{from}", image.role, image.name, source.trim_matches('"'));
-            }
-            Ok(exit::OK)
-        }
+        Command::Images { images } => list_images(&images).await,
     }
+}
+
+/// `cluster up`: the cluster's name and configuration are checked before anything is built.
+async fn cluster_up(cluster: &ClusterArgs, images: &ImageArgs) -> Result<i32, Failure> {
+    if !kube::names::is_dns_label(&cluster.name) {
+        return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
+    }
+    let images = images.config()?;
+    // A configuration `up` cannot size is the user's to fix: refused before anything is built.
+    let text = std::fs::read_to_string(&cluster.config).map_err(|e| {
+        usage(anyhow!("--config: cannot read {}: {e}; run from the repository root, or pass --config", cluster.config.display()))
+    })?;
+    layerbench::cluster::kind_config(&text, cluster.nodes).map_err(|e| usage(anyhow!("--config: {}: {e}", cluster.config.display())))?;
+    let engine = connect_engine().await?;
+    let events = reporters();
+    let up = layerbench::cluster::up(&engine, &images, &cluster.options(), &events).await.map_err(environment)?;
+    println!("{}", up.context);
+    Ok(exit::OK)
+}
+
+/// `images`: each toolchain image, official or local stand-in, and where it came from.
+async fn list_images(images: &ImageArgs) -> Result<i32, Failure> {
+    let images = images.config()?;
+    let engine = connect_engine().await?;
+    let events = reporters();
+    let toolchain = toolchain::resolve(&engine, &images, &events).await.map_err(environment)?;
+    for image in toolchain.images() {
+        let source = serde_json::to_string(&image.source).unwrap_or_default();
+        let from = image.built_from.map(|go| format!(" ({go})")).unwrap_or_default();
+        println!("{:<9} {:<45} {}{from}", image.role, image.name, source.trim_matches('"'));
+    }
+    Ok(exit::OK)
 }
 
 /// Progress bars on a terminal, plain lines elsewhere (CI logs, pipes).
