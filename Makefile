@@ -2,6 +2,8 @@
 # engine, toolchain images) and is quick the second time.
 WITH_ENGINE := scripts/with-engine.sh
 SCENARIO ?= scenarios/flask.toml
+# run-kind's cluster: one control plane and NODES-1 workers (a running cluster of another size is recreated)
+NODES ?= 1
 
 .PHONY: run run-kind test images cluster-down clean bench
 
@@ -16,9 +18,10 @@ test:
 	$(WITH_ENGINE) cargo run -- cluster up
 	$(WITH_ENGINE) cargo test
 
-## run-kind: the sample scenario on the local kind cluster (kube backend), created or reused first
+## run-kind: the sample scenario on the local kind cluster (kube backend), created or reused first;
+## NODES=2 for a control plane and a worker
 run-kind:
-	$(WITH_ENGINE) cargo run --release -- cluster up
+	$(WITH_ENGINE) cargo run --release -- cluster up --nodes $(NODES)
 	$(WITH_ENGINE) cargo run --release -- run $(SCENARIO) --backend kube --context kind-layerbench
 
 ## images: pull the toolchain images, or build local stand-ins from Debian packages and Go modules

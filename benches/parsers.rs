@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use layerbench::builder::log::split_docker_timestamp;
-use layerbench::builder::LogFormat;
+use layerbench::builder::log::ParserOf;
+use layerbench::builder::{buildah, buildkit, classic, kaniko};
 use layerbench::scenario::Dockerfile;
 use layerbench::Millis;
 
@@ -135,8 +136,8 @@ fn buildkit_log() -> String {
     out
 }
 
-fn parse(format: LogFormat, dockerfile: &Dockerfile, log: &str, timestamps: bool) -> usize {
-    let mut parser = format.parser(dockerfile);
+fn parse(parser_of: ParserOf, dockerfile: &Dockerfile, log: &str, timestamps: bool) -> usize {
+    let mut parser = parser_of(dockerfile);
     let mut first_ms = None;
     let mut last_ms: Millis = 0;
     for line in log.lines() {
@@ -152,10 +153,10 @@ fn parse(format: LogFormat, dockerfile: &Dockerfile, log: &str, timestamps: bool
 
 fn parsers(c: &mut Criterion) {
     let cases = [
-        ("classic", LogFormat::Classic, repeated_dockerfile("classic/multistage.Dockerfile", 1), classic_log(11_000), false),
-        ("buildah", LogFormat::Buildah, repeated_dockerfile("buildah/multistage.Dockerfile", REPEATS), buildah_log(), true),
-        ("kaniko", LogFormat::Kaniko, repeated_dockerfile("kaniko/multistage.Dockerfile", REPEATS), kaniko_log(), true),
-        ("buildkit", LogFormat::Buildkit, repeated_dockerfile("buildkit/small.Dockerfile", BUILDKIT_REPEATS), buildkit_log(), false),
+        ("classic", classic::log::parser as ParserOf, repeated_dockerfile("classic/multistage.Dockerfile", 1), classic_log(11_000), false),
+        ("buildah", buildah::log::parser, repeated_dockerfile("buildah/multistage.Dockerfile", REPEATS), buildah_log(), true),
+        ("kaniko", kaniko::log::parser, repeated_dockerfile("kaniko/multistage.Dockerfile", REPEATS), kaniko_log(), true),
+        ("buildkit", buildkit::log::parser, repeated_dockerfile("buildkit/small.Dockerfile", BUILDKIT_REPEATS), buildkit_log(), false),
     ];
     let mut group = c.benchmark_group("parse");
     for (name, format, dockerfile, log, timestamps) in &cases {

@@ -5,11 +5,16 @@
 //! (`crate::inputs` says what went into each). In order, a miss is:
 //! - `no-cache`: the job had nothing to reuse (a strategy that keeps no cache, or no earlier successful job);
 //! - `input-changed`: the step's own input differs (`changed` names the files or the instruction);
-//! - one of the strategy's gaps (its input and its parents are unchanged, yet the cache does not hold it):
-//!   `copy-not-cached` (kaniko without `--cache-copy-layers`), `stage-not-pushed` (only the final stage is
-//!   pushed), `inline-final-stage-only` (BuildKit's inline cache, `mode=min`);
 //! - `after-miss`: its input is unchanged, but a step it builds on missed;
-//! - `evicted`: input and parents unchanged and the cache should hold it, yet the builder had no layer.
+//! - its input and its parents are unchanged, yet the builder had no layer for it (not in the cache), for
+//!   the first reason that holds: one of the strategy's known gaps, `copy-not-cached` (kaniko without
+//!   `--cache-copy-layers`), `never-cached`, `stage-not-pushed` (only the final stage is pushed),
+//!   `inline-final-stage-only` (BuildKit's inline cache, `mode=min`); `evicted`, when the strategy's last
+//!   successful job hit or built that very step, so its cache held it; and otherwise `unexplained`, said as
+//!   such rather than guessed.
+//!
+//! A step of a stage the builder skipped (BuildKit builds only what the target needs) is `not-run`: neither
+//! a hit nor a miss.
 
 use std::collections::BTreeMap;
 
@@ -33,14 +38,21 @@ pub enum Cause {
     /// The builder caches no such instruction at all (kaniko serves only `RUN` from its cache): it reruns it
     /// every time, which for a metadata instruction costs next to nothing.
     NeverCached,
-    /// The cache held the layer last time and no longer does.
+    /// The cache held the layer last time (the strategy's last successful job hit or built the step) and
+    /// no longer does.
     Evicted,
+    /// Input and parents unchanged, no known gap of the strategy, and its last job did not hold the step
+    /// either: layerbench cannot say why the cache lacked it.
+    Unexplained,
     /// The builder reported a hit although the step's input changed: a contradiction, shown as an anomaly.
     HitDespiteChange,
+    /// Not a miss: the step belongs to a stage the target does not use, and the builder skipped that stage
+    /// (BuildKit does; the classic builder builds every stage).
+    NotRun,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 9] = [
+    pub const ALL: [Cause; 11] = [
         Cause::NoCache,
         Cause::InputChanged,
         Cause::AfterMiss,
@@ -49,7 +61,9 @@ impl Cause {
         Cause::CopyNotCached,
         Cause::NeverCached,
         Cause::Evicted,
+        Cause::Unexplained,
         Cause::HitDespiteChange,
+        Cause::NotRun,
     ];
 
     /// The value in `steps.csv`'s `cause` column.
@@ -63,7 +77,9 @@ impl Cause {
             Cause::CopyNotCached => "copy-not-cached",
             Cause::NeverCached => "never-cached",
             Cause::Evicted => "evicted",
+            Cause::Unexplained => "unexplained",
             Cause::HitDespiteChange => "hit-despite-change",
+            Cause::NotRun => "not-run",
         }
     }
 
@@ -78,7 +94,9 @@ impl Cause {
             Cause::CopyNotCached => "COPY not cached",
             Cause::NeverCached => "never cached",
             Cause::Evicted => "evicted",
+            Cause::Unexplained => "not cached (unexplained)",
             Cause::HitDespiteChange => "ANOMALY: hit despite change",
+            Cause::NotRun => "not run",
         }
     }
 
@@ -92,14 +110,26 @@ impl Cause {
             Cause::InlineFinalStageOnly => "not in the cache: inline cache holds the final stage only (mode=min)",
             Cause::CopyNotCached => "not in the cache: kaniko caches no COPY without --cache-copy-layers",
             Cause::NeverCached => "not in the cache: the builder never caches this instruction",
-            Cause::Evicted => "not in the cache: held last time, gone now (evicted, or overwritten by another lane)",
+            Cause::Evicted => {
+                "not in the cache: held last time, not found now (evicted; with lanes, overwritten by another lane, or below another lane's copy of a step before it)"
+            }
+            Cause::Unexplained => "not in the cache (unexplained): no known gap of the strategy, and its last job did not hold it either",
             Cause::HitDespiteChange => "anomaly: a hit although its input changed",
+            Cause::NotRun => "not run: a stage the target does not use, which the builder skipped",
         }
     }
 
     /// The step was unchanged and the cache did not hold it.
     pub fn not_in_cache(self) -> bool {
-        matches!(self, Cause::StageNotPushed | Cause::InlineFinalStageOnly | Cause::CopyNotCached | Cause::NeverCached | Cause::Evicted)
+        matches!(
+            self,
+            Cause::StageNotPushed | Cause::InlineFinalStageOnly | Cause::CopyNotCached | Cause::NeverCached | Cause::Evicted | Cause::Unexplained
+        )
+    }
+
+    /// A cause of a miss: everything but a step that never ran.
+    pub fn is_miss(self) -> bool {
+        self != Cause::NotRun
     }
 
     /// What would make such a miss a hit, where the cause says so.
@@ -110,7 +140,7 @@ impl Cause {
             Cause::InlineFinalStageOnly => Some("export every stage: a registry cache with mode=max (buildkit-registry)"),
             Cause::CopyNotCached => Some("kaniko `--cache-copy-layers`"),
             Cause::Evicted => Some("keep the cache from being pruned between jobs (a larger or longer-lived cache)"),
-            Cause::InputChanged | Cause::AfterMiss | Cause::NeverCached | Cause::HitDespiteChange => None,
+            Cause::InputChanged | Cause::AfterMiss | Cause::NeverCached | Cause::Unexplained | Cause::HitDespiteChange | Cause::NotRun => None,
         }
     }
 }
@@ -145,6 +175,8 @@ pub struct StepCause {
 #[derive(Debug, Clone)]
 pub struct Prior {
     pub inputs: Vec<StepInput>,
+    /// Whether its builder served each step it reported (by number) from cache; a step it hit or built is
+    /// one its cache held afterwards, unless the strategy has a gap for it.
     pub cached: BTreeMap<u32, bool>,
     /// The input keys of every step the strategy's successful jobs of the iteration built, in any lane:
     /// a hit on one of them is the cache doing its work (another lane, or an earlier job, built that very
@@ -157,6 +189,7 @@ pub struct Prior {
 /// job in the iteration.
 pub fn classify(inputs: &[StepInput], reported: &BTreeMap<u32, bool>, prior: Option<&Prior>, scope: &CacheScope) -> BTreeMap<u32, StepCause> {
     let before = prior.map(|p| by_identity(&p.inputs));
+    let skipped = skipped_stages(inputs, reported);
     let mut missed: BTreeMap<u32, bool> = BTreeMap::new();
     let mut out = BTreeMap::new();
     let mut seen: BTreeMap<(&str, &str), u32> = BTreeMap::new();
@@ -164,43 +197,90 @@ pub fn classify(inputs: &[StepInput], reported: &BTreeMap<u32, bool>, prior: Opt
         let n = seen.entry((&step.stage, &step.instruction)).or_default();
         let earlier = before.as_ref().and_then(|b| b.get(&(step.stage.as_str(), step.instruction.as_str(), *n)).copied());
         *n += 1;
+        if skipped.contains(step.stage.as_str()) {
+            missed.insert(step.step, false);
+            out.insert(step.step, StepCause { cause: Some(Cause::NotRun), changed: None });
+            continue;
+        }
         let changed = match (&before, earlier) {
             (None, _) => None,
             (Some(_), None) => Some("the instruction".to_string()),
             (Some(_), Some(e)) => inputs::changed(e, step),
         };
-        let parent_missed = step.parents.iter().any(|p| missed.get(p).copied().unwrap_or(false));
-        let own_changed = changed.is_some();
-        let structural = step.is_from() || step.stage == crate::dockerfile::GLOBAL_STAGE;
-        let cause = match reported.get(&step.step) {
-            _ if structural => own_changed.then_some(Cause::InputChanged),
-            Some(false) if !scope.keeps || prior.is_none() => Some(Cause::NoCache),
-            Some(false) if own_changed => Some(Cause::InputChanged),
-            Some(false) => Some(gap(step, scope).unwrap_or(if parent_missed { Cause::AfterMiss } else { Cause::Evicted })),
-            Some(true) => {
-                let key_changed = match (&before, earlier) {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(_), Some(e)) => e.key != step.key,
-                };
-                let built_before = prior.is_some_and(|p| p.built.contains(&step.key));
-                (key_changed && !built_before).then_some(Cause::HitDespiteChange)
-            }
-            None => None,
+        let judged = Judged {
+            step,
+            earlier,
+            own_changed: changed.is_some(),
+            parent_missed: step.parents.iter().any(|p| missed.get(p).copied().unwrap_or(false)),
+            structural: step.is_from() || step.stage == crate::dockerfile::GLOBAL_STAGE,
         };
+        let cause = judged.cause(reported.get(&step.step).copied(), prior, scope);
         // A step the builder never caches gives the next one no new parent when its input is unchanged
         // (kaniko keys a RUN by the commands and files before it, not by their layers).
         let builder_gap = matches!(cause, Some(Cause::CopyNotCached | Cause::NeverCached));
         missed.insert(
             step.step,
             match reported.get(&step.step) {
-                Some(cached) if !structural => !cached && !builder_gap,
-                _ => own_changed || parent_missed,
+                Some(cached) if !judged.structural => !cached && !builder_gap,
+                _ => judged.own_changed || judged.parent_missed,
             },
         );
         out.insert(step.step, StepCause { cause, changed });
     }
     out
+}
+
+/// One step, as compared with the strategy's last successful job.
+struct Judged<'a> {
+    step: &'a StepInput,
+    /// The same step in the last successful job, if it had one.
+    earlier: Option<&'a StepInput>,
+    own_changed: bool,
+    parent_missed: bool,
+    /// A `FROM` or a global `ARG`: no builder reports a cache state for it.
+    structural: bool,
+}
+
+impl Judged<'_> {
+    /// Its cause, given what the builder reported for it (`Some(true)` a hit).
+    fn cause(&self, reported: Option<bool>, prior: Option<&Prior>, scope: &CacheScope) -> Option<Cause> {
+        match reported {
+            _ if self.structural => self.own_changed.then_some(Cause::InputChanged),
+            Some(false) => Some(match prior {
+                _ if !scope.keeps => Cause::NoCache,
+                None => Cause::NoCache,
+                Some(_) if self.own_changed => Cause::InputChanged,
+                Some(_) if self.parent_missed => Cause::AfterMiss,
+                Some(prior) => gap(self.step, scope).unwrap_or_else(|| {
+                    // Evicted only where the cache is known to have held it: the last job hit or built it.
+                    let held = self.earlier.is_some_and(|e| prior.cached.contains_key(&e.step));
+                    if held { Cause::Evicted } else { Cause::Unexplained }
+                }),
+            }),
+            Some(true) => {
+                let key_changed = match (prior, self.earlier) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(_), Some(e)) => e.key != self.step.key,
+                };
+                let built_before = prior.is_some_and(|p| p.built.contains(&self.step.key));
+                (key_changed && !built_before).then_some(Cause::HitDespiteChange)
+            }
+            None => None,
+        }
+    }
+}
+
+/// The stages the builder skipped: those the target does not use (see [`inputs::unused_stages`]) and of
+/// which it reported no step, in a job whose builder reported anything at all.
+fn skipped_stages<'a>(inputs: &'a [StepInput], reported: &BTreeMap<u32, bool>) -> std::collections::BTreeSet<&'a str> {
+    if reported.is_empty() {
+        return Default::default();
+    }
+    inputs::unused_stages(inputs)
+        .into_iter()
+        .filter(|stage| inputs.iter().filter(|s| s.stage == *stage).all(|s| !reported.contains_key(&s.step)))
+        .collect()
 }
 
 /// The strategy's own reason a step it had before is not in its cache, if it has one for this step.
@@ -280,17 +360,35 @@ mod tests {
         assert_eq!(result[&10].changed, None);
     }
 
+    fn registry_final() -> CacheScope {
+        CacheScope { keeps: true, stage_gaps: [("builder".to_string(), Cause::StageNotPushed)].into(), ..Default::default() }
+    }
+
+    /// The first step of the builder stage is not in the cache for the strategy's own reason; every step
+    /// after it builds on that miss, which is the first reason they missed.
     #[test]
-    fn registry_final_misses_its_builder_stage_as_not_pushed_and_copy_from_after_it() {
+    fn registry_final_misses_its_builder_stage_as_not_pushed_and_the_steps_after_it_after_a_miss() {
         let (_a, before) = inputs("1", "a");
         let (_b, now) = inputs("1", "a");
-        let scope = CacheScope { keeps: true, stage_gaps: [("builder".to_string(), Cause::StageNotPushed)].into(), ..Default::default() };
         let prior = prior(before, cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]));
-        let result = classify(&now, &cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]), Some(&prior), &scope);
+        let result = classify(&now, &cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]), Some(&prior), &registry_final());
         let c = causes(&result);
-        assert_eq!(&c[..3], [(2, Cause::StageNotPushed), (3, Cause::StageNotPushed), (4, Cause::StageNotPushed)]);
+        assert_eq!(&c[..3], [(2, Cause::StageNotPushed), (3, Cause::AfterMiss), (4, Cause::AfterMiss)]);
         assert_eq!(c[3], (7, Cause::AfterMiss), "COPY --from takes the rebuilt builder stage");
         assert!(result.values().all(|s| s.changed.is_none()), "nothing changed on a no-change run");
+    }
+
+    /// "After a miss" comes before the strategy's gap: a step whose parent missed reads after-miss even in a
+    /// stage the strategy never pushes.
+    #[test]
+    fn a_step_after_a_changed_one_is_after_a_miss_whatever_the_strategys_gap() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("1", "b");
+        let prior = prior(before, cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]));
+        let result = classify(&now, &cached(&[6], &[2, 3, 4, 7, 8, 9, 10, 11]), Some(&prior), &registry_final());
+        assert_eq!(result[&2].cause, Some(Cause::StageNotPushed));
+        assert_eq!(result[&3].cause, Some(Cause::InputChanged));
+        assert_eq!(result[&4].cause, Some(Cause::AfterMiss), "deps.txt changed before it");
     }
 
     #[test]
@@ -331,6 +429,37 @@ mod tests {
         let prior = prior(before, cached(&[2, 3, 4], &[]));
         let result = classify(&now, &cached(&[2], &[3, 4]), Some(&prior), &keeps());
         assert_eq!(causes(&result), [(3, Cause::Evicted), (4, Cause::AfterMiss)]);
+    }
+
+    /// Evicted needs evidence that the cache held the step: the strategy's last job hit or built it. Without
+    /// it the miss is unexplained, said as such.
+    #[test]
+    fn a_miss_the_last_job_did_not_hold_is_unexplained_not_evicted() {
+        let (_a, before) = inputs("1", "a");
+        let (_b, now) = inputs("1", "a");
+        let prior = prior(before, cached(&[2], &[]));
+        let result = classify(&now, &cached(&[2], &[3, 4]), Some(&prior), &keeps());
+        assert_eq!(causes(&result), [(3, Cause::Unexplained), (4, Cause::AfterMiss)]);
+        assert!(Cause::Unexplained.not_in_cache() && Cause::Unexplained.advice().is_none());
+    }
+
+    /// BuildKit builds only what the target needs: a stage nothing uses, of which the builder reported no
+    /// step, is not run (its FROM too), neither a hit nor a miss; the classic builder, which builds it,
+    /// gets the usual causes.
+    #[test]
+    fn a_skipped_unused_stage_is_not_run() {
+        const STAGES: &str = "FROM base AS base\nRUN a\nFROM base AS unused\nRUN b\nFROM base AS final\nCOPY app /app\nRUN c\nCMD x\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app"), "1").unwrap();
+        let now = crate::inputs::step_inputs(&Dockerfile::parse(STAGES).unwrap(), dir.path()).unwrap();
+        let buildkit = classify(&now, &cached(&[], &[1, 2, 5, 6, 7]), None, &keeps());
+        assert_eq!(buildkit[&3].cause, Some(Cause::NotRun), "the unused stage's FROM");
+        assert_eq!(buildkit[&4].cause, Some(Cause::NotRun));
+        assert_eq!(buildkit[&6].cause, Some(Cause::NoCache));
+        assert!(!Cause::NotRun.is_miss());
+        let classic = classify(&now, &cached(&[], &[1, 2, 3, 4, 5, 6, 7, 8]), None, &keeps());
+        assert_eq!(classic[&4].cause, Some(Cause::NoCache), "the classic builder built it");
+        assert!(classify(&now, &BTreeMap::new(), None, &keeps()).values().all(|c| c.cause.is_none()), "nothing reported, nothing said");
     }
 
     #[test]

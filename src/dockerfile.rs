@@ -145,6 +145,14 @@ impl Dockerfile {
         self.stages.iter().flat_map(|s| s.instructions.iter().map(move |i| (s, i)))
     }
 
+    /// Every step a job's records have a row for, in order, with its stage's label: the global ARGs first
+    /// (stage [`GLOBAL_STAGE`]), then each stage's instructions. `steps.csv` and `run.json`'s step table both
+    /// read this, so they list the same steps.
+    pub fn recorded_steps(&self) -> impl Iterator<Item = (String, &Instruction)> {
+        let global = self.global_args.iter().map(|i| (GLOBAL_STAGE.to_string(), i));
+        global.chain(self.steps().map(|(stage, i)| (stage.label(), i)))
+    }
+
     /// The stage instruction numbered `step`; `None` for a global ARG or a number out of range.
     pub fn step(&self, step: u32) -> Option<(&Stage, &Instruction)> {
         self.steps().find(|(_, i)| i.step == step)

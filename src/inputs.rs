@@ -103,8 +103,11 @@ pub fn step_inputs(dockerfile: &Dockerfile, context: &Path) -> Result<Vec<StepIn
         });
     }
     let mut stage_ends: Vec<(Option<String>, u32)> = vec![];
+    // Each earlier stage's ARG and ENV values at its end: a stage built `FROM` it starts with them, as
+    // BuildKit's frontend carries a base stage's environment and build args into the stage built on it.
+    let mut stage_vars: Vec<Vars> = vec![];
     for stage in &dockerfile.stages {
-        let mut vars = Vars::default();
+        let mut vars = stage_index(&stage_ends, &global.substitute(&stage.base)).map(|i| stage_vars[i].clone()).unwrap_or_default();
         let mut previous: Option<u32> = None;
         for instruction in &stage.instructions {
             let step = stage_step(StepAt { stage, instruction, previous, global: &global, vars: &vars, stage_ends: &stage_ends, files: &files }, &out);
@@ -118,6 +121,7 @@ pub fn step_inputs(dockerfile: &Dockerfile, context: &Path) -> Result<Vec<StepIn
         }
         if let Some(last) = previous {
             stage_ends.push((stage.name.clone(), last));
+            stage_vars.push(vars);
         }
     }
     Ok(out)
@@ -192,14 +196,35 @@ fn stage_step(at: StepAt<'_>, done: &[StepInput]) -> StepInput {
     }
 }
 
+/// The stages the target (the last stage) does not use: none of their steps is reached from its last step
+/// through the steps each builds on (the step before it, `FROM <stage>`, `COPY --from=<stage>`). BuildKit
+/// builds only what the target needs; the classic builder builds them all the same.
+pub fn unused_stages(inputs: &[StepInput]) -> std::collections::BTreeSet<&str> {
+    let staged: Vec<&StepInput> = inputs.iter().filter(|s| s.stage != crate::dockerfile::GLOBAL_STAGE).collect();
+    let mut reached = std::collections::BTreeSet::new();
+    let mut todo: Vec<u32> = staged.last().map(|s| s.step).into_iter().collect();
+    while let Some(step) = todo.pop() {
+        if reached.insert(step) {
+            todo.extend(staged.iter().find(|s| s.step == step).map(|s| s.parents.clone()).unwrap_or_default());
+        }
+    }
+    let all: std::collections::BTreeSet<&str> = staged.iter().map(|s| s.stage.as_str()).collect();
+    all.into_iter().filter(|stage| staged.iter().all(|s| s.stage != *stage || !reached.contains(&s.step))).collect()
+}
+
 /// The last step of the stage `reference` names (by name, case-insensitively, or by index), if it is one.
 fn stage_by_ref(stage_ends: &[(Option<String>, u32)], reference: &str) -> Option<u32> {
+    stage_index(stage_ends, reference).map(|i| stage_ends[i].1)
+}
+
+/// The position of the earlier stage `reference` names (by name, case-insensitively, or by index).
+fn stage_index(stage_ends: &[(Option<String>, u32)], reference: &str) -> Option<usize> {
     let lower = reference.to_ascii_lowercase();
-    if let Some((_, end)) = stage_ends.iter().find(|(name, _)| name.as_deref() == Some(lower.as_str())) {
-        return Some(*end);
+    if let Some(i) = stage_ends.iter().position(|(name, _)| name.as_deref() == Some(lower.as_str())) {
+        return Some(i);
     }
     let index: usize = reference.parse().ok()?;
-    stage_ends.get(index).map(|(_, end)| *end)
+    (index < stage_ends.len()).then_some(index)
 }
 
 fn is_remote(source: &str) -> bool {
@@ -406,5 +431,31 @@ mod tests {
         );
         assert_eq!(s[1].files.keys().collect::<Vec<_>>(), ["a.txt"]);
         assert_eq!(s[2].files.keys().collect::<Vec<_>>(), ["src/m.py"]);
+    }
+
+    /// `FROM <stage>` starts from that stage's environment: its ENV (and ARG) values substitute in the stage
+    /// built on it, so a change to them is a changed input there; a stage from an image starts empty.
+    #[test]
+    fn a_stage_built_from_a_stage_inherits_its_env_and_args() {
+        let dockerfile = |dir: &str| {
+            format!("FROM scratch AS base\nARG TOOL=pip\nENV DIR={dir}\nFROM base AS final\nCOPY app $DIR\nRUN $TOOL\nFROM scratch\nCOPY app $DIR\n")
+        };
+        let (_a, s) = inputs(&dockerfile("/srv"), &[("app", "1", 0o644)]);
+        assert_eq!(s[4].resolved, "COPY app /srv", "ENV from the base stage");
+        assert_eq!(s[5].resolved, "RUN $TOOL", "a RUN's variables are the shell's");
+        assert_eq!(s[7].resolved, "COPY app ", "a stage from an image inherits nothing");
+        let (_b, moved) = inputs(&dockerfile("/opt"), &[("app", "1", 0o644)]);
+        assert_eq!(changed(&s[4], &moved[4]).as_deref(), Some("the instruction"), "the inherited ENV changed its input");
+        let (_c, arg) = inputs("FROM scratch AS base\nARG DIR=/a\nFROM base\nCOPY app ${DIR}\n", &[("app", "1", 0o644)]);
+        assert_eq!(arg[3].resolved, "COPY app /a", "an ARG in scope at the base stage's end");
+    }
+
+    #[test]
+    fn unused_stages_are_those_the_target_never_reaches() {
+        let (_d, s) = inputs(
+            "FROM scratch AS base\nRUN a\nFROM base AS unused\nRUN b\nFROM scratch AS lib\nRUN c\nFROM base\nCOPY --from=lib /x /x\n",
+            &[],
+        );
+        assert_eq!(unused_stages(&s).into_iter().collect::<Vec<_>>(), ["unused"]);
     }
 }

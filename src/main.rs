@@ -18,10 +18,22 @@ use layerbench::backend::kube::{self, KubeOptions};
 use layerbench::toolchain::{self, ToolchainConfig};
 use layerbench::{compare, report, resources, session};
 
-/// Every strategy, from the registry, for `run --help`.
+/// Every strategy, from the registry, for `run --help` and `layerbench strategies`.
 fn strategies_help() -> String {
     let lines: Vec<String> = Strategy::all().map(|s| format!("  {:<24}{}", s.name(), s.description)).collect();
     format!("Strategies:\n{}", lines.join("\n"))
+}
+
+/// The README's table of strategies, from the registry: what one job does, the privileges as the report
+/// states them (its daemon's and its builder's, with the strategy's risk), and how the kube backend places it.
+fn strategies_markdown() -> String {
+    let mut out = String::from("| strategy | what one job does | privileges | on kube |\n|---|---|---|---|\n");
+    for strategy in Strategy::all() {
+        let privileges = layerbench::builder::privilege_summary(strategy);
+        let kube = kube::placement(strategy);
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", strategy.name(), strategy.job, privileges, kube));
+    }
+    out
 }
 
 const EXAMPLES: &str = "\
@@ -36,8 +48,10 @@ Examples:
   layerbench manifests scenarios/flask.toml --strategy shared-dind | kubectl apply -f -
 
 Exit codes: 0 success (compare: no regression); 1 a job failed (compare: regression);
-2 usage or data error; 3 environment error (engine, registry, images); 130 interrupted (SIGINT, Ctrl-C);
-143 stopped by SIGTERM (a cancelled CI job). Either way, what the run created is removed first.";
+2 usage or data error; 3 environment error (engine, registry, images; or a concurrency level the host's
+memory cannot hold, refused before it starts, after the levels below it ran and were reported);
+130 interrupted (SIGINT, Ctrl-C); 143 stopped by SIGTERM (a cancelled CI job). Either way, what the run
+created is removed first.";
 
 #[derive(Parser)]
 #[command(name = "layerbench", version, about = "Measures how container image builds behave under the caching strategies CI systems use", after_help = EXAMPLES)]
@@ -54,8 +68,8 @@ enum Command {
         /// The scenario file (TOML), e.g. scenarios/flask.toml.
         scenario: PathBuf,
         /// Comma-separated strategies to run instead of the scenario's.
-        #[arg(long, value_delimiter = ',')]
-        strategies: Option<Vec<String>>,
+        #[arg(long, value_delimiter = ',', value_parser = parse_strategy)]
+        strategies: Option<Vec<Strategy>>,
         /// Iterations instead of the scenario's (each starts from empty caches).
         #[arg(long)]
         iterations: Option<u32>,
@@ -109,8 +123,8 @@ enum Command {
     /// Print the Kubernetes objects the kube backend would apply for a strategy (for `kubectl apply -f`).
     Manifests {
         scenario: PathBuf,
-        #[arg(long)]
-        strategy: String,
+        #[arg(long, value_parser = parse_strategy)]
+        strategy: Strategy,
         /// Namespace to put the objects in (default: layerbench-manifests).
         #[arg(long)]
         namespace: Option<String>,
@@ -125,6 +139,12 @@ enum Command {
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
+    },
+    /// List the strategies the registry holds (`--markdown`: the README's table).
+    Strategies {
+        /// A Markdown table: each strategy, what one job does and the privileges it needs.
+        #[arg(long)]
+        markdown: bool,
     },
     /// Write scenarios: `from-git` replays a repository's commits.
     Scenario {
@@ -234,12 +254,14 @@ fn from_git(args: &FromGitArgs) -> Result<i32, Failure> {
 
 const CLUSTER_HELP: &str = "\
 Examples:
-  layerbench cluster up       # build what is missing; create or reuse kind-layerbench
+  layerbench cluster up       # build what is missing; create or reuse kind-layerbench (one node)
+  layerbench cluster up --nodes 2 --name lb2   # a control plane and a worker: kind-lb2
   layerbench run scenarios/small.toml --backend kube --context kind-layerbench
   layerbench cluster down
 
-`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes and the node image from
-Go modules (about 15 min on 2 cores); later ones take about a minute, or seconds with the cluster running.";
+`up` prints the kubeconfig context on stdout. The first `up` builds kind, Kubernetes, Cilium (the network and
+NetworkPolicy agent) and the node image from Go modules (15 min or more on 2 cores); later ones take a minute or
+two, or seconds with the cluster running.";
 
 #[derive(Subcommand)]
 enum ClusterAction {
@@ -262,14 +284,18 @@ struct ClusterArgs {
     /// kind's cluster name (the context is kind-NAME).
     #[arg(long, default_value = "layerbench")]
     name: String,
-    /// kind's cluster configuration.
+    /// kind's cluster configuration (its `nodes` list is replaced: see --nodes).
     #[arg(long, default_value = "scenarios/kind-cluster.yaml")]
     config: PathBuf,
+    /// Nodes: one control plane and N-1 workers; a running cluster of another size is recreated (`up` only).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(layerbench::cluster::MAX_NODES)))]
+    nodes: u32,
 }
 
 impl ClusterArgs {
     fn options(&self) -> layerbench::cluster::ClusterOptions {
-        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone() }
+        layerbench::cluster::ClusterOptions { name: self.name.clone(), config: self.config.clone(), nodes: self.nodes }
     }
 }
 
@@ -295,6 +321,10 @@ struct BackendArgs {
     storage_class: Option<String>,
 }
 
+/// A strategy named on the command line, from the registry (`--strategy`, `--strategies`).
+fn parse_strategy(name: &str) -> Result<Strategy, layerbench::strategy::UnknownStrategy> {
+    name.parse()
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum BackendName {
@@ -389,7 +419,19 @@ fn environment(error: impl Into<anyhow::Error>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A mistake on the command line gets one line, as every other bad input does; help and version as clap
+        // prints them.
+        Err(e) if e.use_stderr() => {
+            // clap's message up to its first blank line (its usage and tip follow), joined on one line.
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}", message.join(" "));
+            return ExitCode::from(exit::USAGE as u8);
+        }
+        Err(e) => e.exit(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
@@ -445,9 +487,6 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Manifests { scenario, strategy, namespace } => {
             let scenario = scenario::load(&scenario).map_err(usage)?;
-            let strategy = Strategy::parse(&strategy).ok_or_else(|| {
-                usage(anyhow!("--strategy: unknown strategy `{strategy}`; valid strategies: {}", Strategy::valid_names()))
-            })?;
             let options = KubeOptions { namespace, ..KubeOptions::default() };
             print!("{}", kube::manifests_yaml(&scenario, strategy, &options).map_err(usage)?);
             Ok(exit::OK)
@@ -458,36 +497,51 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             println!("removed {removed}");
             Ok(exit::OK)
         }
-        Command::Cluster { action: ClusterAction::Up { cluster, images } } => {
-            if !kube::names::is_dns_label(&cluster.name) {
-                return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
-            }
-            let images = images.config()?;
-            let engine = connect_engine().await?;
-            let events = reporters();
-            let up = layerbench::cluster::up(&engine, &images, &cluster.options(), &events).await.map_err(environment)?;
-            println!("{}", up.context);
-            Ok(exit::OK)
-        }
+        Command::Cluster { action: ClusterAction::Up { cluster, images } } => cluster_up(&cluster, &images).await,
         Command::Cluster { action: ClusterAction::Down { cluster } } => {
             let events = reporters();
             layerbench::cluster::down(&cluster.options(), &events).await.map_err(environment)?;
             Ok(exit::OK)
         }
         Command::Scenario { action: ScenarioAction::FromGit(args) } => from_git(&args),
-        Command::Images { images } => {
-            let images = images.config()?;
-            let engine = connect_engine().await?;
-            let events = reporters();
-            let toolchain = toolchain::resolve(&engine, &images, &events).await.map_err(environment)?;
-            for image in toolchain.images() {
-                let source = serde_json::to_string(&image.source).unwrap_or_default();
-                let from = image.built_from.map(|go| format!(" ({go})")).unwrap_or_default();
-                println!("{:<9} {:<45} {}{from}", image.role, image.name, source.trim_matches('"'));
-            }
+        Command::Strategies { markdown } => {
+            print!("{}", if markdown { strategies_markdown() } else { format!("{}\n", strategies_help()) });
             Ok(exit::OK)
         }
+        Command::Images { images } => list_images(&images).await,
     }
+}
+
+/// `cluster up`: the cluster's name and configuration are checked before anything is built.
+async fn cluster_up(cluster: &ClusterArgs, images: &ImageArgs) -> Result<i32, Failure> {
+    if !kube::names::is_dns_label(&cluster.name) {
+        return Err(usage(anyhow!("--name: `{}` is not a valid cluster name: lower-case letters, digits and '-'", cluster.name)));
+    }
+    let images = images.config()?;
+    // A configuration `up` cannot size is the user's to fix: refused before anything is built.
+    let text = std::fs::read_to_string(&cluster.config).map_err(|e| {
+        usage(anyhow!("--config: cannot read {}: {e}; run from the repository root, or pass --config", cluster.config.display()))
+    })?;
+    layerbench::cluster::kind_config(&text, cluster.nodes).map_err(|e| usage(anyhow!("--config: {}: {e}", cluster.config.display())))?;
+    let engine = connect_engine().await?;
+    let events = reporters();
+    let up = layerbench::cluster::up(&engine, &images, &cluster.options(), &events).await.map_err(environment)?;
+    println!("{}", up.context);
+    Ok(exit::OK)
+}
+
+/// `images`: each toolchain image, official or local stand-in, and where it came from.
+async fn list_images(images: &ImageArgs) -> Result<i32, Failure> {
+    let images = images.config()?;
+    let engine = connect_engine().await?;
+    let events = reporters();
+    let toolchain = toolchain::resolve(&engine, &images, &events).await.map_err(environment)?;
+    for image in toolchain.images() {
+        let source = serde_json::to_string(&image.source).unwrap_or_default();
+        let from = image.built_from.map(|go| format!(" ({go})")).unwrap_or_default();
+        println!("{:<9} {:<45} {}{from}", image.role, image.name, source.trim_matches('"'));
+    }
+    Ok(exit::OK)
 }
 
 /// Progress bars on a terminal, plain lines elsewhere (CI logs, pipes).
@@ -531,21 +585,10 @@ fn check_namespace(namespace: Option<&str>) -> Result<(), Failure> {
     }
 }
 
-fn select_strategies(scenario: &Scenario, names: Option<Vec<String>>) -> Result<Vec<Strategy>, Failure> {
-    let Some(names) = names else { return Ok(scenario.strategies.clone()) };
-    names
-        .iter()
-        .map(|n| {
-            Strategy::parse(n.trim()).ok_or_else(|| {
-                usage(anyhow!("--strategies: unknown strategy `{n}`; valid strategies: {}", Strategy::valid_names()))
-            })
-        })
-        .collect()
-}
 
 /// What `run`'s flags narrow or replace of the scenario's own choices.
 struct RunChoices {
-    strategies: Option<Vec<String>>,
+    strategies: Option<Vec<Strategy>>,
     iterations: Option<u32>,
     concurrency: Option<String>,
 }
@@ -593,8 +636,8 @@ async fn run(
 
 /// The strategies a run runs: `--strategies` or the scenario's, each able to build it; on the kube backend,
 /// in a namespace that can be a Kubernetes name.
-fn run_strategies(scenario: &Scenario, names: Option<Vec<String>>, backend: &session::BackendChoice) -> Result<Vec<Strategy>, Failure> {
-    let strategies = select_strategies(scenario, names)?;
+fn run_strategies(scenario: &Scenario, chosen: Option<Vec<Strategy>>, backend: &session::BackendChoice) -> Result<Vec<Strategy>, Failure> {
+    let strategies = chosen.unwrap_or_else(|| scenario.strategies.clone());
     scenario.check_strategies(&strategies).map_err(usage)?;
     if let session::BackendChoice::Kube(options) = backend {
         check_namespace(options.namespace.as_deref())?;
@@ -628,6 +671,14 @@ fn finish(outcome: session::Outcome, reports_root: Option<&Path>, signal: Option
         }
     }
     println!("results: {}", results_dir.display());
+    if let Some(refused) = &summary.refused {
+        let level = match refused {
+            layerbench::lanes::LevelError::TooLittleMemory { level, .. } => format!("concurrency {level}"),
+            _ => "a concurrency level".into(),
+        };
+        eprintln!("stopped before {level}: the host cannot hold it (see the note above); the levels before it ran and are reported");
+        return Ok(exit::ENVIRONMENT);
+    }
     if summary.failed_jobs > 0 {
         eprintln!("{} of {} jobs failed; see the error column of {}", summary.failed_jobs, summary.jobs, results_dir.join("jobs.csv").display());
         return Ok(exit::REGRESSION_OR_FAILED_JOB);
@@ -648,6 +699,17 @@ async fn interrupted(code: &std::sync::OnceLock<i32>) {
 
 #[cfg(test)]
 mod tests {
+    /// The README's table of strategies is the registry's, as `layerbench strategies --markdown` prints it:
+    /// after editing a strategy, paste that output over the table.
+    #[test]
+    fn the_readmes_strategy_table_is_the_generated_one() {
+        let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        let section = &readme[readme.find("\n## Strategies\n").expect("a Strategies section")..];
+        let table: Vec<&str> = section.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
+        let generated = super::strategies_markdown();
+        assert_eq!(table, generated.lines().collect::<Vec<_>>(), "README.md's table differs: run `layerbench strategies --markdown`");
+    }
+
     #[test]
     fn run_help_names_every_strategy_with_its_description() {
         let help = super::strategies_help();

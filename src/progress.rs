@@ -54,10 +54,10 @@ fn position(iteration: u32, lane: crate::lanes::Lane) -> String {
 }
 
 /// Why the job's steps missed, step ranges by cause: `  misses: 9 changed (app/main.py), 10-11 after miss`;
-/// empty when nothing missed or no cause was recorded.
+/// empty when nothing missed or no cause was recorded. A step of a skipped stage is no miss.
 fn miss_summary(steps: &[StepRecord]) -> String {
     let mut groups: Vec<(Cause, Option<&str>, u32, u32)> = vec![];
-    for s in steps.iter().filter(|s| s.cause.is_some()) {
+    for s in steps.iter().filter(|s| s.cause.is_some_and(Cause::is_miss)) {
         let cause = s.cause.expect("filtered");
         match groups.last_mut() {
             Some((c, changed, _, last)) if *c == cause && changed.is_none() && s.changed.is_none() && *last + 1 >= s.step => *last = s.step,
@@ -81,19 +81,65 @@ fn miss_summary(steps: &[StepRecord]) -> String {
     format!("  misses: {}", parts.join(", "))
 }
 
+/// Why steps missed over a whole run, per strategy: what the end-of-run summary says.
+#[derive(Debug, Default)]
+pub struct MissTally {
+    /// Per strategy, how many step rows of its jobs had each miss cause.
+    causes: std::collections::BTreeMap<crate::strategy::Strategy, std::collections::BTreeMap<Cause, usize>>,
+}
+
+impl MissTally {
+    pub fn add(&mut self, steps: &[StepRecord]) {
+        for step in steps {
+            if let Some(cause) = step.cause.filter(|c| c.is_miss()) {
+                *self.causes.entry(step.strategy).or_default().entry(cause).or_default() += 1;
+            }
+        }
+    }
+
+    /// One line per strategy that missed (`  registry-final: 3 stage not pushed, 9 after miss; push the builder
+    /// stage too: registry-multistage`), under a heading; nothing when no step missed.
+    pub fn lines(&self) -> Vec<String> {
+        if self.causes.is_empty() {
+            return vec![];
+        }
+        let width = self.causes.keys().map(|s| s.name().len()).max().unwrap_or(0);
+        let mut lines = vec!["why steps missed, per strategy (step rows over every job):".to_string()];
+        for (strategy, counts) in &self.causes {
+            let parts: Vec<String> = counts.iter().map(|(cause, n)| format!("{n} {}", cause.short())).collect();
+            let advice: Vec<&str> = counts.keys().filter_map(|c| c.advice()).collect();
+            let advice = match advice.is_empty() {
+                true => String::new(),
+                false => format!("; would hit with: {}", advice.join("; ")),
+            };
+            lines.push(format!("  {:<width$}  {}{advice}", strategy.name(), parts.join(", ")));
+        }
+        lines
+    }
+}
+
 /// One line per event worth a line, to stderr: for CI logs and pipes.
 pub struct PlainReporter<W: Write + Send> {
     out: W,
+    tally: MissTally,
 }
 
 impl<W: Write + Send> PlainReporter<W> {
     pub fn new(out: W) -> Self {
-        PlainReporter { out }
+        PlainReporter { out, tally: MissTally::default() }
     }
 }
 
 impl<W: Write + Send> Reporter for PlainReporter<W> {
     fn event(&mut self, event: &Event) {
+        if let Event::JobFinished { steps, .. } = event {
+            self.tally.add(steps);
+        }
+        if let Event::RunFinished { .. } = event {
+            for line in self.tally.lines() {
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
         let line = match event {
             Event::RunStarted { run_id, results_dir, total_jobs } => {
                 format!("run {run_id}: {total_jobs} jobs, results in {}", results_dir.display())
@@ -120,6 +166,7 @@ pub struct ProgressReporter {
     jobs: ProgressBar,
     current: ProgressBar,
     job: String,
+    tally: MissTally,
 }
 
 impl Default for ProgressReporter {
@@ -134,7 +181,7 @@ impl Default for ProgressReporter {
         let current = multi.add(ProgressBar::new_spinner());
         current.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
         current.enable_steady_tick(Duration::from_millis(120));
-        ProgressReporter { multi, jobs, current, job: String::new() }
+        ProgressReporter { multi, jobs, current, job: String::new(), tally: MissTally::default() }
     }
 }
 
@@ -154,11 +201,15 @@ impl Reporter for ProgressReporter {
             }
             Event::JobFinished { record, steps } => {
                 let _ = self.multi.println(job_line(record, steps));
+                self.tally.add(steps);
                 self.jobs.inc(1);
             }
             Event::RunFinished { .. } => {
                 self.current.finish_and_clear();
                 self.jobs.finish();
+                for line in self.tally.lines() {
+                    let _ = self.multi.println(line);
+                }
             }
             other => {
                 let mut plain = PlainReporter::new(Vec::new());
@@ -194,6 +245,42 @@ mod tests {
         }
     }
 
+    fn job_record(strategy: crate::strategy::Strategy) -> JobRecord {
+        JobRecord {
+            run_id: "r".into(),
+            backend: crate::results::BackendKind::Docker,
+            concurrency: 1,
+            lane: 1,
+            iteration: 1,
+            pipeline_index: 1,
+            pipeline_run: "no-change".into(),
+            strategy,
+            status: JobStatus::Ok,
+            failure_kind: None,
+            error: None,
+            started_at: "2026-01-15T02:00:00Z".into(),
+            wall_ms: 1000,
+            provision_ms: None,
+            pull_ms: None,
+            cache_import_ms: None,
+            build_ms: None,
+            cache_export_ms: None,
+            push_ms: None,
+            teardown_ms: None,
+            measure_ms: None,
+            cached_steps: None,
+            total_steps: 7,
+            image_bytes: None,
+            bytes_pulled: None,
+            bytes_pushed: None,
+            cpu_ms: None,
+            peak_memory_bytes: None,
+            node: None,
+            host_load_1m: None,
+            notes: None,
+        }
+    }
+
     #[test]
     fn a_jobs_line_says_why_its_steps_missed() {
         let code_change = [
@@ -205,6 +292,38 @@ mod tests {
         assert_eq!(miss_summary(&code_change), "  misses: 9 changed (app/main.py), 10-11 after miss");
         assert_eq!(miss_summary(&[step(2, Some(Cause::NoCache), None), step(3, Some(Cause::NoCache), None)]), "  misses: no cache");
         assert_eq!(miss_summary(&[step(2, None, None)]), "", "every step hit");
+    }
+
+    /// At the end of a run, plain output (not a terminal) gets the miss causes per strategy, with what would make
+    /// them hits; a skipped stage's steps are no misses.
+    #[test]
+    fn the_end_of_a_run_sums_up_why_steps_missed_per_strategy() {
+        let mut plain = PlainReporter::new(Vec::new());
+        let of = |strategy: &str, rows: Vec<StepRecord>| rows.into_iter().map(|r| StepRecord { strategy: crate::strategy::Strategy::named(strategy), ..r }).collect::<Vec<_>>();
+        let mut job = |strategy: &str, rows: Vec<StepRecord>| {
+            let rows = of(strategy, rows);
+            let record = job_record(rows[0].strategy);
+            plain.event(&Event::JobFinished { record: Box::new(record), steps: rows });
+        };
+        job("registry-final", vec![step(2, Some(Cause::StageNotPushed), None), step(3, Some(Cause::AfterMiss), None), step(4, Some(Cause::AfterMiss), None)]);
+        job("registry-final", vec![step(2, Some(Cause::StageNotPushed), None)]);
+        job("shared-dind", vec![step(9, Some(Cause::InputChanged), Some("app/main.py")), step(4, Some(Cause::NotRun), None), step(2, None, None)]);
+        plain.event(&Event::RunFinished { results_dir: "results/r".into(), interrupted: false });
+        let out = String::from_utf8(plain.out).unwrap();
+        let summary: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("why steps missed")).collect();
+        assert_eq!(
+            summary,
+            [
+                "why steps missed, per strategy (step rows over every job):",
+                "  registry-final  2 after miss, 2 stage not pushed; would hit with: push the builder stage too: registry-multistage",
+                "  shared-dind     1 changed",
+                "done; results in results/r",
+            ],
+            "{out}"
+        );
+        let mut quiet = PlainReporter::new(Vec::new());
+        quiet.event(&Event::RunFinished { results_dir: "results/r".into(), interrupted: false });
+        assert_eq!(String::from_utf8(quiet.out).unwrap(), "done; results in results/r\n", "nothing missed, nothing to sum up");
     }
 
     #[test]

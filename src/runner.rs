@@ -25,8 +25,6 @@ pub enum RunError {
     Results(#[from] ResultsError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    #[error(transparent)]
-    Level(#[from] crate::lanes::LevelError),
 }
 
 /// How long a backend may take to remove a timed-out job's resources.
@@ -47,10 +45,13 @@ pub struct RunPlan<'a> {
     pub base_rewrites: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunSummary {
     pub jobs: u32,
     pub failed_jobs: u32,
+    /// The level the host could not hold, refused before it started (it and every higher level were not
+    /// run; the levels before it ran and their results stand).
+    pub refused: Option<crate::lanes::LevelError>,
 }
 
 /// `20261127T190501123Z-flask`: sorts by time (to the ms, so runs started together differ), says which scenario.
@@ -91,12 +92,27 @@ pub async fn run<B: Backend>(
         peak_alone: None,
     };
     for &level in &plan.concurrency {
-        run.check_memory_for(level)?;
+        // A level the host cannot hold is refused before it starts, and so is every higher one: the levels
+        // that ran keep their results, and the run ends as a finished run that says what it refused.
+        if let Some(refusal) = refusal(level, run.peak_alone, crate::lanes::memory_available()) {
+            let skipped: Vec<String> = plan.concurrency.iter().filter(|l| **l >= level).map(u32::to_string).collect();
+            events.notice(format!("{refusal}; not run: concurrency {}", skipped.join(", ")));
+            run.summary.refused = Some(refusal);
+            break;
+        }
         for iteration in 1..=plan.iterations {
             run.iteration(backend, level, iteration).await?;
         }
     }
     Ok(run.summary)
+}
+
+/// Why a level is refused: `level` times the highest peak memory of one level-1 job (`peak_alone`, once level
+/// 1 ran) is more than the memory the host has `available` now; `None` when it fits or either is unknown.
+fn refusal(level: u32, peak_alone: Option<crate::Bytes>, available: Option<crate::Bytes>) -> Option<crate::lanes::LevelError> {
+    let (peak, available) = (peak_alone?, available?);
+    let needed = crate::lanes::memory_needed(level, peak);
+    (level > 1 && needed > available).then_some(crate::lanes::LevelError::TooLittleMemory { level, needed, available, peak })
 }
 
 /// A lane's last successful job: its steps' inputs, and whether the builder reported each step (by number)
@@ -211,7 +227,8 @@ impl Running<'_, '_> {
     }
 
     /// One pipeline run of one strategy: its lanes started together behind a barrier, each lane's records
-    /// written once all have ended, then the strategy's cache state.
+    /// written as soon as it ends (so an interrupted round keeps the lanes that finished), then the strategy's
+    /// cache state.
     async fn round<B: Backend>(&mut self, backend: &B, at: &JobAt<'_>, lanes: &Lanes, builds: &[LaneBuild]) -> Result<(), RunError> {
         let scenario = self.plan.scenario;
         let JobAt { iteration, index, pipeline_run, strategy } = *at;
@@ -247,8 +264,13 @@ impl Running<'_, '_> {
             self.events.emit(Event::JobStarted { iteration, pipeline_run: pipeline_run.name.clone(), strategy, lane: job.lane });
         }
         let barrier = tokio::sync::Barrier::new(jobs.len());
-        let ran = futures_util::future::join_all(jobs.iter().map(|job| run_one(backend, job, &barrier, self.events))).await;
-        for ((job, (started_at, wall_ms, outcome)), build) in jobs.iter().zip(ran).zip(builds) {
+        let (barrier, events) = (&barrier, self.events);
+        let mut running: futures_util::stream::FuturesUnordered<_> = jobs
+            .iter()
+            .zip(builds)
+            .map(|(job, build)| async move { (job, build, run_one(backend, job, barrier, events).await) })
+            .collect();
+        while let Some((job, build, (started_at, wall_ms, outcome))) = futures_util::StreamExt::next(&mut running).await {
             self.record(backend.kind(), job, &outcome, &build.inputs, started_at, wall_ms)?;
         }
         let cache = backend.cache_state(strategy).await;
@@ -303,17 +325,6 @@ impl Running<'_, '_> {
             self.summary.failed_jobs += 1;
         }
         self.events.emit(Event::JobFinished { record: Box::new(record), steps });
-        Ok(())
-    }
-
-    /// Refuses a level the host clearly cannot hold: `level` times the highest peak memory of one level-1
-    /// job, against the memory the host has available now.
-    fn check_memory_for(&self, level: u32) -> Result<(), RunError> {
-        let (Some(peak), Some(available)) = (self.peak_alone, crate::lanes::memory_available()) else { return Ok(()) };
-        let needed = crate::lanes::memory_needed(level, peak);
-        if level > 1 && needed > available {
-            return Err(RunError::Level(crate::lanes::LevelError::TooLittleMemory { level, needed, available, peak }));
-        }
         Ok(())
     }
 
@@ -397,6 +408,11 @@ fn records(
             .filter(|(_, i)| i.is_cacheable() && reported.get(&i.step).is_some_and(|s| s.cached))
             .count() as u32
     });
+    // A step of a stage the builder skipped is no step of this job: neither a hit nor a miss.
+    let not_run = dockerfile
+        .steps()
+        .filter(|(_, i)| i.is_cacheable() && seen_steps.causes.get(&i.step).is_some_and(|c| c.cause == Some(crate::cause::Cause::NotRun)))
+        .count() as u32;
     let failure = outcome.failure();
     let record = JobRecord {
         run_id: run_id.to_string(),
@@ -421,7 +437,7 @@ fn records(
         teardown_ms: outcome.phases.get(&Phase::Teardown).copied(),
         measure_ms: outcome.phases.get(&Phase::Measure).copied(),
         cached_steps,
-        total_steps: dockerfile.cacheable_steps(),
+        total_steps: dockerfile.cacheable_steps() - not_run,
         image_bytes: outcome.image_bytes,
         bytes_pulled: outcome.bytes_pulled,
         bytes_pushed: outcome.bytes_pushed,
@@ -447,10 +463,8 @@ fn step_records(
         return vec![];
     }
     let dockerfile = job.dockerfile;
-    let global = dockerfile.global_args.iter().map(|i| (crate::dockerfile::GLOBAL_STAGE.to_string(), i));
-    let staged = dockerfile.steps().map(|(stage, i)| (stage.label(), i));
-    global
-        .chain(staged)
+    dockerfile
+        .recorded_steps()
         .filter_map(|(stage, instruction)| {
             let seen = reported.get(&instruction.step);
             // In a failed job, steps after the last one reported never ran: no row. In a job that
@@ -550,6 +564,146 @@ mod tests {
         let seen = Seen { inputs: &[], causes: &BTreeMap::new() };
         let (_, rows) = records(&plan.run_id, BackendKind::Docker, &job, &outcome, &seen, chrono::Utc::now(), 10);
         assert_eq!(rows.len(), total - 1, "a failed build has no rows after the last step it reached");
+    }
+
+    /// run.json's step table and steps.csv's rows list the same steps, a global ARG among them.
+    #[test]
+    fn run_json_lists_the_global_arg_steps_that_steps_csv_has() {
+        let dockerfile = crate::dockerfile::Dockerfile::parse("ARG BASE=python:3.11-slim\nARG TOOL\nFROM $BASE\nRUN pip install x\nCMD x\n").unwrap();
+        let (plan, pipeline_run) = (crate::strategy::JobPlan { daemon: crate::strategy::Daemon::Fresh(crate::strategy::DaemonKind::Docker), ops: vec![] }, PipelineRun { name: "cold".into(), change: crate::scenario::Change::None });
+        let job = JobSpec {
+            lane: Lane::ALONE,
+            iteration: 1,
+            pipeline_index: 0,
+            pipeline_run: &pipeline_run,
+            strategy: Strategy::named("shared-dind"),
+            plan: &plan,
+            context: std::path::Path::new("/nonexistent"),
+            dockerfile_path: std::path::Path::new("Dockerfile"),
+            dockerfile: &dockerfile,
+            served_dockerfile: None,
+        };
+        let mut outcome = JobOutcome::default();
+        outcome.steps = (1..=5).map(|step| crate::job::StepOutcome { step, cached: false, duration_ms: Some(1) }).collect();
+        let seen = Seen { inputs: &[], causes: &BTreeMap::new() };
+        let (_, rows) = records("r", BackendKind::Docker, &job, &outcome, &seen, chrono::Utc::now(), 10);
+        let table = crate::session::dockerfile_steps(&dockerfile);
+        let rows: Vec<(String, u32, String)> = rows.into_iter().map(|r| (r.stage, r.step, r.instruction)).collect();
+        let table: Vec<(String, u32, String)> = table.into_iter().map(|s| (s.stage, s.step, s.instruction)).collect();
+        assert_eq!(table, rows);
+        assert_eq!(&table[..2], [("global".into(), 1, "ARG BASE=python:3.11-slim".into()), ("global".into(), 2, "ARG TOOL".into())]);
+    }
+
+    /// A backend that runs nothing: each job's outcome is made up, to produce what no real part produces on
+    /// demand (a host short of memory for the next level, a Ctrl-C while one lane is still running).
+    struct Scripted {
+        /// The peak memory every job reports.
+        peak: Option<crate::Bytes>,
+        /// The lane (of a level above 1) whose job never ends.
+        hangs: Option<u32>,
+    }
+
+    impl Backend for Scripted {
+        fn kind(&self) -> BackendKind {
+            BackendKind::Docker
+        }
+        fn repository(&self, strategy: Strategy, repository: &str) -> String {
+            format!("registry:5000/{strategy}/{repository}")
+        }
+        async fn begin_iteration(&mut self, _: u32, _: &[Strategy], _: &EventSink) -> Result<Vec<crate::backend::ServiceStart>, BackendError> {
+            Ok(vec![])
+        }
+        async fn run_job(&self, job: &JobSpec<'_>, _: &EventSink) -> JobOutcome {
+            if job.lane.is_shared() && self.hangs == Some(job.lane.lane) {
+                std::future::pending::<()>().await;
+            }
+            let mut outcome = JobOutcome::default();
+            outcome.steps = job.dockerfile.steps().map(|(_, i)| crate::job::StepOutcome { step: i.step, cached: false, duration_ms: Some(1) }).collect();
+            outcome.usage.peak_memory_bytes = self.peak;
+            outcome
+        }
+        async fn cache_state(&self, _: Strategy) -> crate::backend::CacheState {
+            crate::backend::CacheState::default()
+        }
+        async fn end_iteration(&mut self, _: u32) -> Result<Vec<crate::backend::ServiceEnd>, BackendError> {
+            Ok(vec![])
+        }
+    }
+
+    /// Keeps the notices a run says.
+    struct Notices(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl crate::events::Reporter for Notices {
+        fn event(&mut self, event: &Event) {
+            if let Event::Notice { message } = event {
+                self.0.lock().unwrap().push(message.clone());
+            }
+        }
+    }
+
+    fn small_plan<'a>(scenario: &'a Scenario, concurrency: Vec<u32>, work_dir: &Path) -> RunPlan<'a> {
+        RunPlan { run_id: "r".into(), scenario, strategies: vec![Strategy::named("shared-dind")], iterations: 1, concurrency, work_dir: work_dir.to_path_buf(), base_rewrites: BTreeMap::new() }
+    }
+
+    fn small() -> Scenario {
+        crate::scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_level_is_refused_from_the_memory_level_one_measured() {
+        let gib = 1u64 << 30;
+        let refused = refusal(4, Some(3 * gib), Some(10 * gib)).expect("12 GiB > 10 GiB");
+        assert_eq!(refused, crate::lanes::LevelError::TooLittleMemory { level: 4, needed: 12 * gib, available: 10 * gib, peak: 3 * gib });
+        assert_eq!(refusal(3, Some(3 * gib), Some(10 * gib)), None, "9 GiB fits");
+        assert_eq!(refusal(2, None, Some(gib)), None, "no level-1 figure, no estimate");
+        assert_eq!(refusal(2, Some(gib), None), None, "the host's memory unknown");
+    }
+
+    /// Level 1's jobs say each needs 1 TiB: level 2 is refused before it starts, with one line, and so is
+    /// level 4; level 1's results stand and the run ends as a finished run that says what it refused.
+    #[test]
+    fn a_level_the_host_cannot_hold_is_refused_and_the_levels_before_it_stand() {
+        let (work, results) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let scenario = small();
+        let plan = small_plan(&scenario, vec![1, 2, 4], work.path());
+        let mut writer = ResultsWriter::create(results.path()).unwrap();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let events = EventSink::new(vec![Box::new(Notices(said.clone()))]);
+        let mut backend = Scripted { peak: Some(1 << 40), hangs: None };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let summary = rt.block_on(run(&mut backend, &plan, &mut writer, &events)).unwrap();
+        assert_eq!(summary.jobs, scenario.pipeline.len() as u32, "level 1 ran whole");
+        assert!(matches!(summary.refused, Some(crate::lanes::LevelError::TooLittleMemory { level: 2, peak, .. }) if peak == 1 << 40), "{summary:?}");
+        let said = said.lock().unwrap();
+        let line = said.iter().find(|n| n.starts_with("concurrency 2 needs about 2048.00 GiB")).unwrap_or_else(|| panic!("{said:?}"));
+        assert!(line.ends_with("run a lower level, or on a larger machine; not run: concurrency 2, 4") && !line.contains('\n'), "{line}");
+        let jobs = crate::results::read_jobs(results.path()).unwrap();
+        assert!(jobs.len() == 4 && jobs.iter().all(|j| j.concurrency == 1), "{jobs:?}");
+    }
+
+    /// A round stopped while one lane still runs (Ctrl-C drops the run) keeps the row of the lane that
+    /// finished, its steps with it, and leaves CSVs that read.
+    #[test]
+    fn an_interrupted_round_keeps_the_lanes_that_finished() {
+        let (work, results) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let scenario = small();
+        let plan = small_plan(&scenario, vec![2], work.path());
+        let mut writer = ResultsWriter::create(results.path()).unwrap();
+        let events = EventSink::new(vec![]);
+        let mut backend = Scripted { peak: None, hangs: Some(2) };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            tokio::select! {
+                _ = run(&mut backend, &plan, &mut writer, &events) => panic!("lane 2 never ends, so neither does the run"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+        });
+        drop(writer);
+        let jobs = crate::results::read_jobs(results.path()).unwrap();
+        let lanes: Vec<(u32, u32, &str)> = jobs.iter().map(|j| (j.concurrency, j.lane, j.pipeline_run.as_str())).collect();
+        assert_eq!(lanes, [(2, 1, "cold")], "lane 1 of the first round, written when it ended");
+        let steps = crate::results::read_steps(results.path()).unwrap();
+        assert!(!steps.is_empty() && steps.iter().all(|s| s.lane == 1), "{steps:?}");
     }
 
     #[test]

@@ -178,21 +178,21 @@ async fn run_info(engine: &Docker, request: &Request<'_>, run_id: &str, toolchai
     }
 }
 
-/// Every step steps.csv can have a row for, the global ARGs too, of every Dockerfile the pipeline builds: a
-/// step an edit changed is there as each Dockerfile has it.
+/// run.json's step table: every step steps.csv can have a row for, the global ARGs too, of every Dockerfile the
+/// pipeline builds: a step an edit changed is there as each Dockerfile has it.
 fn step_table(scenario: &Scenario) -> Vec<StepInfo> {
     let mut steps: Vec<StepInfo> = vec![];
-    for at in &scenario.dockerfiles {
-        let dockerfile = &at.dockerfile;
-        let global = dockerfile.global_args.iter().map(|i| StepInfo { stage: crate::dockerfile::GLOBAL_STAGE.into(), step: i.step, instruction: i.text.clone() });
-        let staged = dockerfile.steps().map(|(stage, i)| StepInfo { stage: stage.label(), step: i.step, instruction: i.text.clone() });
-        for step in global.chain(staged) {
-            if !steps.contains(&step) {
-                steps.push(step);
-            }
+    for step in scenario.dockerfiles.iter().flat_map(|at| dockerfile_steps(&at.dockerfile)) {
+        if !steps.contains(&step) {
+            steps.push(step);
         }
     }
     steps
+}
+
+/// One Dockerfile's steps as steps.csv has rows for them, the global ARGs too.
+pub(crate) fn dockerfile_steps(dockerfile: &crate::dockerfile::Dockerfile) -> Vec<StepInfo> {
+    dockerfile.recorded_steps().map(|(stage, i)| StepInfo { stage, step: i.step, instruction: i.text.clone() }).collect()
 }
 
 /// One run's plan on its way to a backend.

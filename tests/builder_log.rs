@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use layerbench::builder::buildkit::log::{BuildkitParser, BuildkitPhases};
 use layerbench::builder::log::{split_docker_timestamp, LogParser, ParsedStep};
-use layerbench::builder::LogFormat;
+use layerbench::builder::log::ParserOf;
+use layerbench::builder::{buildah, classic, kaniko};
 use layerbench::scenario::Dockerfile;
 use layerbench::Millis;
 
@@ -36,9 +37,9 @@ fn timed_lines(log: &str) -> Vec<(Millis, &str)> {
 }
 
 /// Feeds the log line by line; the build ends 1 s after the last line.
-fn parse(format: LogFormat, dockerfile_path: &str, log_path: &str) -> (Vec<ParsedStep>, Box<dyn LogParser>) {
+fn parse(parser_of: ParserOf, dockerfile_path: &str, log_path: &str) -> (Vec<ParsedStep>, Box<dyn LogParser>) {
     let log = fixture(log_path);
-    let mut parser = format.parser(&dockerfile(dockerfile_path));
+    let mut parser = parser_of(&dockerfile(dockerfile_path));
     let lines = timed_lines(&log);
     for (at_ms, line) in &lines {
         parser.push_line(*at_ms, line);
@@ -72,7 +73,7 @@ fn assert_no_errors(steps: &[ParsedStep]) {
 
 #[test]
 fn classic_cold_build_executes_every_step() {
-    let (steps, parser) = parse(LogFormat::Classic, "classic/basic.Dockerfile", "classic/executed.log");
+    let (steps, parser) = parse(classic::log::parser, "classic/basic.Dockerfile", "classic/executed.log");
     assert_eq!(numbers(&steps), [1, 2, 3, 4, 5, 6]);
     assert_eq!(cached(&steps), [false; 6]);
     assert_instructions_match(&steps, "classic/basic.Dockerfile");
@@ -82,7 +83,7 @@ fn classic_cold_build_executes_every_step() {
 
 #[test]
 fn classic_change_to_copied_file_misses_from_the_copy_on() {
-    let (steps, _) = parse(LogFormat::Classic, "classic/basic.Dockerfile", "classic/partial_cache.log");
+    let (steps, _) = parse(classic::log::parser, "classic/basic.Dockerfile", "classic/partial_cache.log");
     assert_eq!(numbers(&steps), [1, 2, 3, 4, 5, 6]);
     // FROM: the builder prints no cache marker for it.
     assert_eq!(cached(&steps), [false, true, true, false, false, false]);
@@ -91,7 +92,7 @@ fn classic_change_to_copied_file_misses_from_the_copy_on() {
 
 #[test]
 fn classic_rebuild_hits_every_step_after_from() {
-    let (steps, _) = parse(LogFormat::Classic, "classic/basic.Dockerfile", "classic/all_cached.log");
+    let (steps, _) = parse(classic::log::parser, "classic/basic.Dockerfile", "classic/all_cached.log");
     assert_eq!(cached(&steps), [false, true, true, true, true, true]);
 }
 
@@ -100,7 +101,7 @@ fn classic_failing_run_fails_its_step_and_no_later_one_starts() {
     let log = fixture("classic/failing_run.log");
     // The CLI printed the stream to stdout and the API's error message to stderr.
     let error = fixture("classic/failing_run.error");
-    let mut parser = LogFormat::Classic.parser(&dockerfile("classic/fail.Dockerfile"));
+    let mut parser = classic::log::parser(&dockerfile("classic/fail.Dockerfile"));
     let lines = timed_lines(&log);
     for (at_ms, line) in &lines {
         parser.push_line(*at_ms, line);
@@ -119,7 +120,7 @@ fn classic_failing_run_fails_its_step_and_no_later_one_starts() {
 
 #[test]
 fn classic_base_image_pull_failure_fails_the_from_step() {
-    let mut parser = LogFormat::Classic.parser(&dockerfile("classic/missing_base.Dockerfile"));
+    let mut parser = classic::log::parser(&dockerfile("classic/missing_base.Dockerfile"));
     for (at_ms, line) in timed_lines(&fixture("classic/missing_base.log")) {
         parser.push_line(at_ms, line);
     }
@@ -132,7 +133,7 @@ fn classic_base_image_pull_failure_fails_the_from_step() {
 #[test]
 fn classic_run_output_that_looks_like_builder_lines_is_output() {
     let log = fixture("classic/multiline_run.log");
-    let mut parser = LogFormat::Classic.parser(&dockerfile("classic/multiline.Dockerfile"));
+    let mut parser = classic::log::parser(&dockerfile("classic/multiline.Dockerfile"));
     let mut running = vec![];
     for (at_ms, line) in timed_lines(&log) {
         parser.push_line(at_ms, line);
@@ -151,7 +152,7 @@ fn classic_run_output_that_looks_like_builder_lines_is_output() {
 
 #[test]
 fn classic_target_build_numbers_steps_up_to_the_target() {
-    let (steps, _) = parse(LogFormat::Classic, "classic/multistage.Dockerfile", "classic/target_builder.log");
+    let (steps, _) = parse(classic::log::parser, "classic/multistage.Dockerfile", "classic/target_builder.log");
     assert_eq!(numbers(&steps), [1, 2, 3, 4]);
     assert_eq!(cached(&steps), [false; 4]);
     assert_instructions_match(&steps, "classic/multistage.Dockerfile");
@@ -159,7 +160,7 @@ fn classic_target_build_numbers_steps_up_to_the_target() {
 
 #[test]
 fn classic_multistage_after_target_build_reuses_the_built_stage() {
-    let (steps, _) = parse(LogFormat::Classic, "classic/multistage.Dockerfile", "classic/multistage.log");
+    let (steps, _) = parse(classic::log::parser, "classic/multistage.Dockerfile", "classic/multistage.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(
         cached(&steps),
@@ -171,14 +172,14 @@ fn classic_multistage_after_target_build_reuses_the_built_stage() {
 
 #[test]
 fn classic_in_a_fresh_dind_executes_every_step() {
-    let (steps, _) = parse(LogFormat::Classic, "classic/multistage.Dockerfile", "classic/dind_multistage_cold.log");
+    let (steps, _) = parse(classic::log::parser, "classic/multistage.Dockerfile", "classic/dind_multistage_cold.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), [false; 11]);
 }
 
 #[test]
 fn classic_cache_from_final_image_hits_only_the_final_stage() {
-    let (steps, _) = parse(LogFormat::Classic, "classic/multistage.Dockerfile", "classic/dind_cache_from.log");
+    let (steps, _) = parse(classic::log::parser, "classic/multistage.Dockerfile", "classic/dind_cache_from.log");
     assert_eq!(
         cached(&steps),
         [false, false, false, false, false, false, false, true, true, true, true]
@@ -190,7 +191,7 @@ fn classic_cache_from_final_image_hits_only_the_final_stage() {
 fn classic_durations_are_the_gaps_between_step_lines() {
     let log = fixture("classic/multistage.log");
     let lines: Vec<&str> = log.lines().collect();
-    let mut parser = LogFormat::Classic.parser(&dockerfile("classic/multistage.Dockerfile"));
+    let mut parser = classic::log::parser(&dockerfile("classic/multistage.Dockerfile"));
     let time = |i: usize| 1_000 + (i as Millis) * (i as Millis) * 3; // uneven, increasing
     for (i, line) in lines.iter().enumerate() {
         parser.push_line(time(i), line);
@@ -209,7 +210,7 @@ fn classic_durations_are_the_gaps_between_step_lines() {
 #[test]
 fn chunks_of_several_lines_parse_like_single_lines() {
     let log = fixture("classic/partial_cache.log");
-    let mut parser = LogFormat::Classic.parser(&dockerfile("classic/basic.Dockerfile"));
+    let mut parser = classic::log::parser(&dockerfile("classic/basic.Dockerfile"));
     parser.push_line(0, &log);
     let steps = parser.finish(10);
     assert_eq!(cached(&steps), [false, true, true, false, false, false]);
@@ -219,7 +220,7 @@ fn chunks_of_several_lines_parse_like_single_lines() {
 
 #[test]
 fn buildah_cold_build_pushes_every_layer_and_hits_none() {
-    let (steps, parser) = parse(LogFormat::Buildah, "buildah/multistage.Dockerfile", "buildah/cold.log");
+    let (steps, parser) = parse(buildah::log::parser, "buildah/multistage.Dockerfile", "buildah/cold.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), [false; 11]);
     assert_instructions_match(&steps, "buildah/multistage.Dockerfile");
@@ -231,14 +232,14 @@ const EVERY_STEP_BUT_FROM: [bool; 11] = [false, true, true, true, true, false, t
 
 #[test]
 fn buildah_rebuild_on_kept_storage_uses_local_cache() {
-    let (steps, _) = parse(LogFormat::Buildah, "buildah/multistage.Dockerfile", "buildah/local_cache.log");
+    let (steps, _) = parse(buildah::log::parser, "buildah/multistage.Dockerfile", "buildah/local_cache.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), EVERY_STEP_BUT_FROM);
 }
 
 #[test]
 fn buildah_fresh_container_pulls_every_step_from_the_remote_cache() {
-    let (steps, _) = parse(LogFormat::Buildah, "buildah/multistage.Dockerfile", "buildah/remote_cache.log");
+    let (steps, _) = parse(buildah::log::parser, "buildah/multistage.Dockerfile", "buildah/remote_cache.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), EVERY_STEP_BUT_FROM);
     assert_instructions_match(&steps, "buildah/multistage.Dockerfile");
@@ -246,7 +247,7 @@ fn buildah_fresh_container_pulls_every_step_from_the_remote_cache() {
 
 #[test]
 fn buildah_failing_run_fails_its_step() {
-    let (steps, parser) = parse(LogFormat::Buildah, "buildah/fail.Dockerfile", "buildah/failing_run.log");
+    let (steps, parser) = parse(buildah::log::parser, "buildah/fail.Dockerfile", "buildah/failing_run.log");
     let message = r#"building at STEP "RUN echo about to fail && exit 3": exit status 3"#;
     assert_eq!(numbers(&steps), [1, 2, 3]);
     assert_eq!(steps[2].error.as_deref(), Some(message));
@@ -264,7 +265,7 @@ fn buildah_run_output_that_looks_like_buildah_lines_is_output() {
     // The RUN's first output line is a perfect `--> Using cache ID`, then a `STEP` header
     // look-alike and an `Error:` line; the RUN succeeds.
     let (steps, parser) =
-        parse(LogFormat::Buildah, "buildah/lookalike.Dockerfile", "buildah/lookalike_output.log");
+        parse(buildah::log::parser, "buildah/lookalike.Dockerfile", "buildah/lookalike_output.log");
     assert_eq!(numbers(&steps), [1, 2, 3]);
     assert_eq!(cached(&steps), [false, false, false]);
     assert_no_errors(&steps);
@@ -275,7 +276,7 @@ fn buildah_run_output_that_looks_like_buildah_lines_is_output() {
 #[test]
 fn buildah_skips_stages_the_final_one_does_not_need_and_keeps_numbering() {
     let (steps, _) =
-        parse(LogFormat::Buildah, "buildah/unused_stage.Dockerfile", "buildah/unused_stage_skipped.log");
+        parse(buildah::log::parser, "buildah/unused_stage.Dockerfile", "buildah/unused_stage_skipped.log");
     assert_eq!(numbers(&steps), [1, 2, 3, 4, 7, 8, 9, 10, 11]);
     assert_eq!(cached(&steps), [false; 9]);
     assert_instructions_match(&steps, "buildah/unused_stage.Dockerfile");
@@ -283,7 +284,7 @@ fn buildah_skips_stages_the_final_one_does_not_need_and_keeps_numbering() {
 
 #[test]
 fn buildah_target_of_the_first_stage_prints_no_stage_prefix() {
-    let (steps, _) = parse(LogFormat::Buildah, "buildah/unused_stage.Dockerfile", "buildah/target_builder.log");
+    let (steps, _) = parse(buildah::log::parser, "buildah/unused_stage.Dockerfile", "buildah/target_builder.log");
     assert_eq!(numbers(&steps), [1, 2, 3, 4]);
     assert_eq!(cached(&steps), [false, true, true, true]);
 }
@@ -292,7 +293,7 @@ fn buildah_target_of_the_first_stage_prints_no_stage_prefix() {
 fn buildah_durations_come_from_the_log_timestamps() {
     let log = fixture("buildah/remote_cache.log");
     let lines = timed_lines(&log);
-    let (steps, _) = parse(LogFormat::Buildah, "buildah/multistage.Dockerfile", "buildah/remote_cache.log");
+    let (steps, _) = parse(buildah::log::parser, "buildah/multistage.Dockerfile", "buildah/remote_cache.log");
     let header_times: Vec<Millis> =
         lines.iter().filter(|(_, l)| l.contains("] STEP ")).map(|(ms, _)| *ms).collect();
     assert_eq!(steps.iter().map(|s| s.started_ms).collect::<Vec<_>>(), header_times);
@@ -331,7 +332,7 @@ type TimedParse = (Vec<ParsedStep>, Box<dyn LogParser>, Vec<(Millis, String)>);
 
 /// Parses a `docker logs --timestamps` kaniko fixture as the harness does; also returns its lines.
 fn kaniko_timed(dockerfile_path: &str, log_path: &str) -> TimedParse {
-    let (steps, parser) = parse(LogFormat::Kaniko, dockerfile_path, log_path);
+    let (steps, parser) = parse(kaniko::log::parser, dockerfile_path, log_path);
     let log = fixture(log_path);
     let lines = timed_lines(&log).into_iter().map(|(ms, l)| (ms, l.to_string())).collect();
     (steps, parser, lines)
@@ -355,7 +356,7 @@ fn kaniko_the_harness_reads_the_same_lines_as_docker_logs() {
 #[test]
 fn kaniko_cold_build_maps_unnumbered_lines_to_dockerfile_steps() {
     for log in ["kaniko/cold.log", "kaniko/cold.timestamps.log"] {
-        let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", log);
+        let (steps, parser) = parse(kaniko::log::parser, "kaniko/small.Dockerfile", log);
         assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>(), "{log}");
         // An empty cache repo: every lookup says `No cached layer found`.
         assert_eq!(cached(&steps), [false; 11], "{log}");
@@ -368,7 +369,7 @@ fn kaniko_cold_build_maps_unnumbered_lines_to_dockerfile_steps() {
 
 #[test]
 fn kaniko_no_change_rebuild_hits_the_run_steps_only() {
-    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", "kaniko/warm.log");
+    let (steps, _) = parse(kaniko::log::parser, "kaniko/small.Dockerfile", "kaniko/warm.log");
     assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
     // A fresh container with the cache repo only: kaniko looks up RUN layers (steps 2, 4, 10);
     // COPY runs again without --cache-copy-layers, and ENV, WORKDIR, CMD change metadata only.
@@ -379,7 +380,7 @@ fn kaniko_no_change_rebuild_hits_the_run_steps_only() {
 
 #[test]
 fn kaniko_caches_copy_too_with_cache_copy_layers() {
-    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", "kaniko/warm_cache_copy_layers.log");
+    let (steps, _) = parse(kaniko::log::parser, "kaniko/small.Dockerfile", "kaniko/warm_cache_copy_layers.log");
     assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
     // Every RUN and COPY (2, 3, 4, 7, 9, 10) is served; kaniko then skips unpacking the final stage's base.
     assert_eq!(cached(&steps), [false, true, true, true, false, false, true, false, true, true, false]);
@@ -388,7 +389,7 @@ fn kaniko_caches_copy_too_with_cache_copy_layers() {
 
 #[test]
 fn kaniko_late_copy_change_misses_the_run_after_it() {
-    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/small.Dockerfile", "kaniko/code_change.log");
+    let (steps, parser) = parse(kaniko::log::parser, "kaniko/small.Dockerfile", "kaniko/code_change.log");
     assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
     // app/main.py changed (step 9): the RUN after it (step 10) has a new key, the builder's RUNs hit.
     assert_eq!(cached(&steps), [false, true, false, true, false, false, false, false, false, false, false]);
@@ -460,7 +461,7 @@ fn kaniko_failing_run_fails_its_step() {
 
 #[test]
 fn kaniko_failure_in_the_final_stage_fails_that_step() {
-    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/small-failing.Dockerfile", "kaniko/small_failing.log");
+    let (steps, parser) = parse(kaniko::log::parser, "kaniko/small-failing.Dockerfile", "kaniko/small_failing.log");
     // 1 FROM, 2 RUN, 3 COPY | 4 FROM, 5 COPY --from, 6 WORKDIR, 7 COPY app ., 8 RUN ... exit 3; 9 CMD never starts.
     assert_eq!(numbers(&steps), (1..=8).collect::<Vec<_>>());
     assert_instructions_match(&steps, "kaniko/small-failing.Dockerfile");
@@ -471,7 +472,7 @@ fn kaniko_failure_in_the_final_stage_fails_that_step() {
 
 #[test]
 fn kaniko_multistage_build_with_run_output() {
-    let (steps, parser) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/multistage.log");
+    let (steps, parser) = parse(kaniko::log::parser, "kaniko/multistage.Dockerfile", "kaniko/multistage.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), [false; 11]);
     // The RUN's own output (`first output line`) is not a kaniko line; `\n` stays as written.
@@ -482,7 +483,7 @@ fn kaniko_multistage_build_with_run_output() {
 
 #[test]
 fn kaniko_text_log_format_reports_the_same_hits() {
-    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/multistage.Dockerfile", "kaniko/multistage_text.log");
+    let (steps, _) = parse(kaniko::log::parser, "kaniko/multistage.Dockerfile", "kaniko/multistage_text.log");
     assert_eq!(numbers(&steps), (1..=11).collect::<Vec<_>>());
     assert_eq!(cached(&steps), [false, true, false, false, true, false, false, false, false, true, false]);
     // msg="..." is Go-quoted: `\\n` in the log is `\n` in the RUN.
@@ -491,7 +492,7 @@ fn kaniko_text_log_format_reports_the_same_hits() {
 
 #[test]
 fn kaniko_three_stages_each_start_with_their_from() {
-    let (steps, _) = parse(LogFormat::Kaniko, "kaniko/small-3stage.Dockerfile", "kaniko/three_stage.log");
+    let (steps, _) = parse(kaniko::log::parser, "kaniko/small-3stage.Dockerfile", "kaniko/three_stage.log");
     assert_eq!(numbers(&steps), (1..=13).collect::<Vec<_>>());
     assert_eq!(cached(&steps), [false; 13]);
     assert_instructions_match(&steps, "kaniko/small-3stage.Dockerfile");
@@ -1102,12 +1103,12 @@ fn a_last_line_without_a_newline_is_read() {
     lines.extend(buffer.rest());
     assert_eq!(lines, log.lines().collect::<Vec<_>>());
     assert_eq!(buffer.rest(), None, "read once");
-    let (steps, _) = parse_lines(LogFormat::Kaniko, "kaniko/small.Dockerfile", &lines);
+    let (steps, _) = parse_lines(kaniko::log::parser, "kaniko/small.Dockerfile", &lines);
     assert_eq!(numbers(&steps), KANIKO_SMALL_STEPS.collect::<Vec<_>>());
 }
 
-fn parse_lines(format: LogFormat, dockerfile_path: &str, lines: &[String]) -> (Vec<ParsedStep>, Box<dyn LogParser>) {
-    let mut parser = format.parser(&dockerfile(dockerfile_path));
+fn parse_lines(parser_of: ParserOf, dockerfile_path: &str, lines: &[String]) -> (Vec<ParsedStep>, Box<dyn LogParser>) {
+    let mut parser = parser_of(&dockerfile(dockerfile_path));
     let mut clock = layerbench::builder::log::LogClock::default();
     for line in lines {
         let (ms, text) = split_docker_timestamp(line).expect("a stamped line");

@@ -8,6 +8,7 @@ use std::path::Path;
 use layerbench::compare::{
     compare, exit_code, Breakage, CompareError, CompareOptions, CompareOutcome, Row, TimeVerdict,
 };
+use layerbench::cause::Cause;
 use layerbench::results::FailureKind;
 use synthetic_results::{spec, Spec};
 
@@ -182,6 +183,12 @@ fn a_step_that_stops_hitting_the_cache_is_reported_even_within_noise() {
     );
     let lost: Vec<u32> = row.cache_lost.iter().map(|k| k.step).collect();
     assert_eq!(lost, [13, 14, 15]);
+    // Each lost step carries why the candidate missed it: the first evicted, the ones after it after a miss.
+    let causes: Vec<Option<Cause>> = row.cache_lost.iter().map(|k| k.cause).collect();
+    assert_eq!(causes, [Some(Cause::Evicted), Some(Cause::AfterMiss), Some(Cause::AfterMiss)]);
+    let evicted = "step 13 `EXPOSE 5000` (not in the cache: held last time, not found now";
+    assert!(outcome.table.contains(evicted), "{}", outcome.table);
+    assert!(run.markdown.contains(evicted), "{}", run.markdown);
     assert!(row.regressed);
     assert_eq!(
         outcome
@@ -367,6 +374,31 @@ fn a_strategy_or_pipeline_run_missing_from_the_candidate_is_a_regression_by_name
     assert!(regressed
         .iter()
         .all(|r| r == "code-change" || r == "deps-change"));
+}
+
+/// Level N is compared with level N: a level the baseline ran and the candidate did not is a regression, as a
+/// missing strategy is; the levels both ran still compare.
+#[test]
+fn a_concurrency_level_missing_from_the_candidate_is_a_regression() {
+    let baseline = synthetic_results::known_load();
+    let mut candidate = baseline.clone();
+    candidate.jobs.retain(|j| j.concurrency != 4);
+    candidate.steps.retain(|s| s.concurrency != 4);
+    candidate.info.concurrency = vec![1, 2];
+    let (b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    synthetic_results::write_data(&baseline, b.path());
+    synthetic_results::write_data(&candidate, c.path());
+    let run = run_compare(b.path(), c.path());
+    assert_eq!(exit_code(&run.result), 1);
+    let outcome = run.result.unwrap();
+    let (missing, kept): (Vec<&Row>, Vec<&Row>) = outcome.comparison.rows.iter().partition(|r| r.concurrency == 4);
+    assert_eq!(missing.len(), 2 * 2, "every strategy and pipeline run at 4 at once");
+    for row in &missing {
+        assert_eq!(row.breakage, Some(Breakage::MissingFromCandidate), "{}", row.run_label());
+        assert!(row.regressed && row.candidate.is_none());
+    }
+    assert!(kept.iter().all(|r| !r.regressed && r.candidate.is_some()), "levels 1 and 2 are there and unchanged");
+    assert!(outcome.table.contains("shared-dind / cold ×4 at once: missing from the candidate"), "{}", outcome.table);
 }
 
 #[test]
@@ -687,6 +719,23 @@ fn results_written_before_typed_records_load_and_compare() {
         header(now.path(), "jobs.csv"),
         format!("{},notes,cpu_ms,peak_memory_bytes,node,concurrency,lane", header(&old, "jobs.csv"))
     );
+    // The values too: every old row reads back the same in the columns it had, and run.json round-trips.
+    for file in ["jobs.csv", "steps.csv", "cache.csv", "services.csv"] {
+        let rows = |dir: &Path| {
+            let mut reader = csv::Reader::from_path(dir.join(file)).unwrap();
+            let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+            let rows: Vec<Vec<String>> = reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+            (header, rows)
+        };
+        let ((old_header, old_rows), (_, new_rows)) = (rows(&old), rows(now.path()));
+        assert_eq!(old_rows.len(), new_rows.len(), "{file}: as many rows");
+        for (i, (was, is)) in old_rows.iter().zip(&new_rows).enumerate() {
+            assert_eq!(&is[..old_header.len()], &was[..], "{file} row {i}: the old columns' values");
+        }
+    }
+    let reread = layerbench::results::data::RunData::load(now.path()).expect("the rewritten results load");
+    assert_eq!(reread.info, data.info, "run.json round-trips");
+    assert_eq!((&reread.jobs, &reread.steps, &reread.cache, &reread.services), (&data.jobs, &data.steps, &data.cache, &data.services));
     let run = run_compare(&old, now.path());
     assert_eq!(exit_code(&run.result), 0, "the same figures are no regression");
     assert_eq!(run.result.expect("old against new compares").comparison.rows.len(), 44);

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use common::strategies::*;
 use common::*;
 use layerbench::cause::Cause;
+use layerbench::report::cache_map::StepState;
 use layerbench::results::JobStatus;
 use layerbench::strategy::Strategy;
 
@@ -116,11 +117,36 @@ fn a_stage_from_a_stage_and_an_unused_stage_have_the_right_causes_for_both_build
         assert!(causes(&steps, "no-change", strategy).is_empty(), "{strategy}: every step hits on no-change");
         common::assert_input_changed_at(&steps, "code-change", strategy, 6, "app/main.py", 8);
     }
-    let unused = |strategy: &str, run: &str| steps.iter().find(|s| s.strategy == strategy && s.pipeline_run == run && s.step == 4).cloned();
-    assert_eq!(unused("shared-dind", "cold").and_then(|s| s.cached), Some(false), "the classic builder builds the unused stage");
-    assert_eq!(unused("shared-dind", "code-change").and_then(|s| s.cached), Some(true), "and serves it from cache after");
+    let row = |strategy: &str, run: &str, step: u32| {
+        steps.iter().find(|s| s.strategy == strategy && s.pipeline_run == run && s.step == step).cloned().expect("a row for every step")
+    };
+    assert_eq!(row("shared-dind", "cold", 4).cached, Some(false), "the classic builder builds the unused stage");
+    assert_eq!(row("shared-dind", "code-change", 4).cached, Some(true), "and serves it from cache after");
+    assert_eq!(row("shared-dind", "cold", 4).cause, Some(Cause::NoCache));
     for run in ["cold", "no-change", "code-change"] {
-        let row = unused("buildkit-shared", run);
-        assert!(row.as_ref().is_none_or(|s| s.cached.is_none() && s.cause.is_none()), "{run}: BuildKit ran nothing for it: {row:?}");
+        for step in [3, 4] {
+            let skipped = row("buildkit-shared", run, step);
+            assert_eq!((skipped.cached, skipped.cause), (None, Some(Cause::NotRun)), "{run}: BuildKit skipped the unused stage: {skipped:?}");
+        }
+        let cmd = row("buildkit-shared", run, 8);
+        assert_eq!((cmd.cached, cmd.cause), (None, None), "{run}: CMD is a metadata step, not a skipped one");
     }
+    // The counts: the skipped stage's RUN is no step of BuildKit's jobs, and no miss of the cache map.
+    for job in jobs(&dir) {
+        let expected = if job.strategy == "buildkit-shared" { 3 } else { 4 };
+        assert_eq!(job.total_steps, expected, "{} {}: RUN/COPY steps the builder had to build", job.strategy, job.pipeline_run);
+    }
+    let data = layerbench::results::data::RunData::load(&dir).unwrap();
+    let map = layerbench::report::cache_map::CacheMap::build(&data);
+    let row_of = |step: u32| map.steps.iter().position(|s| s.step == step).unwrap();
+    for (column, cell) in map.columns.iter().zip(&map.cells[row_of(4)]) {
+        let expected = match (column.strategy.name(), column.pipeline_run.as_str()) {
+            ("buildkit-shared", _) => StepState::Skipped,
+            (_, "cold") => StepState::Miss(Some(Cause::NoCache)),
+            _ => StepState::Hit,
+        };
+        assert_eq!(cell.majority, expected, "{} {}", column.strategy, column.pipeline_run);
+    }
+    let counted: usize = map.causes_of(BUILDKIT_SHARED).iter().map(|(_, n)| n).sum();
+    assert_eq!(counted, 3 + 2, "cold's three steps without cache and code-change's two: the skipped stage counts nowhere");
 }

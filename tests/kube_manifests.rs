@@ -259,3 +259,24 @@ fn a_hub_mirror_that_is_no_host_and_port_is_refused_before_any_slow_work() {
         assert!(stderr.contains("--hub-mirror") && stderr.contains("is not HOST:PORT or `none`"), "{value:?}: {stderr}");
     }
 }
+
+/// `--strategy` and `--strategies` are parsed from the registry by clap: an unknown name is one line naming
+/// the valid ones, exit 2, before any scenario, engine or cluster is touched.
+#[test]
+fn an_unknown_strategy_on_the_command_line_is_one_line_naming_the_valid_ones() {
+    for args in [
+        vec!["manifests", "scenarios/small.toml", "--strategy", "shared-dnd"],
+        vec!["run", "scenarios/small.toml", "--strategies", "ephemeral-dind, shared-dnd"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_layerbench"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line: {stderr}");
+        assert!(stderr.contains("unknown strategy `shared-dnd`; valid strategies: ephemeral-dind, registry-final"), "{stderr}");
+    }
+}

@@ -260,10 +260,11 @@ fn the_cache_map_shows_why_the_pull_push_dance_misses() {
         assert_eq!(found.len(), 1, "{css}");
         found[0].value().attr("class").unwrap().to_string()
     };
-    // registry-final on no-change: the builder stage is not in its cache (only the final stage is pushed),
-    // the final stage hits up to COPY --from, which reruns after the builder stage it takes from.
+    // registry-final on no-change: the builder stage is not in its cache (only the final stage is pushed), so
+    // its first step misses for that reason and the rest after it; the final stage hits up to COPY --from,
+    // which reruns after the builder stage it takes from.
     assert!(cell("registry-final", "no-change", 2).contains("miss-gap"));
-    assert!(cell("registry-final", "no-change", 6).contains("miss-gap"));
+    assert!(cell("registry-final", "no-change", 6).contains("miss-after"), "after the builder stage's first miss");
     assert!(cell("registry-final", "no-change", 8).contains("hit"));
     assert!(
         cell("registry-final", "no-change", 10).contains("miss-after"),
@@ -510,20 +511,41 @@ fn every_table_has_as_many_header_columns_as_each_row_has_cells() {
     let out = tempfile::tempdir().unwrap();
     let index = generate(&dir, out.path()).unwrap();
     let doc = Html::parse_document(&std::fs::read_to_string(index).unwrap());
-    let tables = select(&doc, "table");
-    assert!(tables.len() >= 8, "{} tables", tables.len());
-    for table in tables {
+    assert!(select(&doc, "table").len() >= 8, "{} tables", select(&doc, "table").len());
+    assert_tables_match_their_headers(&doc);
+    // The workload's bill and the under-load table, on results with several levels and a workload.
+    let mut loaded = synthetic_results::known_load();
+    loaded.info.workload = Some(layerbench::workload::Workload {
+        pipelines_per_day: 100.0,
+        mix: BTreeMap::from([(layerbench::results::PipelineRunName::from("code-change"), 1.0)]),
+        cold_per_day: 10.0,
+        prices: layerbench::workload::Prices { runner_minute: Some(0.01), ..Default::default() },
+        mix_from_history: false,
+    });
+    let results = tempfile::tempdir().unwrap();
+    synthetic_results::write_data(&loaded, results.path());
+    let index = generate(results.path(), &out.path().join("loaded")).unwrap();
+    let loaded_doc = Html::parse_document(&std::fs::read_to_string(index).unwrap());
+    for id in ["#bill", "#bill-cold", "#load-table"] {
+        assert_eq!(select(&loaded_doc, id).len(), 1, "{id} is in the report");
+    }
+    assert_tables_match_their_headers(&loaded_doc);
+    let phases = select(&doc, "#phases-table thead th");
+    let names: Vec<String> = phases.iter().map(|h| h.text().collect()).collect();
+    for phase in layerbench::strategy::Phase::ALL {
+        assert!(names.contains(&phase.name().to_string()), "{} has a header: {names:?}", phase.name());
+    }
+}
+
+/// Every table of `doc` has as many header columns as each of its rows has cells.
+fn assert_tables_match_their_headers(doc: &Html) {
+    for table in select(doc, "table") {
         let id = table.value().attr("id").unwrap_or("(no id)").to_string();
         let (header_rows, widths) = row_widths(table);
         let expected = if header_rows > 0 { widths[..header_rows].iter().copied().max().unwrap() } else { widths[0] };
         for (i, width) in widths.iter().enumerate() {
             assert_eq!(*width, expected, "table {id}, row {i}: {width} cells under {expected} header columns");
         }
-    }
-    let phases = select(&doc, "#phases-table thead th");
-    let names: Vec<String> = phases.iter().map(|h| h.text().collect()).collect();
-    for phase in layerbench::strategy::Phase::ALL {
-        assert!(names.contains(&phase.name().to_string()), "{} has a header: {names:?}", phase.name());
     }
 }
 
@@ -587,4 +609,126 @@ fn the_report_shows_the_nodes_only_when_jobs_ran_on_more_than_one() {
         }
     }
     assert!(text_of(&doc, "#environment").contains("ran on 2 nodes"));
+}
+
+/// The under-load figures on results with known figures (`synthetic_results::known_load`).
+#[test]
+fn load_figures_are_the_known_ones() {
+    use layerbench::results::load::{figures, ranking_change};
+    use layerbench::strategy::Strategy;
+    let data = synthetic_results::known_load();
+    let all = figures(&data);
+    let at = |strategy: &str, level: u32| all.iter().find(|f| f.strategy == strategy && f.level == level).unwrap().clone();
+    let (shared, ephemeral) = (Strategy::named("shared-dind"), Strategy::named("ephemeral-dind"));
+    // Nearest-rank percentiles of the level's wall times: at 4, eight jobs of 40, 50, 50, 60 s twice.
+    let loaded = at("shared-dind", 4);
+    assert_eq!((loaded.ok, loaded.failed), (8, 0));
+    assert_eq!((loaded.p50_ms, loaded.p95_ms), (Some(50_000), Some(60_000)));
+    assert_eq!((at("shared-dind", 1).p50_ms, at("shared-dind", 1).p95_ms), (Some(10_000), Some(20_000)));
+    // The reference: N × the level-1 p50 over min(N, 2 cores).
+    assert_eq!(at("shared-dind", 1).reference_ms, Some(10_000.0));
+    assert_eq!(at("shared-dind", 2).reference_ms, Some(10_000.0), "two jobs on two cores");
+    assert_eq!(at("shared-dind", 4).reference_ms, Some(20_000.0), "four jobs on two cores");
+    assert_eq!(at("ephemeral-dind", 4).reference_ms, Some(24_000.0));
+    // Throughput: a round lasts from its first lane's start to its last lane's end.
+    assert_eq!(loaded.jobs_per_hour, Some(8.0 * 3600.0 / 120.0), "two rounds of 60 s");
+    let alone = at("ephemeral-dind", 1).jobs_per_hour.unwrap();
+    assert!((alone - 2.0 * 3600.0 / 42.0).abs() < 1e-9, "{alone}");
+    // Hit rate: 2 hits of the 3 reported cacheable steps; ENV is not cacheable, the unreported RUN counts apart
+    // and the skipped stage's RUN nowhere.
+    assert!((loaded.hit_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!((loaded.unreported_steps, at("shared-dind", 1).unreported_steps), (8, 2));
+    // The ranking turns at the highest level, and stays when the loaded times keep the order.
+    assert_eq!(ranking_change(&all), Some((4, vec![shared, ephemeral], vec![ephemeral, shared])));
+    let mut kept = data.clone();
+    for job in kept.jobs.iter_mut().filter(|j| j.strategy == ephemeral && j.concurrency == 4) {
+        job.wall_ms = 70_000;
+    }
+    assert_eq!(ranking_change(&figures(&kept)), None);
+    // The report says both, in words.
+    let sentence = |data: &layerbench::results::data::RunData| {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic_results::write_data(data, &dir.path().join("results"));
+        let index = generate(&dir.path().join("results"), &dir.path().join("report")).unwrap();
+        text_of(&Html::parse_document(&std::fs::read_to_string(index).unwrap()), "#load-ranking")
+    };
+    assert!(
+        sentence(&data).contains("alone it is shared-dind < ephemeral-dind; with 4 at once it is ephemeral-dind < shared-dind"),
+        "{}",
+        sentence(&data)
+    );
+    assert!(sentence(&kept).contains("the same at every level"));
+    // A level run.json lists and no job ran at (refused, or the run stopped first) is said, not skipped silently.
+    let mut refused = data.clone();
+    refused.info.concurrency = vec![1, 2, 4, 8];
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_results::write_data(&refused, &dir.path().join("results"));
+    let doc = Html::parse_document(&std::fs::read_to_string(generate(&dir.path().join("results"), &dir.path().join("report")).unwrap()).unwrap());
+    let warning = text_of(&doc, "#levels-not-run");
+    assert!(warning.starts_with("No job was recorded at concurrency 8") && warning.ends_with("concurrency 1, 2, 4 only."), "{warning}");
+}
+
+/// Two strategies whose totals differ by less than their iterations' spread are tied within noise: the
+/// headline crowns neither, and the ranking table says so; a gap beyond the spread is a clear lead.
+#[test]
+fn a_gap_within_the_spread_is_tied_within_noise() {
+    use layerbench::report::verdict::{Lead, Verdict};
+    use layerbench::strategy::Strategy;
+    let fixture = layerbench::results::data::RunData::load(&spec("synthetic-flask").dir()).unwrap();
+    let with_walls = |other_s: [u64; 3]| {
+        let mut data = fixture.clone();
+        data.info.pipeline = vec!["cold".into()];
+        data.info.strategies = vec![Strategy::named("shared-dind"), Strategy::named("daemonless")];
+        data.steps.clear();
+        data.cache.clear();
+        data.services.clear();
+        data.jobs = [("shared-dind", [100u64, 110, 120]), ("daemonless", other_s)]
+            .iter()
+            .flat_map(|(strategy, walls)| {
+                let template = fixture.jobs[0].clone();
+                walls.iter().enumerate().map(move |(i, wall)| {
+                    let mut job = template.clone();
+                    job.strategy = Strategy::named(strategy);
+                    job.pipeline_run = "cold".into();
+                    job.iteration = i as u32 + 1;
+                    job.status = JobStatus::Ok;
+                    job.wall_ms = wall * 1000;
+                    job
+                })
+            })
+            .collect();
+        data
+    };
+    let tied = with_walls([112, 113, 114]);
+    assert_eq!(Verdict::compute(&tied).lead, Lead::Tied(vec![Strategy::named("daemonless")]), "3 s apart, 20 s of spread");
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_results::write_data(&tied, &dir.path().join("results"));
+    let doc = Html::parse_document(&std::fs::read_to_string(generate(&dir.path().join("results"), &dir.path().join("report")).unwrap()).unwrap());
+    let headline = text_of(&doc, "#verdict-headline");
+    assert!(headline.starts_with("Tied within noise"), "{headline}");
+    assert!(headline.contains("shared-dind (110.0 s in total) and daemonless (113.0 s)") && !headline.contains("Fastest"), "{headline}");
+    assert!(headline.contains("shared-dind was fastest in 2 of 3 iterations") && !headline.contains("also fastest"), "{headline}");
+    assert!(text_of(&doc, "#ranking").contains("tied within noise"), "{}", text_of(&doc, "#ranking"));
+    assert_eq!(Verdict::compute(&with_walls([200, 201, 202])).lead, Lead::Clear, "90 s apart");
+}
+
+/// jobs.csv's notes appear in the report, each note once with the jobs it holds for.
+#[test]
+fn job_notes_are_shown_once_each_with_their_jobs() {
+    let spec = Spec {
+        notes: Some(("shared-dind", "image size left empty: the manifest could not be read; cache_export left empty, its time is in build: the builder's progress showed no step for it")),
+        one_failure: false,
+        iterations: 1,
+        ..Spec::flask("notes")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_results::write(&spec, &dir.path().join("results"));
+    let index = generate(&dir.path().join("results"), &dir.path().join("report")).unwrap();
+    let doc = Html::parse_document(&std::fs::read_to_string(index).unwrap());
+    let items: Vec<String> = select(&doc, "#job-notes li").iter().map(|li| li.text().collect()).collect();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items[0].starts_with("image size left empty: the manifest could not be read (4 jobs: shared-dind · cold · #1, shared-dind · no-change · #1"), "{items:?}");
+    assert!(items[1].starts_with("cache_export left empty, its time is in build"), "{items:?}");
+    let (_out, _, plain) = report_of("synthetic-flask");
+    assert!(select(&plain, "#job-notes").is_empty(), "no notes, no list");
 }

@@ -50,7 +50,6 @@ async fn run(docker: &Docker, image: &ResolvedImage, cmd: &[&str]) -> (String, i
     let body = ContainerCreateBody {
         image: Some(image.name.clone()),
         cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-        env: Some(image.env.clone()),
         labels: Some(HashMap::from([(layerbench::RUN_ID_LABEL.to_string(), "test-toolchain".to_string())])),
         ..Default::default()
     };

@@ -11,7 +11,7 @@ use layerbench::compare::{compare_data, TimeVerdict, WEIGHTED_ROW};
 use layerbench::report::verdict::Verdict;
 use layerbench::results::bill::{formula, Bill};
 use layerbench::results::data::RunData;
-use layerbench::results::{JobStatus, PipelineRunName, ResultsWriter};
+use layerbench::results::{JobStatus, PipelineRunName};
 use layerbench::strategy::Strategy;
 use layerbench::workload::{Prices, Weighting, Workload};
 
@@ -171,14 +171,7 @@ fn the_bill_multiplies_each_run_by_its_pipelines_a_day() {
 }
 
 fn write(data: &RunData, dir: &std::path::Path) {
-    let mut writer = ResultsWriter::create(dir).unwrap();
-    writer.write_run_info(&data.info).unwrap();
-    for job in &data.jobs {
-        writer.append_job(job, &[]).unwrap();
-    }
-    for row in &data.cache {
-        writer.append_cache(row).unwrap();
-    }
+    synthetic_results::write_data(data, dir);
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! What every builder's home is made of: the shape of a job command, what a job container can reach, the
 //! phase marks its script prints, and quoting for the shell it runs in.
 
-use super::log::LogParser;
 use crate::cause::Cause;
-use crate::dockerfile::Dockerfile;
 use crate::strategy::{BuildRequest, ImageStore, Phase, Privileges};
 use crate::toolchain::Role;
 
@@ -152,7 +150,7 @@ pub struct JobCommand {
     /// `KEY=value` pairs the builder needs.
     pub env: Vec<String>,
     /// Its log's parser (in the builder's home).
-    pub parser: fn(&Dockerfile) -> Box<dyn LogParser>,
+    pub parser: super::log::ParserOf,
     /// Where the builder keeps its local storage, given a fresh volume per job (`None`: nowhere).
     pub storage: Option<&'static str>,
     /// How its script reports the builder's version, if it does.

@@ -165,4 +165,35 @@ mod tests {
         let failure = finished.exit_failure(JobBuilder::Buildah, 125, 2, None);
         assert_eq!(failure.message, "Buildah exited with code 125: Writing manifest to image destination");
     }
+
+    /// A phase BuildKit's progress shows no vertex for stays empty, its time stays in build, and the job's
+    /// notes say so: a capture of a persistent daemon's build (every step cached, no cache import, export or
+    /// push vertex) read as a registry-cache buildx job's log.
+    #[test]
+    fn a_buildkit_phase_without_a_vertex_stays_empty_with_a_note() {
+        let request = BuildRequest {
+            builder: JobBuilder::Buildx,
+            destinations: vec!["r:5000/a:c1".into()],
+            cache_from: vec![CacheImport::Registry { reference: "r:5000/a:buildcache".into() }],
+            cache_to: Some(CacheExport::Registry { reference: "r:5000/a:buildcache".into(), every_stage: true }),
+        };
+        let command = job_command(&request, Path::new("Dockerfile"), &Endpoints { registry: "r:5000", hub_mirror: None, daemon_host: None });
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builder_log/buildkit");
+        let dockerfile = Dockerfile::parse(&std::fs::read_to_string(root.join("small.Dockerfile")).unwrap()).unwrap();
+        let capture = std::fs::read_to_string(root.join("local_warm.log")).unwrap();
+        let mut outcome = JobOutcome::default();
+        let mut log = JobLog::start(&command, &dockerfile, &mut outcome);
+        log.push("2026-12-02T10:17:05.000000000Z ::layerbench-phase build", &mut outcome);
+        for line in capture.lines() {
+            log.push(&format!("2026-12-02T10:17:06.000000000Z {line}"), &mut outcome);
+        }
+        let finished = log.finish(&mut outcome);
+        assert!(finished.steps.iter().skip(1).all(|s| s.cached), "every step but FROM cached");
+        for phase in [Phase::CacheImport, Phase::Push, Phase::CacheExport] {
+            assert_eq!(outcome.phases.get(&phase), None, "{}: not timed, so not there", phase.name());
+            let note = format!("{} left empty, its time is in build: the builder's progress showed no step for it", phase.name());
+            assert!(outcome.unmeasured.contains(&note), "{note}: {:?}", outcome.unmeasured);
+        }
+        assert!(outcome.phases.contains_key(&Phase::Build));
+    }
 }

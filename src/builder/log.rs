@@ -32,6 +32,10 @@ impl ParsedStep {
     }
 }
 
+/// How a builder's home makes its log parser for a Dockerfile (`classic::log::parser`, `buildah::log::parser`,
+/// `kaniko::log::parser`, `buildkit::log::parser`): the one table from builder to parser is the homes.
+pub type ParserOf = fn(&Dockerfile) -> Box<dyn LogParser>;
+
 /// A streaming parser: fed the log line by line as it arrives, with each line's time.
 ///
 /// A `line` may also be a chunk holding several whole lines (each is parsed in turn); it must

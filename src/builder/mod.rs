@@ -33,7 +33,7 @@ use crate::cause::{Cause, CacheScope};
 use crate::dockerfile::Dockerfile;
 use crate::strategy::{BuildRequest, CacheExport, DaemonKind, JobBuilder, Op, PlanInput, Privileges, Strategy};
 use crate::toolchain::Role;
-use log::LogParser;
+
 
 /// The home of a job-container builder.
 pub fn home(builder: JobBuilder) -> &'static BuilderHome {
@@ -126,30 +126,6 @@ pub fn image_roles(strategies: &[Strategy]) -> BTreeSet<Role> {
 pub fn job_command(request: &BuildRequest, dockerfile: &Path, endpoints: &Endpoints) -> JobCommand {
     let dockerfile = format!("{CONTEXT_DIR}/{}", dockerfile.display());
     (home(request.builder).command)(request, &dockerfile, endpoints)
-}
-
-/// Which builder wrote a log: each maps to the parser in its builder's home.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Docker's classic builder (`Step 3/15 : RUN ...`, ` ---> Using cache`).
-    Classic,
-    /// `buildah bud` (`[1/2] STEP 2/6: RUN ...`, `--> Using cache ...`).
-    Buildah,
-    /// kaniko executor (`Using caching version of cmd: ...`).
-    Kaniko,
-    /// BuildKit's `--progress=rawjson` (JSON objects on stderr), from `docker buildx build` or `buildctl build`.
-    Buildkit,
-}
-
-impl LogFormat {
-    pub fn parser(self, dockerfile: &Dockerfile) -> Box<dyn LogParser> {
-        match self {
-            LogFormat::Classic => classic::log::parser(dockerfile),
-            LogFormat::Buildah => buildah::log::parser(dockerfile),
-            LogFormat::Kaniko => kaniko::log::parser(dockerfile),
-            LogFormat::Buildkit => buildkit::log::parser(dockerfile),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -73,37 +73,47 @@ impl StepTracker {
     }
 }
 
-/// A line parser whose steps a [`StepTracker`] keeps (the classic builder's, buildah's and kaniko's): it
-/// reads one line at a time, and every [`LogParser`] call but `push_line` is the tracker's.
-pub(crate) trait TrackedParser: Send {
-    fn line(&mut self, at_ms: Millis, line: &str);
-    fn steps(&self) -> &StepTracker;
-    fn steps_mut(&mut self) -> &mut StepTracker;
-    /// An error the parser holds back (buildah prints its last words after the step has ended).
+/// How a line-by-line builder log is read (the classic builder's, buildah's, kaniko's): what one line does to
+/// the steps, which [`Tracked`] keeps. Everything else a [`LogParser`] does is the tracker's, written once.
+pub(crate) trait LineReader: Send {
+    fn line(&mut self, steps: &mut StepTracker, at_ms: Millis, line: &str);
+    /// An error the reader holds back (buildah prints its last words after the step has ended).
     fn held_error(&self) -> Option<&str> {
         None
     }
     /// Called before the last step is closed.
-    fn before_finish(&mut self) {}
+    fn before_finish(&mut self, _steps: &mut StepTracker) {}
 }
 
-impl<T: TrackedParser> LogParser for T {
+/// A [`LineReader`] with the steps it has read: the one [`LogParser`] of every line-by-line log.
+pub(crate) struct Tracked<R> {
+    pub steps: StepTracker,
+    pub reader: R,
+}
+
+impl<R: LineReader> Tracked<R> {
+    pub fn new(reader: R) -> Self {
+        Tracked { steps: StepTracker::default(), reader }
+    }
+}
+
+impl<R: LineReader> LogParser for Tracked<R> {
     fn push_line(&mut self, at_ms: Millis, chunk: &str) {
         for line in lines(chunk) {
-            self.line(at_ms, line);
+            self.reader.line(&mut self.steps, at_ms, line);
         }
     }
     fn push_error(&mut self, at_ms: Millis, message: &str) {
-        self.steps_mut().fail(at_ms, message);
+        self.steps.fail(at_ms, message);
     }
     fn current(&self) -> Option<&ParsedStep> {
-        self.steps().running()
+        self.steps.running()
     }
     fn error(&self) -> Option<&str> {
-        self.steps().error().or(self.held_error())
+        self.steps.error().or(self.reader.held_error())
     }
     fn finish(&mut self, end_ms: Millis) -> Vec<ParsedStep> {
-        self.before_finish();
-        self.steps_mut().finish(end_ms)
+        self.reader.before_finish(&mut self.steps);
+        self.steps.finish(end_ms)
     }
 }

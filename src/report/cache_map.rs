@@ -15,16 +15,18 @@ pub enum StepState {
     Anomaly,
     /// `FROM`: builders never report a base image as a cache hit, so it is neither.
     Base,
-    /// The builder ran nothing for it (BuildKit has no vertex for `ENV`, `CMD`, …, nor for a stage the target
-    /// does not need): no layer to cache.
+    /// The builder ran nothing for it (BuildKit has no vertex for `ENV`, `CMD`, …): no layer to cache.
     Metadata,
+    /// A step of a stage the target does not use, which the builder skipped (BuildKit does): not run, and
+    /// neither a hit nor a miss.
+    Skipped,
     /// The job has no record of this step (it failed before, or its log was not parsed).
     NotRun,
 }
 
 impl StepState {
     /// Every state, in legend order.
-    pub const ALL: [StepState; 14] = [
+    pub const ALL: [StepState; 16] = [
         StepState::Hit,
         StepState::Miss(Some(Cause::NoCache)),
         StepState::Miss(Some(Cause::InputChanged)),
@@ -34,10 +36,12 @@ impl StepState {
         StepState::Miss(Some(Cause::CopyNotCached)),
         StepState::Miss(Some(Cause::NeverCached)),
         StepState::Miss(Some(Cause::Evicted)),
+        StepState::Miss(Some(Cause::Unexplained)),
         StepState::Miss(None),
         StepState::Anomaly,
         StepState::Base,
         StepState::Metadata,
+        StepState::Skipped,
         StepState::NotRun,
     ];
 
@@ -49,11 +53,13 @@ impl StepState {
             StepState::Miss(Some(Cause::InputChanged)) => "miss-input",
             StepState::Miss(Some(Cause::AfterMiss)) => "miss-after",
             StepState::Miss(Some(Cause::Evicted)) => "miss-evicted",
+            StepState::Miss(Some(Cause::Unexplained)) => "miss-unexplained",
             StepState::Miss(Some(_)) => "miss-gap",
             StepState::Miss(None) => "miss-unknown",
             StepState::Anomaly => "anomaly",
             StepState::Base => "base",
             StepState::Metadata => "metadata",
+            StepState::Skipped => "skipped",
             StepState::NotRun => "not-run",
         }
     }
@@ -69,11 +75,13 @@ impl StepState {
             StepState::Miss(Some(Cause::CopyNotCached)) => "miss: not in the cache (kaniko caches no COPY)",
             StepState::Miss(Some(Cause::NeverCached)) => "miss: the builder never caches this instruction",
             StepState::Miss(Some(Cause::Evicted)) => "miss: not in the cache (evicted)",
+            StepState::Miss(Some(Cause::Unexplained)) => "miss: not in the cache (unexplained)",
             StepState::Miss(Some(Cause::HitDespiteChange)) | StepState::Anomaly => "anomaly: a hit although its input changed",
+            StepState::Miss(Some(Cause::NotRun)) | StepState::Skipped => "not run: a stage the target does not use (the builder skipped it)",
             StepState::Miss(None) => "miss (cause not recorded)",
             StepState::Base => "base image (FROM)",
             StepState::Metadata => "no layer (builder ran nothing)",
-            StepState::NotRun => "not run",
+            StepState::NotRun => "no record (the job stopped before it)",
         }
     }
 
@@ -85,17 +93,22 @@ impl StepState {
             StepState::Miss(Some(Cause::InputChanged)) => "changed",
             StepState::Miss(Some(Cause::AfterMiss)) => "after miss",
             StepState::Miss(Some(Cause::Evicted)) => "evicted",
+            StepState::Miss(Some(Cause::Unexplained)) => "unexplained",
             StepState::Miss(Some(_)) => "not cached",
             StepState::Miss(None) => "miss",
             StepState::Anomaly => "anomaly",
             StepState::Base => "FROM",
             StepState::Metadata => "no layer",
-            StepState::NotRun => "not run",
+            StepState::Skipped => "not run",
+            StepState::NotRun => "no record",
         }
     }
 
     /// The state of one recorded step.
     pub fn of(record: &StepRecord) -> StepState {
+        if record.cause == Some(Cause::NotRun) {
+            return StepState::Skipped;
+        }
         if is_base(&record.instruction) {
             return StepState::Base;
         }
@@ -154,7 +167,7 @@ fn majority(marks: &[Mark]) -> StepState {
     let hits = marks.iter().filter(|m| m.state == StepState::Hit).count();
     let misses: Vec<StepState> = marks.iter().map(|m| m.state).filter(|s| matches!(s, StepState::Miss(_))).collect();
     if hits + misses.len() == 0 {
-        return [StepState::Base, StepState::Metadata]
+        return [StepState::Base, StepState::Metadata, StepState::Skipped]
             .into_iter()
             .find(|state| marks.iter().any(|m| m.state == *state))
             .unwrap_or(StepState::NotRun);
@@ -268,6 +281,26 @@ mod tests {
         assert_eq!(StepState::of(&record(3, "ENV X=1", None, None)), StepState::Metadata, "a step the builder ran nothing for is not a miss");
         assert_eq!(StepState::of(&record(4, "RUN b", Some(true), Some(Cause::HitDespiteChange))), StepState::Anomaly);
         assert_eq!(StepState::of(&record(5, "RUN c", Some(false), None)), StepState::Miss(None), "older results: a miss, cause unknown");
+        let skipped = StepState::of(&record(6, "RUN d", None, Some(Cause::NotRun)));
+        assert_eq!(skipped, StepState::Skipped, "a skipped stage's step is not run, not a metadata step");
+        assert_eq!(StepState::of(&record(3, "FROM base AS unused", None, Some(Cause::NotRun))), StepState::Skipped, "its FROM too");
+        assert_eq!((skipped.short(), StepState::Metadata.short()), ("not run", "no layer"));
+        assert_ne!(skipped.class(), StepState::NotRun.class());
+    }
+
+    /// The counts per cause leave a skipped stage out: it is no miss.
+    #[test]
+    fn a_skipped_stage_is_not_counted_as_a_miss() {
+        let mark = |state| Mark { iteration: 1, state, duration_ms: None, changed: None };
+        let cell = |state| Cell { marks: vec![mark(state)], majority: majority(&[mark(state)]), median_ms: None };
+        let strategy = crate::strategy::Strategy::named("buildkit-shared");
+        let map = CacheMap {
+            steps: vec![],
+            columns: vec![Column { strategy, pipeline_run: "cold".into() }],
+            cells: vec![vec![cell(StepState::Skipped)], vec![cell(StepState::Miss(Some(Cause::NoCache)))]],
+        };
+        assert_eq!(map.cells[0][0].majority, StepState::Skipped);
+        assert_eq!(map.causes_of(strategy), [(Cause::NoCache, 1)]);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Charts {
 pub struct Sections {
     pub under_load: String,
     pub workload: String,
+    /// A warning for the levels run.json lists and no job ran at (see `load::levels_not_run`), or nothing.
+    pub levels_not_run: String,
 }
 
 pub fn render(
@@ -41,7 +43,7 @@ pub fn render(
         ("backend", html(info.backend)),
         ("iterations", iterations),
         ("pipeline", pipeline_text(data)),
-        ("warnings", warnings(data)),
+        ("warnings", warnings(data) + &sections.levels_not_run),
         ("verdict", verdict_html(data, verdict)),
         ("workload", sections.workload.clone()),
         ("time_chart", charts.time.clone()),
@@ -53,6 +55,7 @@ pub fn render(
         ("phases_chart", charts.phases.clone()),
         ("phases_table", phases_table(data)),
         ("services", services(data)),
+        ("job_notes", job_notes(data)),
         ("cost_chart", charts.cost.clone()),
         ("cost_table", cost_tables(data, verdict)),
         ("environment", environment(data)),
@@ -282,8 +285,13 @@ fn headline(data: &RunData, verdict: &Verdict) -> String {
     }
     let complete = verdict.complete_iterations.len();
     if complete > 0 && verdict.ranked.len() > 1 {
+        // Tied, nothing is "also" fastest: say only how often the first of the order won.
+        let lead_in = match verdict.lead {
+            Lead::Tied(_) => format!(" {} was fastest", strategy_html(best.strategy)),
+            _ => " It was also fastest".to_string(),
+        };
         out.push_str(&format!(
-            " It was also fastest in {} of {complete} iteration{} taken on its own.",
+            "{lead_in} in {} of {complete} iteration{} taken on its own.",
             verdict.fastest_wins,
             if complete == 1 { "" } else { "s" }
         ));
@@ -527,6 +535,42 @@ fn miss_advice(map: &CacheMap) -> String {
         true => String::new(),
         false => format!("<h3>Why steps missed, per strategy</h3><p>Cells of the map by cause (majority over iterations).</p><ul id=\"miss-advice\">{}</ul>", items.concat()),
     }
+}
+
+/// jobs.csv's `notes`: why a figure of a job is empty although it went through. Each note once, with the jobs
+/// it holds for (`shared-dind · cold · #1`, `lane 2/4` where lanes ran), so a note every job shares takes one
+/// line.
+fn job_notes(data: &RunData) -> String {
+    let mut by_note: Vec<(&str, Vec<String>)> = vec![];
+    for job in &data.jobs {
+        let Some(notes) = job.notes.as_deref() else { continue };
+        let lane = job.lane();
+        let which = match lane.is_shared() {
+            false => format!("{} · {} · #{}", job.strategy, job.pipeline_run, job.iteration),
+            true => format!("{} · {} · #{} · {lane}", job.strategy, job.pipeline_run, job.iteration),
+        };
+        for note in notes.split("; ").map(str::trim).filter(|n| !n.is_empty()) {
+            match by_note.iter_mut().find(|(n, _)| *n == note) {
+                Some((_, jobs)) => jobs.push(which.clone()),
+                None => by_note.push((note, vec![which.clone()])),
+            }
+        }
+    }
+    if by_note.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = by_note
+        .iter()
+        .map(|(note, jobs)| {
+            let count = if jobs.len() == 1 { "1 job".to_string() } else { format!("{} jobs", jobs.len()) };
+            format!("<li><span class=\"note\">{}</span> <span class=\"jobs\">({count}: {})</span></li>", html(note), html(jobs.join(", ")))
+        })
+        .collect();
+    format!(
+        "<h3>Notes on jobs</h3><p>Why a figure of a job that went through is empty (jobs.csv's <code>notes</code>), each note \
+         with the jobs it holds for (strategy · pipeline run · iteration).</p><ul id=\"job-notes\">{}</ul>",
+        items.concat()
+    )
 }
 
 fn phases_table(data: &RunData) -> String {
@@ -836,6 +880,7 @@ mod tests {
             "phases_chart",
             "phases_table",
             "services",
+            "job_notes",
             "cost_chart",
             "cost_table",
             "environment",
@@ -849,5 +894,32 @@ mod tests {
             fill(TEMPLATE, &values[1..]).is_err(),
             "a missing value is an error"
         );
+    }
+
+    /// Each strategy's line says what would turn its misses into hits, where the cause says so.
+    #[test]
+    fn the_advice_names_what_would_make_a_strategys_misses_hits() {
+        use super::super::cache_map::{Cell, Column, StepState};
+        use crate::cause::Cause;
+        let cell = |state| Cell { marks: vec![], majority: state, median_ms: None };
+        let columns = ["registry-final", "daemonless-kaniko", "shared-dind"]
+            .map(|s| Column { strategy: crate::strategy::Strategy::named(s), pipeline_run: "no-change".into() });
+        let map = CacheMap {
+            steps: vec![],
+            columns: columns.to_vec(),
+            cells: vec![vec![
+                cell(StepState::Miss(Some(Cause::StageNotPushed))),
+                cell(StepState::Miss(Some(Cause::CopyNotCached))),
+                cell(StepState::Miss(Some(Cause::AfterMiss))),
+            ]],
+        };
+        let advice = miss_advice(&map);
+        let line = |strategy: &str| {
+            let start = advice.find(&format!("<li data-strategy=\"{strategy}\">")).unwrap_or_else(|| panic!("{strategy}: {advice}"));
+            advice[start..start + advice[start..].find("</li>").unwrap()].to_string()
+        };
+        assert!(line("registry-final").contains("What would make them hits: push the builder stage too: registry-multistage."), "{advice}");
+        assert!(line("daemonless-kaniko").contains("What would make them hits: kaniko `--cache-copy-layers`."), "{advice}");
+        assert!(!line("shared-dind").contains("What would make them hits"), "after a miss has no advice of its own: {advice}");
     }
 }

@@ -35,6 +35,22 @@ pub fn section(data: &RunData, chart_svg: Option<&str>) -> String {
     out
 }
 
+/// A warning naming the levels run.json lists and no job ran at (refused for the host's memory, or the run
+/// stopped first), over the whole run's records; nothing when every level has jobs.
+pub fn levels_not_run(whole: &RunData) -> String {
+    let ran = whole.levels();
+    let not_run: Vec<String> = whole.info.concurrency.iter().filter(|l| !ran.contains(l)).map(u32::to_string).collect();
+    if not_run.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<p class=\"warning bad\" id=\"levels-not-run\">No job was recorded at concurrency {} (refused before it started \
+         because the host's memory could not hold it, or the run stopped first): the figures cover concurrency {} only.</p>",
+        html(not_run.join(", ")),
+        html(ran.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+    )
+}
+
 /// "At 4 at once the order changes: …", or nothing when it does not.
 fn ranking_sentence(figures: &[LevelFigures]) -> String {
     match load::ranking_change(figures) {

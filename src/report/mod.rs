@@ -1,6 +1,6 @@
 //! Reads `results/<run-id>/` and writes a self-contained HTML report with charts.
 
-pub(crate) mod cache_map;
+pub mod cache_map;
 pub mod charts;
 
 pub(crate) mod format;
@@ -91,7 +91,11 @@ pub fn generate(results_dir: &Path, out_dir: &Path) -> Result<PathBuf, ReportErr
             cost,
             files,
         },
-        &html::Sections { under_load: load::section(&whole, under_load.as_deref()), workload: workload::section(&data, &verdict) },
+        &html::Sections {
+            under_load: load::section(&whole, under_load.as_deref()),
+            workload: workload::section(&data, &verdict),
+            levels_not_run: load::levels_not_run(&whole),
+        },
     )?;
     let path = out_dir.join("index.html");
     std::fs::write(&path, page).map_err(|error| ReportError::Write {

@@ -127,7 +127,8 @@ fn hit_rate(data: &RunData, ok: &[&JobRecord]) -> (Option<f64>, usize) {
     let (mut hits, mut reported, mut unreported) = (0usize, 0usize, 0usize);
     for job in ok {
         for step in data.steps_of(job) {
-            if !crate::dockerfile::is_cacheable(&step.instruction) {
+            // A stage the builder skipped is neither a hit, a miss, nor unreported.
+            if !crate::dockerfile::is_cacheable(&step.instruction) || step.cause == Some(crate::cause::Cause::NotRun) {
                 continue;
             }
             match step.cached {

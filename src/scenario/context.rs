@@ -144,39 +144,44 @@ pub fn tar_context_with(context_dir: &Path, replaced: Option<(&Path, &[u8])>) ->
     tar.into_inner().map_err(io_at("finish the tar of", context_dir))
 }
 
-/// Why a path a scenario names is not a file inside its context, in words for the user.
+/// Why a path a scenario names is not a file inside its context; each displays as words for the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Outside(String);
-
-impl From<&str> for Outside {
-    fn from(why: &str) -> Self {
-        Outside(why.to_string())
-    }
-}
-
-impl From<String> for Outside {
-    fn from(why: String) -> Self {
-        Outside(why)
-    }
+pub enum Outside {
+    #[error("the path is empty; name a file of the context")]
+    Empty,
+    #[error("the path holds a control character (a newline, a tab, …); rename the file")]
+    ControlCharacter,
+    #[error("`..` leaves the context; name a file inside it")]
+    ParentDir,
+    #[error("absolute paths are not allowed; use a path relative to the context")]
+    Absolute,
+    #[error("goes through the symbolic link `{link}` -> `{}`, which leaves the context", target.display())]
+    LinkLeaves { link: String, target: PathBuf },
+    #[error("goes through more than {MAX_LINKS} symbolic links from `{from}` on (a loop?)")]
+    TooManyLinks { from: String },
+    /// The link's read error, in words (an `io::Error` is neither `Clone` nor comparable).
+    #[error("goes through the symbolic link `{link}`, which cannot be read: {error}")]
+    UnreadableLink { link: String, error: String },
+    #[error("it ends with `/`; name the Dockerfile, not its directory")]
+    Directory,
+    #[error("it names the context directory itself; name the Dockerfile")]
+    ContextItself,
 }
 
 /// `Ok` when `file` is a relative path that stays inside the context as written; else why not.
 /// Symbolic links are [`resolve_inside`]'s business.
 pub(crate) fn check_inside(file: &Path) -> Result<(), Outside> {
     if file.as_os_str().is_empty() {
-        return Err("the path is empty; name a file of the context".into());
+        return Err(Outside::Empty);
     }
     if file.to_string_lossy().chars().any(char::is_control) {
-        return Err("the path holds a control character (a newline, a tab, …); rename the file".into());
+        return Err(Outside::ControlCharacter);
     }
     for component in file.components() {
         match component {
             Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Err("`..` leaves the context; name a file inside it".into()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute paths are not allowed; use a path relative to the context".into())
-            }
+            Component::ParentDir => return Err(Outside::ParentDir),
+            Component::RootDir | Component::Prefix(_) => return Err(Outside::Absolute),
         }
     }
     Ok(())
@@ -196,13 +201,7 @@ pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, Outside
         path: String,
         target: PathBuf,
     }
-    let leaves = |link: &Link| {
-        format!(
-            "goes through the symbolic link `{}` -> `{}`, which leaves the context",
-            link.path,
-            link.target.display()
-        )
-    };
+    let leaves = |link: &Link| Outside::LinkLeaves { link: link.path.clone(), target: link.target.clone() };
     let parts = |path: &Path, from: Option<usize>| -> Vec<(Option<std::ffi::OsString>, Option<usize>)> {
         path.components()
             .filter_map(|c| match c {
@@ -220,8 +219,8 @@ pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, Outside
             // `..` from a link's target: climbing out of the root is leaving the context.
             if !resolved.pop() {
                 return Err(match from {
-                    Some(link) => leaves(&links[link]).into(),
-                    None => "`..` leaves the context; name a file inside it".into(),
+                    Some(link) => leaves(&links[link]),
+                    None => Outside::ParentDir,
                 });
             }
             continue;
@@ -234,13 +233,13 @@ pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf, Outside
         }
         let path = resolved.join(&name).to_string_lossy().into_owned();
         if links.len() == MAX_LINKS {
-            return Err(format!("goes through more than {MAX_LINKS} symbolic links from `{path}` on (a loop?)").into());
+            return Err(Outside::TooManyLinks { from: path });
         }
         let target = fs::read_link(&here)
-            .map_err(|e| format!("goes through the symbolic link `{path}`, which cannot be read: {e}"))?;
+            .map_err(|e| Outside::UnreadableLink { link: path.clone(), error: e.to_string() })?;
         let link = Link { path, target };
         if link.target.has_root() {
-            return Err(leaves(&link).into());
+            return Err(leaves(&link));
         }
         let expanded = parts(&link.target, Some(links.len()));
         links.push(link);

@@ -685,11 +685,11 @@ fn shown_name(name: &str) -> String {
 fn check_dockerfile_path(path: &str) -> Result<PathBuf, context::Outside> {
     context::check_inside(Path::new(path))?;
     if path.ends_with('/') {
-        return Err("it ends with `/`; name the Dockerfile, not its directory".into());
+        return Err(context::Outside::Directory);
     }
     let normal: PathBuf = Path::new(path).components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
     if normal.as_os_str().is_empty() {
-        return Err("it names the context directory itself; name the Dockerfile".into());
+        return Err(context::Outside::ContextItself);
     }
     Ok(normal)
 }

@@ -6,6 +6,10 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "buildkit-daemon",
     description: "fresh standalone buildkitd per job, buildctl with a registry cache ref, mode=max",
+    job: "a fresh standalone `buildkitd` service per job (buildx's `docker-container` / `kubernetes` driver \
+         pattern); the job runs `buildctl build --import-cache type=registry,ref=<repo>:buildcache \
+         --export-cache type=registry,ref=<repo>:buildcache,mode=max,oci-mediatypes=true,image-manifest=true \
+         --output type=image,push=true`",
     daemon: Daemon::Fresh(DaemonKind::Buildkit),
     image_store: ImageStore::GraphDriver,
     risk: "buildkitd runs privileged (root on its node) and its gRPC API is unauthenticated on the job's network. \

@@ -5,6 +5,8 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "buildkit-inline",
     description: "fresh dind per job; buildx with --cache-from :latest and inline cache (final stage only)",
+    job: "fresh dind; a `docker:28` job runs `docker buildx build --cache-from type=registry,ref=<repo>:latest \
+         --cache-to type=inline --push`",
     daemon: Daemon::Fresh(DaemonKind::Docker),
     image_store: ImageStore::GraphDriver,
     risk: DIND_RISK,

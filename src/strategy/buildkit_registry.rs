@@ -5,6 +5,9 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "buildkit-registry",
     description: "fresh dind per job; buildx with a registry cache ref, mode=max (every stage cached)",
+    job: "fresh dind with the containerd image store; `docker buildx build --cache-from \
+         type=registry,ref=<repo>:buildcache --cache-to \
+         type=registry,ref=<repo>:buildcache,mode=max,oci-mediatypes=true,image-manifest=true --push`",
     daemon: Daemon::Fresh(DaemonKind::Docker),
     image_store: ImageStore::Containerd,
     risk: DIND_RISK,

@@ -5,6 +5,7 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "daemonless",
     description: "buildah in a job container, layers cached in a registry repo; no daemon",
+    job: "buildah in a plain job container: `bud --layers --cache-from/--cache-to <repo>-cache`, push",
     daemon: Daemon::None,
     image_store: ImageStore::GraphDriver,
     risk: "No daemon and no privileged mode; SYS_ADMIN without seccomp is still broad inside the job container.",

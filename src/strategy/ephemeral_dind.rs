@@ -5,6 +5,7 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "ephemeral-dind",
     description: "a fresh dind service per job; every build starts cold",
+    job: "a fresh dind service; `build`, tag `<commit>` and `latest`, push both",
     daemon: Daemon::Fresh(DaemonKind::Docker),
     image_store: ImageStore::GraphDriver,
     risk: DIND_RISK,

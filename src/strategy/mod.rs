@@ -37,8 +37,10 @@ const REGISTRY: [&StrategyDef; 11] = [
 pub struct StrategyDef {
     /// Its name in scenarios, on the command line and in every record (`shared-dind`).
     pub name: &'static str,
-    /// One line for `--help` and the docs.
+    /// One line for `--help` and `layerbench strategies`.
     pub description: &'static str,
+    /// What one job does, in Markdown: the README's table of strategies (`layerbench strategies --markdown`).
+    pub job: &'static str,
     /// Where its jobs get a daemon; the same for every job of the strategy.
     pub daemon: Daemon,
     /// How its dind daemons store images (BuildKit daemons have their own store).
@@ -193,6 +195,22 @@ impl<'de> Deserialize<'de> for Strategy {
         Strategy::parse(&name).ok_or_else(|| {
             serde::de::Error::custom(format!("unknown strategy `{name}`; known strategies: {}", Strategy::valid_names()))
         })
+    }
+}
+
+/// A name the registry does not have, as the command line gives it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy `{name}`; valid strategies: {valid}", valid = Strategy::valid_names())]
+pub struct UnknownStrategy {
+    pub name: String,
+}
+
+/// A strategy by its name (surrounding blanks ignored, as in `--strategies "a, b"`): what clap parses
+/// `--strategy` and `--strategies` with, from the registry.
+impl std::str::FromStr for Strategy {
+    type Err = UnknownStrategy;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Strategy::parse(name.trim()).ok_or_else(|| UnknownStrategy { name: name.trim().to_string() })
     }
 }
 

@@ -5,6 +5,8 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "registry-final",
     description: "fresh dind per job; pull :latest, build --cache-from it, push (final stage only)",
+    job: "fresh dind; `pull :latest`, `build --cache-from :latest`, push `<commit>` and `latest` (only the \
+         final stage is ever pushed)",
     daemon: Daemon::Fresh(DaemonKind::Docker),
     image_store: ImageStore::GraphDriver,
     risk: DIND_RISK,

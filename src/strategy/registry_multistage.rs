@@ -5,6 +5,9 @@ use super::*;
 pub const STRATEGY: StrategyDef = StrategyDef {
     name: "registry-multistage",
     description: "fresh dind per job; every stage built with --target, pushed and used as --cache-from",
+    job: "fresh dind; pull every stage image and `:latest`; `build --target <stage> --cache-from <stage images \
+         so far>` for every stage before the final one, then the final build with `--cache-from` all of them; \
+         push every stage, `<commit>`, `latest`. Works for any number of stages",
     daemon: Daemon::Fresh(DaemonKind::Docker),
     image_store: ImageStore::GraphDriver,
     risk: DIND_RISK,

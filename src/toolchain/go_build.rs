@@ -39,6 +39,9 @@ pub struct GoRecipe {
     pub tags: &'static str,
     /// `go build -ldflags`: the version variables the release's own build sets, so the programs report it.
     pub ldflags: &'static str,
+    /// Further files of the wrapper (path under it, contents): a module its `go.mod` replaces with a directory,
+    /// where the module proxy does not serve a dependency that the release imports but layerbench never runs.
+    pub files: &'static [(&'static str, &'static str)],
 }
 
 impl GoRecipe {
@@ -57,6 +60,9 @@ impl GoRecipe {
     pub fn hash_parts(&self) -> Vec<&str> {
         let mut parts = vec![self.module, self.version, self.go_mod, self.go_sum, self.tags, self.ldflags];
         parts.extend(self.packages);
+        for (path, contents) in self.files {
+            parts.extend([*path, *contents]);
+        }
         parts
     }
 }
@@ -124,6 +130,7 @@ impl GoCache {
         let prepared = std::fs::create_dir_all(&source)
             .and_then(|()| std::fs::write(source.join("go.mod"), recipe.go_mod))
             .and_then(|()| std::fs::write(source.join("go.sum"), recipe.go_sum))
+            .and_then(|()| write_files(&source, recipe.files))
             .and_then(|()| std::fs::create_dir_all(&staging));
         prepared.map_err(|e| {
             fail(format!("cannot prepare {}: {e}", self.root.display()), "Point LAYERBENCH_CACHE_DIR at a writable directory")
@@ -210,6 +217,18 @@ impl GoCache {
     }
 }
 
+/// The wrapper's further files, each under `dir` (their directories made).
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
+    for (path, contents) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, contents)?;
+    }
+    Ok(())
+}
+
 fn binary_name(package: &'static str) -> &'static str {
     let mut elements = package.rsplit('/');
     let last = elements.next().unwrap_or(package);
@@ -278,6 +297,21 @@ mod tests {
         let recipe = super::super::stand_in::go_recipe(super::super::Role::Buildkit).expect("a Go recipe");
         assert_eq!(recipe.binaries(), ["buildkitd", "buildctl"]);
         assert_eq!(recipe.built_from(), "github.com/moby/buildkit@v0.34.2");
+    }
+
+    #[test]
+    fn a_wrappers_own_files_are_part_of_its_recipe_and_no_files_change_nothing() {
+        let plain = super::super::stand_in::go_recipe(super::super::Role::Buildkit).expect("a Go recipe");
+        let with_files = super::GoRecipe { files: &[("stub/go.mod", "module example.com/stub\n")], ..plain };
+        let other_files = super::GoRecipe { files: &[("stub/go.mod", "module example.com/other\n")], ..plain };
+        // Recipes without files hash what they hashed before files existed (the six fields and the packages),
+        // so nothing already built is built again.
+        assert_eq!(plain.hash_parts().len(), 6 + plain.packages.len());
+        assert_ne!(with_files.hash_parts(), plain.hash_parts());
+        assert_ne!(with_files.hash_parts(), other_files.hash_parts());
+        let dir = tempfile::tempdir().unwrap();
+        super::write_files(dir.path(), with_files.files).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("stub/go.mod")).unwrap(), "module example.com/stub\n");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! kind's own `build node-image` cannot be used here: besides the Kubernetes images it pulls kindnetd and its
 //! storage images, and kindnetd's module is not served. So the node image is assembled as kind assembles it
 //! (its base image's files, the binaries in /usr/bin, the images imported into containerd's `k8s.io`
-//! namespace, /kind/version, kind's storage manifest), from a Dockerfile, and the cluster runs a static bridge
-//! CNI instead of kindnet (one node; `disableDefaultCNI` in the cluster configuration).
+//! namespace, /kind/version, kind's storage manifest), from a Dockerfile, and the cluster runs Cilium instead
+//! of kindnet: its images in the node image and its manifest as kind's default CNI manifest, on one node or many.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,6 +46,7 @@ const KUBERNETES: GoRecipe = GoRecipe {
         -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean \
         -X k8s.io/client-go/pkg/version.gitVersion=v1.34.4 -X k8s.io/client-go/pkg/version.gitMajor=1 \
         -X k8s.io/client-go/pkg/version.gitMinor=34 -X k8s.io/client-go/pkg/version.gitTreeState=clean",
+    files: &[],
 };
 
 /// kubeadm 1.34's etcd (`registry.k8s.io/etcd:3.6.5-0`).
@@ -57,6 +58,7 @@ const ETCD: GoRecipe = GoRecipe {
     packages: &["go.etcd.io/etcd/server/v3"],
     tags: "",
     ldflags: "-s -w",
+    files: &[],
 };
 
 /// kubeadm 1.34's CoreDNS.
@@ -68,6 +70,7 @@ const COREDNS: GoRecipe = GoRecipe {
     packages: &["github.com/coredns/coredns"],
     tags: "",
     ldflags: "-s -w",
+    files: &[],
 };
 
 /// crictl of the same minor as the kubelet, for the node (kind's base image has it).
@@ -79,6 +82,7 @@ const CRI_TOOLS: GoRecipe = GoRecipe {
     packages: &["sigs.k8s.io/cri-tools/cmd/crictl"],
     tags: "",
     ldflags: "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v1.34.0",
+    files: &[],
 };
 
 /// The provisioner of kind's default StorageClass. kind v0.33 builds v0.0.34, which the module proxy does not
@@ -91,6 +95,7 @@ const LOCAL_PATH_PROVISIONER: GoRecipe = GoRecipe {
     packages: &["github.com/rancher/local-path-provisioner"],
     tags: "",
     ldflags: "-s -w -X main.VERSION=v0.0.30",
+    files: &[],
 };
 
 /// The kind CLI.
@@ -102,7 +107,42 @@ const KIND: GoRecipe = GoRecipe {
     packages: &["sigs.k8s.io/kind"],
     tags: "",
     ldflags: "-s -w",
+    files: &[],
 };
+
+/// The node image's network add-ons, as `kubectl rollout status` names them: `cluster up` waits for each.
+pub const NETWORK_ADDONS: [(&str, &str); 2] = [("kube-system", "daemonset/cilium"), ("kube-system", "deployment/cilium-operator")];
+
+/// Cilium's manifest, rendered from its Helm chart (toolchain/cluster/cilium/README.md): kind applies the node
+/// image's `/kind/manifests/default-cni.yaml` while it creates a cluster, before it waits for the control plane,
+/// as it does with kindnetd's in its own node images.
+const NETWORK_MANIFEST: &str = include_str!("../../toolchain/cluster/cilium/cilium.yaml");
+
+/// Cilium: the cluster's CNI (pods of different nodes reach each other through a VXLAN tunnel) and its
+/// NetworkPolicy agent (eBPF, per pod). The release's go.mod is ignored in a wrapper; two of its dependencies
+/// are not served as it pins them (see toolchain/cluster/cilium/go.mod).
+const CILIUM: GoRecipe = GoRecipe {
+    module: "github.com/cilium/cilium",
+    version: CILIUM_VERSION,
+    go_mod: include_str!("../../toolchain/cluster/cilium/go.mod"),
+    go_sum: include_str!("../../toolchain/cluster/cilium/go.sum"),
+    packages: &[
+        "github.com/cilium/cilium/daemon",
+        "github.com/cilium/cilium/cilium-dbg",
+        "github.com/cilium/cilium/plugins/cilium-cni",
+        "github.com/cilium/cilium/operator",
+    ],
+    // The generic operator's IPAM providers (its Makefile's `cilium-operator-generic`); the agent ignores it.
+    tags: "ipam_provider_operator",
+    ldflags: "-s -w -X github.com/cilium/cilium/pkg/version.ciliumVersion=1.20.2",
+    files: &[
+        ("mcs-api-controllers/go.mod", include_str!("../../toolchain/cluster/cilium/mcs-api-controllers/go.mod")),
+        ("mcs-api-controllers/controllers.go", include_str!("../../toolchain/cluster/cilium/mcs-api-controllers/controllers.go")),
+    ],
+};
+
+/// Cilium's release, as its images are tagged.
+pub const CILIUM_VERSION: &str = "v1.20.2";
 
 /// pause's version in k8s.io/kubernetes v1.34.4 (build/pause/Makefile's TAG), which kubeadm 1.34 names.
 const PAUSE_VERSION: &str = "3.10.1";
@@ -126,8 +166,8 @@ struct Component {
     /// The Go programs it copies, and which of the recipe's binaries.
     go: Option<(&'static GoRecipe, &'static [&'static str])>,
     build_args: Vec<(&'static str, String)>,
-    /// A file of a module's source put into the context: (context path, recipe, path in the module).
-    module_file: Option<(&'static str, &'static GoRecipe, &'static str)>,
+    /// Files or directories of a module's source put into the context: (context path, recipe, path in the module).
+    module_files: Vec<(&'static str, &'static GoRecipe, &'static str)>,
 }
 
 fn components() -> Vec<Component> {
@@ -137,7 +177,7 @@ fn components() -> Vec<Component> {
         dockerfile: include_str!("../../toolchain/cluster/control-plane.Dockerfile"),
         go: Some((&KUBERNETES, go)),
         build_args: vec![("BINARY", binary.to_string())],
-        module_file: None,
+        module_files: vec![],
     };
     vec![
         control_plane("kube-apiserver", &["kube-apiserver"]),
@@ -149,7 +189,7 @@ fn components() -> Vec<Component> {
             dockerfile: include_str!("../../toolchain/cluster/kube-proxy.Dockerfile"),
             go: Some((&KUBERNETES, &["kube-proxy"])),
             build_args: vec![],
-            module_file: None,
+            module_files: vec![],
         },
         Component {
             stand_in: format!("pause:{PAUSE_VERSION}"),
@@ -157,7 +197,7 @@ fn components() -> Vec<Component> {
             dockerfile: include_str!("../../toolchain/cluster/pause.Dockerfile"),
             go: None,
             build_args: vec![("VERSION", format!("v{PAUSE_VERSION}"))],
-            module_file: Some(("pause.c", &KUBERNETES, "build/pause/linux/pause.c")),
+            module_files: vec![("pause.c", &KUBERNETES, "build/pause/linux/pause.c")],
         },
         Component {
             stand_in: "etcd:3.6.5-0".into(),
@@ -165,7 +205,7 @@ fn components() -> Vec<Component> {
             dockerfile: include_str!("../../toolchain/cluster/etcd.Dockerfile"),
             go: Some((&ETCD, &["server"])),
             build_args: vec![],
-            module_file: None,
+            module_files: vec![],
         },
         Component {
             stand_in: "coredns:v1.12.1".into(),
@@ -173,7 +213,7 @@ fn components() -> Vec<Component> {
             dockerfile: include_str!("../../toolchain/cluster/coredns.Dockerfile"),
             go: Some((&COREDNS, &["coredns"])),
             build_args: vec![],
-            module_file: None,
+            module_files: vec![],
         },
         Component {
             stand_in: LOCAL_PATH_PROVISIONER_IMAGE.into(),
@@ -181,7 +221,7 @@ fn components() -> Vec<Component> {
             dockerfile: include_str!("../../toolchain/cluster/local-path-provisioner.Dockerfile"),
             go: Some((&LOCAL_PATH_PROVISIONER, &["local-path-provisioner"])),
             build_args: vec![],
-            module_file: None,
+            module_files: vec![],
         },
         Component {
             stand_in: LOCAL_PATH_HELPER_IMAGE.into(),
@@ -189,7 +229,37 @@ fn components() -> Vec<Component> {
             dockerfile: include_str!("../../toolchain/cluster/local-path-helper.Dockerfile"),
             go: None,
             build_args: vec![],
-            module_file: None,
+            module_files: vec![],
+        },
+    ]
+    .into_iter()
+    .chain(network_components())
+    .collect()
+}
+
+/// Cilium's agent (with its CNI plugin and BPF sources) and operator, under the names its manifest runs.
+fn network_components() -> Vec<Component> {
+    vec![
+        Component {
+            stand_in: format!("cilium:{CILIUM_VERSION}"),
+            in_node: Some(format!("quay.io/cilium/cilium:{CILIUM_VERSION}")),
+            dockerfile: include_str!("../../toolchain/cluster/cilium.Dockerfile"),
+            go: Some((&CILIUM, &["daemon", "cilium-dbg", "cilium-cni"])),
+            build_args: vec![],
+            module_files: vec![
+                ("bpf", &CILIUM, "bpf"),
+                ("init-container.sh", &CILIUM, "images/cilium/init-container.sh"),
+                ("install-plugin.sh", &CILIUM, "plugins/cilium-cni/install-plugin.sh"),
+                ("cni-uninstall.sh", &CILIUM, "plugins/cilium-cni/cni-uninstall.sh"),
+            ],
+        },
+        Component {
+            stand_in: format!("cilium-operator-generic:{CILIUM_VERSION}"),
+            in_node: Some(format!("quay.io/cilium/operator-generic:{CILIUM_VERSION}")),
+            dockerfile: include_str!("../../toolchain/cluster/cilium-operator.Dockerfile"),
+            go: Some((&CILIUM, &["operator"])),
+            build_args: vec![],
+            module_files: vec![],
         },
     ]
 }
@@ -229,7 +299,7 @@ pub async fn ensure(
         ToolchainError::new(Operation::Build, &node_name, e, "The kind module's source is not what layerbench's node image was written for")
     })?;
     let dockerfile = include_str!("../../toolchain/cluster/node.Dockerfile");
-    let mut parts = vec!["kind-node", dockerfile, &storage, &kind_base.1];
+    let mut parts = vec!["kind-node", dockerfile, &storage, NETWORK_MANIFEST, &kind_base.1];
     for (_, id, in_node) in &images {
         parts.push(id);
         parts.push(in_node.as_deref().unwrap_or("-"));
@@ -245,6 +315,7 @@ pub async fn ensure(
             context.binaries(&binaries, &["kubeadm", "kubelet", "kubectl"]);
             context.text("version", KUBERNETES_VERSION);
             context.text("default-storage.yaml", &storage);
+            context.text("default-cni.yaml", NETWORK_MANIFEST);
             let retag: String = images
                 .iter()
                 .filter_map(|(name, _, in_node)| in_node.as_ref().map(|to| format!("docker.io/{name} {to}\n")))
@@ -305,8 +376,8 @@ async fn ensure_component(
         parts.extend(recipe.hash_parts());
         parts.extend(binaries.iter());
     }
-    if let Some((file, recipe, path)) = component.module_file {
-        parts.extend([file, recipe.module, recipe.version, path]);
+    for (file, recipe, path) in &component.module_files {
+        parts.extend([*file, recipe.module, recipe.version, *path]);
     }
     let hash = super::recipe_hash(&parts);
     if let Some(id) = stand_in::current(docker, name, &hash, events).await? {
@@ -319,9 +390,17 @@ async fn ensure_component(
         context.binaries(&binaries, names);
         built_from = Some(binaries.built_from(recipe));
     }
-    if let Some((file, recipe, path)) = component.module_file {
-        let source = go.module_source(recipe, name).await?;
-        context.file(file, &source.join(path), 0o644);
+    for (file, recipe, path) in &component.module_files {
+        let source = go.module_source(recipe, name).await?.join(path);
+        if source.is_dir() {
+            context.tree(file, &source, &|_| false);
+        } else {
+            // Scripts keep their executable bit: the images run them as they come.
+            context.file(file, &source, if file.ends_with(".sh") { 0o755 } else { 0o644 });
+        }
+    }
+    // An image of a module's files alone (pause) was built from them; one with Go programs, from those.
+    if let (None, Some((_, recipe, path))) = (component.go, component.module_files.first()) {
         built_from = Some(format!("{} ({path})", recipe.built_from()));
     }
     let mut build_args: HashMap<&str, &str> = component.build_args.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -342,8 +421,7 @@ async fn ensure_kind_base(
 ) -> Result<(String, String), ToolchainError> {
     let name = format!("{prefix}/kind-base:{KIND_VERSION}");
     let dockerfile = include_str!("../../toolchain/cluster/base.Dockerfile");
-    let conflist = include_str!("../../toolchain/cluster/bridge.conflist");
-    let mut parts = vec!["kind-base", dockerfile, conflist, base_id, KIND.module, KIND.version];
+    let mut parts = vec!["kind-base", dockerfile, base_id, KIND.module, KIND.version];
     let cri_parts = CRI_TOOLS.hash_parts();
     parts.extend(cri_parts.iter());
     let hash = super::recipe_hash(&parts);
@@ -357,7 +435,6 @@ async fn ensure_kind_base(
     let executable = |path: &str| path.starts_with("usr/local/bin/") || path.starts_with("kind/bin/");
     context.tree("files", &kind_source.join("images/base/files"), &executable);
     context.binaries(&crictl, &["crictl"]);
-    context.text("bridge.conflist", conflist);
     let built_from = format!("{} (images/base/files), {}", KIND.built_from(), crictl.built_from(&CRI_TOOLS));
     let build_args = HashMap::from([("BASE", base_name)]);
     let spec = BuildSpec { name: &name, build_args, built_from: Some(&built_from), hash: &hash };
@@ -433,6 +510,41 @@ kind: StorageClass\n\
     fn a_kind_release_that_renames_its_storage_images_is_refused() {
         let renamed = KIND_SOURCE.replace("v20260131-7181c60a", "v20270101-0");
         assert!(storage_manifest_from(&renamed, "p").unwrap_err().contains("local-path-helper"));
+    }
+
+    #[test]
+    fn the_network_manifest_runs_only_images_the_node_image_carries() {
+        let carried: Vec<String> = components().into_iter().filter_map(|c| c.in_node).collect();
+        let images: Vec<&str> = NETWORK_MANIFEST
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("image: "))
+            .map(|i| i.trim_matches('"'))
+            .collect();
+        assert!(images.len() >= 2, "{images:?}");
+        for image in images {
+            assert!(carried.iter().any(|c| c == image), "{image} is run by the manifest but not in the node image");
+        }
+        // What `cluster up` waits for is in the manifest, under those names.
+        for (namespace, workload) in NETWORK_ADDONS {
+            let (kind, name) = workload.split_once('/').unwrap();
+            let kind = if kind == "daemonset" { "DaemonSet" } else { "Deployment" };
+            let object = format!("kind: {kind}\nmetadata:\n  name: {name}\n  namespace: {namespace}\n");
+            assert!(NETWORK_MANIFEST.contains(&object), "{object}");
+        }
+        assert!(!NETWORK_MANIFEST.contains("would you kindly"), "kind would template or patch the manifest");
+    }
+
+    #[test]
+    fn the_cilium_wrapper_requires_the_release_and_replaces_what_is_not_served_with_its_own_files() {
+        assert!(CILIUM.go_mod.lines().any(|l| l == format!("\t{} {} // indirect", CILIUM.module, CILIUM.version)));
+        for package in CILIUM.packages {
+            assert!(CILIUM.go_mod.contains(&format!("\t{package}\n")), "{package} is not a tool of the wrapper");
+        }
+        assert!(CILIUM.go_mod.contains("sigs.k8s.io/mcs-api/controllers => ./mcs-api-controllers"));
+        assert!(CILIUM.files.iter().any(|(path, text)| *path == "mcs-api-controllers/go.mod"
+            && text.contains("module sigs.k8s.io/mcs-api/controllers")));
+        assert!(CILIUM.ldflags.contains(CILIUM_VERSION.trim_start_matches('v')));
+        assert_eq!(CILIUM.binaries(), ["daemon", "cilium-dbg", "cilium-cni", "operator"]);
     }
 
     #[test]

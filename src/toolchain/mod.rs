@@ -223,10 +223,6 @@ pub struct ResolvedImage {
     pub source: ImageSource,
     /// The engine's image ID (`sha256:…`).
     pub id: Option<String>,
-    /// Environment both flavours of the role need to behave alike (`KEY=value`).
-    pub env: Vec<String>,
-    /// Leading container arguments for the role's service; the backend appends its own.
-    pub args: Vec<String>,
     /// For a stand-in whose programs were built from Go modules: `MODULE@VERSION (go build, goX.Y.Z)`.
     pub built_from: Option<String>,
     /// This run pulled it (else the engine had it, or layerbench built it).
@@ -234,20 +230,15 @@ pub struct ResolvedImage {
 }
 
 impl ResolvedImage {
+    /// What a container of the image runs with (command, environment) is its builder's or daemon's home's
+    /// (`crate::builder`), the same whichever flavour of the image resolved: nothing of it is kept here.
     fn new(role: Role, official: &str, name: String, source: ImageSource, id: Option<String>) -> Self {
-        let (env, args): (&[&str], &[&str]) = match role {
-            // A dind's command line and environment are `builder::dind`'s, on both backends.
-            Role::Buildah => (&["BUILDAH_ISOLATION=chroot"], &[]),
-            Role::Dind | Role::Base | Role::Registry | Role::Kaniko | Role::Buildkit | Role::Job => (&[], &[]),
-        };
         ResolvedImage {
             role,
             official: official.to_string(),
             name,
             source,
             id,
-            env: env.iter().map(|s| s.to_string()).collect(),
-            args: args.iter().map(|s| s.to_string()).collect(),
             built_from: None,
             pulled: false,
         }

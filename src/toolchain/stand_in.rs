@@ -59,6 +59,7 @@ pub(super) fn go_recipe(role: Role) -> Option<GoRecipe> {
             packages: &["github.com/GoogleContainerTools/kaniko/cmd/executor"],
             tags: "",
             ldflags: "-s -w -X github.com/GoogleContainerTools/kaniko/pkg/version.version=v1.24.0",
+            files: &[],
         }),
         // Distribution v3.1, whose link files are written atomically: v2.8 fails reads that race concurrent pushes
         // of the same blob or tag (toolchain/registry/Dockerfile).
@@ -71,6 +72,7 @@ pub(super) fn go_recipe(role: Role) -> Option<GoRecipe> {
             tags: "",
             ldflags: "-s -w -X github.com/distribution/distribution/v3/version.version=v3.1.2 \
                       -X github.com/distribution/distribution/v3/version.mainpkg=github.com/distribution/distribution/v3",
+            files: &[],
         }),
         Role::Buildkit => Some(GoRecipe {
             module: "github.com/moby/buildkit",
@@ -82,6 +84,7 @@ pub(super) fn go_recipe(role: Role) -> Option<GoRecipe> {
             tags: "osusergo netgo static_build seccomp",
             ldflags: "-s -w -X github.com/moby/buildkit/version.Version=v0.34.2 \
                       -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit",
+            files: &[],
         }),
         _ => None,
     }

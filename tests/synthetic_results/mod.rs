@@ -71,6 +71,8 @@ pub struct Spec {
     /// Recorded on every job.
     pub host_load_1m: Option<f64>,
     pub host_cpus: u32,
+    /// (strategy, notes): jobs.csv's `notes` on every job of that strategy.
+    pub notes: Option<(&'static str, &'static str)>,
 }
 
 impl Spec {
@@ -92,6 +94,7 @@ impl Spec {
             noise: 0.0,
             host_load_1m: None,
             host_cpus: 2,
+            notes: None,
         }
     }
 
@@ -161,9 +164,10 @@ fn cached_steps(strategy: &str, run: &str) -> Vec<u32> {
     }
 }
 
-/// The cause and the changed input a run would record for a step (made up, as every figure here is): no
-/// cache on the cold run and for ephemeral-dind, registry-final's builder stage never pushed, and otherwise
-/// the first miss of a stage its changed input and the rest after it.
+/// The cause and the changed input a run would record for a step (made up, as every figure here is), in
+/// `layerbench::cause`'s order: no cache on the cold run and for ephemeral-dind; the changed `COPY` its input
+/// changed; a step after a miss in its stage (or the builder stage, for `COPY --from`) after a miss;
+/// registry-final's builder stage never pushed; and otherwise evicted.
 fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Option<Cause>, Option<String>) {
     let (stage, instruction, _) = STEPS[step as usize - 1];
     if cached.contains(&step) || instruction.starts_with("FROM ") {
@@ -172,8 +176,13 @@ fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Opt
     if run == "cold" || strategy == "ephemeral-dind" {
         return (Some(Cause::NoCache), None);
     }
-    if strategy == "registry-final" && stage == "builder" {
-        return (Some(Cause::StageNotPushed), None);
+    let changed = match run {
+        "code-change" => Some((12, "app/hello.py")),
+        "deps-change" => Some((5, "requirements.txt")),
+        _ => None,
+    };
+    if let Some((_, file)) = changed.filter(|(s, _)| *s == step) {
+        return (Some(Cause::InputChanged), Some(file.into()));
     }
     let earlier_miss = (1..step).any(|s| {
         let (st, text, _) = STEPS[s as usize - 1];
@@ -182,12 +191,10 @@ fn synthetic_cause(strategy: &str, run: &str, step: u32, cached: &[u32]) -> (Opt
     if earlier_miss {
         return (Some(Cause::AfterMiss), None);
     }
-    let changed = match run {
-        "code-change" => "app/hello.py",
-        "deps-change" => "requirements.txt",
-        _ => return (Some(Cause::Evicted), None),
-    };
-    (Some(Cause::InputChanged), Some(changed.into()))
+    if strategy == "registry-final" && stage == "builder" {
+        return (Some(Cause::StageNotPushed), None);
+    }
+    (Some(Cause::Evicted), None)
 }
 
 /// A deterministic factor in [1 - amplitude, 1 + amplitude], so iterations differ a little.
@@ -454,7 +461,7 @@ fn job(
         peak_memory_bytes: None,
         node: None,
         host_load_1m: spec.host_load_1m,
-        notes: None,
+        notes: spec.notes.filter(|(s, _)| *s == strategy).map(|(_, n)| n.to_string()),
     };
     if spec.all_failed == Some(strategy) {
         let wall_ms = scaled(1_500, jitter(&key, 0.05));
@@ -570,4 +577,118 @@ fn job(
         }
     };
     (job, steps)
+}
+
+/// Writes a results directory from records already in memory (a fixture changed by a test): run.json, every
+/// job with its steps, cache and service rows.
+pub fn write_data(data: &layerbench::results::data::RunData, dir: &Path) {
+    let mut writer = ResultsWriter::create(dir).unwrap();
+    writer.write_run_info(&data.info).unwrap();
+    for job in &data.jobs {
+        let steps: Vec<StepRecord> = data.steps_of(job).into_iter().cloned().collect();
+        writer.append_job(job, &steps).unwrap();
+    }
+    for row in &data.cache {
+        writer.append_cache(row).unwrap();
+    }
+    for row in &data.services {
+        writer.append_service(row).unwrap();
+    }
+}
+
+/// A strategy under load with known figures: shared-dind and ephemeral-dind, pipeline cold and code-change, one
+/// iteration on a 2-core host, at 1, 2 and 4 at once. Wall times in seconds, per lane (every lane of a round
+/// starts at the same second):
+/// - level 1: shared-dind 20 (cold), 10 (code-change); ephemeral-dind 30, 12. Alone shared-dind is faster.
+/// - level 2: shared-dind 15, 15 in both runs; ephemeral-dind 16, 16.
+/// - level 4: shared-dind 40, 50, 50, 60 in both runs; ephemeral-dind 30 for every lane: the order turns.
+///
+/// Every job has steps 2 (RUN, hit), 3 (ENV, hit: not cacheable), 4 (COPY, hit), 5 (RUN, miss), 6 (RUN, not
+/// reported) and 7 (RUN of a stage the builder skipped, `not-run`).
+pub fn known_load() -> layerbench::results::data::RunData {
+    use layerbench::results::data::RunData;
+    let fixture = RunData::load(&fixtures_dir().join("synthetic-flask")).unwrap();
+    let mut data = fixture.clone();
+    data.info.pipeline = vec!["cold".into(), "code-change".into()];
+    data.info.strategies = vec![Strategy::named("shared-dind"), Strategy::named("ephemeral-dind")];
+    data.info.iterations = 1;
+    data.info.concurrency = vec![1, 2, 4];
+    data.info.host.cpus = Some(2);
+    data.info.steps = ["FROM scratch", "RUN a", "ENV A=1", "COPY app .", "RUN b", "RUN c", "RUN d"]
+        .iter()
+        .enumerate()
+        .map(|(i, text)| StepInfo { stage: "0".into(), step: i as u32 + 1, instruction: text.to_string() })
+        .collect();
+    data.cache.clear();
+    data.services.clear();
+    data.jobs.clear();
+    data.steps.clear();
+    let walls = |strategy: &str, level: u32, run: &str| -> Vec<u64> {
+        match (strategy, level, run) {
+            ("shared-dind", 1, "cold") => vec![20],
+            ("shared-dind", 1, _) => vec![10],
+            ("ephemeral-dind", 1, "cold") => vec![30],
+            ("ephemeral-dind", 1, _) => vec![12],
+            ("shared-dind", 2, _) => vec![15, 15],
+            ("ephemeral-dind", 2, _) => vec![16, 16],
+            ("shared-dind", _, _) => vec![40, 50, 50, 60],
+            _ => vec![30; 4],
+        }
+    };
+    let mut clock = 0u64;
+    for level in [1, 2, 4] {
+        for (index, run) in ["cold", "code-change"].into_iter().enumerate() {
+            for strategy in ["shared-dind", "ephemeral-dind"] {
+                let lanes = walls(strategy, level, run);
+                for (lane, wall_s) in lanes.iter().enumerate() {
+                    let mut job = fixture.jobs[0].clone();
+                    job.concurrency = level;
+                    job.lane = lane as u32 + 1;
+                    job.iteration = 1;
+                    job.strategy = Strategy::named(strategy);
+                    job.pipeline_run = run.into();
+                    job.pipeline_index = index as u32;
+                    job.status = JobStatus::Ok;
+                    job.started_at = timestamp(clock);
+                    job.wall_ms = wall_s * 1000;
+                    job.notes = None;
+                    data.steps.extend(known_load_steps(&job));
+                    data.jobs.push(job);
+                }
+                clock += lanes.iter().max().copied().unwrap_or(0) + 5;
+            }
+        }
+    }
+    data
+}
+
+fn known_load_steps(job: &JobRecord) -> Vec<StepRecord> {
+    let rows: [(u32, &str, Option<bool>, Option<Cause>); 6] = [
+        (2, "RUN a", Some(true), None),
+        (3, "ENV A=1", Some(true), None),
+        (4, "COPY app .", Some(true), None),
+        (5, "RUN b", Some(false), Some(Cause::Evicted)),
+        (6, "RUN c", None, None),
+        (7, "RUN d", None, Some(Cause::NotRun)),
+    ];
+    rows.iter()
+        .map(|&(step, instruction, cached, cause)| StepRecord {
+            run_id: job.run_id.clone(),
+            backend: BackendKind::Docker,
+            concurrency: job.concurrency,
+            lane: job.lane,
+            iteration: job.iteration,
+            pipeline_run: job.pipeline_run.clone(),
+            strategy: job.strategy,
+            stage: "0".into(),
+            step,
+            total_steps: 7,
+            instruction: instruction.into(),
+            cached,
+            duration_ms: Some(1),
+            input_key: None,
+            cause,
+            changed: None,
+        })
+        .collect()
 }

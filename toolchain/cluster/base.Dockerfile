@@ -6,7 +6,7 @@
 # - the CNI plugins are Debian's containernetworking-plugins 1.1, linked into /opt/cni/bin;
 # - crictl is built from sigs.k8s.io/cri-tools; no fuse-overlayfs snapshotter (only rootless nodes need it);
 # - the sandbox image is pause 3.10.1, the one kubeadm 1.34 names and layerbench builds;
-# - a static bridge CNI configuration (bridge.conflist), because kindnetd's module is not served: one node only;
+# - no CNI configuration: the node image's Cilium writes one on each node (kindnetd's module is not served);
 # - containerd's `restrict_oom_score_adj = true`: these machines' capability bounding set lacks SYS_RESOURCE, so
 #   no container here may lower its oom_score_adj, and runc fails every pod sandbox (kubelet asks -998) with
 #   "can't get final child's PID from pipe: EOF" otherwise. containerd then keeps each container's score at or
@@ -49,7 +49,6 @@ RUN systemctl enable kubelet.service \
  && grep -q 'restrict_oom_score_adj = true' /etc/containerd/config.toml \
  && containerd --version && runc --version
 COPY crictl /usr/local/bin/crictl
-COPY bridge.conflist /etc/cni/net.d/10-layerbench-bridge.conflist
 ENV container=docker
 STOPSIGNAL SIGRTMIN+3
 ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]

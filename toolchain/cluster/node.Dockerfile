@@ -8,6 +8,8 @@ FROM ${BASE}
 COPY kubeadm kubelet kubectl /usr/bin/
 COPY version /kind/version
 COPY default-storage.yaml /kind/manifests/default-storage.yaml
+# kind applies this manifest when it creates a cluster whose configuration leaves the default CNI on: Cilium's.
+COPY default-cni.yaml /kind/manifests/default-cni.yaml
 COPY images.tar retag.txt /kind/import/
 # containerd serves only the content store here: --no-unpack needs no snapshotter or mounts.
 RUN set -e; \

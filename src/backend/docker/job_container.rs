@@ -102,8 +102,8 @@ fn container_body(
     ContainerCreateBody {
         image: Some(image.name.clone()),
         entrypoint: command.entrypoint.clone(),
-        cmd: Some(image.args.iter().cloned().chain(command.args.iter().cloned()).collect()),
-        env: Some(image.env.iter().cloned().chain(command.env.iter().cloned()).collect()),
+        cmd: Some(command.args.clone()),
+        env: Some(command.env.clone()),
         working_dir: Some(CONTEXT_DIR.into()),
         labels: Some(run_labels(&backend.run_id)),
         host_config: Some(host),

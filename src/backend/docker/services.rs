@@ -236,7 +236,6 @@ pub async fn start_registry(
     let body = ContainerCreateBody {
         image: Some(backend.images.toolchain.registry().name.clone()),
         cmd: Some(vec![crate::registry::CONFIG_PATH.to_string()]),
-        env: Some(backend.images.toolchain.registry().env.clone()),
         labels: Some(run_labels(&backend.run_id)),
         exposed_ports: Some(vec!["5000/tcp".to_string()]),
         host_config: Some(HostConfig {

@@ -39,4 +39,5 @@ mod tests;
 pub use backend::KubeBackend;
 pub use clean::{clean, clean_with};
 pub use config::{HubMirrorError, KubeImages, KubeOptions, KubeTimeouts};
-pub use print::{manifests_yaml, MANIFESTS_RUN_ID};
+pub use nodes::unready;
+pub use print::{manifests_yaml, placement, MANIFESTS_RUN_ID};

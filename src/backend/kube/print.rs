@@ -47,6 +47,33 @@ pub fn manifests_yaml(scenario: &Scenario, strategy: Strategy, options: &KubeOpt
     yaml(&notes, &objects)
 }
 
+/// How a strategy's jobs map onto the cluster, in words, read off its plan and the homes as the backend places
+/// them: the README's table of strategies (`layerbench strategies --markdown`).
+pub fn placement(strategy: Strategy) -> String {
+    let plan = strategy.sample_plan();
+    let builder = plan.job_build().map(|request| builder::home(request.builder).name);
+    let shared = |kind: DaemonKind| {
+        let home = builder::daemon(kind);
+        format!(
+            "its own {} Deployment `{}` (one pod, its state on a claim), Service and NetworkPolicy",
+            home.service_name,
+            names::shared_daemon_name(strategy)
+        )
+    };
+    match (plan.daemon, builder) {
+        (Daemon::Fresh(DaemonKind::Docker), None) => "a job pod with a dind container on the pod's loopback, driven through a port-forward".into(),
+        (Daemon::Shared(kind), None) => format!("{}, driven through a port-forward", shared(kind)),
+        (Daemon::None, Some(name)) => format!("a job pod running {name}, the context in ConfigMaps"),
+        (Daemon::Fresh(DaemonKind::Docker), Some(name)) => format!("a job pod running {name}, its dind a native sidecar on the pod's loopback"),
+        (Daemon::Fresh(kind), Some(name)) => format!(
+            "a {} pod of the job's own (as buildx's `kubernetes` driver) with a Service and a NetworkPolicy for that job, then a job pod running {name}",
+            builder::daemon(kind).service_name
+        ),
+        (Daemon::Shared(kind), Some(name)) => format!("a job pod running {name} against {}", shared(kind)),
+        (daemon, None) => format!("no build to run on {daemon:?}"),
+    }
+}
+
 /// The run a printout stands for: the namespace `--namespace` names, or the one a run would create.
 fn run_meta(scenario: &Scenario, options: &KubeOptions) -> Result<RunMeta, BackendError> {
     if let Some(ns) = options.namespace.as_deref().filter(|ns| !names::is_dns_label(ns)) {

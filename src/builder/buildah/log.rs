@@ -23,18 +23,17 @@
 //! it with that layer. A failing step's `Error:` is the log's last words: an `Error:` line
 //! followed by more steps was a RUN's output.
 
-use crate::builder::tracker::{StepTracker, TrackedParser};
+use crate::builder::tracker::{LineReader, StepTracker, Tracked};
 use crate::builder::log::{parse_number, LogParser};
 use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
 /// This builder's log parser, as a job command names it.
 pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
-    Box::new(BuildahParser::new(dockerfile))
+    Box::new(Tracked::new(BuildahParser::new(dockerfile)))
 }
 
 pub struct BuildahParser {
-    steps: StepTracker,
     /// For each stage, the global step number of its `FROM` minus one.
     stage_offsets: Vec<u32>,
     last_header: Option<Header>,
@@ -64,7 +63,6 @@ struct Header {
 impl BuildahParser {
     pub fn new(dockerfile: &Dockerfile) -> Self {
         BuildahParser {
-            steps: StepTracker::default(),
             stage_offsets: dockerfile.stages.iter().map(|s| s.instructions[0].step - 1).collect(),
             last_header: None,
             last_offset: 0,
@@ -85,7 +83,10 @@ impl BuildahParser {
         }
     }
 
-    fn line(&mut self, at_ms: Millis, line: &str) {
+}
+
+impl LineReader for BuildahParser {
+    fn line(&mut self, steps: &mut StepTracker, at_ms: Millis, line: &str) {
         if let Some((header, instruction)) = parse_header(line) {
             if self.follows(&header) {
                 // A stage the Dockerfile lacks (a mismatch) is numbered on from the log.
@@ -95,7 +96,7 @@ impl BuildahParser {
                     (None, Some(last)) => self.last_offset + last.steps,
                     (None, None) => 0,
                 };
-                self.steps.start(at_ms, offset + header.step, instruction);
+                steps.start(at_ms, offset + header.step, instruction);
                 self.last_header = Some(header);
                 self.last_offset = offset;
                 self.awaiting_marker = true;
@@ -117,7 +118,7 @@ impl BuildahParser {
         }
         if let Some(short_id) = line.strip_prefix("--> ").filter(|id| is_hex(id)) {
             if self.cache_id.take_if(|id| id.starts_with(short_id)).is_some() {
-                self.steps.mark_cached();
+                steps.mark_cached();
             }
         } else if let Some(message) = line.strip_prefix("Error: ") {
             self.error_line = Some((at_ms, message.to_string()));
@@ -125,7 +126,17 @@ impl BuildahParser {
             && matches!(self.last_header, Some(h) if h.stage + 1 == h.stages && h.step == h.steps)
         {
             self.error_line = None;
-            self.steps.end(at_ms);
+            steps.end(at_ms);
+        }
+    }
+
+    fn held_error(&self) -> Option<&str> {
+        self.error_line.as_ref().map(|(_, message)| message.as_str())
+    }
+
+    fn before_finish(&mut self, steps: &mut StepTracker) {
+        if let Some((at_ms, message)) = self.error_line.take() {
+            steps.fail(at_ms, &message);
         }
     }
 }
@@ -150,26 +161,6 @@ fn parse_header(line: &str) -> Option<(Header, &str)> {
 
 fn is_hex(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-impl TrackedParser for BuildahParser {
-    fn line(&mut self, at_ms: Millis, line: &str) {
-        BuildahParser::line(self, at_ms, line)
-    }
-    fn steps(&self) -> &StepTracker {
-        &self.steps
-    }
-    fn steps_mut(&mut self) -> &mut StepTracker {
-        &mut self.steps
-    }
-    fn held_error(&self) -> Option<&str> {
-        self.error_line.as_ref().map(|(_, message)| message.as_str())
-    }
-    fn before_finish(&mut self) {
-        if let Some((at_ms, message)) = self.error_line.take() {
-            self.steps.fail(at_ms, &message);
-        }
-    }
 }
 
 #[cfg(test)]

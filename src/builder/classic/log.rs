@@ -16,18 +16,17 @@
 //! the steps up to the target. A failing step's error is not in the stream: the API sends it
 //! as an `error` message, which the caller hands over with `push_error`.
 
-use crate::builder::tracker::{StepTracker, TrackedParser};
+use crate::builder::tracker::{LineReader, StepTracker, Tracked};
 use crate::builder::log::{parse_number, LogParser};
 use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
 /// This builder's log parser, as a job command names it.
 pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
-    Box::new(ClassicParser::new(dockerfile))
+    Box::new(Tracked::new(ClassicParser::new(dockerfile)))
 }
 
 pub struct ClassicParser {
-    steps: StepTracker,
     /// `(N, M)` of the last `Step N/M :` header. A RUN may print a look-alike line; the real
     /// next header is always `N + 1` of the same `M`.
     last_header: Option<(u32, u32)>,
@@ -39,17 +38,19 @@ pub struct ClassicParser {
 impl ClassicParser {
     /// The classic builder numbers every step itself, so the Dockerfile is not needed.
     pub fn new(_dockerfile: &Dockerfile) -> Self {
-        ClassicParser { steps: StepTracker::default(), last_header: None, awaiting_marker: false }
+        ClassicParser { last_header: None, awaiting_marker: false }
     }
+}
 
-    fn line(&mut self, at_ms: Millis, line: &str) {
+impl LineReader for ClassicParser {
+    fn line(&mut self, steps: &mut StepTracker, at_ms: Millis, line: &str) {
         if let Some((n, m, instruction)) = parse_header(line) {
             let expected = match self.last_header {
                 None => true,
                 Some((last_n, last_m)) => n == last_n + 1 && m == last_m,
             };
             if expected {
-                self.steps.start(at_ms, n, instruction);
+                steps.start(at_ms, n, instruction);
                 self.last_header = Some((n, m));
                 self.awaiting_marker = true;
                 return;
@@ -59,14 +60,14 @@ impl ClassicParser {
             if let Some(marker) = line.strip_prefix(" ---> ") {
                 self.awaiting_marker = false;
                 if marker.starts_with("Using cache") {
-                    self.steps.mark_cached();
+                    steps.mark_cached();
                 }
             }
         } else if line.starts_with("Successfully built ")
             && matches!(self.last_header, Some((n, m)) if n == m)
         {
             // Ends the last step here rather than when the caller finishes (after tagging).
-            self.steps.end(at_ms);
+            steps.end(at_ms);
         }
     }
 }
@@ -77,18 +78,6 @@ fn parse_header(line: &str) -> Option<(u32, u32, &str)> {
     let (n, rest) = rest.split_once('/')?;
     let (m, instruction) = rest.split_once(" : ")?;
     Some((parse_number(n)?, parse_number(m)?, instruction))
-}
-
-impl TrackedParser for ClassicParser {
-    fn line(&mut self, at_ms: Millis, line: &str) {
-        ClassicParser::line(self, at_ms, line)
-    }
-    fn steps(&self) -> &StepTracker {
-        &self.steps
-    }
-    fn steps_mut(&mut self) -> &mut StepTracker {
-        &mut self.steps
-    }
 }
 
 #[cfg(test)]

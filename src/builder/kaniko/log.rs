@@ -45,18 +45,17 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use crate::builder::tracker::{StepTracker, TrackedParser};
+use crate::builder::tracker::{LineReader, StepTracker, Tracked};
 use crate::builder::log::LogParser;
 use crate::dockerfile::Dockerfile;
 use crate::Millis;
 
 /// This builder's log parser, as a job command names it.
 pub fn parser(dockerfile: &Dockerfile) -> Box<dyn LogParser> {
-    Box::new(KanikoParser::new(dockerfile))
+    Box::new(Tracked::new(KanikoParser::new(dockerfile)))
 }
 
 pub struct KanikoParser {
-    steps: StepTracker,
     /// Per Dockerfile stage: `(step number, instruction text)`, `FROM` first.
     stages: Vec<Vec<(u32, String)>>,
     /// The stage being built and the position in it of the next instruction expected.
@@ -83,7 +82,6 @@ impl KanikoParser {
             .map(|s| s.instructions.iter().map(|i| (i.step, i.text.clone())).collect())
             .collect();
         KanikoParser {
-            steps: StepTracker::default(),
             stages,
             stage: None,
             next: 0,
@@ -95,45 +93,26 @@ impl KanikoParser {
         }
     }
 
-    fn line(&mut self, at_ms: Millis, line: &str) {
-        match log_message(line) {
-            Some((level, message)) => {
-                self.began = true;
-                if level.eq_ignore_ascii_case("info") {
-                    self.info(at_ms, message.trim_end());
-                }
-            }
-            None => {
-                // kaniko prints its fatal error without a level, as the last line; a bad command
-                // line gets cobra's `Error: ...` (and the usage) before anything else.
-                let fatal = FATAL.iter().any(|p| line.starts_with(p));
-                if fatal || (!self.began && line.starts_with("Error: ")) {
-                    self.steps.fail(at_ms, line);
-                }
-            }
-        }
-    }
-
-    fn info(&mut self, at_ms: Millis, message: &str) {
+    fn info(&mut self, steps: &mut StepTracker, at_ms: Millis, message: &str) {
         if let Some(rest) = message.strip_prefix("Building stage '") {
             if let Some(index) = stage_index(rest) {
                 if self.stage != Some(index) {
-                    self.enter_stage(at_ms, index);
+                    self.enter_stage(steps, at_ms, index);
                 }
             }
         } else if message.starts_with("Executing ") && message.ends_with(" build triggers") {
             // Upstream prints this once per stage, before `Building stage` (older versions
             // print only this).
             match self.stage {
-                None => self.enter_stage(at_ms, 0),
-                Some(stage) if self.stage_ran_command => self.enter_stage(at_ms, stage + 1),
+                None => self.enter_stage(steps, at_ms, 0),
+                Some(stage) if self.stage_ran_command => self.enter_stage(steps, at_ms, stage + 1),
                 Some(_) => {}
             }
         } else if let Some(command) = message.strip_prefix("Using caching version of cmd: ") {
             self.cached_commands.push_back(command.to_string());
         } else if message == "Found cached layer, extracting to filesystem" {
-            if self.steps.running().is_some_and(|s| !is_from(&s.instruction)) {
-                self.steps.mark_cached();
+            if steps.running().is_some_and(|s| !is_from(&s.instruction)) {
+                steps.mark_cached();
             }
         } else if PREAMBLE.iter().any(|p| message.starts_with(p)) {
             self.preamble_ms.get_or_insert(at_ms);
@@ -143,27 +122,27 @@ impl KanikoParser {
             self.cache_tags.push(tag_of(layer).to_string());
         } else if let Some(image) = message.strip_prefix("Pushing image to ") {
             if !self.cache_tags.iter().any(|t| t == tag_of(image)) {
-                self.end_build(at_ms);
+                self.end_build(steps, at_ms);
             }
         } else if message.starts_with("Skipping push to container registry") {
-            self.end_build(at_ms);
+            self.end_build(steps, at_ms);
         } else {
-            self.maybe_start_command(at_ms, message);
+            self.maybe_start_command(steps, at_ms, message);
         }
     }
 
     /// The final image is being pushed (or not): the last step is over.
-    fn end_build(&mut self, at_ms: Millis) {
-        self.steps.end(at_ms);
+    fn end_build(&mut self, steps: &mut StepTracker, at_ms: Millis) {
+        steps.end(at_ms);
         self.stage = None;
     }
 
-    fn enter_stage(&mut self, at_ms: Millis, index: usize) {
+    fn enter_stage(&mut self, steps: &mut StepTracker, at_ms: Millis, index: usize) {
         let Some((step, from)) = self.stages.get(index).and_then(|s| s.first()) else {
             return;
         };
         let started_ms = self.preamble_ms.take().unwrap_or(at_ms);
-        self.steps.start(started_ms, *step, from);
+        steps.start(started_ms, *step, from);
         self.stage = Some(index);
         self.next = 1;
         self.stage_ran_command = false;
@@ -172,18 +151,18 @@ impl KanikoParser {
     }
 
     /// kaniko logs each instruction's text as it starts it; it is the next one in the stage.
-    fn maybe_start_command(&mut self, at_ms: Millis, message: &str) {
+    fn maybe_start_command(&mut self, steps: &mut StepTracker, at_ms: Millis, message: &str) {
         let Some(stage) = self.stage.and_then(|s| self.stages.get(s)) else { return };
         let Some((step, text)) = stage.get(self.next) else { return };
         if !same_keyword(text, message) {
             return;
         }
-        self.steps.start(at_ms, *step, message);
+        steps.start(at_ms, *step, message);
         // kaniko probes the cache in Dockerfile order, so a hit is the next one announced; the
         // same text later in the stage (after a miss) is not served.
         if self.cached_commands.front().is_some_and(|c| c == message) {
             self.cached_commands.pop_front();
-            self.steps.mark_cached();
+            steps.mark_cached();
         }
         self.next += 1;
         self.stage_ran_command = true;
@@ -196,6 +175,27 @@ impl KanikoParser {
         if let Some(stage) = self.stage.and_then(|s| self.stages.get(s)) {
             while stage.get(self.next).is_some_and(|(_, text)| same_keyword(text, "MAINTAINER ")) {
                 self.next += 1;
+            }
+        }
+    }
+}
+
+impl LineReader for KanikoParser {
+    fn line(&mut self, steps: &mut StepTracker, at_ms: Millis, line: &str) {
+        match log_message(line) {
+            Some((level, message)) => {
+                self.began = true;
+                if level.eq_ignore_ascii_case("info") {
+                    self.info(steps, at_ms, message.trim_end());
+                }
+            }
+            None => {
+                // kaniko prints its fatal error without a level, as the last line; a bad command
+                // line gets cobra's `Error: ...` (and the usage) before anything else.
+                let fatal = FATAL.iter().any(|p| line.starts_with(p));
+                if fatal || (!self.began && line.starts_with("Error: ")) {
+                    steps.fail(at_ms, line);
+                }
             }
         }
     }
@@ -314,18 +314,6 @@ fn logfmt_message(rest: &str) -> Option<(&str, Cow<'_, str>)> {
     Some((level, Cow::Owned(message)))
 }
 
-impl TrackedParser for KanikoParser {
-    fn line(&mut self, at_ms: Millis, line: &str) {
-        KanikoParser::line(self, at_ms, line)
-    }
-    fn steps(&self) -> &StepTracker {
-        &self.steps
-    }
-    fn steps_mut(&mut self) -> &mut StepTracker {
-        &mut self.steps
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,8 +340,8 @@ mod tests {
         assert!(!same_keyword("ENV A=1", "ENVIRONMENT"));
     }
 
-    fn parse(dockerfile: &str, log: &[&str]) -> (Vec<ParsedStep>, KanikoParser) {
-        let mut parser = KanikoParser::new(&Dockerfile::parse(dockerfile).unwrap());
+    fn parse(dockerfile: &str, log: &[&str]) -> (Vec<ParsedStep>, Tracked<KanikoParser>) {
+        let mut parser = Tracked::new(KanikoParser::new(&Dockerfile::parse(dockerfile).unwrap()));
         for (i, line) in log.iter().enumerate() {
             parser.push_line(i as Millis * 10, line);
         }

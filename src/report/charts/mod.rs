@@ -67,11 +67,13 @@ pub fn state_color(state: StepState) -> RGBColor {
         StepState::Miss(Some(Cause::InputChanged)) => RGBColor(0xD3, 0x2F, 0x2F),
         StepState::Miss(Some(Cause::AfterMiss)) => RGBColor(0xF4, 0xA5, 0x82),
         StepState::Miss(Some(Cause::Evicted)) => RGBColor(0x1E, 0x88, 0xE5),
+        StepState::Miss(Some(Cause::Unexplained)) => RGBColor(0x8D, 0x6E, 0x63),
         StepState::Miss(Some(_)) => RGBColor(0xFF, 0xB3, 0x00),
         StepState::Miss(None) => RGBColor(0x9E, 0x9E, 0x9E),
         StepState::Anomaly => RGBColor(0x00, 0x00, 0x00),
         StepState::Base => RGBColor(0xBD, 0xBD, 0xBD),
         StepState::Metadata => RGBColor(0xE8, 0xEA, 0xF6),
+        StepState::Skipped => RGBColor(0xF5, 0xF5, 0xF5),
         StepState::NotRun => RGBColor(0xFF, 0xFF, 0xFF),
     }
 }
