@@ -12,10 +12,11 @@ run:
 	$(WITH_ENGINE) cargo run --release -- run $(SCENARIO)
 
 ## test: the whole test suite; integration tests need the toolchain images and the kind cluster (kube backend),
-## so they are prepared first (both are built once and reused)
+## so they are prepared first (both are built once and reused). The cluster has two nodes, so the kube tests
+## spread lanes over nodes and probe the NetworkPolicy across them.
 test:
 	$(WITH_ENGINE) cargo run -- images
-	$(WITH_ENGINE) cargo run -- cluster up
+	$(WITH_ENGINE) cargo run -- cluster up --nodes 2
 	$(WITH_ENGINE) cargo test
 
 ## run-kind: the sample scenario on the local kind cluster (kube backend), created or reused first;

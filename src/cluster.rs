@@ -137,11 +137,28 @@ pub async fn up(
     Ok(Cluster { name: options.name.clone(), context: format!("kind-{}", options.name), node_image, nodes, created })
 }
 
-/// Every node Ready, then the add-ons available; the node names, control plane first.
+/// Every node Ready, jobs admitted on the control plane too, then the add-ons available; the node names,
+/// control plane first.
 async fn wait_until_healthy(control_plane: &str, options: &ClusterOptions, events: &EventSink) -> Result<Vec<String>, ClusterError> {
     let nodes = wait_for_nodes(control_plane, options, events).await?;
+    schedule_on_control_plane(control_plane).await?;
     wait_for_addons(control_plane, events).await?;
     Ok(nodes)
+}
+
+/// kind taints the control plane of a cluster with workers (`node-role.kubernetes.io/control-plane:NoSchedule`),
+/// as kubeadm does, so a two-node cluster would run every job on its one worker. A test cluster's control plane
+/// is a node like the others: the taint is removed (a one-node cluster has none; removing none is no error).
+async fn schedule_on_control_plane(control_plane: &str) -> Result<(), ClusterError> {
+    let args = [
+        "exec", control_plane, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "taint", "nodes", control_plane,
+        "node-role.kubernetes.io/control-plane:NoSchedule-",
+    ];
+    match run_program(Path::new("docker"), &args, NODES_POLL * 10).await {
+        Ok(_) => Ok(()),
+        Err(message) if message.contains("not found") => Ok(()),
+        Err(message) => Err(error(format!("cannot admit jobs on the control plane {control_plane}: {message}"), "")),
+    }
 }
 
 /// Deletes the cluster (nothing to do when there is none).

@@ -1,8 +1,9 @@
-//! The kube backend on a live kind cluster (`make test` runs `layerbench cluster up` first, which creates
-//! `kind-layerbench` or reuses it; LAYERBENCH_KUBE_CONTEXT picks another): every strategy through the small
+//! The kube backend on a live kind cluster (`make test` runs `layerbench cluster up --nodes 2` first, which
+//! creates `kind-layerbench` or reuses it; LAYERBENCH_KUBE_CONTEXT picks another): every strategy through the small
 //! scenario, with the same cache patterns as on the Docker engine (tests/engine_strategies.rs,
 //! tests/engine_buildkit.rs, tests/engine_standalone.rs), CPU and memory per job, each job's node, the
-//! NetworkPolicies of the shared daemons; clean-up, Ctrl-C and an image the cluster cannot pull.
+//! NetworkPolicies of the shared daemons and a probe of them from a build step, lanes spread over the nodes;
+//! clean-up, Ctrl-C and an image the cluster cannot pull.
 //!
 //! scenarios/small/Dockerfile: 1 FROM (builder), 2 RUN, 3 COPY deps.txt (early), 4 RUN, 5 FROM,
 //! 6 ENV, 7 COPY --from=builder, 8 WORKDIR, 9 COPY app . (late), 10 RUN, 11 CMD.
@@ -339,18 +340,26 @@ fn each_shared_daemon_has_its_own_policy_admitting_only_its_strategys_jobs() {
     }
 }
 
-/// Two lanes at once, as pods created together and placed by the scheduler: the ephemeral-dind lanes run
-/// side by side, each on its own fresh daemon, and record their node. The buildah image exists in the local
-/// engine (so the run resolves it) but was never loaded into the cluster, which cannot pull it: the kubelet's
-/// reason must reach both buildah lanes, and the run go on.
+/// The fence probe, two lanes at once, and an image the cluster cannot pull, in one run on the enforcing
+/// cluster (`tests/fixtures/scenarios/kube-fence-probe`): every job's build step tries shared-dind's daemon
+/// API by its Service name and at every pod address of the nodes, and fails the build if any answers.
+/// - daemonless (buildah, whose steps share its job pod's network): both lanes succeed, so nothing answered;
+///   their pods' logs show the control (the registry) connected and the daemon's Service and pod address
+///   tried and not reached. This is the NetworkPolicy at work: without it the pod would connect.
+/// - shared-dind and buildkit-shared: both lanes succeed, and their builds ran the probe too, on the daemon
+///   the probe looks for (the fence inside the daemon's pod keeps its own steps off it, Service included).
+///   buildkit-shared's jobs are buildx pods that dial their shared dind by its Service: on more than one node
+///   the lanes spread, one of them on a node other than its daemon's, and they run at once.
+/// - kaniko's image exists in the local engine (so the run resolves it) but was never loaded into the
+///   cluster: the kubelet's reason reaches both kaniko lanes, and the run goes on.
+///
+/// The run keeps its pods (`keep`) for their logs and nodes; `layerbench clean --backend kube` removes them.
 #[test]
-fn two_lanes_run_as_pods_at_once_and_a_job_whose_image_cannot_be_pulled_fails_with_the_pods_reason() {
+fn the_policy_fences_shared_dind_from_other_strategies_pods_and_lanes_spread_over_the_nodes() {
     const NOT_IN_CLUSTER: &str = "layerbench-test/not-in-cluster";
     let _engine = lock_engine();
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-lanes");
-    let mut scenario = load("scenarios/small.toml");
-    scenario.pipeline.truncate(1);
-    scenario.concurrency = vec![2];
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-cluster-fence");
+    let scenario = load("tests/fixtures/scenarios/kube-fence-probe.toml");
     let rt = runtime();
     let outcome = big_stack(|| rt.block_on(async {
         let docker = common::engine().await;
@@ -358,37 +367,134 @@ fn two_lanes_run_as_pods_at_once_and_a_job_whose_image_cannot_be_pulled_fails_wi
         let base = layerbench::toolchain::stand_in_name(&toolchain.stand_in_prefix, layerbench::toolchain::Role::Base, &toolchain.base);
         let tag = bollard::query_parameters::TagImageOptionsBuilder::default().repo(NOT_IN_CLUSTER).tag("1").build();
         docker.tag_image(&base, Some(tag)).await.expect("tag the base stand-in (make test builds it)");
-        let strategies = [Strategy::named("daemonless"), Strategy::named("ephemeral-dind")];
+        let strategies = ["shared-dind", "buildkit-shared", "daemonless", "daemonless-kaniko"].map(Strategy::named);
         let mut request = request(&scenario, &strategies, &root, options());
-        request.toolchain.buildah = format!("{NOT_IN_CLUSTER}:1");
+        request.keep = true;
+        request.toolchain.kaniko = format!("{NOT_IN_CLUSTER}:1");
         let outcome = session::execute(&docker, &request, &common::events(vec![]), std::future::pending()).await;
         let _ = docker.remove_image(&format!("{NOT_IN_CLUSTER}:1"), None::<bollard::query_parameters::RemoveImageOptions>, None).await;
         outcome.unwrap_or_else(|e| panic!("{e}"))
     }));
     assert!(matches!(outcome.ending, Ending::Finished(_)), "{:?}", outcome.ending);
+    let kept = rt.block_on(kept_pods(&outcome.run_id));
+    rt.block_on(async {
+        layerbench::backend::kube::clean(&options()).await.expect("clean the kept run");
+        layerbench::resources::remove_labelled(&common::engine().await, Some(&outcome.run_id)).await.expect("clean the kept run's engine side");
+    });
+    remove_kept_scratch(&outcome.run_id);
     let jobs = jobs(&outcome.results_dir);
-    let buildah: Vec<_> = jobs.iter().filter(|j| j.strategy == "daemonless").collect();
-    assert_eq!(buildah.iter().map(|j| j.lane).collect::<Vec<_>>(), [1, 2], "both lanes recorded");
     let nodes: Vec<String> = cluster_nodes().into_iter().map(|n| n.0).collect();
-    for job in &jobs {
-        let node = job.node.as_deref().unwrap_or_else(|| panic!("{} lane {}: no node", job.strategy, job.lane));
-        assert!(nodes.iter().any(|n| n == node), "{} lane {}: {node} is none of {nodes:?}", job.strategy, job.lane);
+    for pod in kept.iter().filter(|p| p.component == "job" && p.strategy != "daemonless-kaniko") {
+        let probe: Vec<&str> = pod.logs.lines().filter(|l| ["control ", "service ", "pod addresses ", "FENCED", "REACHED"].iter().any(|k| l.contains(k))).collect();
+        eprintln!("{} job pod on {} (started {}), its probe:\n{}", pod.strategy, pod.node, pod.started, probe.join("\n"));
     }
-    for job in &buildah {
+
+    let daemon = kept.iter().find(|p| p.strategy == "shared-dind" && p.component == "dind").unwrap_or_else(|| panic!("shared-dind's daemon pod: {kept:?}"));
+    eprintln!("shared-dind's daemon pod: {} on {} (started {})", daemon.ip, daemon.node, daemon.started);
+    for strategy in ["daemonless", "shared-dind", "buildkit-shared"] {
+        let mut lanes: Vec<_> = jobs.iter().filter(|j| j.strategy == strategy).collect();
+        lanes.sort_by_key(|j| j.lane);
+        assert_eq!(lanes.iter().map(|j| j.lane).collect::<Vec<_>>(), [1, 2], "{strategy}: both lanes recorded");
+        for job in &lanes {
+            assert_eq!(job.status, JobStatus::Ok, "{strategy} lane {}: a build step reached a daemon, or the job failed: {:?}", job.lane, job.error);
+            assert_eq!(job.concurrency, 2);
+        }
+    }
+    let probe_logs: Vec<&String> = kept.iter().filter(|p| p.strategy == "daemonless" && p.component == "job").map(|p| &p.logs).collect();
+    assert_eq!(probe_logs.len(), 2, "both buildah job pods kept: {kept:?}");
+    let daemon_ip: std::net::Ipv4Addr = daemon.ip.parse().expect("the daemon pod's address");
+    for logs in probe_logs {
+        assert!(logs.contains("control registry:5000: connected"), "the probe's step had a network: {logs}");
+        assert!(logs.contains("service shared-dind resolves to "), "{logs}");
+        for service in ["shared-dind", "buildkit-shared"] {
+            assert!(logs.contains(&format!("service {service}:2375: TimeoutError")), "{service}: {logs}");
+        }
+        let [a, b, third, _] = daemon_ip.octets();
+        assert!(third < 8 && logs.contains(&format!("pod addresses {a}.{b}.0.1-{a}.{b}.7.254")), "the scan covered the daemon's {daemon_ip}: {logs}");
+        assert!(logs.contains("2032 tried, 0 connected") && logs.contains("FENCED"), "{logs}");
+    }
+
+    let shared: Vec<_> = jobs.iter().filter(|j| j.strategy == "buildkit-shared").collect();
+    assert!(common::overlap_ms(shared[0], shared[1]) > 0, "the lanes ran at once: {:?}", shared.iter().map(|j| (&j.started_at, j.wall_ms)).collect::<Vec<_>>());
+    let job_nodes: std::collections::BTreeSet<&str> = kept.iter().filter(|p| p.component == "job").map(|p| p.node.as_str()).collect();
+    for node in &job_nodes {
+        assert!(nodes.iter().any(|n| n == node), "{node} is none of {nodes:?}");
+    }
+    if nodes.len() > 1 {
+        assert_eq!(job_nodes.len(), nodes.len(), "lanes spread over every node: {kept:?}");
+        // shared-dind's jobs are the harness's classic-builder client, through a port-forward; buildkit-shared's
+        // are buildx pods, which dial their shared dind by its Service.
+        let own = kept.iter().find(|p| p.strategy == "buildkit-shared" && p.component == "dind").expect("buildkit-shared's daemon pod");
+        let job_nodes: Vec<&str> = kept.iter().filter(|p| p.strategy == "buildkit-shared" && p.component == "job").map(|p| p.node.as_str()).collect();
+        assert!(job_nodes.iter().any(|n| *n != own.node), "a buildkit-shared job on another node than its daemon's {}: {job_nodes:?}", own.node);
+    }
+
+    let kaniko: Vec<_> = jobs.iter().filter(|j| j.strategy == "daemonless-kaniko").collect();
+    assert_eq!(kaniko.len(), 2);
+    for job in &kaniko {
         assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.failure_kind, Some(FailureKind::Infrastructure), "{:?}", job.error);
         let error = job.error.as_deref().unwrap_or_default();
         assert!(error.contains("ErrImagePull") || error.contains("ImagePullBackOff"), "{error}");
         assert!(error.contains(NOT_IN_CLUSTER), "{error}");
     }
-    let dind: Vec<_> = jobs.iter().filter(|j| j.strategy == "ephemeral-dind").collect();
-    assert_eq!(dind.len(), 2);
-    for job in &dind {
-        assert_eq!(job.status, JobStatus::Ok, "the run goes on: {:?}", job.error);
-        assert_eq!(job.concurrency, 2);
+    // `clean` deletes the run's namespace; its pods go with it, as the namespace controller gets to them.
+    let left = rt.block_on(async {
+        for _ in 0..90 {
+            if leftovers(&outcome.run_id).await.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        leftovers(&outcome.run_id).await
+    });
+    assert!(left.is_empty(), "`clean` left the kept run's objects: {left:?}");
+}
+
+/// The scratch directory a kept run leaves in the temporary directory.
+fn remove_kept_scratch(run_id: &str) {
+    let prefix = format!("layerbench-{run_id}-");
+    for entry in std::fs::read_dir(std::env::temp_dir()).expect("the temporary directory").flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            std::fs::remove_dir_all(entry.path()).expect("remove the kept scratch directory");
+        }
     }
-    assert!(common::overlap_ms(dind[0], dind[1]) > 0, "the lanes ran at once: {:?}", dind.iter().map(|j| (&j.started_at, j.wall_ms)).collect::<Vec<_>>());
-    assert!(rt.block_on(leftovers(&outcome.run_id)).is_empty());
+}
+
+/// A pod a kept run left: its strategy and component labels, node, address and (for a job) its logs.
+#[derive(Debug)]
+struct KeptPod {
+    strategy: String,
+    component: String,
+    node: String,
+    ip: String,
+    started: String,
+    logs: String,
+}
+
+async fn kept_pods(run_id: &str) -> Vec<KeptPod> {
+    let client = client().await;
+    let namespace = layerbench::backend::kube::names::run_namespace(run_id);
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let mut kept = Vec::new();
+    for pod in pods.list(&ListParams::default()).await.expect("list the kept run's pods").items {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+        let (strategy, component) = (label("layerbench.io/strategy"), label("app.kubernetes.io/component"));
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let mut logs = String::new();
+        if component == "job" {
+            for container in pod.spec.iter().flat_map(|s| &s.containers) {
+                let params = kube::api::LogParams { container: Some(container.name.clone()), ..Default::default() };
+                logs.push_str(&pods.logs(&name, &params).await.unwrap_or_default());
+            }
+        }
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+        let started = pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string()).unwrap_or_default();
+        kept.push(KeptPod { strategy, component, node, ip, started, logs });
+    }
+    kept
 }
 
 #[test]

@@ -58,22 +58,39 @@ impl DaemonHome {
     /// listening on `0.0.0.0` also listen on `[::1]`. REJECT (a reset) rather than DROP, so a probe fails at
     /// once. With `loopback_open`, the loopback stays open: for a daemon whose steps never share its network
     /// namespace (a dind) and that the harness reaches by a port-forward, which arrives there.
+    ///
+    /// A step's connection that leaves by `eth0` and comes back is closed on its way out: on Kubernetes a step
+    /// that dials its daemon's Service is translated outside the pod and returns on `eth0` from the node's
+    /// address, which the pod's NetworkPolicy admits as the node's (found by the fence probe in
+    /// tests/kube_cluster.rs). So no connection to a daemon API port leaves the daemon's container: not from a
+    /// dind's steps (forwarded from its bridge), nor from a buildkitd's steps (its own output, loopback aside).
+    /// The daemons themselves never dial an API port: they talk to registries.
     pub fn fence(&self, loopback_open: bool) -> Vec<Vec<String>> {
         let port = self.api_port.to_string();
         let mut rules = vec![];
         for iptables in ["iptables", "ip6tables"] {
-            let rule = |action: &[&str]| -> Vec<String> {
-                [iptables, "-I", "INPUT", "-p", "tcp", "--dport", port.as_str()].iter().chain(action).map(|w| w.to_string()).collect()
+            let rule = |chain: &str, action: &[&str]| -> Vec<String> {
+                [iptables, "-I", chain, "-p", "tcp", "--dport", port.as_str()].iter().chain(action).map(|w| w.to_string()).collect()
             };
-            rules.push(rule(&["!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"]));
+            rules.push(rule("INPUT", &["!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"]));
             if loopback_open {
                 // Inserted after, so it comes first in the chain.
-                rules.push(rule(&["-i", "lo", "-j", "ACCEPT"]));
+                rules.push(rule("INPUT", &["-i", "lo", "-j", "ACCEPT"]));
+            }
+            for port in API_PORTS {
+                let out = |chain: &str, action: &[&str]| -> Vec<String> {
+                    [iptables, "-I", chain, "-p", "tcp", "--dport", &port.to_string()].iter().chain(action).map(|w| w.to_string()).collect()
+                };
+                rules.push(out("FORWARD", &["-j", "REJECT", "--reject-with", "tcp-reset"]));
+                rules.push(out("OUTPUT", &["!", "-o", "lo", "-j", "REJECT", "--reject-with", "tcp-reset"]));
             }
         }
         rules
     }
 }
+
+/// Every daemon API port a build step could dial: the Docker API's and buildkitd's.
+pub const API_PORTS: [u16; 2] = [super::dind::API_PORT, super::buildkitd::API_PORT];
 
 /// Where a daemon runs, as its launch needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
