@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::PipelineRunName;
-use crate::scenario::history::HistoryInfo;
 
 /// A month, for every per-month figure: 30 days.
 pub const DAYS_PER_MONTH: f64 = 30.0;
@@ -82,8 +81,9 @@ pub(crate) struct WorkloadError {
 }
 
 impl RawWorkload {
-    /// Checks the table against the scenario's pipeline runs and normalises the mix.
-    pub(crate) fn check(self, pipeline: &[PipelineRunName], history: Option<&HistoryInfo>) -> Result<Workload, WorkloadError> {
+    /// Checks the table against the scenario's pipeline runs and normalises the mix. `folded` is `None` without
+    /// a replayed history (`[history]`), else how many of its commits `--skip-untouched` folded.
+    pub(crate) fn check(self, pipeline: &[PipelineRunName], folded: Option<usize>) -> Result<Workload, WorkloadError> {
         let err = |span: std::ops::Range<usize>, message: String| WorkloadError { span, message };
         let per_day = *self.pipelines_per_day.get_ref();
         if !(per_day.is_finite() && per_day > 0.0) {
@@ -103,7 +103,7 @@ impl RawWorkload {
         let mix_from_history = raw_mix.len() == 1 && raw_mix.get("from").is_some_and(|v| v.get_ref().is_str());
         let mut mix = match raw_mix.get("from").map(|v| v.get_ref()) {
             Some(toml::Value::String(from)) if raw_mix.len() == 1 => match from.as_str() {
-                "history" => shares_from_history(history, pipeline).map_err(|message| err(self.mix.span(), message))?,
+                "history" => shares_from_history(folded, pipeline).map_err(|message| err(self.mix.span(), message))?,
                 other => return Err(err(self.mix.span(), format!("mix from `{other}` is not known: the one source is `history`"))),
             },
             _ => shares_as_written(raw_mix, pipeline)?,
@@ -165,13 +165,13 @@ fn shares_as_written(
 /// day's pipelines fall as the commits did. The first run is the history's cold start: its commit counts
 /// through `cold_per_day`, not the mix. Commits folded by `--skip-untouched` were not run, so nothing could
 /// stand for them: such a history cannot give its mix.
-fn shares_from_history(history: Option<&HistoryInfo>, pipeline: &[PipelineRunName]) -> Result<BTreeMap<PipelineRunName, f64>, String> {
-    let history = history.ok_or("mix from `history` needs a replayed history: write the scenario with `layerbench scenario from-git`, or give each pipeline run its share")?;
-    if history.skipped_untouched > 0 {
+fn shares_from_history(folded: Option<usize>, pipeline: &[PipelineRunName]) -> Result<BTreeMap<PipelineRunName, f64>, String> {
+    let folded = folded.ok_or("mix from `history` needs a replayed history: write the scenario with `layerbench scenario from-git`, or give each pipeline run its share")?;
+    if folded > 0 {
         return Err(format!(
             "mix from `history`: {} commits touching nothing in the context were folded (--skip-untouched) and no pipeline run \
              stands for them; write the scenario without --skip-untouched, or give each pipeline run its share",
-            history.skipped_untouched
+            folded
         ));
     }
     if pipeline.len() < 2 {
@@ -313,25 +313,19 @@ mod tests {
         assert_eq!(Weighting::EachRunOnce.weight("anything"), 1.0);
     }
 
-    fn history(skipped_untouched: usize) -> HistoryInfo {
-        use crate::scenario::history::ProfileSummary;
-        let profile = ProfileSummary { commits: 4, lines: vec![], summary: String::new() };
-        HistoryInfo { source: "repo".into(), commits: 4, runs: 4 - skipped_untouched, skipped_untouched, sampled: false, profile }
-    }
-
     #[test]
     fn a_replayed_history_gives_every_commit_after_the_cold_one_an_equal_share() {
         let runs: Vec<PipelineRunName> = ["cold", "c002-aaaaaaa", "c003-bbbbbbb", "c004-ccccccc"].into_iter().map(PipelineRunName::from).collect();
         let text = "[workload]\npipelines_per_day = 31\ncold_per_day = 1\nmix = { from = \"history\" }";
-        let w = raw(text).check(&runs, Some(&history(0))).ok().unwrap();
+        let w = raw(text).check(&runs, Some(0)).ok().unwrap();
         let per_day: Vec<f64> = w.per_day(&runs).into_iter().map(|(_, n)| n).collect();
         assert_eq!(per_day, [1.0, 10.0, 10.0, 10.0]);
         assert_eq!(w.describe(&runs), "31 pipelines a day: 1 cold, 30 over the 3 replayed commits (10 each, as the history's commits fell)");
 
-        let message = |text: &str, history: Option<&HistoryInfo>| raw(text).check(&runs, history).err().map(|e| e.message).unwrap();
+        let message = |text: &str, folded: Option<usize>| raw(text).check(&runs, folded).err().map(|e| e.message).unwrap();
         assert!(message(text, None).contains("needs a replayed history"));
-        assert!(message(text, Some(&history(2))).contains("2 commits touching nothing in the context were folded"));
-        assert!(message(&text.replace("history\"", "somewhere\""), Some(&history(0))).contains("mix from `somewhere` is not known"));
+        assert!(message(text, Some(2)).contains("2 commits touching nothing in the context were folded"));
+        assert!(message(&text.replace("history\"", "somewhere\""), Some(0)).contains("mix from `somewhere` is not known"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ fn privileges() -> Privileges {
 
 /// The port buildkitd's gRPC API listens on, plain TCP without TLS, reachable only on the strategy's own
 /// network (a build step is fenced off it, see the backends).
-pub const API_PORT: u16 = 1234;
+pub const API_PORT: u16 = super::command::BUILDKITD_API_PORT;
 
 /// Where buildkitd reads [`config_toml`].
 pub const CONFIG_PATH: &str = "/etc/buildkit/buildkitd.toml";

@@ -89,8 +89,12 @@ impl DaemonHome {
     }
 }
 
-/// Every daemon API port a build step could dial: the Docker API's and buildkitd's.
-pub const API_PORTS: [u16; 2] = [super::dind::API_PORT, super::buildkitd::API_PORT];
+/// The Docker API's port (a dind's), plain TCP.
+pub const DOCKER_API_PORT: u16 = 2375;
+/// buildkitd's gRPC port, plain TCP.
+pub const BUILDKITD_API_PORT: u16 = 1234;
+/// Every daemon API port a build step could dial.
+pub const API_PORTS: [u16; 2] = [DOCKER_API_PORT, BUILDKITD_API_PORT];
 
 /// Where a daemon runs, as its launch needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,7 +52,7 @@ pub const VERSION_KEY: &str = "dind (classic builder)";
 
 /// The port a dind daemon's API listens on, plain TCP without TLS, reachable only where the backend
 /// allows it (the strategy's own network, or a job pod's loopback).
-pub const API_PORT: u16 = 2375;
+pub const API_PORT: u16 = super::command::DOCKER_API_PORT;
 
 /// dockerd where `setup` says, with the containerd image store's `daemon.json` and directory when asked.
 fn launch(setup: &DaemonSetup) -> DaemonLaunch {

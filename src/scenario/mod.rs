@@ -328,7 +328,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let names: Vec<PipelineRunName> = pipeline.iter().map(|p| p.name.clone()).collect();
     let workload = raw
         .workload
-        .map(|w| w.check(&names, raw.history.as_ref()).map_err(|e| at(e.span, format!("[workload]: {}", e.message))))
+        .map(|w| w.check(&names, raw.history.as_ref().map(|h| h.skipped_untouched)).map_err(|e| at(e.span, format!("[workload]: {}", e.message))))
         .transpose()?;
     let hash = hash_scenario(&bytes, &context)?;
     Ok(Scenario {
