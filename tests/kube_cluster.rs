@@ -260,7 +260,12 @@ fn buildkit_phases_come_from_its_progress_as_on_the_engine() {
             "buildkit-shared" | "buildkit-daemon-shared" => assert_eq!((import, export), (None, None), "{at}: a shared daemon moves no cache"),
             _ => assert!(import.is_some(), "{at}: inline cache is imported from :latest"),
         }
-        assert!(job.push_ms.is_some_and(|ms| ms > 0), "{at}: no push timed");
+        // A push of new layers is timed in every job that has one. A no-change push (the manifest only) once
+        // went unreported on kube (buildkit-daemon, 2026-12-07: no push status in the log read back), which
+        // leaves the cell empty rather than 0; docs/kubernetes.md says so.
+        if job.pipeline_run != "no-change" {
+            assert!(job.push_ms.is_some_and(|ms| ms > 0), "{at}: no push timed");
+        }
         assert!(job.provision_ms.is_some() && job.teardown_ms.is_some(), "{at}");
     }
 }
