@@ -66,23 +66,20 @@ impl DaemonHome {
     /// dind's steps (forwarded from its bridge), nor from a buildkitd's steps (its own output, loopback aside).
     /// The daemons themselves never dial an API port: they talk to registries.
     pub fn fence(&self, loopback_open: bool) -> Vec<Vec<String>> {
-        let port = self.api_port.to_string();
+        let own = self.api_port.to_string();
         let mut rules = vec![];
         for iptables in ["iptables", "ip6tables"] {
-            let rule = |chain: &str, action: &[&str]| -> Vec<String> {
-                [iptables, "-I", chain, "-p", "tcp", "--dport", port.as_str()].iter().chain(action).map(|w| w.to_string()).collect()
+            let rule = |chain: &str, port: &str, action: &[&str]| -> Vec<String> {
+                [iptables, "-I", chain, "-p", "tcp", "--dport", port].iter().chain(action).map(|w| w.to_string()).collect()
             };
-            rules.push(rule("INPUT", &["!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"]));
+            rules.push(rule("INPUT", &own, &["!", "-i", "eth0", "-j", "REJECT", "--reject-with", "tcp-reset"]));
             if loopback_open {
                 // Inserted after, so it comes first in the chain.
-                rules.push(rule("INPUT", &["-i", "lo", "-j", "ACCEPT"]));
+                rules.push(rule("INPUT", &own, &["-i", "lo", "-j", "ACCEPT"]));
             }
-            for port in API_PORTS {
-                let out = |chain: &str, action: &[&str]| -> Vec<String> {
-                    [iptables, "-I", chain, "-p", "tcp", "--dport", &port.to_string()].iter().chain(action).map(|w| w.to_string()).collect()
-                };
-                rules.push(out("FORWARD", &["-j", "REJECT", "--reject-with", "tcp-reset"]));
-                rules.push(out("OUTPUT", &["!", "-o", "lo", "-j", "REJECT", "--reject-with", "tcp-reset"]));
+            for port in API_PORTS.map(|p| p.to_string()) {
+                rules.push(rule("FORWARD", &port, &["-j", "REJECT", "--reject-with", "tcp-reset"]));
+                rules.push(rule("OUTPUT", &port, &["!", "-o", "lo", "-j", "REJECT", "--reject-with", "tcp-reset"]));
             }
         }
         rules

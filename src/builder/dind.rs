@@ -98,6 +98,22 @@ mod tests {
         DaemonSetup { bind: "0.0.0.0", registry: "registry:5000", hub_mirror: Some("mirror:5000"), nameserver: None, image_store }
     }
 
+    /// The fence closes the API to what does not arrive on eth0, and no connection to any daemon API port
+    /// leaves the container (a step dialling its own daemon's Service would come back on eth0): IPv4 and IPv6.
+    #[test]
+    fn the_fence_refuses_the_api_inside_and_every_api_port_on_the_way_out() {
+        let rules: Vec<String> = HOME.fence(false).iter().map(|r| r.join(" ")).collect();
+        for iptables in ["iptables", "ip6tables"] {
+            assert!(rules.contains(&format!("{iptables} -I INPUT -p tcp --dport 2375 ! -i eth0 -j REJECT --reject-with tcp-reset")), "{rules:#?}");
+            for port in [2375, 1234] {
+                assert!(rules.contains(&format!("{iptables} -I FORWARD -p tcp --dport {port} -j REJECT --reject-with tcp-reset")), "{rules:#?}");
+                assert!(rules.contains(&format!("{iptables} -I OUTPUT -p tcp --dport {port} ! -o lo -j REJECT --reject-with tcp-reset")), "{rules:#?}");
+            }
+        }
+        assert!(!rules.iter().any(|r| r.contains("-i lo -j ACCEPT")), "the loopback stays fenced unless asked");
+        assert!(HOME.fence(true).iter().any(|r| r.join(" ").ends_with("INPUT -p tcp --dport 2375 -i lo -j ACCEPT")));
+    }
+
     #[test]
     fn the_api_listens_where_asked_and_trusts_only_the_runs_registries() {
         let args = dockerd_command("0.0.0.0", "registry:5000", Some("mirror:5000"));
