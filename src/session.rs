@@ -257,10 +257,15 @@ impl Run<'_> {
 /// The run's scratch space (per-iteration contexts) under $TMPDIR: only its owner can read it and
 /// nobody can guess its name in advance, so no other user can plant or read a context. It is
 /// removed when dropped, however the run ends.
+/// How a run's scratch directory's name starts, in the temporary directory (a kept run leaves it there).
+pub fn scratch_prefix(run_id: &str) -> String {
+    format!("layerbench-{run_id}-")
+}
+
 fn scratch_dir(run_id: &str) -> Result<tempfile::TempDir, SessionError> {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
-        .prefix(&format!("layerbench-{run_id}-"))
+        .prefix(&scratch_prefix(run_id))
         // tempfile leaves directories to the umask (often 0755): ask for owner-only.
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()

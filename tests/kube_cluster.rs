@@ -458,7 +458,7 @@ fn the_policy_fences_shared_dind_from_other_strategies_pods_and_lanes_spread_ove
 
 /// The scratch directory a kept run leaves in the temporary directory.
 fn remove_kept_scratch(run_id: &str) {
-    let prefix = format!("layerbench-{run_id}-");
+    let prefix = session::scratch_prefix(run_id);
     for entry in std::fs::read_dir(std::env::temp_dir()).expect("the temporary directory").flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             std::fs::remove_dir_all(entry.path()).expect("remove the kept scratch directory");
