@@ -206,6 +206,12 @@ pub fn final_reading_trap() -> String {
     format!("trap '{{ {COUNTERS_SCRIPT}; echo {READING_END}; }} 2>/dev/null | while read -r l; do echo \"{USAGE_MARK}$l\"; done' EXIT")
 }
 
+/// The last line a script with [`final_reading_trap`] prints, however it exits (but killed): a log read
+/// up to it was read to the script's end.
+pub fn final_line() -> String {
+    format!("{USAGE_MARK}{READING_END}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +276,7 @@ mod tests {
         let marked: Vec<Sample> = text.lines().filter_map(|l| l.strip_prefix(USAGE_MARK)).filter_map(|l| readings.push(l)).collect();
         assert_eq!(marked.len(), 1, "{text}");
         assert!(text.starts_with("built\n"), "{text}");
+        assert_eq!(text.lines().last(), Some(final_line().as_str()), "{text}");
     }
 
     #[test]

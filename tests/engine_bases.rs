@@ -49,29 +49,6 @@ fn request<'a>(scenario: &'a layerbench::scenario::Scenario, strategies: Vec<Str
     }
 }
 
-/// A local image of its own whose `/base` holds `marker`: what a team would `docker load` for an image the
-/// machine cannot pull. A shell and the libraries it links, taken from the Python base: about 1 MB.
-async fn tiny_base(docker: &bollard::Docker, python: &str, name: &str, marker: &str) -> String {
-    use futures_util::StreamExt;
-    let dockerfile = format!(
-        "FROM {python} AS src\nRUN mkdir -p /rootfs/bin && cp /bin/dash /rootfs/bin/sh && \
-         for lib in $(ldd /bin/dash | grep -o '/[^ ]*'); do mkdir -p /rootfs$(dirname $lib) && cp -L $lib /rootfs$lib; done && \
-         echo {marker} > /rootfs/base\nFROM scratch\nCOPY --from=src /rootfs /\n"
-    );
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    tar.append_data(&mut header, "Dockerfile", dockerfile.as_bytes()).unwrap();
-    let options = bollard::query_parameters::BuildImageOptionsBuilder::default().t(name).rm(true).build();
-    let mut build = docker.build_image(options, None, Some(bollard::body_full(tar.into_inner().unwrap().into())));
-    while let Some(item) = build.next().await {
-        let info = item.unwrap_or_else(|e| panic!("build {name}: {e}"));
-        assert!(info.error_detail.is_none(), "build {name}: {info:?}");
-    }
-    docker.inspect_image(name).await.unwrap().id.unwrap()
-}
-
 #[test]
 fn two_bases_named_by_args_and_mapped_to_local_images_build_with_every_strategy() {
     let _engine = lock_engine();
@@ -86,7 +63,7 @@ fn two_bases_named_by_args_and_mapped_to_local_images_build_with_every_strategy(
         let python = layerbench::toolchain::resolve_roles(&docker, &ToolchainConfig::default(), &Default::default(), &events).await.unwrap();
         let mut ids = vec![];
         for (local, marker) in locals.iter().zip(["first", "second"]) {
-            ids.push(tiny_base(&docker, &python.base().name, local, marker).await);
+            ids.push(common::tiny_image(&docker, &python.base().name, local, &[], &[("/base", marker)]).await);
         }
         let base_map = [FIRST, SECOND].iter().zip(&locals).map(|(name, local)| BaseMapping { name: name.to_string(), local: local.clone() }).collect();
         let config = ToolchainConfig { base_map, ..ToolchainConfig::default() };

@@ -22,6 +22,12 @@ pub struct JobLog {
     clock: LogClock,
     /// Where the script left its build phase (buildah's pushes follow): the builder's last step ends there.
     build_end_ms: Option<Millis>,
+    /// The phases the script marked, each with its mark's offset on the log's clock, and whether a line
+    /// came after the last one (so that the last phase has an end).
+    marks: Vec<(Phase, Millis)>,
+    line_after_last_mark: bool,
+    /// The job's phase times as they were when the log started (its provision, say).
+    phases_before: std::collections::BTreeMap<Phase, Millis>,
     tail: VecDeque<String>,
     /// The step last announced as started.
     announced: u32,
@@ -32,7 +38,11 @@ impl JobLog {
     /// builder without phase marks (kaniko) builds and pushes in one go, and all of it is the build.
     pub fn start(command: &JobCommand, dockerfile: &Dockerfile, outcome: &mut JobOutcome) -> JobLog {
         outcome.enter(Phase::Build);
+        let phases_before = outcome.phases.clone();
         JobLog {
+            marks: vec![],
+            line_after_last_mark: false,
+            phases_before,
             parser: (command.parser)(dockerfile),
             version: command.version,
             inner_phases: command.inner_phases.clone(),
@@ -54,8 +64,11 @@ impl JobLog {
                 self.build_end_ms = Some(at_ms);
             }
             outcome.enter(phase);
+            self.marks.push((phase, at_ms));
+            self.line_after_last_mark = false;
             return None;
         }
+        self.line_after_last_mark = true;
         let version = self.version.and_then(|line| line.version(text).map(|v| (line.builder, v)));
         self.parser.push_line(at_ms, text);
         self.tail.push_back(text.to_string());
@@ -76,6 +89,7 @@ impl JobLog {
     pub fn finish(mut self, outcome: &mut JobOutcome) -> FinishedLog {
         let steps = self.parser.finish(self.build_end_ms.unwrap_or(self.clock.last_ms()));
         outcome.merge_steps(steps.iter().map(ParsedStep::outcome));
+        self.time_marked_phases(outcome);
         let timed: std::collections::BTreeMap<Phase, Millis> = self.parser.phases().into_iter().collect();
         for phase in &self.inner_phases {
             // A phase the builder did not time, or timed longer than the whole command, stays empty, and
@@ -91,6 +105,33 @@ impl JobLog {
         }
         let last_line = self.tail.iter().rev().find(|l| !l.trim().is_empty()).cloned();
         FinishedLog { steps, error: self.parser.error().map(str::to_string), last_line }
+    }
+}
+
+impl JobLog {
+    /// The phases the script marked, timed on one clock: the runtime's stamps on the script's own lines,
+    /// from each mark to the next, the last to the log's last line. Not by when the lines reached
+    /// layerbench: a kubelet's log stream delivers them in bursts, and a build of 200 ms whose lines all
+    /// arrive at once would be given a few ms, less than the builder itself timed its push inside it.
+    /// A last mark with no line after it has no end: that phase stays empty. A job whose script marks
+    /// nothing (kaniko's executor) keeps its build timed by layerbench's clock.
+    fn time_marked_phases(&self, outcome: &mut JobOutcome) {
+        let Some(&(last_phase, _)) = self.marks.last() else { return };
+        outcome.end_phase();
+        let mut phases = self.phases_before.clone();
+        let end = self.clock.last_ms();
+        for (i, &(phase, from)) in self.marks.iter().enumerate() {
+            let until = match self.marks.get(i + 1) {
+                Some(&(_, next)) => next,
+                None if self.line_after_last_mark => end,
+                None => continue,
+            };
+            *phases.entry(phase).or_default() += until.saturating_sub(from);
+        }
+        if !self.line_after_last_mark && !phases.contains_key(&last_phase) {
+            outcome.unmeasured.push(format!("{} left empty: the job printed nothing after the script marked it, so it has no end", last_phase.name()));
+        }
+        outcome.phases = phases;
     }
 }
 
@@ -161,9 +202,27 @@ mod tests {
         assert_eq!(outcome.phase(), Some(Phase::Push));
         let finished = log.finish(&mut outcome);
         assert_eq!(finished.steps[1].duration_ms, Some(2000), "step 2 ends at the push mark, not at the log's end");
+        // The lines came all at once; the phases come from their stamps: the build from its mark to the push
+        // mark, the push to the last line.
+        assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push)), (Some(&2900), Some(&6000)));
+        assert_eq!(outcome.phase(), None, "nothing runs on after the log's end");
         assert_eq!(finished.last_line.as_deref(), Some("Writing manifest to image destination"));
         let failure = finished.exit_failure(JobBuilder::Buildah, 125, 2, None);
         assert_eq!(failure.message, "Buildah exited with code 125: Writing manifest to image destination");
+    }
+
+    /// A last mark the job printed nothing after has no end: that phase is empty, with a note, never 0.
+    #[test]
+    fn a_phase_marked_last_with_nothing_after_it_stays_empty() {
+        let dockerfile = Dockerfile::parse("FROM python:3.11-slim\nRUN echo hi\n").unwrap();
+        let mut outcome = JobOutcome::default();
+        let mut log = JobLog::start(&buildah(), &dockerfile, &mut outcome);
+        for line in ["2026-11-27T18:00:00.100000000Z ::layerbench-phase build", "2026-11-27T18:00:01.000000000Z STEP 1/2: FROM python:3.11-slim", "2026-11-27T18:00:03.000000000Z ::layerbench-phase push"] {
+            log.push(line, &mut outcome);
+        }
+        log.finish(&mut outcome);
+        assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push)), (Some(&2900), None));
+        assert!(outcome.unmeasured.iter().any(|n| n.starts_with("push left empty")), "{:?}", outcome.unmeasured);
     }
 
     /// A phase BuildKit's progress shows no vertex for stays empty, its time stays in build, and the job's

@@ -55,8 +55,65 @@ pub async fn python_base(docker: &Docker, config: &ToolchainConfig, toolchain: &
     layerbench::toolchain::bases::resolve(docker, config, toolchain, &wanted, events).await.unwrap()
 }
 
-/// Runs a scenario with the given strategies (one iteration) to the end, results under `results_root`.
+/// An image of a shell (`dash` as `/bin/sh`) and `programs`, with the libraries they link, taken from the
+/// image `from` (the Python base), and `files` (path, content) of its own; built by the engine (its build
+/// cache makes a rebuild quick) and tagged `name`. Returns its ID.
+pub async fn tiny_image(docker: &Docker, from: &str, name: &str, programs: &[&str], files: &[(&str, &str)]) -> String {
+    use futures_util::StreamExt;
+    let mut script = String::from("set -e; mkdir -p /rootfs/bin; cp /bin/dash /rootfs/bin/sh; bins=/bin/dash; ");
+    for program in programs {
+        script.push_str(&format!("p=$(command -v {program}); cp -L \"$p\" /rootfs/bin/{program}; bins=\"$bins $p\"; "));
+    }
+    script.push_str("for lib in $(for b in $bins; do ldd $b; done | grep -o '/[^ ]*' | sort -u); do mkdir -p /rootfs$(dirname $lib); cp -L $lib /rootfs$lib; done");
+    for (path, content) in files {
+        script.push_str(&format!("; mkdir -p /rootfs$(dirname {path}); printf '%s\\n' '{content}' > /rootfs{path}"));
+    }
+    let dockerfile = format!("FROM {from} AS src\nRUN {script}\nFROM scratch\nCOPY --from=src /rootfs /\n");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "Dockerfile", dockerfile.as_bytes()).unwrap();
+    let options = bollard::query_parameters::BuildImageOptionsBuilder::default().t(name).rm(true).build();
+    let mut build = docker.build_image(options, None, Some(bollard::body_full(tar.into_inner().unwrap().into())));
+    while let Some(item) = build.next().await {
+        let info = item.unwrap_or_else(|e| panic!("build {name}: {e}"));
+        assert!(info.error_detail.is_none(), "build {name}: {info:?}");
+    }
+    docker.inspect_image(name).await.unwrap().id.unwrap()
+}
+
+/// What the small scenarios' builds start `FROM` in the tests, for `python:3.11-slim`: a shell and the
+/// programs their `RUN` steps call, a few MB where the Python base is 127 MB, which every cold job would
+/// push and every registry-cache job pull through the run's registry, on both backends. Mapped with
+/// `--base-image`'s own mechanism, as a team serves an image it has locally.
+pub const SMALL_BASE: &str = "layerbench-test/small-base:1";
+const SMALL_BASE_PROGRAMS: [&str; 6] = ["mkdir", "cp", "ls", "date", "cat", "wc"];
+
+/// The toolchain a test runs `scenario` with: the Python base mapped to [`SMALL_BASE`] (built now if
+/// need be), unless one of its `RUN` steps runs Python (the timed scenario, the fence probes).
+pub async fn toolchain_for(docker: &Docker, scenario: &Scenario) -> ToolchainConfig {
+    let dockerfile = std::fs::read_to_string(scenario.context.join(&scenario.dockerfile_path)).unwrap_or_default();
+    let runs_python = dockerfile.lines().any(|l| l.trim_start().to_uppercase().starts_with("RUN") && l.contains("python"));
+    if runs_python {
+        return ToolchainConfig::default();
+    }
+    let config = ToolchainConfig::default();
+    let toolchain = layerbench::toolchain::resolve_roles(docker, &config, &Default::default(), &events(vec![])).await.unwrap();
+    tiny_image(docker, &toolchain.base().name, SMALL_BASE, &SMALL_BASE_PROGRAMS, &[]).await;
+    let mapping = layerbench::toolchain::BaseMapping { name: config.base.clone(), local: SMALL_BASE.into() };
+    ToolchainConfig { base_map: vec![mapping], ..config }
+}
+
+/// Runs a scenario with the given strategies (one iteration) to the end, results under `results_root`, with
+/// the toolchain [`toolchain_for`] gives it.
 pub async fn run(scenario: &Scenario, strategies: &[Strategy], results_root: &Path, extra: Vec<Box<dyn Reporter>>) -> Outcome {
+    let toolchain = toolchain_for(&engine().await, scenario).await;
+    run_with(scenario, strategies, results_root, extra, toolchain).await
+}
+
+/// As [`run`], with `toolchain`.
+pub async fn run_with(scenario: &Scenario, strategies: &[Strategy], results_root: &Path, extra: Vec<Box<dyn Reporter>>, toolchain: ToolchainConfig) -> Outcome {
     let docker = engine().await;
     let request = session::Request {
         scenario,
@@ -65,7 +122,7 @@ pub async fn run(scenario: &Scenario, strategies: &[Strategy], results_root: &Pa
         concurrency: scenario.concurrency.clone(),
         results_root: results_root.to_path_buf(),
         keep: false,
-        toolchain: ToolchainConfig::default(),
+        toolchain,
         backend: session::BackendChoice::Docker,
     };
     session::execute(&docker, &request, &events(extra), std::future::pending()).await.unwrap_or_else(|e| panic!("{e}"))

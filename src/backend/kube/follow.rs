@@ -32,14 +32,18 @@ pub enum LogBreak {
 /// Follows `container`'s log in `pod` (`timestamps=true`) until the container has exited and its
 /// whole log was read, handing each line to `line` once. A stream that fails, or ends while the
 /// container still runs, is opened again from a second before the last timestamp read; the lines
-/// it gives again are skipped.
+/// it gives again are skipped. With `last_line`, the line a container that exits with 0 prints
+/// last, a stream that ends without it is opened again too: the kubelet ends a followed log when
+/// the container has exited, which may be before the runtime wrote the container's last lines.
 pub async fn follow_log(
     pods: &Api<Pod>,
     pod: &str,
     container: &str,
     deadline: Instant,
+    last_line: Option<&str>,
     mut line: impl FnMut(&str),
 ) -> Result<(), LogBreak> {
+    let mut ended = last_line.is_none();
     let mut resume = LogResume::default();
     let mut breaks = 0;
     let mut backoff = BACKOFF_FIRST;
@@ -64,6 +68,7 @@ pub async fn follow_log(
                         Ok(Ok(Some(text))) => {
                             if resume.first_time(&text) {
                                 progressed = true;
+                                ended = ended || last_line.is_some_and(|last| text_of(&text).trim_end() == last);
                                 line(&text);
                             }
                         }
@@ -79,8 +84,13 @@ pub async fn follow_log(
                     Some(cause) => cause,
                     // A follow ends by itself once the container has exited and its log is read.
                     None => match pods.get_opt(pod).await {
-                        Ok(Some(p)) if exit_of(&p, container).is_some() => return Ok(()),
-                        Ok(Some(_)) => format!("the log stream ended while container {container} was still running"),
+                        Ok(Some(p)) => match exit_of(&p, container) {
+                            // A container that failed may have been killed before its last line: its exit
+                            // status tells the job's outcome.
+                            Some((code, _)) if ended || code != 0 => return Ok(()),
+                            Some(_) => format!("the log ended before its last line ({})", last_line.unwrap_or_default()),
+                            None => format!("the log stream ended while container {container} was still running"),
+                        },
                         Ok(None) => {
                             return Err(LogBreak::BrokeOff {
                                 pod: pod.into(),
@@ -102,6 +112,11 @@ pub async fn follow_log(
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// A log line without the kubelet's timestamp.
+fn text_of(stamped: &str) -> &str {
+    split_docker_timestamp(stamped).map_or(stamped, |(_, text)| text)
 }
 
 /// Where to re-open a log, and which of the lines a re-opened stream gives again were read already.

@@ -329,7 +329,8 @@ impl KubeBackend {
         let mut log = JobLog::start(command, job.dockerfile, outcome);
         let mut versions = vec![];
         let mut readings = Readings::default();
-        let followed = follow::follow_log(&pods, pod, manifests::BUILD_CONTAINER, deadline, |line| {
+        let last_line = manifests::last_log_line(command);
+        let followed = follow::follow_log(&pods, pod, manifests::BUILD_CONTAINER, deadline, last_line.as_deref(), |line| {
             match usage_reading(line) {
                 Some(reading) => {
                     if let Some(sample) = readings.push(reading) {

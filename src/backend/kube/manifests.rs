@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::config::{KubeImages, KubeOptions};
 use super::names;
-use crate::builder::{DaemonHome, DaemonLaunch, DaemonSetup};
+use crate::builder::{DaemonHome, DaemonLaunch, DaemonSetup, JobCommand};
 use crate::pipeline::PipelineRunName;
 use crate::strategy::{BuildRequest, Op, Privileges, Strategy};
 
@@ -303,6 +303,21 @@ pub const REGISTRY_LOG_DIR: &str = "/var/log/registry";
 /// The registry's log, access lines included, as a file: the kubelet rotates a container's log
 /// (`containerLogMaxSize`, 10 MiB by default), so lines between two marks could vanish from it.
 pub const REGISTRY_ACCESS_LOG: &str = "/var/log/registry/access.log";
+
+/// The lines a job's build script starts with on kube: its container is read once more as the script
+/// exits, however it exits (see crate::usage), and its stderr joins its stdout, so that the log is one
+/// stream in the order it was written and the script's last line ([`last_log_line`]) comes after all
+/// the builder printed.
+pub fn script_prelude() -> String {
+    format!("{}\nexec 2>&1\n", crate::usage::final_reading_trap())
+}
+
+/// The line the build container's log ends with when its script ran to its end: the kubelet may end a
+/// followed log before the container runtime has written the container's last lines (the container has
+/// exited, its log file not yet caught up), so the log is read again until this line is in it.
+pub fn last_log_line(command: &JobCommand) -> Option<String> {
+    command.runs_a_script().then(crate::usage::final_line)
+}
 
 /// The registry container's script: `entrypoint config`, its stdout and stderr through a FIFO into
 /// `tee -a`, which appends them to the file in `log_dir` and passes them on to the container's
@@ -657,8 +672,7 @@ pub fn builder_job_pod(run: &RunMeta, images: &KubeImages, job: &JobMeta, build:
     }
     let mut args = command.args.clone();
     if command.runs_a_script() {
-        // Its container is read once more as the script exits, however it exits (see crate::usage).
-        args[0] = format!("{}\n{}", crate::usage::final_reading_trap(), args[0]);
+        args[0] = format!("{}{}", script_prelude(), args[0]);
     }
     let builder = Container {
         name: BUILD_CONTAINER.into(),
@@ -738,7 +752,7 @@ fn security_context(privileges: &Privileges, apparmor: AppArmorStyle) -> Option<
 }
 
 /// The builder's job command, the same as on the docker backend, with this cluster's endpoints.
-pub fn builder_command(request: &BuildRequest, dockerfile_path: &Path, images: &KubeImages, daemon_host: Option<&str>) -> crate::builder::JobCommand {
+pub fn builder_command(request: &BuildRequest, dockerfile_path: &Path, images: &KubeImages, daemon_host: Option<&str>) -> JobCommand {
     let endpoints = crate::builder::Endpoints { registry: REGISTRY_HOST, hub_mirror: images.hub_mirror.as_deref(), daemon_host };
     crate::builder::job_command(request, dockerfile_path, &endpoints)
 }

@@ -417,7 +417,8 @@ async fn a_daemonless_job_ships_its_context_in_config_maps_and_reads_steps_from_
     let log = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
                2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
                2026-11-27T18:00:01.600000000Z hi\n\
-               2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
+               2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n\
+               2026-11-27T18:00:04.100000000Z ::layerbench-usage --\n";
     let (mut backend, trace) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.is_watch()) {
         ("POST", _) => {
             bodies.lock().unwrap().push(seen.body.clone());
@@ -673,7 +674,8 @@ async fn a_daemonless_build_that_is_done_before_it_is_seen_running_is_no_crash()
     let job_name = "job-n1l1-i1-p0-daemonless";
     let log = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3.11-slim\n\
                2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
-               2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
+               2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n\
+               2026-11-27T18:00:04.100000000Z ::layerbench-usage --\n";
     let (mut backend, _) = backend(iteration_handler(move |seen| match (seen.method.as_str(), seen.is_watch()) {
         ("POST", _) => created(seen),
         ("GET", _) if seen.path.ends_with("/log") => Reply::Text(log.to_string()),
@@ -744,7 +746,8 @@ async fn a_daemonless_job_takes_its_phases_from_its_scripts_marks() {
                2026-11-27T18:00:00.200000000Z STEP 1/2: FROM python:3.11-slim\n\
                2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
                2026-11-27T18:00:04.000000000Z ::layerbench-phase push\n\
-               2026-11-27T18:00:09.000000000Z Writing manifest to image destination\n";
+               2026-11-27T18:00:09.000000000Z Writing manifest to image destination\n\
+               2026-11-27T18:00:09.100000000Z ::layerbench-usage --\n";
     let (outcome, _) = daemonless_job_with_logs(vec![Reply::Text(log.into())], 1).await;
     assert_eq!(outcome.error, None);
     for phase in [Phase::Provision, Phase::Build, Phase::Push, Phase::Teardown, Phase::Measure] {
@@ -805,7 +808,8 @@ const FIRST_PART: &str = "2026-11-27T18:00:00.000000000Z STEP 1/2: FROM python:3
 async fn a_log_that_breaks_off_is_resumed_from_its_last_timestamp_without_reading_a_line_twice() {
     let rest = "2026-11-27T18:00:01.500000000Z STEP 2/2: RUN echo hi\n\
                 2026-11-27T18:00:01.600000000Z hi\n\
-                2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n";
+                2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n\
+                2026-11-27T18:00:04.100000000Z ::layerbench-usage --\n";
     let (outcome, queries) = daemonless_job_with_logs(vec![Reply::Text(FIRST_PART.into()), Reply::Text(rest.into())], 2).await;
     assert_eq!(outcome.error, None);
     assert_eq!(queries.len(), 2, "{queries:?}");
@@ -828,6 +832,26 @@ async fn a_log_that_breaks_off_and_cannot_be_resumed_fails_the_job_naming_the_ca
     assert!(error.message.contains("connect: connection refused"), "{}", error.message);
     assert!(queries.len() > 2, "re-opened more than once: {queries:?}");
     assert_eq!(outcome.steps.len(), 2, "what was read is still recorded");
+}
+
+/// The kubelet may end a followed log as the container exits, before the runtime wrote its last lines
+/// (a BuildKit job's cache export and push were missing so, 2026-12-07): a script's log is read again
+/// until its last line is in it, and a job whose log never gets there is no ok job.
+#[tokio::test(start_paused = true)]
+async fn a_log_that_ends_before_its_scripts_last_line_is_read_again_and_never_taken_as_whole() {
+    let rest = "2026-11-27T18:00:01.600000000Z hi\n\
+                2026-11-27T18:00:04.000000000Z COMMIT registry:5000/daemonless/app:c1-first\n\
+                2026-11-27T18:00:04.100000000Z ::layerbench-usage --\n";
+    // Exited before the first stream: that stream ends at its end, without the last lines.
+    let (outcome, queries) = daemonless_job_with_logs(vec![Reply::Text(FIRST_PART.into()), Reply::Text(rest.into())], 0).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    assert_eq!(step_rows(&outcome), vec![(1, false, Some(1500)), (2, false, Some(2500))], "step 2 ends at the commit read the second time");
+    let (outcome, queries) = daemonless_job_with_logs(vec![Reply::Text(FIRST_PART.into())], 0).await;
+    let error = outcome.error.expect("a log known incomplete is no ok job");
+    assert_eq!(error.kind, crate::results::FailureKind::Infrastructure);
+    assert!(error.message.contains("the log ended before its last line (::layerbench-usage --)"), "{}", error.message);
+    assert!(queries.len() > 2, "read again more than once: {queries:?}");
 }
 
 /// A command run by exec that failed is no measurement, even when it printed a number: `du`
@@ -1063,7 +1087,7 @@ async fn the_buildah_pod_runs_the_builders_job_command_with_its_registries_conf(
     let expected = crate::builder::job_command(request, Path::new("Dockerfile"), &endpoints);
     let args = build.args.as_ref().unwrap();
     assert!(args[0].ends_with(&expected.args[0]), "the builder's own script: {args:?}");
-    assert!(args[0].starts_with(&crate::usage::final_reading_trap()), "read once more as it exits: {args:?}");
+    assert!(args[0].starts_with(&super::manifests::script_prelude()), "read once more as it exits, stderr joined to stdout: {args:?}");
     let script = &expected.args[0];
     assert!(script.contains("> /etc/containers/registries.conf"), "{script}");
     assert!(script.contains("prefix = \"registry:5000\"\nlocation = \"registry:5000\"\ninsecure = true"), "{script}");
