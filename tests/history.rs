@@ -253,7 +253,9 @@ fn a_real_run_over_the_history_misses_where_each_commit_changes_the_build() {
     let (text, _) = write(&request(repo.path(), Selection::Range { from: ids[0].clone(), to: ids[7].clone() }), &out).unwrap();
     std::fs::write(&out, &text).unwrap();
     let loaded = scenario::load(&out).unwrap();
-    let results = common::run_scenario_to_the_end("engine-history", &loaded, &[common::strategies::SHARED_DIND]);
+    // The Python base itself (not the tests' small one), whose record in run.json is checked below.
+    let toolchain = layerbench::toolchain::ToolchainConfig::default();
+    let results = common::run_scenario_to_the_end_with("engine-history", &loaded, &[common::strategies::SHARED_DIND], toolchain);
     let jobs = common::jobs(&results);
     assert!(jobs.iter().all(|j| j.status == layerbench::results::JobStatus::Ok), "{:?}", jobs.iter().map(|j| &j.error).collect::<Vec<_>>());
     let steps = common::steps(&results);

@@ -272,7 +272,9 @@ fn buildkit_phases_come_from_its_progress_as_on_the_engine() {
 
 /// Every job has its CPU time and peak memory, read from its pods' cgroups, within what the cluster's nodes
 /// hold (on one node: never more CPU than the node's cores over the job's wall time); every shared daemon
-/// has its iteration's figures.
+/// has its iteration's figures. kaniko's executor runs no script, so it has no exit reading: it is read only
+/// by exec while it runs, and an executor done within a second or so (this Dockerfile on its small base) can
+/// end before the first reading arrives. Its figures are then empty, and the job's notes must say why.
 #[test]
 fn every_job_has_plausible_cpu_time_and_peak_memory() {
     let nodes = cluster_nodes();
@@ -280,6 +282,12 @@ fn every_job_has_plausible_cpu_time_and_peak_memory() {
     let memory: u64 = nodes.iter().map(|n| n.2).sum();
     for job in jobs(&matrix().dir) {
         let at = format!("{} {}", job.strategy, job.pipeline_run);
+        if job.strategy == "daemonless-kaniko" && job.cpu_ms.is_none() {
+            let notes = job.notes.as_deref().unwrap_or_default();
+            assert!(notes.contains("CPU and memory left empty: no reading of") && notes.contains("ended before the first sample"), "{at}: {notes}");
+            assert_eq!(job.peak_memory_bytes, None, "{at}");
+            continue;
+        }
         let cpu_ms = job.cpu_ms.unwrap_or_else(|| panic!("{at}: no CPU time; notes: {:?}", job.notes));
         let peak = job.peak_memory_bytes.unwrap_or_else(|| panic!("{at}: no peak memory; notes: {:?}", job.notes));
         assert!(cpu_ms > 0 && cpu_ms <= job.wall_ms * cpus, "{at}: {cpu_ms} ms of CPU in {} ms on {cpus} CPUs", job.wall_ms);

@@ -145,9 +145,15 @@ pub fn small_without_deps_change() -> Scenario {
 
 /// As [`run_to_the_end`], for a scenario already loaded (and perhaps narrowed).
 pub fn run_scenario_to_the_end(dir: &str, scenario: &Scenario, strategies: &[Strategy]) -> PathBuf {
+    let toolchain = runtime().block_on(async { toolchain_for(&engine().await, scenario).await });
+    run_scenario_to_the_end_with(dir, scenario, strategies, toolchain)
+}
+
+/// As [`run_scenario_to_the_end`], with `toolchain`.
+pub fn run_scenario_to_the_end_with(dir: &str, scenario: &Scenario, strategies: &[Strategy], toolchain: ToolchainConfig) -> PathBuf {
     let _engine = lock_engine();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
-    let outcome = runtime().block_on(run(scenario, strategies, &root, vec![]));
+    let outcome = runtime().block_on(run_with(scenario, strategies, &root, vec![], toolchain));
     assert!(matches!(outcome.ending, session::Ending::Finished(_)), "{:?}", outcome.ending);
     assert_eq!(runtime().block_on(leftovers(&outcome.run_id)), 0, "the run left labelled resources behind");
     outcome.results_dir
