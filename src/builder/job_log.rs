@@ -1,7 +1,7 @@
 //! A job container's log read the same way on every backend: the builder's version line, the phases
 //! its script marks, and the builder's steps through its parser.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::log::{announce_step, split_docker_timestamp, LogClock, LogParser, ParsedStep};
 use super::command::{phase_marked, JobCommand, VersionLine};
@@ -26,8 +26,10 @@ pub struct JobLog {
     /// came after the last one (so that the last phase has an end).
     marks: Vec<(Phase, Millis)>,
     line_after_last_mark: bool,
-    /// The job's phase times as they were when the log started (its provision, say).
-    phases_before: std::collections::BTreeMap<Phase, Millis>,
+    /// The job's phase times as they were when the log started (its provision, say), and the phase it was
+    /// in until then.
+    phases_before: BTreeMap<Phase, Millis>,
+    preceding: Option<Phase>,
     tail: VecDeque<String>,
     /// The step last announced as started.
     announced: u32,
@@ -37,12 +39,14 @@ impl JobLog {
     /// Starts reading the log of a job running `command`. The job enters its build phase now: a
     /// builder without phase marks (kaniko) builds and pushes in one go, and all of it is the build.
     pub fn start(command: &JobCommand, dockerfile: &Dockerfile, outcome: &mut JobOutcome) -> JobLog {
+        let preceding = outcome.phase();
         outcome.enter(Phase::Build);
         let phases_before = outcome.phases.clone();
         JobLog {
             marks: vec![],
             line_after_last_mark: false,
             phases_before,
+            preceding,
             parser: (command.parser)(dockerfile),
             version: command.version,
             inner_phases: command.inner_phases.clone(),
@@ -113,25 +117,44 @@ impl JobLog {
     /// from each mark to the next, the last to the log's last line. Not by when the lines reached
     /// layerbench: a kubelet's log stream delivers them in bursts, and a build of 200 ms whose lines all
     /// arrive at once would be given a few ms, less than the builder itself timed its push inside it.
-    /// A last mark with no line after it has no end: that phase stays empty. A job whose script marks
-    /// nothing (kaniko's executor) keeps its build timed by layerbench's clock.
+    ///
+    /// The job's phases still add up to its wall time: the time layerbench's clock gave the log (from its
+    /// start to now) is shared out, each marked phase its stamped time and the rest to the build, which the
+    /// job is in from the log's start to the first mark (the script's set-up, the log's delivery). When the
+    /// stamps hold more than that, the script ran before layerbench started reading its log; the excess
+    /// comes out of the phase before (provision), which layerbench's clock ran on meanwhile. The clock runs
+    /// on in the last marked phase, as before. A job whose script marks nothing (kaniko's executor), whose
+    /// last mark has no line after it, or whose stamps cannot be fitted keeps its times by layerbench's clock.
     fn time_marked_phases(&self, outcome: &mut JobOutcome) {
         let Some(&(last_phase, _)) = self.marks.last() else { return };
+        if !self.line_after_last_mark {
+            return;
+        }
         outcome.end_phase();
-        let mut phases = self.phases_before.clone();
+        let total = |phases: &BTreeMap<Phase, Millis>| phases.values().sum::<Millis>();
+        let span = total(&outcome.phases).saturating_sub(total(&self.phases_before));
+        let mut stamped: BTreeMap<Phase, Millis> = BTreeMap::new();
         let end = self.clock.last_ms();
         for (i, &(phase, from)) in self.marks.iter().enumerate() {
-            let until = match self.marks.get(i + 1) {
-                Some(&(_, next)) => next,
-                None if self.line_after_last_mark => end,
-                None => continue,
-            };
-            *phases.entry(phase).or_default() += until.saturating_sub(from);
+            let until = self.marks.get(i + 1).map_or(end, |&(_, next)| next);
+            *stamped.entry(phase).or_default() += until.saturating_sub(from);
         }
-        if !self.line_after_last_mark && !phases.contains_key(&last_phase) {
-            outcome.unmeasured.push(format!("{} left empty: the job printed nothing after the script marked it, so it has no end", last_phase.name()));
+        let stamped_total = total(&stamped);
+        let mut phases = self.phases_before.clone();
+        if let Some(excess) = stamped_total.checked_sub(span).filter(|&ms| ms > 0) {
+            let before = self.preceding.and_then(|p| phases.get_mut(&p)).filter(|ms| **ms >= excess);
+            let Some(before) = before else {
+                outcome.enter(last_phase);
+                return;
+            };
+            *before -= excess;
+        }
+        *phases.entry(Phase::Build).or_default() += span.saturating_sub(stamped_total);
+        for (phase, ms) in stamped {
+            *phases.entry(phase).or_default() += ms;
         }
         outcome.phases = phases;
+        outcome.enter(last_phase);
     }
 }
 
@@ -188,6 +211,9 @@ mod tests {
     fn marks_enter_phases_the_version_is_read_and_the_last_step_ends_at_the_push_mark() {
         let dockerfile = Dockerfile::parse("FROM python:3.11-slim\nRUN echo hi\n").unwrap();
         let mut outcome = JobOutcome::default();
+        // The script ran before its log was read: 10 s of provision by layerbench's clock hold its 8.9 s.
+        outcome.phases.insert(Phase::Provision, 10_000);
+        outcome.enter(Phase::Provision);
         let mut log = JobLog::start(&buildah(), &dockerfile, &mut outcome);
         let lines = [
             "2026-11-27T18:00:00.000000000Z buildah version 1.28.2 (image-spec 1.0.2-dev, runtime-spec 1.0.2-dev)",
@@ -205,24 +231,43 @@ mod tests {
         // The lines came all at once; the phases come from their stamps: the build from its mark to the push
         // mark, the push to the last line.
         assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push)), (Some(&2900), Some(&6000)));
-        assert_eq!(outcome.phase(), None, "nothing runs on after the log's end");
+        assert!(outcome.phases[&Phase::Provision] <= 1_100, "{:?}", outcome.phases);
+        assert_eq!(outcome.phase(), Some(Phase::Push), "layerbench's clock runs on in the last phase");
         assert_eq!(finished.last_line.as_deref(), Some("Writing manifest to image destination"));
         let failure = finished.exit_failure(JobBuilder::Buildah, 125, 2, None);
         assert_eq!(failure.message, "Buildah exited with code 125: Writing manifest to image destination");
     }
 
-    /// A last mark the job printed nothing after has no end: that phase is empty, with a note, never 0.
+    /// Stamped times that exceed what layerbench's clock gave the log come out of the phase before it (the
+    /// script ran before its log was read); the phases still add up. A last mark with nothing after it has no
+    /// stamped end: the times stay layerbench's.
     #[test]
-    fn a_phase_marked_last_with_nothing_after_it_stays_empty() {
+    fn stamps_before_the_log_was_read_come_out_of_the_phase_before_and_a_last_mark_alone_keeps_the_clock() {
         let dockerfile = Dockerfile::parse("FROM python:3.11-slim\nRUN echo hi\n").unwrap();
+        let mut outcome = JobOutcome::default();
+        outcome.enter(Phase::Provision);
+        outcome.end_phase();
+        outcome.phases.insert(Phase::Provision, 5000);
+        outcome.enter(Phase::Provision);
+        let mut log = JobLog::start(&buildah(), &dockerfile, &mut outcome);
+        let provision = outcome.phases[&Phase::Provision];
+        for line in ["2026-11-27T18:00:00.100000000Z ::layerbench-phase build", "2026-11-27T18:00:01.000000000Z STEP 1/2: FROM python:3.11-slim", "2026-11-27T18:00:03.000000000Z ::layerbench-phase push", "2026-11-27T18:00:03.500000000Z done"] {
+            log.push(line, &mut outcome);
+        }
+        log.finish(&mut outcome);
+        outcome.end_phase();
+        assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push).map(|ms| *ms >= 500)), (Some(&2900), Some(true)));
+        let sum: Millis = outcome.phases.values().sum();
+        assert!(sum >= provision && sum <= provision + 50, "the phases keep their sum: {sum} for {provision} ms and a log read at once");
+        assert!(outcome.phases[&Phase::Provision] <= provision - 3400 + 50, "{:?}", outcome.phases);
+
         let mut outcome = JobOutcome::default();
         let mut log = JobLog::start(&buildah(), &dockerfile, &mut outcome);
         for line in ["2026-11-27T18:00:00.100000000Z ::layerbench-phase build", "2026-11-27T18:00:01.000000000Z STEP 1/2: FROM python:3.11-slim", "2026-11-27T18:00:03.000000000Z ::layerbench-phase push"] {
             log.push(line, &mut outcome);
         }
         log.finish(&mut outcome);
-        assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push)), (Some(&2900), None));
-        assert!(outcome.unmeasured.iter().any(|n| n.starts_with("push left empty")), "{:?}", outcome.unmeasured);
+        assert!(outcome.phases.get(&Phase::Build).is_some_and(|ms| *ms < 100), "layerbench's clock, for a log read at once: {:?}", outcome.phases);
     }
 
     /// A phase BuildKit's progress shows no vertex for stays empty, its time stays in build, and the job's
