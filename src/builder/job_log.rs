@@ -72,6 +72,10 @@ impl JobLog {
             self.line_after_last_mark = false;
             return None;
         }
+        if self.marks.is_empty() {
+            // The job is in its build from its first line (see `start`): kaniko's executor marks nothing else.
+            self.marks.push((Phase::Build, at_ms));
+        }
         self.line_after_last_mark = true;
         let version = self.version.and_then(|line| line.version(text).map(|v| (line.builder, v)));
         self.parser.push_line(at_ms, text);
@@ -123,8 +127,9 @@ impl JobLog {
     /// job is in from the log's start to the first mark (the script's set-up, the log's delivery). When the
     /// stamps hold more than that, the script ran before layerbench started reading its log; the excess
     /// comes out of the phase before (provision), which layerbench's clock ran on meanwhile. The clock runs
-    /// on in the last marked phase, as before. A job whose script marks nothing (kaniko's executor), whose
-    /// last mark has no line after it, or whose stamps cannot be fitted keeps its times by layerbench's clock.
+    /// on in the last marked phase, as before. The job is in its build from its first line, marked or not:
+    /// kaniko's executor, which marks nothing, has its build from its first line to its last. A job whose
+    /// last mark has no line after it, or whose stamps cannot be fitted, keeps its times by layerbench's clock.
     fn time_marked_phases(&self, outcome: &mut JobOutcome) {
         let Some(&(last_phase, _)) = self.marks.last() else { return };
         if !self.line_after_last_mark {
@@ -228,9 +233,9 @@ mod tests {
         assert_eq!(outcome.phase(), Some(Phase::Push));
         let finished = log.finish(&mut outcome);
         assert_eq!(finished.steps[1].duration_ms, Some(2000), "step 2 ends at the push mark, not at the log's end");
-        // The lines came all at once; the phases come from their stamps: the build from its mark to the push
-        // mark, the push to the last line.
-        assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push)), (Some(&2900), Some(&6000)));
+        // The lines came all at once; the phases come from their stamps: the build from the first line (the
+        // version) to the push mark, the push to the last line.
+        assert_eq!((outcome.phases.get(&Phase::Build), outcome.phases.get(&Phase::Push)), (Some(&3000), Some(&6000)));
         assert!(outcome.phases[&Phase::Provision] <= 1_100, "{:?}", outcome.phases);
         assert_eq!(outcome.phase(), Some(Phase::Push), "layerbench's clock runs on in the last phase");
         assert_eq!(finished.last_line.as_deref(), Some("Writing manifest to image destination"));
@@ -268,6 +273,27 @@ mod tests {
         }
         log.finish(&mut outcome);
         assert!(outcome.phases.get(&Phase::Build).is_some_and(|ms| *ms < 100), "layerbench's clock, for a log read at once: {:?}", outcome.phases);
+    }
+
+    /// A builder that marks nothing (kaniko) has its build from its first line to its last by their stamps,
+    /// however late the lines were read: an executor done before its pod was seen running is not a build of
+    /// a few ms with its time in provision.
+    #[test]
+    fn an_unmarked_build_runs_from_its_first_line_to_its_last() {
+        let dockerfile = Dockerfile::parse("FROM python:3.11-slim\nRUN echo hi\n").unwrap();
+        let request = BuildRequest { builder: JobBuilder::Kaniko, destinations: vec!["r:5000/a:c1".into()], cache_from: vec![], cache_to: None };
+        let kaniko = job_command(&request, Path::new("Dockerfile"), &Endpoints { registry: "r:5000", hub_mirror: None, daemon_host: None });
+        let mut outcome = JobOutcome::default();
+        outcome.phases.insert(Phase::Provision, 5000);
+        outcome.enter(Phase::Provision);
+        let mut log = JobLog::start(&kaniko, &dockerfile, &mut outcome);
+        for line in ["2026-11-27T18:00:00.100000000Z INFO[0000] Retrieving image manifest python:3.11-slim", "2026-11-27T18:00:01.600000000Z INFO[0001] Pushing image to r:5000/a:c1"] {
+            log.push(line, &mut outcome);
+        }
+        log.finish(&mut outcome);
+        outcome.end_phase();
+        assert_eq!(outcome.phases.get(&Phase::Build), Some(&1500), "{:?}", outcome.phases);
+        assert!(outcome.phases[&Phase::Provision] <= 3500, "the 1.5 s come out of provision: {:?}", outcome.phases);
     }
 
     /// A phase BuildKit's progress shows no vertex for stays empty, its time stays in build, and the job's
