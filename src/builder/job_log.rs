@@ -137,24 +137,32 @@ impl JobLog {
         }
         outcome.end_phase();
         let total = |phases: &BTreeMap<Phase, Millis>| phases.values().sum::<Millis>();
-        let span = total(&outcome.phases).saturating_sub(total(&self.phases_before));
+        // Phases only grow: what they gained since the log started is the time layerbench's clock gave it.
+        let span = total(&outcome.phases) - total(&self.phases_before);
+        // Each mark to the next, the last to the log's end. A mark stamped before the one it follows (a
+        // container's stdout and stderr are stamped apart) leaves the stamps unable to order the phases.
         let mut stamped: BTreeMap<Phase, Millis> = BTreeMap::new();
-        let end = self.clock.last_ms();
-        for (i, &(phase, from)) in self.marks.iter().enumerate() {
-            let until = self.marks.get(i + 1).map_or(end, |&(_, next)| next);
-            *stamped.entry(phase).or_default() += until.saturating_sub(from);
-        }
-        let stamped_total = total(&stamped);
-        let mut phases = self.phases_before.clone();
-        if let Some(excess) = stamped_total.checked_sub(span).filter(|&ms| ms > 0) {
-            let before = self.preceding.and_then(|p| phases.get_mut(&p)).filter(|ms| **ms >= excess);
-            let Some(before) = before else {
+        let ends = self.marks.iter().skip(1).map(|&(_, at)| at).chain([self.clock.last_ms()]);
+        for (&(phase, from), until) in self.marks.iter().zip(ends) {
+            let Some(ms) = until.checked_sub(from) else {
                 outcome.enter(last_phase);
                 return;
             };
-            *before -= excess;
+            *stamped.entry(phase).or_default() += ms;
         }
-        *phases.entry(Phase::Build).or_default() += span.saturating_sub(stamped_total);
+        let stamped_total = total(&stamped);
+        let mut phases = self.phases_before.clone();
+        match span.checked_sub(stamped_total) {
+            Some(unclaimed) => *phases.entry(Phase::Build).or_default() += unclaimed,
+            None => {
+                let excess = stamped_total - span;
+                let Some(before) = self.preceding.and_then(|p| phases.get_mut(&p)).filter(|ms| **ms >= excess) else {
+                    outcome.enter(last_phase);
+                    return;
+                };
+                *before -= excess;
+            }
+        }
         for (phase, ms) in stamped {
             *phases.entry(phase).or_default() += ms;
         }
@@ -273,6 +281,24 @@ mod tests {
         }
         log.finish(&mut outcome);
         assert!(outcome.phases.get(&Phase::Build).is_some_and(|ms| *ms < 100), "layerbench's clock, for a log read at once: {:?}", outcome.phases);
+    }
+
+    /// A mark stamped before the one it follows cannot order the phases: the times stay layerbench's clock's,
+    /// never a made-up 0 for the interval between them.
+    #[test]
+    fn marks_out_of_order_keep_layerbenchs_clock() {
+        let dockerfile = Dockerfile::parse("FROM python:3.11-slim\nRUN echo hi\n").unwrap();
+        let mut outcome = JobOutcome::default();
+        outcome.phases.insert(Phase::Provision, 10_000);
+        outcome.enter(Phase::Provision);
+        let mut log = JobLog::start(&buildah(), &dockerfile, &mut outcome);
+        for line in ["2026-11-27T18:00:01.000000000Z buildah version 1.28.2", "2026-11-27T18:00:03.000000000Z ::layerbench-phase push", "2026-11-27T18:00:02.000000000Z ::layerbench-phase build", "2026-11-27T18:00:04.000000000Z done"] {
+            log.push(line, &mut outcome);
+        }
+        log.finish(&mut outcome);
+        outcome.end_phase();
+        assert!(outcome.phases[&Phase::Provision] >= 10_000, "nothing taken out of provision: {:?}", outcome.phases);
+        assert!(outcome.phases.values().sum::<Millis>() < 10_100, "the clock's times, a log read at once: {:?}", outcome.phases);
     }
 
     /// A builder that marks nothing (kaniko) has its build from its first line to its last by their stamps,
