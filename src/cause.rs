@@ -132,9 +132,12 @@ impl Cause {
         self != Cause::NotRun
     }
 
-    /// What would make such a miss a hit, where the cause says so.
-    pub fn advice(self) -> Option<&'static str> {
+    /// What would make such a miss a hit, where the cause says so, for a strategy that keeps a cache between
+    /// jobs (`keeps_cache`) or not. A strategy that keeps one misses for `no-cache` only in its iteration's first
+    /// job, which nothing it could change would have served: no advice then.
+    pub fn advice(self, keeps_cache: bool) -> Option<&'static str> {
         match self {
+            Cause::NoCache if keeps_cache => None,
             Cause::NoCache => Some("keep a cache between jobs: any strategy but a fresh daemon without a cache import"),
             Cause::StageNotPushed => Some("push the builder stage too: registry-multistage"),
             Cause::InlineFinalStageOnly => Some("export every stage: a registry cache with mode=max (buildkit-registry)"),
@@ -440,7 +443,7 @@ mod tests {
         let prior = prior(before, cached(&[2], &[]));
         let result = classify(&now, &cached(&[2], &[3, 4]), Some(&prior), &keeps());
         assert_eq!(causes(&result), [(3, Cause::Unexplained), (4, Cause::AfterMiss)]);
-        assert!(Cause::Unexplained.not_in_cache() && Cause::Unexplained.advice().is_none());
+        assert!(Cause::Unexplained.not_in_cache() && Cause::Unexplained.advice(true).is_none());
     }
 
     /// BuildKit builds only what the target needs: a stage nothing uses, of which the builder reported no

@@ -107,7 +107,7 @@ impl MissTally {
         let mut lines = vec!["why steps missed, per strategy (step rows over every job):".to_string()];
         for (strategy, counts) in &self.causes {
             let parts: Vec<String> = counts.iter().map(|(cause, n)| format!("{n} {}", cause.short())).collect();
-            let advice: Vec<&str> = counts.keys().filter_map(|c| c.advice()).collect();
+            let advice: Vec<&str> = counts.keys().filter_map(|c| c.advice(strategy.keeps_cache())).collect();
             let advice = match advice.is_empty() {
                 true => String::new(),
                 false => format!("; would hit with: {}", advice.join("; ")),
@@ -295,7 +295,7 @@ mod tests {
     }
 
     /// At the end of a run, plain output (not a terminal) gets the miss causes per strategy, with what would make
-    /// them hits; a skipped stage's steps are no misses.
+    /// them hits (none for the first job of a strategy that keeps a cache); a skipped stage's steps are no misses.
     #[test]
     fn the_end_of_a_run_sums_up_why_steps_missed_per_strategy() {
         let mut plain = PlainReporter::new(Vec::new());
@@ -308,6 +308,8 @@ mod tests {
         job("registry-final", vec![step(2, Some(Cause::StageNotPushed), None), step(3, Some(Cause::AfterMiss), None), step(4, Some(Cause::AfterMiss), None)]);
         job("registry-final", vec![step(2, Some(Cause::StageNotPushed), None)]);
         job("shared-dind", vec![step(9, Some(Cause::InputChanged), Some("app/main.py")), step(4, Some(Cause::NotRun), None), step(2, None, None)]);
+        job("shared-dind", vec![step(2, Some(Cause::NoCache), None)]);
+        job("ephemeral-dind", vec![step(2, Some(Cause::NoCache), None)]);
         plain.event(&Event::RunFinished { results_dir: "results/r".into(), interrupted: false });
         let out = String::from_utf8(plain.out).unwrap();
         let summary: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("why steps missed")).collect();
@@ -315,8 +317,9 @@ mod tests {
             summary,
             [
                 "why steps missed, per strategy (step rows over every job):",
+                "  ephemeral-dind  1 no cache; would hit with: keep a cache between jobs: any strategy but a fresh daemon without a cache import",
                 "  registry-final  2 after miss, 2 stage not pushed; would hit with: push the builder stage too: registry-multistage",
-                "  shared-dind     1 changed",
+                "  shared-dind     1 no cache, 1 changed",
                 "done; results in results/r",
             ],
             "{out}"

@@ -524,7 +524,7 @@ fn miss_advice(map: &CacheMap) -> String {
             continue;
         }
         let counts: Vec<String> = causes.iter().map(|(cause, n)| format!("{n} {}", html(cause.label()))).collect();
-        let advice: Vec<String> = causes.iter().filter_map(|(cause, _)| cause.advice()).map(html).collect();
+        let advice: Vec<String> = causes.iter().filter_map(|(cause, _)| cause.advice(strategy.keeps_cache())).map(html).collect();
         let advice = match advice.is_empty() {
             true => String::new(),
             false => format!(" What would make them hits: {}.", advice.join("; ")),
@@ -896,14 +896,15 @@ mod tests {
         );
     }
 
-    /// Each strategy's line says what would turn its misses into hits, where the cause says so.
+    /// Each strategy's line says what would turn its misses into hits, where the cause says so; a strategy that
+    /// keeps a cache is not told to keep one for its cold job.
     #[test]
     fn the_advice_names_what_would_make_a_strategys_misses_hits() {
         use super::super::cache_map::{Cell, Column, StepState};
         use crate::cause::Cause;
         let cell = |state| Cell { marks: vec![], majority: state, median_ms: None };
-        let columns = ["registry-final", "daemonless-kaniko", "shared-dind"]
-            .map(|s| Column { strategy: crate::strategy::Strategy::named(s), pipeline_run: "no-change".into() });
+        let columns = [("registry-final", "no-change"), ("daemonless-kaniko", "no-change"), ("shared-dind", "no-change"), ("shared-dind", "cold"), ("ephemeral-dind", "no-change")]
+            .map(|(s, run)| Column { strategy: crate::strategy::Strategy::named(s), pipeline_run: run.into() });
         let map = CacheMap {
             steps: vec![],
             columns: columns.to_vec(),
@@ -911,6 +912,8 @@ mod tests {
                 cell(StepState::Miss(Some(Cause::StageNotPushed))),
                 cell(StepState::Miss(Some(Cause::CopyNotCached))),
                 cell(StepState::Miss(Some(Cause::AfterMiss))),
+                cell(StepState::Miss(Some(Cause::NoCache))),
+                cell(StepState::Miss(Some(Cause::NoCache))),
             ]],
         };
         let advice = miss_advice(&map);
@@ -920,6 +923,7 @@ mod tests {
         };
         assert!(line("registry-final").contains("What would make them hits: push the builder stage too: registry-multistage."), "{advice}");
         assert!(line("daemonless-kaniko").contains("What would make them hits: kaniko `--cache-copy-layers`."), "{advice}");
-        assert!(!line("shared-dind").contains("What would make them hits"), "after a miss has no advice of its own: {advice}");
+        assert!(!line("shared-dind").contains("What would make them hits"), "after a miss has no advice of its own, nor a cold job of a strategy that keeps a cache: {advice}");
+        assert!(line("ephemeral-dind").contains("What would make them hits: keep a cache between jobs"), "{advice}");
     }
 }

@@ -24,7 +24,8 @@ pub fn section(data: &RunData, chart_svg: Option<&str>) -> String {
          strategy far above it loses time to contention; hits lost against level 1 are lanes overwriting each \
          other's cache. The hit rate is over the cacheable steps whose cache state the builder reported: a step it \
          reported nothing for (BuildKit, for a build merged with an identical one beside it) is counted apart, \
-         as not reported, never as a hit or a miss.</p>\n"
+         as not reported, never as a hit or a miss. A hit whose input changed (an anomaly: the builder served \
+         a layer no job had built from that input) stays a reported hit and is named beside the rate.</p>\n"
     );
     out.push_str(&ranking_sentence(&figures));
     if let Some(svg) = chart_svg {
@@ -94,11 +95,7 @@ fn throughput_table(figures: &[LevelFigures]) -> String {
                 td_num(format::opt_duration(f.p95_ms.map(|v| v as f64))),
                 td_num(format::opt_duration(f.reference_ms)),
                 td_num(f.jobs_per_hour.map_or(MISSING.to_string(), |v| format!("{v:.1}"))),
-                td_num(match (f.hit_rate, f.unreported_steps) {
-                    (None, _) => MISSING.to_string(),
-                    (Some(v), 0) => format!("{:.0}%", v * 100.0),
-                    (Some(v), n) => format!("{:.0}% ({n} not reported)", v * 100.0),
-                }),
+                td_num(hit_rate_cell(f)),
                 td_num(format::opt_bytes(f.peak_memory_bytes.map(|v| v as f64))),
                 td_num(format::opt_duration(f.daemon_cpu_ms.map(|v| v as f64))),
                 td_num(format::opt_bytes(f.daemon_peak_memory_bytes.map(|v| v as f64))),
@@ -106,4 +103,23 @@ fn throughput_table(figures: &[LevelFigures]) -> String {
         })
         .collect();
     table(Some("load-table"), &headers, &rows)
+}
+
+/// The hit rate, with the cacheable steps the builder did not report and the anomalies (hits whose input
+/// changed) beside it: `47% (5 not reported, 1 anomaly: a hit although its input changed)`.
+fn hit_rate_cell(f: &LevelFigures) -> String {
+    let Some(rate) = f.hit_rate else { return MISSING.to_string() };
+    let mut notes = vec![];
+    if f.unreported_steps > 0 {
+        notes.push(format!("{} not reported", f.unreported_steps));
+    }
+    match f.anomalies {
+        0 => {}
+        1 => notes.push("1 anomaly: a hit although its input changed".to_string()),
+        n => notes.push(format!("{n} anomalies: hits although their input changed")),
+    }
+    match notes.is_empty() {
+        true => format!("{:.0}%", rate * 100.0),
+        false => format!("{:.0}% ({})", rate * 100.0, notes.join(", ")),
+    }
 }

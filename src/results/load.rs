@@ -33,6 +33,9 @@ pub struct LevelFigures {
     pub hit_rate: Option<f64>,
     /// Cacheable steps of the level's successful jobs whose cache state the builder did not report.
     pub unreported_steps: usize,
+    /// Steps of the level's successful jobs that the builder reported as hits although their input changed
+    /// (`hit-despite-change`): anomalies, which the report names rather than hides behind a hit rate.
+    pub anomalies: usize,
     /// The level-1 p50 spread over the host's cores; `None` without level 1 or a core count.
     pub reference_ms: Option<f64>,
     /// The highest peak memory of one job at this level (its daemon's share included).
@@ -67,6 +70,11 @@ pub fn figures(data: &RunData) -> Vec<LevelFigures> {
             let walls: Vec<Millis> = ok.iter().map(|j| j.wall_ms).collect();
             let services: Vec<_> = data.services.iter().filter(|s| s.strategy == strategy && s.concurrency == level).collect();
             let (hit_rate, unreported_steps) = hit_rate(data, &ok);
+            let anomalies = ok
+                .iter()
+                .flat_map(|job| data.steps_of(job))
+                .filter(|step| step.cause == Some(crate::cause::Cause::HitDespiteChange))
+                .count();
             out.push(LevelFigures {
                 strategy,
                 level,
@@ -77,6 +85,7 @@ pub fn figures(data: &RunData) -> Vec<LevelFigures> {
                 jobs_per_hour: jobs_per_hour(&jobs),
                 hit_rate,
                 unreported_steps,
+                anomalies,
                 reference_ms: match (alone_p50, cores) {
                     (Some(p50), Some(cores)) if cores > 0 => Some(p50 as f64 * level as f64 / level.min(cores) as f64),
                     _ => None,
