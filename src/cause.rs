@@ -133,8 +133,8 @@ impl Cause {
     }
 
     /// What would make such a miss a hit, where the cause says so, for a strategy that keeps a cache between
-    /// jobs (`keeps_cache`) or not. A strategy that keeps one misses for `no-cache` only in its iteration's first
-    /// job, which nothing it could change would have served: no advice then.
+    /// jobs (`keeps_cache`) or not. A strategy that keeps one misses for `no-cache` only where no earlier job of
+    /// its iteration succeeded (its cold job), which no other strategy would have served: no advice then.
     pub fn advice(self, keeps_cache: bool) -> Option<&'static str> {
         match self {
             Cause::NoCache if keeps_cache => None,
