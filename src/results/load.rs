@@ -69,12 +69,7 @@ pub fn figures(data: &RunData) -> Vec<LevelFigures> {
             let ok: Vec<&JobRecord> = jobs.iter().copied().filter(|j| j.status == JobStatus::Ok).collect();
             let walls: Vec<Millis> = ok.iter().map(|j| j.wall_ms).collect();
             let services: Vec<_> = data.services.iter().filter(|s| s.strategy == strategy && s.concurrency == level).collect();
-            let (hit_rate, unreported_steps) = hit_rate(data, &ok);
-            let anomalies = ok
-                .iter()
-                .flat_map(|job| data.steps_of(job))
-                .filter(|step| step.cause == Some(crate::cause::Cause::HitDespiteChange))
-                .count();
+            let StepTally { hit_rate, unreported_steps, anomalies } = tally_steps(data, &ok);
             out.push(LevelFigures {
                 strategy,
                 level,
@@ -131,11 +126,21 @@ fn jobs_per_hour(jobs: &[&JobRecord]) -> Option<f64> {
     (busy_ms > 0).then(|| ok as f64 * 3_600_000.0 / busy_ms as f64)
 }
 
-/// Hits over the cacheable steps whose cache state the builder reported, and how many it did not report.
-fn hit_rate(data: &RunData, ok: &[&JobRecord]) -> (Option<f64>, usize) {
-    let (mut hits, mut reported, mut unreported) = (0usize, 0usize, 0usize);
+/// What the builder reported of the steps of a level's successful jobs.
+struct StepTally {
+    /// Hits over the cacheable steps whose cache state the builder reported.
+    hit_rate: Option<f64>,
+    /// Cacheable steps whose cache state it did not report.
+    unreported_steps: usize,
+    /// Steps, cacheable or not, it reported as hits although their input changed.
+    anomalies: usize,
+}
+
+fn tally_steps(data: &RunData, ok: &[&JobRecord]) -> StepTally {
+    let (mut hits, mut reported, mut unreported, mut anomalies) = (0usize, 0usize, 0usize, 0usize);
     for job in ok {
         for step in data.steps_of(job) {
+            anomalies += usize::from(step.cause == Some(crate::cause::Cause::HitDespiteChange));
             // A stage the builder skipped is neither a hit, a miss, nor unreported.
             if !crate::dockerfile::is_cacheable(&step.instruction) || step.cause == Some(crate::cause::Cause::NotRun) {
                 continue;
@@ -149,7 +154,7 @@ fn hit_rate(data: &RunData, ok: &[&JobRecord]) -> (Option<f64>, usize) {
             }
         }
     }
-    ((reported > 0).then(|| hits as f64 / reported as f64), unreported)
+    StepTally { hit_rate: (reported > 0).then(|| hits as f64 / reported as f64), unreported_steps: unreported, anomalies }
 }
 
 /// Where the ranking by p50 at the highest level differs from level 1: (level-1 order, highest-level order).
